@@ -1,0 +1,18 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(not(any(test, loom, feature = "std")), no_std)]
+
+pub mod layout;
+mod payload;
+mod region;
+pub mod seqlock;
+pub mod slot;
+pub mod spsc;
+mod storage;
+mod sync;
+
+pub use layout::{ABI_VERSION, ElementLayout, Kind, Line};
+pub use payload::Pod;
+pub use region::{AttachError, CreateError, Region};
+
+#[cfg(all(feature = "linux", target_os = "linux"))]
+pub mod linux;

@@ -1,0 +1,48 @@
+//! Linux adapters: find shared memory and wake-up fds, check who the peer is.
+//!
+//! Thin wrappers over [`rustix`] (no raw libc). They never re-implement a
+//! ring: they map memory for the core structures and carry fds between
+//! processes. Each wrapper's doc names the syscall it makes.
+
+use core::fmt;
+
+pub use rustix::io::Errno;
+
+/// A failed system call: which one, and the kernel's error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SysError {
+    /// The call, as in its man page (e.g. `"shm_open"`).
+    pub call: &'static str,
+    /// The error the kernel returned.
+    pub errno: Errno,
+}
+
+impl SysError {
+    /// Wraps `errno` from `call`.
+    pub const fn new(call: &'static str, errno: Errno) -> Self {
+        Self { call, errno }
+    }
+
+    /// A closure for `map_err` that tags an `Errno` with `call`.
+    pub(crate) fn from_call(call: &'static str) -> impl Fn(Errno) -> Self {
+        move |errno| Self::new(call, errno)
+    }
+}
+
+impl fmt::Display for SysError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.call, self.errno)
+    }
+}
+
+impl std::error::Error for SysError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.errno)
+    }
+}
+
+impl From<SysError> for std::io::Error {
+    fn from(err: SysError) -> Self {
+        Self::from_raw_os_error(err.errno.raw_os_error())
+    }
+}

@@ -1,0 +1,132 @@
+//! What may travel through shared memory, and how it is copied in and out.
+//!
+//! A payload is any type implementing zerocopy's [`FromBytes`], [`IntoBytes`] and
+//! [`Immutable`] (derive them): it has no padding, so no uninitialised byte of
+//! this process leaks into shared memory; every bit pattern is a valid value, so
+//! whatever a peer writes can be read back without undefined behaviour; and it
+//! holds no references or pointers. File descriptors are plain integers to the
+//! type system: an `i32` that names an fd means nothing in another process, so
+//! send fds over a Unix socket instead.
+//!
+//! Payloads are never borrowed in place: they are copied word by word with
+//! relaxed atomic loads and stores into a local value, so another process
+//! rewriting a slot mid-copy yields a garbled value (which the structure's
+//! protocol then detects or reports), never a data race in this process.
+
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+use crate::sync::{Ordering, WORD_BYTES, Word, WordInt};
+
+/// A type that may travel through shared memory; implemented for every type
+/// with zerocopy's `FromBytes + IntoBytes + Immutable`.
+///
+/// ```
+/// use zerocopy::{FromBytes, Immutable, IntoBytes};
+///
+/// #[derive(Clone, Copy, FromBytes, IntoBytes, Immutable)]
+/// #[repr(C)]
+/// struct Quote {
+///     price: u64,
+///     size: u32,
+///     venue: u32,
+/// }
+///
+/// fn assert_payload<T: ipc_primitives::Pod>() {}
+/// assert_payload::<Quote>();
+/// assert_payload::<[u64; 8]>();
+/// ```
+///
+/// A type with padding is refused when the derive runs:
+///
+/// ```compile_fail
+/// #[derive(zerocopy::IntoBytes, zerocopy::FromBytes, zerocopy::Immutable)]
+/// #[repr(C)]
+/// struct Padded { a: u8, b: u64 }
+/// ```
+pub trait Pod: FromBytes + IntoBytes + Immutable {}
+
+impl<T: FromBytes + IntoBytes + Immutable> Pod for T {}
+
+/// Words one slot of `T` spans: its size rounded up to 8 bytes.
+pub(crate) const fn slot_words<T>() -> usize {
+    crate::ElementLayout::of::<T>().slot_size() as usize / WORD_BYTES
+}
+
+/// Copies `value` into `dst` (the words of one slot) with relaxed atomic stores;
+/// the slot's bytes past the value are zeroed.
+#[inline]
+pub(crate) fn store<T: Pod>(dst: &[Word], value: &T) {
+    for (word, chunk) in dst.iter().zip(value.as_bytes().chunks(WORD_BYTES)) {
+        let mut buf = [0; WORD_BYTES];
+        buf[..chunk.len()].copy_from_slice(chunk);
+        word.store(WordInt::from_ne_bytes(buf), Ordering::Relaxed);
+    }
+}
+
+/// Copies `bytes` into the slot `dst` at byte `offset`, which the caller has
+/// checked to lie within the slot. Partly covered words are merged with what
+/// they hold, which only the writer of the slot changes.
+#[inline]
+pub(crate) fn store_bytes(dst: &[Word], offset: usize, bytes: &[u8]) {
+    let mut pos = offset;
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let (index, start) = (pos / WORD_BYTES, pos % WORD_BYTES);
+        let take = rest.len().min(WORD_BYTES - start);
+        let Some(word) = dst.get(index) else { return };
+        let mut buf = if take == WORD_BYTES {
+            [0; WORD_BYTES]
+        } else {
+            word.load(Ordering::Relaxed).to_ne_bytes()
+        };
+        buf[start..start + take].copy_from_slice(&rest[..take]);
+        word.store(WordInt::from_ne_bytes(buf), Ordering::Relaxed);
+        pos += take;
+        rest = &rest[take..];
+    }
+}
+
+/// Copies the slot `src` out into a new `T` with relaxed atomic loads.
+#[inline]
+pub(crate) fn load<T: Pod>(src: &[Word]) -> T {
+    let mut value = T::new_zeroed();
+    for (chunk, word) in value.as_mut_bytes().chunks_mut(WORD_BYTES).zip(src) {
+        let bytes = word.load(Ordering::Relaxed).to_ne_bytes();
+        chunk.copy_from_slice(&bytes[..chunk.len()]);
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_odd_sizes() {
+        let slot: [Word; 2] = [Word::new(0), Word::new(0)];
+        store(&slot, &[1u8, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+        assert_eq!(load::<[u8; 11]>(&slot), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+        store(&slot, &0xdead_beef_u32);
+        assert_eq!(load::<u32>(&slot), 0xdead_beef);
+    }
+
+    #[test]
+    fn partial_store_keeps_neighbouring_bytes() {
+        let slot: [Word; 2] = [Word::new(0), Word::new(0)];
+        store(&slot, &[0xaau8; 16]);
+        store_bytes(&slot, 3, &[1, 2, 3, 4, 5, 6, 7]);
+        let got = load::<[u8; 16]>(&slot);
+        assert_eq!(got[..3], [0xaa; 3]);
+        assert_eq!(got[3..10], [1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(got[10..], [0xaa; 6]);
+    }
+
+    #[test]
+    fn memory_holds_the_value_bytes() {
+        let slot: [Word; 1] = [Word::new(0)];
+        store(&slot, &[1u8, 2, 3, 4, 5]);
+        let raw = slot[0].load(Ordering::Relaxed).to_ne_bytes();
+        assert_eq!(raw[..5], [1, 2, 3, 4, 5]);
+        assert_eq!(raw[5..], [0; WORD_BYTES - 5]);
+    }
+}

@@ -1,0 +1,107 @@
+//! The consuming side of a ring.
+
+use core::{cell::Cell, fmt, marker::PhantomData};
+
+use super::{Corrupted, PopError, Ring};
+use crate::payload::{self, Pod};
+use crate::sync::Ordering;
+
+/// Pops from a ring. One per ring; `Send` but not `Sync` or `Clone`.
+///
+/// Pops copy out of the slot; nothing hands out a reference into memory the
+/// producer can write.
+pub struct Consumer<'a, T> {
+    ring: Ring<'a, T>,
+    /// Next counter value to read; the authoritative copy of the shared `tail`.
+    tail: u32,
+    /// The producer's `head` when last read and found valid: in
+    /// `tail ..= tail + capacity`, at or behind the real one.
+    cached_head: u32,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl<T> fmt::Debug for Consumer<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("tail", &self.tail)
+            .field("cached_head", &self.cached_head)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, T: Pod> Consumer<'a, T> {
+    pub(super) fn new(ring: Ring<'a, T>) -> Self {
+        let tail = ring.control.tail.0.load(Ordering::Acquire);
+        Self {
+            ring,
+            tail,
+            cached_head: tail,
+            _not_sync: PhantomData,
+        }
+    }
+
+    /// Elements ready, re-reading the producer's counter only when the cached
+    /// one shows fewer than `want`.
+    #[inline]
+    fn ready(&mut self, want: u32) -> Result<u32, Corrupted> {
+        let ready = self.cached_head.wrapping_sub(self.tail);
+        if ready >= want {
+            return Ok(ready);
+        }
+        let head = self.ring.control.head.0.load(Ordering::Acquire);
+        let ready = self.ring.distance(head, self.tail)?;
+        self.cached_head = head;
+        Ok(ready)
+    }
+
+    /// Releases `count` slots to the producer.
+    #[inline]
+    fn release(&mut self, count: u32) {
+        self.tail = self.tail.wrapping_add(count);
+        self.ring.control.tail.0.store(self.tail, Ordering::Release);
+    }
+
+    /// Pops the oldest element.
+    #[inline]
+    pub fn try_pop(&mut self) -> Result<T, PopError> {
+        if self.ready(1)? == 0 {
+            return Err(PopError::Empty);
+        }
+        let value = payload::load(self.ring.slot(self.tail));
+        self.release(1);
+        Ok(value)
+    }
+
+    /// Pops up to `out.len()` elements into `out`, releasing their slots at once.
+    /// Returns how many were popped (0 if the ring is empty).
+    pub fn pop_into(&mut self, out: &mut [T]) -> Result<usize, Corrupted> {
+        let want = u32::try_from(out.len()).unwrap_or(u32::MAX);
+        let count = self.ready(want)?.min(want);
+        for (offset, item) in (0..count).zip(out.iter_mut()) {
+            *item = payload::load(self.ring.slot(self.tail.wrapping_add(offset)));
+        }
+        if count > 0 {
+            self.release(count);
+        }
+        Ok(count as usize)
+    }
+
+    /// Elements ready to pop (at most the capacity, which is also what a
+    /// corrupt producer counter shows as).
+    pub fn len(&self) -> usize {
+        let head = self.ring.control.head.0.load(Ordering::Acquire);
+        self.ring
+            .distance(head, self.tail)
+            .unwrap_or(self.ring.capacity()) as usize
+    }
+
+    /// Whether nothing is ready to pop.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of slots.
+    pub fn capacity(&self) -> usize {
+        self.ring.capacity() as usize
+    }
+}

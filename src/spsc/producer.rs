@@ -1,0 +1,196 @@
+//! The producing side of a ring.
+
+use core::{cell::Cell, fmt, marker::PhantomData};
+
+use super::{Corrupted, PushError, Ring};
+use crate::payload::{self, Pod};
+use crate::sync::Ordering;
+
+/// Pushes into a ring. One per ring; `Send` but not `Sync` or `Clone`.
+pub struct Producer<'a, T> {
+    ring: Ring<'a, T>,
+    /// Next counter value to write; the authoritative copy of the shared `head`.
+    head: u32,
+    /// The consumer's `tail` when last read; at or behind the real one.
+    cached_tail: u32,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl<T> fmt::Debug for Producer<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Producer")
+            .field("head", &self.head)
+            .field("cached_tail", &self.cached_tail)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, T: Pod> Producer<'a, T> {
+    pub(super) fn new(ring: Ring<'a, T>) -> Self {
+        let head = ring.control.head.0.load(Ordering::Acquire);
+        let tail = ring.control.tail.0.load(Ordering::Acquire);
+        Self {
+            ring,
+            head,
+            // A corrupt tail is caught on the first push, not trusted here.
+            cached_tail: if ring.distance(head, tail).is_ok() {
+                tail
+            } else {
+                head.wrapping_sub(ring.capacity())
+            },
+            _not_sync: PhantomData,
+        }
+    }
+
+    /// Free slots, re-reading the consumer's counter only if the cached one
+    /// shows fewer than `want`.
+    #[inline]
+    fn free(&mut self, want: u32) -> Result<u32, Corrupted> {
+        let cap = self.ring.capacity();
+        let free = cap - self.head.wrapping_sub(self.cached_tail);
+        if free >= want {
+            return Ok(free);
+        }
+        let tail = self.ring.control.tail.0.load(Ordering::Acquire);
+        let used = self.ring.distance(self.head, tail)?;
+        self.cached_tail = tail;
+        Ok(cap - used)
+    }
+
+    /// Publishes everything written up to `head`.
+    #[inline]
+    fn publish(&mut self, count: u32) {
+        self.head = self.head.wrapping_add(count);
+        self.ring.control.head.0.store(self.head, Ordering::Release);
+    }
+
+    /// Pushes `value`, or hands it back if the ring is full or corrupt.
+    #[inline]
+    pub fn try_push(&mut self, value: T) -> Result<(), PushError<T>> {
+        match self.free(1) {
+            Ok(0) => Err(PushError::Full(value)),
+            Ok(_) => {
+                payload::store(self.ring.slot(self.head), &value);
+                self.publish(1);
+                Ok(())
+            }
+            Err(Corrupted) => Err(PushError::Corrupted(value)),
+        }
+    }
+
+    /// Pushes as many of `items` as fit, in order, publishing them at once.
+    /// Returns how many were pushed (0 if the ring is full).
+    pub fn push_slice(&mut self, items: &[T]) -> Result<usize, Corrupted> {
+        let want = u32::try_from(items.len()).unwrap_or(u32::MAX);
+        let count = self.free(want)?.min(want);
+        for (offset, item) in (0..count).zip(items) {
+            payload::store(self.ring.slot(self.head.wrapping_add(offset)), item);
+        }
+        if count > 0 {
+            self.publish(count);
+        }
+        Ok(count as usize)
+    }
+
+    /// Reserves the next slot for writing in place; nothing is visible to the
+    /// consumer until [`Grant::commit`]. Dropping the grant abandons it.
+    pub fn grant(&mut self) -> Result<Grant<'_, 'a, T>, PushError<()>> {
+        match self.free(1) {
+            Ok(0) => Err(PushError::Full(())),
+            Ok(_) => Ok(Grant { producer: self }),
+            Err(Corrupted) => Err(PushError::Corrupted(())),
+        }
+    }
+
+    /// Elements waiting to be popped (at most the capacity, which is also what
+    /// a corrupt consumer counter shows as).
+    pub fn len(&self) -> usize {
+        let tail = self.ring.control.tail.0.load(Ordering::Acquire);
+        self.ring
+            .distance(self.head, tail)
+            .unwrap_or(self.ring.capacity()) as usize
+    }
+
+    /// Whether nothing is waiting to be popped.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Slots free for pushing.
+    pub fn free_slots(&self) -> usize {
+        self.capacity() - self.len()
+    }
+
+    /// Number of slots.
+    pub fn capacity(&self) -> usize {
+        self.ring.capacity() as usize
+    }
+}
+
+/// A reserved slot, written in place and published by [`commit`](Self::commit).
+///
+/// The slot is not cleared: bytes not written keep whatever an earlier message
+/// left there.
+pub struct Grant<'p, 'a, T> {
+    producer: &'p mut Producer<'a, T>,
+}
+
+impl<T> fmt::Debug for Grant<'_, '_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Grant")
+            .field("index", &self.producer.head)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Pod> Grant<'_, '_, T> {
+    /// Writes a whole value into the slot.
+    pub fn write(&mut self, value: &T) {
+        payload::store(self.producer.ring.slot(self.producer.head), value);
+    }
+
+    /// Writes `bytes` at byte `offset` of the value, leaving the rest as it is.
+    pub fn write_bytes(&mut self, offset: usize, bytes: &[u8]) -> Result<(), OutOfBounds> {
+        let size = core::mem::size_of::<T>();
+        match offset.checked_add(bytes.len()) {
+            Some(end) if end <= size => {
+                payload::store_bytes(self.producer.ring.slot(self.producer.head), offset, bytes);
+                Ok(())
+            }
+            _ => Err(OutOfBounds {
+                offset,
+                len: bytes.len(),
+                size,
+            }),
+        }
+    }
+
+    /// Publishes the slot to the consumer.
+    pub fn commit(self) {
+        self.producer.publish(1);
+    }
+}
+
+/// A write reached past the end of the element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct OutOfBounds {
+    /// Byte offset of the write.
+    pub offset: usize,
+    /// Bytes written.
+    pub len: usize,
+    /// Size of the element.
+    pub size: usize,
+}
+
+impl fmt::Display for OutOfBounds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "write of {} bytes at offset {} exceeds the {}-byte element",
+            self.len, self.offset, self.size
+        )
+    }
+}
+
+impl core::error::Error for OutOfBounds {}
