@@ -6,6 +6,9 @@
 
 use core::fmt;
 
+pub mod shm;
+pub mod uds;
+
 pub use rustix::io::Errno;
 
 /// A failed system call: which one, and the kernel's error.

@@ -1,0 +1,1 @@
+//! Shared memory: POSIX shm and memfd segments, mapped `MAP_SHARED`.

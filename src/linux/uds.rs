@@ -1,0 +1,1 @@
+//! Unix domain sockets: seqpacket streams, fd passing, peer credentials.
