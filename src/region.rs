@@ -86,10 +86,7 @@ impl<'a> Region<'a> {
 
     /// Initialises a `C` at the start of the region followed by `capacity` slots
     /// for `T`, and publishes its header last.
-    pub(crate) fn create<C: Control, T>(
-        self,
-        capacity: u32,
-    ) -> Result<Placed<'a, C>, CreateError> {
+    pub(crate) fn create<C: Control, T>(self, capacity: u32) -> Result<Placed<'a, C>, CreateError> {
         if !self.is_aligned() {
             return Err(CreateError::Misaligned { required: LINE });
         }
@@ -335,7 +332,10 @@ impl fmt::Display for AttachError {
                 write!(f, "layout version {found}, this build reads {expected}")
             }
             Self::WrongKind { expected, found } => {
-                write!(f, "region holds structure kind {found}, expected {expected:?}")
+                write!(
+                    f,
+                    "region holds structure kind {found}, expected {expected:?}"
+                )
             }
             Self::WrongElement { expected, found } => write!(
                 f,
@@ -352,3 +352,157 @@ impl fmt::Display for AttachError {
 }
 
 impl core::error::Error for AttachError {}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use zerocopy::IntoBytes;
+
+    use super::*;
+    use crate::layout::{ABI_VERSION, Line, MAGIC};
+    use crate::seqlock::SeqLock;
+    use crate::spsc::Spsc;
+
+    /// A region holding a fresh `Spsc<u64>` of capacity 4, as lines.
+    fn ring_memory() -> std::vec::Vec<Line> {
+        let mut mem = std::vec![Line::ZERO; 4];
+        Spsc::<u64>::create(Region::new(mem.as_mut_bytes()), 4).unwrap();
+        mem
+    }
+
+    /// Overwrites the `u32` at `offset` as a hostile peer could, then attaches.
+    fn attach_after(offset: usize, value: u32) -> Result<(), AttachError> {
+        let mut mem = ring_memory();
+        mem.as_mut_bytes()[offset..offset + 4].copy_from_slice(&value.to_ne_bytes());
+        Spsc::<u64>::attach(Region::new(mem.as_mut_bytes())).map(|_| ())
+    }
+
+    #[test]
+    fn attach_accepts_a_valid_header() {
+        assert_eq!(attach_after(0, MAGIC), Ok(()));
+    }
+
+    #[test]
+    fn attach_names_each_header_mismatch() {
+        use AttachError as E;
+        assert_eq!(attach_after(0, 0), Err(E::NotInitialized));
+        assert_eq!(attach_after(0, 7), Err(E::WrongMagic { found: 7 }));
+        assert_eq!(
+            attach_after(4, 9),
+            Err(E::WrongVersion {
+                expected: ABI_VERSION,
+                found: 9
+            })
+        );
+        assert_eq!(
+            attach_after(8, 2),
+            Err(E::WrongKind {
+                expected: Kind::Spsc,
+                found: 2
+            })
+        );
+        let u64_layout = ElementLayout { size: 8, align: 8 };
+        assert_eq!(
+            attach_after(12, 16),
+            Err(E::WrongElement {
+                expected: u64_layout,
+                found: ElementLayout { size: 16, align: 8 }
+            })
+        );
+        assert_eq!(
+            attach_after(16, 4),
+            Err(E::WrongElement {
+                expected: u64_layout,
+                found: ElementLayout { size: 8, align: 4 }
+            })
+        );
+        assert_eq!(
+            attach_after(20, 16),
+            Err(E::WrongSlotSize {
+                expected: 8,
+                found: 16
+            })
+        );
+        for capacity in [0, 3, u32::MAX] {
+            assert_eq!(
+                attach_after(24, capacity),
+                Err(E::InvalidCapacity { found: capacity })
+            );
+        }
+        assert_eq!(
+            attach_after(24, 1 << 20),
+            Err(E::TooSmall {
+                needed: 384 + (8 << 20),
+                actual: 512
+            })
+        );
+    }
+
+    #[test]
+    fn attach_checks_type_and_region() {
+        let mut mem = ring_memory();
+        let bytes = mem.as_mut_bytes();
+        assert_eq!(
+            Spsc::<u32>::attach(Region::new(bytes)).map(|_| ()),
+            Err(AttachError::WrongElement {
+                expected: ElementLayout { size: 4, align: 4 },
+                found: ElementLayout { size: 8, align: 8 }
+            })
+        );
+        assert_eq!(
+            SeqLock::<u64>::attach(Region::new(bytes)).map(|_| ()),
+            Err(AttachError::WrongKind {
+                expected: Kind::SeqLock,
+                found: Kind::Spsc as u32
+            })
+        );
+        assert_eq!(
+            Spsc::<u64>::attach(Region::new(&mut bytes[128..])).map(|_| ()),
+            Err(AttachError::NotInitialized)
+        );
+        assert_eq!(
+            Spsc::<u64>::attach(Region::new(&mut bytes[..400])).map(|_| ()),
+            Err(AttachError::TooSmall {
+                needed: 416,
+                actual: 400
+            })
+        );
+        assert_eq!(
+            Spsc::<u64>::attach(Region::new(&mut bytes[..100])).map(|_| ()),
+            Err(AttachError::TooSmall {
+                needed: 384,
+                actual: 100
+            })
+        );
+        assert_eq!(
+            Spsc::<u64>::attach(Region::new(&mut bytes[1..])).map(|_| ()),
+            Err(AttachError::Misaligned { required: 128 })
+        );
+        assert_eq!(
+            Spsc::<u64>::attach(Region::new(&mut [])).map(|_| ()),
+            Err(AttachError::Misaligned { required: 128 })
+        );
+    }
+
+    #[test]
+    fn attach_to_garbage_never_succeeds() {
+        let mut mem = std::vec![Line([0xa5; LINE]); 8];
+        assert_eq!(
+            Spsc::<u64>::attach(Region::new(mem.as_mut_bytes())).map(|_| ()),
+            Err(AttachError::WrongMagic { found: 0xa5a5_a5a5 })
+        );
+    }
+
+    #[test]
+    fn errors_display_what_is_wrong() {
+        let err = AttachError::TooSmall {
+            needed: 416,
+            actual: 400,
+        };
+        assert_eq!(
+            std::format!("{err}"),
+            "region too small: needs 416 bytes, has 400"
+        );
+        let err = CreateError::InvalidCapacity { capacity: 3 };
+        assert!(std::format!("{err}").contains("invalid capacity 3"));
+    }
+}

@@ -352,3 +352,72 @@ mod assertions {
     assert_not_impl_any!(Writer<'static, u64>: Sync, Clone);
     assert_impl_all!(Reader<'static, u64>: Send, Sync, Copy);
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use zerocopy::IntoBytes;
+
+    use super::*;
+    use crate::Line;
+
+    fn memory() -> std::vec::Vec<Line> {
+        std::vec![Line::ZERO; Line::count_for(SeqLock::<[u64; 3]>::required_size())]
+    }
+
+    #[test]
+    fn reads_the_latest_write_and_counts_versions() {
+        let mut mem = memory();
+        let region = Region::new(mem.as_mut_bytes());
+        let mut writer = SeqLock::<[u64; 3]>::create(region).unwrap().into_writer();
+        let reader = SeqLock::<[u64; 3]>::attach(region).unwrap().reader();
+        assert_eq!(reader.try_read_with(1), Ok(([0; 3], 0)));
+        writer.write(&[1, 2, 3]);
+        writer.write(&[4, 5, 6]);
+        assert_eq!(reader.try_read_with(1), Ok(([4, 5, 6], 2)));
+        assert_eq!((reader.version(), writer.version()), (2, 2));
+    }
+
+    #[test]
+    fn a_writer_dead_mid_write_stalls_readers_boundedly() {
+        let mut mem = memory();
+        let region = Region::new(mem.as_mut_bytes());
+        let lock = SeqLock::<[u64; 3]>::create(region).unwrap();
+        let reader = lock.reader();
+        lock.lock.control.seq.0.store(7, Ordering::Release);
+        assert_eq!(reader.try_read(), Err(ReadError::WriterStalled));
+        assert_eq!(reader.try_read_with(0), Err(ReadError::WriterStalled));
+        // A restarted writer continues from the next even sequence.
+        let mut writer = SeqLock::<[u64; 3]>::attach(region).unwrap().into_writer();
+        writer.write(&[9; 3]);
+        assert_eq!(reader.try_read_with(1), Ok(([9; 3], 5)));
+    }
+
+    #[test]
+    fn static_lock_splits_into_writer_and_copyable_readers() {
+        let mut lock = StaticSeqLock::<u32>::new();
+        let (mut writer, reader) = lock.split();
+        let copy = reader;
+        writer.write(&41);
+        writer.write(&42);
+        assert_eq!((reader.try_read(), copy.try_read()), (Ok(42), Ok(42)));
+    }
+
+    #[test]
+    fn create_and_attach_check_the_region() {
+        let mut mem = memory();
+        let bytes = mem.as_mut_bytes();
+        assert_eq!(
+            SeqLock::<[u64; 3]>::create(Region::new(&mut bytes[..200])).map(|_| ()),
+            Err(CreateError::TooSmall {
+                needed: 256 + 24,
+                actual: 200
+            })
+        );
+        SeqLock::<[u64; 3]>::create(Region::new(bytes)).unwrap();
+        bytes[24..28].copy_from_slice(&2u32.to_ne_bytes());
+        assert_eq!(
+            SeqLock::<[u64; 3]>::attach(Region::new(bytes)).map(|_| ()),
+            Err(AttachError::InvalidCapacity { found: 2 })
+        );
+    }
+}

@@ -4,10 +4,10 @@
 use crate::payload::slot_words;
 use crate::sync::Word;
 
-#[cfg(not(loom))]
-pub(crate) use inline::InlineSlots;
 #[cfg(loom)]
 pub(crate) use boxed::InlineSlots;
+#[cfg(not(loom))]
+pub(crate) use inline::InlineSlots;
 
 #[cfg(not(loom))]
 mod inline {

@@ -13,22 +13,22 @@
 
 #[cfg(not(any(loom, feature = "portable-atomic")))]
 pub(crate) use core::sync::atomic::{AtomicU32, Ordering, fence};
-#[cfg(all(not(loom), feature = "portable-atomic"))]
-pub(crate) use portable_atomic::{AtomicU32, Ordering, fence};
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicU32, Ordering, fence};
+#[cfg(all(not(loom), feature = "portable-atomic"))]
+pub(crate) use portable_atomic::{AtomicU32, Ordering, fence};
 
-#[cfg(all(target_has_atomic = "64", not(any(loom, feature = "portable-atomic"))))]
-pub(crate) use core::sync::atomic::AtomicU64 as Word;
-#[cfg(all(target_has_atomic = "64", not(loom), feature = "portable-atomic"))]
-pub(crate) use portable_atomic::AtomicU64 as Word;
-#[cfg(all(target_has_atomic = "64", loom))]
-pub(crate) use loom::sync::atomic::AtomicU64 as Word;
 /// The unit in which payloads are copied in and out of shared memory: the widest
 /// native atomic. Its width changes only how a payload is copied, never the bytes
 /// in memory, so 32- and 64-bit peers share one layout.
 #[cfg(not(target_has_atomic = "64"))]
 pub(crate) use AtomicU32 as Word;
+#[cfg(all(target_has_atomic = "64", not(any(loom, feature = "portable-atomic"))))]
+pub(crate) use core::sync::atomic::AtomicU64 as Word;
+#[cfg(all(target_has_atomic = "64", loom))]
+pub(crate) use loom::sync::atomic::AtomicU64 as Word;
+#[cfg(all(target_has_atomic = "64", not(loom), feature = "portable-atomic"))]
+pub(crate) use portable_atomic::AtomicU64 as Word;
 
 /// The integer a [`Word`] holds.
 #[cfg(target_has_atomic = "64")]

@@ -43,7 +43,7 @@ mod producer;
 use core::{fmt, marker::PhantomData};
 
 pub use consumer::Consumer;
-pub use producer::{Grant, Producer};
+pub use producer::{Grant, OutOfBounds, Producer};
 
 use crate::layout::{CacheLine, ElementLayout, Fingerprint, Header, Kind};
 use crate::payload::{Pod, slot_words};
@@ -401,3 +401,6 @@ mod assertions {
     assert_not_impl_any!(Consumer<'static, u64>: Sync, Clone);
     assert_impl_all!(StaticSpsc<u64, 4>: Send, Sync);
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests;
