@@ -273,4 +273,5 @@ mod assertions {
     // integer type"), so a word copy covers exactly its bytes.
     const_assert_eq!(size_of::<Word>(), crate::sync::WORD_BYTES);
     const_assert_eq!(size_of::<AtomicU32>(), 4);
+    const_assert_eq!(size_of::<CacheLine<crate::wait::Event>>(), LINE);
 }

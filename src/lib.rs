@@ -9,6 +9,7 @@ pub mod slot;
 pub mod spsc;
 mod storage;
 mod sync;
+pub mod wait;
 
 pub use layout::{ABI_VERSION, ElementLayout, Kind, Line};
 pub use payload::Pod;

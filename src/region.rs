@@ -364,7 +364,7 @@ mod tests {
 
     /// A region holding a fresh `Spsc<u64>` of capacity 4, as lines.
     fn ring_memory() -> std::vec::Vec<Line> {
-        let mut mem = std::vec![Line::ZERO; 4];
+        let mut mem = std::vec![Line::ZERO; 5];
         Spsc::<u64>::create(Region::new(mem.as_mut_bytes()), 4).unwrap();
         mem
     }
@@ -431,8 +431,8 @@ mod tests {
         assert_eq!(
             attach_after(24, 1 << 20),
             Err(E::TooSmall {
-                needed: 384 + (8 << 20),
-                actual: 512
+                needed: 512 + (8 << 20),
+                actual: 640
             })
         );
     }
@@ -460,16 +460,16 @@ mod tests {
             Err(AttachError::NotInitialized)
         );
         assert_eq!(
-            Spsc::<u64>::attach(Region::new(&mut bytes[..400])).map(|_| ()),
+            Spsc::<u64>::attach(Region::new(&mut bytes[..540])).map(|_| ()),
             Err(AttachError::TooSmall {
-                needed: 416,
-                actual: 400
+                needed: 544,
+                actual: 540
             })
         );
         assert_eq!(
             Spsc::<u64>::attach(Region::new(&mut bytes[..100])).map(|_| ()),
             Err(AttachError::TooSmall {
-                needed: 384,
+                needed: 512,
                 actual: 100
             })
         );

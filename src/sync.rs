@@ -39,6 +39,14 @@ pub(crate) type WordInt = u32;
 /// Bytes in one [`Word`].
 pub(crate) const WORD_BYTES: usize = core::mem::size_of::<WordInt>();
 
+/// Whether the atomics this crate puts in shared memory are lock-free, as memory
+/// shared with another process requires: `core` has atomic types only where they
+/// are native; portable-atomic may fall back to a lock kept in this process.
+#[cfg(all(not(loom), feature = "portable-atomic"))]
+pub(crate) const LOCK_FREE: bool = AtomicU32::is_always_lock_free() && Word::is_always_lock_free();
+#[cfg(any(loom, not(feature = "portable-atomic")))]
+pub(crate) const LOCK_FREE: bool = true;
+
 /// Tells the CPU (or loom's scheduler) that this thread is waiting for another.
 #[inline]
 pub(crate) fn spin_loop() {

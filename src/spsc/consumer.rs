@@ -4,7 +4,8 @@ use core::{cell::Cell, fmt, marker::PhantomData};
 
 use super::{Corrupted, PopError, Ring};
 use crate::payload::{self, Pod};
-use crate::sync::Ordering;
+use crate::sync::{self, Ordering};
+use crate::wait::{Event, SleepError};
 
 /// Pops from a ring. One per ring; `Send` but not `Sync` or `Clone`.
 ///
@@ -84,6 +85,44 @@ impl<'a, T: Pod> Consumer<'a, T> {
             self.release(count);
         }
         Ok(count as usize)
+    }
+
+    /// Pops, first retrying `spins` times, then sleeping through `sleep` until
+    /// an element arrives.
+    ///
+    /// Before sleeping the consumer announces itself on the ring's [`Event`]
+    /// and checks the ring once more (see [`crate::wait`]). `sleep(event, epoch)`
+    /// should return when woken, when the event's epoch is no longer `epoch`,
+    /// or spuriously (all are fine: the ring is checked again), and `Err` to
+    /// give up, e.g. on a timeout. The producer must call
+    /// [`Producer::wake_needed`](super::Producer::wake_needed) after publishing
+    /// and wake the consumer when it says so.
+    pub fn pop_or_sleep<E>(
+        &mut self,
+        spins: u32,
+        mut sleep: impl FnMut(&Event, u32) -> Result<(), E>,
+    ) -> Result<T, SleepError<E>> {
+        for _ in 0..spins {
+            match self.try_pop() {
+                Err(PopError::Empty) => sync::spin_loop(),
+                done => return done.map_err(|_| SleepError::Corrupted),
+            }
+        }
+        let event = &self.ring.control.ready.0;
+        loop {
+            let epoch = event.announce();
+            match self.try_pop() {
+                Err(PopError::Empty) => {}
+                done => {
+                    event.withdraw();
+                    return done.map_err(|_| SleepError::Corrupted);
+                }
+            }
+            if let Err(err) = sleep(event, epoch) {
+                event.withdraw();
+                return Err(SleepError::Sleep(err));
+            }
+        }
     }
 
     /// Elements ready to pop (at most the capacity, which is also what a

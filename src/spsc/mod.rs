@@ -35,7 +35,8 @@
 //! | 0      | 128                | [header](crate::layout)                   |
 //! | 128    | 128                | `head`: `u32`, elements pushed (producer) |
 //! | 256    | 128                | `tail`: `u32`, elements popped (consumer) |
-//! | 384    | capacity x slot    | slots, each `size_of::<T>()` rounded to 8 |
+//! | 384    | 128                | `ready`: [`Event`] the consumer sleeps on |
+//! | 512    | capacity x slot    | slots, each `size_of::<T>()` rounded to 8 |
 
 mod consumer;
 mod producer;
@@ -50,6 +51,7 @@ use crate::payload::{Pod, slot_words};
 use crate::region::{Control, Placed, Region, required_size};
 use crate::storage::InlineSlots;
 use crate::sync::{AtomicU32, Ordering, Word, const_fn_unless_loom};
+use crate::wait::Event;
 use crate::{AttachError, CreateError};
 
 /// The largest capacity: counters are `u32` and wrap, so capacity <= 2^31 keeps
@@ -66,10 +68,13 @@ pub(crate) struct SpscControl {
     /// Elements ever popped, wrapping. Written only by the consumer (`Release`);
     /// in `head - capacity ..= head` unless the consumer is corrupt.
     tail: CacheLine<AtomicU32>,
+    /// The consumer announces here that it will sleep until `head` moves.
+    ready: CacheLine<Event>,
 }
 
-// SAFETY: `#[repr(C)]`, a `Header` then two `CacheLine<AtomicU32>`: only atomics,
-// size 384 (a multiple of 128), alignment 128.
+// SAFETY: `#[repr(C)]`, a `Header`, two `CacheLine<AtomicU32>` and a
+// `CacheLine<Event>` (two `AtomicU32`): only atomics, size 512 (a multiple of
+// 128), alignment 128.
 unsafe impl Control for SpscControl {
     const KIND: Kind = Kind::Spsc;
 
@@ -84,6 +89,7 @@ unsafe impl Control for SpscControl {
     fn reset(&self) {
         self.head.0.store(0, Ordering::Relaxed);
         self.tail.0.store(0, Ordering::Relaxed);
+        self.ready.0.reset();
     }
 }
 
@@ -269,6 +275,7 @@ impl<T: Pod, const N: usize> StaticSpsc<T, N> {
                     }),
                     head: CacheLine(AtomicU32::new(0)),
                     tail: CacheLine(AtomicU32::new(0)),
+                    ready: CacheLine(Event::new()),
                 },
                 slots: InlineSlots::zeroed(),
             }
@@ -387,10 +394,11 @@ mod assertions {
 
     use super::{Consumer, InlineSlots, Producer, SpscControl, StaticSpsc};
 
-    const_assert_eq!(size_of::<SpscControl>(), 384);
+    const_assert_eq!(size_of::<SpscControl>(), 512);
     const_assert_eq!(offset_of!(SpscControl, head), 128);
     const_assert_eq!(offset_of!(SpscControl, tail), 256);
-    const_assert_eq!(offset_of!(StaticSpsc<[u64; 8], 4>, slots), 384);
+    const_assert_eq!(offset_of!(SpscControl, ready), 384);
+    const_assert_eq!(offset_of!(StaticSpsc<[u64; 8], 4>, slots), 512);
     const_assert_eq!(size_of::<InlineSlots<[u64; 8], 4>>(), 4 * 64);
     const_assert_eq!(size_of::<InlineSlots<[u8; 3], 4>>(), 4 * 8);
     const_assert_eq!(size_of::<InlineSlots<u128, 2>>(), 2 * 16);

@@ -5,6 +5,7 @@ use core::{cell::Cell, fmt, marker::PhantomData};
 use super::{Corrupted, PushError, Ring};
 use crate::payload::{self, Pod};
 use crate::sync::Ordering;
+use crate::wait::Event;
 
 /// Pushes into a ring. One per ring; `Send` but not `Sync` or `Clone`.
 pub struct Producer<'a, T> {
@@ -100,6 +101,23 @@ impl<'a, T: Pod> Producer<'a, T> {
             Ok(_) => Ok(Grant { producer: self }),
             Err(Corrupted) => Err(PushError::Corrupted(())),
         }
+    }
+
+    /// Whether the consumer has announced it is going to sleep, after a push:
+    /// if so the caller must wake it (an eventfd write, a futex wake on
+    /// [`event`](Self::event)). The announcement is consumed, so each sleep
+    /// costs one wake.
+    ///
+    /// Costs a `SeqCst` fence and a load from a line the consumer writes only
+    /// when it goes to sleep: no system call while the consumer is awake.
+    #[inline]
+    pub fn wake_needed(&self) -> bool {
+        self.ring.control.ready.0.needs_wake()
+    }
+
+    /// The event the consumer sleeps on.
+    pub fn event(&self) -> &'a Event {
+        &self.ring.control.ready.0
     }
 
     /// Elements waiting to be popped (at most the capacity, which is also what

@@ -1,0 +1,128 @@
+//! Blocking without a system call per message: the event-word protocol.
+//!
+//! A side that wants to sleep announces it on a shared [`Event`], re-checks its
+//! condition, and only then sleeps; the other side publishes, issues a `SeqCst`
+//! fence, and signals only if somebody announced. A producer whose consumer is
+//! awake therefore makes no system call at all.
+//!
+//! ```text
+//!  waiter                               notifier
+//!  epoch = event.epoch                  publish (Release)
+//!  event.waiting = 1                    fence(SeqCst)
+//!  fence(SeqCst)                        if event.waiting == 1:
+//!  re-check the ring: ready? -> return      event.waiting = 0
+//!  sleep unless event.epoch != epoch         event.epoch += 1
+//!                                           wake the sleeper
+//! ```
+//!
+//! The two `SeqCst` fences order "announce, then check" against "publish, then
+//! look": either the notifier sees the announcement, or the waiter's re-check
+//! sees the data. The epoch closes the last gap: a wake that lands between the
+//! re-check and the sleep changes the epoch, and a futex wait on the old epoch
+//! returns at once (an eventfd keeps its count, to the same effect). No wake-up
+//! is lost; `tests/loom_wait.rs` model-checks it.
+//!
+//! The core never sleeps itself: it hands the [`Event`] and epoch to a closure
+//! that does (see [`Consumer::pop_or_sleep`](crate::spsc::Consumer::pop_or_sleep));
+//! the Linux adapters provide eventfd and futex sleepers.
+
+use core::fmt;
+
+use crate::sync::{AtomicU32, Ordering, const_fn_unless_loom, fence};
+
+/// A shared word a sleeper announces itself on. Each event has one sleeper and
+/// one notifier (a ring's consumer and producer).
+///
+/// # Layout
+/// 8 bytes, `#[repr(C)]`: `waiting` (`u32`, 1 while the sleeper is announced) at
+/// 0, `epoch` (`u32`, bumped by the notifier on each wake, the futex word) at 4.
+#[repr(C)]
+pub struct Event {
+    /// 1 from the sleeper's announcement until it stops waiting or is woken.
+    /// Written by both sides with plain stores.
+    waiting: AtomicU32,
+    /// Wakes so far, wrapping. Written only by the notifier.
+    epoch: AtomicU32,
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("waiting", &self.waiting.load(Ordering::Relaxed))
+            .field("epoch", &self.epoch.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Event {
+    const_fn_unless_loom! {
+        pub(crate) fn new() -> Self {
+            Self {
+                waiting: AtomicU32::new(0),
+                epoch: AtomicU32::new(0),
+            }
+        }
+    }
+
+    pub(crate) fn reset(&self) {
+        self.waiting.store(0, Ordering::Relaxed);
+        self.epoch.store(0, Ordering::Relaxed);
+    }
+
+    /// Sleeper, before re-checking its condition: announces itself and returns
+    /// the epoch to sleep on.
+    pub(crate) fn announce(&self) -> u32 {
+        let epoch = self.epoch.load(Ordering::Acquire);
+        self.waiting.store(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        epoch
+    }
+
+    /// Sleeper: no longer waiting (its condition holds, or it gives up).
+    pub(crate) fn withdraw(&self) {
+        self.waiting.store(0, Ordering::Relaxed);
+    }
+
+    /// Notifier, after publishing: whether the sleeper must be woken. If so,
+    /// the announcement is consumed and the epoch advanced, so the caller wakes
+    /// once per announcement.
+    #[inline]
+    pub(crate) fn needs_wake(&self) -> bool {
+        fence(Ordering::SeqCst);
+        if self.waiting.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        self.waiting.store(0, Ordering::Relaxed);
+        let epoch = self.epoch.load(Ordering::Relaxed);
+        self.epoch.store(epoch.wrapping_add(1), Ordering::Release);
+        true
+    }
+
+    /// The current epoch: a sleeper handed `epoch` should sleep only while this
+    /// still equals it (a futex does that check atomically in the kernel).
+    pub fn epoch(&self) -> u32 {
+        self.epoch.load(Ordering::Acquire)
+    }
+}
+
+/// Why [`Consumer::pop_or_sleep`](crate::spsc::Consumer::pop_or_sleep) returned
+/// without an element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum SleepError<E> {
+    /// The producer's counter is impossible; see [`Corrupted`](crate::spsc::Corrupted).
+    Corrupted,
+    /// The sleeper gave up (a timeout, or a failed system call).
+    Sleep(E),
+}
+
+impl<E: fmt::Display> fmt::Display for SleepError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Corrupted => fmt::Display::fmt(&crate::spsc::Corrupted, f),
+            Self::Sleep(err) => write!(f, "stopped waiting: {err}"),
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> core::error::Error for SleepError<E> {}
