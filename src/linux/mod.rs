@@ -11,6 +11,13 @@ pub mod uds;
 
 pub use rustix::io::Errno;
 
+// Memory mapped here is shared with other processes, whose atomics must agree
+// with ours: a lock-based fallback would lock only in this process.
+const _: () = assert!(
+    crate::sync::LOCK_FREE,
+    "the Linux adapters need lock-free atomics: portable-atomic falls back to locks on this target"
+);
+
 /// A failed system call: which one, and the kernel's error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SysError {
@@ -38,8 +45,8 @@ impl fmt::Display for SysError {
     }
 }
 
-impl std::error::Error for SysError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+impl core::error::Error for SysError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         Some(&self.errno)
     }
 }
