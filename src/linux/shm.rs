@@ -465,8 +465,8 @@ impl core::error::Error for NameError {}
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
     use core::sync::atomic::{AtomicUsize, Ordering};
+    use std::path::PathBuf;
 
     use static_assertions::assert_impl_all;
 
