@@ -87,14 +87,36 @@ impl<'a, T: Pod> Consumer<'a, T> {
         Ok(count as usize)
     }
 
+    /// Announces that the consumer is about to sleep and checks the ring once
+    /// more (see [`crate::wait`]).
+    ///
+    /// `Ok(Some(epoch))`: still empty; sleep until woken, e.g. in `epoll_wait` on
+    /// the ring's eventfd or a futex wait on the event's `epoch`. The producer
+    /// will wake the consumer after its next push. `Ok(None)`: elements arrived
+    /// meanwhile; pop them (the announcement is withdrawn).
+    pub fn prepare_to_sleep(&mut self) -> Result<Option<u32>, Corrupted> {
+        let event = &self.ring.control.ready.0;
+        let epoch = event.announce();
+        match self.ready(1) {
+            Ok(0) => Ok(Some(epoch)),
+            other => {
+                event.withdraw();
+                other.map(|_| None)
+            }
+        }
+    }
+
+    /// The event the consumer sleeps on.
+    pub fn event(&self) -> &'a Event {
+        &self.ring.control.ready.0
+    }
+
     /// Pops, first retrying `spins` times, then sleeping through `sleep` until
     /// an element arrives.
     ///
-    /// Before sleeping the consumer announces itself on the ring's [`Event`]
-    /// and checks the ring once more (see [`crate::wait`]). `sleep(event, epoch)`
-    /// should return when woken, when the event's epoch is no longer `epoch`,
-    /// or spuriously (all are fine: the ring is checked again), and `Err` to
-    /// give up, e.g. on a timeout. The producer must call
+    /// `sleep(event, epoch)` should return when woken, when the event's epoch is
+    /// no longer `epoch`, or spuriously (all are fine: the ring is checked
+    /// again), and `Err` to give up, e.g. on a timeout. The producer must call
     /// [`Producer::wake_needed`](super::Producer::wake_needed) after publishing
     /// and wake the consumer when it says so.
     pub fn pop_or_sleep<E>(
@@ -108,19 +130,16 @@ impl<'a, T: Pod> Consumer<'a, T> {
                 done => return done.map_err(|_| SleepError::Corrupted),
             }
         }
-        let event = &self.ring.control.ready.0;
         loop {
-            let epoch = event.announce();
-            match self.try_pop() {
-                Err(PopError::Empty) => {}
-                done => {
-                    event.withdraw();
-                    return done.map_err(|_| SleepError::Corrupted);
+            match self.prepare_to_sleep() {
+                Err(Corrupted) => return Err(SleepError::Corrupted),
+                Ok(None) => return self.try_pop().map_err(|_| SleepError::Corrupted),
+                Ok(Some(epoch)) => {
+                    if let Err(err) = sleep(self.event(), epoch) {
+                        self.event().withdraw();
+                        return Err(SleepError::Sleep(err));
+                    }
                 }
-            }
-            if let Err(err) = sleep(event, epoch) {
-                event.withdraw();
-                return Err(SleepError::Sleep(err));
             }
         }
     }
