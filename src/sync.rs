@@ -47,6 +47,36 @@ pub(crate) const LOCK_FREE: bool = AtomicU32::is_always_lock_free() && Word::is_
 #[cfg(any(loom, not(feature = "portable-atomic")))]
 pub(crate) const LOCK_FREE: bool = true;
 
+/// `word` as the `core` atomic that rustix's futex calls take: the same type
+/// without portable-atomic.
+#[cfg(all(
+    feature = "linux",
+    target_os = "linux",
+    not(any(loom, feature = "portable-atomic"))
+))]
+pub(crate) fn as_core_atomic(word: &AtomicU32) -> &core::sync::atomic::AtomicU32 {
+    word
+}
+
+/// `word` as the `core` atomic that rustix's futex calls take.
+#[cfg(all(
+    feature = "linux",
+    target_os = "linux",
+    not(loom),
+    feature = "portable-atomic"
+))]
+pub(crate) fn as_core_atomic(word: &AtomicU32) -> &core::sync::atomic::AtomicU32 {
+    // SAFETY: `from_ptr` asks for a pointer aligned for `core`'s `AtomicU32`
+    // (4 bytes), valid for reads and writes for the returned lifetime, and only
+    // accessed atomically meanwhile. portable-atomic's `AtomicU32` is
+    // `#[repr(C, align(4))]` around one `u32`, so `as_ptr` gives a 4-aligned
+    // pointer to 4 bytes owned by `word`; the signature ties the result to the
+    // borrow of `word`, so they stay valid; and the Linux adapters assert the
+    // type lock-free (`LOCK_FREE` in `src/linux/mod.rs`), where all its
+    // operations are native 32-bit atomic instructions, as `core`'s are.
+    unsafe { core::sync::atomic::AtomicU32::from_ptr(word.as_ptr()) }
+}
+
 /// Tells the CPU (or loom's scheduler) that this thread is waiting for another.
 #[inline]
 pub(crate) fn spin_loop() {

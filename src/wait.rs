@@ -98,6 +98,12 @@ impl Event {
         true
     }
 
+    /// The word a futex sleeps on: the epoch.
+    #[cfg(all(feature = "linux", target_os = "linux", not(loom)))]
+    pub(crate) fn futex_word(&self) -> &AtomicU32 {
+        &self.epoch
+    }
+
     /// The current epoch: a sleeper handed `epoch` should sleep only while this
     /// still equals it (a futex does that check atomically in the kernel).
     pub fn epoch(&self) -> u32 {

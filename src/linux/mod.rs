@@ -6,8 +6,11 @@
 
 use core::fmt;
 
+pub mod handshake;
+pub mod hello;
 pub mod shm;
 pub mod uds;
+pub mod wake;
 
 pub use rustix::io::Errno;
 
