@@ -1,5 +1,9 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(not(any(test, loom, feature = "std")), no_std)]
+// Here rather than in `Cargo.toml`'s `[lints]`, so that it keeps the library
+// (and its unit tests) `no_std`-clean without pushing `core::` paths into
+// examples and integration tests, where `std` is the natural choice.
+#![warn(clippy::std_instead_of_core)]
 
 pub mod layout;
 mod payload;

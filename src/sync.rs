@@ -39,13 +39,14 @@ pub(crate) type WordInt = u32;
 /// Bytes in one [`Word`].
 pub(crate) const WORD_BYTES: usize = core::mem::size_of::<WordInt>();
 
-/// Whether the atomics this crate puts in shared memory are lock-free, as memory
-/// shared with another process requires: `core` has atomic types only where they
-/// are native; portable-atomic may fall back to a lock kept in this process.
-#[cfg(all(not(loom), feature = "portable-atomic"))]
-pub(crate) const LOCK_FREE: bool = AtomicU32::is_always_lock_free() && Word::is_always_lock_free();
-#[cfg(any(loom, not(feature = "portable-atomic")))]
-pub(crate) const LOCK_FREE: bool = true;
+// The Linux adapters share this crate's atomics with other processes, whose
+// atomics must agree with ours: `core` has atomic types only where they are
+// native, but portable-atomic may fall back to a lock kept in this process.
+#[cfg(all(feature = "linux", feature = "portable-atomic", not(loom)))]
+const _: () = assert!(
+    AtomicU32::is_always_lock_free() && Word::is_always_lock_free(),
+    "the Linux adapters need lock-free atomics: portable-atomic falls back to locks on this target"
+);
 
 /// `word` as the `core` atomic that rustix's futex calls take: the same type
 /// without portable-atomic.
@@ -72,7 +73,7 @@ pub(crate) fn as_core_atomic(word: &AtomicU32) -> &core::sync::atomic::AtomicU32
     // `#[repr(C, align(4))]` around one `u32`, so `as_ptr` gives a 4-aligned
     // pointer to 4 bytes owned by `word`; the signature ties the result to the
     // borrow of `word`, so they stay valid; and the Linux adapters assert the
-    // type lock-free (`LOCK_FREE` in `src/linux/mod.rs`), where all its
+    // type lock-free (the `const` assertion above), where all its
     // operations are native 32-bit atomic instructions, as `core`'s are.
     unsafe { core::sync::atomic::AtomicU32::from_ptr(word.as_ptr()) }
 }

@@ -14,13 +14,6 @@ pub mod wake;
 
 pub use rustix::io::Errno;
 
-// Memory mapped here is shared with other processes, whose atomics must agree
-// with ours: a lock-based fallback would lock only in this process.
-const _: () = assert!(
-    crate::sync::LOCK_FREE,
-    "the Linux adapters need lock-free atomics: portable-atomic falls back to locks on this target"
-);
-
 /// A failed system call: which one, and the kernel's error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SysError {

@@ -331,6 +331,14 @@ impl Wakeup {
         EventFd::new().map(Self::EventFd)
     }
 
+    /// The eventfd, for an epoll set; `None` for a futex, which has no fd.
+    pub fn eventfd_ref(&self) -> Option<&EventFd> {
+        match self {
+            Self::EventFd(fd) => Some(fd),
+            Self::Futex => None,
+        }
+    }
+
     /// Wakes the consumer sleeping on `event`: [`EventFd::signal`] or
     /// [`futex_wake`]. Call it when [`Producer::wake_needed`] returns `true`
     /// (at any other time it is a harmless, wasted system call).

@@ -1,6 +1,6 @@
 //! The crate's main job in one process: a ring and a seqlock shared by threads.
 //!
-//! Run: `cargo run --release --example demo`
+//! Run: `cargo run --release --example threads`
 //!
 //! A producer thread streams 64-byte messages through an SPSC ring created in
 //! a caller-provided region (the same code works on an `mmap` shared between
