@@ -11,6 +11,11 @@ use crate::wait::{Event, SleepError};
 ///
 /// Pops copy out of the slot; nothing hands out a reference into memory the
 /// producer can write.
+///
+/// Aligned to its own 128-byte line: it writes its index on every operation,
+/// and two handles sharing a line (both kept in one struct, say) would bounce
+/// that line between the producing and consuming cores.
+#[repr(align(128))]
 pub struct Consumer<'a, T> {
     ring: Ring<'a, T>,
     /// Next counter value to read; the authoritative copy of the shared `tail`.

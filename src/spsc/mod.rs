@@ -388,11 +388,14 @@ impl From<Corrupted> for PopError {
 
 #[cfg(not(loom))]
 mod assertions {
-    use core::mem::{offset_of, size_of};
+    use core::mem::{align_of, offset_of, size_of};
 
     use static_assertions::{assert_impl_all, assert_not_impl_any, const_assert_eq};
 
     use super::{Consumer, InlineSlots, Producer, SpscControl, StaticSpsc};
+
+    const_assert_eq!(align_of::<Producer<'static, u64>>(), 128);
+    const_assert_eq!(align_of::<Consumer<'static, u64>>(), 128);
 
     const_assert_eq!(size_of::<SpscControl>(), 512);
     const_assert_eq!(offset_of!(SpscControl, head), 128);

@@ -8,6 +8,11 @@ use crate::sync::Ordering;
 use crate::wait::Event;
 
 /// Pushes into a ring. One per ring; `Send` but not `Sync` or `Clone`.
+///
+/// Aligned to its own 128-byte line: it writes its index on every operation,
+/// and two handles sharing a line (both kept in one struct, say) would bounce
+/// that line between the producing and consuming cores.
+#[repr(align(128))]
 pub struct Producer<'a, T> {
     ring: Ring<'a, T>,
     /// Next counter value to write; the authoritative copy of the shared `head`.
