@@ -36,15 +36,20 @@ mod inline {
     impl<T, const N: usize> InlineSlots<T, N> {
         pub(crate) const fn zeroed() -> Self {
             Self {
-                // Zeroes every byte, padding included (a `MaybeUninit` has none of
-                // its own), so every word read later is initialised.
+                // Zeroes every byte, padding included. Moving the value may
+                // de-initialise the padding again (see `words`).
                 cells: UnsafeCell::new(MaybeUninit::zeroed()),
                 _t: PhantomData,
             }
         }
 
         /// The slots as words: `N * slot_words::<T>()` of them.
-        pub(crate) fn words(&self) -> &[Word] {
+        ///
+        /// Takes `&mut self` to re-zero each slot's padding (the bytes past
+        /// `size_of::<T>()`): a move of the value is a typed copy, which need not
+        /// keep the bytes that are padding in `T` (Miri makes them
+        /// uninitialised), and the word covering them is loaded whole.
+        pub(crate) fn words(&mut self) -> &[Word] {
             const {
                 assert!(
                     core::mem::size_of::<Padded<T>>()
@@ -52,12 +57,22 @@ mod inline {
                     "a padded slot has the slot size a region uses"
                 );
             }
+            let (size, slot) = (core::mem::size_of::<T>(), core::mem::size_of::<Padded<T>>());
+            let base = self.cells.get_mut().as_mut_ptr().cast::<u8>();
+            for index in 0..N {
+                // SAFETY: slot `index` spans bytes `index * slot ..
+                // (index + 1) * slot` of the cells, so its padding
+                // `index * slot + size .. (index + 1) * slot` lies within them;
+                // `&mut self` means no atomic view of them is in use.
+                unsafe { base.add(index * slot + size).write_bytes(0, slot - size) };
+            }
             let len = N * slot_words::<T>();
             // SAFETY: the cells span `N * size_of::<Padded<T>>()` =
             // `len * size_of::<Word>()` bytes (asserted above), aligned to 8 >=
-            // `align_of::<Word>()`, all initialised (zeroed at construction and
-            // written only through these atomics since). `UnsafeCell` permits the
-            // atomics' interior mutation through `&self`.
+            // `align_of::<Word>()`, all initialised (zeroed at construction, the
+            // padding zeroed again above, and written only through these atomics
+            // since). `UnsafeCell` permits the atomics' interior mutation through
+            // the shared slice.
             unsafe { core::slice::from_raw_parts(self.cells.get().cast::<Word>(), len) }
         }
     }
@@ -65,7 +80,8 @@ mod inline {
 
 #[cfg(loom)]
 mod boxed {
-    use std::{boxed::Box, marker::PhantomData};
+    use core::marker::PhantomData;
+    use std::boxed::Box;
 
     use super::{Word, slot_words};
 
@@ -84,7 +100,7 @@ mod boxed {
             }
         }
 
-        pub(crate) fn words(&self) -> &[Word] {
+        pub(crate) fn words(&mut self) -> &[Word] {
             &self.words
         }
     }

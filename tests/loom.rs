@@ -1,0 +1,200 @@
+//! loom model checks of the ring and seqlock protocols: every interleaving (up to
+//! the preemption bound) and every value the memory model lets a load return.
+//!
+//! - SPSC, capacity 2, three elements, so the producer must find the ring full
+//!   and retry: with `try_push`/`try_pop`, with `push_slice`/`pop_into`, and with
+//!   grants (one abandoned); the consumer gets exactly the values pushed, in order.
+//! - Seqlock: a writer writes `[1, 1]` then `[2, 2]` while a reader reads with few
+//!   attempts; any value returned is whole and matches its version.
+//!
+//! Run with
+//! `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=/tmp/target-loom cargo test --release --test loom`.
+//! The preemption bound is `PREEMPTIONS` below unless `LOOM_MAX_PREEMPTIONS` is set.
+#![cfg(loom)]
+
+use ipc_primitives::seqlock::{ReadError, StaticSeqLock};
+use ipc_primitives::spsc::{PopError, PushError, StaticSpsc};
+use loom::thread;
+
+/// Preemptions loom explores per execution when `LOOM_MAX_PREEMPTIONS` is unset.
+const PREEMPTIONS: usize = 3;
+
+/// Retries of a full or empty ring before declaring the peer stuck. Under loom a
+/// thread that yields is not resumed until its peer has run and, once resumed,
+/// does not re-read values it saw before yielding, so a few retries suffice.
+const RETRIES: usize = 20;
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(PREEMPTIONS);
+    }
+    builder.check(f);
+}
+
+/// Structures under loom must be made inside the model, and threads spawned by
+/// loom need `'static` data: each execution leaks its (small) structure.
+fn leak<T>(value: T) -> &'static mut T {
+    Box::leak(Box::new(value))
+}
+
+#[test]
+fn spsc_single_push_pop_is_fifo() {
+    model(|| {
+        let ring = leak(StaticSpsc::<u64, 2>::new());
+        let (mut tx, mut rx) = ring.split();
+        let producer = thread::spawn(move || {
+            for value in [11, 22, 33] {
+                let mut value = value;
+                let mut retries = 0;
+                loop {
+                    match tx.try_push(value) {
+                        Ok(()) => break,
+                        Err(PushError::Full(back)) => value = back,
+                        Err(PushError::Corrupted(_)) => panic!("corrupted"),
+                    }
+                    retries += 1;
+                    assert!(retries < RETRIES, "producer stuck on a full ring");
+                    thread::yield_now();
+                }
+            }
+        });
+        for expected in [11, 22, 33] {
+            let mut retries = 0;
+            loop {
+                match rx.try_pop() {
+                    Ok(value) => {
+                        assert_eq!(value, expected);
+                        break;
+                    }
+                    Err(PopError::Empty) => {}
+                    Err(PopError::Corrupted) => panic!("corrupted"),
+                }
+                retries += 1;
+                assert!(retries < RETRIES, "consumer stuck on an empty ring");
+                thread::yield_now();
+            }
+        }
+        producer.join().unwrap();
+        assert_eq!(rx.try_pop(), Err(PopError::Empty));
+    });
+}
+
+#[test]
+fn spsc_batches_are_fifo() {
+    model(|| {
+        let ring = leak(StaticSpsc::<u64, 2>::new());
+        let (mut tx, mut rx) = ring.split();
+        let producer = thread::spawn(move || {
+            let items = [11, 22, 33];
+            let mut sent = 0;
+            let mut retries = 0;
+            while sent < items.len() {
+                let pushed = tx.push_slice(&items[sent..]).unwrap();
+                assert!(pushed <= 2);
+                sent += pushed;
+                if sent < items.len() {
+                    retries += 1;
+                    assert!(retries < RETRIES, "producer stuck on a full ring");
+                    thread::yield_now();
+                }
+            }
+        });
+        let mut got = Vec::new();
+        let mut retries = 0;
+        while got.len() < 3 {
+            let mut buf = [0; 2];
+            let n = rx.pop_into(&mut buf).unwrap();
+            got.extend_from_slice(&buf[..n]);
+            if got.len() < 3 {
+                retries += 1;
+                assert!(retries < RETRIES, "consumer stuck on an empty ring");
+                thread::yield_now();
+            }
+        }
+        assert_eq!(got, [11, 22, 33]);
+        producer.join().unwrap();
+        assert_eq!(rx.pop_into(&mut [0; 2]), Ok(0));
+    });
+}
+
+#[test]
+fn spsc_grants_publish_only_on_commit() {
+    model(|| {
+        // Two words per element: a consumer that sees a committed slot must see
+        // both words written.
+        let ring = leak(StaticSpsc::<[u64; 2], 2>::new());
+        let (mut tx, mut rx) = ring.split();
+        let producer = thread::spawn(move || {
+            {
+                // An abandoned grant, dropped unpublished: its value must never
+                // be popped.
+                let mut grant = tx.grant().expect("an empty ring has room");
+                grant.write(&[99, 99]);
+            }
+            for value in [1, 2, 3] {
+                let mut retries = 0;
+                let mut grant = loop {
+                    match tx.grant() {
+                        Ok(grant) => break grant,
+                        Err(PushError::Full(())) => {}
+                        Err(PushError::Corrupted(())) => panic!("corrupted"),
+                    }
+                    retries += 1;
+                    assert!(retries < RETRIES, "producer stuck on a full ring");
+                    thread::yield_now();
+                };
+                grant.write(&[value, value * 10]);
+                grant.commit();
+            }
+        });
+        for expected in [1, 2, 3] {
+            let mut retries = 0;
+            loop {
+                match rx.try_pop() {
+                    Ok(value) => {
+                        assert_eq!(value, [expected, expected * 10]);
+                        break;
+                    }
+                    Err(PopError::Empty) => {}
+                    Err(PopError::Corrupted) => panic!("corrupted"),
+                }
+                retries += 1;
+                assert!(retries < RETRIES, "consumer stuck on an empty ring");
+                thread::yield_now();
+            }
+        }
+        producer.join().unwrap();
+    });
+}
+
+#[test]
+fn seqlock_never_returns_a_torn_value() {
+    model(|| {
+        let lock = leak(StaticSeqLock::<[u64; 2]>::new());
+        let (mut writer, reader) = lock.split();
+        let writing = thread::spawn(move || {
+            writer.write(&[1, 1]);
+            writer.write(&[2, 2]);
+        });
+        let mut last = 0;
+        for _ in 0..2 {
+            let version = reader.version();
+            assert!(
+                (last..=2).contains(&version),
+                "version {version} after {last}"
+            );
+            match reader.try_read_with(2) {
+                Ok((value, version)) => {
+                    // Version 0 is the initial all-zero value; write k is [k, k].
+                    assert_eq!(value, [version, version], "torn or mislabelled");
+                    assert!((last..=2).contains(&version), "read {version} after {last}");
+                    last = version;
+                }
+                Err(ReadError::Contended | ReadError::WriterStalled) => {}
+            }
+        }
+        writing.join().unwrap();
+        assert_eq!(reader.try_read_with(1), Ok(([2, 2], 2)));
+    });
+}
