@@ -19,5 +19,6 @@ pub use layout::{ABI_VERSION, ElementLayout, Kind, Line};
 pub use payload::Pod;
 pub use region::{AttachError, CreateError, Region};
 
-#[cfg(all(feature = "linux", target_os = "linux"))]
+// Not under loom: its atomics cannot live in mapped memory or be futex words.
+#[cfg(all(feature = "linux", target_os = "linux", not(loom)))]
 pub mod linux;

@@ -97,7 +97,7 @@ pub(crate) fn load<T: Pod>(src: &[Word]) -> T {
     value
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

@@ -3,7 +3,7 @@
 use core::{fmt, marker::PhantomData, ptr::NonNull};
 
 use crate::layout::{ElementLayout, Fingerprint, Header, Kind, LINE};
-use crate::sync::{WORD_BYTES, Word};
+use crate::sync::{Ordering, WORD_BYTES, Word};
 
 /// Memory that may be shared with another thread or process and is only ever
 /// accessed through atomics.
@@ -84,8 +84,8 @@ impl<'a> Region<'a> {
         self.ptr.as_ptr().addr().is_multiple_of(LINE)
     }
 
-    /// Initialises a `C` at the start of the region followed by `capacity` slots
-    /// for `T`, and publishes its header last.
+    /// Initialises a `C` at the start of the region followed by `capacity`
+    /// zeroed slots for `T`, and publishes its header last.
     pub(crate) fn create<C: Control, T>(self, capacity: u32) -> Result<Placed<'a, C>, CreateError> {
         if !self.is_aligned() {
             return Err(CreateError::Misaligned { required: LINE });
@@ -115,6 +115,9 @@ impl<'a> Region<'a> {
             capacity,
         });
         placed.control.reset();
+        for word in placed.slots {
+            word.store(0, Ordering::Relaxed);
+        }
         header.publish();
         Ok(placed)
     }

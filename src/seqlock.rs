@@ -128,7 +128,6 @@ impl<'a, T: Pod> SeqLock<'a, T> {
     /// write its value reads as all zeroes at version 0.
     pub fn create(region: Region<'a>) -> Result<Self, CreateError> {
         let Placed { control, slots, .. } = region.create::<SeqControl, T>(1)?;
-        payload::store(slots, &T::new_zeroed());
         Ok(Self::from_parts(control, slots))
     }
 

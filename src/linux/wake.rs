@@ -72,8 +72,6 @@
 //! maximum (`u64::MAX - 1`) *and* the flag was cleared, which only a hostile
 //! holder of the fd can arrange.
 
-#![cfg(not(loom))]
-
 use core::fmt;
 use core::time::Duration;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};

@@ -170,7 +170,8 @@ impl<'a, T: Pod> Spsc<'a, T> {
         required_size::<SpscControl>(ElementLayout::of::<T>(), capacity)
     }
 
-    /// Creates an empty ring in `region`, overwriting what it held.
+    /// Creates an empty ring with zeroed slots in `region`, overwriting what it
+    /// held.
     ///
     /// `capacity` must be a power of two from 1 to [`MAX_CAPACITY`]. Nobody may
     /// be using the region while it is created; the header is published last,
