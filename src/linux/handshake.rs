@@ -30,11 +30,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use core::{fmt, marker::PhantomData};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use core::{fmt, marker::PhantomData, time::Duration};
+use std::os::fd::{AsFd, BorrowedFd};
 
-use rustix::event::{PollFd, PollFlags, poll};
-use rustix::process::getuid;
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::process::geteuid;
 
 use super::SysError;
 use super::hello::{HELLO_LEN, Hello, HelloError, Status};
@@ -49,7 +49,7 @@ const ACCEPTED_FDS: usize = 2;
 
 /// Which clients a server accepts, judged on their `SO_PEERCRED` credentials.
 pub enum Policy {
-    /// Only processes running as this process's user.
+    /// Only processes whose effective uid is this process's effective uid.
     SameUser,
     /// Any process that can connect to the socket.
     AnyUser,
@@ -60,7 +60,7 @@ pub enum Policy {
 impl Policy {
     fn allows(&self, peer: &Credentials) -> bool {
         match self {
-            Self::SameUser => peer.uid == getuid(),
+            Self::SameUser => peer.uid == geteuid(),
             Self::AnyUser => true,
             Self::Custom(allows) => allows(peer),
         }
@@ -227,8 +227,7 @@ impl<T: Pod> Session<T> {
     #[doc(alias = "poll")]
     pub fn peer_closed(&self) -> Result<bool, SysError> {
         let mut fds = [PollFd::new(&self.stream, PollFlags::RDHUP)];
-        poll(&mut fds, Some(&rustix::time::Timespec::default()))
-            .map_err(SysError::from_call("poll"))?;
+        poll(&mut fds, Some(&Timespec::default())).map_err(SysError::from_call("poll"))?;
         let hung_up = PollFlags::HUP | PollFlags::RDHUP | PollFlags::ERR;
         Ok(fds[0].revents().intersects(hung_up))
     }
@@ -250,12 +249,35 @@ impl<T> fmt::Debug for Connection<T> {
     }
 }
 
-/// Connects to a server at `addr` and receives this client's ring of `T`.
+/// How long [`connect`] waits for the server's hello.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connects to a server at `addr` and receives this client's ring of `T`,
+/// waiting at most [`HELLO_TIMEOUT`] for the hello.
 ///
 /// Checks the hello (magic, version, status, kind, element layout), that both
 /// fds arrived, that the memfd is sealed, and attaches to the ring.
 pub fn connect<T: Pod>(addr: &UnixAddr) -> Result<Connection<T>, HandshakeError> {
+    connect_timeout(addr, HELLO_TIMEOUT)
+}
+
+/// [`connect`], waiting at most `timeout` for the server's hello: a server
+/// that is hung, or a listener that never accepts, yields
+/// [`HandshakeError::TimedOut`].
+#[doc(alias = "poll")]
+pub fn connect_timeout<T: Pod>(
+    addr: &UnixAddr,
+    timeout: Duration,
+) -> Result<Connection<T>, HandshakeError> {
     let stream = SeqpacketStream::connect(addr)?;
+    let mut fds = [PollFd::new(&stream, PollFlags::IN)];
+    let timeout = Timespec::try_from(timeout).unwrap_or(Timespec {
+        tv_sec: i64::MAX,
+        tv_nsec: 0,
+    });
+    if poll(&mut fds, Some(&timeout)).map_err(SysError::from_call("poll"))? == 0 {
+        return Err(HandshakeError::TimedOut);
+    }
     let mut buf = [0; HELLO_LEN];
     let (len, mut fds) = stream.recv_with_fds(&mut buf, ACCEPTED_FDS)?;
     let hello = Hello::decode(&buf[..len])?;
@@ -292,6 +314,11 @@ impl<T: Pod> Connection<T> {
         Ok(Spsc::<T>::attach(self.segment.region())?.into_producer())
     }
 
+    /// The memory the ring lives in (a sealed memfd): its fd, its length.
+    pub fn segment(&self) -> &Segment {
+        &self.segment
+    }
+
     /// How to wake the server after a push: pass it to `push_notify`, or call
     /// `wake` when `wake_needed` says so.
     pub fn wakeup(&self) -> &Wakeup {
@@ -306,13 +333,6 @@ impl<T: Pod> Connection<T> {
     /// The socket, e.g. to notice the server going away (`EPOLLHUP`).
     pub fn socket(&self) -> BorrowedFd<'_> {
         self.stream.as_fd()
-    }
-}
-
-impl<T> From<Connection<T>> for (OwnedFd, Segment) {
-    /// The socket and the ring's segment, e.g. to hand them to another thread.
-    fn from(conn: Connection<T>) -> Self {
-        (conn.stream.into_fd(), conn.segment)
     }
 }
 
@@ -350,6 +370,8 @@ pub enum HandshakeError {
     },
     /// Client side: the server's policy refused this client.
     Refused,
+    /// Client side: no hello arrived in time.
+    TimedOut,
     /// Server side: the policy refused a client with these credentials.
     PolicyRefused {
         /// Who was refused.
@@ -378,6 +400,7 @@ impl fmt::Display for HandshakeError {
                 write!(f, "hello carried {found} fds, expected {expected}")
             }
             Self::Refused => f.write_str("the server's policy refused this client"),
+            Self::TimedOut => f.write_str("no hello from the server in time"),
             Self::PolicyRefused { peer } => write!(
                 f,
                 "policy refused client pid {} uid {}",
@@ -433,6 +456,7 @@ impl From<Corrupted> for HandshakeError {
 #[cfg(test)]
 mod tests {
     use core::sync::atomic::{AtomicUsize, Ordering};
+    use std::os::fd::OwnedFd;
     use std::thread;
     use std::vec::Vec;
 
@@ -473,7 +497,7 @@ mod tests {
             }
         });
         let session = server.accept().unwrap();
-        assert_eq!(session.credentials().uid, getuid());
+        assert_eq!(session.credentials().uid, geteuid());
         client.join().unwrap();
         assert!(session.peer_closed().unwrap());
         let mut got = Vec::new();
@@ -504,7 +528,7 @@ mod tests {
             move || connect::<u32>(&addr)
         });
         let refused = server.accept().unwrap_err();
-        assert!(matches!(refused, HandshakeError::PolicyRefused { peer } if peer.uid == getuid()));
+        assert!(matches!(refused, HandshakeError::PolicyRefused { peer } if peer.uid == geteuid()));
         assert!(matches!(
             client.join().unwrap(),
             Err(HandshakeError::Refused)
@@ -572,6 +596,15 @@ mod tests {
             "{err}"
         );
         server.join().unwrap();
+    }
+
+    #[test]
+    fn a_server_that_never_answers_times_out() {
+        let addr = unique_addr();
+        // Listening, but never accepting: the connection waits in the backlog.
+        let _listener = SeqpacketListener::bind(&addr).unwrap();
+        let err = connect_timeout::<u32>(&addr, Duration::from_millis(50)).unwrap_err();
+        assert!(matches!(err, HandshakeError::TimedOut), "{err}");
     }
 
     #[test]

@@ -1,0 +1,288 @@
+//! What the child processes do. Each role reads its parameters from the
+//! environment, panics with a message on any failure (the child then exits
+//! non-zero and the message shows on the inherited stderr), and prints what
+//! the parent must check as `RESULT` lines on stdout.
+
+use core::time::Duration;
+use std::time::Instant;
+
+use ipc_primitives::linux::handshake::{Connection, Policy, Server, connect};
+use ipc_primitives::linux::shm::{REQUIRED_SEALS, SealFlags, Segment};
+use ipc_primitives::linux::uds::UnixAddr;
+use ipc_primitives::linux::wake::{ProducerExt, PushNotifyError, Wakeup};
+use ipc_primitives::seqlock::SeqLock;
+use ipc_primitives::spsc::{Producer, PushError, Spsc};
+
+use crate::harness::{READY, RESULT, env, env_parse, open_fds};
+use crate::message::{Msg, message};
+
+/// Runs `role`; returning means it succeeded.
+pub(crate) fn run(role: &str) {
+    match role {
+        "busy-producer" => busy_producer(),
+        "futex-producer" => futex_producer(),
+        "client" => client(),
+        "attach-report" => attach_report(),
+        "connect-report" => connect_report(),
+        "try-truncate" => try_truncate(),
+        "socket-server" => socket_server(),
+        other => panic!("unknown child role {other:?}"),
+    }
+}
+
+/// Prints a line for the parent.
+fn report(key: &str, value: impl core::fmt::Debug) {
+    println!("{RESULT}{key} {value:?}");
+}
+
+/// The address in `IPCP_ADDR`: a path if it starts with `/`, else an
+/// abstract name.
+pub(crate) fn addr_from_env() -> UnixAddr {
+    let addr = env("IPCP_ADDR");
+    if addr.starts_with('/') {
+        UnixAddr::path(&addr).expect("socket path")
+    } else {
+        UnixAddr::abstract_name(&addr).expect("abstract name")
+    }
+}
+
+/// Spins briefly, then yields: the machine has two cores and the consumer
+/// needs one of them.
+fn backoff(attempt: &mut u32) {
+    if *attempt < 64 {
+        core::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+    *attempt = attempt.saturating_add(1);
+}
+
+/// Pushes `msg`, retrying while the ring is full.
+#[inline]
+fn push_spin(tx: &mut Producer<'_, Msg>, msg: Msg) {
+    let mut value = msg;
+    let mut attempt = 0;
+    loop {
+        match tx.try_push(value) {
+            Ok(()) => return,
+            Err(PushError::Full(back)) => value = back,
+            Err(err) => panic!("push of message {}: {err}", msg[0]),
+        }
+        backoff(&mut attempt);
+    }
+}
+
+/// Pushes `msg` and wakes the consumer if it sleeps, retrying while full.
+fn push_notify(tx: &mut Producer<'_, Msg>, msg: Msg, wakeup: &Wakeup) {
+    let mut value = msg;
+    let mut attempt = 0;
+    loop {
+        match tx.push_notify(value, wakeup) {
+            Ok(()) => return,
+            Err(PushNotifyError::Push(PushError::Full(back))) => value = back,
+            Err(err) => panic!("push_notify of message {}: {err}", msg[0]),
+        }
+        backoff(&mut attempt);
+    }
+}
+
+/// Pushes all of `batch` with `push_slice_notify`, retrying while full.
+fn push_batch(tx: &mut Producer<'_, Msg>, batch: &[Msg], wakeup: &Wakeup) {
+    let mut sent = 0;
+    let mut attempt = 0;
+    while sent < batch.len() {
+        match tx.push_slice_notify(&batch[sent..], wakeup) {
+            Ok(0) => backoff(&mut attempt),
+            Ok(pushed) => {
+                sent += pushed;
+                attempt = 0;
+            }
+            Err(err) => panic!("push_slice_notify: {err}"),
+        }
+    }
+}
+
+/// Sends `0..count` as client `client`, in a pattern that makes the consumer
+/// fall asleep now and then: runs of single `push_notify`s and of batches
+/// through `push_slice_notify`, a short pause about every 4096 messages and a
+/// long one (long enough for any consumer to find the ring empty and sleep)
+/// before the first message and about every 65536.
+fn send_with_pauses(tx: &mut Producer<'_, Msg>, client: u64, count: u64, wakeup: &Wakeup) {
+    let mut seq = 0;
+    let mut next_pause = 0;
+    let mut batch = Vec::with_capacity(32);
+    while seq < count {
+        if seq >= next_pause {
+            let pause = if next_pause % 65_536 == 0 {
+                20_000
+            } else {
+                300
+            };
+            std::thread::sleep(Duration::from_micros(pause));
+            next_pause += 4096;
+        }
+        // Alternate runs of 64 singles and one batch of 1..=32.
+        if (seq / 64) % 2 == 0 {
+            push_notify(tx, message(client, seq), wakeup);
+            seq += 1;
+        } else {
+            let len = (seq % 32 + 1).min(count - seq);
+            batch.clear();
+            batch.extend((seq..seq + len).map(|seq| message(client, seq)));
+            push_batch(tx, &batch, wakeup);
+            seq += len;
+        }
+    }
+}
+
+/// Test 1: attach to the parent's named ring and push `IPCP_COUNT` messages
+/// with `try_push`, spinning while the ring is full.
+fn busy_producer() {
+    let segment = Segment::open(&env("IPCP_SHM")).expect("open the parent's segment");
+    let count: u64 = env_parse("IPCP_COUNT");
+    let mut tx = Spsc::<Msg>::attach(segment.region())
+        .expect("attach")
+        .into_producer();
+    for seq in 0..count {
+        push_spin(&mut tx, message(0, seq));
+    }
+}
+
+/// Test 2, futex variant: push to the parent's named ring and wake it with a
+/// shared futex on the ring's event word.
+fn futex_producer() {
+    let segment = Segment::open(&env("IPCP_SHM")).expect("open the parent's segment");
+    let count: u64 = env_parse("IPCP_COUNT");
+    let mut tx = Spsc::<Msg>::attach(segment.region())
+        .expect("attach")
+        .into_producer();
+    send_with_pauses(&mut tx, 0, count, &Wakeup::Futex);
+}
+
+/// Tests 2 to 4 and 7: connect through the handshake and send `IPCP_COUNT`
+/// messages as client `IPCP_CLIENT` (`IPCP_COUNT` = `endless` sends until
+/// killed). `IPCP_MODE` is `pauses` (see [`send_with_pauses`]), `single`
+/// (`push_notify` each) or `batch` (`push_slice_notify` in batches of 16).
+/// Checks that the connection leaves no fd behind in this process.
+fn client() {
+    let client: u64 = env_parse("IPCP_CLIENT");
+    let count = match env("IPCP_COUNT").as_str() {
+        "endless" => u64::MAX,
+        count => count.parse().expect("IPCP_COUNT"),
+    };
+    let mode = env("IPCP_MODE");
+    let parent: i32 = env_parse(crate::harness::PARENT_VAR);
+    let fds_before = open_fds();
+    {
+        let conn = connect::<Msg>(&addr_from_env()).expect("connect");
+        let server = conn.server_credentials().expect("SO_PEERCRED");
+        assert_eq!(
+            server.pid.as_raw_nonzero().get(),
+            parent,
+            "the server is the parent"
+        );
+        let mut tx = conn.producer().expect("producer");
+        let wakeup = conn.wakeup();
+        match mode.as_str() {
+            "pauses" => send_with_pauses(&mut tx, client, count, wakeup),
+            "single" => {
+                for seq in 0..count {
+                    push_notify(&mut tx, message(client, seq), wakeup);
+                }
+            }
+            "batch" => {
+                let mut batch = Vec::with_capacity(16);
+                let mut seq = 0;
+                while seq < count {
+                    let len = 16.min(count - seq);
+                    batch.clear();
+                    batch.extend((seq..seq + len).map(|seq| message(client, seq)));
+                    push_batch(&mut tx, &batch, wakeup);
+                    seq += len;
+                }
+            }
+            other => panic!("unknown IPCP_MODE {other:?}"),
+        }
+    }
+    let fds_after = open_fds();
+    assert_eq!(fds_before, fds_after, "client {client} leaked fds");
+}
+
+/// Test 5: attach to the parent's segments as `IPCP_CASES` says and report
+/// each outcome. `IPCP_CASES` is `case:name` pairs separated by `;`.
+fn attach_report() {
+    for (index, case) in env("IPCP_CASES").split(';').enumerate() {
+        let (what, name) = case.split_once(':').expect("case:name");
+        let segment = Segment::open(name).expect("open the parent's segment");
+        let region = segment.region();
+        let outcome = match what {
+            "ring-as-Msg" => format!("{:?}", Spsc::<Msg>::attach(region).map(drop)),
+            "ring-as-u64" => format!("{:?}", Spsc::<u64>::attach(region).map(drop)),
+            "ring-as-u32x16" => format!("{:?}", Spsc::<[u32; 16]>::attach(region).map(drop)),
+            "ring-as-seqlock" => format!("{:?}", SeqLock::<Msg>::attach(region).map(drop)),
+            "seqlock-read" => format!(
+                "{:?}",
+                SeqLock::<[u64; 4]>::attach(region).map(|lock| lock.reader().try_read())
+            ),
+            "seqlock-as-u64" => format!("{:?}", SeqLock::<u64>::attach(region).map(drop)),
+            other => panic!("unknown attach case {other:?}"),
+        };
+        println!("{RESULT}{index} {outcome}");
+    }
+}
+
+/// Tests 5 and 6: connect as a client of `IPCP_TYPE` (`Msg` or `u64`) and
+/// report the outcome; a failed handshake must leave no fd behind.
+fn connect_report() {
+    let addr = addr_from_env();
+    let fds_before = open_fds();
+    let outcome = match env("IPCP_TYPE").as_str() {
+        "Msg" => format!("{:?}", connect::<Msg>(&addr).map(drop)),
+        "u64" => format!("{:?}", connect::<u64>(&addr).map(drop)),
+        other => panic!("unknown IPCP_TYPE {other:?}"),
+    };
+    let fds_after = open_fds();
+    assert_eq!(fds_before, fds_after, "the handshake leaked fds");
+    println!("{RESULT}connect {outcome}");
+}
+
+/// Test 6: connect, then try to resize the sealed memfd the server sent and
+/// to add a write seal; report each outcome, then push `IPCP_COUNT` messages
+/// to show the ring still works.
+fn try_truncate() {
+    let count: u64 = env_parse("IPCP_COUNT");
+    let conn: Connection<Msg> = connect(&addr_from_env()).expect("connect");
+    let segment = conn.segment();
+    let len = segment.len() as u64;
+    report("shrink", rustix::fs::ftruncate(segment, len / 2));
+    report("grow", rustix::fs::ftruncate(segment, len * 2));
+    report("truncate-to-zero", rustix::fs::ftruncate(segment, 0));
+    report(
+        "add-write-seal",
+        rustix::fs::fcntl_add_seals(segment, SealFlags::WRITE),
+    );
+    report(
+        "seals",
+        rustix::fs::fcntl_get_seals(segment)
+            .map(|seals| seals.contains(REQUIRED_SEALS | SealFlags::SEAL)),
+    );
+    let size = rustix::fs::fstat(segment).expect("fstat").st_size;
+    report("size-unchanged", size.cast_unsigned() == len);
+    let mut tx = conn.producer().expect("attach");
+    for seq in 0..count {
+        push_spin(&mut tx, message(0, seq));
+    }
+    report("pushed", count);
+}
+
+/// Test 7: listen on `IPCP_ADDR`, say so, and wait to be killed.
+fn socket_server() {
+    let _server = Server::<Msg>::bind(&addr_from_env(), 64, Policy::SameUser).expect("bind");
+    println!("{READY}");
+    // The parent kills it; give up after a minute if it does not.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("socket-server was never killed");
+}
