@@ -1,7 +1,8 @@
 //! The one place atomics come from.
 //!
 //! Every structure imports its atomics from here, never from `core::sync::atomic`
-//! directly (a `clippy.toml` `disallowed-types` entry enforces it). The source is:
+//! directly (`.ci/run` checks that no other file in `src/` names `AtomicU32` or
+//! `AtomicU64` from `core` or `std`). The source is:
 //! - `loom` under `cfg(loom)`, so the model checker sees every access;
 //! - `portable-atomic` with the `portable-atomic` feature (see its doc in `Cargo.toml`);
 //! - `core` otherwise.
@@ -9,7 +10,6 @@
 //! The core only ever loads and stores atomics (no compare-and-swap), so it builds
 //! on targets such as `thumbv6m-none-eabi` and `riscv32imc-unknown-none-elf` with
 //! `core` atomics alone.
-#![allow(clippy::disallowed_types)]
 
 #[cfg(not(any(loom, feature = "portable-atomic")))]
 pub(crate) use core::sync::atomic::{AtomicU32, Ordering, fence};
