@@ -130,11 +130,8 @@ impl<T: Pod> Server<T> {
         let hello = hello::<T>(Status::Accepted, self.capacity, size, ACCEPTED_FDS);
         stream.send_with_fds(&hello.encode(), &[segment.as_fd(), wake.as_fd()])?;
         Ok(Session {
-            stream,
+            channel: Channel::new(stream, segment, Wakeup::EventFd(wake)),
             peer,
-            segment,
-            wakeup: Wakeup::EventFd(wake),
-            _t: PhantomData,
         })
     }
 }
@@ -157,15 +154,37 @@ fn hello<T>(status: Status, capacity: u32, region_len: usize, fds: usize) -> Hel
     }
 }
 
+/// What both ends of a handshake hold: the socket, the ring's memory and the
+/// wake-up.
+struct Channel<T> {
+    stream: SeqpacketStream,
+    segment: Segment,
+    wakeup: Wakeup,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T: Pod> Channel<T> {
+    fn new(stream: SeqpacketStream, segment: Segment, wakeup: Wakeup) -> Self {
+        Self {
+            stream,
+            segment,
+            wakeup,
+            _t: PhantomData,
+        }
+    }
+
+    /// Attaches afresh, re-validating the header the peer could have rewritten.
+    fn ring(&self) -> Result<Spsc<'_, T>, AttachError> {
+        Spsc::<T>::attach(self.segment.region())
+    }
+}
+
 /// The server's side of one client: its credentials, its ring and its eventfd.
 ///
 /// Dropping the session closes the socket and the eventfd and unmaps the ring.
 pub struct Session<T> {
-    stream: SeqpacketStream,
+    channel: Channel<T>,
     peer: Credentials,
-    segment: Segment,
-    wakeup: Wakeup,
-    _t: PhantomData<fn() -> T>,
 }
 
 impl<T> fmt::Debug for Session<T> {
@@ -188,7 +207,7 @@ impl<T: Pod> Session<T> {
     /// have rewritten; the consumer resumes at the ring's shared `tail`. Keep
     /// it for a drain, not across sleeps.
     pub fn consumer(&self) -> Result<Consumer<'_, T>, AttachError> {
-        Ok(Spsc::<T>::attach(self.segment.region())?.into_consumer())
+        Ok(self.channel.ring()?.into_consumer())
     }
 
     /// Pops everything the client has published, passing each element to
@@ -214,19 +233,19 @@ impl<T: Pod> Session<T> {
     /// How the client wakes the server: the eventfd, readable after the client
     /// pushed to a ring whose consumer announced it would sleep.
     pub fn wakeup(&self) -> &Wakeup {
-        &self.wakeup
+        &self.channel.wakeup
     }
 
     /// The socket: `EPOLLHUP` on it means the client is gone.
     pub fn socket(&self) -> BorrowedFd<'_> {
-        self.stream.as_fd()
+        self.channel.stream.as_fd()
     }
 
     /// Whether the client has closed its end (exited or been killed), without
     /// blocking.
     #[doc(alias = "poll")]
     pub fn peer_closed(&self) -> Result<bool, SysError> {
-        let mut fds = [PollFd::new(&self.stream, PollFlags::RDHUP)];
+        let mut fds = [PollFd::new(&self.channel.stream, PollFlags::RDHUP)];
         poll(&mut fds, Some(&Timespec::default())).map_err(SysError::from_call("poll"))?;
         let hung_up = PollFlags::HUP | PollFlags::RDHUP | PollFlags::ERR;
         Ok(fds[0].revents().intersects(hung_up))
@@ -235,16 +254,13 @@ impl<T: Pod> Session<T> {
 
 /// A client's side of the handshake: its ring, and how it wakes the server.
 pub struct Connection<T> {
-    stream: SeqpacketStream,
-    segment: Segment,
-    wakeup: Wakeup,
-    _t: PhantomData<fn() -> T>,
+    channel: Channel<T>,
 }
 
 impl<T> fmt::Debug for Connection<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
-            .field("stream", &self.stream)
+            .field("stream", &self.channel.stream)
             .finish_non_exhaustive()
     }
 }
@@ -298,41 +314,37 @@ pub fn connect_timeout<T: Pod>(
     }
     let wake = EventFd::from_fd(fds.pop().expect("two fds"))?;
     let segment = Segment::from_fd(fds.pop().expect("two fds"))?;
+    let channel = Channel::new(stream, segment, Wakeup::EventFd(wake));
     // Validate now, so a bad ring is reported here rather than at first use.
-    Spsc::<T>::attach(segment.region())?;
-    Ok(Connection {
-        stream,
-        segment,
-        wakeup: Wakeup::EventFd(wake),
-        _t: PhantomData,
-    })
+    channel.ring()?;
+    Ok(Connection { channel })
 }
 
 impl<T: Pod> Connection<T> {
     /// The producing side of this client's ring.
     pub fn producer(&self) -> Result<Producer<'_, T>, AttachError> {
-        Ok(Spsc::<T>::attach(self.segment.region())?.into_producer())
+        Ok(self.channel.ring()?.into_producer())
     }
 
     /// The memory the ring lives in (a sealed memfd): its fd, its length.
     pub fn segment(&self) -> &Segment {
-        &self.segment
+        &self.channel.segment
     }
 
     /// How to wake the server after a push: pass it to `push_notify`, or call
     /// `wake` when `wake_needed` says so.
     pub fn wakeup(&self) -> &Wakeup {
-        &self.wakeup
+        &self.channel.wakeup
     }
 
     /// The server's credentials.
     pub fn server_credentials(&self) -> Result<Credentials, UdsError> {
-        self.stream.peer_credentials()
+        self.channel.stream.peer_credentials()
     }
 
     /// The socket, e.g. to notice the server going away (`EPOLLHUP`).
     pub fn socket(&self) -> BorrowedFd<'_> {
-        self.stream.as_fd()
+        self.channel.stream.as_fd()
     }
 }
 
