@@ -1,0 +1,244 @@
+//! `attach`: every structure kind attached to arbitrary bytes of arbitrary
+//! length, aligned or not.
+//!
+//! Input: one mode byte, then either the region's bytes as they are, or (mode
+//! bit 2) a template: a valid ring or seqlock of a chosen type and capacity,
+//! made by the crate, cut to a length near its required size, with its
+//! counters or sequence set from the input and a few byte patches applied, so
+//! that the fuzzer spends its time near valid headers. The bytes are copied
+//! into an allocation of exactly their length on a 128-byte boundary (plus an
+//! offset that misaligns the region, for mode 2 and 3), afresh for each kind.
+//!
+//! Every kind is then attached: `Spsc::<T>::attach` and `SeqLock::<T>::attach`
+//! for `T` in `[u8; 13]`, `[u32; 3]` and `u64`. Each result must equal what the
+//! documented layout says ([`expected_attach`], written independently of the
+//! crate): `Ok` exactly when the header, length and counters are valid, else
+//! the first mismatch, typed. On `Ok` the header must also match the one the
+//! crate writes for a fresh structure of that capacity, and the attached
+//! structure is exercised (pop what is queued and compare with the slot bytes,
+//! fill, overflow and drain it; read the value and version, write and read
+//! back) to show it really is usable.
+
+use ipc_primitives::seqlock::{ReadError, SeqLock, Version};
+use ipc_primitives::spsc::{PopError, PushError, Spsc};
+use ipc_primitives::{ElementLayout, Region};
+
+use crate::support::{Elem, Expect, Input, SharedMemory, expected_attach, offsets};
+
+/// Runs one input.
+pub fn run(data: &[u8]) {
+    let mut input = Input::new(data);
+    let mode = input.u8();
+    let misalign = match mode & 3 {
+        0 | 1 => 0,
+        2 => 1 + input.below(127),
+        _ => 8 * (1 + input.below(15)),
+    };
+    let bytes = if mode & 4 != 0 {
+        template(&mut input)
+    } else {
+        input.rest().to_vec()
+    };
+    check_spsc::<[u8; 13]>(misalign, &bytes);
+    check_spsc::<[u32; 3]>(misalign, &bytes);
+    check_spsc::<u64>(misalign, &bytes);
+    check_seqlock::<[u8; 13]>(misalign, &bytes);
+    check_seqlock::<[u32; 3]>(misalign, &bytes);
+    check_seqlock::<u64>(misalign, &bytes);
+}
+
+/// `bytes` in fresh memory of exactly their length (after `misalign` bytes),
+/// accessed in wide words from `wide_from` on.
+fn place(misalign: usize, bytes: &[u8], wide_from: usize) -> SharedMemory {
+    let memory = SharedMemory::zeroed(misalign + bytes.len(), misalign + wide_from);
+    memory.poke(misalign, bytes);
+    memory
+}
+
+/// A valid structure's bytes, cut or extended and patched as the input says.
+fn template(input: &mut Input<'_>) -> Vec<u8> {
+    let which = input.u8();
+    let capacity = 1u32 << (input.u8() % 8);
+    let (size, valid) = match which % 6 {
+        0 => valid_spsc::<[u8; 13]>(input, capacity),
+        1 => valid_spsc::<[u32; 3]>(input, capacity),
+        2 => valid_spsc::<u64>(input, capacity),
+        3 => valid_seqlock::<[u8; 13]>(input),
+        4 => valid_seqlock::<[u32; 3]>(input),
+        _ => valid_seqlock::<u64>(input),
+    };
+    // Usually the exact size; sometimes a little shorter or longer.
+    let delta = if which & 0x80 != 0 {
+        i32::from(input.u8() as i8)
+    } else {
+        0
+    };
+    let len = size.saturating_add_signed(delta as isize);
+    let mut bytes = valid;
+    bytes.resize(len, 0);
+    for _ in 0..input.below(5) {
+        let offset = input.below(len.max(1));
+        let patch = input.bytes(8);
+        let end = (offset + patch.len()).min(len);
+        if offset < end {
+            bytes[offset..end].copy_from_slice(&patch[..end - offset]);
+        }
+    }
+    bytes
+}
+
+/// A ring made by the crate, with counters from the input.
+fn valid_spsc<T: Elem>(input: &mut Input<'_>, capacity: u32) -> (usize, Vec<u8>) {
+    let size = Spsc::<T>::required_size(capacity).expect("a small ring");
+    let memory = SharedMemory::zeroed(size, offsets::SLOTS);
+    Spsc::<T>::create(memory.region(), capacity).expect("create");
+    let head = input.u32();
+    let used = input.below(capacity as usize + 2) as u32;
+    memory.poke(offsets::HEAD, &head.to_ne_bytes());
+    memory.poke(offsets::TAIL, &head.wrapping_sub(used).to_ne_bytes());
+    let slot_bytes = input.bytes(size - offsets::SLOTS);
+    memory.poke(offsets::SLOTS, slot_bytes);
+    (size, memory.snapshot(0, size))
+}
+
+/// A seqlock made by the crate, with the sequence and value from the input.
+fn valid_seqlock<T: Elem>(input: &mut Input<'_>) -> (usize, Vec<u8>) {
+    let size = SeqLock::<T>::required_size();
+    let memory = SharedMemory::zeroed(size, offsets::SEQ);
+    SeqLock::<T>::create(memory.region()).expect("create");
+    let seq = input.u64();
+    memory.poke(
+        offsets::SEQ,
+        &seq.to_ne_bytes()[..core::mem::size_of::<Version>()],
+    );
+    memory.poke(offsets::VALUE, input.bytes(size - offsets::VALUE));
+    (size, memory.snapshot(0, size))
+}
+
+/// The `u32` at `offset` of `bytes`.
+fn u32_at(bytes: &[u8], offset: usize) -> u32 {
+    u32::from_ne_bytes(bytes[offset..offset + 4].try_into().expect("4 bytes"))
+}
+
+/// The value of type `T` in a slot starting at `offset` of `bytes`.
+fn value_at<T: Elem>(bytes: &[u8], offset: usize) -> T {
+    T::from_raw(&bytes[offset..offset + core::mem::size_of::<T>()])
+}
+
+fn check_spsc<T: Elem>(misalign: usize, bytes: &[u8]) {
+    let memory = place(misalign, bytes, offsets::SLOTS);
+    let region: Region<'_> = memory.region_from(misalign);
+    let aligned = misalign == 0;
+    let expected = expected_attach(bytes, aligned, Expect::spsc::<T>());
+    let attached = Spsc::<T>::attach(region);
+    let got = attached
+        .as_ref()
+        .map(|ring| ring.capacity() as u32)
+        .map_err(|e| *e);
+    assert_eq!(
+        got,
+        expected,
+        "Spsc<{}>::attach",
+        core::any::type_name::<T>()
+    );
+    let Ok(ring) = attached else { return };
+    let capacity = ring.capacity() as u32;
+
+    // The header is exactly what the crate writes for such a ring.
+    let fresh = SharedMemory::zeroed(
+        Spsc::<T>::required_size(capacity).expect("fits"),
+        offsets::SLOTS,
+    );
+    Spsc::<T>::create(fresh.region(), capacity).expect("create a twin");
+    let header = &bytes[..offsets::HEADER_FIELDS];
+    assert_eq!(
+        fresh.snapshot(0, offsets::HEADER_FIELDS),
+        header,
+        "header of an attached ring"
+    );
+
+    // What is queued pops out exactly as the slot bytes hold it.
+    let cap = capacity as usize;
+    let (head, tail) = (u32_at(bytes, offsets::HEAD), u32_at(bytes, offsets::TAIL));
+    let used = head.wrapping_sub(tail) as usize;
+    assert!(
+        used <= cap,
+        "attached a ring with {used} of {cap} slots used"
+    );
+    let (mut tx, mut rx) = ring.split();
+    assert_eq!((tx.len(), rx.len()), (used, used), "len after attach");
+    let slot = ElementLayout::of::<T>().slot_size() as usize;
+    let slot_offset = |counter: u32| offsets::SLOTS + (counter as usize & (cap - 1)) * slot;
+    let mut out = vec![T::make(0); cap + 1];
+    assert_eq!(rx.pop_into(&mut out), Ok(used), "pop what was queued");
+    for (k, got) in out[..used].iter().enumerate() {
+        let at = slot_offset(tail.wrapping_add(k as u32));
+        assert_eq!(*got, value_at::<T>(bytes, at), "queued element {k}");
+    }
+    assert_eq!(rx.try_pop(), Err(PopError::Empty));
+
+    // Fill it, overflow it, drain it.
+    for n in 1..=cap as u64 {
+        assert_eq!(tx.try_push(T::make(n)), Ok(()), "push {n} of {cap}");
+    }
+    let extra = T::make(u64::MAX);
+    assert_eq!(tx.try_push(extra), Err(PushError::Full(extra)));
+    assert_eq!(rx.pop_into(&mut out), Ok(cap), "drain");
+    for (n, got) in out[..cap].iter().enumerate() {
+        assert_eq!(*got, T::make(n as u64 + 1), "element {n} after refill");
+    }
+    assert_eq!((tx.len(), rx.len()), (0, 0));
+}
+
+fn check_seqlock<T: Elem>(misalign: usize, bytes: &[u8]) {
+    let memory = place(misalign, bytes, offsets::SEQ);
+    let region: Region<'_> = memory.region_from(misalign);
+    let aligned = misalign == 0;
+    let expected = expected_attach(bytes, aligned, Expect::seqlock::<T>());
+    let attached = SeqLock::<T>::attach(region);
+    let got = attached.as_ref().map(|_| 1).map_err(|e| *e);
+    assert_eq!(
+        got,
+        expected,
+        "SeqLock<{}>::attach",
+        core::any::type_name::<T>()
+    );
+    let Ok(lock) = attached else { return };
+
+    let fresh = SharedMemory::zeroed(SeqLock::<T>::required_size(), offsets::SEQ);
+    SeqLock::<T>::create(fresh.region()).expect("create a twin");
+    let header = &bytes[..offsets::HEADER_FIELDS];
+    assert_eq!(
+        fresh.snapshot(0, offsets::HEADER_FIELDS),
+        header,
+        "header of an attached seqlock"
+    );
+
+    let width = core::mem::size_of::<Version>();
+    let mut raw = [0; 8];
+    raw[..width].copy_from_slice(&bytes[offsets::SEQ..offsets::SEQ + width]);
+    let seq = Version::from_ne_bytes(raw[..width].try_into().expect("the version's width"));
+    let reader = lock.reader();
+    let value = value_at::<T>(bytes, offsets::VALUE);
+    let expected_read = if seq & 1 == 1 {
+        Err(ReadError::WriterStalled)
+    } else {
+        Ok((value, seq / 2))
+    };
+    assert_eq!(reader.try_read_with(3), expected_read, "read after attach");
+    assert_eq!(reader.version(), seq / 2);
+
+    // A writer taking over continues from the next even sequence.
+    let start = seq.wrapping_add(seq & 1);
+    let mut writer = lock.into_writer();
+    assert_eq!(writer.version(), start / 2);
+    let next = T::make(7);
+    writer.write(&next);
+    let version = start.wrapping_add(2) / 2;
+    assert_eq!(
+        reader.try_read_with(1),
+        Ok((next, version)),
+        "read back a write"
+    );
+    assert_eq!(writer.version(), version);
+}

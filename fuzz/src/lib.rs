@@ -1,0 +1,14 @@
+//! Harness logic for the fuzz targets in `fuzz_targets/`.
+//!
+//! Each module is one target's whole logic behind `pub fn run(data: &[u8])`:
+//! it decodes its operations from the raw bytes itself and panics on any
+//! violated property. The files in `fuzz_targets/` are one-line wrappers, and
+//! `tests/fuzz_regressions.rs` in the root crate includes these same files with
+//! `#[path]` to replay the corpora and saved crashes under `cargo test`, so
+//! this code may only use `ipc-primitives`, `zerocopy`, `core` and `std`.
+
+pub mod attach;
+pub mod seqlock;
+pub mod spsc_hostile;
+pub mod spsc_ops;
+pub mod support;

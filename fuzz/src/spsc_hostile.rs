@@ -1,0 +1,324 @@
+//! `spsc_hostile`: the `spsc_ops` operations on a ring whose shared bytes a
+//! hostile peer rewrites between operations.
+//!
+//! Input: one configuration byte (capacity 1 to 64, element `[u8; 13]` or
+//! `[u32; 3]`), then steps until the input runs out: a byte below
+//! [`HOSTILE_TAG`] is a ring operation as in `spsc_ops` (including re-attaching
+//! the handles, which here also re-attaches one side only, or re-creates the
+//! ring as a restarting creator would); a byte from it up rewrites bytes of the
+//! region: header fields, the `head` (offset 128) and `tail` (256) counters,
+//! the `ready` event (384), the slots (from 512) or anywhere.
+//!
+//! The ring lives in [`SharedMemory`]: an allocation exactly as long as the
+//! region, so AddressSanitizer reports any access past its end. Checked:
+//! - no panic, no out-of-bounds access, no hang (every call returns after
+//!   bounded work; the harness's own loops are bounded too);
+//! - every result is an element or a typed error, a refused push hands back
+//!   the very value offered, batch counts never exceed the batch or the
+//!   capacity, and `pop_into` writes nothing past the elements it reports;
+//! - `len() <= capacity()` on both sides, always;
+//! - `attach` returns exactly what the documented layout says
+//!   ([`expected_attach`]): `Ok` only on a valid header and counters;
+//! - while the peer has rewritten nothing that changes what the handles see,
+//!   everything agrees exactly with the `spsc_ops` model. Rewritten slot bytes
+//!   update the model (the consumer must pop exactly what memory holds);
+//!   rewritten counters or event words end exact checking until the ring is
+//!   re-created, after which the model is rebuilt from memory and checked again.
+
+use ipc_primitives::spsc::{Consumer, PopError, Producer, PushError, Spsc};
+use ipc_primitives::{ElementLayout, Region};
+
+use crate::spsc_ops::{
+    GrantWrite, MAX_OPS, Model, Op, check, decode_op, next_write, step, write_fits,
+};
+use crate::support::{Elem, Expect, Input, SharedMemory, expected_attach, offsets};
+
+/// Step tags from this value up are hostile rewrites; below it, ring operations.
+pub const HOSTILE_TAG: u8 = 0xa0;
+
+/// Runs one input.
+pub fn run(data: &[u8]) {
+    let mut input = Input::new(data);
+    let config = input.u8();
+    let capacity = 1u32 << (config % 7);
+    if config & 0x08 != 0 {
+        run_ring::<[u32; 3]>(capacity, &mut input);
+    } else {
+        run_ring::<[u8; 13]>(capacity, &mut input);
+    }
+}
+
+/// Bytes one slot of `T` takes in the region.
+fn slot_size<T>() -> usize {
+    ElementLayout::of::<T>().slot_size() as usize
+}
+
+/// A model of the ring as memory now holds it, right after `Spsc::create`:
+/// counters zero, event reset, slots as they are.
+fn model_from_memory<T: Elem>(memory: &SharedMemory, capacity: u32) -> Model<T> {
+    let mut model = Model::new(capacity as usize, 0);
+    refresh_slots(memory, &mut model);
+    model
+}
+
+/// Re-reads every slot from memory, and the queued elements from their slots
+/// (an element stays in its slot until popped).
+fn refresh_slots<T: Elem>(memory: &SharedMemory, model: &mut Model<T>) {
+    let size = core::mem::size_of::<T>();
+    let mut raw = vec![0; size];
+    for (index, slot) in model.slots.iter_mut().enumerate() {
+        memory.peek(offsets::SLOTS + index * slot_size::<T>(), &mut raw);
+        *slot = T::from_raw(&raw);
+    }
+    let mask = model.capacity - 1;
+    let tail = model.tail as usize;
+    for (k, value) in model.queue.iter_mut().enumerate() {
+        *value = model.slots[tail.wrapping_add(k) & mask];
+    }
+}
+
+/// Checks what must hold whatever the peer wrote.
+fn invariants<T: Elem>(tx: &Producer<'_, T>, rx: &Consumer<'_, T>) {
+    assert!(tx.len() <= tx.capacity(), "producer len above capacity");
+    assert!(rx.len() <= rx.capacity(), "consumer len above capacity");
+    assert_eq!(tx.free_slots(), tx.capacity() - tx.len(), "free_slots");
+    assert!(tx.capacity().is_power_of_two() && tx.capacity() <= 64);
+    assert!(rx.capacity().is_power_of_two() && rx.capacity() <= 64);
+}
+
+/// Applies one operation (not `Reattach`) with no model: only what holds for
+/// any memory contents is checked.
+fn loose_step<T: Elem>(
+    op: Op,
+    input: &mut Input<'_>,
+    tx: &mut Producer<'_, T>,
+    rx: &mut Consumer<'_, T>,
+    made: &mut u64,
+) {
+    let size = core::mem::size_of::<T>();
+    let mut fresh = || {
+        *made += 1;
+        T::make(*made)
+    };
+    match op {
+        Op::Push => {
+            let value = fresh();
+            match tx.try_push(value) {
+                Ok(()) => {}
+                Err(PushError::Full(back) | PushError::Corrupted(back)) => {
+                    assert_eq!(back, value, "a refused push hands back its value");
+                }
+            }
+        }
+        Op::PushSlice(len) => {
+            let items: Vec<T> = (0..len).map(|_| fresh()).collect();
+            if let Ok(count) = tx.push_slice(&items) {
+                assert!(
+                    count <= len && count <= tx.capacity(),
+                    "push_slice count {count}"
+                );
+            }
+        }
+        Op::Pop => {
+            let _ = rx.try_pop();
+        }
+        Op::PopInto(len) => {
+            let sentinel = T::make(0);
+            let mut out = vec![sentinel; len];
+            let count = rx.pop_into(&mut out).unwrap_or(0);
+            assert!(
+                count <= len && count <= rx.capacity(),
+                "pop_into count {count}"
+            );
+            assert!(
+                out[count..].iter().all(|v| *v == sentinel),
+                "pop_into wrote past the elements it popped"
+            );
+        }
+        Op::Grant { writes, commit } => {
+            let Ok(mut grant) = tx.grant() else {
+                return;
+            };
+            for _ in 0..writes {
+                match next_write(input, size) {
+                    GrantWrite::Whole => grant.write(&fresh()),
+                    GrantWrite::Bytes { offset, bytes } => {
+                        let fits = write_fits(offset, bytes.len(), size);
+                        assert_eq!(
+                            grant.write_bytes(offset, bytes).is_ok(),
+                            fits,
+                            "write_bytes bounds"
+                        );
+                    }
+                }
+            }
+            if commit {
+                grant.commit();
+            }
+        }
+        Op::PrepareToSleep => {
+            let _ = rx.prepare_to_sleep();
+        }
+        Op::WakeNeeded => {
+            let _ = tx.wake_needed();
+        }
+        Op::PopOrSleep {
+            spins,
+            sleeps,
+            push_in_sleep,
+        } => {
+            let extra = fresh();
+            let mut calls = 0;
+            let _ = rx.pop_or_sleep(spins, |event, epoch| {
+                calls += 1;
+                assert!(
+                    calls <= sleeps + 2,
+                    "pop_or_sleep slept after the sleeper gave up"
+                );
+                assert_eq!(event.epoch(), epoch, "asked to sleep on a stale epoch");
+                if push_in_sleep && calls == 1 {
+                    let _ = tx.try_push(extra);
+                    let _ = tx.wake_needed();
+                    return Ok(());
+                }
+                if calls > sleeps { Err(()) } else { Ok(()) }
+            });
+        }
+        Op::Reattach => unreachable!("handled by the caller"),
+    }
+}
+
+/// Where a hostile rewrite lands.
+fn hostile_write<'a>(input: &mut Input<'a>, memory: &SharedMemory) -> (usize, Vec<u8>) {
+    let len = memory.size();
+    let near = |input: &mut Input<'a>, current: u32| -> Vec<u8> {
+        let byte = input.u8();
+        let value = match byte >> 6 {
+            // Low six bits, sign-extended: -32 ..= 31.
+            0 | 1 => current.wrapping_add_signed(i32::from((byte << 2) as i8 >> 2)),
+            2 => current.wrapping_add(input.u32()),
+            _ => input.u32(),
+        };
+        value.to_ne_bytes().to_vec()
+    };
+    match input.u8() % 8 {
+        // Header fields: magic, version, kind, element layout, slot size, capacity.
+        0 => {
+            let offset = input.below(offsets::HEADER_FIELDS);
+            (offset, input.bytes(8).to_vec())
+        }
+        1 => (offsets::HEAD, near(input, memory.peek_u32(offsets::HEAD))),
+        2 => (offsets::TAIL, near(input, memory.peek_u32(offsets::TAIL))),
+        // The ready event: `waiting` at +0, `epoch` at +4.
+        3 => {
+            let offset = offsets::READY + 4 * input.below(2);
+            (offset, input.u32().to_ne_bytes().to_vec())
+        }
+        4 | 5 => {
+            let offset = offsets::SLOTS + input.below(len - offsets::SLOTS);
+            (offset, input.bytes(24).to_vec())
+        }
+        // A tail the producer would accept: somewhere behind its head.
+        6 => {
+            let behind = input.u8();
+            let tail = memory
+                .peek_u32(offsets::HEAD)
+                .wrapping_sub(u32::from(behind) % 80);
+            (offsets::TAIL, tail.to_ne_bytes().to_vec())
+        }
+        _ => {
+            let offset = input.below(len);
+            (offset, input.bytes(16).to_vec())
+        }
+    }
+}
+
+fn run_ring<T: Elem>(capacity: u32, input: &mut Input<'_>) {
+    let size = Spsc::<T>::required_size(capacity).expect("a small ring");
+    let memory = SharedMemory::zeroed(size, offsets::SLOTS);
+    let region: Region<'_> = memory.region();
+    let expect = Expect::spsc::<T>();
+    let (mut tx, mut rx) = Spsc::<T>::create(region, capacity).expect("create").split();
+    // `None` while the peer has left the ring in a state the model cannot follow.
+    let mut model = Some(Model::<T>::new(capacity as usize, 0));
+    let mut made = 1 << 32;
+    let mut steps = 0;
+    while steps < MAX_OPS && !input.is_empty() {
+        steps += 1;
+        let tag = input.u8();
+        if tag >= HOSTILE_TAG {
+            let (offset, bytes) = hostile_write(input, &memory);
+            let before = memory.snapshot(offset, bytes.len());
+            memory.poke(offset, &bytes);
+            let after = memory.snapshot(offset, bytes.len());
+            if before != after && offset + bytes.len() > offsets::HEAD {
+                if offset >= offsets::SLOTS {
+                    if let Some(model) = model.as_mut() {
+                        refresh_slots(&memory, model);
+                    }
+                } else {
+                    // Counters or the event: the model can no longer follow.
+                    model = None;
+                }
+            }
+        } else {
+            match decode_op(tag, input, tx.capacity()) {
+                Op::Reattach => {
+                    let how = input.u8() % 4;
+                    let expected = expected_attach(&memory.snapshot(0, size), true, expect);
+                    if how == 3 {
+                        // A creator restarting: the ring starts over, and the
+                        // model is rebuilt from what memory now holds.
+                        // The old handles are not used again.
+                        let ring = Spsc::<T>::create(region, capacity).expect("re-create");
+                        (tx, rx) = ring.split();
+                        model = Some(model_from_memory(&memory, capacity));
+                    } else {
+                        let attached = Spsc::<T>::attach(region);
+                        assert_eq!(
+                            attached
+                                .as_ref()
+                                .map(|r| r.capacity() as u32)
+                                .map_err(|e| *e),
+                            expected,
+                            "attach result"
+                        );
+                        if let Ok(ring) = attached {
+                            if model
+                                .as_ref()
+                                .is_some_and(|m| m.capacity != ring.capacity())
+                            {
+                                model = None;
+                            }
+                            match how {
+                                0 => tx = ring.into_producer(),
+                                1 => rx = ring.into_consumer(),
+                                _ => (tx, rx) = ring.split(),
+                            }
+                        }
+                    }
+                }
+                op => match model.as_mut() {
+                    Some(model) => step(op, input, &mut tx, &mut rx, model),
+                    None => loose_step(op, input, &mut tx, &mut rx, &mut made),
+                },
+            }
+        }
+        if let Some(model) = model.as_ref() {
+            check(&tx, &rx, model);
+        }
+        invariants(&tx, &rx);
+    }
+    // Whatever is left pops out as elements or a typed error, boundedly.
+    let mut out = vec![T::make(0); rx.capacity() + 1];
+    match (rx.pop_into(&mut out), model.as_mut()) {
+        (result, Some(model)) => {
+            let left: Vec<T> = core::iter::from_fn(|| model.pop()).collect();
+            assert_eq!(result, Ok(left.len()), "drain count");
+            assert_eq!(&out[..left.len()], &left[..], "drain elements");
+            assert_eq!(rx.try_pop(), Err(PopError::Empty));
+        }
+        (Ok(count), None) => assert!(count <= rx.capacity()),
+        (Err(_), None) => {}
+    }
+}

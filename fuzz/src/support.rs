@@ -1,0 +1,524 @@
+//! Pieces every fuzz target shares: a decoder from the fuzzer's bytes, the
+//! element types under test, memory a hostile peer may rewrite, and a reference
+//! validator for region headers.
+//!
+//! This file is compiled twice: as a module of the fuzz crate (`fuzz/src/lib.rs`)
+//! and, through `#[path]`, as a module of `tests/fuzz_regressions.rs` in the root
+//! crate. It may therefore only use `ipc-primitives`, `zerocopy`, `core` and
+//! `std`, and its siblings reach it as `crate::support`.
+
+use core::alloc::Layout;
+use core::fmt::Debug;
+use core::ptr::NonNull;
+
+use ipc_primitives::layout::MAGIC;
+use ipc_primitives::seqlock::Version;
+use ipc_primitives::{ABI_VERSION, AttachError, ElementLayout, Pod, Region};
+
+/// Byte offsets in a region (the `# Layout` tables of `ipc_primitives::layout`,
+/// `ipc_primitives::spsc` and `ipc_primitives::seqlock`).
+pub mod offsets {
+    /// End of the header fields (the rest of its line is padding).
+    pub const HEADER_FIELDS: usize = 28;
+    /// `capacity` in the header.
+    pub const CAPACITY: usize = 24;
+    /// A ring's `head` counter.
+    pub const HEAD: usize = 128;
+    /// A ring's `tail` counter.
+    pub const TAIL: usize = 256;
+    /// A ring's `ready` event (`waiting`, then `epoch`).
+    pub const READY: usize = 384;
+    /// A ring's first slot.
+    pub const SLOTS: usize = 512;
+    /// A seqlock's sequence word (8 bytes).
+    pub const SEQ: usize = 128;
+    /// A seqlock's value.
+    pub const VALUE: usize = 256;
+}
+
+/// Raw `Kind` values in a header (`Kind` is non-exhaustive, so it cannot be cast).
+pub const KIND_SPSC: u32 = 1;
+/// See [`KIND_SPSC`].
+pub const KIND_SEQLOCK: u32 = 2;
+
+/// Reads the fuzzer's bytes front to back; once they run out every read yields
+/// zero, so any input decodes to something.
+#[derive(Debug)]
+pub struct Input<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Input<'a> {
+    /// Decodes `data`.
+    pub fn new(data: &'a [u8]) -> Self {
+        Self { data }
+    }
+
+    /// Whether every byte has been read.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// The next byte, or 0.
+    pub fn u8(&mut self) -> u8 {
+        match self.data.split_first() {
+            Some((&byte, rest)) => {
+                self.data = rest;
+                byte
+            }
+            None => 0,
+        }
+    }
+
+    /// The next two bytes, little-endian.
+    pub fn u16(&mut self) -> u16 {
+        u16::from_le_bytes([self.u8(), self.u8()])
+    }
+
+    /// The next four bytes, little-endian.
+    pub fn u32(&mut self) -> u32 {
+        u32::from(self.u16()) | (u32::from(self.u16()) << 16)
+    }
+
+    /// The next eight bytes, little-endian.
+    pub fn u64(&mut self) -> u64 {
+        u64::from(self.u32()) | (u64::from(self.u32()) << 32)
+    }
+
+    /// One bit of the next byte.
+    pub fn bool(&mut self) -> bool {
+        self.u8() & 1 == 1
+    }
+
+    /// A number in `0..n` (0 if `n` is 0 or 1), from one byte if `n <= 256`.
+    pub fn below(&mut self, n: usize) -> usize {
+        match n {
+            0 | 1 => 0,
+            2..=256 => usize::from(self.u8()) % n,
+            _ => usize::from(self.u16()) % n,
+        }
+    }
+
+    /// Up to `max` bytes: a length byte, then that many bytes (fewer at the end).
+    pub fn bytes(&mut self, max: usize) -> &'a [u8] {
+        let want = self.below(max + 1);
+        self.take(want)
+    }
+
+    /// Exactly the next `n` bytes, or fewer at the end.
+    pub fn take(&mut self, n: usize) -> &'a [u8] {
+        let (taken, rest) = self.data.split_at(n.min(self.data.len()));
+        self.data = rest;
+        taken
+    }
+
+    /// Everything not read yet.
+    pub fn rest(&mut self) -> &'a [u8] {
+        self.take(self.data.len())
+    }
+}
+
+/// An element type under test, with a distinct value for every counter value.
+pub trait Elem: Pod + Copy + PartialEq + Debug {
+    /// The `n`th value; `make(0)` serves as a sentinel and is never pushed.
+    fn make(n: u64) -> Self;
+
+    /// A value read from raw bytes (zero-extended if there are too few).
+    fn from_raw(bytes: &[u8]) -> Self {
+        let mut value = Self::new_zeroed();
+        let dst = value.as_mut_bytes();
+        let n = dst.len().min(bytes.len());
+        dst[..n].copy_from_slice(&bytes[..n]);
+        value
+    }
+}
+
+/// Spreads `n` over every bit: multiplying by an odd constant is a bijection.
+fn mix(n: u64) -> u64 {
+    n.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// 13 bytes, alignment 1: a slot of two words whose second word is 5/8 used.
+impl Elem for [u8; 13] {
+    fn make(n: u64) -> Self {
+        let mut out = [0; 13];
+        out[..8].copy_from_slice(&mix(n).to_le_bytes());
+        out[8..].copy_from_slice(&(n ^ 0xa5_a5a5_a5a5).to_le_bytes()[..5]);
+        out
+    }
+}
+
+/// 12 bytes, alignment 4: a slot of two words whose second word is half used.
+impl Elem for [u32; 3] {
+    fn make(n: u64) -> Self {
+        let m = mix(n);
+        [m as u32, (m >> 32) as u32, n as u32 ^ 0x5a5a_5a5a]
+    }
+}
+
+/// 8 bytes, alignment 8: exactly one word.
+impl Elem for u64 {
+    fn make(n: u64) -> Self {
+        mix(n)
+    }
+}
+
+/// Zeroed, 128-byte aligned memory that structures live in while the harness,
+/// playing a hostile peer, rewrites its bytes between operations.
+///
+/// The allocation is exactly as long as the region (at least one byte), so
+/// AddressSanitizer reports any access past the region's end. Its pointer is
+/// taken once, at allocation; every access after that (the crate's through
+/// [`region`](Self::region), the harness's through [`poke`](Self::poke) and
+/// [`peek`](Self::peek)) goes through that pointer, and no reference to the
+/// bytes is ever made outside the crate.
+///
+/// The harness reads and writes the bytes with atomics of the same width and
+/// alignment as the crate uses at each offset (`u32` for headers and ring
+/// control words, a [`Version`]-sized word for slots and a seqlock's sequence
+/// and value), read-modify-writing whole words for partial updates. Besides
+/// keeping to the letter of `Region`'s contract, this keeps Miri's weak-memory
+/// model, which cannot follow mixed-size or mixed atomic/plain accesses to
+/// the same bytes, able to check the harness.
+#[derive(Debug)]
+pub struct SharedMemory {
+    base: NonNull<u8>,
+    len: usize,
+    layout: Layout,
+    /// Offset from which the crate accesses the memory in wide words.
+    wide_from: usize,
+}
+
+impl SharedMemory {
+    /// `len` zero bytes starting on a 128-byte boundary, accessed by the crate
+    /// in `u32` words before `wide_from` and in [`Version`]-sized words from it
+    /// on ([`offsets::SLOTS`] for a ring, [`offsets::SEQ`] for a seqlock).
+    pub fn zeroed(len: usize, wide_from: usize) -> Self {
+        let layout = Layout::from_size_align(len.max(1), 128).expect("a small region");
+        // SAFETY: the layout's size is at least 1.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        let Some(base) = NonNull::new(ptr) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        Self {
+            base,
+            len,
+            layout,
+            wide_from,
+        }
+    }
+
+    /// The region's length in bytes.
+    pub fn size(&self) -> usize {
+        self.len
+    }
+
+    /// A region over the memory for as long as `self` is borrowed.
+    pub fn region(&self) -> Region<'_> {
+        // SAFETY: `from_raw_parts` needs the `len` bytes at `base` to be
+        // initialised (they were zeroed at allocation), valid for reads and
+        // writes for the region's lifetime (the region borrows `self`, which owns
+        // the allocation and frees it only when dropped, after every borrow has
+        // ended), and accessed by this process only through the crate.
+        // The one other accessor is `poke`/`peek` below, standing in for the
+        // other process the contract allows: they access the bytes atomically,
+        // through this same pointer, with the crate's own word widths, on this
+        // thread and only between calls into the crate, so nothing races; and
+        // no reference to the bytes is ever made outside the crate (the crate's
+        // own `&AtomicU32`s sit on `UnsafeCell`s, which allow mutation through
+        // other pointers).
+        unsafe { Region::from_raw_parts(self.base, self.len) }
+    }
+
+    /// A region over the memory from byte `offset` on (misaligned unless
+    /// `offset` is a multiple of 128), for as long as `self` is borrowed.
+    pub fn region_from(&self, offset: usize) -> Region<'_> {
+        let offset = offset.min(self.len);
+        // SAFETY: as in `region`, for a sub-range of the same allocation:
+        // `offset <= len`, so the pointer stays within (or one past) it.
+        unsafe { Region::from_raw_parts(self.base.add(offset), self.len - offset) }
+    }
+
+    /// The word holding byte `at`: its start and width. A word that would
+    /// reach past the region is cut down to single bytes, which the crate never
+    /// accesses (its words all lie within the sizes it checks).
+    fn word(&self, at: usize) -> (usize, usize) {
+        let width = if at >= self.wide_from { WIDE } else { 4 };
+        let start = at - at % width;
+        if start + width <= self.len {
+            (start, width)
+        } else {
+            (at, 1)
+        }
+    }
+
+    /// Applies `f` to the bytes of every word overlapping `offset .. offset +
+    /// len` (clipped to the region) and the range of that word they cover,
+    /// loading each word before and storing it after if `store`.
+    fn each_word(
+        &self,
+        offset: usize,
+        len: usize,
+        store: bool,
+        mut f: impl FnMut(usize, &mut [u8]),
+    ) {
+        let end = offset.saturating_add(len).min(self.len);
+        let mut at = offset;
+        while at < end {
+            let (start, width) = self.word(at);
+            let mut buf = [0; 8];
+            let word = &mut buf[..width];
+            // SAFETY: `start + width <= len`, so the word lies inside the live
+            // allocation (keeping `base`'s provenance), and `start` is a
+            // multiple of `width` from a 128-aligned base, so it is aligned for
+            // the atomic of that width. These accesses never race with the
+            // crate's: they run on this thread, between calls into it (see
+            // `region`). `AtomicU32`/`AtomicU64` are named here, not taken from
+            // the crate's shim, because the harness plays another process.
+            unsafe { load_word(self.base.as_ptr().add(start), word) };
+            let lo = at - start;
+            let hi = (end - start).min(width);
+            f(at, &mut word[lo..hi]);
+            if store {
+                // SAFETY: as for the load.
+                unsafe { store_word(self.base.as_ptr().add(start), word) };
+            }
+            at = start + hi;
+        }
+    }
+
+    /// Overwrites bytes from `offset` with `bytes` (clipped to the region), as a
+    /// peer process could. Call only between operations on the structures in
+    /// the region (the harness is single-threaded, so that is any time it runs).
+    pub fn poke(&self, offset: usize, bytes: &[u8]) {
+        self.each_word(offset, bytes.len(), true, |at, dst| {
+            let from = at - offset;
+            dst.copy_from_slice(&bytes[from..from + dst.len()]);
+        });
+    }
+
+    /// Copies bytes from `offset` into `out` (clipped to the region).
+    pub fn peek(&self, offset: usize, out: &mut [u8]) {
+        self.each_word(offset, out.len(), false, |at, src| {
+            let from = at - offset;
+            out[from..from + src.len()].copy_from_slice(src);
+        });
+    }
+
+    /// The native-endian `u32` at `offset`.
+    pub fn peek_u32(&self, offset: usize) -> u32 {
+        let mut raw = [0; 4];
+        self.peek(offset, &mut raw);
+        u32::from_ne_bytes(raw)
+    }
+
+    /// A copy of `len` bytes from `offset`.
+    pub fn snapshot(&self, offset: usize, len: usize) -> Vec<u8> {
+        let mut out = vec![0; len];
+        self.peek(offset, &mut out);
+        out
+    }
+}
+
+/// Bytes in the crate's wide words (slots, a seqlock's sequence and value).
+const WIDE: usize = core::mem::size_of::<Version>();
+
+/// Loads the `word.len()`-byte word at `ptr` (1, 4 or [`WIDE`] bytes) with a
+/// relaxed atomic load of that width.
+///
+/// # Safety
+/// `ptr` must be valid for reads of the word, aligned to its width, and not
+/// accessed concurrently with a non-atomic or differently sized access.
+#[allow(
+    clippy::disallowed_types,
+    reason = "the harness is the peer, not the crate"
+)]
+unsafe fn load_word(ptr: *mut u8, word: &mut [u8]) {
+    use core::sync::atomic::{AtomicU8, AtomicU32, Ordering::Relaxed};
+    match word.len() {
+        1 => {
+            // SAFETY: the caller's guarantees, for one byte.
+            let cell = unsafe { AtomicU8::from_ptr(ptr) };
+            word[0] = cell.load(Relaxed);
+        }
+        4 => {
+            // SAFETY: the caller's guarantees, for a `u32`.
+            let cell = unsafe { AtomicU32::from_ptr(ptr.cast()) };
+            word.copy_from_slice(&cell.load(Relaxed).to_ne_bytes());
+        }
+        _ => {
+            // SAFETY: the caller's guarantees, for a wide word.
+            let cell = unsafe { WideAtomic::from_ptr(ptr.cast()) };
+            word.copy_from_slice(&cell.load(Relaxed).to_ne_bytes());
+        }
+    }
+}
+
+/// Stores `word` at `ptr` with a relaxed atomic store of its width.
+///
+/// # Safety
+/// As for [`load_word`], for writes.
+#[allow(
+    clippy::disallowed_types,
+    reason = "the harness is the peer, not the crate"
+)]
+unsafe fn store_word(ptr: *mut u8, word: &[u8]) {
+    use core::sync::atomic::{AtomicU8, AtomicU32, Ordering::Relaxed};
+    match word.len() {
+        1 => {
+            // SAFETY: the caller's guarantees, for one byte.
+            let cell = unsafe { AtomicU8::from_ptr(ptr) };
+            cell.store(word[0], Relaxed);
+        }
+        4 => {
+            // SAFETY: the caller's guarantees, for a `u32`.
+            let cell = unsafe { AtomicU32::from_ptr(ptr.cast()) };
+            cell.store(
+                u32::from_ne_bytes(word.try_into().expect("4 bytes")),
+                Relaxed,
+            );
+        }
+        _ => {
+            // SAFETY: the caller's guarantees, for a wide word.
+            let cell = unsafe { WideAtomic::from_ptr(ptr.cast()) };
+            cell.store(
+                Version::from_ne_bytes(word.try_into().expect("a word")),
+                Relaxed,
+            );
+        }
+    }
+}
+
+/// The atomic of the crate's wide words.
+#[cfg(target_has_atomic = "64")]
+#[allow(
+    clippy::disallowed_types,
+    reason = "the harness is the peer, not the crate"
+)]
+type WideAtomic = core::sync::atomic::AtomicU64;
+/// The atomic of the crate's wide words.
+#[cfg(not(target_has_atomic = "64"))]
+#[allow(
+    clippy::disallowed_types,
+    reason = "the harness is the peer, not the crate"
+)]
+type WideAtomic = core::sync::atomic::AtomicU32;
+
+impl Drop for SharedMemory {
+    fn drop(&mut self) {
+        // SAFETY: `base` was allocated in `zeroed` with `layout` and is freed
+        // only here; every region borrowed `self`, so none outlives this.
+        unsafe { std::alloc::dealloc(self.base.as_ptr(), self.layout) };
+    }
+}
+
+/// What a structure expects of a header, for [`expected_attach`].
+#[derive(Debug, Clone, Copy)]
+pub struct Expect {
+    /// Raw kind ([`KIND_SPSC`] or [`KIND_SEQLOCK`]).
+    pub kind: u32,
+    /// The element type's layout.
+    pub elem: ElementLayout,
+    /// Size of the control block before the slots.
+    pub control: usize,
+    /// Whether the structure allows a capacity.
+    pub capacity_ok: fn(u32) -> bool,
+    /// Whether the ring's counters are checked (`head - tail <= capacity`).
+    pub ring_counters: bool,
+}
+
+impl Expect {
+    /// What `Spsc::<T>::attach` checks.
+    pub fn spsc<T>() -> Self {
+        Self {
+            kind: KIND_SPSC,
+            elem: ElementLayout::of::<T>(),
+            control: offsets::SLOTS,
+            capacity_ok: |c| c.is_power_of_two() && c <= ipc_primitives::spsc::MAX_CAPACITY,
+            ring_counters: true,
+        }
+    }
+
+    /// What `SeqLock::<T>::attach` checks.
+    pub fn seqlock<T>() -> Self {
+        Self {
+            kind: KIND_SEQLOCK,
+            elem: ElementLayout::of::<T>(),
+            control: offsets::VALUE,
+            capacity_ok: |c| c == 1,
+            ring_counters: false,
+        }
+    }
+}
+
+/// What attaching to `bytes` (a region starting on a 128-byte boundary if
+/// `aligned`) must return, written from the documented layout independently
+/// of the crate: the capacity, or the first mismatch in the documented order.
+pub fn expected_attach(bytes: &[u8], aligned: bool, want: Expect) -> Result<u32, AttachError> {
+    let u32_at = |at: usize| u32::from_ne_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    if !aligned {
+        return Err(AttachError::Misaligned { required: 128 });
+    }
+    if bytes.len() < want.control {
+        return Err(AttachError::TooSmall {
+            needed: want.control,
+            actual: bytes.len(),
+        });
+    }
+    match u32_at(0) {
+        MAGIC => {}
+        0 => return Err(AttachError::NotInitialized),
+        found => return Err(AttachError::WrongMagic { found }),
+    }
+    if u32_at(4) != ABI_VERSION {
+        return Err(AttachError::WrongVersion {
+            expected: ABI_VERSION,
+            found: u32_at(4),
+        });
+    }
+    if u32_at(8) != want.kind {
+        let expected = ipc_primitives::Kind::from_raw(want.kind).expect("a known kind");
+        return Err(AttachError::WrongKind {
+            expected,
+            found: u32_at(8),
+        });
+    }
+    let found = ElementLayout {
+        size: u32_at(12),
+        align: u32_at(16),
+    };
+    if found != want.elem {
+        return Err(AttachError::WrongElement {
+            expected: want.elem,
+            found,
+        });
+    }
+    let slot_size = want.elem.size.next_multiple_of(8);
+    if u32_at(20) != slot_size {
+        return Err(AttachError::WrongSlotSize {
+            expected: slot_size,
+            found: u32_at(20),
+        });
+    }
+    let capacity = u32_at(offsets::CAPACITY);
+    if !(want.capacity_ok)(capacity) {
+        return Err(AttachError::InvalidCapacity { found: capacity });
+    }
+    let needed = (slot_size as usize)
+        .checked_mul(capacity as usize)
+        .and_then(|slots| slots.checked_add(want.control))
+        .unwrap_or(usize::MAX);
+    if needed > bytes.len() {
+        return Err(AttachError::TooSmall {
+            needed,
+            actual: bytes.len(),
+        });
+    }
+    if want.ring_counters {
+        let used = u32_at(offsets::HEAD).wrapping_sub(u32_at(offsets::TAIL));
+        if used > capacity {
+            return Err(AttachError::Corrupted);
+        }
+    }
+    Ok(capacity)
+}
