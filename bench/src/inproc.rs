@@ -10,32 +10,27 @@
 
 use std::{
     error::Error,
-    hint,
     io::{self, Write},
     sync::Barrier,
     thread,
     time::{Duration, Instant},
 };
 
-use ipc_primitives::{
-    Line, Region,
-    spsc::{PopError, PushError, Spsc},
-};
+use ipc_primitives::{Line, Region, spsc::Spsc};
 use serde_json::json;
 
 use crate::{
-    Options, pin,
+    Options,
+    loops::{Msg, consume, produce, spsc_pop, spsc_push},
+    pin,
     report::{self, Metric},
     stats::Summary,
 };
 
-/// The message: 64 bytes, a sequence number in every word.
-type Msg = [u64; 8];
-
 /// Elements each ring holds.
-const CAPACITY: usize = 1024;
+pub const CAPACITY: usize = 1024;
 /// Messages moved per run: about 0.2-0.5 s at typical rates.
-const MESSAGES: u64 = 10_000_000;
+pub const MESSAGES: u64 = 10_000_000;
 const PRODUCER_CORE: usize = 0;
 const CONSUMER_CORE: usize = 1;
 const ROUNDS: usize = 11;
@@ -102,11 +97,8 @@ pub fn run(opts: &Options) -> Result<(), Box<dyn Error>> {
     let metrics: Vec<Metric> = CONTENDERS
         .iter()
         .zip(&samples)
-        .map(|(contender, runs)| Metric {
-            key: contender.key,
-            label: contender.label,
-            unit: "msg/s",
-            summary: Summary::of(runs),
+        .map(|(contender, runs)| {
+            Metric::new(contender.key, contender.label, "msg/s", Summary::of(runs))
         })
         .collect();
     report::print_table(&metrics, 1e-6, "M msg/s");
@@ -132,8 +124,8 @@ pub fn run(opts: &Options) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// This crate's ring, in a heap region.
-fn ours() -> Result<Duration, Box<dyn Error>> {
+/// This crate's ring, in a heap region; `xproc` runs it too.
+pub fn ours() -> Result<Duration, Box<dyn Error>> {
     let size = Spsc::<Msg>::required_size(CAPACITY as u32).ok_or("ring size overflows")?;
     let mut mem = vec![Line::ZERO; Line::count_for(size)];
     let region = Region::new(zerocopy::IntoBytes::as_mut_bytes(&mut mem[..]));
@@ -141,20 +133,13 @@ fn ours() -> Result<Duration, Box<dyn Error>> {
     let (mut tx, mut rx) = (Own(tx), Own(rx));
     Ok(timed(
         "spsc",
-        |msg| match tx.0.try_push(msg) {
-            Ok(()) => Ok(()),
-            Err(PushError::Full(msg)) => Err(msg),
-            Err(PushError::Corrupted(_)) => panic!("spsc: producer found corrupt counters"),
-        },
-        || match rx.0.try_pop() {
-            Ok(msg) => Some(msg),
-            Err(PopError::Empty) => None,
-            Err(PopError::Corrupted) => panic!("spsc: consumer found corrupt counters"),
-        },
+        |msg| spsc_push(&mut tx.0, msg),
+        || spsc_pop(&mut rx.0),
     ))
 }
 
-fn rtrb() -> Result<Duration, Box<dyn Error>> {
+/// rtrb's ring; `xproc` runs it too, as its in-process reference.
+pub fn rtrb() -> Result<Duration, Box<dyn Error>> {
     let (tx, rx) = rtrb::RingBuffer::<Msg>::new(CAPACITY);
     let (mut tx, mut rx) = (Own(tx), Own(rx));
     Ok(timed(
@@ -209,33 +194,4 @@ fn timed(
         });
         consumer.join().expect("consumer thread panicked")
     })
-}
-
-/// Pushes messages `0..count` in order, spinning while the ring is full.
-#[inline(always)]
-fn produce(count: u64, mut push: impl FnMut(Msg) -> Result<(), Msg>) {
-    for seq in 0..count {
-        let mut msg = [seq; 8];
-        while let Err(back) = push(msg) {
-            msg = back;
-            hint::spin_loop();
-        }
-    }
-}
-
-/// Pops `count` messages, spinning while the ring is empty, and checks that
-/// they are `0..count` in order with every word intact.
-#[inline(always)]
-fn consume(name: &str, count: u64, mut pop: impl FnMut() -> Option<Msg>) {
-    for seq in 0..count {
-        let msg = loop {
-            match pop() {
-                Some(msg) => break msg,
-                None => hint::spin_loop(),
-            }
-        };
-        if msg.iter().any(|&word| word != seq) {
-            panic!("{name}: message {seq} arrived as {msg:?}");
-        }
-    }
 }

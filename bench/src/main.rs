@@ -5,19 +5,26 @@
 //!
 //! ```text
 //! cargo run --release -p ipc-primitives-bench -- inproc [--quick] [--json FILE]
+//! cargo run --release -p ipc-primitives-bench -- xproc [--quick] [--json FILE]
 //! ```
 //!
 //! Commands:
 //! - `inproc`: SPSC throughput of 64-byte messages between two threads pinned
 //!   to cores 0 and 1: this crate's ring vs rtrb, crossbeam-queue's
 //!   `ArrayQueue` and heapless's `spsc::Queue`, in interleaved rounds.
+//! - `xproc`: between two processes pinned to cores 0 and 1: round trips
+//!   (busy-poll and blocking) against a raw cache-line ping-pong, iceoryx2,
+//!   Unix sockets and eventfds; throughput against rtrb, Unix sockets and
+//!   pipes; the producer's cost of `push_notify`. See [`xproc`].
 //!
 //! Linux only (thread pinning uses `sched_setaffinity`).
 
 mod inproc;
+mod loops;
 mod pin;
 mod report;
 mod stats;
+mod xproc;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -27,6 +34,9 @@ usage: ipc-primitives-bench <COMMAND> [--quick] [--json FILE]
 commands:
   inproc       SPSC throughput between two pinned threads: this crate vs rtrb,
                crossbeam-queue ArrayQueue and heapless spsc
+  xproc        between two pinned processes: round trips, throughput and
+               producer cost, against the raw cache-line limit, iceoryx2,
+               Unix sockets, pipes, eventfds and rtrb
 
 options:
   --quick      3 rounds instead of 11 (a smoke test; figures are not reliable)
@@ -67,12 +77,23 @@ fn main() -> ExitCode {
         print!("{USAGE}");
         return ExitCode::SUCCESS;
     }
+    if command.as_deref() == Some(xproc::PEER_COMMAND) {
+        // The other process of `xproc`, started by it; not for users.
+        return match xproc::peer_main(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("error: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let opts = match Options::parse(args) {
         Ok(opts) => opts,
         Err(msg) => return usage_error(&msg),
     };
     let result = match command.as_deref() {
         Some("inproc") => inproc::run(&opts),
+        Some("xproc") => xproc::run(&opts),
         Some(other) => return usage_error(&format!("unknown command `{other}`")),
         None => return usage_error("missing command"),
     };

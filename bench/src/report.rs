@@ -1,7 +1,9 @@
 //! Printing results as a table and writing them as JSON.
 //!
 //! The JSON has the shape
-//! `{"metrics": {"<key>": {"median": x, "unit": "...", "runs": n, "min": x, "max": x}}, "meta": {...}}`.
+//! `{"metrics": {"<key>": {"median": x, "unit": "...", "runs": n, "min": x, "max": x}}, "meta": {...}}`;
+//! latency metrics add `"p99"` and `"p999"`, and a metric may add fields of
+//! its own (per-run figures, say).
 
 use std::{
     error::Error,
@@ -24,6 +26,41 @@ pub struct Metric {
     /// Unit of the summary's figures, e.g. `msg/s`.
     pub unit: &'static str,
     pub summary: Summary,
+    /// For latencies: the tails beside the summary's median of per-run p50s.
+    pub tails: Option<Tails>,
+    /// Further fields of the metric's JSON entry.
+    pub extra: Map<String, Value>,
+}
+
+/// Latency tails: medians over runs of each run's p99 and p999.
+#[derive(Debug, Clone, Copy)]
+pub struct Tails {
+    pub p99: f64,
+    pub p999: f64,
+}
+
+impl Metric {
+    /// A metric with no tails and no extra fields.
+    pub fn new(
+        key: &'static str,
+        label: &'static str,
+        unit: &'static str,
+        summary: Summary,
+    ) -> Self {
+        Self {
+            key,
+            label,
+            unit,
+            summary,
+            tails: None,
+            extra: Map::new(),
+        }
+    }
+
+    /// The extra field `key` as a number, if it is one.
+    pub fn extra_f64(&self, key: &str) -> Option<f64> {
+        self.extra.get(key).and_then(Value::as_f64)
+    }
 }
 
 /// Prints median, min and max of each metric, multiplied by `scale` and
@@ -48,19 +85,63 @@ pub fn print_table(metrics: &[Metric], scale: f64, scaled_unit: &str) {
     }
 }
 
+/// Prints each metric's median, p99 and p999 (`-` where it has none), unit
+/// and runs, then the `extra` fields named in `columns` (header, key), which
+/// must be in ns. Rates in msg/s are shown in M msg/s.
+pub fn print_percentile_table(metrics: &[Metric], columns: &[(&str, &str)]) {
+    let width = metrics.iter().map(|m| m.label.len()).max().unwrap_or(0);
+    let cell = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
+    println!();
+    print!(
+        "{:<width$}  {:>12}  {:>10}  {:>10}  {:<7}  {:>4}",
+        "metric", "p50/median", "p99", "p999", "unit", "runs"
+    );
+    for (header, _) in columns {
+        print!("  {header:>15}");
+    }
+    println!();
+    for m in metrics {
+        let (scale, unit) = if m.unit == "msg/s" {
+            (1e-6, "M msg/s")
+        } else {
+            (1.0, m.unit)
+        };
+        let tail = |pick: fn(&Tails) -> f64| m.tails.as_ref().map(pick);
+        print!(
+            "{:<width$}  {:>12.2}  {:>10}  {:>10}  {unit:<7}  {:>4}",
+            m.label,
+            m.summary.median * scale,
+            cell(tail(|t| t.p99)),
+            cell(tail(|t| t.p999)),
+            m.summary.runs
+        );
+        for (_, key) in columns {
+            print!("  {:>15}", cell(m.extra_f64(key)));
+        }
+        println!();
+    }
+}
+
 /// Writes `metrics` and `meta` (an object describing the run) to `path`.
 pub fn write_json(path: &Path, metrics: &[Metric], meta: Value) -> Result<(), Box<dyn Error>> {
     let metrics: Map<String, Value> = metrics
         .iter()
         .map(|m| {
             let s = m.summary;
-            let entry = json!({
+            let mut entry = json!({
                 "median": s.median,
                 "unit": m.unit,
                 "runs": s.runs,
                 "min": s.min,
                 "max": s.max,
             });
+            if let Some(tails) = m.tails {
+                entry["p99"] = json!(tails.p99);
+                entry["p999"] = json!(tails.p999);
+            }
+            for (key, value) in &m.extra {
+                entry[key] = value.clone();
+            }
             (m.key.to_owned(), entry)
         })
         .collect();

@@ -1,0 +1,191 @@
+//! Raw ping-pongs on shared lines between the two processes.
+//!
+//! - `raw_line_rtt` and the probe: the physical limit of a cross-core round
+//!   trip. One `u64` in a shared 128-byte line holds a sequence the two sides
+//!   bump in turn: the leader stores `2n + 1` and spins (with `pause`, i.e.
+//!   `core::hint::spin_loop`) until it reads `2n + 2`; the peer spins until
+//!   it reads `2n + 1` and stores `2n + 2`. No payload, no ring: one line
+//!   crossing the machine and back. A short run of it (the probe) goes
+//!   beside every run of every scenario, so that each figure can be judged
+//!   against the state the machine was in at the time.
+//! - `raw_payload_rtt` (for reference): the same sequence line, plus the
+//!   64-byte ping and pong in lines of their own, written before the bump
+//!   and read (and checked) after it, as `spsc_rtt` carries them. The limit
+//!   for any protocol that keeps its index apart from its payload: each way,
+//!   the reader fetches the index line, then the payload line.
+
+use std::{
+    error::Error,
+    hint,
+    os::fd::{AsFd, OwnedFd},
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use ipc_primitives::linux::shm::{Segment, ShmError};
+use serde_json::{Value, json};
+
+use super::{
+    Outcome,
+    peer::{Follower, Leader, take_fds},
+    rtt::{self, Plan, answer, check_pong, ping},
+};
+use crate::loops::Msg;
+
+/// The probe: short, and timed like any round trip.
+pub const PROBE: Plan = Plan {
+    warmup: 1_000,
+    samples: 20_000,
+    block: 20_000,
+};
+
+/// Word offsets of the payloads in a line segment: a 128-byte line each,
+/// apart from the sequence's line at word 0.
+pub const PING_WORDS: usize = 16;
+pub const PONG_WORDS: usize = 32;
+
+/// Bytes of a line segment: one page.
+const SEGMENT_BYTES: usize = 4096;
+
+/// A fresh one-page memfd segment, all zero.
+pub fn segment(label: &str) -> Result<Segment, ShmError> {
+    Segment::memfd(label, SEGMENT_BYTES)
+}
+
+/// The words of `seg` as atomics, for raw protocols in memory no structure
+/// of the crate lives in.
+///
+/// The library offers no safe way to do this: `Segment` hands out only a
+/// `Region`, which its structures consume.
+#[allow(unsafe_code)]
+pub fn atomics(seg: &Segment) -> &[AtomicU64] {
+    let region = seg.region();
+    let ptr = region.as_ptr().as_ptr().cast::<AtomicU64>();
+    // SAFETY: `slice::from_raw_parts` needs, for the lifetime of `seg`, `len`
+    // initialised values valid for `AtomicU64` at an aligned `ptr`, and no
+    // access to them but through the slice's `UnsafeCell`s:
+    // - the mapping is page-aligned (`Segment::region`), more than the 8 an
+    //   `AtomicU64` needs, and `len` words cover at most its bytes;
+    // - `Segment` keeps its `region.len()` bytes mapped read-write until it
+    //   drops, which the borrow of `seg` prevents; a memfd's seals (checked
+    //   by `Segment::from_fd` on the peer's side too) keep its size fixed;
+    // - mapped bytes are initialised (a fresh memfd reads as zeros) and any
+    //   bit pattern is a valid `u64`;
+    // - this process and the peer touch these words only through `AtomicU64`
+    //   operations of the same size, the condition `AtomicU64::from_ptr`
+    //   states for memory shared with others; no structure of the crate is
+    //   placed in these segments, so nothing else reads or writes them.
+    unsafe { std::slice::from_raw_parts(ptr, region.len() / size_of::<u64>()) }
+}
+
+/// Writes every word of `msg` into `words` (Release: the signal that follows
+/// publishes them).
+pub fn store_msg(words: &[AtomicU64], msg: &Msg) {
+    for (word, &value) in words.iter().zip(msg) {
+        word.store(value, Ordering::Release);
+    }
+}
+
+/// Reads a message out of `words`, word by word.
+pub fn load_msg(words: &[AtomicU64]) -> Msg {
+    let mut msg = [0; 8];
+    for (value, word) in msg.iter_mut().zip(words) {
+        *value = word.load(Ordering::Acquire);
+    }
+    msg
+}
+
+/// One raw ping-pong run on a fresh line, timed per round trip.
+fn lead(leader: &mut Leader, plan: Plan) -> Result<Outcome, Box<dyn Error>> {
+    let seg = segment("xproc-line")?;
+    let line = &atomics(&seg)[0];
+    leader.start(
+        &json!({ "scenario": "raw_line_rtt", "plan": plan.to_json() }),
+        &[seg.as_fd()],
+    )?;
+    let latency = rtt::measure(plan, |seq| {
+        let ping = 2 * seq + 1;
+        line.store(ping, Ordering::Release);
+        while line.load(Ordering::Acquire) != ping + 1 {
+            hint::spin_loop();
+        }
+    });
+    leader.finish()?;
+    Ok(Outcome::Latency(latency))
+}
+
+/// `raw_line_rtt`.
+pub fn raw_line(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
+    lead(leader, rtt::FAST)
+}
+
+/// The probe beside each run.
+pub fn probe(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
+    lead(leader, PROBE)
+}
+
+/// The peer's half of `raw_line_rtt` and of the probe.
+pub fn follow(
+    follower: &Follower,
+    cmd: &Value,
+    fds: Vec<OwnedFd>,
+) -> Result<Value, Box<dyn Error>> {
+    let plan = Plan::from_cmd(cmd)?;
+    let [fd] = take_fds(fds)?;
+    let seg = Segment::from_fd(fd)?;
+    let line = &atomics(&seg)[0];
+    follower.ready()?;
+    for seq in 0..plan.total() {
+        let ping = 2 * seq + 1;
+        while line.load(Ordering::Acquire) != ping {
+            hint::spin_loop();
+        }
+        line.store(ping + 1, Ordering::Release);
+    }
+    Ok(Value::Null)
+}
+
+/// `raw_payload_rtt`.
+pub fn raw_payload(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
+    let seg = segment("xproc-payload")?;
+    let words = atomics(&seg);
+    let line = &words[0];
+    leader.start(
+        &json!({ "scenario": "raw_payload_rtt", "plan": rtt::FAST.to_json() }),
+        &[seg.as_fd()],
+    )?;
+    let latency = rtt::measure(rtt::FAST, |seq| {
+        let bump = 2 * seq + 1;
+        store_msg(&words[PING_WORDS..], &ping(seq));
+        line.store(bump, Ordering::Release);
+        while line.load(Ordering::Acquire) != bump + 1 {
+            hint::spin_loop();
+        }
+        check_pong("raw_payload_rtt", seq, &load_msg(&words[PONG_WORDS..]));
+    });
+    leader.finish()?;
+    Ok(Outcome::Latency(latency))
+}
+
+/// The peer's half of `raw_payload_rtt`.
+pub fn payload_follow(
+    follower: &Follower,
+    cmd: &Value,
+    fds: Vec<OwnedFd>,
+) -> Result<Value, Box<dyn Error>> {
+    let plan = Plan::from_cmd(cmd)?;
+    let [fd] = take_fds(fds)?;
+    let seg = Segment::from_fd(fd)?;
+    let words = atomics(&seg);
+    let line = &words[0];
+    follower.ready()?;
+    for seq in 0..plan.total() {
+        let bump = 2 * seq + 1;
+        while line.load(Ordering::Acquire) != bump {
+            hint::spin_loop();
+        }
+        let got = load_msg(&words[PING_WORDS..]);
+        store_msg(&words[PONG_WORDS..], &answer("raw_payload_rtt", seq, &got));
+        line.store(bump + 1, Ordering::Release);
+    }
+    Ok(Value::Null)
+}

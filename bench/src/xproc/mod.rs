@@ -1,0 +1,532 @@
+//! `xproc`: this crate between two processes, against the physical limit and
+//! the other ways two processes talk.
+//!
+//! The leader (this process, core 0) starts a peer (this binary again,
+//! core 1; see [`peer`]). Every round runs every scenario once, in the order
+//! of [`SCENARIOS`], and beside each run a short raw cache-line ping-pong
+//! (the probe, [`line`]) records the state of the machine, which changes
+//! speed on its own. Each metric is the median over rounds of per-run
+//! figures: per-run p50 for round trips (with the medians of per-run p99
+//! and p999 beside it), per-run rates for throughput, per-run ns per message
+//! for producer costs. Targets compare medians from the same run.
+//!
+//! What each scenario measures is said in its module: [`line`]
+//! (`raw_line_rtt`), [`rtt`] (round trips), [`tput`] (throughput), [`push`]
+//! (producer cost).
+
+mod line;
+mod peer;
+mod push;
+mod rtt;
+mod tput;
+
+use std::{
+    error::Error,
+    fs,
+    io::{self, Write},
+    time::Instant,
+};
+
+use serde_json::{Map, Value, json};
+
+pub use peer::{PEER_COMMAND, main as peer_main};
+
+use crate::{
+    Options, inproc, pin,
+    report::{self, Metric, Tails},
+    stats::{Percentiles, Summary},
+};
+use peer::{Follow, LEADER_CORE, Leader, PEER_CORE};
+
+const ROUNDS: usize = 11;
+const QUICK_ROUNDS: usize = 3;
+
+/// One run's result.
+#[derive(Debug, Clone, Copy)]
+pub enum Outcome {
+    Latency(Latency),
+    /// Messages per second.
+    Rate(f64),
+    Cost(Cost),
+}
+
+/// One run of round trips, in ns.
+#[derive(Debug, Clone, Copy)]
+pub struct Latency {
+    /// Of the round trips timed one by one.
+    pub pct: Percentiles,
+    /// Mean of a block of round trips timed as a whole.
+    pub block_mean: f64,
+}
+
+/// One run of a producer's pushes.
+#[derive(Debug, Clone, Copy)]
+pub struct Cost {
+    pub ns_per_msg: f64,
+    /// Pushes that found the ring full, per message.
+    pub full_per_msg: f64,
+    /// Wakes the producer decided on (the event's epoch moved).
+    pub wakes: u64,
+    /// Signals found pending on the eventfd afterwards.
+    pub signals: u64,
+}
+
+impl Outcome {
+    /// The figure a metric's median is taken of.
+    fn figure(&self) -> f64 {
+        match self {
+            Self::Latency(latency) => latency.pct.p50,
+            Self::Rate(rate) => *rate,
+            Self::Cost(cost) => cost.ns_per_msg,
+        }
+    }
+
+    /// For the progress line.
+    fn brief(&self) -> String {
+        match self {
+            Self::Latency(latency) => format!("{:.0}", latency.pct.p50),
+            Self::Rate(rate) => format!("{:.2}M", rate / 1e6),
+            Self::Cost(cost) => format!("{:.1}", cost.ns_per_msg),
+        }
+    }
+}
+
+/// A scenario: its leader's half, and its peer's half if it has one.
+pub struct Scenario {
+    /// Key in the JSON output and in commands to the peer.
+    pub key: &'static str,
+    /// Name in the table; `short` in the progress lines.
+    pub label: &'static str,
+    pub short: &'static str,
+    pub unit: &'static str,
+    pub lead: fn(&mut Leader) -> Result<Outcome, Box<dyn Error>>,
+    pub follow: Option<Follow>,
+}
+
+/// Every scenario, in the order each round runs them; pairs that targets
+/// compare are neighbours.
+pub const SCENARIOS: [Scenario; 17] = [
+    Scenario {
+        key: "raw_line_rtt",
+        label: "raw 1-line ping-pong",
+        short: "raw",
+        unit: "ns",
+        lead: line::raw_line,
+        follow: Some(line::follow),
+    },
+    Scenario {
+        key: "raw_payload_rtt",
+        label: "raw seq + 64-byte payload rtt",
+        short: "rawp",
+        unit: "ns",
+        lead: line::raw_payload,
+        follow: Some(line::payload_follow),
+    },
+    Scenario {
+        key: "spsc_rtt",
+        label: "spsc busy-poll rtt",
+        short: "spsc",
+        unit: "ns",
+        lead: rtt::spsc,
+        follow: Some(rtt::spsc_follow),
+    },
+    Scenario {
+        key: "iceoryx2_rtt",
+        label: "iceoryx2 busy-poll rtt",
+        short: "ice",
+        unit: "ns",
+        lead: rtt::iceoryx2,
+        follow: Some(rtt::iceoryx2_follow),
+    },
+    Scenario {
+        key: "spsc_blocking_spin_rtt",
+        label: "spsc eventfd rtt, default spin",
+        short: "spin",
+        unit: "ns",
+        lead: rtt::spsc_blocking_spin,
+        follow: Some(rtt::blocking_follow),
+    },
+    Scenario {
+        key: "eventfd_rtt",
+        label: "raw blocking eventfd rtt",
+        short: "efd",
+        unit: "ns",
+        lead: rtt::eventfd,
+        follow: Some(rtt::eventfd_follow),
+    },
+    Scenario {
+        key: "spsc_blocking_rtt",
+        label: "spsc eventfd blocking rtt",
+        short: "blk",
+        unit: "ns",
+        lead: rtt::spsc_blocking,
+        follow: Some(rtt::blocking_follow),
+    },
+    Scenario {
+        key: "spsc_futex_blocking_rtt",
+        label: "spsc futex blocking rtt",
+        short: "ftx",
+        unit: "ns",
+        lead: rtt::spsc_futex_blocking,
+        follow: Some(rtt::blocking_follow),
+    },
+    Scenario {
+        key: "uds_rtt",
+        label: "unix stream socket rtt",
+        short: "uds",
+        unit: "ns",
+        lead: rtt::uds,
+        follow: Some(rtt::uds_follow),
+    },
+    Scenario {
+        key: "spsc_tput",
+        label: "spsc tput (2 processes)",
+        short: "spsc",
+        unit: "msg/s",
+        lead: tput::spsc,
+        follow: Some(tput::spsc_follow),
+    },
+    Scenario {
+        key: "rtrb_tput",
+        label: "rtrb tput (in-process)",
+        short: "rtrb",
+        unit: "msg/s",
+        lead: tput::rtrb,
+        follow: None,
+    },
+    Scenario {
+        key: "spsc_inproc_tput",
+        label: "spsc tput (in-process)",
+        short: "spsc-in",
+        unit: "msg/s",
+        lead: tput::spsc_inproc,
+        follow: None,
+    },
+    Scenario {
+        key: "uds_tput",
+        label: "unix stream tput, 1/write",
+        short: "uds",
+        unit: "msg/s",
+        lead: tput::uds,
+        follow: Some(tput::stream_follow),
+    },
+    Scenario {
+        key: "pipe_tput",
+        label: "pipe tput, 1/write",
+        short: "pipe",
+        unit: "msg/s",
+        lead: tput::pipe,
+        follow: Some(tput::stream_follow),
+    },
+    Scenario {
+        key: "push_ns",
+        label: "push, consumer awake",
+        short: "push",
+        unit: "ns",
+        lead: push::push,
+        follow: Some(push::follow),
+    },
+    Scenario {
+        key: "push_fence_ns",
+        label: "push + SeqCst fence, awake",
+        short: "fence",
+        unit: "ns",
+        lead: push::push_fence,
+        follow: Some(push::follow),
+    },
+    Scenario {
+        key: "push_notify_ns",
+        label: "push_notify, consumer awake",
+        short: "notify",
+        unit: "ns",
+        lead: push::push_notify,
+        follow: Some(push::follow),
+    },
+];
+
+/// The scenario `key` names.
+pub fn scenario_by_key(key: &str) -> Option<&'static Scenario> {
+    SCENARIOS.iter().find(|s| s.key == key)
+}
+
+/// A target: `numerator / denominator` must be at most (or at least)
+/// `bound`.
+struct Target {
+    numerator: &'static str,
+    denominator: &'static str,
+    at_most: bool,
+    bound: f64,
+}
+
+const TARGETS: [Target; 5] = [
+    Target {
+        numerator: "spsc_rtt",
+        denominator: "raw_line_rtt",
+        at_most: true,
+        bound: 1.5,
+    },
+    Target {
+        numerator: "spsc_tput",
+        denominator: "rtrb_tput",
+        at_most: false,
+        bound: 1.0,
+    },
+    Target {
+        numerator: "spsc_tput",
+        denominator: "uds_tput",
+        at_most: false,
+        bound: 50.0,
+    },
+    Target {
+        numerator: "spsc_blocking_rtt",
+        denominator: "eventfd_rtt",
+        at_most: true,
+        bound: 1.1,
+    },
+    Target {
+        numerator: "push_notify_ns",
+        denominator: "push_ns",
+        at_most: true,
+        bound: 1.1,
+    },
+];
+
+/// One run and the probe beside it.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    outcome: Outcome,
+    probe: Latency,
+}
+
+/// Runs the interleaved rounds, prints the table and the targets, and writes
+/// the JSON file if asked.
+pub fn run(opts: &Options) -> Result<(), Box<dyn Error>> {
+    let started = Instant::now();
+    let rounds = if opts.quick { QUICK_ROUNDS } else { ROUNDS };
+    let load_before = load_average();
+    println!(
+        "xproc: 64-byte messages, leader on core {LEADER_CORE}, peer process on core \
+         {PEER_CORE}, {rounds} rounds of {} scenarios, a raw 1-line probe ({} round trips) \
+         beside each run; load average {load_before}",
+        SCENARIOS.len(),
+        line::PROBE.samples,
+    );
+    pin::to_core(LEADER_CORE);
+    let mut leader = Leader::spawn()?;
+    let mut runs: Vec<Vec<Run>> = vec![Vec::with_capacity(rounds); SCENARIOS.len()];
+    for round in 1..=rounds {
+        print!("round {round:>2}/{rounds} (ns; M msg/s):");
+        for (scenario, runs) in SCENARIOS.iter().zip(&mut runs) {
+            let Outcome::Latency(probe) = line::probe(&mut leader)? else {
+                unreachable!("the probe measures round trips");
+            };
+            let outcome = (scenario.lead)(&mut leader)?;
+            print!(" {} {}", scenario.short, outcome.brief());
+            io::stdout().flush()?;
+            runs.push(Run { outcome, probe });
+        }
+        println!();
+    }
+    leader.shutdown()?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let load_after = load_average();
+
+    let metrics: Vec<Metric> = SCENARIOS
+        .iter()
+        .zip(&runs)
+        .map(|(scenario, runs)| metric(scenario, runs))
+        .collect();
+    report::print_percentile_table(
+        &metrics,
+        &[
+            ("block mean (ns)", "block_mean"),
+            ("probe p50 (ns)", "probe_p50"),
+        ],
+    );
+    print_wakes(&metrics);
+    let targets = targets(&metrics, &runs);
+    println!(
+        "\nxproc: {rounds} rounds in {elapsed:.1} s; load average before {load_before}, \
+         after {load_after}"
+    );
+
+    if let Some(path) = &opts.json {
+        let meta = json!({
+            "date": report::utc_now(),
+            "command": "xproc",
+            "rounds": rounds,
+            "quick": opts.quick,
+            "duration_s": elapsed,
+            "load_average_before": load_before,
+            "load_average_after": load_after,
+            "cores": { "leader": LEADER_CORE, "peer": PEER_CORE },
+            "message_bytes": size_of::<crate::loops::Msg>(),
+            "plans": {
+                "fast": rtt::FAST.to_json(),
+                "mixed": rtt::MIXED.to_json(),
+                "slow": rtt::SLOW.to_json(),
+                "probe": line::PROBE.to_json(),
+            },
+            "tput_messages": inproc::MESSAGES,
+            "tput_capacity": inproc::CAPACITY,
+            "rtt_capacity": rtt::RING_CAPACITY,
+            "latency_fields": "median: median over runs of per-run p50; p99, p999: medians \
+                over runs of per-run p99 and p999; block_mean: median over runs of the mean \
+                of a block of round trips timed as a whole; probe_p50: median over runs of \
+                the p50 of the raw 1-line probe beside each run; per_run and probe_per_run: \
+                one figure per run, in round order",
+            "eventfd_rtt_payload": "64 bytes each way through a shared line, written before \
+                the signal and read after the wake-up",
+            "targets": targets,
+        });
+        report::write_json(path, &metrics, meta)?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Summarises a scenario's runs.
+fn metric(scenario: &Scenario, runs: &[Run]) -> Metric {
+    let per_run: Vec<f64> = runs.iter().map(|run| run.outcome.figure()).collect();
+    let probes: Vec<f64> = runs.iter().map(|run| run.probe.pct.p50).collect();
+    let mut metric = Metric::new(
+        scenario.key,
+        scenario.label,
+        scenario.unit,
+        Summary::of(&per_run),
+    );
+    let extra = &mut metric.extra;
+    extra.insert("per_run".into(), json!(per_run));
+    extra.insert("probe_p50".into(), json!(Summary::of(&probes).median));
+    extra.insert("probe_per_run".into(), json!(probes));
+    let latencies: Vec<Latency> = runs
+        .iter()
+        .filter_map(|run| match run.outcome {
+            Outcome::Latency(latency) => Some(latency),
+            _ => None,
+        })
+        .collect();
+    if !latencies.is_empty() {
+        let median = |pick: fn(&Latency) -> f64| {
+            Summary::of(&latencies.iter().map(pick).collect::<Vec<_>>()).median
+        };
+        metric.tails = Some(Tails {
+            p99: median(|l| l.pct.p99),
+            p999: median(|l| l.pct.p999),
+        });
+        metric
+            .extra
+            .insert("block_mean".into(), json!(median(|l| l.block_mean)));
+        let blocks: Vec<f64> = latencies.iter().map(|l| l.block_mean).collect();
+        metric
+            .extra
+            .insert("block_mean_per_run".into(), json!(blocks));
+    }
+    let costs: Vec<Cost> = runs
+        .iter()
+        .filter_map(|run| match run.outcome {
+            Outcome::Cost(cost) => Some(cost),
+            _ => None,
+        })
+        .collect();
+    if !costs.is_empty() {
+        let extra = &mut metric.extra;
+        extra.insert(
+            "wakes".into(),
+            json!(costs.iter().map(|c| c.wakes).sum::<u64>()),
+        );
+        extra.insert(
+            "eventfd_signals".into(),
+            json!(costs.iter().map(|c| c.signals).sum::<u64>()),
+        );
+        let full: Vec<f64> = costs.iter().map(|c| c.full_per_msg).collect();
+        extra.insert("full_per_msg".into(), json!(Summary::of(&full).median));
+    }
+    metric
+}
+
+fn find<'m>(metrics: &'m [Metric], key: &str) -> &'m Metric {
+    metrics
+        .iter()
+        .find(|m| m.key == key)
+        .unwrap_or_else(|| panic!("no metric `{key}`"))
+}
+
+/// Prints the producer-cost details: full rings and wakes.
+fn print_wakes(metrics: &[Metric]) {
+    println!();
+    for key in ["push_ns", "push_notify_ns"] {
+        let m = find(metrics, key);
+        let field = |name: &str| m.extra.get(name).cloned().unwrap_or(Value::Null);
+        println!(
+            "{key}: ring found full {:.3} times per message (median); wakes {} (event epoch), \
+             eventfd signals {}, over all runs: should be 0 with the consumer awake",
+            m.extra_f64("full_per_msg").unwrap_or(f64::NAN),
+            field("wakes"),
+            field("eventfd_signals"),
+        );
+    }
+}
+
+/// Prints each target's ratio of medians and verdict, with the median of
+/// per-round ratios beside it; returns them for the JSON.
+fn targets(metrics: &[Metric], runs: &[Vec<Run>]) -> Vec<Value> {
+    let index = |key: &str| {
+        SCENARIOS
+            .iter()
+            .position(|s| s.key == key)
+            .expect("scenario")
+    };
+    println!("\ntargets (ratios of medians from this run):");
+    let mut out = Vec::new();
+    for t in &TARGETS {
+        let (num, den) = (find(metrics, t.numerator), find(metrics, t.denominator));
+        let ratio = num.summary.median / den.summary.median;
+        let met = if t.at_most {
+            ratio <= t.bound
+        } else {
+            ratio >= t.bound
+        };
+        let per_round: Vec<f64> = runs[index(t.numerator)]
+            .iter()
+            .zip(&runs[index(t.denominator)])
+            .map(|(n, d)| n.outcome.figure() / d.outcome.figure())
+            .collect();
+        let paired = Summary::of(&per_round).median;
+        let mut entry = Map::new();
+        entry.insert("ratio".into(), json!(ratio));
+        entry.insert("paired_median".into(), json!(paired));
+        let mut line = format!(
+            "  {} / {} = {ratio:.3}x (target {} {}x): {}; median of per-round ratios {paired:.3}x",
+            t.numerator,
+            t.denominator,
+            if t.at_most { "<=" } else { ">=" },
+            t.bound,
+            if met { "met" } else { "NOT met" },
+        );
+        if let (Some(n), Some(d)) = (num.extra_f64("block_mean"), den.extra_f64("block_mean")) {
+            line += &format!("; block means {:.3}x", n / d);
+            entry.insert("block_mean_ratio".into(), json!(n / d));
+        }
+        println!("{line}");
+        entry.insert("numerator".into(), json!(t.numerator));
+        entry.insert("denominator".into(), json!(t.denominator));
+        entry.insert("bound".into(), json!(t.bound));
+        entry.insert("at_most".into(), json!(t.at_most));
+        entry.insert("met".into(), json!(met));
+        out.push(Value::Object(entry));
+    }
+    out
+}
+
+/// The 1, 5 and 15 minute load averages, as `/proc/loadavg` has them.
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|_| "unknown".to_owned())
+}

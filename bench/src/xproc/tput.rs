@@ -1,0 +1,233 @@
+//! Throughput of 64-byte messages from the leader (producer, core 0) to the
+//! peer (consumer, core 1), with `inproc`'s producer and consumer loops: the
+//! producer writes every word of message `seq`, the consumer checks every
+//! word of every message. The consumer times itself from the moment it says
+//! `ready` (the producer starts when it hears that) to the last message, as
+//! `inproc` times its consumer from the start barrier.
+//!
+//! - `spsc_tput`: this crate's ring in a memfd segment, capacity
+//!   [`CAPACITY`], both sides spinning when full or empty.
+//! - `rtrb_tput`: rtrb between two pinned threads of the leader process (the
+//!   peer idles), exactly as `inproc` runs it; `spsc_inproc_tput` is this
+//!   crate's ring the same way, to tell the ring from the two processes.
+//! - `uds_tput`: a Unix stream socketpair, one 64-byte `write` per message;
+//!   the consumer reads as much as is there (up to 64 KiB) per `read`,
+//!   the best case for the socket.
+//! - `pipe_tput`: a pipe, the same way.
+
+use std::{
+    error::Error,
+    fs::File,
+    io::{self, Read, Write},
+    os::{
+        fd::{AsFd, OwnedFd},
+        unix::net::UnixStream,
+    },
+    time::{Duration, Instant},
+};
+
+use ipc_primitives::{linux::shm::Segment, spsc::Spsc};
+use serde_json::{Value, json};
+use zerocopy::{FromBytes, IntoBytes};
+
+use super::{
+    Outcome,
+    peer::{Follower, Leader, field_u64, take_fds},
+};
+use crate::{
+    inproc::{self, CAPACITY, MESSAGES},
+    loops::{Msg, consume, produce, spsc_pop, spsc_push},
+};
+
+/// Messages per run through a socket or a pipe (one system call per
+/// message): about 0.2 s at this machine's rates.
+const UDS_MESSAGES: u64 = 200_000;
+const PIPE_MESSAGES: u64 = 400_000;
+
+/// Messages per second from the consumer's `done`.
+fn rate(messages: u64, done: &Value) -> Result<Outcome, Box<dyn Error>> {
+    let ns = field_u64(done, "ns")?;
+    Ok(Outcome::Rate(messages as f64 / (ns as f64 * 1e-9)))
+}
+
+/// The consumer's `done`: its time since `start`.
+fn elapsed(start: Instant) -> Value {
+    json!({ "ns": start.elapsed().as_nanos() as u64 })
+}
+
+/// A memfd segment sized for one throughput ring.
+pub fn ring_segment() -> Result<Segment, Box<dyn Error>> {
+    let len = Spsc::<Msg>::required_size(CAPACITY as u32).ok_or("ring size overflows")?;
+    Ok(Segment::memfd("xproc-tput", len)?)
+}
+
+pub fn spsc(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
+    let seg = ring_segment()?;
+    let mut tx = Spsc::<Msg>::create(seg.region(), CAPACITY as u32)?.into_producer();
+    leader.start(
+        &json!({ "scenario": "spsc_tput", "messages": MESSAGES }),
+        &[seg.as_fd()],
+    )?;
+    produce(MESSAGES, |msg| spsc_push(&mut tx, msg));
+    rate(MESSAGES, &leader.finish()?)
+}
+
+pub fn spsc_follow(
+    follower: &Follower,
+    cmd: &Value,
+    fds: Vec<OwnedFd>,
+) -> Result<Value, Box<dyn Error>> {
+    let messages = field_u64(cmd, "messages")?;
+    let [fd] = take_fds(fds)?;
+    let seg = Segment::from_fd(fd)?;
+    let mut rx = Spsc::<Msg>::attach(seg.region())?.into_consumer();
+    follower.ready()?;
+    let start = Instant::now();
+    consume("spsc_tput", messages, || spsc_pop(&mut rx));
+    Ok(elapsed(start))
+}
+
+/// Messages per second of an in-process contender of `inproc`.
+fn in_process(run: fn() -> Result<Duration, Box<dyn Error>>) -> Result<Outcome, Box<dyn Error>> {
+    Ok(Outcome::Rate(MESSAGES as f64 / run()?.as_secs_f64()))
+}
+
+pub fn rtrb(_leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
+    in_process(inproc::rtrb)
+}
+
+pub fn spsc_inproc(_leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
+    in_process(inproc::ours)
+}
+
+/// Writes `messages` 64-byte messages to `out`, one `write` each.
+fn write_messages(mut out: impl Write, messages: u64) {
+    produce(messages, |msg| {
+        out.write_all(msg.as_bytes()).expect("write");
+        Ok(())
+    });
+}
+
+pub fn uds(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
+    let (mine, theirs) = UnixStream::pair()?;
+    leader.start(
+        &json!({ "scenario": "uds_tput", "messages": UDS_MESSAGES }),
+        &[theirs.as_fd()],
+    )?;
+    drop(theirs);
+    write_messages(&mine, UDS_MESSAGES);
+    rate(UDS_MESSAGES, &leader.finish()?)
+}
+
+pub fn pipe(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
+    let (reader, writer) = io::pipe()?;
+    leader.start(
+        &json!({ "scenario": "pipe_tput", "messages": PIPE_MESSAGES }),
+        &[reader.as_fd()],
+    )?;
+    drop(reader);
+    write_messages(&writer, PIPE_MESSAGES);
+    rate(PIPE_MESSAGES, &leader.finish()?)
+}
+
+/// The consumer of `uds_tput` and `pipe_tput`: reads the byte stream.
+pub fn stream_follow(
+    follower: &Follower,
+    cmd: &Value,
+    fds: Vec<OwnedFd>,
+) -> Result<Value, Box<dyn Error>> {
+    let messages = field_u64(cmd, "messages")?;
+    let name = cmd["scenario"].as_str().unwrap_or_default();
+    let [fd] = take_fds(fds)?;
+    let mut reader = MsgReader::new(File::from(fd));
+    follower.ready()?;
+    let start = Instant::now();
+    consume(name, messages, || Some(reader.next()));
+    Ok(elapsed(start))
+}
+
+/// Cuts a byte stream into messages, reading as much as is there each time.
+struct MsgReader<R> {
+    src: R,
+    buf: Vec<u8>,
+    /// Unread bytes are `buf[start..end]`.
+    start: usize,
+    end: usize,
+}
+
+impl<R: Read> MsgReader<R> {
+    const BUF: usize = 64 * 1024;
+
+    fn new(src: R) -> Self {
+        Self {
+            src,
+            buf: vec![0; Self::BUF],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// The next message, blocking until it is all there.
+    ///
+    /// # Panics
+    /// If the stream fails or ends first.
+    #[inline(always)]
+    fn next(&mut self) -> Msg {
+        const LEN: usize = size_of::<Msg>();
+        while self.end - self.start < LEN {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            match self.src.read(&mut self.buf[self.end..]) {
+                Ok(0) => panic!("stream ended early"),
+                Ok(read) => self.end += read,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => panic!("read: {err}"),
+            }
+        }
+        let bytes = &self.buf[self.start..self.start + LEN];
+        self.start += LEN;
+        Msg::read_from_bytes(bytes).expect("64 bytes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{self, Read};
+
+    use zerocopy::IntoBytes;
+
+    use super::MsgReader;
+
+    /// Hands out its bytes a few at a time, as a socket may.
+    struct Trickle {
+        bytes: Vec<u8>,
+        pos: usize,
+        step: usize,
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let len = self.step.min(buf.len()).min(self.bytes.len() - self.pos);
+            buf[..len].copy_from_slice(&self.bytes[self.pos..self.pos + len]);
+            self.pos += len;
+            Ok(len)
+        }
+    }
+
+    #[test]
+    fn messages_are_cut_out_of_any_chunking() {
+        let msgs: Vec<[u64; 8]> = (0..100).map(|seq| [seq; 8]).collect();
+        for step in [1, 7, 64, 100, 4096] {
+            let bytes = msgs.as_bytes().to_vec();
+            let mut reader = MsgReader::new(Trickle {
+                bytes,
+                pos: 0,
+                step,
+            });
+            for msg in &msgs {
+                assert_eq!(&reader.next(), msg, "step {step}");
+            }
+        }
+    }
+}
