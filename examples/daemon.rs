@@ -203,10 +203,9 @@ fn run_daemon() -> Result<(), Error> {
 
     let total: u32 = finished.iter().map(|(_, n)| n).sum();
     for (pid, count) in &finished {
-        println!(
-            "client pid {:>7}: {count} records, complete and in order",
-            pid.as_raw_nonzero()
-        );
+        // No pid when the client is in a pid namespace the daemon cannot see.
+        let pid = pid.map_or_else(|| "?".to_owned(), |pid| pid.as_raw_nonzero().to_string());
+        println!("client pid {pid:>7}: {count} records, complete and in order");
     }
     println!(
         "daemon: {total} records of 128 bytes from {CLIENTS} processes in {secs:.2} s ({:.1} M records/s), woken {wakes} times",

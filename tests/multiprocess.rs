@@ -37,7 +37,9 @@
 //! 7. a foreign file at the socket path is refused and left alone; a live
 //!    server's path is in use; a killed server's stale socket is replaced;
 //! 8. `connect` to a server that never sends its hello gives up with
-//!    `TimedOut` after `HELLO_TIMEOUT`.
+//!    `TimedOut` after `HELLO_TIMEOUT`;
+//! 9. a client in a pid namespace of its own (run by `unshare`) connects: it
+//!    sees no pid for the server, the server sees its pid, messages flow.
 //!
 //! Every test counts this process's open fds before and after (no leak) and
 //! lists `/dev/shm` before and after (no name it created remains). Fds are
@@ -259,8 +261,11 @@ fn blocking_mode_eventfd_through_the_handshake() {
         wait_readable(&server, &mut [&mut child], "the client to connect");
         let session = server.accept().expect("accept");
         assert_eq!(
-            session.credentials().pid.as_raw_nonzero().get(),
-            child.pid(),
+            session
+                .credentials()
+                .pid
+                .map(|pid| pid.as_raw_nonzero().get()),
+            Some(child.pid()),
             "SO_PEERCRED names the child"
         );
         let mut rx = session.consumer().expect("consumer");
@@ -408,11 +413,14 @@ fn serve(counts: &[Option<u64>], kill: Option<(usize, u64)>) -> Vec<Delivered> {
         let mut procs: Vec<&mut Proc> = lanes.iter_mut().map(|lane| &mut lane.proc).collect();
         wait_readable(&server, &mut procs, "the clients to connect");
         let session = server.accept().expect("accept");
-        let pid = session.credentials().pid.as_raw_nonzero().get();
+        let pid = session
+            .credentials()
+            .pid
+            .map(|pid| pid.as_raw_nonzero().get());
         let lane = lanes
             .iter_mut()
-            .find(|lane| lane.proc.pid() == pid)
-            .unwrap_or_else(|| panic!("a session from pid {pid}, which is no client"));
+            .find(|lane| Some(lane.proc.pid()) == pid)
+            .unwrap_or_else(|| panic!("a session from pid {pid:?}, which is no client"));
         assert!(lane.session.is_none(), "client {} connected twice", lane.id);
         lane.session = Some(session);
     }
@@ -1137,5 +1145,47 @@ fn connect_to_a_server_that_never_answers_gives_up() {
         let results = child.wait_success();
         assert_eq!(results, ["connect Err(TimedOut)"]);
         drop(listener);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// 9. Another pid namespace
+// ---------------------------------------------------------------------------
+
+/// A client in a pid namespace of its own, as a client on the host sees a
+/// daemon in a container: `SO_PEERCRED` gives it pid 0 for the server, which
+/// reads as `None` (rustix's `UCred` would hold an invalid zero `Pid`), and
+/// the handshake and the ring work as usual. The server, in the parent
+/// namespace, sees the client's pid.
+#[test]
+fn a_client_in_another_pid_namespace_sees_no_server_pid() {
+    accounted(|| {
+        const CLIENT: u64 = 9;
+        const COUNT: u64 = 10_000;
+        let (addr, name) = abstract_addr("pidns");
+        let server = Server::<Msg>::bind(&addr, 64, Policy::SameUser).expect("bind");
+        let mut child = Proc::spawn_in_new_pid_namespace(
+            "client",
+            &[
+                ("IPCP_ADDR", name),
+                ("IPCP_CLIENT", CLIENT.to_string()),
+                ("IPCP_COUNT", COUNT.to_string()),
+                ("IPCP_MODE", "single".to_owned()),
+            ],
+            Duration::from_secs(60),
+        );
+        wait_readable(&server, &mut [&mut child], "the client to connect");
+        let session = server.accept().expect("accept");
+        let client_pid = session.credentials().pid.expect("the client is visible");
+        assert_ne!(
+            client_pid.as_raw_nonzero().get(),
+            child.pid(),
+            "the client is unshare's child, not unshare"
+        );
+        let mut rx = session.consumer().expect("consumer");
+        pop_all_blocking(&mut rx, session.wakeup(), CLIENT, COUNT, &mut child, |_| {
+            SpinThenBlock::default()
+        });
+        assert_eq!(child.wait_success(), ["server-pid None"]);
     });
 }

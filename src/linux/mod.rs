@@ -1,6 +1,7 @@
 //! Linux adapters: find shared memory and wake-up fds, check who the peer is.
 //!
-//! Thin wrappers over [`rustix`] (no raw libc). They never re-implement a
+//! Thin wrappers over [`rustix`]; the one libc call is `getsockopt(SO_PEERCRED)`
+//! (see [`uds::SeqpacketStream::peer_credentials`]). They never re-implement a
 //! ring: they map memory for the core structures and carry fds between
 //! processes. Each wrapper's doc names the syscall it makes.
 

@@ -42,7 +42,7 @@
 //!
 //! // Each side can check who is at the other end.
 //! let creds = daemon.peer_credentials()?;
-//! assert_eq!(creds.pid, rustix::process::getpid());
+//! assert_eq!(creds.pid, Some(rustix::process::getpid()));
 //! assert_eq!(creds.uid, rustix::process::geteuid());
 //! # Ok(())
 //! # }
@@ -52,7 +52,7 @@ use core::fmt;
 use core::mem::MaybeUninit;
 use std::ffi::OsStr;
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -224,12 +224,57 @@ fn too_long(len: usize, max: usize) -> UdsError {
 /// connection was made (`SO_PEERCRED`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Credentials {
-    /// Process id of the peer.
-    pub pid: Pid,
+    /// Process id of the peer, as this process's pid namespace numbers it;
+    /// `None` when the peer lives in a pid namespace this one cannot see (a
+    /// client on the host talking to a daemon in a container: the kernel
+    /// reports pid 0).
+    pub pid: Option<Pid>,
     /// Effective user id of the peer.
     pub uid: Uid,
     /// Effective group id of the peer.
     pub gid: Gid,
+}
+
+/// `getsockopt(SO_PEERCRED)` into plain integers.
+///
+/// This is the one call the adapters make through libc: rustix's
+/// `socket_peercred` reads into a `UCred` whose `pid` is a non-zero `Pid`, and
+/// the kernel writes pid 0 for a peer in a pid namespace this process cannot
+/// see, which would make that value invalid.
+fn so_peercred(fd: BorrowedFd<'_>) -> Result<libc::ucred, SysError> {
+    const CALL: &str = "getsockopt(SO_PEERCRED)";
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let size = size_of::<libc::ucred>();
+    let mut len = libc::socklen_t::try_from(size).expect("a ucred's size fits socklen_t");
+    // SAFETY: `fd` is borrowed, so it stays open for the call. `cred` is a live,
+    // writable `ucred` of exactly `len` bytes, and `len` a live `socklen_t`; the
+    // kernel writes at most `len` bytes to the one and a length to the other.
+    // `ucred` is three plain integers, so whatever bytes the kernel writes
+    // leave it a valid value, and it was initialised before the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &raw mut len,
+        )
+    };
+    if rc != 0 {
+        let errno = std::io::Error::last_os_error()
+            .raw_os_error()
+            .map_or(Errno::IO, Errno::from_raw_os_error);
+        return Err(SysError::new(CALL, errno));
+    }
+    if usize::try_from(len).ok() != Some(size) {
+        // Not a Unix socket's answer: refuse rather than read a partial value.
+        return Err(SysError::new(CALL, Errno::INVAL));
+    }
+    Ok(cred)
 }
 
 /// `socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC)`.
@@ -516,12 +561,16 @@ impl SeqpacketStream {
     /// The peer's pid, uid and gid when it connected: `getsockopt(SO_PEERCRED)`.
     #[doc(alias("getsockopt", "SO_PEERCRED"))]
     pub fn peer_credentials(&self) -> Result<Credentials, UdsError> {
-        let cred = rustix::net::sockopt::socket_peercred(&self.fd)
-            .map_err(SysError::from_call("getsockopt(SO_PEERCRED)"))?;
+        let cred = so_peercred(self.fd.as_fd())?;
         Ok(Credentials {
-            pid: cred.pid,
-            uid: cred.uid,
-            gid: cred.gid,
+            // The kernel never reports a negative pid; 0 means "not visible".
+            pid: if cred.pid > 0 {
+                Pid::from_raw(cred.pid)
+            } else {
+                None
+            },
+            uid: Uid::from_raw(cred.uid),
+            gid: Gid::from_raw(cred.gid),
         })
     }
 
@@ -794,7 +843,7 @@ mod tests {
     #[test]
     fn peer_credentials_on_both_ends() {
         let me = Credentials {
-            pid: rustix::process::getpid(),
+            pid: Some(rustix::process::getpid()),
             uid: rustix::process::geteuid(),
             gid: rustix::process::getegid(),
         };

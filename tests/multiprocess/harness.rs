@@ -23,6 +23,8 @@ use rustix::event::{PollFd, PollFlags, Timespec, poll};
 pub(crate) const ROLE_VAR: &str = "IPCP_CHILD_ROLE";
 /// The parent's pid, so that a child can tell it has been orphaned.
 pub(crate) const PARENT_VAR: &str = "IPCP_PARENT_PID";
+/// Set for a child in a pid namespace of its own.
+pub(crate) const PIDNS_VAR: &str = "IPCP_PIDNS";
 /// The exact name of the test that runs a child's role.
 const CHILD_TEST: &str = "child";
 /// Prefix of the lines a child prints on stdout for the parent to read.
@@ -208,6 +210,31 @@ impl Proc {
     pub(crate) fn spawn(role: &str, vars: &[(&str, String)], timeout: Duration) -> Self {
         let exe = std::env::current_exe().expect("current_exe");
         let mut command = Command::new(exe);
+        command.env(PARENT_VAR, std::process::id().to_string());
+        Self::start(command, role, vars, timeout)
+    }
+
+    /// As [`spawn`](Self::spawn), but the child runs as pid 1 of a new pid
+    /// namespace (`unshare --pid --fork --kill-child`, which needs
+    /// `CAP_SYS_ADMIN`), so it cannot see this process's pid: its parent
+    /// reads as pid 0, and `PIDNS_VAR` is set. [`pid`](Self::pid) is then
+    /// `unshare`'s pid, not the child's.
+    pub(crate) fn spawn_in_new_pid_namespace(
+        role: &str,
+        vars: &[(&str, String)],
+        timeout: Duration,
+    ) -> Self {
+        let exe = std::env::current_exe().expect("current_exe");
+        let mut command = Command::new("unshare");
+        command
+            .args(["--pid", "--fork", "--kill-child", "--"])
+            .arg(exe)
+            .env(PARENT_VAR, "0")
+            .env(PIDNS_VAR, "1");
+        Self::start(command, role, vars, timeout)
+    }
+
+    fn start(mut command: Command, role: &str, vars: &[(&str, String)], timeout: Duration) -> Self {
         command
             .args([
                 "--exact",
@@ -217,7 +244,6 @@ impl Proc {
                 "-q",
             ])
             .env(ROLE_VAR, role)
-            .env(PARENT_VAR, std::process::id().to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

@@ -81,9 +81,12 @@ impl Leader {
         }
         let ctl = listener.accept()?;
         // Anyone may connect to an abstract address: check it is our child.
-        let peer = ctl.peer_credentials()?.pid.as_raw_nonzero().get();
-        if peer.unsigned_abs() != child.0.id() {
-            return Err(format!("unexpected process {peer} connected as the peer").into());
+        let peer = ctl
+            .peer_credentials()?
+            .pid
+            .map(|pid| pid.as_raw_nonzero().get());
+        if peer.map(i32::unsigned_abs) != Some(child.0.id()) {
+            return Err(format!("unexpected process {peer:?} connected as the peer").into());
         }
         let watchdog = Watchdog::start(child.0.id(), ctl.as_fd().try_clone_to_owned()?);
         Ok(Self {
