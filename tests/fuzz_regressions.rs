@@ -27,6 +27,10 @@ mod attach;
 #[path = "../fuzz/src/seqlock.rs"]
 mod seqlock;
 
+#[cfg(all(feature = "linux", target_os = "linux"))]
+#[path = "../fuzz/src/hello.rs"]
+mod hello;
+
 /// Inputs that need no files: a few deterministic pseudo-random byte strings
 /// of each length, after a given first (configuration) byte.
 fn built_in_inputs(first_bytes: core::ops::Range<u8>, len: usize) -> Vec<Vec<u8>> {
@@ -138,4 +142,10 @@ fn attach_inputs_pass() {
 #[test]
 fn seqlock_inputs_pass() {
     replay("seqlock", seqlock::run, inputs("seqlock", configs()));
+}
+
+#[cfg(all(feature = "linux", target_os = "linux"))]
+#[test]
+fn hello_inputs_pass() {
+    replay("hello", hello::run, inputs("hello", configs()));
 }

@@ -6,8 +6,10 @@
 //! `tests/fuzz_regressions.rs` in the root crate includes these same files with
 //! `#[path]` to replay the corpora and saved crashes under `cargo test`, so
 //! this code may only use `ipc-primitives`, `zerocopy`, `core` and `std`.
+//! `hello` needs the crate's `linux` feature, which the fuzz crate enables.
 
 pub mod attach;
+pub mod hello;
 pub mod seqlock;
 pub mod spsc_hostile;
 pub mod spsc_ops;
