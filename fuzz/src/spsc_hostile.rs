@@ -5,9 +5,10 @@
 //! `[u32; 3]`), then steps until the input runs out: a byte below
 //! [`HOSTILE_TAG`] is a ring operation as in `spsc_ops` (including re-attaching
 //! the handles, which here also re-attaches one side only, or re-creates the
-//! ring as a restarting creator would); a byte from it up rewrites bytes of the
-//! region: header fields, the `head` (offset 128) and `tail` (256) counters,
-//! the `ready` event (384), the slots (from 512) or anywhere.
+//! ring as a restarting creator would, optionally with a rewrite between the
+//! attach or create and making the handles); a byte from it up rewrites bytes
+//! of the region: header fields, the `head` (offset 128) and `tail` (256)
+//! counters, the `ready` event (384), the slots (from 512) or anywhere.
 //!
 //! The ring lives in [`SharedMemory`]: an allocation exactly as long as the
 //! region, so AddressSanitizer reports any access past its end. Checked:
@@ -233,6 +234,27 @@ fn hostile_write<'a>(input: &mut Input<'a>, memory: &SharedMemory) -> (usize, Ve
     }
 }
 
+/// One hostile rewrite, and what it does to the model: rewritten slots are
+/// re-read; rewritten counters or event words end exact checking.
+fn hostile_step<T: Elem>(
+    input: &mut Input<'_>,
+    memory: &SharedMemory,
+    model: &mut Option<Model<T>>,
+) {
+    let (offset, bytes) = hostile_write(input, memory);
+    let before = memory.snapshot(offset, bytes.len());
+    memory.poke(offset, &bytes);
+    let after = memory.snapshot(offset, bytes.len());
+    // Header bytes matter only to the next `attach`, which is checked exactly.
+    if before == after || offset + bytes.len() <= offsets::HEAD {
+        return;
+    }
+    match model.as_mut() {
+        Some(exact) if offset >= offsets::SLOTS => refresh_slots(memory, exact),
+        _ => *model = None,
+    }
+}
+
 fn run_ring<T: Elem>(capacity: u32, input: &mut Input<'_>) {
     let size = Spsc::<T>::required_size(capacity).expect("a small ring");
     let memory = SharedMemory::zeroed(size, offsets::SLOTS);
@@ -247,32 +269,27 @@ fn run_ring<T: Elem>(capacity: u32, input: &mut Input<'_>) {
         steps += 1;
         let tag = input.u8();
         if tag >= HOSTILE_TAG {
-            let (offset, bytes) = hostile_write(input, &memory);
-            let before = memory.snapshot(offset, bytes.len());
-            memory.poke(offset, &bytes);
-            let after = memory.snapshot(offset, bytes.len());
-            if before != after && offset + bytes.len() > offsets::HEAD {
-                if offset >= offsets::SLOTS {
-                    if let Some(model) = model.as_mut() {
-                        refresh_slots(&memory, model);
-                    }
-                } else {
-                    // Counters or the event: the model can no longer follow.
-                    model = None;
-                }
-            }
+            hostile_step(input, &memory, &mut model);
         } else {
             match decode_op(tag, input, tx.capacity()) {
                 Op::Reattach => {
-                    let how = input.u8() % 4;
+                    let byte = input.u8();
+                    let how = byte % 4;
+                    // The peer also writes between attaching and making the
+                    // handles, so that they start from memory `attach` did not
+                    // validate.
+                    let meddle = byte & 0x80 != 0;
                     let expected = expected_attach(&memory.snapshot(0, size), true, expect);
                     if how == 3 {
                         // A creator restarting: the ring starts over, and the
                         // model is rebuilt from what memory now holds.
                         // The old handles are not used again.
                         let ring = Spsc::<T>::create(region, capacity).expect("re-create");
-                        (tx, rx) = ring.split();
                         model = Some(model_from_memory(&memory, capacity));
+                        if meddle {
+                            hostile_step(input, &memory, &mut model);
+                        }
+                        (tx, rx) = ring.split();
                     } else {
                         let attached = Spsc::<T>::attach(region);
                         assert_eq!(
@@ -289,6 +306,9 @@ fn run_ring<T: Elem>(capacity: u32, input: &mut Input<'_>) {
                                 .is_some_and(|m| m.capacity != ring.capacity())
                             {
                                 model = None;
+                            }
+                            if meddle {
+                                hostile_step(input, &memory, &mut model);
                             }
                             match how {
                                 0 => tx = ring.into_producer(),
