@@ -41,6 +41,8 @@ commands:
 options:
   --quick      3 rounds instead of 11 (a smoke test; figures are not reliable)
   --json FILE  also write the results to FILE as JSON
+  --only KEYS  xproc: run only these scenarios (comma-separated metric keys);
+               targets are checked where both of their metrics ran
 ";
 
 /// Options every command takes.
@@ -50,6 +52,8 @@ struct Options {
     quick: bool,
     /// Where to write the JSON results, if anywhere.
     json: Option<PathBuf>,
+    /// The scenarios to run (metric keys); all if empty.
+    only: Vec<String>,
 }
 
 impl Options {
@@ -61,6 +65,10 @@ impl Options {
                 "--json" => {
                     let file = args.next().ok_or("`--json` needs a file name")?;
                     opts.json = Some(file.into());
+                }
+                "--only" => {
+                    let keys = args.next().ok_or("`--only` needs scenario keys")?;
+                    opts.only = keys.split(',').map(str::to_owned).collect();
                 }
                 _ => return Err(format!("unknown option `{arg}`")),
             }

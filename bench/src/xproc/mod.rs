@@ -303,20 +303,21 @@ struct Run {
 pub fn run(opts: &Options) -> Result<(), Box<dyn Error>> {
     let started = Instant::now();
     let rounds = if opts.quick { QUICK_ROUNDS } else { ROUNDS };
+    let scenarios = selected(&opts.only)?;
     let load_before = load_average();
     println!(
         "xproc: 64-byte messages, leader on core {LEADER_CORE}, peer process on core \
          {PEER_CORE}, {rounds} rounds of {} scenarios, a raw 1-line probe ({} round trips) \
          beside each run; load average {load_before}",
-        SCENARIOS.len(),
+        scenarios.len(),
         line::PROBE.samples,
     );
     pin::to_core(LEADER_CORE);
     let mut leader = Leader::spawn()?;
-    let mut runs: Vec<Vec<Run>> = vec![Vec::with_capacity(rounds); SCENARIOS.len()];
+    let mut runs: Vec<Vec<Run>> = vec![Vec::with_capacity(rounds); scenarios.len()];
     for round in 1..=rounds {
         print!("round {round:>2}/{rounds} (ns; M msg/s):");
-        for (scenario, runs) in SCENARIOS.iter().zip(&mut runs) {
+        for (scenario, runs) in scenarios.iter().zip(&mut runs) {
             let Outcome::Latency(probe) = line::probe(&mut leader)? else {
                 unreachable!("the probe measures round trips");
             };
@@ -331,7 +332,7 @@ pub fn run(opts: &Options) -> Result<(), Box<dyn Error>> {
     let elapsed = started.elapsed().as_secs_f64();
     let load_after = load_average();
 
-    let metrics: Vec<Metric> = SCENARIOS
+    let metrics: Vec<Metric> = scenarios
         .iter()
         .zip(&runs)
         .map(|(scenario, runs)| metric(scenario, runs))
@@ -356,6 +357,7 @@ pub fn run(opts: &Options) -> Result<(), Box<dyn Error>> {
             "command": "xproc",
             "rounds": rounds,
             "quick": opts.quick,
+            "scenarios": scenarios.iter().map(|s| s.key).collect::<Vec<_>>(),
             "duration_s": elapsed,
             "load_average_before": load_before,
             "load_average_after": load_after,
@@ -383,6 +385,17 @@ pub fn run(opts: &Options) -> Result<(), Box<dyn Error>> {
         println!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// The scenarios `only` names (all if it is empty), in table order.
+fn selected(only: &[String]) -> Result<Vec<&'static Scenario>, String> {
+    if let Some(unknown) = only.iter().find(|key| scenario_by_key(key).is_none()) {
+        return Err(format!("--only: no scenario `{unknown}`"));
+    }
+    Ok(SCENARIOS
+        .iter()
+        .filter(|s| only.is_empty() || only.iter().any(|key| key == s.key))
+        .collect())
 }
 
 /// Summarises a scenario's runs.
@@ -445,18 +458,17 @@ fn metric(scenario: &Scenario, runs: &[Run]) -> Metric {
     metric
 }
 
-fn find<'m>(metrics: &'m [Metric], key: &str) -> &'m Metric {
-    metrics
-        .iter()
-        .find(|m| m.key == key)
-        .unwrap_or_else(|| panic!("no metric `{key}`"))
+fn find<'m>(metrics: &'m [Metric], key: &str) -> Option<&'m Metric> {
+    metrics.iter().find(|m| m.key == key)
 }
 
 /// Prints the producer-cost details: full rings and wakes.
 fn print_wakes(metrics: &[Metric]) {
     println!();
     for key in ["push_ns", "push_notify_ns"] {
-        let m = find(metrics, key);
+        let Some(m) = find(metrics, key) else {
+            continue;
+        };
         let field = |name: &str| m.extra.get(name).cloned().unwrap_or(Value::Null);
         println!(
             "{key}: ring found full {:.3} times per message (median); wakes {} (event epoch), \
@@ -471,25 +483,23 @@ fn print_wakes(metrics: &[Metric]) {
 /// Prints each target's ratio of medians and verdict, with the median of
 /// per-round ratios beside it; returns them for the JSON.
 fn targets(metrics: &[Metric], runs: &[Vec<Run>]) -> Vec<Value> {
-    let index = |key: &str| {
-        SCENARIOS
-            .iter()
-            .position(|s| s.key == key)
-            .expect("scenario")
-    };
+    let index = |key: &str| metrics.iter().position(|m| m.key == key);
     println!("\ntargets (ratios of medians from this run):");
     let mut out = Vec::new();
     for t in &TARGETS {
-        let (num, den) = (find(metrics, t.numerator), find(metrics, t.denominator));
+        let (Some(n), Some(d)) = (index(t.numerator), index(t.denominator)) else {
+            continue;
+        };
+        let (num, den) = (&metrics[n], &metrics[d]);
         let ratio = num.summary.median / den.summary.median;
         let met = if t.at_most {
             ratio <= t.bound
         } else {
             ratio >= t.bound
         };
-        let per_round: Vec<f64> = runs[index(t.numerator)]
+        let per_round: Vec<f64> = runs[n]
             .iter()
-            .zip(&runs[index(t.denominator)])
+            .zip(&runs[d])
             .map(|(n, d)| n.outcome.figure() / d.outcome.figure())
             .collect();
         let paired = Summary::of(&per_round).median;
