@@ -274,4 +274,5 @@ mod assertions {
     const_assert_eq!(size_of::<Word>(), crate::sync::WORD_BYTES);
     const_assert_eq!(size_of::<AtomicU32>(), 4);
     const_assert_eq!(size_of::<CacheLine<crate::wait::Event>>(), LINE);
+    const_assert_eq!(size_of::<crate::wait::Event>(), 12);
 }

@@ -68,7 +68,9 @@ use ipc_primitives::linux::handshake::{HELLO_TIMEOUT, HandshakeError, Policy, Se
 use ipc_primitives::linux::hello::{Hello, Status};
 use ipc_primitives::linux::shm::{CreateOptions, SealFlags, Segment, ShmError};
 use ipc_primitives::linux::uds::{SeqpacketListener, UdsError, UnixAddr};
-use ipc_primitives::linux::wake::{BlockingPopError, ConsumerExt, EventFd, SpinThenBlock, Wakeup};
+use ipc_primitives::linux::wake::{
+    BlockingPopError, ConsumerExt, EventFd, SpinThenBlock, Wakeup, process_barrier,
+};
 use ipc_primitives::seqlock::{ReadError, SeqLock};
 use ipc_primitives::spsc::{Consumer, PopError, Spsc};
 use ipc_primitives::{ABI_VERSION, AttachError, ElementLayout, Kind};
@@ -292,6 +294,10 @@ fn blocking_mode_eventfd_through_the_handshake() {
             "the consumer was never woken: the blocking path went untested"
         );
         assert!(
+            rx.event().barrier_required(),
+            "the client's producer skipped its fence (membarrier): the server offered it"
+        );
+        assert!(
             session.peer_closed().expect("poll"),
             "the client exited: its socket must read as closed"
         );
@@ -485,7 +491,7 @@ fn serve(counts: &[Option<u64>], kill: Option<(usize, u64)>) -> Vec<Delivered> {
                             break;
                         }
                     }
-                    Err(PopError::Empty) => match rx.prepare_to_sleep() {
+                    Err(PopError::Empty) => match rx.prepare_to_sleep(process_barrier) {
                         Ok(Some(_epoch)) => break,
                         Ok(None) => {}
                         Err(err) => panic!("client {}: {err}", lane.id),
@@ -1007,6 +1013,7 @@ fn fake_server(tag: &str, memfd: std::os::fd::OwnedFd, len: usize, expected: &Ha
         capacity: 1024,
         region_len: len as u64,
         fds: 2,
+        sleeper_barrier: false,
     };
     let eventfd = EventFd::new().expect("eventfd");
     stream

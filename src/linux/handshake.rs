@@ -40,7 +40,7 @@ use super::SysError;
 use super::hello::{HELLO_LEN, Hello, HelloError, Status};
 use super::shm::{Segment, ShmError};
 use super::uds::{Credentials, SeqpacketListener, SeqpacketStream, UdsError, UnixAddr};
-use super::wake::{EventFd, EventFdError, Wakeup};
+use super::wake::{EventFd, EventFdError, ProducerExt, Wakeup, process_barrier_available};
 use crate::spsc::{Consumer, Corrupted, PopError, Producer, Spsc};
 use crate::{AttachError, CreateError, ElementLayout, Kind, Pod};
 
@@ -118,7 +118,8 @@ impl<T: Pod> Server<T> {
         let peer = stream.peer_credentials()?;
         if !self.policy.allows(&peer) {
             // Best effort: the client learns why; the refusal stands either way.
-            let _ = stream.send(&hello::<T>(Status::Refused, self.capacity, 0, 0).encode());
+            let refusal = hello::<T>(Status::Refused, self.capacity, 0, 0, false);
+            let _ = stream.send(&refusal.encode());
             return Err(HandshakeError::PolicyRefused { peer });
         }
         let size = Spsc::<T>::required_size(self.capacity).ok_or(CreateError::InvalidCapacity {
@@ -127,7 +128,10 @@ impl<T: Pod> Server<T> {
         let segment = Segment::memfd("ipc-primitives-ring", size)?;
         Spsc::<T>::create(segment.region(), self.capacity)?;
         let wake = EventFd::new()?;
-        let hello = hello::<T>(Status::Accepted, self.capacity, size, ACCEPTED_FDS);
+        // The client's producer may skip its fence if this process can run
+        // the barrier its consumer then needs before sleeping.
+        let barrier = process_barrier_available();
+        let hello = hello::<T>(Status::Accepted, self.capacity, size, ACCEPTED_FDS, barrier);
         stream.send_with_fds(&hello.encode(), &[segment.as_fd(), wake.as_fd()])?;
         Ok(Session {
             channel: Channel::new(stream, segment, Wakeup::EventFd(wake)),
@@ -143,7 +147,13 @@ impl<T> AsFd for Server<T> {
     }
 }
 
-fn hello<T>(status: Status, capacity: u32, region_len: usize, fds: usize) -> Hello {
+fn hello<T>(
+    status: Status,
+    capacity: u32,
+    region_len: usize,
+    fds: usize,
+    sleeper_barrier: bool,
+) -> Hello {
     Hello {
         status,
         kind: Kind::Spsc,
@@ -151,6 +161,7 @@ fn hello<T>(status: Status, capacity: u32, region_len: usize, fds: usize) -> Hel
         capacity,
         region_len: region_len as u64,
         fds: fds as u32,
+        sleeper_barrier,
     }
 }
 
@@ -255,6 +266,8 @@ impl<T: Pod> Session<T> {
 /// A client's side of the handshake: its ring, and how it wakes the server.
 pub struct Connection<T> {
     channel: Channel<T>,
+    /// The server runs `membarrier` before sleeping (its hello said so).
+    sleeper_barrier: bool,
 }
 
 impl<T> fmt::Debug for Connection<T> {
@@ -317,13 +330,25 @@ pub fn connect_timeout<T: Pod>(
     let channel = Channel::new(stream, segment, Wakeup::EventFd(wake));
     // Validate now, so a bad ring is reported here rather than at first use.
     channel.ring()?;
-    Ok(Connection { channel })
+    Ok(Connection {
+        channel,
+        sleeper_barrier: hello.sleeper_barrier,
+    })
 }
 
 impl<T: Pod> Connection<T> {
     /// The producing side of this client's ring.
+    ///
+    /// If the server's hello offered it, the producer is in the asymmetric
+    /// mode ([`ProducerExt::use_membarrier`]): `push_notify` skips its fence.
+    /// If this process cannot register for `membarrier`, it keeps the fence.
     pub fn producer(&self) -> Result<Producer<'_, T>, AttachError> {
-        Ok(self.channel.ring()?.into_producer())
+        let mut producer = self.channel.ring()?.into_producer();
+        if self.sleeper_barrier {
+            // A failed registration leaves the fence in place: still correct.
+            let _ = producer.use_membarrier();
+        }
+        Ok(producer)
     }
 
     /// The memory the ring lives in (a sealed memfd): its fd, its length.
@@ -568,7 +593,7 @@ mod tests {
     #[test]
     fn hello_without_fds_is_refused() {
         let addr = unique_addr();
-        let hello = hello::<u32>(Status::Accepted, 4, 4096, ACCEPTED_FDS);
+        let hello = hello::<u32>(Status::Accepted, 4, 4096, ACCEPTED_FDS, false);
         let server = fake_server(&addr, hello.encode().to_vec(), Vec::new());
         let err = connect::<u32>(&addr).unwrap_err();
         assert!(matches!(
@@ -602,7 +627,7 @@ mod tests {
         let memfd = rustix::fs::memfd_create("unsealed", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
         rustix::fs::ftruncate(&memfd, 4096).unwrap();
         let wake = EventFd::new().unwrap();
-        let hello = hello::<u32>(Status::Accepted, 4, 4096, ACCEPTED_FDS);
+        let hello = hello::<u32>(Status::Accepted, 4, 4096, ACCEPTED_FDS, false);
         let server = fake_server(&addr, hello.encode().to_vec(), vec![memfd, wake.into()]);
         let err = connect::<u32>(&addr).unwrap_err();
         assert!(

@@ -95,18 +95,39 @@ impl<'a, T: Pod> Consumer<'a, T> {
     /// Announces that the consumer is about to sleep and checks the ring once
     /// more (see [`crate::wait`]).
     ///
+    /// `barrier` runs between the announcement and the re-check if the
+    /// producer relies on it ([`Producer::use_sleeper_barrier`]): on Linux,
+    /// `linux::wake::process_barrier`; a sleeper without one passes
+    /// [`no_barrier`](crate::wait::no_barrier).
+    ///
     /// `Ok(Some(epoch))`: still empty; sleep until woken, e.g. in `epoll_wait` on
     /// the ring's eventfd or a futex wait on the event's `epoch`. The producer
     /// will wake the consumer after its next push. `Ok(None)`: elements arrived
-    /// meanwhile; pop them (the announcement is withdrawn).
-    pub fn prepare_to_sleep(&mut self) -> Result<Option<u32>, Corrupted> {
+    /// meanwhile; pop them. On `Ok(None)` and on errors the announcement is
+    /// withdrawn.
+    ///
+    /// # Errors
+    /// [`SleepError::Sleep`] with the barrier's error, or
+    /// [`SleepError::Corrupted`].
+    ///
+    /// [`Producer::use_sleeper_barrier`]: super::Producer::use_sleeper_barrier
+    pub fn prepare_to_sleep<E>(
+        &mut self,
+        barrier: impl FnOnce() -> Result<(), E>,
+    ) -> Result<Option<u32>, SleepError<E>> {
         let event = &self.ring.control.ready.0;
-        let epoch = event.announce();
+        let (epoch, needs_barrier) = event.announce();
+        if needs_barrier && let Err(err) = barrier() {
+            event.withdraw();
+            return Err(SleepError::Sleep(err));
+        }
         match self.ready(1) {
             Ok(0) => Ok(Some(epoch)),
             other => {
                 event.withdraw();
-                other.map(|_| None)
+                other
+                    .map(|_| None)
+                    .map_err(|Corrupted| SleepError::Corrupted)
             }
         }
     }
@@ -116,28 +137,31 @@ impl<'a, T: Pod> Consumer<'a, T> {
         &self.ring.control.ready.0
     }
 
-    /// Pops, first retrying `spins` times, then sleeping through `sleep` until
-    /// an element arrives.
+    /// Pops, first looking once and retrying `spins` times, then sleeping
+    /// through `sleep` until an element arrives. An element already there is
+    /// popped without announcing anything (no fence, no barrier).
     ///
     /// `sleep(event, epoch)` should return when woken, when the event's epoch is
     /// no longer `epoch`, or spuriously (all are fine: the ring is checked
-    /// again), and `Err` to give up, e.g. on a timeout. The producer must call
+    /// again), and `Err` to give up, e.g. on a timeout. `barrier` is as for
+    /// [`prepare_to_sleep`](Self::prepare_to_sleep). The producer must call
     /// [`Producer::wake_needed`](super::Producer::wake_needed) after publishing
     /// and wake the consumer when it says so.
     pub fn pop_or_sleep<E>(
         &mut self,
         spins: u32,
+        mut barrier: impl FnMut() -> Result<(), E>,
         mut sleep: impl FnMut(&Event, u32) -> Result<(), E>,
     ) -> Result<T, SleepError<E>> {
-        for _ in 0..spins {
+        for _ in 0..=spins {
             match self.try_pop() {
                 Err(PopError::Empty) => sync::spin_loop(),
                 done => return done.map_err(|_| SleepError::Corrupted),
             }
         }
         loop {
-            match self.prepare_to_sleep() {
-                Err(Corrupted) => return Err(SleepError::Corrupted),
+            match self.prepare_to_sleep(&mut barrier) {
+                Err(err) => return Err(err),
                 Ok(None) => return self.try_pop().map_err(|_| SleepError::Corrupted),
                 Ok(Some(epoch)) => {
                     if let Err(err) = sleep(self.event(), epoch) {

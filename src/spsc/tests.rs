@@ -208,3 +208,63 @@ fn create_checks_capacity_alignment_and_size() {
         })
     );
 }
+
+#[test]
+fn a_producer_relying_on_the_sleeper_barrier_makes_the_consumer_run_it() {
+    use crate::wait::{NoBarrier, SleepError, no_barrier};
+
+    let mut ring = StaticSpsc::<u64, 4>::new();
+    let (mut tx, mut rx) = ring.split();
+    let mut barriers = 0;
+    let mut count = || {
+        barriers += 1;
+        Ok::<(), ()>(())
+    };
+
+    // The fence mode asks no consumer for a barrier.
+    assert!(!rx.event().barrier_required());
+    assert_eq!(rx.prepare_to_sleep(&mut count), Ok(Some(0)));
+    assert!(tx.wake_needed());
+    assert_eq!(rx.prepare_to_sleep(no_barrier), Ok(Some(1)));
+    assert!(tx.wake_needed());
+
+    tx.use_sleeper_barrier();
+    assert!(rx.event().barrier_required());
+    // A consumer with a barrier runs it once per announcement.
+    assert_eq!(rx.prepare_to_sleep(&mut count), Ok(Some(2)));
+    assert!(tx.wake_needed(), "announced, so the producer wakes it");
+    assert_eq!(tx.try_push(7), Ok(()));
+    assert_eq!(rx.prepare_to_sleep(&mut count), Ok(None));
+    assert!(!tx.wake_needed(), "withdrawn when elements were there");
+    assert_eq!(barriers, 2);
+
+    // One without a barrier is refused, and not left announced.
+    assert_eq!(
+        rx.prepare_to_sleep(no_barrier),
+        Err(SleepError::Sleep(NoBarrier))
+    );
+    assert!(!tx.wake_needed());
+    assert_eq!(
+        rx.pop_or_sleep(0, no_barrier, |_, _| Ok(())),
+        Ok(7),
+        "elements waiting: no announcement, no barrier needed"
+    );
+    assert_eq!(
+        rx.pop_or_sleep(0, no_barrier, |_, _| panic!("must not sleep")),
+        Err(SleepError::Sleep(NoBarrier))
+    );
+}
+
+#[test]
+fn re_creating_a_ring_resets_the_asymmetric_mode() {
+    let mut mem = memory::<u64>(4);
+    let mut tx = Spsc::<u64>::create(Region::new(mem.as_mut_bytes()), 4)
+        .unwrap()
+        .into_producer();
+    tx.use_sleeper_barrier();
+    assert!(tx.event().barrier_required());
+    let rx = Spsc::<u64>::create(Region::new(mem.as_mut_bytes()), 4)
+        .unwrap()
+        .into_consumer();
+    assert!(!rx.event().barrier_required());
+}
