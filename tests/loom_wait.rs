@@ -51,7 +51,10 @@ impl Sleeper for Futex {
     }
 }
 
-/// An eventfd: a counter that a wake increments and a sleep drains.
+/// An eventfd: a counter that a wake increments. A sleep is what
+/// `Wakeup::sleep` does: drain the counter, return if the epoch moved, else
+/// wait until the counter is non-zero and leave it so (the mutex plays the
+/// eventfd's lock; the drain and the wait are separate system calls).
 #[derive(Default)]
 struct EventFd {
     count: Mutex<u32>,
@@ -59,12 +62,15 @@ struct EventFd {
 }
 
 impl Sleeper for EventFd {
-    fn sleep(&self, _: &Event, _: u32) {
+    fn sleep(&self, event: &Event, epoch: u32) {
+        *self.count.lock().unwrap() = 0;
+        if event.epoch() != epoch {
+            return;
+        }
         let mut count = self.count.lock().unwrap();
         while *count == 0 {
             count = self.woken.wait(count).unwrap();
         }
-        *count = 0;
     }
 
     fn wake(&self) {

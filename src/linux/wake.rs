@@ -188,6 +188,14 @@ impl EventFd {
 
     /// [`wait`](Self::wait) with a deadline; polls once even if it has passed.
     fn wait_until(&self, deadline: Option<Instant>) -> Result<(), SleepFailure> {
+        self.poll_until(deadline)?;
+        self.drain()?;
+        Ok(())
+    }
+
+    /// Waits until the counter is non-zero, leaving it as it is: `poll`.
+    /// Polls once even if `deadline` has passed.
+    fn poll_until(&self, deadline: Option<Instant>) -> Result<(), SleepFailure> {
         loop {
             let timeout = deadline
                 .map(|deadline| deadline.saturating_duration_since(Instant::now()))
@@ -195,10 +203,7 @@ impl EventFd {
             let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
             match rustix::event::poll(&mut fds, timeout.as_ref()) {
                 Ok(0) => return Err(SleepFailure::TimedOut),
-                Ok(_) => {
-                    self.drain()?;
-                    return Ok(());
-                }
+                Ok(_) => return Ok(()),
                 Err(Errno::INTR) => {}
                 Err(errno) => return Err(SysError::new("poll", errno).into()),
             }
@@ -364,9 +369,17 @@ impl Wakeup {
     ///
     /// Returns `Ok` when woken or spuriously (the caller re-checks),
     /// [`SleepFailure::TimedOut`] once `deadline` has passed (without a system
-    /// call if it already had). An eventfd sleep ignores `epoch`: the counter
-    /// keeps a wake that came before the sleep. `EINTR` is a spurious wake for
-    /// a futex and retried for an eventfd.
+    /// call if it already had). `EINTR` is a spurious wake for a futex and
+    /// retried for an eventfd.
+    ///
+    /// An eventfd sleep first [drains](EventFd::drain) what earlier wakes
+    /// left in the counter, then returns at once if the epoch has moved (the
+    /// drain took this sleep's wake), and otherwise polls, leaving the wake
+    /// that ends the poll in the counter for the next sleep to drain. That
+    /// keeps the `read` off the path from the producer's wake to the
+    /// consumer's pop: one system call there, as for a blocking `read`. The
+    /// drain sees a wake only after the producer advanced the epoch (it
+    /// advances it before it writes), so a drained wake always shows.
     #[doc(alias("poll", "read", "futex", "FUTEX_WAIT"))]
     pub fn sleep(
         &self,
@@ -382,7 +395,13 @@ impl Wakeup {
             },
         };
         match self {
-            Self::EventFd(eventfd) => eventfd.wait_until(deadline),
+            Self::EventFd(eventfd) => {
+                eventfd.drain()?;
+                if event.epoch() != epoch {
+                    return Ok(());
+                }
+                eventfd.poll_until(deadline)
+            }
             Self::Futex => futex_wait(event, epoch, timeout),
         }
     }
