@@ -105,7 +105,7 @@ pub struct Scenario {
 
 /// Every scenario, in the order each round runs them; pairs that targets
 /// compare are neighbours.
-pub const SCENARIOS: [Scenario; 17] = [
+pub const SCENARIOS: [Scenario; 18] = [
     Scenario {
         key: "raw_line_rtt",
         label: "raw 1-line ping-pong",
@@ -160,6 +160,14 @@ pub const SCENARIOS: [Scenario; 17] = [
         short: "blk",
         unit: "ns",
         lead: rtt::spsc_blocking,
+        follow: Some(rtt::blocking_follow),
+    },
+    Scenario {
+        key: "spsc_blocking_fence_rtt",
+        label: "spsc eventfd blocking, fence",
+        short: "blkf",
+        unit: "ns",
+        lead: rtt::spsc_blocking_fence,
         follow: Some(rtt::blocking_follow),
     },
     Scenario {
@@ -227,11 +235,11 @@ pub const SCENARIOS: [Scenario; 17] = [
         follow: Some(push::follow),
     },
     Scenario {
-        key: "push_fence_ns",
-        label: "push + SeqCst fence, awake",
-        short: "fence",
+        key: "push_notify_fence_ns",
+        label: "push_notify with fence, awake",
+        short: "nfence",
         unit: "ns",
-        lead: push::push_fence,
+        lead: push::push_notify_fence,
         follow: Some(push::follow),
     },
     Scenario {

@@ -23,12 +23,16 @@
 //! - `spsc_blocking_rtt`: two rings with eventfd wake-ups:
 //!   `ProducerExt::push_notify` and `ConsumerExt::pop_blocking` with
 //!   `SpinThenBlock::new(0)`, so that every wait sleeps, as in the raw
-//!   eventfd ping-pong. Each round trip is two sleeps and two wake-ups.
+//!   eventfd ping-pong. Each round trip is two sleeps and two wake-ups. Both
+//!   producers are in the mode the handshake gives them
+//!   (`ProducerExt::use_membarrier`), so each sleep runs `membarrier`.
+//! - `spsc_blocking_fence_rtt`: the same with the producers' `SeqCst`
+//!   fences instead (no `membarrier`).
 //! - `spsc_blocking_spin_rtt`: the same with the default spin budget
 //!   (`SpinThenBlock::default()`), which usually catches the reply before
 //!   sleeping.
 //! - `spsc_futex_blocking_rtt`: the same as `spsc_blocking_rtt` with
-//!   `Wakeup::Futex`.
+//!   `Wakeup::Futex` (and `membarrier`).
 //!
 //! Blocking pops are given no timeout, as the raw eventfd read has none; the
 //! watchdog bounds every run instead.
@@ -228,6 +232,9 @@ pub fn spsc_follow(
     let (ping_seg, pong_seg) = (Segment::from_fd(ping_fd)?, Segment::from_fd(pong_fd)?);
     let mut rx = Spsc::<Msg>::attach(ping_seg.region())?.into_consumer();
     let mut tx = Spsc::<Msg>::attach(pong_seg.region())?.into_producer();
+    if cmd["membarrier"].as_bool() == Some(true) {
+        tx.use_membarrier()?;
+    }
     follower.ready()?;
     for seq in 0..plan.total() {
         let got = pop_spinning(|| spsc_pop(&mut rx));
@@ -442,16 +449,31 @@ pub fn eventfd_follow(
 
 // ---- spsc_blocking_rtt, spsc_blocking_spin_rtt, spsc_futex_blocking_rtt -------
 
-/// Two rings with wake-ups; `wakeup` is `"eventfd"` or `"futex"`.
-fn blocking(
-    leader: &mut Leader,
+/// How a blocking scenario runs.
+struct Blocking {
     key: &'static str,
-    wakeup: &str,
+    /// `"eventfd"` or `"futex"`.
+    wakeup: &'static str,
     spins: u32,
+    /// Both producers call `use_membarrier`.
+    membarrier: bool,
     plan: Plan,
-) -> Result<Outcome, Box<dyn Error>> {
+}
+
+/// Two rings with wake-ups.
+fn blocking(leader: &mut Leader, how: Blocking) -> Result<Outcome, Box<dyn Error>> {
+    let Blocking {
+        key,
+        wakeup,
+        spins,
+        membarrier,
+        plan,
+    } = how;
     let (ping_seg, pong_seg) = (ring_segment("xproc-ping")?, ring_segment("xproc-pong")?);
     let mut tx = Spsc::<Msg>::create(ping_seg.region(), RING_CAPACITY)?.into_producer();
+    if membarrier {
+        tx.use_membarrier()?;
+    }
     let mut rx = Spsc::<Msg>::create(pong_seg.region(), RING_CAPACITY)?.into_consumer();
     let (wake_ping, wake_pong) = match wakeup {
         "eventfd" => (Wakeup::eventfd()?, Wakeup::eventfd()?),
@@ -460,7 +482,13 @@ fn blocking(
     let mut fds = vec![ping_seg.as_fd(), pong_seg.as_fd()];
     fds.extend(wake_ping.eventfd_ref().map(AsFd::as_fd));
     fds.extend(wake_pong.eventfd_ref().map(AsFd::as_fd));
-    let cmd = json!({ "scenario": key, "plan": plan.to_json(), "wakeup": wakeup, "spins": spins });
+    let cmd = json!({
+        "scenario": key,
+        "plan": plan.to_json(),
+        "wakeup": wakeup,
+        "spins": spins,
+        "membarrier": membarrier,
+    });
     leader.start(&cmd, &fds)?;
     let strategy = SpinThenBlock::new(spins);
     let latency = measure(plan, |seq| {
@@ -475,16 +503,47 @@ fn blocking(
 }
 
 pub fn spsc_blocking(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
-    blocking(leader, "spsc_blocking_rtt", "eventfd", 0, SLOW)
+    let how = Blocking {
+        key: "spsc_blocking_rtt",
+        wakeup: "eventfd",
+        spins: 0,
+        membarrier: true,
+        plan: SLOW,
+    };
+    blocking(leader, how)
+}
+
+pub fn spsc_blocking_fence(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
+    let how = Blocking {
+        key: "spsc_blocking_fence_rtt",
+        wakeup: "eventfd",
+        spins: 0,
+        membarrier: false,
+        plan: SLOW,
+    };
+    blocking(leader, how)
 }
 
 pub fn spsc_blocking_spin(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
-    let spins = SpinThenBlock::DEFAULT_SPINS;
-    blocking(leader, "spsc_blocking_spin_rtt", "eventfd", spins, MIXED)
+    let how = Blocking {
+        key: "spsc_blocking_spin_rtt",
+        wakeup: "eventfd",
+        spins: SpinThenBlock::DEFAULT_SPINS,
+        membarrier: true,
+        plan: MIXED,
+    };
+    blocking(leader, how)
 }
 
 pub fn spsc_futex_blocking(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
-    blocking(leader, "spsc_futex_blocking_rtt", "futex", 0, SLOW)
+    let how = Blocking {
+        key: "spsc_futex_blocking_rtt",
+        wakeup: "futex",
+        spins: 0,
+        membarrier: true,
+        plan: SLOW,
+    };
+    blocking(leader, how)
 }
 
 pub fn blocking_follow(
