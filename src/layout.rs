@@ -56,7 +56,10 @@ impl fmt::Debug for Line {
 pub const MAGIC: u32 = u32::from_le_bytes(*b"IPCP");
 
 /// The version of every layout in this crate; bumped on any change to it.
-pub const ABI_VERSION: u32 = 1;
+///
+/// 2: the ring's event gained its `barrier` word (the asymmetric wake-up
+/// mode), which a version-1 consumer would ignore.
+pub const ABI_VERSION: u32 = 2;
 
 /// Which structure a region holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

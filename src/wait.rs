@@ -43,6 +43,15 @@
 //!   `barrier` would be visible), so every look the notifier makes in the
 //!   asymmetric mode, all after that fence, sees the announcement.
 //!
+//! The first case reasons about the hardware, outside the Rust memory model:
+//! a compiler fence keeps the notifier's publish before its look in program
+//! order, and the barrier acts as a fence run in the notifier's thread (the
+//! idiom of folly's `asymmetric_thread_fence_heavy` and liburcu). The flag is
+//! sticky: it stays set for a ring's life (a fresh `create` clears it, which
+//! must not happen under a live producer anyway), and a new producer handle
+//! starts with the fence again, which is always safe. A peer that sets the
+//! flag unasked only makes the consumer's sleeps dearer.
+//!
 //! The mode is only as good as the barrier: see
 //! [`Producer::use_sleeper_barrier`](crate::spsc::Producer::use_sleeper_barrier).
 //! A waiter without one passes [`no_barrier`] and gets an error, not a lost
@@ -150,6 +159,7 @@ impl Event {
     /// Whether the notifier switched to the asymmetric mode, so that a sleeper
     /// must run a process-wide barrier before its re-check (see the module
     /// docs).
+    #[must_use]
     pub fn barrier_required(&self) -> bool {
         self.barrier.load(Ordering::Relaxed) != 0
     }
@@ -162,6 +172,7 @@ impl Event {
 
     /// The current epoch: a sleeper handed `epoch` should sleep only while this
     /// still equals it (a futex does that check atomically in the kernel).
+    #[must_use]
     pub fn epoch(&self) -> u32 {
         self.epoch.load(Ordering::Acquire)
     }

@@ -121,8 +121,10 @@ impl Membarrier {
 enum Mode {
     /// A `SeqCst` fence in every `wake_needed`.
     Fence,
-    /// The asymmetric mode with a modelled `membarrier`.
-    Membarrier,
+    /// The asymmetric mode with a modelled `membarrier`, the producer
+    /// switching to it in its own thread before pushing value `switch_at`
+    /// (so the consumer may read the flag before or after the switch).
+    Membarrier { switch_at: usize },
     /// The asymmetric mode with a barrier that does nothing: wrong on purpose.
     NoOpBarrier,
 }
@@ -135,14 +137,17 @@ fn model<S: Sleeper + Default>(values: &'static [u32], mode: Mode) {
         let (mut tx, mut rx) = ring.split();
         let sleeper = Arc::new(S::default());
         let membarrier = Arc::new(Membarrier::default());
-        if mode != Mode::Fence {
+        if mode == Mode::NoOpBarrier {
             tx.use_sleeper_barrier();
         }
 
         let waker = Arc::clone(&sleeper);
         let interrupts = Arc::clone(&membarrier);
         let producer = loom::thread::spawn(move || {
-            for &value in values {
+            for (index, &value) in values.iter().enumerate() {
+                if mode == (Mode::Membarrier { switch_at: index }) {
+                    tx.use_sleeper_barrier();
+                }
                 interrupts.serve();
                 while tx.try_push(value).is_err() {
                     loom::thread::yield_now();
@@ -160,7 +165,7 @@ fn model<S: Sleeper + Default>(values: &'static [u32], mode: Mode) {
             let got = rx.pop_or_sleep(
                 0,
                 || {
-                    if mode == Mode::Membarrier {
+                    if matches!(mode, Mode::Membarrier { .. }) {
                         membarrier.barrier();
                     }
                     Ok::<(), ()>(())
@@ -188,12 +193,16 @@ fn eventfd_sleeper_is_never_left_asleep() {
 
 #[test]
 fn futex_sleeper_is_never_left_asleep_with_membarrier() {
-    model::<Futex>(&[1, 2], Mode::Membarrier);
+    for switch_at in 0..2 {
+        model::<Futex>(&[1, 2], Mode::Membarrier { switch_at });
+    }
 }
 
 #[test]
 fn eventfd_sleeper_is_never_left_asleep_with_membarrier() {
-    model::<EventFd>(&[1, 2], Mode::Membarrier);
+    for switch_at in 0..2 {
+        model::<EventFd>(&[1, 2], Mode::Membarrier { switch_at });
+    }
 }
 
 /// The control: without the consumer's barrier, the producer's missing

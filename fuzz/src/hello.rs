@@ -75,7 +75,7 @@ fn hello_from(input: &mut Input<'_>) -> Hello {
 }
 
 /// What `Hello::decode` must return for `bytes`, from the wire format alone:
-/// 40 bytes, little-endian: magic `u32` at 0, version `u16` at 4, status `u16`
+/// 40 bytes, little-endian: magic `u32` at 0, version `u16` (2) at 4, status `u16`
 /// at 6, kind `u32` at 8, element size and alignment `u32` at 12 and 16,
 /// capacity `u32` at 20, region length `u64` at 24, fds `u32` at 32, flags
 /// `u32` at 36 (only bit 0, the sleeper barrier, defined). The length, magic,
@@ -96,9 +96,9 @@ fn expected(bytes: &[u8]) -> Result<Hello, HelloError> {
         return Err(HelloError::Magic { found: magic });
     }
     let version = u16_at(4);
-    if version != 1 {
+    if version != 2 {
         return Err(HelloError::Version {
-            expected: 1,
+            expected: 2,
             found: version,
         });
     }

@@ -50,6 +50,9 @@ const ACCEPTED_FDS: usize = 2;
 /// Which clients a server accepts, judged on their `SO_PEERCRED` credentials.
 pub enum Policy {
     /// Only processes whose effective uid is this process's effective uid.
+    /// A server running as the overflow uid (`nobody`) would also accept
+    /// peers whose uid has no mapping in its user namespace (see
+    /// [`Credentials::uid`]); use [`Custom`](Self::Custom) there.
     SameUser,
     /// Any process that can connect to the socket.
     AnyUser,
@@ -82,6 +85,8 @@ pub struct Server<T> {
     listener: SeqpacketListener,
     capacity: u32,
     policy: Policy,
+    /// Offer clients the membarrier mode (when this process can run it).
+    offer_membarrier: bool,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -91,6 +96,7 @@ impl<T> fmt::Debug for Server<T> {
             .field("listener", &self.listener)
             .field("capacity", &self.capacity)
             .field("policy", &self.policy)
+            .field("offer_membarrier", &self.offer_membarrier)
             .finish()
     }
 }
@@ -106,8 +112,22 @@ impl<T: Pod> Server<T> {
             listener: SeqpacketListener::bind(addr)?,
             capacity,
             policy,
+            offer_membarrier: true,
             _t: PhantomData,
         })
+    }
+
+    /// Whether to offer clients accepted from now on the membarrier mode
+    /// (default: yes, when [`process_barrier_available`]): their
+    /// `push_notify` then skips its fence, and each sleep of this server on
+    /// their ring runs [`process_barrier`](super::wake::process_barrier),
+    /// which interrupts every core running a registered process. A server
+    /// that sleeps on many rings at once, or that sleeps without a barrier
+    /// ([`no_barrier`](crate::wait::no_barrier)), turns it off.
+    #[must_use]
+    pub fn offer_membarrier(mut self, offer: bool) -> Self {
+        self.offer_membarrier = offer;
+        self
     }
 
     /// Accepts one client: checks its credentials, creates its ring and
@@ -130,7 +150,7 @@ impl<T: Pod> Server<T> {
         let wake = EventFd::new()?;
         // The client's producer may skip its fence if this process can run
         // the barrier its consumer then needs before sleeping.
-        let barrier = process_barrier_available();
+        let barrier = self.offer_membarrier && process_barrier_available();
         let hello = hello::<T>(Status::Accepted, self.capacity, size, ACCEPTED_FDS, barrier);
         stream.send_with_fds(&hello.encode(), &[segment.as_fd(), wake.as_fd()])?;
         Ok(Session {
@@ -542,6 +562,30 @@ mod tests {
         let mut got = Vec::new();
         assert_eq!(session.drain(|m| got.push(m[0])).unwrap(), 10);
         assert_eq!(got, (0..10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_membarrier_mode_is_offered_unless_turned_off() {
+        for offer in [true, false] {
+            let addr = unique_addr();
+            let server = Server::<u64>::bind(&addr, 4, Policy::SameUser)
+                .unwrap()
+                .offer_membarrier(offer);
+            let client = thread::spawn(move || {
+                let conn = connect::<u64>(&addr).unwrap();
+                let tx = conn.producer().unwrap();
+                tx.uses_sleeper_barrier()
+            });
+            let session = server.accept().unwrap();
+            let expected = offer && process_barrier_available();
+            assert_eq!(client.join().unwrap(), expected, "offered: {offer}");
+            let rx = session.consumer().unwrap();
+            assert_eq!(rx.event().barrier_required(), expected);
+        }
+        assert!(
+            process_barrier_available(),
+            "membarrier(GLOBAL_EXPEDITED) is available on the machines this crate is tested on"
+        );
     }
 
     #[test]

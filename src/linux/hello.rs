@@ -16,7 +16,9 @@ use crate::{ElementLayout, Kind};
 pub const HELLO_MAGIC: u32 = u32::from_le_bytes(*b"IPCH");
 
 /// The version of the hello message this build speaks.
-pub const HELLO_VERSION: u16 = 1;
+///
+/// 2: the last word became `flags` (it was reserved, zero).
+pub const HELLO_VERSION: u16 = 2;
 
 /// The `flags` bit that lets the client's producer skip its fence: the server
 /// runs `membarrier` before it sleeps (see `ProducerExt::use_membarrier`).
@@ -256,7 +258,7 @@ mod tests {
         assert_eq!(
             patch(4, &[9, 0]),
             Err(HelloError::Version {
-                expected: 1,
+                expected: 2,
                 found: 9
             })
         );

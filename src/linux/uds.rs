@@ -229,7 +229,9 @@ pub struct Credentials {
     /// client on the host talking to a daemon in a container: the kernel
     /// reports pid 0).
     pub pid: Option<Pid>,
-    /// Effective user id of the peer.
+    /// Effective user id of the peer. A peer whose uid has no mapping in this
+    /// process's user namespace shows as the overflow uid
+    /// (`/proc/sys/kernel/overflowuid`, usually 65534, `nobody`).
     pub uid: Uid,
     /// Effective group id of the peer.
     pub gid: Gid,
@@ -248,13 +250,16 @@ fn so_peercred(fd: BorrowedFd<'_>) -> Result<libc::ucred, SysError> {
         uid: 0,
         gid: 0,
     };
-    let size = size_of::<libc::ucred>();
-    let mut len = libc::socklen_t::try_from(size).expect("a ucred's size fits socklen_t");
+    const SIZE: usize = size_of::<libc::ucred>();
+    // The kernel's `struct ucred`: pid, uid, gid, 32 bits each.
+    const _: () = assert!(SIZE == 12);
+    let mut len = SIZE as libc::socklen_t;
     // SAFETY: `fd` is borrowed, so it stays open for the call. `cred` is a live,
     // writable `ucred` of exactly `len` bytes, and `len` a live `socklen_t`; the
-    // kernel writes at most `len` bytes to the one and a length to the other.
-    // `ucred` is three plain integers, so whatever bytes the kernel writes
-    // leave it a valid value, and it was initialised before the call.
+    // kernel writes at most `len` bytes to the one (its `struct ucred`, whose
+    // layout `libc::ucred` mirrors) and a length to the other. `ucred` is three
+    // plain integers, so whatever bytes the kernel writes leave it a valid
+    // value, and it was initialised before the call.
     let rc = unsafe {
         libc::getsockopt(
             fd.as_raw_fd(),
@@ -270,8 +275,8 @@ fn so_peercred(fd: BorrowedFd<'_>) -> Result<libc::ucred, SysError> {
             .map_or(Errno::IO, Errno::from_raw_os_error);
         return Err(SysError::new(CALL, errno));
     }
-    if usize::try_from(len).ok() != Some(size) {
-        // Not a Unix socket's answer: refuse rather than read a partial value.
+    if (len as usize) < SIZE {
+        // Linux always writes a whole `ucred`; refuse a partial one regardless.
         return Err(SysError::new(CALL, Errno::INVAL));
     }
     Ok(cred)

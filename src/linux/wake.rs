@@ -247,8 +247,11 @@ impl From<EventFd> for OwnedFd {
 }
 
 /// Reads without blocking even if the fd's shared `O_NONBLOCK` flag was
-/// cleared: `preadv2(fd, buf, -1, RWF_NOWAIT)`, or plain `read` where the kernel
-/// (older ones, for eventfds) or a seccomp filter refuses that.
+/// cleared (the peer shares it and may clear it): `preadv2(fd, buf, -1,
+/// RWF_NOWAIT)`, or where the kernel (older ones, for eventfds) or a seccomp
+/// filter refuses that, a zero-timeout `poll` and a plain `read` only if it
+/// says readable (this process is the only reader, so the `read` then finds
+/// data).
 fn read_nowait(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
     let nowait = rustix::io::preadv2(
         fd,
@@ -259,6 +262,14 @@ fn read_nowait(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
     );
     match nowait {
         Err(Errno::OPNOTSUPP | Errno::NOSYS | Errno::PERM) => {
+            let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+            let now = Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            if rustix::event::poll(&mut fds, Some(&now))? == 0 {
+                return Err(Errno::AGAIN);
+            }
             rustix::io::retry_on_intr(|| rustix::io::read(fd, &mut *buf))
         }
         other => other,
@@ -365,7 +376,9 @@ impl Wakeup {
 
     /// Sleeps on `event` until woken, having announced itself at `epoch` (the
     /// `sleep` of [`Consumer::pop_or_sleep`], which
-    /// [`ConsumerExt::pop_blocking`] uses).
+    /// [`ConsumerExt::pop_blocking`] uses). `epoch` must be the one the
+    /// announcement returned, and an eventfd must serve one ring's consumer
+    /// only: another sleeper's drain could take this one's wake.
     ///
     /// Returns `Ok` when woken or spuriously (the caller re-checks),
     /// [`SleepFailure::TimedOut`] once `deadline` has passed (without a system
@@ -379,7 +392,10 @@ impl Wakeup {
     /// keeps the `read` off the path from the producer's wake to the
     /// consumer's pop: one system call there, as for a blocking `read`. The
     /// drain sees a wake only after the producer advanced the epoch (it
-    /// advances it before it writes), so a drained wake always shows.
+    /// advances it before it writes), so a drained wake always shows. The fd
+    /// stays readable after a wake until the next sleep or
+    /// [`EventFd::drain`]: an event loop that also watches it drains it
+    /// itself.
     #[doc(alias("poll", "read", "futex", "FUTEX_WAIT"))]
     pub fn sleep(
         &self,
@@ -592,6 +608,7 @@ pub fn process_barrier() -> Result<(), SysError> {
 /// `membarrier(MEMBARRIER_CMD_QUERY)` lists `GLOBAL_EXPEDITED`. A server asks
 /// before it lets its clients switch to the asymmetric mode.
 #[doc(alias("membarrier", "MEMBARRIER_CMD_QUERY"))]
+#[must_use]
 pub fn process_barrier_available() -> bool {
     membarrier_query().contains(MembarrierQuery::GLOBAL_EXPEDITED)
 }

@@ -98,7 +98,10 @@ impl<'a, T: Pod> Consumer<'a, T> {
     /// `barrier` runs between the announcement and the re-check if the
     /// producer relies on it ([`Producer::use_sleeper_barrier`]): on Linux,
     /// `linux::wake::process_barrier`; a sleeper without one passes
-    /// [`no_barrier`](crate::wait::no_barrier).
+    /// [`no_barrier`](crate::wait::no_barrier). It must put a full memory
+    /// barrier in every thread of the producer's process (or fail): a closure
+    /// that returns `Ok` without doing so can lose wake-ups (never memory
+    /// safety).
     ///
     /// `Ok(Some(epoch))`: still empty; sleep until woken, e.g. in `epoll_wait` on
     /// the ring's eventfd or a futex wait on the event's `epoch`. The producer

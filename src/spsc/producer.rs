@@ -122,6 +122,7 @@ impl<'a, T: Pod> Producer<'a, T> {
     /// line the consumer writes only when it goes to sleep: no system call
     /// while the consumer is awake.
     #[inline]
+    #[must_use = "a true result consumed the announcement: the consumer sleeps until woken"]
     pub fn wake_needed(&self) -> bool {
         self.ring.control.ready.0.needs_wake(self.sleeper_barrier)
     }
@@ -143,6 +144,13 @@ impl<'a, T: Pod> Producer<'a, T> {
     pub fn use_sleeper_barrier(&mut self) {
         self.ring.control.ready.0.require_barrier();
         self.sleeper_barrier = true;
+    }
+
+    /// Whether this handle is in the asymmetric mode
+    /// ([`use_sleeper_barrier`](Self::use_sleeper_barrier)).
+    #[must_use]
+    pub fn uses_sleeper_barrier(&self) -> bool {
+        self.sleeper_barrier
     }
 
     /// The event the consumer sleeps on.

@@ -62,21 +62,18 @@ pub fn push(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
 }
 
 pub fn push_notify(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
-    let wakeup = Wakeup::eventfd()?;
-    let mode = Mode::Notify {
-        wakeup,
-        membarrier: true,
-    };
-    lead(leader, "push_notify_ns", mode)
+    notify(leader, "push_notify_ns", true)
 }
 
 pub fn push_notify_fence(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
+    notify(leader, "push_notify_fence_ns", false)
+}
+
+/// `push_notify` with an eventfd attached, after `use_membarrier` if
+/// `membarrier`.
+fn notify(leader: &mut Leader, key: &str, membarrier: bool) -> Result<Outcome, Box<dyn Error>> {
     let wakeup = Wakeup::eventfd()?;
-    let mode = Mode::Notify {
-        wakeup,
-        membarrier: false,
-    };
-    lead(leader, "push_notify_fence_ns", mode)
+    lead(leader, key, Mode::Notify { wakeup, membarrier })
 }
 
 /// Times the pushes.
