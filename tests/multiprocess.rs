@@ -21,8 +21,9 @@
 //!    derived words, checksum) through a named-shm ring, `try_push`/`try_pop`
 //!    and spinning; each arrives once, in order, intact;
 //! 2. blocking mode: through the handshake with eventfd wake-ups
-//!    (`push_notify`/`push_slice_notify` against `pop_blocking`), and through a
-//!    named ring with futex wake-ups;
+//!    (`push_notify`/`push_slice_notify` against `pop_blocking`, in the opt-in
+//!    membarrier mode), and through a named ring with futex wake-ups (fence
+//!    mode);
 //! 3. four clients at once through the handshake, served by one epoll loop
 //!    (the daemon pattern: `prepare_to_sleep` on each ring, sleep in
 //!    `epoll_wait` on the eventfds and sockets, drain on wake);
@@ -249,7 +250,9 @@ fn blocking_mode_eventfd_through_the_handshake() {
     accounted(|| {
         const CLIENT: u64 = 7;
         let (addr, name) = abstract_addr("blocking");
-        let server = Server::<Msg>::bind(&addr, 256, Policy::SameUser).expect("bind");
+        let server = Server::<Msg>::bind(&addr, 256, Policy::SameUser)
+            .expect("bind")
+            .offer_membarrier(true);
         let mut child = Proc::spawn(
             "client",
             &[

@@ -112,18 +112,21 @@ impl<T: Pod> Server<T> {
             listener: SeqpacketListener::bind(addr)?,
             capacity,
             policy,
-            offer_membarrier: true,
+            offer_membarrier: false,
             _t: PhantomData,
         })
     }
 
     /// Whether to offer clients accepted from now on the membarrier mode
-    /// (default: yes, when [`process_barrier_available`]): their
-    /// `push_notify` then skips its fence, and each sleep of this server on
-    /// their ring runs [`process_barrier`](super::wake::process_barrier),
-    /// which interrupts every core running a registered process. A server
-    /// that sleeps on many rings at once, or that sleeps without a barrier
-    /// ([`no_barrier`](crate::wait::no_barrier)), turns it off.
+    /// (default: no; offered only where [`process_barrier_available`]):
+    /// their `push_notify` then skips its fence, and each sleep of this
+    /// server on their ring runs
+    /// [`process_barrier`](super::wake::process_barrier), which interrupts
+    /// every core running a registered process. It is opt-in because its
+    /// no-lost-wake-up argument rests on the kernel's `membarrier`
+    /// reaching every running thread of a registered process (see
+    /// [`ProducerExt::use_membarrier`]), and because a server that sleeps on
+    /// many rings pays one barrier per ring per sleep.
     #[must_use]
     pub fn offer_membarrier(mut self, offer: bool) -> Self {
         self.offer_membarrier = offer;
@@ -565,12 +568,15 @@ mod tests {
     }
 
     #[test]
-    fn the_membarrier_mode_is_offered_unless_turned_off() {
-        for offer in [true, false] {
+    fn the_membarrier_mode_is_offered_only_when_asked() {
+        for offer in [false, true] {
             let addr = unique_addr();
-            let server = Server::<u64>::bind(&addr, 4, Policy::SameUser)
-                .unwrap()
-                .offer_membarrier(offer);
+            let server = Server::<u64>::bind(&addr, 4, Policy::SameUser).unwrap();
+            let server = if offer {
+                server.offer_membarrier(true)
+            } else {
+                server
+            };
             let client = thread::spawn(move || {
                 let conn = connect::<u64>(&addr).unwrap();
                 let tx = conn.producer().unwrap();

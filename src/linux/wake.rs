@@ -66,8 +66,9 @@
 //! sleep path (the asymmetric mode of [`crate::wait`]): the producer's process
 //! registers for `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`, and the
 //! consumer runs [`process_barrier`] each time it is about to sleep, which
-//! [`ConsumerExt::pop_blocking`] does. The handshake turns it on when the server
-//! can run the barrier.
+//! [`ConsumerExt::pop_blocking`] does. It is opt-in (the handshake offers it
+//! with `Server::offer_membarrier`): see [`ProducerExt::use_membarrier`] for
+//! what it relies on.
 //!
 //! # Trust
 //! A peer can wake the consumer as often as it likes (writing the eventfd, or
@@ -547,6 +548,14 @@ pub trait ProducerExt<T>: sealed::Sealed {
     /// barrier ([`process_barrier_available`] in its process); one without it
     /// gets an error when it tries to sleep, not a lost wake-up.
     ///
+    /// The mode is opt-in. Its no-lost-wake-up argument (see [`crate::wait`])
+    /// is checked by loom with `membarrier` modelled as a fence the kernel
+    /// runs in each thread of this process, but in the end it rests on the
+    /// kernel doing so for every thread running at the time, which no test
+    /// here can prove, while the fence mode rests on the language's memory
+    /// model alone. Treat it as experimental, and give blocking pops a
+    /// timeout.
+    ///
     /// # Errors
     /// The registration failed (a kernel without `membarrier`, or a seccomp
     /// filter); the producer keeps its fence.
@@ -800,6 +809,7 @@ impl core::error::Error for PushSliceNotifyError {
 
 #[cfg(test)]
 mod tests {
+    use core::sync::atomic::{AtomicBool, Ordering};
     use std::thread;
 
     use rustix::buffer::spare_capacity;
@@ -840,21 +850,46 @@ mod tests {
         }
     }
 
-    /// Pushes `0..count` in order, yielding while the ring is full.
-    fn push_all(tx: &mut Producer<'_, u64>, wakeup: &Wakeup, count: u64) {
-        for seq in 0..count {
-            let mut value = seq;
-            loop {
-                match tx.push_notify(value, wakeup) {
-                    Ok(()) => break,
-                    Err(PushNotifyError::Push(PushError::Full(back))) => {
-                        value = back;
-                        thread::yield_now();
-                    }
-                    Err(err) => panic!("push {seq}: {err}"),
-                }
+    /// Runs `consume` on this thread while another pushes `0..count` through
+    /// `tx` in order with `push_notify`, yielding while the ring is full. If
+    /// `consume` panics (a lost wake-up timing out, say), the producer stops
+    /// instead of waiting for ever on a full ring, so the test fails.
+    fn pushing_while(
+        tx: &mut Producer<'_, u64>,
+        wakeup: &Wakeup,
+        count: u64,
+        consume: impl FnOnce(),
+    ) {
+        /// Tells the producer the consumer is gone, however it leaves.
+        struct Gone<'a>(&'a AtomicBool);
+        impl Drop for Gone<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
             }
         }
+        let gone = AtomicBool::new(false);
+        thread::scope(|s| {
+            s.spawn(|| {
+                for seq in 0..count {
+                    let mut value = seq;
+                    loop {
+                        match tx.push_notify(value, wakeup) {
+                            Ok(()) => break,
+                            Err(PushNotifyError::Push(PushError::Full(back))) => {
+                                if gone.load(Ordering::Relaxed) {
+                                    return;
+                                }
+                                value = back;
+                                thread::yield_now();
+                            }
+                            Err(err) => panic!("push {seq}: {err}"),
+                        }
+                    }
+                }
+            });
+            let _gone = Gone(&gone);
+            consume();
+        });
     }
 
     /// A capacity-2 ring in a memfd, producer and consumer in two mappings (at
@@ -880,10 +915,16 @@ mod tests {
         }
         assert_eq!(rx.event().barrier_required(), membarrier);
         let peer_wakeup = peer_wakeup(wakeup);
-        thread::scope(|s| {
-            s.spawn(|| push_all(&mut tx, &peer_wakeup, count));
+        pushing_while(&mut tx, &peer_wakeup, count, || {
             for seq in 0..count {
-                assert_eq!(rx.pop_blocking(wakeup, strategy, Some(NEVER)), Ok(seq));
+                let popped = rx.pop_blocking(wakeup, strategy, Some(NEVER));
+                assert_eq!(
+                    popped,
+                    Ok(seq),
+                    "membarrier mode {membarrier}, {strategy:?}: {} in the ring, {:?}",
+                    rx.len(),
+                    rx.event()
+                );
             }
         });
         assert_eq!(rx.try_pop(), Err(crate::spsc::PopError::Empty));
@@ -1012,8 +1053,7 @@ mod tests {
         let (mut tx, mut rx) = ring.split();
         let wakeup = Wakeup::eventfd().unwrap();
         let event = tx.event();
-        thread::scope(|s| {
-            s.spawn(|| push_all(&mut tx, &wakeup, COUNT));
+        pushing_while(&mut tx, &wakeup, COUNT, || {
             // Never announces itself: polls with `try_pop` only.
             let mut next = 0;
             while next < COUNT {
@@ -1158,8 +1198,7 @@ mod tests {
         .unwrap();
         let never = Timespec::try_from(NEVER).unwrap();
 
-        thread::scope(|s| {
-            s.spawn(|| push_all(&mut tx, &producer_wakeup, COUNT));
+        pushing_while(&mut tx, &producer_wakeup, COUNT, || {
             let mut next = 0;
             let mut events = Vec::with_capacity(1);
             while next < COUNT {

@@ -7,16 +7,14 @@
 //!
 //! - `push_ns`: plain `try_push`.
 //! - `push_notify_ns`: `ProducerExt::push_notify` with an eventfd `Wakeup`
-//!   attached, the producer in the mode the handshake gives it when the
-//!   server can run `membarrier` (`ProducerExt::use_membarrier`): after each
-//!   push a compiler fence and a look at the ring's event word, and a system
-//!   call only if the consumer were asleep. It never is, so the wake count
-//!   (the event's epoch, and the eventfd's counter, which nobody reads) must
-//!   stay 0; both are reported.
-//! - `push_notify_fence_ns`: the same with the producer's `SeqCst` fence (no
-//!   `use_membarrier`), the mode without `membarrier`. The fence waits for
-//!   the push's stores to reach the cache, which the consumer's core keeps
-//!   taking back.
+//!   attached, in the default (fence) mode: after each push a `SeqCst` fence
+//!   and a look at the ring's event word, and a system call only if the
+//!   consumer were asleep. It never is, so the wake count (the event's
+//!   epoch, and the eventfd's counter, which nobody reads) must stay 0; both
+//!   are reported. The fence waits for the push's stores to reach the
+//!   cache, which the consumer's core keeps taking back.
+//! - `push_notify_membarrier_ns`: the same in the opt-in membarrier mode
+//!   (`ProducerExt::use_membarrier`): a compiler fence instead.
 //!
 //! Also reported: how often a push found the ring full, per message. A
 //! producer that is faster than the consumer spends its spare time there,
@@ -62,11 +60,11 @@ pub fn push(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
 }
 
 pub fn push_notify(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
-    notify(leader, "push_notify_ns", true)
+    notify(leader, "push_notify_ns", false)
 }
 
-pub fn push_notify_fence(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
-    notify(leader, "push_notify_fence_ns", false)
+pub fn push_notify_membarrier(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
+    notify(leader, "push_notify_membarrier_ns", true)
 }
 
 /// `push_notify` with an eventfd attached, after `use_membarrier` if

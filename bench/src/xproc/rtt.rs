@@ -23,16 +23,15 @@
 //! - `spsc_blocking_rtt`: two rings with eventfd wake-ups:
 //!   `ProducerExt::push_notify` and `ConsumerExt::pop_blocking` with
 //!   `SpinThenBlock::new(0)`, so that every wait sleeps, as in the raw
-//!   eventfd ping-pong. Each round trip is two sleeps and two wake-ups. Both
-//!   producers are in the mode the handshake gives them
-//!   (`ProducerExt::use_membarrier`), so each sleep runs `membarrier`.
-//! - `spsc_blocking_fence_rtt`: the same with the producers' `SeqCst`
-//!   fences instead (no `membarrier`).
+//!   eventfd ping-pong. Each round trip is two sleeps and two wake-ups. The
+//!   producers are in the default (fence) mode.
+//! - `spsc_blocking_membarrier_rtt`: the same in the opt-in membarrier mode
+//!   (`ProducerExt::use_membarrier`): each sleep runs `membarrier`.
 //! - `spsc_blocking_spin_rtt`: the same with the default spin budget
 //!   (`SpinThenBlock::default()`), which usually catches the reply before
 //!   sleeping.
 //! - `spsc_futex_blocking_rtt`: the same as `spsc_blocking_rtt` with
-//!   `Wakeup::Futex` (and `membarrier`).
+//!   `Wakeup::Futex`.
 //!
 //! Blocking pops are given no timeout, as the raw eventfd read has none; the
 //! watchdog bounds every run instead.
@@ -507,18 +506,18 @@ pub fn spsc_blocking(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
         key: "spsc_blocking_rtt",
         wakeup: "eventfd",
         spins: 0,
-        membarrier: true,
+        membarrier: false,
         plan: SLOW,
     };
     blocking(leader, how)
 }
 
-pub fn spsc_blocking_fence(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
+pub fn spsc_blocking_membarrier(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
     let how = Blocking {
-        key: "spsc_blocking_fence_rtt",
+        key: "spsc_blocking_membarrier_rtt",
         wakeup: "eventfd",
         spins: 0,
-        membarrier: false,
+        membarrier: true,
         plan: SLOW,
     };
     blocking(leader, how)
@@ -529,7 +528,7 @@ pub fn spsc_blocking_spin(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>
         key: "spsc_blocking_spin_rtt",
         wakeup: "eventfd",
         spins: SpinThenBlock::DEFAULT_SPINS,
-        membarrier: true,
+        membarrier: false,
         plan: MIXED,
     };
     blocking(leader, how)
@@ -540,7 +539,7 @@ pub fn spsc_futex_blocking(leader: &mut Leader) -> Result<Outcome, Box<dyn Error
         key: "spsc_futex_blocking_rtt",
         wakeup: "futex",
         spins: 0,
-        membarrier: true,
+        membarrier: false,
         plan: SLOW,
     };
     blocking(leader, how)
