@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use ipc_primitives::linux::handshake::{Policy, Server, Session, connect};
 use ipc_primitives::linux::uds::UnixAddr;
-use ipc_primitives::linux::wake::{ProducerExt, PushNotifyError, process_barrier};
+use ipc_primitives::linux::wake::{ProducerExt, PushNotifyError};
 use ipc_primitives::slot::Message;
 use ipc_primitives::spsc::{PopError, PushError};
 use rustix::buffer::spare_capacity;
@@ -93,7 +93,7 @@ impl Client {
                     }
                     self.next += 1;
                 }
-                Err(PopError::Empty) => match rx.prepare_to_sleep(process_barrier)? {
+                Err(PopError::Empty) => match rx.prepare_to_sleep()? {
                     Some(_) => return Ok(()),
                     None => continue,
                 },

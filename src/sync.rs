@@ -78,17 +78,6 @@ pub(crate) fn as_core_atomic(word: &AtomicU32) -> &core::sync::atomic::AtomicU32
     unsafe { core::sync::atomic::AtomicU32::from_ptr(word.as_ptr()) }
 }
 
-/// Keeps the compiler from moving memory accesses across this point; the CPU
-/// may still reorder them. Under loom, which models no compiler, it does
-/// nothing: the model then checks the weaker ordering the hardware allows.
-#[inline]
-pub(crate) fn compiler_fence(order: Ordering) {
-    #[cfg(loom)]
-    let _ = order;
-    #[cfg(not(loom))]
-    core::sync::atomic::compiler_fence(order);
-}
-
 /// Tells the CPU (or loom's scheduler) that this thread is waiting for another.
 #[inline]
 pub(crate) fn spin_loop() {

@@ -21,9 +21,8 @@
 //!    derived words, checksum) through a named-shm ring, `try_push`/`try_pop`
 //!    and spinning; each arrives once, in order, intact;
 //! 2. blocking mode: through the handshake with eventfd wake-ups
-//!    (`push_notify`/`push_slice_notify` against `pop_blocking`, in the opt-in
-//!    membarrier mode), and through a named ring with futex wake-ups (fence
-//!    mode);
+//!    (`push_notify`/`push_slice_notify` against `pop_blocking`), and through a
+//!    named ring with futex wake-ups;
 //! 3. four clients at once through the handshake, served by one epoll loop
 //!    (the daemon pattern: `prepare_to_sleep` on each ring, sleep in
 //!    `epoll_wait` on the eventfds and sockets, drain on wake);
@@ -69,9 +68,7 @@ use ipc_primitives::linux::handshake::{HELLO_TIMEOUT, HandshakeError, Policy, Se
 use ipc_primitives::linux::hello::{Hello, Status};
 use ipc_primitives::linux::shm::{CreateOptions, SealFlags, Segment, ShmError};
 use ipc_primitives::linux::uds::{SeqpacketListener, UdsError, UnixAddr};
-use ipc_primitives::linux::wake::{
-    BlockingPopError, ConsumerExt, EventFd, SpinThenBlock, Wakeup, process_barrier,
-};
+use ipc_primitives::linux::wake::{BlockingPopError, ConsumerExt, EventFd, SpinThenBlock, Wakeup};
 use ipc_primitives::seqlock::{ReadError, SeqLock};
 use ipc_primitives::spsc::{Consumer, PopError, Spsc};
 use ipc_primitives::{ABI_VERSION, AttachError, ElementLayout, Kind};
@@ -250,9 +247,7 @@ fn blocking_mode_eventfd_through_the_handshake() {
     accounted(|| {
         const CLIENT: u64 = 7;
         let (addr, name) = abstract_addr("blocking");
-        let server = Server::<Msg>::bind(&addr, 256, Policy::SameUser)
-            .expect("bind")
-            .offer_membarrier(true);
+        let server = Server::<Msg>::bind(&addr, 256, Policy::SameUser).expect("bind");
         let mut child = Proc::spawn(
             "client",
             &[
@@ -295,10 +290,6 @@ fn blocking_mode_eventfd_through_the_handshake() {
         assert!(
             wakes > 0,
             "the consumer was never woken: the blocking path went untested"
-        );
-        assert!(
-            rx.event().barrier_required(),
-            "the client's producer skipped its fence (membarrier): the server offered it"
         );
         assert!(
             session.peer_closed().expect("poll"),
@@ -494,7 +485,7 @@ fn serve(counts: &[Option<u64>], kill: Option<(usize, u64)>) -> Vec<Delivered> {
                             break;
                         }
                     }
-                    Err(PopError::Empty) => match rx.prepare_to_sleep(process_barrier) {
+                    Err(PopError::Empty) => match rx.prepare_to_sleep() {
                         Ok(Some(_epoch)) => break,
                         Ok(None) => {}
                         Err(err) => panic!("client {}: {err}", lane.id),
@@ -1016,7 +1007,6 @@ fn fake_server(tag: &str, memfd: std::os::fd::OwnedFd, len: usize, expected: &Ha
         capacity: 1024,
         region_len: len as u64,
         fds: 2,
-        sleeper_barrier: false,
     };
     let eventfd = EventFd::new().expect("eventfd");
     stream

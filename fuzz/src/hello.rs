@@ -70,17 +70,15 @@ fn hello_from(input: &mut Input<'_>) -> Hello {
         capacity: input.u32(),
         region_len: input.u64(),
         fds: input.u32(),
-        sleeper_barrier: input.bool(),
     }
 }
 
 /// What `Hello::decode` must return for `bytes`, from the wire format alone:
-/// 40 bytes, little-endian: magic `u32` at 0, version `u16` (2) at 4, status `u16`
+/// 40 bytes, little-endian: magic `u32` at 0, version `u16` at 4, status `u16`
 /// at 6, kind `u32` at 8, element size and alignment `u32` at 12 and 16,
-/// capacity `u32` at 20, region length `u64` at 24, fds `u32` at 32, flags
-/// `u32` at 36 (only bit 0, the sleeper barrier, defined). The length, magic,
-/// version, status, kind and flags are checked in that order; the other
-/// fields take any value.
+/// capacity `u32` at 20, region length `u64` at 24, fds `u32` at 32, reserved
+/// `u32` (zero) at 36. The length, magic, version, status, kind and reserved
+/// field are checked in that order; the other fields take any value.
 fn expected(bytes: &[u8]) -> Result<Hello, HelloError> {
     if bytes.len() != 40 {
         return Err(HelloError::Length {
@@ -96,9 +94,9 @@ fn expected(bytes: &[u8]) -> Result<Hello, HelloError> {
         return Err(HelloError::Magic { found: magic });
     }
     let version = u16_at(4);
-    if version != 2 {
+    if version != 1 {
         return Err(HelloError::Version {
-            expected: 2,
+            expected: 1,
             found: version,
         });
     }
@@ -112,9 +110,9 @@ fn expected(bytes: &[u8]) -> Result<Hello, HelloError> {
         KIND_SEQLOCK => Kind::SeqLock,
         found => return Err(HelloError::Kind { found }),
     };
-    let flags = u32_at(36);
-    if flags > 1 {
-        return Err(HelloError::Flags { found: flags });
+    let reserved = u32_at(36);
+    if reserved != 0 {
+        return Err(HelloError::Reserved { found: reserved });
     }
     Ok(Hello {
         status,
@@ -126,6 +124,5 @@ fn expected(bytes: &[u8]) -> Result<Hello, HelloError> {
         capacity: u32_at(20),
         region_len: u64_at(24),
         fds: u32_at(32),
-        sleeper_barrier: flags == 1,
     })
 }

@@ -27,7 +27,6 @@
 //!   re-created, after which the model is rebuilt from memory and checked again.
 
 use ipc_primitives::spsc::{Consumer, PopError, Producer, PushError, Spsc};
-use ipc_primitives::wait::no_barrier;
 use ipc_primitives::{ElementLayout, Region};
 
 use crate::spsc_ops::{
@@ -158,17 +157,10 @@ fn loose_step<T: Elem>(
                 grant.commit();
             }
         }
-        Op::PrepareToSleep { barrier } => {
-            let _ = if barrier {
-                rx.prepare_to_sleep(|| Ok(()))
-            } else {
-                rx.prepare_to_sleep(no_barrier)
-            };
+        Op::PrepareToSleep => {
+            let _ = rx.prepare_to_sleep();
         }
-        Op::WakeNeeded { switch } => {
-            if switch {
-                tx.use_sleeper_barrier();
-            }
+        Op::WakeNeeded => {
             let _ = tx.wake_needed();
         }
         Op::PopOrSleep {
@@ -178,24 +170,20 @@ fn loose_step<T: Elem>(
         } => {
             let extra = fresh();
             let mut calls = 0;
-            let _ = rx.pop_or_sleep(
-                spins,
-                || Ok(()),
-                |event, epoch| {
-                    calls += 1;
-                    assert!(
-                        calls <= sleeps + 2,
-                        "pop_or_sleep slept after the sleeper gave up"
-                    );
-                    assert_eq!(event.epoch(), epoch, "asked to sleep on a stale epoch");
-                    if push_in_sleep && calls == 1 {
-                        let _ = tx.try_push(extra);
-                        let _ = tx.wake_needed();
-                        return Ok(());
-                    }
-                    if calls > sleeps { Err(()) } else { Ok(()) }
-                },
-            );
+            let _ = rx.pop_or_sleep(spins, |event, epoch| {
+                calls += 1;
+                assert!(
+                    calls <= sleeps + 2,
+                    "pop_or_sleep slept after the sleeper gave up"
+                );
+                assert_eq!(event.epoch(), epoch, "asked to sleep on a stale epoch");
+                if push_in_sleep && calls == 1 {
+                    let _ = tx.try_push(extra);
+                    let _ = tx.wake_needed();
+                    return Ok(());
+                }
+                if calls > sleeps { Err(()) } else { Ok(()) }
+            });
         }
         Op::Reattach => unreachable!("handled by the caller"),
     }
@@ -222,9 +210,9 @@ fn hostile_write<'a>(input: &mut Input<'a>, memory: &SharedMemory) -> (usize, Ve
         }
         1 => (offsets::HEAD, near(input, memory.peek_u32(offsets::HEAD))),
         2 => (offsets::TAIL, near(input, memory.peek_u32(offsets::TAIL))),
-        // The ready event: `waiting` at +0, `epoch` at +4, `barrier` at +8.
+        // The ready event: `waiting` at +0, `epoch` at +4.
         3 => {
-            let offset = offsets::READY + 4 * input.below(3);
+            let offset = offsets::READY + 4 * input.below(2);
             (offset, input.u32().to_ne_bytes().to_vec())
         }
         4 | 5 => {

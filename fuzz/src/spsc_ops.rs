@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use ipc_primitives::spsc::{
     Consumer, OutOfBounds, PopError, Producer, PushError, Spsc, StaticSpsc,
 };
-use ipc_primitives::wait::{NoBarrier, SleepError, no_barrier};
+use ipc_primitives::wait::SleepError;
 use ipc_primitives::{Line, Region};
 use zerocopy::IntoBytes;
 
@@ -47,18 +47,10 @@ pub enum Op {
         /// Commit (else drop the grant).
         commit: bool,
     },
-    /// `Consumer::prepare_to_sleep`, with a barrier that succeeds, or with
-    /// `no_barrier`.
-    PrepareToSleep {
-        /// The consumer has a process-wide barrier.
-        barrier: bool,
-    },
-    /// `Producer::wake_needed`, after switching the producer to the
-    /// asymmetric mode (`use_sleeper_barrier`) if `switch`.
-    WakeNeeded {
-        /// Call `use_sleeper_barrier` first.
-        switch: bool,
-    },
+    /// `Consumer::prepare_to_sleep`.
+    PrepareToSleep,
+    /// `Producer::wake_needed`.
+    WakeNeeded,
     /// `Consumer::pop_or_sleep` with a sleeper that gives up after `sleeps`
     /// calls, or that pushes (and wakes) on its first call.
     PopOrSleep {
@@ -91,12 +83,8 @@ pub fn decode_op(tag: u8, input: &mut Input<'_>, capacity: usize) -> Op {
                 commit: byte & 0x80 == 0,
             }
         }
-        12 => Op::PrepareToSleep {
-            barrier: input.u8() & 1 == 0,
-        },
-        13 => Op::WakeNeeded {
-            switch: input.u8() & 1 != 0,
-        },
+        12 => Op::PrepareToSleep,
+        13 => Op::WakeNeeded,
         14 => {
             let byte = input.u8();
             Op::PopOrSleep {
@@ -174,9 +162,6 @@ pub struct Model<T> {
     pub announced: bool,
     /// The event's epoch.
     pub epoch: u32,
-    /// The producer switched to the asymmetric mode: sleepers must run their
-    /// barrier.
-    pub barrier: bool,
 }
 
 impl<T: Elem> Model<T> {
@@ -191,7 +176,6 @@ impl<T: Elem> Model<T> {
             slots: vec![T::from_raw(&[]); capacity],
             announced: false,
             epoch: 0,
-            barrier: false,
         }
     }
 
@@ -243,11 +227,6 @@ pub fn check<T: Elem>(tx: &Producer<'_, T>, rx: &Consumer<'_, T>, model: &Model<
     assert_eq!(tx.capacity(), model.capacity, "producer capacity");
     assert_eq!(rx.capacity(), model.capacity, "consumer capacity");
     assert_eq!(tx.event().epoch(), model.epoch, "event epoch");
-    assert_eq!(
-        rx.event().barrier_required(),
-        model.barrier,
-        "event barrier flag"
-    );
 }
 
 /// Applies one operation (not `Reattach`) to the ring and the model and checks
@@ -327,34 +306,16 @@ pub fn step<T: Elem>(
                 model.push(value);
             }
         }
-        Op::PrepareToSleep { barrier } => {
-            let mut barriers = 0;
-            let result = if barrier {
-                rx.prepare_to_sleep(|| {
-                    barriers += 1;
-                    Ok(())
-                })
-            } else {
-                rx.prepare_to_sleep(no_barrier)
-            };
-            if model.barrier && !barrier {
-                assert_eq!(result, Err(SleepError::Sleep(NoBarrier)), "no barrier");
-                model.announced = false;
-            } else if model.queue.is_empty() {
-                assert_eq!(result, Ok(Some(model.epoch)));
+        Op::PrepareToSleep => {
+            if model.queue.is_empty() {
+                assert_eq!(rx.prepare_to_sleep(), Ok(Some(model.epoch)));
                 model.announced = true;
             } else {
-                assert_eq!(result, Ok(None));
+                assert_eq!(rx.prepare_to_sleep(), Ok(None));
                 model.announced = false;
             }
-            let expected = u32::from(model.barrier && barrier);
-            assert_eq!(barriers, expected, "barrier runs exactly when asked for");
         }
-        Op::WakeNeeded { switch } => {
-            if switch {
-                tx.use_sleeper_barrier();
-                model.barrier = true;
-            }
+        Op::WakeNeeded => {
             assert_eq!(tx.wake_needed(), model.announced, "wake_needed");
             if model.announced {
                 model.announced = false;
@@ -369,12 +330,7 @@ pub fn step<T: Elem>(
             let extra = model.fresh();
             let mut calls = 0;
             let mut pushed = false;
-            let mut barriers = 0;
-            let barrier = || {
-                barriers += 1;
-                Ok(())
-            };
-            let result = rx.pop_or_sleep(spins, barrier, |event, epoch| {
+            let result = rx.pop_or_sleep(spins, |event, epoch| {
                 calls += 1;
                 assert!(
                     calls <= sleeps + 1,
@@ -389,13 +345,11 @@ pub fn step<T: Elem>(
                 }
                 if calls > sleeps { Err(()) } else { Ok(()) }
             });
-            // Times the consumer announced itself (and so ran its barrier,
-            // if the producer asks for one).
-            let announcements = if let Some(front) = model.pop() {
+            if let Some(front) = model.pop() {
                 assert_eq!(result, Ok(front), "pop_or_sleep with elements waiting");
+                // Popped at the first look, without announcing: an earlier
+                // announcement stands.
                 assert_eq!(calls, 0, "slept with elements waiting");
-                // Popped at the first look, without announcing.
-                0
             } else if push_in_sleep {
                 assert_eq!(result, Ok(extra), "pop_or_sleep after a push and wake");
                 assert_eq!(calls, 1);
@@ -403,16 +357,11 @@ pub fn step<T: Elem>(
                 assert_eq!(model.pop(), Some(extra));
                 model.announced = false;
                 model.epoch = model.epoch.wrapping_add(1);
-                // Once to sleep, once more to find the pushed element.
-                2
             } else {
                 assert_eq!(result, Err(SleepError::Sleep(())), "the sleeper gave up");
                 assert_eq!(calls, sleeps + 1);
                 model.announced = false;
-                sleeps + 1
-            };
-            let expected = if model.barrier { announcements } else { 0 };
-            assert_eq!(barriers, expected, "pop_or_sleep barriers");
+            }
         }
         Op::Reattach => unreachable!("handled by the caller"),
     }

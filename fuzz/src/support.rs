@@ -26,7 +26,7 @@ pub mod offsets {
     pub const HEAD: usize = 128;
     /// A ring's `tail` counter.
     pub const TAIL: usize = 256;
-    /// A ring's `ready` event (`waiting`, `epoch`, then `barrier`).
+    /// A ring's `ready` event (`waiting`, then `epoch`).
     pub const READY: usize = 384;
     /// A ring's first slot.
     pub const SLOTS: usize = 512;

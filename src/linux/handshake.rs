@@ -40,7 +40,7 @@ use super::SysError;
 use super::hello::{HELLO_LEN, Hello, HelloError, Status};
 use super::shm::{Segment, ShmError};
 use super::uds::{Credentials, SeqpacketListener, SeqpacketStream, UdsError, UnixAddr};
-use super::wake::{EventFd, EventFdError, ProducerExt, Wakeup, process_barrier_available};
+use super::wake::{EventFd, EventFdError, Wakeup};
 use crate::spsc::{Consumer, Corrupted, PopError, Producer, Spsc};
 use crate::{AttachError, CreateError, ElementLayout, Kind, Pod};
 
@@ -85,8 +85,6 @@ pub struct Server<T> {
     listener: SeqpacketListener,
     capacity: u32,
     policy: Policy,
-    /// Offer clients the membarrier mode (when this process can run it).
-    offer_membarrier: bool,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -96,7 +94,6 @@ impl<T> fmt::Debug for Server<T> {
             .field("listener", &self.listener)
             .field("capacity", &self.capacity)
             .field("policy", &self.policy)
-            .field("offer_membarrier", &self.offer_membarrier)
             .finish()
     }
 }
@@ -112,25 +109,8 @@ impl<T: Pod> Server<T> {
             listener: SeqpacketListener::bind(addr)?,
             capacity,
             policy,
-            offer_membarrier: false,
             _t: PhantomData,
         })
-    }
-
-    /// Whether to offer clients accepted from now on the membarrier mode
-    /// (default: no; offered only where [`process_barrier_available`]):
-    /// their `push_notify` then skips its fence, and each sleep of this
-    /// server on their ring runs
-    /// [`process_barrier`](super::wake::process_barrier), which interrupts
-    /// every core running a registered process. It is opt-in because its
-    /// no-lost-wake-up argument rests on the kernel's `membarrier`
-    /// reaching every running thread of a registered process (see
-    /// [`ProducerExt::use_membarrier`]), and because a server that sleeps on
-    /// many rings pays one barrier per ring per sleep.
-    #[must_use]
-    pub fn offer_membarrier(mut self, offer: bool) -> Self {
-        self.offer_membarrier = offer;
-        self
     }
 
     /// Accepts one client: checks its credentials, creates its ring and
@@ -141,8 +121,7 @@ impl<T: Pod> Server<T> {
         let peer = stream.peer_credentials()?;
         if !self.policy.allows(&peer) {
             // Best effort: the client learns why; the refusal stands either way.
-            let refusal = hello::<T>(Status::Refused, self.capacity, 0, 0, false);
-            let _ = stream.send(&refusal.encode());
+            let _ = stream.send(&hello::<T>(Status::Refused, self.capacity, 0, 0).encode());
             return Err(HandshakeError::PolicyRefused { peer });
         }
         let size = Spsc::<T>::required_size(self.capacity).ok_or(CreateError::InvalidCapacity {
@@ -151,10 +130,7 @@ impl<T: Pod> Server<T> {
         let segment = Segment::memfd("ipc-primitives-ring", size)?;
         Spsc::<T>::create(segment.region(), self.capacity)?;
         let wake = EventFd::new()?;
-        // The client's producer may skip its fence if this process can run
-        // the barrier its consumer then needs before sleeping.
-        let barrier = self.offer_membarrier && process_barrier_available();
-        let hello = hello::<T>(Status::Accepted, self.capacity, size, ACCEPTED_FDS, barrier);
+        let hello = hello::<T>(Status::Accepted, self.capacity, size, ACCEPTED_FDS);
         stream.send_with_fds(&hello.encode(), &[segment.as_fd(), wake.as_fd()])?;
         Ok(Session {
             channel: Channel::new(stream, segment, Wakeup::EventFd(wake)),
@@ -170,13 +146,7 @@ impl<T> AsFd for Server<T> {
     }
 }
 
-fn hello<T>(
-    status: Status,
-    capacity: u32,
-    region_len: usize,
-    fds: usize,
-    sleeper_barrier: bool,
-) -> Hello {
+fn hello<T>(status: Status, capacity: u32, region_len: usize, fds: usize) -> Hello {
     Hello {
         status,
         kind: Kind::Spsc,
@@ -184,7 +154,6 @@ fn hello<T>(
         capacity,
         region_len: region_len as u64,
         fds: fds as u32,
-        sleeper_barrier,
     }
 }
 
@@ -289,8 +258,6 @@ impl<T: Pod> Session<T> {
 /// A client's side of the handshake: its ring, and how it wakes the server.
 pub struct Connection<T> {
     channel: Channel<T>,
-    /// The server runs `membarrier` before sleeping (its hello said so).
-    sleeper_barrier: bool,
 }
 
 impl<T> fmt::Debug for Connection<T> {
@@ -353,25 +320,13 @@ pub fn connect_timeout<T: Pod>(
     let channel = Channel::new(stream, segment, Wakeup::EventFd(wake));
     // Validate now, so a bad ring is reported here rather than at first use.
     channel.ring()?;
-    Ok(Connection {
-        channel,
-        sleeper_barrier: hello.sleeper_barrier,
-    })
+    Ok(Connection { channel })
 }
 
 impl<T: Pod> Connection<T> {
     /// The producing side of this client's ring.
-    ///
-    /// If the server's hello offered it, the producer is in the asymmetric
-    /// mode ([`ProducerExt::use_membarrier`]): `push_notify` skips its fence.
-    /// If this process cannot register for `membarrier`, it keeps the fence.
     pub fn producer(&self) -> Result<Producer<'_, T>, AttachError> {
-        let mut producer = self.channel.ring()?.into_producer();
-        if self.sleeper_barrier {
-            // A failed registration leaves the fence in place: still correct.
-            let _ = producer.use_membarrier();
-        }
-        Ok(producer)
+        Ok(self.channel.ring()?.into_producer())
     }
 
     /// The memory the ring lives in (a sealed memfd): its fd, its length.
@@ -568,33 +523,6 @@ mod tests {
     }
 
     #[test]
-    fn the_membarrier_mode_is_offered_only_when_asked() {
-        for offer in [false, true] {
-            let addr = unique_addr();
-            let server = Server::<u64>::bind(&addr, 4, Policy::SameUser).unwrap();
-            let server = if offer {
-                server.offer_membarrier(true)
-            } else {
-                server
-            };
-            let client = thread::spawn(move || {
-                let conn = connect::<u64>(&addr).unwrap();
-                let tx = conn.producer().unwrap();
-                tx.uses_sleeper_barrier()
-            });
-            let session = server.accept().unwrap();
-            let expected = offer && process_barrier_available();
-            assert_eq!(client.join().unwrap(), expected, "offered: {offer}");
-            let rx = session.consumer().unwrap();
-            assert_eq!(rx.event().barrier_required(), expected);
-        }
-        assert!(
-            process_barrier_available(),
-            "membarrier(GLOBAL_EXPEDITED) is available on the machines this crate is tested on"
-        );
-    }
-
-    #[test]
     fn live_client_is_not_reported_closed() {
         let addr = unique_addr();
         let server = Server::<u32>::bind(&addr, 4, Policy::AnyUser).unwrap();
@@ -643,7 +571,7 @@ mod tests {
     #[test]
     fn hello_without_fds_is_refused() {
         let addr = unique_addr();
-        let hello = hello::<u32>(Status::Accepted, 4, 4096, ACCEPTED_FDS, false);
+        let hello = hello::<u32>(Status::Accepted, 4, 4096, ACCEPTED_FDS);
         let server = fake_server(&addr, hello.encode().to_vec(), Vec::new());
         let err = connect::<u32>(&addr).unwrap_err();
         assert!(matches!(
@@ -677,7 +605,7 @@ mod tests {
         let memfd = rustix::fs::memfd_create("unsealed", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
         rustix::fs::ftruncate(&memfd, 4096).unwrap();
         let wake = EventFd::new().unwrap();
-        let hello = hello::<u32>(Status::Accepted, 4, 4096, ACCEPTED_FDS, false);
+        let hello = hello::<u32>(Status::Accepted, 4, 4096, ACCEPTED_FDS);
         let server = fake_server(&addr, hello.encode().to_vec(), vec![memfd, wake.into()]);
         let err = connect::<u32>(&addr).unwrap_err();
         assert!(

@@ -16,13 +16,7 @@ use crate::{ElementLayout, Kind};
 pub const HELLO_MAGIC: u32 = u32::from_le_bytes(*b"IPCH");
 
 /// The version of the hello message this build speaks.
-///
-/// 2: the last word became `flags` (it was reserved, zero).
-pub const HELLO_VERSION: u16 = 2;
-
-/// The `flags` bit that lets the client's producer skip its fence: the server
-/// runs `membarrier` before it sleeps (see `ProducerExt::use_membarrier`).
-pub const HELLO_FLAG_SLEEPER_BARRIER: u32 = 1;
+pub const HELLO_VERSION: u16 = 1;
 
 /// Bytes in an encoded hello.
 pub const HELLO_LEN: usize = core::mem::size_of::<Wire>();
@@ -40,7 +34,7 @@ struct Wire {
     capacity: U32,
     region_len: U64,
     fds: U32,
-    flags: U32,
+    reserved: U32,
 }
 
 /// The server's answer.
@@ -67,9 +61,6 @@ pub struct Hello {
     pub region_len: u64,
     /// Fds attached to the message.
     pub fds: u32,
-    /// The server runs a process-wide barrier before it sleeps, so the
-    /// client's producer may skip its fence ([`HELLO_FLAG_SLEEPER_BARRIER`]).
-    pub sleeper_barrier: bool,
 }
 
 impl Hello {
@@ -85,11 +76,7 @@ impl Hello {
             capacity: U32::new(self.capacity),
             region_len: U64::new(self.region_len),
             fds: U32::new(self.fds),
-            flags: U32::new(if self.sleeper_barrier {
-                HELLO_FLAG_SLEEPER_BARRIER
-            } else {
-                0
-            }),
+            reserved: U32::ZERO,
         };
         let mut out = [0; HELLO_LEN];
         out.copy_from_slice(wire.as_bytes());
@@ -121,9 +108,10 @@ impl Hello {
         let kind = Kind::from_raw(wire.kind.get()).ok_or(HelloError::Kind {
             found: wire.kind.get(),
         })?;
-        let flags = wire.flags.get();
-        if flags & !HELLO_FLAG_SLEEPER_BARRIER != 0 {
-            return Err(HelloError::Flags { found: flags });
+        if wire.reserved.get() != 0 {
+            return Err(HelloError::Reserved {
+                found: wire.reserved.get(),
+            });
         }
         Ok(Self {
             status,
@@ -135,7 +123,6 @@ impl Hello {
             capacity: wire.capacity.get(),
             region_len: wire.region_len.get(),
             fds: wire.fds.get(),
-            sleeper_barrier: flags & HELLO_FLAG_SLEEPER_BARRIER != 0,
         })
     }
 }
@@ -173,9 +160,9 @@ pub enum HelloError {
         /// The value found.
         found: u32,
     },
-    /// Flag bits this build does not know are set.
-    Flags {
-        /// The flags found.
+    /// The reserved field is not zero.
+    Reserved {
+        /// The value found.
         found: u32,
     },
 }
@@ -192,7 +179,7 @@ impl fmt::Display for HelloError {
             }
             Self::Status { found } => write!(f, "unknown hello status {found}"),
             Self::Kind { found } => write!(f, "unknown structure kind {found} in hello"),
-            Self::Flags { found } => write!(f, "unknown hello flags in {found:#x}"),
+            Self::Reserved { found } => write!(f, "reserved hello field is {found:#x}, not 0"),
         }
     }
 }
@@ -211,18 +198,12 @@ mod tests {
             capacity: 1024,
             region_len: 66_048,
             fds: 2,
-            sleeper_barrier: true,
         }
     }
 
     #[test]
     fn round_trips() {
         assert_eq!(Hello::decode(&sample().encode()), Ok(sample()));
-        let plain = Hello {
-            sleeper_barrier: false,
-            ..sample()
-        };
-        assert_eq!(Hello::decode(&plain.encode()), Ok(plain));
     }
 
     #[test]
@@ -232,7 +213,6 @@ mod tests {
         assert_eq!(bytes[4..6], HELLO_VERSION.to_le_bytes());
         assert_eq!(bytes[20..24], 1024u32.to_le_bytes());
         assert_eq!(bytes[24..32], 66_048u64.to_le_bytes());
-        assert_eq!(bytes[36..40], HELLO_FLAG_SLEEPER_BARRIER.to_le_bytes());
     }
 
     #[test]
@@ -258,7 +238,7 @@ mod tests {
         assert_eq!(
             patch(4, &[9, 0]),
             Err(HelloError::Version {
-                expected: 2,
+                expected: 1,
                 found: 9
             })
         );
@@ -268,12 +248,8 @@ mod tests {
             Err(HelloError::Kind { found: 99 })
         );
         assert_eq!(
-            patch(36, &[3, 0, 0, 0]),
-            Err(HelloError::Flags { found: 3 })
-        );
-        assert_eq!(
-            patch(39, &[0x80]),
-            Err(HelloError::Flags { found: 0x8000_0001 })
+            patch(36, &[1, 0, 0, 0]),
+            Err(HelloError::Reserved { found: 1 })
         );
     }
 }

@@ -54,21 +54,10 @@
 //! # Event loops
 //! A consumer driven by `epoll` (or tokio's `AsyncFd`) registers the
 //! [`EventFd`] for reading and, for each ring: pops until empty; calls
-//! [`Consumer::prepare_to_sleep`] with [`process_barrier`]; on `Ok(None)` pops
-//! again, on `Ok(Some(_))` leaves the ring to the event loop. When the eventfd
-//! is readable it calls [`EventFd::drain`] and pops again. The producer uses
+//! [`Consumer::prepare_to_sleep`]; on `Ok(None)` pops again, on `Ok(Some(_))`
+//! leaves the ring to the event loop. When the eventfd is readable it calls
+//! [`EventFd::drain`] and pops again. The producer uses
 //! [`ProducerExt::push_notify`] as usual.
-//!
-//! # Cheap notifying pushes: `membarrier`
-//! By default each [`ProducerExt::push_notify`] pays a `SeqCst` fence, which
-//! waits for the push to leave the core: about as much again as the push
-//! itself. [`ProducerExt::use_membarrier`] moves that cost to the consumer's
-//! sleep path (the asymmetric mode of [`crate::wait`]): the producer's process
-//! registers for `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`, and the
-//! consumer runs [`process_barrier`] each time it is about to sleep, which
-//! [`ConsumerExt::pop_blocking`] does. It is opt-in (the handshake offers it
-//! with `Server::offer_membarrier`): see [`ProducerExt::use_membarrier`] for
-//! what it relies on.
 //!
 //! # Trust
 //! A peer can wake the consumer as often as it likes (writing the eventfd, or
@@ -91,7 +80,7 @@ use std::time::Instant;
 use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::{Errno, IoSliceMut, ReadWriteFlags};
-use rustix::thread::{MembarrierCommand, MembarrierQuery, futex, membarrier, membarrier_query};
+use rustix::thread::futex;
 
 use super::SysError;
 use crate::Pod;
@@ -377,9 +366,7 @@ impl Wakeup {
 
     /// Sleeps on `event` until woken, having announced itself at `epoch` (the
     /// `sleep` of [`Consumer::pop_or_sleep`], which
-    /// [`ConsumerExt::pop_blocking`] uses). `epoch` must be the one the
-    /// announcement returned, and an eventfd must serve one ring's consumer
-    /// only: another sleeper's drain could take this one's wake.
+    /// [`ConsumerExt::pop_blocking`] uses).
     ///
     /// Returns `Ok` when woken or spuriously (the caller re-checks),
     /// [`SleepFailure::TimedOut`] once `deadline` has passed (without a system
@@ -393,10 +380,12 @@ impl Wakeup {
     /// keeps the `read` off the path from the producer's wake to the
     /// consumer's pop: one system call there, as for a blocking `read`. The
     /// drain sees a wake only after the producer advanced the epoch (it
-    /// advances it before it writes), so a drained wake always shows. The fd
-    /// stays readable after a wake until the next sleep or
-    /// [`EventFd::drain`]: an event loop that also watches it drains it
-    /// itself.
+    /// advances it before it writes), so a drained wake always shows. So
+    /// `epoch` must be the one the announcement returned, and an eventfd must
+    /// serve one ring's consumer only (another sleeper's drain could take
+    /// this one's wake). The fd stays readable after a wake until the next
+    /// sleep or [`EventFd::drain`]: an event loop that also watches it drains
+    /// it itself.
     #[doc(alias("poll", "read", "futex", "FUTEX_WAIT"))]
     pub fn sleep(
         &self,
@@ -478,8 +467,7 @@ impl<T> sealed::Sealed for Producer<'_, T> {}
 pub trait ConsumerExt<T>: sealed::Sealed {
     /// Pops the oldest element, waiting for one if the ring is empty: retries
     /// `strategy.spins` times, then sleeps through `wakeup` until the producer
-    /// wakes it (see [`Consumer::pop_or_sleep`]; with the producer in the
-    /// asymmetric mode it runs [`process_barrier`] before each sleep).
+    /// wakes it (see [`Consumer::pop_or_sleep`]).
     ///
     /// `timeout` `None` waits for ever (as does one too long to represent);
     /// otherwise [`BlockingPopError::TimedOut`] once it has passed. The
@@ -502,11 +490,9 @@ impl<T: Pod> ConsumerExt<T> for Consumer<'_, T> {
         timeout: Option<Duration>,
     ) -> Result<T, BlockingPopError> {
         let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
-        self.pop_or_sleep(
-            strategy.spins,
-            || process_barrier().map_err(SleepFailure::from),
-            |event, epoch| wakeup.sleep(event, epoch, deadline),
-        )
+        self.pop_or_sleep(strategy.spins, |event, epoch| {
+            wakeup.sleep(event, epoch, deadline)
+        })
         .map_err(|err| match err {
             SleepError::Corrupted => BlockingPopError::Corrupted,
             SleepError::Sleep(failure) => failure.into(),
@@ -539,28 +525,6 @@ pub trait ProducerExt<T>: sealed::Sealed {
         items: &[T],
         wakeup: &Wakeup,
     ) -> Result<usize, PushSliceNotifyError>;
-
-    /// Registers this process for `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`
-    /// and switches the producer to the asymmetric mode
-    /// ([`Producer::use_sleeper_barrier`]): a notifying push then costs about
-    /// what a plain push does, and the consumer runs [`process_barrier`] each
-    /// time it is about to sleep. Use it only when the consumer can run that
-    /// barrier ([`process_barrier_available`] in its process); one without it
-    /// gets an error when it tries to sleep, not a lost wake-up.
-    ///
-    /// The mode is opt-in. Its no-lost-wake-up argument (see [`crate::wait`])
-    /// is checked by loom with `membarrier` modelled as a fence the kernel
-    /// runs in each thread of this process, but in the end it rests on the
-    /// kernel doing so for every thread running at the time, which no test
-    /// here can prove, while the fence mode rests on the language's memory
-    /// model alone. Treat it as experimental, and give blocking pops a
-    /// timeout.
-    ///
-    /// # Errors
-    /// The registration failed (a kernel without `membarrier`, or a seccomp
-    /// filter); the producer keeps its fence.
-    #[doc(alias("membarrier", "MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED"))]
-    fn use_membarrier(&mut self) -> Result<(), SysError>;
 }
 
 impl<T: Pod> ProducerExt<T> for Producer<'_, T> {
@@ -588,38 +552,6 @@ impl<T: Pod> ProducerExt<T> for Producer<'_, T> {
         }
         Ok(pushed)
     }
-
-    fn use_membarrier(&mut self) -> Result<(), SysError> {
-        membarrier(MembarrierCommand::RegisterGlobalExpedited)
-            .map_err(SysError::from_call("membarrier(REGISTER_GLOBAL_EXPEDITED)"))?;
-        self.use_sleeper_barrier();
-        Ok(())
-    }
-}
-
-/// A memory barrier in every running thread of every process registered for
-/// it: `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`. The barrier a consumer
-/// passes to [`Consumer::prepare_to_sleep`] and
-/// [`Consumer::pop_or_sleep`] for producers in the asymmetric mode
-/// ([`ProducerExt::use_membarrier`]); it is only called when the ring's
-/// producer asked for it. A few microseconds: it interrupts the cores running
-/// registered processes.
-///
-/// # Errors
-/// The kernel refused (no `membarrier`, or a seccomp filter).
-#[doc(alias("membarrier", "MEMBARRIER_CMD_GLOBAL_EXPEDITED"))]
-pub fn process_barrier() -> Result<(), SysError> {
-    membarrier(MembarrierCommand::GlobalExpedited)
-        .map_err(SysError::from_call("membarrier(GLOBAL_EXPEDITED)"))
-}
-
-/// Whether this process can run [`process_barrier`]:
-/// `membarrier(MEMBARRIER_CMD_QUERY)` lists `GLOBAL_EXPEDITED`. A server asks
-/// before it lets its clients switch to the asymmetric mode.
-#[doc(alias("membarrier", "MEMBARRIER_CMD_QUERY"))]
-#[must_use]
-pub fn process_barrier_available() -> bool {
-    membarrier_query().contains(MembarrierQuery::GLOBAL_EXPEDITED)
 }
 
 /// Why an eventfd received from a peer was refused.
@@ -894,15 +826,8 @@ mod tests {
 
     /// A capacity-2 ring in a memfd, producer and consumer in two mappings (at
     /// two addresses, as in two processes); `count` messages through it, each
-    /// side with its own `Wakeup`, first with the producer's fence, then in the
-    /// asymmetric mode (`use_membarrier`).
+    /// side with its own `Wakeup`.
     fn ping_through_shared_memory(wakeup: Wakeup, strategy: SpinThenBlock, count: u64) {
-        for membarrier in [false, true] {
-            ping_once(&wakeup, strategy, count, membarrier);
-        }
-    }
-
-    fn ping_once(wakeup: &Wakeup, strategy: SpinThenBlock, count: u64, membarrier: bool) {
         let len = Spsc::<u64>::required_size(2).unwrap();
         let mine = Segment::memfd("wake-test", len).unwrap();
         let peer = Segment::from_fd(mine.as_fd().try_clone_to_owned().unwrap()).unwrap();
@@ -910,18 +835,14 @@ mod tests {
             .unwrap()
             .into_producer();
         let mut rx = Spsc::<u64>::attach(peer.region()).unwrap().into_consumer();
-        if membarrier {
-            tx.use_membarrier().unwrap();
-        }
-        assert_eq!(rx.event().barrier_required(), membarrier);
-        let peer_wakeup = peer_wakeup(wakeup);
+        let peer_wakeup = peer_wakeup(&wakeup);
         pushing_while(&mut tx, &peer_wakeup, count, || {
             for seq in 0..count {
-                let popped = rx.pop_blocking(wakeup, strategy, Some(NEVER));
+                let popped = rx.pop_blocking(&wakeup, strategy, Some(NEVER));
                 assert_eq!(
                     popped,
                     Ok(seq),
-                    "membarrier mode {membarrier}, {strategy:?}: {} in the ring, {:?}",
+                    "{strategy:?}: {} in the ring, {:?}",
                     rx.len(),
                     rx.event()
                 );
@@ -1087,7 +1008,7 @@ mod tests {
         assert_eq!(eventfd.drain(), Ok(0), "consumer awake: no wake");
         assert_eq!(rx.try_pop(), Ok(1));
 
-        assert!(rx.prepare_to_sleep(process_barrier).unwrap().is_some());
+        assert!(rx.prepare_to_sleep().unwrap().is_some());
         assert_eq!(tx.push_slice_notify(&[2, 3, 4], &wakeup), Ok(3));
         assert_eq!(eventfd.drain(), Ok(1), "one wake for the batch");
         tx.push_notify(5, &wakeup).unwrap();
@@ -1107,7 +1028,7 @@ mod tests {
         let (read_end, _write_end) = rustix::pipe::pipe().unwrap();
         let broken = Wakeup::EventFd(EventFd::from_fd_trusted(read_end));
 
-        assert!(rx.prepare_to_sleep(process_barrier).unwrap().is_some());
+        assert!(rx.prepare_to_sleep().unwrap().is_some());
         let err = tx.push_notify(1, &broken).unwrap_err();
         assert_eq!(
             err,
@@ -1120,7 +1041,7 @@ mod tests {
         );
         assert_eq!(rx.try_pop(), Ok(1), "the value was pushed");
 
-        assert!(rx.prepare_to_sleep(process_barrier).unwrap().is_some());
+        assert!(rx.prepare_to_sleep().unwrap().is_some());
         assert_eq!(
             tx.push_slice_notify(&[2, 3, 4], &broken),
             Err(PushSliceNotifyError::Wake {
@@ -1209,7 +1130,7 @@ mod tests {
                 if next == COUNT {
                     break;
                 }
-                if rx.prepare_to_sleep(process_barrier).unwrap().is_some() {
+                if rx.prepare_to_sleep().unwrap().is_some() {
                     events.clear();
                     epoll::wait(&epoll, spare_capacity(&mut events), Some(&never)).unwrap();
                     assert_eq!(events.len(), 1, "woken, not timed out");

@@ -95,42 +95,18 @@ impl<'a, T: Pod> Consumer<'a, T> {
     /// Announces that the consumer is about to sleep and checks the ring once
     /// more (see [`crate::wait`]).
     ///
-    /// `barrier` runs between the announcement and the re-check if the
-    /// producer relies on it ([`Producer::use_sleeper_barrier`]): on Linux,
-    /// `linux::wake::process_barrier`; a sleeper without one passes
-    /// [`no_barrier`](crate::wait::no_barrier). It must put a full memory
-    /// barrier in every thread of the producer's process (or fail): a closure
-    /// that returns `Ok` without doing so can lose wake-ups (never memory
-    /// safety).
-    ///
     /// `Ok(Some(epoch))`: still empty; sleep until woken, e.g. in `epoll_wait` on
     /// the ring's eventfd or a futex wait on the event's `epoch`. The producer
     /// will wake the consumer after its next push. `Ok(None)`: elements arrived
-    /// meanwhile; pop them. On `Ok(None)` and on errors the announcement is
-    /// withdrawn.
-    ///
-    /// # Errors
-    /// [`SleepError::Sleep`] with the barrier's error, or
-    /// [`SleepError::Corrupted`].
-    ///
-    /// [`Producer::use_sleeper_barrier`]: super::Producer::use_sleeper_barrier
-    pub fn prepare_to_sleep<E>(
-        &mut self,
-        barrier: impl FnOnce() -> Result<(), E>,
-    ) -> Result<Option<u32>, SleepError<E>> {
+    /// meanwhile; pop them (the announcement is withdrawn).
+    pub fn prepare_to_sleep(&mut self) -> Result<Option<u32>, Corrupted> {
         let event = &self.ring.control.ready.0;
-        let (epoch, needs_barrier) = event.announce();
-        if needs_barrier && let Err(err) = barrier() {
-            event.withdraw();
-            return Err(SleepError::Sleep(err));
-        }
+        let epoch = event.announce();
         match self.ready(1) {
             Ok(0) => Ok(Some(epoch)),
             other => {
                 event.withdraw();
-                other
-                    .map(|_| None)
-                    .map_err(|Corrupted| SleepError::Corrupted)
+                other.map(|_| None)
             }
         }
     }
@@ -142,18 +118,16 @@ impl<'a, T: Pod> Consumer<'a, T> {
 
     /// Pops, first looking once and retrying `spins` times, then sleeping
     /// through `sleep` until an element arrives. An element already there is
-    /// popped without announcing anything (no fence, no barrier).
+    /// popped without announcing anything (no fence).
     ///
     /// `sleep(event, epoch)` should return when woken, when the event's epoch is
     /// no longer `epoch`, or spuriously (all are fine: the ring is checked
-    /// again), and `Err` to give up, e.g. on a timeout. `barrier` is as for
-    /// [`prepare_to_sleep`](Self::prepare_to_sleep). The producer must call
+    /// again), and `Err` to give up, e.g. on a timeout. The producer must call
     /// [`Producer::wake_needed`](super::Producer::wake_needed) after publishing
     /// and wake the consumer when it says so.
     pub fn pop_or_sleep<E>(
         &mut self,
         spins: u32,
-        mut barrier: impl FnMut() -> Result<(), E>,
         mut sleep: impl FnMut(&Event, u32) -> Result<(), E>,
     ) -> Result<T, SleepError<E>> {
         for _ in 0..=spins {
@@ -163,8 +137,8 @@ impl<'a, T: Pod> Consumer<'a, T> {
             }
         }
         loop {
-            match self.prepare_to_sleep(&mut barrier) {
-                Err(err) => return Err(err),
+            match self.prepare_to_sleep() {
+                Err(Corrupted) => return Err(SleepError::Corrupted),
                 Ok(None) => return self.try_pop().map_err(|_| SleepError::Corrupted),
                 Ok(Some(epoch)) => {
                     if let Err(err) = sleep(self.event(), epoch) {

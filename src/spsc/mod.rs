@@ -73,7 +73,7 @@ pub(crate) struct SpscControl {
 }
 
 // SAFETY: `#[repr(C)]`, a `Header`, two `CacheLine<AtomicU32>` and a
-// `CacheLine<Event>` (three `AtomicU32`): only atomics, size 512 (a multiple of
+// `CacheLine<Event>` (two `AtomicU32`): only atomics, size 512 (a multiple of
 // 128), alignment 128.
 unsafe impl Control for SpscControl {
     const KIND: Kind = Kind::Spsc;

@@ -19,8 +19,6 @@ pub struct Producer<'a, T> {
     head: u32,
     /// The consumer's `tail` when last read; at or behind the real one.
     cached_tail: u32,
-    /// [`use_sleeper_barrier`](Self::use_sleeper_barrier) was called.
-    sleeper_barrier: bool,
     _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -29,7 +27,6 @@ impl<T> fmt::Debug for Producer<'_, T> {
         f.debug_struct("Producer")
             .field("head", &self.head)
             .field("cached_tail", &self.cached_tail)
-            .field("sleeper_barrier", &self.sleeper_barrier)
             .finish_non_exhaustive()
     }
 }
@@ -47,7 +44,6 @@ impl<'a, T: Pod> Producer<'a, T> {
             } else {
                 head.wrapping_sub(ring.capacity())
             },
-            sleeper_barrier: false,
             _not_sync: PhantomData,
         }
     }
@@ -117,40 +113,12 @@ impl<'a, T: Pod> Producer<'a, T> {
     /// [`event`](Self::event)). The announcement is consumed, so each sleep
     /// costs one wake.
     ///
-    /// Costs a `SeqCst` fence (only a compiler fence after
-    /// [`use_sleeper_barrier`](Self::use_sleeper_barrier)) and a load from a
-    /// line the consumer writes only when it goes to sleep: no system call
-    /// while the consumer is awake.
+    /// Costs a `SeqCst` fence and a load from a line the consumer writes only
+    /// when it goes to sleep: no system call while the consumer is awake.
     #[inline]
     #[must_use = "a true result consumed the announcement: the consumer sleeps until woken"]
     pub fn wake_needed(&self) -> bool {
-        self.ring.control.ready.0.needs_wake(self.sleeper_barrier)
-    }
-
-    /// Switches [`wake_needed`](Self::wake_needed) to the asymmetric mode of
-    /// [`crate::wait`]: no `SeqCst` fence per call, because the consumer runs a
-    /// process-wide memory barrier between announcing that it will sleep and
-    /// re-checking the ring. The ring's event records the switch, so the
-    /// consumer's [`prepare_to_sleep`](super::Consumer::prepare_to_sleep) and
-    /// [`pop_or_sleep`](super::Consumer::pop_or_sleep) call their barrier, and
-    /// a consumer without one gets an error instead of sleeping.
-    ///
-    /// The barrier must order this thread: on Linux, this process must be
-    /// registered for `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` first,
-    /// which `linux::wake::ProducerExt::use_membarrier` does before calling
-    /// this. If it does not, wake-ups can be lost (never memory safety). The
-    /// switch lasts as long as this handle; the event keeps asking consumers
-    /// for the barrier until the ring is created again.
-    pub fn use_sleeper_barrier(&mut self) {
-        self.ring.control.ready.0.require_barrier();
-        self.sleeper_barrier = true;
-    }
-
-    /// Whether this handle is in the asymmetric mode
-    /// ([`use_sleeper_barrier`](Self::use_sleeper_barrier)).
-    #[must_use]
-    pub fn uses_sleeper_barrier(&self) -> bool {
-        self.sleeper_barrier
+        self.ring.control.ready.0.needs_wake()
     }
 
     /// The event the consumer sleeps on.

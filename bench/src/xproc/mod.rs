@@ -105,7 +105,7 @@ pub struct Scenario {
 
 /// Every scenario, in the order each round runs them; pairs that targets
 /// compare are neighbours.
-pub const SCENARIOS: [Scenario; 18] = [
+pub const SCENARIOS: [Scenario; 17] = [
     Scenario {
         key: "raw_line_rtt",
         label: "raw 1-line ping-pong",
@@ -160,14 +160,6 @@ pub const SCENARIOS: [Scenario; 18] = [
         short: "blk",
         unit: "ns",
         lead: rtt::spsc_blocking,
-        follow: Some(rtt::blocking_follow),
-    },
-    Scenario {
-        key: "spsc_blocking_membarrier_rtt",
-        label: "spsc eventfd blocking, membarrier",
-        short: "blkm",
-        unit: "ns",
-        lead: rtt::spsc_blocking_membarrier,
         follow: Some(rtt::blocking_follow),
     },
     Scenario {
@@ -235,11 +227,11 @@ pub const SCENARIOS: [Scenario; 18] = [
         follow: Some(push::follow),
     },
     Scenario {
-        key: "push_notify_membarrier_ns",
-        label: "push_notify, membarrier mode",
-        short: "nmb",
+        key: "push_fence_ns",
+        label: "push + SeqCst fence, awake",
+        short: "fence",
         unit: "ns",
-        lead: push::push_notify_membarrier,
+        lead: push::push_fence,
         follow: Some(push::follow),
     },
     Scenario {
@@ -266,7 +258,7 @@ struct Target {
     bound: f64,
 }
 
-const TARGETS: [Target; 6] = [
+const TARGETS: [Target; 5] = [
     Target {
         numerator: "spsc_rtt",
         denominator: "raw_line_rtt",
@@ -293,13 +285,6 @@ const TARGETS: [Target; 6] = [
     },
     Target {
         numerator: "push_notify_ns",
-        denominator: "push_ns",
-        at_most: true,
-        bound: 1.1,
-    },
-    // The same bound for the opt-in membarrier mode.
-    Target {
-        numerator: "push_notify_membarrier_ns",
         denominator: "push_ns",
         at_most: true,
         bound: 1.1,
@@ -480,7 +465,7 @@ fn find<'m>(metrics: &'m [Metric], key: &str) -> Option<&'m Metric> {
 /// Prints the producer-cost details: full rings and wakes.
 fn print_wakes(metrics: &[Metric]) {
     println!();
-    for key in ["push_ns", "push_notify_ns", "push_notify_membarrier_ns"] {
+    for key in ["push_ns", "push_notify_ns"] {
         let Some(m) = find(metrics, key) else {
             continue;
         };

@@ -6,15 +6,15 @@
 //! never announces that it will sleep.
 //!
 //! - `push_ns`: plain `try_push`.
+//! - `push_fence_ns` (for reference): `try_push`, then a `SeqCst` fence, the
+//!   one thing `push_notify` adds that may cost more than a few cycles: it
+//!   waits for the push's stores to reach the cache, which the consumer's
+//!   core keeps taking back.
 //! - `push_notify_ns`: `ProducerExt::push_notify` with an eventfd `Wakeup`
-//!   attached, in the default (fence) mode: after each push a `SeqCst` fence
-//!   and a look at the ring's event word, and a system call only if the
-//!   consumer were asleep. It never is, so the wake count (the event's
-//!   epoch, and the eventfd's counter, which nobody reads) must stay 0; both
-//!   are reported. The fence waits for the push's stores to reach the
-//!   cache, which the consumer's core keeps taking back.
-//! - `push_notify_membarrier_ns`: the same in the opt-in membarrier mode
-//!   (`ProducerExt::use_membarrier`): a compiler fence instead.
+//!   attached: after each push a `SeqCst` fence and a look at the ring's
+//!   event word, and a system call only if the consumer were asleep. It
+//!   never is, so the wake count (the event's epoch, and the eventfd's
+//!   counter, which nobody reads) must stay 0; both are reported.
 //!
 //! Also reported: how often a push found the ring full, per message. A
 //! producer that is faster than the consumer spends its spare time there,
@@ -23,6 +23,7 @@
 use std::{
     error::Error,
     os::fd::{AsFd, OwnedFd},
+    sync::atomic::{Ordering, fence},
     time::Instant,
 };
 
@@ -48,30 +49,20 @@ use crate::{
 /// How the leader pushes.
 enum Mode {
     Plain,
-    /// `push_notify`; `membarrier`: after `use_membarrier`.
-    Notify {
-        wakeup: Wakeup,
-        membarrier: bool,
-    },
+    Fence,
+    Notify(Wakeup),
 }
 
 pub fn push(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
     lead(leader, "push_ns", Mode::Plain)
 }
 
+pub fn push_fence(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
+    lead(leader, "push_fence_ns", Mode::Fence)
+}
+
 pub fn push_notify(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
-    notify(leader, "push_notify_ns", false)
-}
-
-pub fn push_notify_membarrier(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
-    notify(leader, "push_notify_membarrier_ns", true)
-}
-
-/// `push_notify` with an eventfd attached, after `use_membarrier` if
-/// `membarrier`.
-fn notify(leader: &mut Leader, key: &str, membarrier: bool) -> Result<Outcome, Box<dyn Error>> {
-    let wakeup = Wakeup::eventfd()?;
-    lead(leader, key, Mode::Notify { wakeup, membarrier })
+    lead(leader, "push_notify_ns", Mode::Notify(Wakeup::eventfd()?))
 }
 
 /// Times the pushes.
@@ -80,13 +71,8 @@ fn lead(leader: &mut Leader, key: &str, mode: Mode) -> Result<Outcome, Box<dyn E
     let mut tx = Spsc::<Msg>::create(seg.region(), CAPACITY as u32)?.into_producer();
     let event = tx.event();
     let eventfd = match &mode {
-        Mode::Notify { wakeup, membarrier } => {
-            if *membarrier {
-                tx.use_membarrier()?;
-            }
-            wakeup.eventfd_ref()
-        }
-        Mode::Plain => None,
+        Mode::Notify(wakeup) => wakeup.eventfd_ref(),
+        _ => None,
     };
     let mut fds = vec![seg.as_fd()];
     fds.extend(eventfd.map(AsFd::as_fd));
@@ -105,7 +91,15 @@ fn lead(leader: &mut Leader, key: &str, mode: Mode) -> Result<Outcome, Box<dyn E
             Err(PushError::Full(msg)) => count_full(msg),
             Err(PushError::Corrupted(_)) => panic!("{key}: corrupt counters"),
         }),
-        Mode::Notify { wakeup, .. } => produce(MESSAGES, |msg| match tx.push_notify(msg, wakeup) {
+        Mode::Fence => produce(MESSAGES, |msg| match tx.try_push(msg) {
+            Ok(()) => {
+                fence(Ordering::SeqCst);
+                Ok(())
+            }
+            Err(PushError::Full(msg)) => count_full(msg),
+            Err(PushError::Corrupted(_)) => panic!("{key}: corrupt counters"),
+        }),
+        Mode::Notify(wakeup) => produce(MESSAGES, |msg| match tx.push_notify(msg, wakeup) {
             Ok(()) => Ok(()),
             Err(PushNotifyError::Push(PushError::Full(msg))) => count_full(msg),
             Err(err) => panic!("{key}: {err}"),

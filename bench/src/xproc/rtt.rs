@@ -23,10 +23,7 @@
 //! - `spsc_blocking_rtt`: two rings with eventfd wake-ups:
 //!   `ProducerExt::push_notify` and `ConsumerExt::pop_blocking` with
 //!   `SpinThenBlock::new(0)`, so that every wait sleeps, as in the raw
-//!   eventfd ping-pong. Each round trip is two sleeps and two wake-ups. The
-//!   producers are in the default (fence) mode.
-//! - `spsc_blocking_membarrier_rtt`: the same in the opt-in membarrier mode
-//!   (`ProducerExt::use_membarrier`): each sleep runs `membarrier`.
+//!   eventfd ping-pong. Each round trip is two sleeps and two wake-ups.
 //! - `spsc_blocking_spin_rtt`: the same with the default spin budget
 //!   (`SpinThenBlock::default()`), which usually catches the reply before
 //!   sleeping.
@@ -231,9 +228,6 @@ pub fn spsc_follow(
     let (ping_seg, pong_seg) = (Segment::from_fd(ping_fd)?, Segment::from_fd(pong_fd)?);
     let mut rx = Spsc::<Msg>::attach(ping_seg.region())?.into_consumer();
     let mut tx = Spsc::<Msg>::attach(pong_seg.region())?.into_producer();
-    if cmd["membarrier"].as_bool() == Some(true) {
-        tx.use_membarrier()?;
-    }
     follower.ready()?;
     for seq in 0..plan.total() {
         let got = pop_spinning(|| spsc_pop(&mut rx));
@@ -448,31 +442,16 @@ pub fn eventfd_follow(
 
 // ---- spsc_blocking_rtt, spsc_blocking_spin_rtt, spsc_futex_blocking_rtt -------
 
-/// How a blocking scenario runs.
-struct Blocking {
+/// Two rings with wake-ups; `wakeup` is `"eventfd"` or `"futex"`.
+fn blocking(
+    leader: &mut Leader,
     key: &'static str,
-    /// `"eventfd"` or `"futex"`.
-    wakeup: &'static str,
+    wakeup: &str,
     spins: u32,
-    /// Both producers call `use_membarrier`.
-    membarrier: bool,
     plan: Plan,
-}
-
-/// Two rings with wake-ups.
-fn blocking(leader: &mut Leader, how: Blocking) -> Result<Outcome, Box<dyn Error>> {
-    let Blocking {
-        key,
-        wakeup,
-        spins,
-        membarrier,
-        plan,
-    } = how;
+) -> Result<Outcome, Box<dyn Error>> {
     let (ping_seg, pong_seg) = (ring_segment("xproc-ping")?, ring_segment("xproc-pong")?);
     let mut tx = Spsc::<Msg>::create(ping_seg.region(), RING_CAPACITY)?.into_producer();
-    if membarrier {
-        tx.use_membarrier()?;
-    }
     let mut rx = Spsc::<Msg>::create(pong_seg.region(), RING_CAPACITY)?.into_consumer();
     let (wake_ping, wake_pong) = match wakeup {
         "eventfd" => (Wakeup::eventfd()?, Wakeup::eventfd()?),
@@ -481,13 +460,7 @@ fn blocking(leader: &mut Leader, how: Blocking) -> Result<Outcome, Box<dyn Error
     let mut fds = vec![ping_seg.as_fd(), pong_seg.as_fd()];
     fds.extend(wake_ping.eventfd_ref().map(AsFd::as_fd));
     fds.extend(wake_pong.eventfd_ref().map(AsFd::as_fd));
-    let cmd = json!({
-        "scenario": key,
-        "plan": plan.to_json(),
-        "wakeup": wakeup,
-        "spins": spins,
-        "membarrier": membarrier,
-    });
+    let cmd = json!({ "scenario": key, "plan": plan.to_json(), "wakeup": wakeup, "spins": spins });
     leader.start(&cmd, &fds)?;
     let strategy = SpinThenBlock::new(spins);
     let latency = measure(plan, |seq| {
@@ -502,47 +475,16 @@ fn blocking(leader: &mut Leader, how: Blocking) -> Result<Outcome, Box<dyn Error
 }
 
 pub fn spsc_blocking(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
-    let how = Blocking {
-        key: "spsc_blocking_rtt",
-        wakeup: "eventfd",
-        spins: 0,
-        membarrier: false,
-        plan: SLOW,
-    };
-    blocking(leader, how)
-}
-
-pub fn spsc_blocking_membarrier(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
-    let how = Blocking {
-        key: "spsc_blocking_membarrier_rtt",
-        wakeup: "eventfd",
-        spins: 0,
-        membarrier: true,
-        plan: SLOW,
-    };
-    blocking(leader, how)
+    blocking(leader, "spsc_blocking_rtt", "eventfd", 0, SLOW)
 }
 
 pub fn spsc_blocking_spin(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
-    let how = Blocking {
-        key: "spsc_blocking_spin_rtt",
-        wakeup: "eventfd",
-        spins: SpinThenBlock::DEFAULT_SPINS,
-        membarrier: false,
-        plan: MIXED,
-    };
-    blocking(leader, how)
+    let spins = SpinThenBlock::DEFAULT_SPINS;
+    blocking(leader, "spsc_blocking_spin_rtt", "eventfd", spins, MIXED)
 }
 
 pub fn spsc_futex_blocking(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
-    let how = Blocking {
-        key: "spsc_futex_blocking_rtt",
-        wakeup: "futex",
-        spins: 0,
-        membarrier: false,
-        plan: SLOW,
-    };
-    blocking(leader, how)
+    blocking(leader, "spsc_futex_blocking_rtt", "futex", 0, SLOW)
 }
 
 pub fn blocking_follow(
