@@ -49,7 +49,8 @@
 //!
 //! Runtime: about 20 s in the default (unoptimised) test profile on a 2-core
 //! machine, nearly all of it test 1: unoptimised, a push and a pop cost about
-//! 1.6 us together. With `opt-level = 1` the whole file takes about 2 s.
+//! 1.6 us together. With `opt-level = 1` the whole file takes about 8 s, most of it
+//! test 8 waiting out `HELLO_TIMEOUT`.
 #![cfg(all(feature = "linux", target_os = "linux", not(loom), not(miri)))]
 
 #[path = "multiprocess/harness.rs"]
