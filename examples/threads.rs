@@ -104,14 +104,12 @@ fn stream_messages() {
 /// A publisher thread overwrites a quote; a reader polls it and checks that no
 /// read is torn or goes back in time.
 fn publish_quotes() {
-    let mut mem = vec![Line::ZERO; Line::count_for(SeqLock::<Quote>::required_size())];
-    let region = Region::new(mem.as_mut_bytes());
-    let mut writer = SeqLock::<Quote>::create(region)
-        .expect("region sized for the lock")
-        .into_writer();
-    let reader = SeqLock::<Quote>::attach(region)
-        .expect("just created")
-        .reader();
+    let size = SeqLock::<Quote>::required_size().expect("a small lock");
+    let mut mem = vec![Line::ZERO; Line::count_for(size)];
+    let lock = SeqLock::<Quote>::create(Region::new(mem.as_mut_bytes()))
+        .expect("region sized for the lock");
+    let reader = lock.reader();
+    let mut writer = lock.into_writer();
     let done = AtomicBool::new(false);
     let (mut reads, mut retries_exhausted, mut last) = (0u64, 0u64, 0);
     std::thread::scope(|s| {

@@ -5,6 +5,7 @@
 // examples and integration tests, where `std` is the natural choice.
 #![warn(clippy::std_instead_of_core)]
 
+mod header;
 pub mod layout;
 mod payload;
 mod region;
@@ -13,11 +14,16 @@ pub mod slot;
 pub mod spsc;
 mod storage;
 mod sync;
+#[cfg(all(test, not(loom)))]
+mod test_support;
 pub mod wait;
 
 pub use layout::{ABI_VERSION, ElementLayout, Kind, Line};
 pub use payload::Pod;
-pub use region::{AttachError, CreateError, Region};
+#[cfg(loom)]
+#[doc(hidden)]
+pub use region::LoomMemory;
+pub use region::{AttachError, CreateError, FitError, Region};
 
 // Not under loom: its atomics cannot live in mapped memory or be futex words.
 #[cfg(all(feature = "linux", target_os = "linux", not(loom)))]

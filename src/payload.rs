@@ -15,7 +15,7 @@
 
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
-use crate::sync::{Ordering, WORD_BYTES, Word, WordInt};
+use crate::sync::{WORD_BYTES, WordCell, WordInt};
 
 /// A type that may travel through shared memory; implemented for every type
 /// with zerocopy's `FromBytes + IntoBytes + Immutable`.
@@ -47,19 +47,19 @@ pub trait Pod: FromBytes + IntoBytes + Immutable {}
 
 impl<T: FromBytes + IntoBytes + Immutable> Pod for T {}
 
-/// Words one slot of `T` spans: its size rounded up to 8 bytes.
+/// Words one element of `T` spans in a slot: its stride over the word size.
 pub(crate) const fn slot_words<T>() -> usize {
-    crate::ElementLayout::of::<T>().slot_size() as usize / WORD_BYTES
+    crate::ElementLayout::of::<T>().stride as usize / WORD_BYTES
 }
 
-/// Copies `value` into `dst` (the words of one slot) with relaxed atomic stores;
-/// the slot's bytes past the value are zeroed.
+/// Copies `value` into `dst` (the words of one slot) word by word; the slot's
+/// bytes past the value are zeroed.
 #[inline]
-pub(crate) fn store<T: Pod>(dst: &[Word], value: &T) {
+pub(crate) fn store<T: Pod, W: WordCell>(dst: &[W], value: &T) {
     for (word, chunk) in dst.iter().zip(value.as_bytes().chunks(WORD_BYTES)) {
         let mut buf = [0; WORD_BYTES];
         buf[..chunk.len()].copy_from_slice(chunk);
-        word.store(WordInt::from_ne_bytes(buf), Ordering::Relaxed);
+        word.set(WordInt::from_ne_bytes(buf));
     }
 }
 
@@ -67,7 +67,7 @@ pub(crate) fn store<T: Pod>(dst: &[Word], value: &T) {
 /// checked to lie within the slot. Partly covered words are merged with what
 /// they hold, which only the writer of the slot changes.
 #[inline]
-pub(crate) fn store_bytes(dst: &[Word], offset: usize, bytes: &[u8]) {
+pub(crate) fn store_bytes<W: WordCell>(dst: &[W], offset: usize, bytes: &[u8]) {
     let mut pos = offset;
     let mut rest = bytes;
     while !rest.is_empty() {
@@ -77,37 +77,91 @@ pub(crate) fn store_bytes(dst: &[Word], offset: usize, bytes: &[u8]) {
         let mut buf = if take == WORD_BYTES {
             [0; WORD_BYTES]
         } else {
-            word.load(Ordering::Relaxed).to_ne_bytes()
+            word.get().to_ne_bytes()
         };
         buf[start..start + take].copy_from_slice(&rest[..take]);
-        word.store(WordInt::from_ne_bytes(buf), Ordering::Relaxed);
+        word.set(WordInt::from_ne_bytes(buf));
         pos += take;
         rest = &rest[take..];
     }
 }
 
-/// Copies the slot `src` out into a new `T` with relaxed atomic loads.
+/// Copies the slot `src` out into a new `T` word by word.
 #[inline]
-pub(crate) fn load<T: Pod>(src: &[Word]) -> T {
+pub(crate) fn load<T: Pod, W: WordCell>(src: &[W]) -> T {
     let mut value = T::new_zeroed();
     for (chunk, word) in value.as_mut_bytes().chunks_mut(WORD_BYTES).zip(src) {
-        let bytes = word.load(Ordering::Relaxed).to_ne_bytes();
+        let bytes = word.get().to_ne_bytes();
         chunk.copy_from_slice(&bytes[..chunk.len()]);
+        #[cfg(all(test, not(loom)))]
+        test_hook::after_word();
     }
     value
+}
+
+/// A hook the unit tests run after each word a copy-out loads, to change
+/// shared memory in the middle of a copy deterministically.
+#[cfg(all(test, not(loom)))]
+pub(crate) mod test_hook {
+    use core::cell::Cell;
+
+    /// The hook, its lifetime erased: set only while `with` runs.
+    type Hook = *mut (dyn FnMut() + 'static);
+
+    std::thread_local! {
+        static HOOK: Cell<Option<Hook>> = const { Cell::new(None) };
+    }
+
+    /// Clears the hook when `with` ends, by return or by unwinding.
+    struct Clear;
+
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            HOOK.with(|cell| cell.set(None));
+        }
+    }
+
+    /// Runs `body` with `hook` called after every word a copy-out loads on
+    /// this thread.
+    pub(crate) fn with<R>(mut hook: impl FnMut(), body: impl FnOnce() -> R) -> R {
+        let hook: &mut dyn FnMut() = &mut hook;
+        // SAFETY: only the lifetime is erased (same layout); the pointer is
+        // dereferenced only by `after_word` on this thread while `body` runs,
+        // and `Clear` removes it before `hook` goes out of scope.
+        let hook: Hook = unsafe { core::mem::transmute(hook) };
+        HOOK.with(|cell| cell.set(Some(hook)));
+        let _clear = Clear;
+        body()
+    }
+
+    pub(super) fn after_word() {
+        // Taken out while it runs, so a hook that copies out itself does not
+        // run again.
+        if let Some(hook) = HOOK.with(Cell::take) {
+            // SAFETY: set by `with`, whose frame (and so the closure) is live
+            // while its body runs, which is the only time this is called; no
+            // other reference to the closure exists meanwhile.
+            unsafe { (*hook)() };
+            HOOK.with(|cell| cell.set(Some(hook)));
+        }
+    }
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::sync::{Ordering, Word};
 
     #[test]
     fn round_trips_odd_sizes() {
         let slot: [Word; 2] = [Word::new(0), Word::new(0)];
         store(&slot, &[1u8, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
-        assert_eq!(load::<[u8; 11]>(&slot), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+        assert_eq!(
+            load::<[u8; 11], _>(&slot),
+            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+        );
         store(&slot, &0xdead_beef_u32);
-        assert_eq!(load::<u32>(&slot), 0xdead_beef);
+        assert_eq!(load::<u32, _>(&slot), 0xdead_beef);
     }
 
     #[test]
@@ -115,7 +169,7 @@ mod tests {
         let slot: [Word; 2] = [Word::new(0), Word::new(0)];
         store(&slot, &[0xaau8; 16]);
         store_bytes(&slot, 3, &[1, 2, 3, 4, 5, 6, 7]);
-        let got = load::<[u8; 16]>(&slot);
+        let got = load::<[u8; 16], _>(&slot);
         assert_eq!(got[..3], [0xaa; 3]);
         assert_eq!(got[3..10], [1, 2, 3, 4, 5, 6, 7]);
         assert_eq!(got[10..], [0xaa; 6]);

@@ -186,6 +186,35 @@ mod tests {
     }
 
     #[test]
+    fn reports_tag_length_and_emptiness() {
+        let msg = Message::<8>::new(7, b"abc").unwrap();
+        assert_eq!((msg.tag(), msg.len(), msg.is_empty()), (7, 3, false));
+        let empty = Message::<8>::default();
+        assert_eq!((empty.tag(), empty.len(), empty.is_empty()), (0, 0, true));
+        assert_eq!(std::format!("{msg:?}"), "Message { tag: 7, len: 3, .. }");
+        assert_eq!(
+            std::format!(
+                "{}",
+                TooLong {
+                    len: 9,
+                    capacity: 8
+                }
+            ),
+            "payload of 9 bytes exceeds the message capacity of 8"
+        );
+        assert_eq!(
+            std::format!(
+                "{}",
+                BufferTooSmall {
+                    needed: 5,
+                    available: 4
+                }
+            ),
+            "buffer of 4 bytes cannot hold a payload of 5"
+        );
+    }
+
+    #[test]
     fn clamps_a_hostile_length() {
         let mut msg = Message::<4>::new(0, b"ab").unwrap();
         msg.as_mut_bytes()[..4].copy_from_slice(&u32::MAX.to_le_bytes());

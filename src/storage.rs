@@ -1,107 +1,133 @@
-//! Slot memory inside structures built in place (a `static`, a local), with the
-//! same bytes a region holds after its control block.
+//! Memory for structures built in place (a `static`, a local): the bytes of a
+//! region holding one structure, zeroed, and the flags that hand its sides out
+//! once.
 
-use crate::payload::slot_words;
-use crate::sync::Word;
+use core::marker::PhantomData;
 
-#[cfg(loom)]
-pub(crate) use boxed::InlineSlots;
+use crate::Region;
 #[cfg(not(loom))]
-pub(crate) use inline::InlineSlots;
+use crate::sync::if_take_flag;
+
+#[cfg(not(loom))]
+pub(crate) use inline::StaticMemory;
+#[cfg(loom)]
+pub(crate) use modelled::StaticMemory;
 
 #[cfg(not(loom))]
 mod inline {
-    use core::{cell::UnsafeCell, marker::PhantomData, mem::MaybeUninit};
+    use core::{cell::UnsafeCell, mem::MaybeUninit};
 
-    use super::{Word, slot_words};
+    use super::{PhantomData, Region, if_take_flag};
+    use crate::layout::Line;
 
-    /// One slot: `T` padded to a multiple of 8 bytes.
-    #[repr(C, align(8))]
-    struct Padded<T>(T);
-
-    /// `N` slots of `T`, zero-initialised, viewed as atomic words.
+    /// The bytes of a region with `L` control lines and `N` slots of `T`.
     ///
-    /// # Layout
-    /// `N` slots of `ElementLayout::of::<T>().slot_size()` bytes each, as in a region.
-    #[repr(transparent)]
-    pub(crate) struct InlineSlots<T, const N: usize> {
-        cells: UnsafeCell<MaybeUninit<[Padded<T>; N]>>,
+    /// No padding before the end of `tail`, so moving the value (a typed copy,
+    /// which need not keep padding bytes) keeps every byte a structure reads:
+    /// `[Line; L]` is a multiple of 128 bytes (asserted to be a multiple of
+    /// `T`'s alignment), `[T; N]` has none (`Pod` types have no padding), and
+    /// `tail` has alignment 1. `slots` and `tail` together hold at least
+    /// `N * stride` bytes, as a stride is the size rounded up to 8: at most 7
+    /// more.
+    #[repr(C, align(128))]
+    struct Bytes<T, const N: usize, const L: usize> {
+        control: [Line; L],
+        slots: [T; N],
+        tail: [[u8; 7]; N],
+    }
+
+    /// Zeroed memory for a structure with `L` control lines and `N` slots of
+    /// `T`, and two take-once flags.
+    pub(crate) struct StaticMemory<T, const N: usize, const L: usize> {
+        bytes: UnsafeCell<MaybeUninit<Bytes<T, N, L>>>,
+        #[cfg(any(target_has_atomic = "8", feature = "portable-atomic"))]
+        taken: [crate::sync::TakeFlag; 2],
         _t: PhantomData<T>,
     }
 
-    // SAFETY: the cells are only accessed through the atomic words `words()` hands
-    // out, which are `Sync`.
-    unsafe impl<T, const N: usize> Sync for InlineSlots<T, N> {}
+    // SAFETY: the bytes are reached only through `Region`s, whose structures
+    // access them only through atomics; the flags are atomics.
+    unsafe impl<T, const N: usize, const L: usize> Sync for StaticMemory<T, N, L> {}
 
-    impl<T, const N: usize> InlineSlots<T, N> {
+    impl<T, const N: usize, const L: usize> StaticMemory<T, N, L> {
+        /// All zeroes: every structure's initial state, and no header yet.
         pub(crate) const fn zeroed() -> Self {
+            const {
+                assert!(
+                    core::mem::align_of::<T>() <= crate::layout::LINE,
+                    "element types aligned to more than 128 bytes are not supported"
+                );
+            }
             Self {
-                // Zeroes every byte, padding included. Moving the value may
-                // de-initialise the padding again (see `words`).
-                cells: UnsafeCell::new(MaybeUninit::zeroed()),
+                bytes: UnsafeCell::new(MaybeUninit::zeroed()),
+                #[cfg(any(target_has_atomic = "8", feature = "portable-atomic"))]
+                taken: [const { crate::sync::TakeFlag::new(false) }; 2],
                 _t: PhantomData,
             }
         }
 
-        /// The slots as words: `N * slot_words::<T>()` of them.
+        /// A region over the memory.
         ///
-        /// Takes `&mut self` to re-zero each slot's padding (the bytes past
-        /// `size_of::<T>()`): a move of the value is a typed copy, which need not
-        /// keep the bytes that are padding in `T` (Miri makes them
-        /// uninitialised), and the word covering them is loaded whole.
-        pub(crate) fn words(&mut self) -> &[Word] {
-            const {
-                assert!(
-                    core::mem::size_of::<Padded<T>>()
-                        == crate::ElementLayout::of::<T>().slot_size() as usize,
-                    "a padded slot has the slot size a region uses"
-                );
+        /// Every caller views it as the same structure (the one type that owns
+        /// this memory), so regions made by several calls only ever reach the
+        /// same atomics with the same types.
+        pub(crate) fn region(&self) -> Region<'_> {
+            let ptr = core::ptr::NonNull::from(&self.bytes).cast::<u8>();
+            // SAFETY: `from_raw_parts` asks, for the borrow of `self`:
+            // 1. valid for reads and writes: the bytes are this value's own,
+            //    inside an `UnsafeCell`, which permits writes through a shared
+            //    reference;
+            // 2. initialised: zeroed at construction, and a move keeps every
+            //    byte a structure reads (see `Bytes`);
+            // 3. accessed only through the crate's structures: the cell is
+            //    private, and every region made here holds the same kind of
+            //    structure (see above).
+            unsafe { Region::from_raw_parts(ptr, core::mem::size_of::<Bytes<T, N, L>>()) }
+        }
+    }
+
+    if_take_flag! {
+        impl<T, const N: usize, const L: usize> StaticMemory<T, N, L> {
+            /// Whether this call is the first to take side `side` (0 or 1).
+            pub(crate) fn take(&self, side: usize) -> bool {
+                !self.taken[side].swap(true, crate::sync::Ordering::Relaxed)
             }
-            let (size, slot) = (core::mem::size_of::<T>(), core::mem::size_of::<Padded<T>>());
-            let base = self.cells.get_mut().as_mut_ptr().cast::<u8>();
-            for index in 0..N {
-                // SAFETY: slot `index` spans bytes `index * slot ..
-                // (index + 1) * slot` of the cells, so its padding
-                // `index * slot + size .. (index + 1) * slot` lies within them;
-                // `&mut self` means no atomic view of them is in use.
-                unsafe { base.add(index * slot + size).write_bytes(0, slot - size) };
-            }
-            let len = N * slot_words::<T>();
-            // SAFETY: the cells span `N * size_of::<Padded<T>>()` =
-            // `len * size_of::<Word>()` bytes (asserted above), aligned to 8 >=
-            // `align_of::<Word>()`, all initialised (zeroed at construction, the
-            // padding zeroed again above, and written only through these atomics
-            // since). `UnsafeCell` permits the atomics' interior mutation through
-            // the shared slice.
-            unsafe { core::slice::from_raw_parts(self.cells.get().cast::<Word>(), len) }
         }
     }
 }
 
 #[cfg(loom)]
-mod boxed {
-    use core::marker::PhantomData;
+mod modelled {
     use std::boxed::Box;
 
-    use super::{Word, slot_words};
+    use super::{PhantomData, Region};
+    use crate::region::LoomMemory;
+    use crate::sync::{Ordering, TakeFlag};
 
-    /// Under loom, atomics cannot be laid over plain memory: the slots are a
-    /// boxed slice of loom atomics instead.
-    pub(crate) struct InlineSlots<T, const N: usize> {
-        words: Box<[Word]>,
+    /// Under loom, atomics cannot be laid over plain memory: the memory is
+    /// modelled, one loom object per word.
+    pub(crate) struct StaticMemory<T, const N: usize, const L: usize> {
+        memory: Box<LoomMemory>,
+        taken: [TakeFlag; 2],
         _t: PhantomData<T>,
     }
 
-    impl<T, const N: usize> InlineSlots<T, N> {
+    impl<T, const N: usize, const L: usize> StaticMemory<T, N, L> {
         pub(crate) fn zeroed() -> Self {
+            let stride = crate::ElementLayout::of::<T>().stride as usize;
             Self {
-                words: (0..N * slot_words::<T>()).map(|_| Word::new(0)).collect(),
+                memory: Box::new(LoomMemory::new(L * crate::layout::LINE + N * stride)),
+                taken: [TakeFlag::new(false), TakeFlag::new(false)],
                 _t: PhantomData,
             }
         }
 
-        pub(crate) fn words(&mut self) -> &[Word] {
-            &self.words
+        pub(crate) fn region(&self) -> Region<'_> {
+            Region::loom(&self.memory)
+        }
+
+        pub(crate) fn take(&self, side: usize) -> bool {
+            !self.taken[side].swap(true, Ordering::Relaxed)
         }
     }
 }

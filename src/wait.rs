@@ -36,14 +36,15 @@
 
 use core::fmt;
 
-use crate::sync::{AtomicU32, Ordering, const_fn_unless_loom, fence};
+use crate::sync::{AtomicU32, Ordering, fence};
 
 /// A shared word a sleeper announces itself on. Each event has one sleeper and
 /// one notifier (a ring's consumer and producer).
 ///
 /// # Layout
-/// 8 bytes, `#[repr(C)]`: `waiting` (`u32`, 1 while the sleeper is announced) at
-/// 0, `epoch` (`u32`, bumped by the notifier on each wake, the futex word) at 4.
+/// 8 bytes, `#[repr(C)]`, two `u32` atomics and no padding: `waiting` (1 while
+/// the sleeper is announced) at 0, `epoch` (bumped by the notifier on each
+/// wake, the futex word) at 4.
 #[repr(C)]
 pub struct Event {
     /// 1 from the sleeper's announcement until it stops waiting or is woken.
@@ -63,15 +64,6 @@ impl fmt::Debug for Event {
 }
 
 impl Event {
-    const_fn_unless_loom! {
-        pub(crate) fn new() -> Self {
-            Self {
-                waiting: AtomicU32::new(0),
-                epoch: AtomicU32::new(0),
-            }
-        }
-    }
-
     pub(crate) fn reset(&self) {
         self.waiting.store(0, Ordering::Relaxed);
         self.epoch.store(0, Ordering::Relaxed);
@@ -141,3 +133,98 @@ impl<E: fmt::Display> fmt::Display for SleepError<E> {
 }
 
 impl<E: fmt::Debug + fmt::Display> core::error::Error for SleepError<E> {}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::vec::Vec;
+
+    use super::*;
+    use crate::spsc::{Corrupted, StaticSpsc};
+
+    #[test]
+    fn a_notifier_wakes_once_per_announcement() {
+        let mut ring = StaticSpsc::<u32, 4>::new();
+        let (tx, _rx) = ring.split();
+        let event = tx.event();
+        assert!(!event.needs_wake(), "nobody announced");
+        assert_eq!(event.epoch(), 0);
+        let epoch = event.announce();
+        assert_eq!(epoch, 0);
+        assert!(event.needs_wake(), "an announced sleeper is woken");
+        assert_eq!(event.epoch(), 1, "each wake advances the epoch");
+        assert!(!event.needs_wake(), "the announcement was consumed");
+        assert_eq!(event.epoch(), 1);
+        assert_eq!(event.announce(), 1);
+        event.withdraw();
+        assert!(!event.needs_wake(), "a withdrawn sleeper is not woken");
+        assert_eq!(std::format!("{event:?}"), "Event { waiting: 0, epoch: 1 }");
+    }
+
+    #[test]
+    fn prepare_to_sleep_announces_only_on_an_empty_ring() {
+        let mut ring = StaticSpsc::<u32, 4>::new();
+        let (mut tx, mut rx) = ring.split();
+        assert_eq!(rx.prepare_to_sleep(), Ok(Some(0)));
+        tx.try_push(5).unwrap();
+        assert!(
+            tx.wake_needed(),
+            "the push must wake the announced consumer"
+        );
+        assert_eq!(rx.event().epoch(), 1);
+        // Something is there: no announcement stays behind.
+        assert_eq!(rx.prepare_to_sleep(), Ok(None));
+        tx.try_push(6).unwrap();
+        assert!(!tx.wake_needed(), "the consumer withdrew");
+        assert_eq!((rx.try_pop(), rx.try_pop()), (Ok(5), Ok(6)));
+    }
+
+    #[test]
+    fn pop_or_sleep_pops_what_is_there_without_sleeping() {
+        let mut ring = StaticSpsc::<u32, 4>::new();
+        let (mut tx, mut rx) = ring.split();
+        tx.try_push(1).unwrap();
+        let slept = rx.pop_or_sleep(0, |_, _| -> Result<(), ()> { panic!("slept") });
+        assert_eq!(slept, Ok(1));
+        assert!(
+            !tx.wake_needed(),
+            "no announcement for an element already there"
+        );
+    }
+
+    #[test]
+    fn pop_or_sleep_sleeps_on_the_announced_epoch_until_the_push() {
+        let mut ring = StaticSpsc::<u32, 4>::new();
+        let (mut tx, mut rx) = ring.split();
+        let mut epochs = Vec::new();
+        let got = rx.pop_or_sleep(3, |event: &Event, epoch| -> Result<(), ()> {
+            epochs.push(epoch);
+            // The "producer" pushes during the first sleep, and wakes.
+            if epochs.len() == 1 {
+                tx.try_push(9).unwrap();
+                assert!(tx.wake_needed());
+                assert_ne!(event.epoch(), epoch, "a wake moves the epoch");
+            }
+            Ok(())
+        });
+        assert_eq!(got, Ok(9));
+        assert_eq!(epochs, [0]);
+    }
+
+    #[test]
+    fn pop_or_sleep_withdraws_when_the_sleeper_gives_up() {
+        let mut ring = StaticSpsc::<u32, 4>::new();
+        let (mut tx, mut rx) = ring.split();
+        let got = rx.pop_or_sleep(0, |_, _| Err("timed out"));
+        assert_eq!(got, Err(SleepError::Sleep("timed out")));
+        tx.try_push(1).unwrap();
+        assert!(!tx.wake_needed(), "the announcement was withdrawn");
+        assert_eq!(
+            std::format!("{}", SleepError::Sleep("timed out")),
+            "stopped waiting: timed out"
+        );
+        assert_eq!(
+            std::format!("{}", SleepError::<&str>::Corrupted),
+            std::format!("{Corrupted}")
+        );
+    }
+}

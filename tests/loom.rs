@@ -6,14 +6,24 @@
 //!   grants (one abandoned); the consumer gets exactly the values pushed, in order.
 //! - Seqlock: a writer writes `[1, 1]` then `[2, 2]` while a reader reads with few
 //!   attempts; any value returned is whole and matches its version.
+//! - Regions: an attacher racing a creator sees the whole header or none; an
+//!   attacher racing a re-creation over a used region sees the old header, the
+//!   new one, or none, never a mix; what the creator initialised is what the
+//!   attacher then uses.
+//!
+//! Ring slots are loom's causality-checked cells here (plain relaxed atomics in
+//! real builds), so a slot written while the other side may still copy it
+//! fails the model: weakening the consumer's `tail` store or the producer's
+//! `tail` load to `Relaxed` is reported as a causality violation.
 //!
 //! Run with
 //! `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=/tmp/target-loom cargo test --release --test loom`.
 //! The preemption bound is `PREEMPTIONS` below unless `LOOM_MAX_PREEMPTIONS` is set.
 #![cfg(loom)]
 
-use ipc_primitives::seqlock::{ReadError, StaticSeqLock};
-use ipc_primitives::spsc::{PopError, PushError, StaticSpsc};
+use ipc_primitives::seqlock::{ReadError, Spins, StaticSeqLock};
+use ipc_primitives::spsc::{PopError, PushError, Spsc, StaticSpsc};
+use ipc_primitives::{AttachError, ElementLayout, LoomMemory, Region};
 use loom::thread;
 
 /// Preemptions loom explores per execution when `LOOM_MAX_PREEMPTIONS` is unset.
@@ -184,7 +194,7 @@ fn seqlock_never_returns_a_torn_value() {
                 (last..=2).contains(&version),
                 "version {version} after {last}"
             );
-            match reader.try_read_with(2) {
+            match reader.read_versioned(Spins(2)) {
                 Ok((value, version)) => {
                     // Version 0 is the initial all-zero value; write k is [k, k].
                     assert_eq!(value, [version, version], "torn or mislabelled");
@@ -192,9 +202,83 @@ fn seqlock_never_returns_a_torn_value() {
                     last = version;
                 }
                 Err(ReadError::Contended | ReadError::WriterStalled) => {}
+                Err(other) => panic!("{other}"),
             }
         }
         writing.join().unwrap();
-        assert_eq!(reader.try_read_with(1), Ok(([2, 2], 2)));
+        assert_eq!(reader.read_versioned(Spins(1)), Ok(([2, 2], 2)));
+    });
+}
+
+/// Tries to attach up to `RETRIES` times while the region may be (re)created.
+fn attach_eventually<T: ipc_primitives::Pod>(
+    mem: &'static LoomMemory,
+    mut judge: impl FnMut(AttachError),
+) -> Option<Spsc<'static, T>> {
+    for _ in 0..RETRIES {
+        match Spsc::<T>::attach(Region::loom(mem)) {
+            Ok(ring) => return Some(ring),
+            Err(AttachError::NotInitialized) => thread::yield_now(),
+            Err(other) => {
+                judge(other);
+                thread::yield_now();
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn attach_racing_create_sees_the_whole_header_or_none() {
+    model(|| {
+        let size = Spsc::<u64>::required_size(2).unwrap();
+        let mem: &'static LoomMemory = leak(LoomMemory::new(size));
+        let attacher = thread::spawn(move || {
+            let ring = attach_eventually::<u64>(mem, |err| {
+                panic!("attach saw a half-written header: {err}")
+            })?;
+            assert_eq!(ring.capacity(), 2);
+            // The counters and slots the creator zeroed are what this side sees.
+            let mut tx = ring.into_producer();
+            assert_eq!(tx.len(), 0);
+            tx.try_push(7).unwrap();
+            Some(())
+        });
+        let mut rx = Spsc::<u64>::create(Region::loom(mem), 2)
+            .unwrap()
+            .into_consumer();
+        if attacher.join().unwrap().is_some() {
+            assert_eq!(rx.try_pop(), Ok(7));
+        }
+    });
+}
+
+#[test]
+fn attach_racing_a_re_creation_never_sees_a_mix() {
+    model(|| {
+        let size = Spsc::<[u32; 4]>::required_size(4).unwrap();
+        let mem: &'static LoomMemory = leak(LoomMemory::new(size));
+        // The old structure: a ring of `u64`, used once.
+        let (mut tx, mut rx) = Spsc::<u64>::create(Region::loom(mem), 2).unwrap().split();
+        tx.try_push(1).unwrap();
+        assert_eq!(rx.try_pop(), Ok(1));
+        let attacher = thread::spawn(move || {
+            let old = ElementLayout::of::<u64>();
+            let ring = attach_eventually::<[u32; 4]>(mem, |err| match err {
+                AttachError::WrongElement { found, .. } if found == old => {}
+                other => panic!("attach saw a mix of two headers: {other}"),
+            })?;
+            assert_eq!(ring.capacity(), 4, "the new header's capacity");
+            let mut tx = ring.into_producer();
+            assert_eq!(tx.len(), 0, "the new ring's counters");
+            tx.try_push([9; 4]).unwrap();
+            Some(())
+        });
+        let mut rx = Spsc::<[u32; 4]>::create(Region::loom(mem), 4)
+            .unwrap()
+            .into_consumer();
+        if attacher.join().unwrap().is_some() {
+            assert_eq!(rx.try_pop(), Ok([9; 4]));
+        }
     });
 }

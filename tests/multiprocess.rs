@@ -72,7 +72,7 @@ use ipc_primitives::linux::uds::{SeqpacketListener, UdsError, UnixAddr};
 use ipc_primitives::linux::wake::{BlockingPopError, ConsumerExt, EventFd, SpinThenBlock, Wakeup};
 use ipc_primitives::seqlock::{ReadError, SeqLock};
 use ipc_primitives::spsc::{Consumer, PopError, Spsc};
-use ipc_primitives::{ABI_VERSION, AttachError, ElementLayout, Kind};
+use ipc_primitives::{ABI_VERSION, AttachError, ElementLayout, FitError, Kind};
 use rustix::buffer::spare_capacity;
 use rustix::event::{Timespec, epoll};
 use rustix::fs::{MemfdFlags, fcntl_add_seals, ftruncate, memfd_create};
@@ -721,7 +721,7 @@ fn attach_with_the_wrong_type_version_or_size_is_a_typed_error() {
         let seq_name = ShmName::new("seqlock");
         let seqlock = CreateOptions::new()
             .unlink_on_drop(true)
-            .create(&seq_name.0, SeqLock::<[u64; 4]>::required_size())
+            .create(&seq_name.0, SeqLock::<[u64; 4]>::required_size().unwrap())
             .expect("create");
         SeqLock::<[u64; 4]>::create(seqlock.region())
             .expect("create the seqlock")
@@ -781,12 +781,22 @@ fn attach_with_the_wrong_type_version_or_size_is_a_typed_error() {
                 ),
             ),
             (
+                // The same 64 bytes in the same slots: the layout agrees, so it
+                // attaches (only a type tag could tell the types apart).
                 "ring-as-u32x16",
+                &ring_name,
+                format!("{:?}", Ok::<(), AttachError>(())),
+            ),
+            (
+                "ring-as-u32x15",
                 &ring_name,
                 format!(
                     "{:?}",
                     Err::<(), _>(AttachError::WrongElement {
-                        expected: ElementLayout { size: 64, align: 4 },
+                        expected: ElementLayout {
+                            size: 60,
+                            stride: 64
+                        },
                         found: msg,
                     })
                 ),
@@ -837,10 +847,10 @@ fn attach_with_the_wrong_type_version_or_size_is_a_typed_error() {
                 &small_name,
                 format!(
                     "{:?}",
-                    Err::<(), _>(AttachError::TooSmall {
+                    Err::<(), _>(AttachError::Fit(FitError::TooSmall {
                         needed,
                         actual: 4096,
-                    })
+                    }))
                 ),
             ),
         ];
@@ -969,10 +979,10 @@ fn unsealed_or_truncated_memfds_from_a_fake_server_are_refused() {
             SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
         )
         .expect("seal");
-        let expected = HandshakeError::Attach(AttachError::TooSmall {
+        let expected = HandshakeError::Attach(AttachError::Fit(FitError::TooSmall {
             needed,
             actual: 4096,
-        });
+        }));
         fake_server("truncated", truncated, needed, &expected);
     });
 }

@@ -17,11 +17,11 @@ mod common;
 use core::fmt::Debug;
 use std::collections::VecDeque;
 
-use ipc_primitives::seqlock::{Reader, SeqLock, StaticSeqLock, Writer};
+use ipc_primitives::seqlock::{Reader, SeqLock, Spins, StaticSeqLock, Writer};
 use ipc_primitives::spsc::{
     Consumer, OutOfBounds, PopError, Producer, PushError, Spsc, StaticSpsc,
 };
-use ipc_primitives::{AttachError, Kind, Pod, Region};
+use ipc_primitives::{AttachError, FitError, Kind, Line, Pod, Region};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseResult;
 use zerocopy::IntoBytes;
@@ -290,21 +290,24 @@ fn run_static_any<T: Elem>(capacity: u32, ops: &[Op]) -> TestCaseResult {
     }
 }
 
-/// Re-attaches to the ring in `region`, alternating between one `Spsc` split in
-/// two and two separate attachments (as two processes would).
+/// Re-attaches to the ring in `mem`, alternating between one `Spsc` split in
+/// two and two separate attachments through two mappings (as two processes
+/// would).
 fn attach<T: Elem>(
-    region: Region<'_>,
+    mem: &mut [Line],
     capacity: u32,
     round: usize,
 ) -> Result<(Producer<'_, T>, Consumer<'_, T>), TestCaseError> {
-    let ring = Spsc::<T>::attach(region).map_err(|e| TestCaseError::fail(e.to_string()))?;
-    prop_assert_eq!(ring.capacity(), capacity as usize);
+    let fail = |e: AttachError| TestCaseError::fail(e.to_string());
     if round.is_multiple_of(2) {
+        let ring = Spsc::<T>::attach(Region::new(mem.as_mut_bytes())).map_err(fail)?;
+        prop_assert_eq!(ring.capacity(), capacity as usize);
         Ok(ring.split())
     } else {
-        let rx = Spsc::<T>::attach(region)
-            .map_err(|e| TestCaseError::fail(e.to_string()))?
-            .into_consumer();
+        let (one, other) = common::two_mappings(mem);
+        let ring = Spsc::<T>::attach(one).map_err(fail)?;
+        prop_assert_eq!(ring.capacity(), capacity as usize);
+        let rx = Spsc::<T>::attach(other).map_err(fail)?.into_consumer();
         Ok((ring.into_producer(), rx))
     }
 }
@@ -317,19 +320,19 @@ fn run_region<T: Elem>(capacity: u32, start: u32, ops: &[Op]) -> TestCaseResult 
         common::set_ring_counters(&mut mem, start, start);
     }
     for (round, segment) in ops.split(is_reattach).enumerate() {
-        let region = Region::new(mem.as_mut_bytes());
         let (tx, rx) = if round == 0 && start == 0 {
-            let ring = Spsc::<T>::create(region, capacity).expect("create");
+            let ring =
+                Spsc::<T>::create(Region::new(mem.as_mut_bytes()), capacity).expect("create");
             prop_assert_eq!(ring.capacity(), capacity as usize);
             ring.split()
         } else {
-            attach(region, capacity, round)?
+            attach(&mut mem, capacity, round)?
         };
         run_segment(segment, tx, rx, &mut model)?;
         let (head, tail) = common::ring_counters(&mem);
         prop_assert_eq!(head.wrapping_sub(tail) as usize, model.queue.len());
     }
-    let (_, rx) = attach(Region::new(mem.as_mut_bytes()), capacity, 0)?;
+    let (_, rx) = attach(&mut mem, capacity, 0)?;
     drain(rx, &mut model)
 }
 
@@ -373,9 +376,9 @@ proptest! {
     #[test]
     fn region_seqlock_matches_model(ops in seq_ops()) {
         let mut mem = common::seqlock_memory::<u64>();
-        let region = Region::new(mem.as_mut_bytes());
         let mut model = SeqModel::default();
         for (round, segment) in ops.split(|op| matches!(op, SeqOp::Reattach)).enumerate() {
+            let region = Region::new(mem.as_mut_bytes());
             let lock = if round == 0 {
                 SeqLock::<u64>::create(region).expect("create")
             } else {
@@ -391,7 +394,7 @@ proptest! {
 enum SeqOp {
     Write,
     Read,
-    /// `try_read_with` this many attempts (0 means one).
+    /// `read_versioned` with this many attempts (0 means one).
     ReadWith(u32),
     /// Drop the writer and reader and make new ones.
     Reattach,
@@ -436,7 +439,7 @@ fn run_seq_segment<T: Elem>(
             SeqOp::Read => prop_assert_eq!(reader.try_read(), Ok(last(model))),
             SeqOp::ReadWith(attempts) => prop_assert_eq!(
                 reader
-                    .try_read_with(attempts)
+                    .read_versioned(Spins(attempts))
                     .map(|(value, version)| (value, common::version(version))),
                 Ok((last(model), model.writes))
             ),
@@ -462,8 +465,11 @@ fn attach_validates_the_header() {
     assert_eq!(
         Spsc::<[u32; 3]>::attach(Region::new(mem.as_mut_bytes())).map(|_| ()),
         Err(AttachError::WrongElement {
-            expected: ipc_primitives::ElementLayout { size: 12, align: 4 },
-            found: ipc_primitives::ElementLayout { size: 8, align: 8 },
+            expected: ipc_primitives::ElementLayout {
+                size: 12,
+                stride: 16
+            },
+            found: ipc_primitives::ElementLayout { size: 8, stride: 8 },
         })
     );
     assert_eq!(
@@ -478,14 +484,14 @@ fn attach_validates_the_header() {
     let bytes = mem.as_mut_bytes();
     assert_eq!(
         Spsc::<u64>::attach(Region::new(&mut bytes[..needed - 8])).map(|_| ()),
-        Err(AttachError::TooSmall {
+        Err(AttachError::Fit(FitError::TooSmall {
             needed,
             actual: needed - 8,
-        })
+        }))
     );
     assert_eq!(
         Spsc::<u64>::attach(Region::new(&mut bytes[8..])).map(|_| ()),
-        Err(AttachError::Misaligned { required: 128 })
+        Err(AttachError::Fit(FitError::Misaligned { required: 128 }))
     );
     // More elements than slots: a corrupt peer.
     common::set_ring_counters(&mut mem, 9, 2);

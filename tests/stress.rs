@@ -17,7 +17,7 @@ use std::thread;
 
 use common::{Rng, backoff};
 use ipc_primitives::Region;
-use ipc_primitives::seqlock::{ReadError, StaticSeqLock};
+use ipc_primitives::seqlock::{ReadError, Spins, StaticSeqLock};
 use ipc_primitives::spsc::{Consumer, PopError, Producer, PushError, Spsc, StaticSpsc};
 use zerocopy::IntoBytes;
 
@@ -87,12 +87,14 @@ fn single_pushes_and_pops_arrive_once_in_order() {
 }
 
 #[test]
-fn peers_attached_separately_to_a_region() {
-    // As two processes would: the consumer creates the ring, the producer attaches.
+fn a_ring_attached_after_its_creator_left_works() {
+    // As a process restarting would: the creator is gone, the ring is attached
+    // afresh (one region holds one ring at a time: it is taken by value).
     let mut mem = common::ring_memory::<u64>(128);
-    let region = Region::new(mem.as_mut_bytes());
-    let rx = Spsc::<u64>::create(region, 128).unwrap().into_consumer();
-    let tx = Spsc::<u64>::attach(region).unwrap().into_producer();
+    Spsc::<u64>::create(Region::new(mem.as_mut_bytes()), 128).unwrap();
+    let (tx, rx) = Spsc::<u64>::attach(Region::new(mem.as_mut_bytes()))
+        .unwrap()
+        .split();
     run(
         tx,
         rx,
@@ -306,7 +308,7 @@ fn seqlock_readers_never_see_torn_or_older_values() {
                             reader.try_read().map(|value| (value, value[0]))
                         } else {
                             reader
-                                .try_read_with(id as u32 * 2)
+                                .read_versioned(Spins(id as u32 * 2))
                                 .map(|(value, version)| (value, common::version(version)))
                         };
                         match read {
@@ -318,6 +320,7 @@ fn seqlock_readers_never_see_torn_or_older_values() {
                             }
                             Err(ReadError::Contended) => contended += 1,
                             Err(ReadError::WriterStalled) => stalled += 1,
+                            Err(other) => panic!("a live writer reported as {other}"),
                         }
                         if finished {
                             // The writer finished before this read began.

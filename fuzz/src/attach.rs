@@ -19,7 +19,7 @@
 //! fill, overflow and drain it; read the value and version, write and read
 //! back) to show it really is usable.
 
-use ipc_primitives::seqlock::{ReadError, SeqLock, Version};
+use ipc_primitives::seqlock::{ReadError, SeqLock, Spins, Version};
 use ipc_primitives::spsc::{PopError, PushError, Spsc};
 use ipc_primitives::{ElementLayout, Region};
 
@@ -103,7 +103,7 @@ fn valid_spsc<T: Elem>(input: &mut Input<'_>, capacity: u32) -> (usize, Vec<u8>)
 
 /// A seqlock made by the crate, with the sequence and value from the input.
 fn valid_seqlock<T: Elem>(input: &mut Input<'_>) -> (usize, Vec<u8>) {
-    let size = SeqLock::<T>::required_size();
+    let size = SeqLock::<T>::required_size().expect("a small lock");
     let memory = SharedMemory::zeroed(size, offsets::SEQ);
     SeqLock::<T>::create(memory.region()).expect("create");
     let seq = input.u64();
@@ -144,15 +144,16 @@ fn check_spsc<T: Elem>(misalign: usize, bytes: &[u8]) {
     let Ok(ring) = attached else { return };
     let capacity = ring.capacity() as u32;
 
-    // The header is exactly what the crate writes for such a ring.
+    // The header is exactly what the crate writes for such a ring (but for
+    // the creation count, which counts creations).
     let fresh = SharedMemory::zeroed(
         Spsc::<T>::required_size(capacity).expect("fits"),
         offsets::SLOTS,
     );
     Spsc::<T>::create(fresh.region(), capacity).expect("create a twin");
-    let header = &bytes[..offsets::HEADER_FIELDS];
+    let header = &bytes[..offsets::CREATION];
     assert_eq!(
-        fresh.snapshot(0, offsets::HEADER_FIELDS),
+        fresh.snapshot(0, offsets::CREATION),
         header,
         "header of an attached ring"
     );
@@ -167,7 +168,7 @@ fn check_spsc<T: Elem>(misalign: usize, bytes: &[u8]) {
     );
     let (mut tx, mut rx) = ring.split();
     assert_eq!((tx.len(), rx.len()), (used, used), "len after attach");
-    let slot = ElementLayout::of::<T>().slot_size() as usize;
+    let slot = ElementLayout::of::<T>().stride as usize;
     let slot_offset = |counter: u32| offsets::SLOTS + (counter as usize & (cap - 1)) * slot;
     let mut out = vec![T::make(0); cap + 1];
     assert_eq!(rx.pop_into(&mut out), Ok(used), "pop what was queued");
@@ -205,11 +206,14 @@ fn check_seqlock<T: Elem>(misalign: usize, bytes: &[u8]) {
     );
     let Ok(lock) = attached else { return };
 
-    let fresh = SharedMemory::zeroed(SeqLock::<T>::required_size(), offsets::SEQ);
+    let fresh = SharedMemory::zeroed(
+        SeqLock::<T>::required_size().expect("a small lock"),
+        offsets::SEQ,
+    );
     SeqLock::<T>::create(fresh.region()).expect("create a twin");
-    let header = &bytes[..offsets::HEADER_FIELDS];
+    let header = &bytes[..offsets::CREATION];
     assert_eq!(
-        fresh.snapshot(0, offsets::HEADER_FIELDS),
+        fresh.snapshot(0, offsets::CREATION),
         header,
         "header of an attached seqlock"
     );
@@ -225,7 +229,11 @@ fn check_seqlock<T: Elem>(misalign: usize, bytes: &[u8]) {
     } else {
         Ok((value, seq / 2))
     };
-    assert_eq!(reader.try_read_with(3), expected_read, "read after attach");
+    assert_eq!(
+        reader.read_versioned(Spins(3)),
+        expected_read,
+        "read after attach"
+    );
     assert_eq!(reader.version(), seq / 2);
 
     // A writer taking over continues from the next even sequence.
@@ -236,7 +244,7 @@ fn check_seqlock<T: Elem>(misalign: usize, bytes: &[u8]) {
     writer.write(&next);
     let version = start.wrapping_add(2) / 2;
     assert_eq!(
-        reader.try_read_with(1),
+        reader.read_versioned(Spins(1)),
         Ok((next, version)),
         "read back a write"
     );

@@ -65,7 +65,7 @@ fn hello_from(input: &mut Input<'_>) -> Hello {
         },
         elem: ElementLayout {
             size: input.u32(),
-            align: input.u32(),
+            stride: input.u32(),
         },
         capacity: input.u32(),
         region_len: input.u64(),
@@ -75,7 +75,7 @@ fn hello_from(input: &mut Input<'_>) -> Hello {
 
 /// What `Hello::decode` must return for `bytes`, from the wire format alone:
 /// 40 bytes, little-endian: magic `u32` at 0, version `u16` at 4, status `u16`
-/// at 6, kind `u32` at 8, element size and alignment `u32` at 12 and 16,
+/// at 6, kind `u32` at 8, element size and stride `u32` at 12 and 16,
 /// capacity `u32` at 20, region length `u64` at 24, fds `u32` at 32, reserved
 /// `u32` (zero) at 36. The length, magic, version, status, kind and reserved
 /// field are checked in that order; the other fields take any value.
@@ -119,7 +119,7 @@ fn expected(bytes: &[u8]) -> Result<Hello, HelloError> {
         kind,
         elem: ElementLayout {
             size: u32_at(12),
-            align: u32_at(16),
+            stride: u32_at(16),
         },
         capacity: u32_at(20),
         region_len: u64_at(24),

@@ -3,7 +3,7 @@
 //!
 //! Input: one configuration byte (element `[u32; 3]`, `u64` or `[u8; 13]`), then
 //! steps until the input runs out: write (a fresh value or one from the input),
-//! read (`try_read`, or `try_read_with(n)` for `n` in 0..5), rewrite the
+//! read (`try_read`, or `read_versioned(Spins(n))` for `n` in 0..5), rewrite the
 //! sequence word (offset 128: flip its parity, nudge it, set it anywhere
 //! including next to the wrap), rewrite value bytes (offset 256), rewrite
 //! header bytes, re-attach (a new reader, sometimes a new writer taking over),
@@ -20,8 +20,8 @@
 //!   takes over from an odd sequence continues from the next even one;
 //! - `attach` returns exactly what the documented layout says.
 
-use ipc_primitives::seqlock::{ReadError, Reader, SeqLock, Version, Writer};
-use ipc_primitives::{ElementLayout, Region};
+use ipc_primitives::ElementLayout;
+use ipc_primitives::seqlock::{ReadError, Reader, SeqLock, Spins, Version, Writer};
 
 use crate::spsc_ops::MAX_OPS;
 use crate::support::{Elem, Expect, Input, SharedMemory, expected_attach, offsets};
@@ -77,12 +77,11 @@ fn read_seq(memory: &SharedMemory) -> Version {
 }
 
 fn run_lock<T: Elem>(input: &mut Input<'_>) {
-    let size = SeqLock::<T>::required_size();
+    let size = SeqLock::<T>::required_size().expect("a small lock");
     let elem = core::mem::size_of::<T>();
-    let slot = ElementLayout::of::<T>().slot_size() as usize;
+    let slot = ElementLayout::of::<T>().stride as usize;
     let memory = SharedMemory::zeroed(size, offsets::SEQ);
-    let region: Region<'_> = memory.region();
-    let lock = SeqLock::<T>::create(region).expect("create");
+    let lock = SeqLock::<T>::create(memory.region()).expect("create");
     let mut reader: Reader<'_, T> = lock.reader();
     let mut writer: Writer<'_, T> = lock.into_writer();
     let mut model = Model::<T>::new(0);
@@ -109,7 +108,7 @@ fn run_lock<T: Elem>(input: &mut Input<'_>) {
                 let result = if attempts == 5 {
                     reader.try_read().map(|value| (value, model.shared / 2))
                 } else {
-                    reader.try_read_with(attempts as u32)
+                    reader.read_versioned(Spins(attempts as u32))
                 };
                 if model.shared & 1 == 1 {
                     assert_eq!(
@@ -156,7 +155,7 @@ fn run_lock<T: Elem>(input: &mut Input<'_>) {
             8 => {
                 let expected =
                     expected_attach(&memory.snapshot(0, size), true, Expect::seqlock::<T>());
-                let attached = SeqLock::<T>::attach(region);
+                let attached = SeqLock::<T>::attach(memory.region());
                 assert_eq!(
                     attached.as_ref().map(|_| 1).map_err(|e| *e),
                     expected,
@@ -173,7 +172,7 @@ fn run_lock<T: Elem>(input: &mut Input<'_>) {
             }
             _ => {
                 // The old handles are not used again.
-                let lock = SeqLock::<T>::create(region).expect("re-create");
+                let lock = SeqLock::<T>::create(memory.region()).expect("re-create");
                 reader = lock.reader();
                 writer = lock.into_writer();
                 model = Model::new(model.made);

@@ -26,8 +26,8 @@
 //!   rewritten counters or event words end exact checking until the ring is
 //!   re-created, after which the model is rebuilt from memory and checked again.
 
+use ipc_primitives::ElementLayout;
 use ipc_primitives::spsc::{Consumer, PopError, Producer, PushError, Spsc};
-use ipc_primitives::{ElementLayout, Region};
 
 use crate::spsc_ops::{
     GrantWrite, MAX_OPS, Model, Op, check, decode_op, next_write, step, write_fits,
@@ -51,7 +51,7 @@ pub fn run(data: &[u8]) {
 
 /// Bytes one slot of `T` takes in the region.
 fn slot_size<T>() -> usize {
-    ElementLayout::of::<T>().slot_size() as usize
+    ElementLayout::of::<T>().stride as usize
 }
 
 /// A model of the ring as memory now holds it, right after `Spsc::create`:
@@ -258,9 +258,10 @@ fn hostile_step<T: Elem>(
 fn run_ring<T: Elem>(capacity: u32, input: &mut Input<'_>) {
     let size = Spsc::<T>::required_size(capacity).expect("a small ring");
     let memory = SharedMemory::zeroed(size, offsets::SLOTS);
-    let region: Region<'_> = memory.region();
     let expect = Expect::spsc::<T>();
-    let (mut tx, mut rx) = Spsc::<T>::create(region, capacity).expect("create").split();
+    let (mut tx, mut rx) = Spsc::<T>::create(memory.region(), capacity)
+        .expect("create")
+        .split();
     // `None` while the peer has left the ring in a state the model cannot follow.
     let mut model = Some(Model::<T>::new(capacity as usize, 0));
     let mut made = 1 << 32;
@@ -284,14 +285,14 @@ fn run_ring<T: Elem>(capacity: u32, input: &mut Input<'_>) {
                         // A creator restarting: the ring starts over, and the
                         // model is rebuilt from what memory now holds.
                         // The old handles are not used again.
-                        let ring = Spsc::<T>::create(region, capacity).expect("re-create");
+                        let ring = Spsc::<T>::create(memory.region(), capacity).expect("re-create");
                         model = Some(model_from_memory(&memory, capacity));
                         if meddle {
                             hostile_step(input, &memory, &mut model);
                         }
                         (tx, rx) = ring.split();
                     } else {
-                        let attached = Spsc::<T>::attach(region);
+                        let attached = Spsc::<T>::attach(memory.region());
                         assert_eq!(
                             attached
                                 .as_ref()

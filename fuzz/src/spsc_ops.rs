@@ -20,10 +20,8 @@ use ipc_primitives::spsc::{
     Consumer, OutOfBounds, PopError, Producer, PushError, Spsc, StaticSpsc,
 };
 use ipc_primitives::wait::SleepError;
-use ipc_primitives::{Line, Region};
-use zerocopy::IntoBytes;
 
-use crate::support::{Elem, Input, offsets};
+use crate::support::{Elem, Input, SharedMemory, offsets};
 
 /// Most operations one input runs, so that every input's work is bounded.
 pub const MAX_OPS: usize = 1000;
@@ -425,56 +423,57 @@ fn run_static_any<T: Elem>(capacity: u32, input: &mut Input<'_>) {
     }
 }
 
-/// Re-attaches to the ring in `region`, alternating between one `Spsc` split in
-/// two and two separate attachments (as two processes would).
+/// Re-attaches to the ring in `memory`, alternating between one `Spsc` split
+/// in two and two separate attachments through two regions (as two processes
+/// would).
 fn attach<T: Elem>(
-    region: Region<'_>,
+    memory: &SharedMemory,
     capacity: u32,
     round: usize,
 ) -> (Producer<'_, T>, Consumer<'_, T>) {
-    let ring = Spsc::<T>::attach(region).expect("attach to an intact ring");
+    let ring = Spsc::<T>::attach(memory.region()).expect("attach to an intact ring");
     assert_eq!(ring.capacity(), capacity as usize);
     if round.is_multiple_of(2) {
         ring.split()
     } else {
-        let rx = Spsc::<T>::attach(region).expect("attach to an intact ring");
+        let rx = Spsc::<T>::attach(memory.region()).expect("attach to an intact ring");
         (ring.into_producer(), rx.into_consumer())
     }
 }
 
-/// The shared counters of the ring in `lines`.
-fn counters(lines: &[Line]) -> (u32, u32) {
-    let bytes = lines.as_bytes();
-    let at =
-        |offset: usize| u32::from_ne_bytes(bytes[offset..offset + 4].try_into().expect("4 bytes"));
+/// The shared counters of the ring in `memory`.
+fn counters(memory: &SharedMemory) -> (u32, u32) {
+    let at = |offset: usize| {
+        let mut raw = [0; 4];
+        memory.peek(offset, &mut raw);
+        u32::from_ne_bytes(raw)
+    };
     (at(offsets::HEAD), at(offsets::TAIL))
 }
 
 fn run_region<T: Elem>(capacity: u32, start: u32, input: &mut Input<'_>) {
+    // Exactly the ring's size, so that a slot access past the end is an
+    // out-of-bounds access AddressSanitizer reports.
     let size = Spsc::<T>::required_size(capacity).expect("a small ring");
-    let mut lines = vec![Line::ZERO; Line::count_for(size)];
+    let memory = SharedMemory::zeroed(size, offsets::SLOTS);
     let mut model = Model::new(capacity as usize, start);
     if start != 0 {
-        Spsc::<T>::create(Region::new(lines.as_mut_bytes()), capacity).expect("create");
-        let bytes = lines.as_mut_bytes();
-        bytes[offsets::HEAD..offsets::HEAD + 4].copy_from_slice(&start.to_ne_bytes());
-        bytes[offsets::TAIL..offsets::TAIL + 4].copy_from_slice(&start.to_ne_bytes());
+        Spsc::<T>::create(memory.region(), capacity).expect("create");
+        memory.poke(offsets::HEAD, &start.to_ne_bytes());
+        memory.poke(offsets::TAIL, &start.to_ne_bytes());
     }
     let mut ops = 0;
     for round in 0.. {
-        // Exactly the ring's size, so that a slot access past the end is an
-        // out-of-bounds access AddressSanitizer reports.
-        let region = Region::new(&mut lines.as_mut_bytes()[..size]);
         let (tx, rx) = if round == 0 && start == 0 {
-            let ring = Spsc::<T>::create(region, capacity).expect("create");
+            let ring = Spsc::<T>::create(memory.region(), capacity).expect("create");
             assert_eq!(ring.capacity(), capacity as usize);
             ring.split()
         } else {
-            attach(region, capacity, round)
+            attach(&memory, capacity, round)
         };
         let more = run_segment(input, &mut ops, tx, rx, &mut model);
         assert_eq!(
-            counters(&lines),
+            counters(&memory),
             (model.head, model.tail),
             "shared counters"
         );
@@ -482,7 +481,7 @@ fn run_region<T: Elem>(capacity: u32, start: u32, input: &mut Input<'_>) {
             break;
         }
     }
-    let (_, rx) = attach(Region::new(&mut lines.as_mut_bytes()[..size]), capacity, 0);
+    let (_, rx) = attach(&memory, capacity, 0);
     drain(rx, &mut model);
 }
 

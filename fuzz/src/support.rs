@@ -13,15 +13,17 @@ use core::ptr::NonNull;
 
 use ipc_primitives::layout::MAGIC;
 use ipc_primitives::seqlock::Version;
-use ipc_primitives::{ABI_VERSION, AttachError, ElementLayout, Pod, Region};
+use ipc_primitives::{ABI_VERSION, AttachError, ElementLayout, FitError, Pod, Region};
 
 /// Byte offsets in a region (the `# Layout` tables of `ipc_primitives::layout`,
 /// `ipc_primitives::spsc` and `ipc_primitives::seqlock`).
 pub mod offsets {
-    /// End of the header fields (the rest of its line is padding).
-    pub const HEADER_FIELDS: usize = 28;
+    /// End of the header fields (the rest of its line is never read).
+    pub const HEADER_FIELDS: usize = 36;
     /// `capacity` in the header.
-    pub const CAPACITY: usize = 24;
+    pub const CAPACITY: usize = 20;
+    /// `creation` in the header: odd while a creator writes the region.
+    pub const CREATION: usize = 32;
     /// A ring's `head` counter.
     pub const HEAD: usize = 128;
     /// A ring's `tail` counter.
@@ -456,18 +458,25 @@ impl Expect {
 /// of the crate: the capacity, or the first mismatch in the documented order.
 pub fn expected_attach(bytes: &[u8], aligned: bool, want: Expect) -> Result<u32, AttachError> {
     let u32_at = |at: usize| u32::from_ne_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
-    if !aligned {
-        return Err(AttachError::Misaligned { required: 128 });
-    }
-    if bytes.len() < want.control {
-        return Err(AttachError::TooSmall {
-            needed: want.control,
+    let too_small = |needed: usize| {
+        AttachError::Fit(FitError::TooSmall {
+            needed,
             actual: bytes.len(),
-        });
+        })
+    };
+    if !aligned {
+        return Err(AttachError::Fit(FitError::Misaligned { required: 128 }));
+    }
+    if bytes.len() < offsets::HEADER_FIELDS {
+        return Err(too_small(offsets::HEADER_FIELDS));
+    }
+    if u32_at(offsets::CREATION) % 2 == 1 {
+        return Err(AttachError::NotInitialized);
     }
     match u32_at(0) {
         MAGIC => {}
         0 => return Err(AttachError::NotInitialized),
+        swapped if swapped == MAGIC.swap_bytes() => return Err(AttachError::WrongByteOrder),
         found => return Err(AttachError::WrongMagic { found }),
     }
     if u32_at(4) != ABI_VERSION {
@@ -485,7 +494,7 @@ pub fn expected_attach(bytes: &[u8], aligned: bool, want: Expect) -> Result<u32,
     }
     let found = ElementLayout {
         size: u32_at(12),
-        align: u32_at(16),
+        stride: u32_at(16),
     };
     if found != want.elem {
         return Err(AttachError::WrongElement {
@@ -493,26 +502,23 @@ pub fn expected_attach(bytes: &[u8], aligned: bool, want: Expect) -> Result<u32,
             found,
         });
     }
-    let slot_size = want.elem.size.next_multiple_of(8);
-    if u32_at(20) != slot_size {
-        return Err(AttachError::WrongSlotSize {
-            expected: slot_size,
-            found: u32_at(20),
+    let tag = u64::from(u32_at(24)) | u64::from(u32_at(28)) << 32;
+    if tag != 0 {
+        return Err(AttachError::WrongTag {
+            expected: 0,
+            found: tag,
         });
     }
     let capacity = u32_at(offsets::CAPACITY);
     if !(want.capacity_ok)(capacity) {
         return Err(AttachError::InvalidCapacity { found: capacity });
     }
-    let needed = (slot_size as usize)
+    let needed = (want.elem.stride as usize)
         .checked_mul(capacity as usize)
         .and_then(|slots| slots.checked_add(want.control))
         .unwrap_or(usize::MAX);
     if needed > bytes.len() {
-        return Err(AttachError::TooSmall {
-            needed,
-            actual: bytes.len(),
-        });
+        return Err(too_small(needed));
     }
     if want.ring_counters {
         let used = u32_at(offsets::HEAD).wrapping_sub(u32_at(offsets::TAIL));

@@ -408,8 +408,7 @@ impl fmt::Display for HandshakeError {
             Self::Hello(err) => write!(f, "bad hello: {err}"),
             Self::WrongRing { kind, elem } => write!(
                 f,
-                "server offers a {kind:?} of {}-byte elements aligned to {}, not this client's type",
-                elem.size, elem.align
+                "server offers a {kind} of {elem}, not this client's type"
             ),
             Self::MissingFds { expected, found } => {
                 write!(f, "hello carried {found} fds, expected {expected}")

@@ -551,7 +551,7 @@ mod tests {
     #[test]
     fn named_segment_is_shared_and_kept_until_unlinked() {
         let name = TestName::new();
-        let len = SeqLock::<[u64; 4]>::required_size();
+        let len = SeqLock::<[u64; 4]>::required_size().unwrap();
         let creator = Segment::create(&name.0, len).unwrap();
         let opener = Segment::open(&name.0).unwrap();
         assert_eq!((creator.len(), opener.len()), (len, len));
@@ -737,10 +737,10 @@ mod tests {
         assert_eq!(seg.len(), 512);
         assert_eq!(
             Spsc::<u64>::attach(seg.region()).map(|_| ()),
-            Err(AttachError::TooSmall {
+            Err(AttachError::Fit(crate::FitError::TooSmall {
                 needed,
                 actual: 512
-            })
+            }))
         );
     }
 

@@ -301,7 +301,7 @@ pub fn futex_wait(
     epoch: u32,
     timeout: Option<Duration>,
 ) -> Result<(), SleepFailure> {
-    let word = crate::sync::as_core_atomic(event.futex_word());
+    let word = event.futex_word();
     let timeout = timeout.and_then(|timeout| Timespec::try_from(timeout).ok());
     // No `Flags::PRIVATE`: the word is in memory other processes map, at other
     // addresses; only a shared futex is keyed by the memory itself.
@@ -320,7 +320,7 @@ pub fn futex_wait(
 /// epoch and does not.
 #[doc(alias("futex", "FUTEX_WAKE"))]
 pub fn futex_wake(event: &Event) -> Result<usize, SysError> {
-    let word = crate::sync::as_core_atomic(event.futex_word());
+    let word = event.futex_word();
     futex::wake(word, futex::Flags::empty(), WAKE_ALL)
         .map_err(SysError::from_call("futex(FUTEX_WAKE)"))
 }
@@ -747,12 +747,10 @@ mod tests {
     use rustix::buffer::spare_capacity;
     use rustix::event::epoll;
     use static_assertions::assert_impl_all;
-    use zerocopy::IntoBytes;
 
     use super::*;
     use crate::linux::shm::Segment;
     use crate::spsc::{Spsc, StaticSpsc};
-    use crate::{Line, Region};
 
     assert_impl_all!(EventFd: Send, Sync);
     assert_impl_all!(Wakeup: Send, Sync);
@@ -1059,11 +1057,12 @@ mod tests {
     #[test]
     fn blocking_pop_reports_a_corrupt_producer() {
         let len = Spsc::<u64>::required_size(2).unwrap();
-        let mut mem = vec![Line::ZERO; Line::count_for(len)];
-        let region = Region::new(mem.as_mut_bytes());
-        let (mut tx, mut rx) = Spsc::<u64>::create(region, 2).unwrap().split();
-        // A second producer, as a faulty peer: it republishes an old head.
-        let mut rogue = Spsc::<u64>::attach(region).unwrap().into_producer();
+        let seg = Segment::memfd("corrupt", len).unwrap();
+        let (mut tx, mut rx) = Spsc::<u64>::create(seg.region(), 2).unwrap().split();
+        // A second producer through a second mapping, as a faulty peer: it
+        // republishes an old head.
+        let peer = Segment::from_fd(seg.as_fd().try_clone_to_owned().unwrap()).unwrap();
+        let mut rogue = Spsc::<u64>::attach(peer.region()).unwrap().into_producer();
         tx.push_slice(&[1, 2]).unwrap();
         assert_eq!((rx.try_pop(), rx.try_pop()), (Ok(1), Ok(2)));
         rogue.try_push(3).unwrap();

@@ -37,7 +37,7 @@ impl<T> fmt::Debug for Consumer<'_, T> {
 
 impl<'a, T: Pod> Consumer<'a, T> {
     pub(super) fn new(ring: Ring<'a, T>) -> Self {
-        let tail = ring.control.tail.0.load(Ordering::Acquire);
+        let tail = ring.tail.load(Ordering::Acquire);
         Self {
             ring,
             tail,
@@ -54,7 +54,7 @@ impl<'a, T: Pod> Consumer<'a, T> {
         if ready >= want {
             return Ok(ready);
         }
-        let head = self.ring.control.head.0.load(Ordering::Acquire);
+        let head = self.ring.head.load(Ordering::Acquire);
         let ready = self.ring.distance(head, self.tail)?;
         self.cached_head = head;
         Ok(ready)
@@ -64,7 +64,7 @@ impl<'a, T: Pod> Consumer<'a, T> {
     #[inline]
     fn release(&mut self, count: u32) {
         self.tail = self.tail.wrapping_add(count);
-        self.ring.control.tail.0.store(self.tail, Ordering::Release);
+        self.ring.tail.store(self.tail, Ordering::Release);
     }
 
     /// Pops the oldest element.
@@ -100,7 +100,7 @@ impl<'a, T: Pod> Consumer<'a, T> {
     /// will wake the consumer after its next push. `Ok(None)`: elements arrived
     /// meanwhile; pop them (the announcement is withdrawn).
     pub fn prepare_to_sleep(&mut self) -> Result<Option<u32>, Corrupted> {
-        let event = &self.ring.control.ready.0;
+        let event = self.ring.ready;
         let epoch = event.announce();
         match self.ready(1) {
             Ok(0) => Ok(Some(epoch)),
@@ -113,7 +113,7 @@ impl<'a, T: Pod> Consumer<'a, T> {
 
     /// The event the consumer sleeps on.
     pub fn event(&self) -> &'a Event {
-        &self.ring.control.ready.0
+        self.ring.ready
     }
 
     /// Pops, first looking once and retrying `spins` times, then sleeping
@@ -153,7 +153,7 @@ impl<'a, T: Pod> Consumer<'a, T> {
     /// Elements ready to pop (at most the capacity, which is also what a
     /// corrupt producer counter shows as).
     pub fn len(&self) -> usize {
-        let head = self.ring.control.head.0.load(Ordering::Acquire);
+        let head = self.ring.head.load(Ordering::Acquire);
         self.ring
             .distance(head, self.tail)
             .unwrap_or(self.ring.capacity()) as usize

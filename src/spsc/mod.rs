@@ -46,11 +46,12 @@ use core::{fmt, marker::PhantomData};
 pub use consumer::Consumer;
 pub use producer::{Grant, OutOfBounds, Producer};
 
-use crate::layout::{CacheLine, ElementLayout, Fingerprint, Header, Kind};
+use crate::header::Fingerprint;
+use crate::layout::{ElementLayout, Kind, LINE};
 use crate::payload::{Pod, slot_words};
-use crate::region::{Control, Placed, Region, required_size};
-use crate::storage::InlineSlots;
-use crate::sync::{AtomicU32, Ordering, Word, const_fn_unless_loom};
+use crate::region::{Region, Structure, required_size};
+use crate::storage::StaticMemory;
+use crate::sync::{AtomicU32, Ordering, SlotWord, WordCell, const_fn_unless_loom, if_take_flag};
 use crate::wait::Event;
 use crate::{AttachError, CreateError};
 
@@ -58,48 +59,30 @@ use crate::{AttachError, CreateError};
 /// `head - tail` unambiguous.
 pub const MAX_CAPACITY: u32 = 1 << 31;
 
-/// The shared control block.
-#[repr(C)]
-pub(crate) struct SpscControl {
-    header: Header,
-    /// Elements ever pushed, wrapping. Written only by the producer (`Release`);
-    /// in `tail ..= tail + capacity` unless the producer is corrupt.
-    head: CacheLine<AtomicU32>,
-    /// Elements ever popped, wrapping. Written only by the consumer (`Release`);
-    /// in `head - capacity ..= head` unless the consumer is corrupt.
-    tail: CacheLine<AtomicU32>,
-    /// The consumer announces here that it will sleep until `head` moves.
-    ready: CacheLine<Event>,
-}
+/// Byte offset of `head`.
+const HEAD: usize = 128;
+/// Byte offset of `tail`.
+const TAIL: usize = 256;
+/// Byte offset of the consumer's wake-up event.
+const READY: usize = 384;
+/// Byte offset of the first slot.
+const SLOTS: usize = 512;
 
-// SAFETY: `#[repr(C)]`, a `Header`, two `CacheLine<AtomicU32>` and a
-// `CacheLine<Event>` (two `AtomicU32`): only atomics, size 512 (a multiple of
-// 128), alignment 128.
-unsafe impl Control for SpscControl {
-    const KIND: Kind = Kind::Spsc;
-
-    fn capacity_ok(capacity: u32) -> bool {
-        capacity.is_power_of_two() && capacity <= MAX_CAPACITY
-    }
-
-    fn header(&self) -> &Header {
-        &self.header
-    }
-
-    fn reset(&self) {
-        self.head.0.store(0, Ordering::Relaxed);
-        self.tail.0.store(0, Ordering::Relaxed);
-        self.ready.0.reset();
-    }
-}
-
-/// A validated view of a ring: control block, slots and local geometry.
+/// A validated view of a ring: its shared words and its local geometry.
 ///
 /// Geometry is read once, when the view is made, and never re-read from shared
 /// memory.
 pub(crate) struct Ring<'a, T> {
-    control: &'a SpscControl,
-    slots: &'a [Word],
+    /// Elements ever pushed, wrapping. Written only by the producer (`Release`);
+    /// in `tail ..= tail + capacity` unless the producer is corrupt.
+    head: &'a AtomicU32,
+    /// Elements ever popped, wrapping. Written only by the consumer (`Release`);
+    /// in `head - capacity ..= head` unless the consumer is corrupt.
+    tail: &'a AtomicU32,
+    /// The consumer announces here that it will sleep until `head` moves.
+    ready: &'a Event,
+    /// `capacity * slot_words::<T>()` words.
+    slots: &'a [SlotWord],
     /// `capacity - 1`; capacity is a power of two.
     mask: u32,
     _t: PhantomData<T>,
@@ -113,24 +96,62 @@ impl<T> Clone for Ring<'_, T> {
 
 impl<T> Copy for Ring<'_, T> {}
 
-impl<'a, T: Pod> Ring<'a, T> {
-    fn new(control: &'a SpscControl, slots: &'a [Word], capacity: u32) -> Self {
-        debug_assert_eq!(slots.len(), capacity as usize * slot_words::<T>());
-        Self {
-            control,
-            slots,
-            mask: capacity - 1,
-            _t: PhantomData,
+// SAFETY: the view holds references to atomics (and, under loom, to cells whose
+// accesses loom checks); the ring's protocol gives each slot to one side at a
+// time, and a hostile peer's writes are atomic accesses, never data races here.
+#[cfg(loom)]
+unsafe impl<T> Send for Ring<'_, T> {}
+
+/// The ring as a kind of structure in a region.
+struct Shape<T>(PhantomData<T>);
+
+// SAFETY: `view` reaches the header line's successors at 128, 256 and 384 (one
+// `u32` or two each, within `CONTROL` = 512) and `capacity * stride` bytes of
+// slots from 512: exactly `required_size`.
+unsafe impl<T: Pod> Structure for Shape<T> {
+    type View<'a> = Ring<'a, T>;
+    const KIND: Kind = Kind::Spsc;
+    const CONTROL: usize = SLOTS;
+    const SLOT_OVERHEAD: usize = 0;
+
+    fn capacity_ok(capacity: u32) -> bool {
+        capacity.is_power_of_two() && capacity <= MAX_CAPACITY
+    }
+
+    unsafe fn view<'a>(region: &Region<'a>, elem: ElementLayout, capacity: u32) -> Ring<'a, T> {
+        let bytes = capacity as usize * elem.stride as usize;
+        // SAFETY: the region is aligned and holds `SLOTS + bytes` bytes (the
+        // caller's guarantee); each offset is aligned for its type.
+        unsafe {
+            Ring {
+                head: region.u32_at(HEAD),
+                tail: region.u32_at(TAIL),
+                ready: region.event_at(READY),
+                slots: region.slot_words_at(SLOTS, bytes),
+                mask: capacity - 1,
+                _t: PhantomData,
+            }
         }
     }
 
+    fn init(ring: &Ring<'_, T>) {
+        ring.head.store(0, Ordering::Relaxed);
+        ring.tail.store(0, Ordering::Relaxed);
+        ring.ready.reset();
+        for word in ring.slots {
+            word.set(0);
+        }
+    }
+}
+
+impl<'a, T: Pod> Ring<'a, T> {
     fn capacity(&self) -> u32 {
         self.mask + 1
     }
 
     /// The words of the slot for counter value `index` (masked).
     #[inline]
-    fn slot(&self, index: u32) -> &'a [Word] {
+    fn slot(&self, index: u32) -> &'a [SlotWord] {
         let words = slot_words::<T>();
         let start = (index & self.mask) as usize * words;
         // In bounds: `slots` holds `capacity * words` words and the masked index
@@ -158,7 +179,7 @@ pub struct Spsc<'a, T> {
 impl<T> fmt::Debug for Spsc<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Spsc")
-            .field("capacity", &(self.ring.mask as u64 + 1))
+            .field("capacity", &(u64::from(self.ring.mask) + 1))
             .finish_non_exhaustive()
     }
 }
@@ -167,7 +188,7 @@ impl<'a, T: Pod> Spsc<'a, T> {
     /// Bytes a region needs for a ring of `capacity` elements of `T`, or `None`
     /// if that overflows `usize`.
     pub const fn required_size(capacity: u32) -> Option<usize> {
-        required_size::<SpscControl>(ElementLayout::of::<T>(), capacity)
+        required_size::<Shape<T>>(ElementLayout::of::<T>(), capacity)
     }
 
     /// Creates an empty ring with zeroed slots in `region`, overwriting what it
@@ -177,27 +198,22 @@ impl<'a, T: Pod> Spsc<'a, T> {
     /// be using the region while it is created; the header is published last,
     /// so a peer attaching meanwhile sees [`AttachError::NotInitialized`].
     pub fn create(region: Region<'a>, capacity: u32) -> Result<Self, CreateError> {
-        let Placed {
-            control,
-            slots,
+        let ring = region.create::<Shape<T>>(Fingerprint {
+            kind: Kind::Spsc,
+            elem: ElementLayout::of::<T>(),
             capacity,
-        } = region.create::<SpscControl, T>(capacity)?;
-        Ok(Self {
-            ring: Ring::new(control, slots, capacity),
-        })
+            tag: 0,
+        })?;
+        Ok(Self { ring })
     }
 
-    /// Attaches to a ring another thread or process created in `region`,
-    /// checking its header against `T` and the region's length.
+    /// Attaches to a ring another process (or another mapping) created in
+    /// `region`, checking its header against `T` and the region's length.
     pub fn attach(region: Region<'a>) -> Result<Self, AttachError> {
-        let Placed {
-            control,
-            slots,
-            capacity,
-        } = region.attach::<SpscControl, T>()?;
-        let ring = Ring::new(control, slots, capacity);
-        let head = control.head.0.load(Ordering::Acquire);
-        let tail = control.tail.0.load(Ordering::Acquire);
+        let ring = region.attach::<Shape<T>>(ElementLayout::of::<T>(), 0)?;
+        // Pairs with the sides' `Release` stores: counters as published.
+        let head = ring.head.load(Ordering::Acquire);
+        let tail = ring.tail.load(Ordering::Acquire);
         ring.distance(head, tail)
             .map_err(|Corrupted| AttachError::Corrupted)?;
         Ok(Self { ring })
@@ -209,13 +225,15 @@ impl<'a, T: Pod> Spsc<'a, T> {
     }
 
     /// The producing side. Only one producer may use a ring at a time, across
-    /// all processes; the ring cannot enforce that for other processes.
+    /// all processes: in this process the region, taken by value, holds one
+    /// ring, so a second producer needs a second mapping (which is a peer);
+    /// the ring cannot enforce it for other processes.
     pub fn into_producer(self) -> Producer<'a, T> {
         Producer::new(self.ring)
     }
 
     /// The consuming side. Only one consumer may use a ring at a time, across
-    /// all processes.
+    /// all processes (as for [`into_producer`](Self::into_producer)).
     pub fn into_consumer(self) -> Consumer<'a, T> {
         Consumer::new(self.ring)
     }
@@ -229,24 +247,38 @@ impl<'a, T: Pod> Spsc<'a, T> {
 /// A ring and its slots in one value, for a `static` or a local.
 ///
 /// `N` must be a power of two up to [`MAX_CAPACITY`] (checked at compile time).
-/// Its bytes are those of a region holding a ring of capacity `N`.
+/// Its bytes are those of a region holding a ring of capacity `N`. A new ring
+/// is all zeroes, so a `static` one lives in `.bss` (no flash image, no copy at
+/// start-up); its header is written when it is first split or taken.
+///
+/// Two ways to get its sides:
+/// - [`split`](Self::split) through `&mut self`, for a local (or a `static`
+///   held by `static_cell`);
+/// - [`take_producer`](Self::take_producer) and
+///   [`take_consumer`](Self::take_consumer) through a shared reference, each
+///   once, for a plain `static`: no `unsafe`, no `static mut`, and each
+///   context (an interrupt handler, the main loop) takes its own side.
 ///
 /// ```
 /// use ipc_primitives::spsc::StaticSpsc;
 ///
-/// // Firmware keeps it in a `static` (e.g. via `static_cell`) and splits it once;
-/// // here a local does.
-/// let mut ring: StaticSpsc<[u8; 16], 4> = StaticSpsc::new();
-/// let (mut tx, mut rx) = ring.split();
-/// assert_eq!(tx.push_slice(&[[1; 16], [2; 16]]), Ok(2));
-/// let mut out = [[0; 16]; 4];
-/// assert_eq!(rx.pop_into(&mut out), Ok(2));
-/// assert_eq!(out[1], [2; 16]);
+/// static RING: StaticSpsc<u32, 16> = StaticSpsc::new();
+///
+/// // In the interrupt handler (e.g. in a handler-local `static mut Option<_>`):
+/// let mut tx = RING.take_producer().expect("first take");
+/// // In the main loop:
+/// let mut rx = RING.take_consumer().expect("first take");
+/// assert!(RING.take_producer().is_none(), "one producer");
+///
+/// tx.try_push(7).unwrap();
+/// assert_eq!(rx.try_pop(), Ok(7));
 /// ```
-#[repr(C)]
+///
+/// Taking needs an atomic swap: native on targets with compare-and-swap, and
+/// with the `portable-atomic` feature elsewhere (`thumbv6m-none-eabi`,
+/// `riscv32imc-unknown-none-elf`; see the crate's feature docs).
 pub struct StaticSpsc<T, const N: usize> {
-    control: SpscControl,
-    slots: InlineSlots<T, N>,
+    memory: StaticMemory<T, N, { SLOTS / LINE }>,
 }
 
 impl<T, const N: usize> fmt::Debug for StaticSpsc<T, N> {
@@ -259,7 +291,7 @@ impl<T, const N: usize> fmt::Debug for StaticSpsc<T, N> {
 
 impl<T: Pod, const N: usize> StaticSpsc<T, N> {
     const_fn_unless_loom! {
-        /// An empty ring with zeroed slots.
+        /// An empty ring: all zeroes.
         pub fn new() -> Self {
             const {
                 assert!(
@@ -268,26 +300,49 @@ impl<T: Pod, const N: usize> StaticSpsc<T, N> {
                 );
             }
             Self {
-                control: SpscControl {
-                    header: Header::new(Fingerprint {
-                        kind: Kind::Spsc,
-                        elem: ElementLayout::of::<T>(),
-                        capacity: N as u32,
-                    }),
-                    head: CacheLine(AtomicU32::new(0)),
-                    tail: CacheLine(AtomicU32::new(0)),
-                    ready: CacheLine(Event::new()),
-                },
-                slots: InlineSlots::zeroed(),
+                memory: StaticMemory::zeroed(),
             }
+        }
+    }
+
+    /// The ring's view, its header written (idempotently: every caller writes
+    /// the same values, and no other state is touched).
+    fn ring(&self) -> Ring<'_, T> {
+        let elem = ElementLayout::of::<T>();
+        let region = self.memory.region();
+        // SAFETY: the memory is aligned to 128 and holds the control lines and
+        // `N` slots of `T` (`StaticMemory`'s guarantee), and `N` is a valid
+        // capacity (checked at compile time in `new`).
+        unsafe {
+            region.describe::<Shape<T>>(Fingerprint {
+                kind: Kind::Spsc,
+                elem,
+                capacity: N as u32,
+                tag: 0,
+            });
+            region.view::<Shape<T>>(elem, N as u32)
         }
     }
 
     /// The two sides. They borrow the ring, so it cannot be split twice at once;
     /// splitting again later resumes where the last pair stopped.
     pub fn split(&mut self) -> (Producer<'_, T>, Consumer<'_, T>) {
-        let ring = Ring::new(&self.control, self.slots.words(), N as u32);
+        let ring = self.ring();
         (Producer::new(ring), Consumer::new(ring))
+    }
+}
+
+if_take_flag! {
+    impl<T: Pod, const N: usize> StaticSpsc<T, N> {
+        /// The producing side, the first time it is asked for; `None` after.
+        pub fn take_producer(&self) -> Option<Producer<'_, T>> {
+            self.memory.take(0).then(|| Producer::new(self.ring()))
+        }
+
+        /// The consuming side, the first time it is asked for; `None` after.
+        pub fn take_consumer(&self) -> Option<Consumer<'_, T>> {
+            self.memory.take(1).then(|| Consumer::new(self.ring()))
+        }
     }
 }
 
@@ -389,29 +444,34 @@ impl From<Corrupted> for PopError {
 
 #[cfg(not(loom))]
 mod assertions {
-    use core::mem::{align_of, offset_of, size_of};
-
     use static_assertions::{assert_impl_all, assert_not_impl_any, const_assert_eq};
 
-    use super::{Consumer, InlineSlots, Producer, SpscControl, StaticSpsc};
+    use super::{Consumer, Producer, Spsc, StaticSpsc};
 
     const_assert_eq!(align_of::<Producer<'static, u64>>(), 128);
     const_assert_eq!(align_of::<Consumer<'static, u64>>(), 128);
-
-    const_assert_eq!(size_of::<SpscControl>(), 512);
-    const_assert_eq!(offset_of!(SpscControl, head), 128);
-    const_assert_eq!(offset_of!(SpscControl, tail), 256);
-    const_assert_eq!(offset_of!(SpscControl, ready), 384);
-    const_assert_eq!(offset_of!(StaticSpsc<[u64; 8], 4>, slots), 512);
-    const_assert_eq!(size_of::<InlineSlots<[u64; 8], 4>>(), 4 * 64);
-    const_assert_eq!(size_of::<InlineSlots<[u8; 3], 4>>(), 4 * 8);
-    const_assert_eq!(size_of::<InlineSlots<u128, 2>>(), 2 * 16);
+    const_assert_eq!(super::SLOTS, 4 * crate::layout::LINE);
+    const_assert_eq!(
+        match Spsc::<[u64; 8]>::required_size(4) {
+            Some(size) => size,
+            None => 0,
+        },
+        512 + 4 * 64
+    );
+    const_assert_eq!(
+        match Spsc::<[u8; 3]>::required_size(4) {
+            Some(size) => size,
+            None => 0,
+        },
+        512 + 4 * 8
+    );
 
     assert_impl_all!(Producer<'static, u64>: Send);
     assert_impl_all!(Consumer<'static, u64>: Send);
     assert_not_impl_any!(Producer<'static, u64>: Sync, Clone);
     assert_not_impl_any!(Consumer<'static, u64>: Sync, Clone);
     assert_impl_all!(StaticSpsc<u64, 4>: Send, Sync);
+    assert_not_impl_any!(crate::Region<'static>: Clone);
 }
 
 #[cfg(all(test, not(loom)))]

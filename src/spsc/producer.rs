@@ -33,8 +33,8 @@ impl<T> fmt::Debug for Producer<'_, T> {
 
 impl<'a, T: Pod> Producer<'a, T> {
     pub(super) fn new(ring: Ring<'a, T>) -> Self {
-        let head = ring.control.head.0.load(Ordering::Acquire);
-        let tail = ring.control.tail.0.load(Ordering::Acquire);
+        let head = ring.head.load(Ordering::Acquire);
+        let tail = ring.tail.load(Ordering::Acquire);
         Self {
             ring,
             head,
@@ -57,7 +57,7 @@ impl<'a, T: Pod> Producer<'a, T> {
         if free >= want {
             return Ok(free);
         }
-        let tail = self.ring.control.tail.0.load(Ordering::Acquire);
+        let tail = self.ring.tail.load(Ordering::Acquire);
         let used = self.ring.distance(self.head, tail)?;
         self.cached_tail = tail;
         Ok(cap - used)
@@ -67,7 +67,7 @@ impl<'a, T: Pod> Producer<'a, T> {
     #[inline]
     fn publish(&mut self, count: u32) {
         self.head = self.head.wrapping_add(count);
-        self.ring.control.head.0.store(self.head, Ordering::Release);
+        self.ring.head.store(self.head, Ordering::Release);
     }
 
     /// Pushes `value`, or hands it back if the ring is full or corrupt.
@@ -118,18 +118,18 @@ impl<'a, T: Pod> Producer<'a, T> {
     #[inline]
     #[must_use = "a true result consumed the announcement: the consumer sleeps until woken"]
     pub fn wake_needed(&self) -> bool {
-        self.ring.control.ready.0.needs_wake()
+        self.ring.ready.needs_wake()
     }
 
     /// The event the consumer sleeps on.
     pub fn event(&self) -> &'a Event {
-        &self.ring.control.ready.0
+        self.ring.ready
     }
 
     /// Elements waiting to be popped (at most the capacity, which is also what
     /// a corrupt consumer counter shows as).
     pub fn len(&self) -> usize {
-        let tail = self.ring.control.tail.0.load(Ordering::Acquire);
+        let tail = self.ring.tail.load(Ordering::Acquire);
         self.ring
             .distance(self.head, tail)
             .unwrap_or(self.ring.capacity()) as usize

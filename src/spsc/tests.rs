@@ -1,26 +1,31 @@
 //! Unit tests of the ring, including a hostile peer rewriting its counters.
 
+use std::boxed::Box;
+
 use zerocopy::IntoBytes;
 
 use super::*;
-use crate::Line;
+use crate::test_support::Shared;
+use crate::{FitError, Line};
 
 fn memory<T: Pod>(capacity: u32) -> std::vec::Vec<Line> {
     std::vec![Line::ZERO; Line::count_for(Spsc::<T>::required_size(capacity).unwrap())]
 }
 
-/// Stores raw counter values, as a peer process could.
-fn poke<T: Pod>(region: Region<'_>, head: Option<u32>, tail: Option<u32>) {
-    let control = region
-        .attach::<SpscControl, T>()
-        .expect("valid header")
-        .control;
-    if let Some(head) = head {
-        control.head.0.store(head, Ordering::Release);
-    }
-    if let Some(tail) = tail {
-        control.tail.0.store(tail, Ordering::Release);
-    }
+/// Memory for a ring of `capacity` elements of `T`, and a stand-in for the
+/// peer process.
+fn shared<T: Pod>(capacity: u32) -> Shared {
+    Shared::new(Spsc::<T>::required_size(capacity).unwrap())
+}
+
+/// Stores a raw `head`, as a peer process could.
+fn poke_head(shared: &Shared, value: u32) {
+    shared.poke(HEAD, value);
+}
+
+/// Stores a raw `tail`, as a peer process could.
+fn poke_tail(shared: &Shared, value: u32) {
+    shared.poke(TAIL, value);
 }
 
 #[test]
@@ -79,11 +84,11 @@ fn grant_writes_in_place_and_abandons_on_drop() {
 
 #[test]
 fn counters_wrap_around_u32() {
-    let mut mem = memory::<u32>(4);
-    let region = Region::new(mem.as_mut_bytes());
-    Spsc::<u32>::create(region, 4).unwrap();
-    poke::<u32>(region, Some(u32::MAX - 1), Some(u32::MAX - 1));
-    let (mut tx, mut rx) = Spsc::<u32>::attach(region).unwrap().split();
+    let shared = shared::<u32>(4);
+    Spsc::<u32>::create(shared.region(), 4).unwrap();
+    poke_head(&shared, u32::MAX - 1);
+    poke_tail(&shared, u32::MAX - 1);
+    let (mut tx, mut rx) = Spsc::<u32>::attach(shared.region()).unwrap().split();
     for i in 0..100 {
         assert_eq!(tx.push_slice(&[i, i + 1, i + 2]), Ok(3));
         let mut out = [0; 3];
@@ -94,30 +99,32 @@ fn counters_wrap_around_u32() {
 
 #[test]
 fn consumer_reports_a_producer_claiming_too_many_elements() {
-    let mut mem = memory::<u64>(4);
-    let region = Region::new(mem.as_mut_bytes());
-    let mut rx = Spsc::<u64>::create(region, 4).unwrap().into_consumer();
-    poke::<u64>(region, Some(5), None);
+    let shared = shared::<u64>(4);
+    let mut rx = Spsc::<u64>::create(shared.region(), 4)
+        .unwrap()
+        .into_consumer();
+    poke_head(&shared, 5);
     assert_eq!(rx.try_pop(), Err(PopError::Corrupted));
     assert_eq!(rx.pop_into(&mut [0; 2]), Err(Corrupted));
     assert_eq!(rx.len(), 4);
     // A head that moves backwards past the tail is as impossible.
-    poke::<u64>(region, Some(u32::MAX), None);
+    poke_head(&shared, u32::MAX);
     assert_eq!(rx.try_pop(), Err(PopError::Corrupted));
     // Once the peer behaves again, so does the ring.
-    poke::<u64>(region, Some(1), None);
+    poke_head(&shared, 1);
     assert_eq!(rx.try_pop(), Ok(0));
 }
 
 #[test]
 fn producer_reports_a_consumer_ahead_of_it() {
-    let mut mem = memory::<u64>(4);
-    let region = Region::new(mem.as_mut_bytes());
-    let mut tx = Spsc::<u64>::create(region, 4).unwrap().into_producer();
+    let shared = shared::<u64>(4);
+    let mut tx = Spsc::<u64>::create(shared.region(), 4)
+        .unwrap()
+        .into_producer();
     for i in 0..4 {
         tx.try_push(i).unwrap();
     }
-    poke::<u64>(region, None, Some(9));
+    poke_tail(&shared, 9);
     assert_eq!(tx.try_push(7), Err(PushError::Corrupted(7)));
     assert_eq!(tx.push_slice(&[1, 2]), Err(Corrupted));
     assert!(matches!(tx.grant(), Err(PushError::Corrupted(()))));
@@ -126,15 +133,17 @@ fn producer_reports_a_consumer_ahead_of_it() {
 
 #[test]
 fn garbage_counters_never_index_out_of_bounds() {
-    let mut mem = memory::<[u64; 3]>(8);
-    let region = Region::new(mem.as_mut_bytes());
-    let (mut tx, mut rx) = Spsc::<[u64; 3]>::create(region, 8).unwrap().split();
+    let shared = shared::<[u64; 3]>(8);
+    let (mut tx, mut rx) = Spsc::<[u64; 3]>::create(shared.region(), 8)
+        .unwrap()
+        .split();
     let mut state = 0x2545_f491_u32;
     for _ in 0..10_000 {
         state ^= state << 13;
         state ^= state >> 17;
         state ^= state << 5;
-        poke::<[u64; 3]>(region, Some(state), Some(state.rotate_left(7)));
+        poke_head(&shared, state);
+        poke_tail(&shared, state.rotate_left(7));
         let _ = tx.try_push([1, 2, 3]);
         let _ = rx.try_pop();
         let _ = rx.pop_into(&mut [[0; 3]; 5]);
@@ -145,14 +154,40 @@ fn garbage_counters_never_index_out_of_bounds() {
 
 #[test]
 fn attach_rejects_corrupt_counters() {
-    let mut mem = memory::<u64>(4);
-    let region = Region::new(mem.as_mut_bytes());
-    Spsc::<u64>::create(region, 4).unwrap();
-    poke::<u64>(region, Some(10), Some(2));
+    let shared = shared::<u64>(4);
+    Spsc::<u64>::create(shared.region(), 4).unwrap();
+    poke_head(&shared, 10);
+    poke_tail(&shared, 2);
     assert_eq!(
-        Spsc::<u64>::attach(region).map(|_| ()),
+        Spsc::<u64>::attach(shared.region()).map(|_| ()),
         Err(AttachError::Corrupted)
     );
+}
+
+#[test]
+fn static_ring_takes_each_side_once() {
+    static RING: StaticSpsc<u32, 8> = StaticSpsc::new();
+    let mut rx = RING.take_consumer().expect("first consumer");
+    let mut tx = RING.take_producer().expect("first producer");
+    assert!(RING.take_producer().is_none() && RING.take_consumer().is_none());
+    for i in 0..20 {
+        tx.try_push(i).unwrap();
+        assert_eq!(rx.try_pop(), Ok(i));
+    }
+}
+
+#[test]
+fn static_ring_resumes_where_the_last_split_stopped() {
+    let mut ring = StaticSpsc::<u32, 4>::new();
+    {
+        let (mut tx, _) = ring.split();
+        tx.push_slice(&[1, 2, 3]).unwrap();
+    }
+    let mut moved = Box::new(ring);
+    let (_, mut rx) = moved.split();
+    let mut out = [0; 4];
+    assert_eq!(rx.pop_into(&mut out), Ok(3));
+    assert_eq!(out[..3], [1, 2, 3]);
 }
 
 #[test]
@@ -160,18 +195,17 @@ fn static_ring_has_region_bytes() {
     let mut ring = StaticSpsc::<u64, 4>::new();
     ring.split().0.try_push(0xfeed).unwrap();
     let mut mem = memory::<u64>(4);
-    let region = Region::new(mem.as_mut_bytes());
-    Spsc::<u64>::create(region, 4)
+    Spsc::<u64>::create(Region::new(mem.as_mut_bytes()), 4)
         .unwrap()
         .into_producer()
         .try_push(0xfeed)
         .unwrap();
     let size = Spsc::<u64>::required_size(4).unwrap();
     let base = (&raw const ring).cast::<u8>();
-    for fields in [0..28, 128..132, 256..260, 384..392, 512..size] {
-        // SAFETY: `ring` is a live value of at least `size` bytes (a control
-        // block then the slots, asserted in `assertions`); each range holds
-        // initialised fields (header fields, counters, slots), never padding,
+    for fields in [0..36, 128..132, 256..260, 384..392, 512..size] {
+        // SAFETY: `ring` is a live value of at least `size` bytes laid out as
+        // a region; each range holds bytes written through the ring (header
+        // fields, counters, slots) or zeroed at construction, never padding,
         // and nothing writes `ring` while the slice lives.
         let ring_bytes =
             unsafe { core::slice::from_raw_parts(base.add(fields.start), fields.len()) };
@@ -191,20 +225,72 @@ fn create_checks_capacity_alignment_and_size() {
     }
     assert_eq!(
         Spsc::<u64>::create(Region::new(&mut bytes[8..]), 4).map(|_| ()),
-        Err(CreateError::Misaligned { required: 128 })
+        Err(CreateError::Fit(FitError::Misaligned { required: 128 }))
     );
     assert_eq!(
         Spsc::<u64>::create(Region::new(bytes), 32).map(|_| ()),
-        Err(CreateError::TooSmall {
+        Err(CreateError::Fit(FitError::TooSmall {
             needed: 512 + 32 * 8,
             actual: 640
-        })
+        }))
     );
     assert_eq!(
         Spsc::<[u8; 1 << 20]>::create(Region::new(bytes), MAX_CAPACITY).map(|_| ()),
-        Err(CreateError::TooSmall {
+        Err(CreateError::Fit(FitError::TooSmall {
             needed: 512 + (1 << 51),
             actual: 640
-        })
+        }))
+    );
+}
+
+#[test]
+fn a_peer_writing_every_padding_byte_disturbs_nothing() {
+    // Run under Miri with Stacked and Tree Borrows (`.ci/run`): a reference
+    // over any of these bytes while the peer writes them would be reported.
+    let shared = shared::<[u64; 2]>(4);
+    let (mut tx, mut rx) = Spsc::<[u64; 2]>::create(shared.region(), 4)
+        .unwrap()
+        .split();
+    let padding = [36..128, 132..256, 260..384, 392..512];
+    std::thread::scope(|s| {
+        s.spawn(|| shared.scribble(&padding, 20));
+        for i in 0..200 {
+            tx.try_push([i, !i]).unwrap();
+            assert!(!tx.wake_needed());
+            assert_eq!(rx.try_pop(), Ok([i, !i]));
+        }
+    });
+    assert_eq!(rx.try_pop(), Err(PopError::Empty));
+}
+
+#[test]
+fn errors_say_what_is_wrong_without_dumping_payloads() {
+    assert_eq!(std::format!("{:?}", PushError::Full([7u8; 64])), "Full(..)");
+    assert_eq!(
+        std::format!("{:?}", PushError::Corrupted(1)),
+        "Corrupted(..)"
+    );
+    assert_eq!(std::format!("{}", PushError::Full(1)), "ring is full");
+    assert_eq!(
+        std::format!("{}", PushError::Corrupted(1)),
+        "ring counters are corrupted: the peer is faulty or hostile"
+    );
+    assert_eq!(PushError::Corrupted(3).into_inner(), 3);
+    assert_eq!(std::format!("{}", PopError::Empty), "ring is empty");
+    assert_eq!(
+        std::format!("{}", PopError::Corrupted),
+        std::format!("{Corrupted}")
+    );
+    assert_eq!(PopError::from(Corrupted), PopError::Corrupted);
+    assert_eq!(
+        std::format!(
+            "{}",
+            OutOfBounds {
+                offset: 10,
+                len: 3,
+                size: 12
+            }
+        ),
+        "write of 3 bytes at offset 10 exceeds the 12-byte element"
     );
 }

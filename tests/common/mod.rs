@@ -3,9 +3,11 @@
 //! number generator, and a back-off for retry loops.
 #![allow(dead_code, reason = "each test crate uses a subset of these helpers")]
 
+use core::ptr::NonNull;
+
 use ipc_primitives::seqlock::{SeqLock, Version};
 use ipc_primitives::spsc::Spsc;
-use ipc_primitives::{Line, Pod};
+use ipc_primitives::{Line, Pod, Region};
 use zerocopy::IntoBytes;
 
 /// Zeroed, 128-byte aligned memory for a ring of `capacity` elements of `T`.
@@ -16,7 +18,8 @@ pub(crate) fn ring_memory<T: Pod>(capacity: u32) -> Vec<Line> {
 
 /// Zeroed, 128-byte aligned memory for a seqlock of `T`.
 pub(crate) fn seqlock_memory<T: Pod>() -> Vec<Line> {
-    vec![Line::ZERO; Line::count_for(SeqLock::<T>::required_size())]
+    let bytes = SeqLock::<T>::required_size().expect("seqlock size fits in usize");
+    vec![Line::ZERO; Line::count_for(bytes)]
 }
 
 /// Byte offsets of a ring's shared counters (see the `# Layout` table in
@@ -88,4 +91,23 @@ pub(crate) fn backoff(attempt: &mut u32) {
 )]
 pub(crate) fn version(version: Version) -> u64 {
     version.into()
+}
+
+/// Two regions over the same memory, as two processes mapping one segment
+/// have: for tests that attach each side of a structure separately.
+pub(crate) fn two_mappings(mem: &mut [Line]) -> (Region<'_>, Region<'_>) {
+    let bytes = mem.as_mut_bytes();
+    let len = bytes.len();
+    let ptr = NonNull::from(bytes).cast::<u8>();
+    // SAFETY: `from_raw_parts` asks, for the borrow of `mem` (which both
+    // regions carry): the bytes are valid for reads and writes and initialised
+    // (a live `&mut [Line]`, not used otherwise while the regions live); and
+    // this process accesses them only through the crate's structures, the
+    // same kind in both regions, as the callers here do.
+    unsafe {
+        (
+            Region::from_raw_parts(ptr, len),
+            Region::from_raw_parts(ptr, len),
+        )
+    }
 }

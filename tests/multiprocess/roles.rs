@@ -225,6 +225,7 @@ fn attach_report() {
             "ring-as-Msg" => format!("{:?}", Spsc::<Msg>::attach(region).map(drop)),
             "ring-as-u64" => format!("{:?}", Spsc::<u64>::attach(region).map(drop)),
             "ring-as-u32x16" => format!("{:?}", Spsc::<[u32; 16]>::attach(region).map(drop)),
+            "ring-as-u32x15" => format!("{:?}", Spsc::<[u32; 15]>::attach(region).map(drop)),
             "ring-as-seqlock" => format!("{:?}", SeqLock::<Msg>::attach(region).map(drop)),
             "seqlock-read" => format!(
                 "{:?}",

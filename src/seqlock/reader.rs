@@ -1,0 +1,107 @@
+//! The reading side of a seqlock.
+
+use core::fmt;
+
+use super::{Lock, Patience, ReadError, Retry, Spins, Version};
+use crate::payload::{self, Pod};
+use crate::sync::{Ordering, fence};
+
+/// Copies the value out. `Copy`, `Send` and `Sync`: share it freely.
+pub struct Reader<'a, T> {
+    lock: Lock<'a, T>,
+}
+
+impl<T> Clone for Reader<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Reader<'_, T> {}
+
+impl<T> fmt::Debug for Reader<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reader").finish_non_exhaustive()
+    }
+}
+
+impl<'a, T: Pod> Reader<'a, T> {
+    pub(super) fn new(lock: Lock<'a, T>) -> Self {
+        Self { lock }
+    }
+
+    /// Reads the value, waiting up to a second ([`Budget::default`]) while the
+    /// writer is mid-write.
+    ///
+    /// # Errors
+    /// See [How long a reader waits](super#how-long-a-reader-waits).
+    ///
+    /// [`Budget::default`]: super::Budget
+    #[cfg(any(test, feature = "std"))]
+    pub fn read(&self) -> Result<T, ReadError> {
+        self.read_with(super::Budget::default())
+    }
+
+    /// Reads the value, making at most [`Spins::DEFAULT`] attempts: for
+    /// contexts that cannot wait.
+    ///
+    /// # Errors
+    /// See [How long a reader waits](super#how-long-a-reader-waits).
+    #[inline]
+    pub fn try_read(&self) -> Result<T, ReadError> {
+        self.read_with(Spins::DEFAULT)
+    }
+
+    /// Reads the value, asking `patience` after each failed attempt.
+    ///
+    /// # Errors
+    /// See [How long a reader waits](super#how-long-a-reader-waits).
+    #[inline]
+    pub fn read_with(&self, patience: impl Patience) -> Result<T, ReadError> {
+        self.read_versioned(patience).map(|(value, _)| value)
+    }
+
+    /// Reads the value and the version it was written as (writes completed
+    /// before it), asking `patience` after each failed attempt.
+    ///
+    /// # Errors
+    /// See [How long a reader waits](super#how-long-a-reader-waits).
+    pub fn read_versioned(&self, mut patience: impl Patience) -> Result<(T, Version), ReadError> {
+        let seq = self.lock.seq;
+        // The odd value of the first attempt that found the writer mid-write,
+        // and whether every failed attempt since saw exactly that value.
+        let mut stalled_at = None;
+        let mut stalled = true;
+        let mut attempt = 0u32;
+        loop {
+            // Pairs with the writer's publishing `Release` store: a copy made
+            // after this load sees at least that write's data.
+            let before = seq.load(Ordering::Acquire);
+            if before & 1 == 0 {
+                let value = payload::load(self.lock.data);
+                // Orders the copy before the re-check (pairs with the writer's
+                // `Release` fence): if the copy saw any store of a later write,
+                // the re-check sees that write's odd mark or later.
+                fence(Ordering::Acquire);
+                if seq.load(Ordering::Relaxed) == before {
+                    return Ok((value, before / 2));
+                }
+                stalled = false;
+            } else if *stalled_at.get_or_insert(before) != before {
+                stalled = false;
+            }
+            attempt = attempt.saturating_add(1);
+            match patience.again(attempt) {
+                Retry::Again => {}
+                Retry::WriterGone => return Err(ReadError::WriterGone),
+                Retry::GiveUp if stalled => return Err(ReadError::WriterStalled),
+                Retry::GiveUp => return Err(ReadError::Contended),
+            }
+        }
+    }
+
+    /// Writes completed so far; the value read next is at least this new.
+    pub fn version(&self) -> Version {
+        self.lock.seq.load(Ordering::Acquire) / 2
+    }
+}
