@@ -36,74 +36,212 @@
 //! [`SeqLock::create`](crate::seqlock::SeqLock::create) and
 //! [`attach`](crate::seqlock::SeqLock::attach) work the same way.
 //!
+//! # Named segments: what `open` checks
+//! `/dev/shm` is shared by every user, so a name there may hold what another
+//! user put: a symbolic link to a file only root may write, or a segment that
+//! user can truncate at any time (killing whoever maps it with `SIGBUS`).
+//! Every call on a name goes through a directory fd on `/dev/shm` with
+//! `openat` and `O_NOFOLLOW`, whatever the C library's or rustix's
+//! `shm_open` does, and [`OpenOptions::open`] refuses, from an `fstat` of
+//! what it opened and before mapping it:
+//! - a symbolic link ([`ShmError::Symlink`]; never followed), or anything but
+//!   a regular file ([`ShmError::NotRegular`]; a FIFO does not block the
+//!   open: `O_NONBLOCK`);
+//! - a segment not owned by this process's effective uid, or that its group
+//!   or others may write ([`ShmError::Untrusted`], with the uid, gid and mode
+//!   found). [`OpenOptions::trust_owner`] and [`OpenOptions::trust_group`]
+//!   admit one other owner and one writing group, for setups that share
+//!   across users; a segment others may write is never admitted;
+//! - a size other than [`OpenOptions::len`] ([`ShmError::WrongSize`]).
+//!
+//! A segment that passes can be truncated only by its trusted owner, a
+//! trusted group, or root. [`CreateOptions::mode`] takes permission bits
+//! only (`0o777`; [`ShmError::InvalidMode`] otherwise) and applies them
+//! exactly.
+//!
+//! # Liveness
+//! Named segments outlive their creator: after a `kill -9`, the name stays.
+//! Whether its creator is alive is told by a lock, not a clock. The creator
+//! write-locks one byte of the object (the *life lock*, an
+//! open-file-description lock, `F_OFD_SETLK`) before the object gets its
+//! name and holds it as long as its [`Segment`] lives; the kernel drops it
+//! when the creator drops the segment or dies.
+//! [`Segment::creator_alive`] asks with one `fcntl(F_OFD_GETLK)` that places
+//! no lock and never disturbs the creator: cheap enough for a seqlock
+//! reader to call every millisecond while a write seems stuck, to tell a
+//! preempted writer ([`Liveness::Alive`]: retry) from a dead one
+//! ([`Liveness::Gone`]). A segment opened after the creator died reports
+//! `Gone` at once; its last contents stay readable.
+//!
+//! ```
+//! use ipc_primitives::linux::shm::{CreateOptions, Liveness, Segment, ShmError};
+//!
+//! let name = format!("/ipcp-doc-liveness-{}", std::process::id());
+//! let creator = Segment::create(&name, 4096)?;
+//! let reader = Segment::open(&name)?;
+//! assert_eq!(reader.creator_alive(), Liveness::Alive);
+//!
+//! // A second creator is refused while the first lives...
+//! let restart = CreateOptions::new().take_over(true).unlink_on_drop(true);
+//! assert!(matches!(restart.create(&name, 4096), Err(ShmError::CreatorAlive { .. })));
+//! // ...and takes the name over once it is gone (here: dropped; a crash is the same).
+//! drop(creator);
+//! assert_eq!(reader.creator_alive(), Liveness::Gone);
+//! let successor = restart.create(&name, 4096)?;
+//! assert_eq!(Segment::open(&name)?.creator_alive(), Liveness::Alive);
+//! # drop(successor);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The lock belongs to the creator's open file description, so it lasts as
+//! long as any fd sharing that description: a `dup`, a child that inherited
+//! it across `fork` (these fds are close-on-exec, so not across `exec`), or a
+//! peer that received it over a socket keeps the creator alive. Only a
+//! segment with a description of its own can probe: one that
+//! [`open`](OpenOptions::open)ed the name. One mapped from a received fd
+//! ([`Segment::from_fd`], [`Segment::from_fd_trusted`]) may share the
+//! creator's description, where probing would see no conflict (and placing
+//! a lock would convert the creator's), so it reports [`Liveness::Unknown`];
+//! for those, and for memfds, the socket the fd came over is the liveness
+//! signal: the peer is gone when it hangs up. Liveness covers segments
+//! created through this module; one made by plain `shm_open` holds no lock
+//! and reads as gone.
+//!
+//! ## Taking over a dead creator's name
+//! [`CreateOptions::take_over`] lets `create` replace a segment whose creator
+//! is gone. The protocol, and why it holds:
+//! 1. A creator makes its object under a random temporary name, takes its
+//!    life lock, sizes and maps it, then names it with `renameat2` and
+//!    `RENAME_NOREPLACE`. So a named object whose life lock nobody holds is
+//!    one whose creator is gone, never one not yet locked, and it stays gone
+//!    (the life lock is only ever taken before naming). A plain create never
+//!    moves a name off anything.
+//! 2. Whoever moves a name off an object (a taker, [`unlink`], a creator's
+//!    [`unlink_on_drop`](CreateOptions::unlink_on_drop)) first write-locks
+//!    another byte of it (the *name lock*, without waiting:
+//!    [`ShmError::Busy`] if held), then checks by device and inode that the
+//!    name still names it. Holding the lock after that check, the name
+//!    stays on the object until it acts: every other mover would need the
+//!    same lock, and a creator cannot rename over an existing name.
+//! 3. A taker opens what the name holds, finds the life lock free (else
+//!    [`ShmError::CreatorAlive`]), takes the name lock, checks the name, and
+//!    renames its own locked object over it. By 2 it replaces exactly the
+//!    dead object: a live creator is never displaced and nothing else is
+//!    removed. Of two takers, the second to get the lock finds the name
+//!    moved, looks again and meets the first's live object: one wins.
+//!
+//! A process that moves names without this protocol (`rm`, another
+//! library's `shm_unlink`) can break step 2; a creator killed between its
+//! temporary name and the rename leaves `/dev/shm/.ipcp-<pid>-<random>`
+//! behind, with nobody's data in it.
+//!
+//! # What the system must provide
+//! - `/dev/shm` owned by root, mode `1777`: the sticky bit stops other users
+//!   renaming or removing names they do not own (without it anyone could
+//!   swap a name; `open` would still refuse what they put there, but names
+//!   and liveness would be theirs to disturb).
+//! - `fs.protected_hardlinks = 1` (the default): otherwise another user can
+//!   hard-link one of this user's segments at a name this user opens.
+//! - Not needed here but wise for other programs: `fs.protected_symlinks =
+//!   1` and `fs.protected_regular >= 1` (this module never follows a link
+//!   and always creates with `O_EXCL`).
+//! - Names are first come, first served: another user may take a name
+//!   first, and anyone who may open a segment may hold a lock on it (a
+//!   writer can fake the life lock, a reader can hold the name lock so that
+//!   it cannot be moved). Use names others cannot predict, or modes that
+//!   keep them out (the default `0600`).
+//!
 //! # Trust: truncation and `SIGBUS`
 //! Touching a mapped page past the end of its object raises `SIGBUS`, so a
 //! peer that shrinks the object can kill this process (it cannot make it read
 //! or write any other memory). memfd segments rule that out with seals:
 //! [`Segment::memfd`] adds `F_SEAL_SHRINK | F_SEAL_GROW`, and
 //! [`Segment::from_fd`] refuses an fd without them ([`ShmError::NotSealed`]).
-//! Named segments cannot be sealed, and anyone who may open one read-write may
-//! truncate it: [`Segment::open`] and [`Segment::from_fd_trusted`] are for
-//! peers trusted not to.
+//! Named segments cannot be sealed: anyone who may open one read-write may
+//! truncate it, which is why [`Segment::open`] trusts only its owner (see
+//! above), and [`Segment::from_fd_trusted`] is for peers trusted not to.
 //!
 //! # Seals
 //! [`Segment::memfd`] also adds `F_SEAL_SEAL`, freezing the set: no holder of
 //! the fd can later add `F_SEAL_WRITE` or `F_SEAL_FUTURE_WRITE`, which would
 //! make a peer's read-write `mmap` of the segment fail.
 
-use core::{fmt, ptr::NonNull};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::fs::{self, MemfdFlags};
 use rustix::io::Errno;
-use rustix::mm::{self, MapFlags, ProtFlags};
-use rustix::shm::{self, OFlags};
 
 pub use rustix::fs::{Mode, SealFlags};
 
-use super::SysError;
 use crate::Region;
+use crate::linux::SysError;
+
+mod create;
+mod error;
+mod lock;
+mod mapping;
+mod name;
+mod open;
+mod unlink;
+
+pub use create::CreateOptions;
+pub use error::{NameError, ShmError};
+pub use lock::Liveness;
+pub use open::OpenOptions;
+pub use unlink::unlink;
+
+use mapping::Mapping;
 
 /// The seals [`Segment::from_fd`] requires: with them the size never changes.
 pub const REQUIRED_SEALS: SealFlags = SealFlags::SHRINK.union(SealFlags::GROW);
 
-/// Longest name, leading slash included (Linux's `NAME_MAX`).
-const NAME_MAX: usize = 255;
-
 /// A shared-memory object and one read-write `MAP_SHARED` mapping of all of it.
 ///
-/// Dropping it unmaps the memory, closes the fd and, if its creator asked for
-/// it, unlinks its name. [`Region`]s borrow the segment, so no structure
-/// outlives the mapping.
+/// Dropping it unmaps the memory, closes the fd (releasing a creator's life
+/// lock) and, if its creator asked for it, unlinks its name. [`Region`]s
+/// borrow the segment, so no structure outlives the mapping.
 #[derive(Debug)]
 pub struct Segment {
     map: Mapping,
     fd: OwnedFd,
-    /// The name to `shm_unlink` on drop, if the creator asked for that.
-    unlink_on_drop: Option<String>,
+    role: Role,
+}
+
+/// How this process came to hold a segment, which says what
+/// [`Segment::creator_alive`] can know.
+#[derive(Debug)]
+enum Role {
+    /// It made the object: a named one's `fd` holds the life lock.
+    Creator {
+        /// The name to unlink on drop, if the creator asked for that.
+        unlink_on_drop: Option<String>,
+    },
+    /// It opened the name: `fd` is an open file description of its own.
+    Opener,
+    /// It mapped an fd from elsewhere, which may share the creator's open
+    /// file description.
+    Received,
 }
 
 impl Segment {
     /// Creates a named segment of `len` bytes, all zero, with
-    /// [`CreateOptions::new`]: mode `0600`, kept after drop.
+    /// [`CreateOptions::new`]: mode `0600`, kept after drop, an existing
+    /// name refused.
     ///
-    /// See [`CreateOptions::create`]; fails with `EEXIST` if `name` exists.
+    /// See [`CreateOptions::create`].
     #[doc(alias = "shm_open")]
     pub fn create(name: &str, len: usize) -> Result<Self, ShmError> {
         CreateOptions::new().create(name, len)
     }
 
-    /// Opens and maps an existing named segment:
-    /// `shm_open(name, O_RDWR)`, `fstat` for its size, `mmap`.
+    /// Opens and maps an existing named segment owned by this process's
+    /// effective uid that group and others may not write, with
+    /// [`OpenOptions::new`].
     ///
-    /// Named segments cannot be sealed: only open those whose other users are
-    /// trusted not to truncate them (see [Trust](self#trust-truncation-and-sigbus)).
+    /// See [`OpenOptions::open`].
     #[doc(alias = "shm_open")]
     pub fn open(name: &str) -> Result<Self, ShmError> {
-        check_name(name)?;
-        let fd = shm::open(name, OFlags::RDWR, Mode::empty())
-            .map_err(SysError::from_call("shm_open"))?;
-        Self::from_fd_trusted(fd)
+        OpenOptions::new().open(name)
     }
 
     /// Creates an anonymous segment of `len` bytes, all zero, sealed against
@@ -121,7 +259,13 @@ impl Segment {
         resize(fd.as_fd(), len)?;
         fs::fcntl_add_seals(&fd, REQUIRED_SEALS | SealFlags::SEAL)
             .map_err(SysError::from_call("fcntl(F_ADD_SEALS)"))?;
-        Self::map(fd, len, None)
+        Self::map(
+            fd,
+            len,
+            Role::Creator {
+                unlink_on_drop: None,
+            },
+        )
     }
 
     /// Maps a segment received from a peer, after checking that it carries
@@ -143,7 +287,7 @@ impl Segment {
 
     /// Maps a segment without checking its seals: `fstat` for its size, `mmap`.
     ///
-    /// For named segments and peers trusted not to truncate the object (see
+    /// For peers trusted not to truncate the object (see
     /// [Trust](self#trust-truncation-and-sigbus)).
     #[doc(alias = "fstat")]
     #[doc(alias = "mmap")]
@@ -151,15 +295,15 @@ impl Segment {
         let stat = fs::fstat(&fd).map_err(SysError::from_call("fstat"))?;
         let size = stat.st_size.cast_unsigned();
         let len = usize::try_from(size).map_err(|_| ShmError::TooLarge { size })?;
-        Self::map(fd, nonempty(len)?, None)
+        Self::map(fd, nonempty(len)?, Role::Received)
     }
 
     /// Maps all `len` bytes of `fd`.
-    fn map(fd: OwnedFd, len: usize, unlink_on_drop: Option<String>) -> Result<Self, ShmError> {
+    fn map(fd: OwnedFd, len: usize, role: Role) -> Result<Self, ShmError> {
         Ok(Self {
             map: Mapping::new(fd.as_fd(), len)?,
             fd,
-            unlink_on_drop,
+            role,
         })
     }
 
@@ -188,113 +332,50 @@ impl Segment {
     pub fn len(&self) -> usize {
         self.map.len
     }
+
+    /// Whether the process that created this segment still holds it (see
+    /// [Liveness](self#liveness)): one `fcntl(F_OFD_GETLK)` for a segment
+    /// this process [`open`](Self::open)ed, no call otherwise.
+    ///
+    /// - opened by name: [`Liveness::Alive`] while the creator's life lock is
+    ///   held, [`Liveness::Gone`] once it is not (for good);
+    /// - created here: `Alive` (this process is the creator);
+    /// - mapped from a received fd ([`from_fd`](Self::from_fd),
+    ///   [`from_fd_trusted`](Self::from_fd_trusted)): [`Liveness::Unknown`];
+    ///   the socket it came over tells when the peer is gone.
+    ///
+    /// `Unknown` too if the kernel refuses the query, which it does not for
+    /// a segment opened by name.
+    #[doc(alias = "F_OFD_GETLK")]
+    pub fn creator_alive(&self) -> Liveness {
+        match self.role {
+            Role::Creator { .. } => Liveness::Alive,
+            Role::Opener => lock::probe_life(self.fd.as_fd()).unwrap_or(Liveness::Unknown),
+            Role::Received => Liveness::Unknown,
+        }
+    }
 }
 
 impl AsFd for Segment {
-    /// The object's fd, to send to a peer (e.g. with `SCM_RIGHTS`).
+    /// The object's fd, to send to a peer (e.g. with `SCM_RIGHTS`). A
+    /// creator's fd carries its life lock to whoever holds a copy.
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
 }
 
 impl Drop for Segment {
-    /// Unlinks the name if the creator asked for that; an error (someone
-    /// already unlinked it) is ignored.
+    /// Unlinks the name if the creator asked for that and the name still
+    /// names this segment, before the fd (and with it the life lock) closes;
+    /// an error (someone else unlinked or is moving the name) is ignored.
     fn drop(&mut self) {
-        if let Some(name) = &self.unlink_on_drop {
-            let _ = shm::unlink(name.as_str());
+        if let Role::Creator {
+            unlink_on_drop: Some(name),
+        } = &self.role
+        {
+            unlink::unlink_own(name, self.fd.as_fd());
         }
     }
-}
-
-/// How [`CreateOptions::create`] makes a named segment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CreateOptions {
-    mode: Mode,
-    unlink_on_drop: bool,
-}
-
-impl CreateOptions {
-    /// Mode `0600` (owner read and write), name kept after drop.
-    pub const fn new() -> Self {
-        Self {
-            mode: Mode::RUSR.union(Mode::WUSR),
-            unlink_on_drop: false,
-        }
-    }
-
-    /// Permissions for the new object, applied exactly (with `fchmod`, so the
-    /// umask does not narrow them).
-    pub const fn mode(self, mode: Mode) -> Self {
-        Self { mode, ..self }
-    }
-
-    /// Whether dropping the created [`Segment`] unlinks its name. Peers that
-    /// have it open or mapped keep it; nobody can open it by name afterwards.
-    pub const fn unlink_on_drop(self, unlink: bool) -> Self {
-        Self {
-            unlink_on_drop: unlink,
-            ..self
-        }
-    }
-
-    /// Creates and maps a named segment of `len` bytes, all zero:
-    /// `shm_open(name, O_CREAT | O_EXCL | O_RDWR)`, `fchmod`, `ftruncate`, `mmap`.
-    ///
-    /// Fails with `EEXIST` if `name` exists. If a step after `shm_open` fails,
-    /// the name is unlinked again.
-    #[doc(alias = "shm_open")]
-    #[doc(alias = "fchmod")]
-    #[doc(alias = "ftruncate")]
-    pub fn create(&self, name: &str, len: usize) -> Result<Segment, ShmError> {
-        check_name(name)?;
-        let len = nonempty(len)?;
-        let fd = shm::open(
-            name,
-            OFlags::CREATE | OFlags::EXCL | OFlags::RDWR,
-            self.mode,
-        )
-        .map_err(SysError::from_call("shm_open"))?;
-        self.init(fd, name, len).inspect_err(|_| {
-            let _ = shm::unlink(name);
-        })
-    }
-
-    /// Sets the mode and size of a freshly created object and maps it.
-    fn init(&self, fd: OwnedFd, name: &str, len: usize) -> Result<Segment, ShmError> {
-        fs::fchmod(&fd, self.mode).map_err(SysError::from_call("fchmod"))?;
-        resize(fd.as_fd(), len)?;
-        Segment::map(fd, len, self.unlink_on_drop.then(|| name.to_owned()))
-    }
-}
-
-impl Default for CreateOptions {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// Removes a named segment: `shm_unlink(name)`. Those who have it open or
-/// mapped keep it until they close it.
-#[doc(alias = "shm_unlink")]
-pub fn unlink(name: &str) -> Result<(), ShmError> {
-    check_name(name)?;
-    shm::unlink(name).map_err(SysError::from_call("shm_unlink"))?;
-    Ok(())
-}
-
-/// Checks `name` against the rules of [`NameError`].
-fn check_name(name: &str) -> Result<(), ShmError> {
-    let reason = match name.strip_prefix('/') {
-        None => NameError::NoLeadingSlash,
-        Some(_) if name.len() > NAME_MAX => NameError::TooLong { len: name.len() },
-        Some("") => NameError::Empty,
-        Some("." | "..") => NameError::DotOrDotDot,
-        Some(rest) if rest.contains('/') => NameError::InnerSlash,
-        Some(rest) if rest.contains('\0') => NameError::Nul,
-        Some(_) => return Ok(()),
-    };
-    Err(ShmError::InvalidName { reason })
 }
 
 /// `len`, unless it is zero.
@@ -307,10 +388,9 @@ fn nonempty(len: usize) -> Result<usize, ShmError> {
 }
 
 /// `ftruncate(fd, len)`: sizes a new object; the bytes it adds read as zero.
-fn resize(fd: BorrowedFd<'_>, len: usize) -> Result<(), ShmError> {
+fn resize(fd: BorrowedFd<'_>, len: usize) -> Result<(), SysError> {
     // Lossless: `usize` is at most 64 bits on every Linux target.
-    fs::ftruncate(fd, len as u64).map_err(SysError::from_call("ftruncate"))?;
-    Ok(())
+    fs::ftruncate(fd, len as u64).map_err(SysError::from_call("ftruncate"))
 }
 
 /// `fcntl(fd, F_GET_SEALS)`; none for an object that cannot be sealed (`EINVAL`).
@@ -321,440 +401,5 @@ fn seals(fd: BorrowedFd<'_>) -> Result<SealFlags, ShmError> {
     })
 }
 
-/// One read-write `MAP_SHARED` mapping of a whole object, unmapped on drop.
-#[derive(Debug)]
-struct Mapping {
-    /// The first byte, as `mmap` returned it: page-aligned.
-    ptr: NonNull<u8>,
-    /// Bytes mapped: the object's size when it was mapped; never zero.
-    len: usize,
-}
-
-// SAFETY: a `Mapping` owns its address range like a `Box` owns its allocation;
-// it never touches the bytes, and unmapping from any thread is the same call.
-unsafe impl Send for Mapping {}
-// SAFETY: `&Mapping` only reads `ptr` and `len`; the bytes are reached through
-// `Region`, whose own `Sync` argument covers them.
-unsafe impl Sync for Mapping {}
-
-impl Mapping {
-    /// `mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)`.
-    ///
-    /// # Panics
-    /// If the kernel maps the object at address 0, which it does not do
-    /// without `MAP_FIXED`.
-    fn new(fd: BorrowedFd<'_>, len: usize) -> Result<Self, ShmError> {
-        let prot = ProtFlags::READ | ProtFlags::WRITE;
-        // SAFETY: with a null address the kernel picks a range no memory of
-        // this process occupies, so no existing allocation or reference is
-        // affected; nothing refers to the new range yet.
-        let addr = unsafe { mm::mmap(core::ptr::null_mut(), len, prot, MapFlags::SHARED, fd, 0) }
-            .map_err(SysError::from_call("mmap"))?;
-        let ptr = NonNull::new(addr.cast::<u8>()).expect("mmap without MAP_FIXED avoids address 0");
-        Ok(Self { ptr, len })
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: `ptr` and `len` are exactly the range `mmap` returned, so it
-        // is page-aligned and ours to unmap; every `Region` (and so every
-        // reference into the bytes) borrows the owning `Segment`, so none is
-        // left now. It can fail only on arguments, which are right: ignore it.
-        let _ = unsafe { mm::munmap(self.ptr.as_ptr().cast(), self.len) };
-    }
-}
-
-/// Why a segment could not be created, opened, mapped or unlinked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ShmError {
-    /// A system call failed; the error names it and keeps the `Errno`.
-    Sys(SysError),
-    /// The name breaks a rule of POSIX shared-memory names.
-    InvalidName {
-        /// The rule broken.
-        reason: NameError,
-    },
-    /// A peer's fd lacks [`REQUIRED_SEALS`], so the peer could truncate it
-    /// under the mapping. Use [`Segment::from_fd_trusted`] only if it is trusted.
-    NotSealed {
-        /// The seals it has.
-        found: SealFlags,
-    },
-    /// The segment would have, or has, zero bytes.
-    Empty,
-    /// The object is larger than this process can map.
-    TooLarge {
-        /// Its size in bytes.
-        size: u64,
-    },
-}
-
-impl From<SysError> for ShmError {
-    fn from(err: SysError) -> Self {
-        Self::Sys(err)
-    }
-}
-
-impl fmt::Display for ShmError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Sys(err) => fmt::Display::fmt(err, f),
-            Self::InvalidName { reason } => write!(f, "invalid shared-memory name: {reason}"),
-            Self::NotSealed { found } => write!(
-                f,
-                "segment is not sealed against shrinking and growing (seals: {found:?})"
-            ),
-            Self::Empty => f.write_str("segment has zero bytes"),
-            Self::TooLarge { size } => {
-                write!(
-                    f,
-                    "segment of {size} bytes does not fit in the address space"
-                )
-            }
-        }
-    }
-}
-
-impl core::error::Error for ShmError {
-    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
-        match self {
-            Self::Sys(err) => Some(err),
-            Self::InvalidName { reason } => Some(reason),
-            _ => None,
-        }
-    }
-}
-
-/// The rule a shared-memory name breaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum NameError {
-    /// It does not start with `/`.
-    NoLeadingSlash,
-    /// Nothing follows the `/`.
-    Empty,
-    /// It is `/.` or `/..`.
-    DotOrDotDot,
-    /// A `/` follows the first.
-    InnerSlash,
-    /// It contains a NUL byte.
-    Nul,
-    /// It is longer than 255 bytes (`NAME_MAX`, leading slash included).
-    TooLong {
-        /// Its length in bytes.
-        len: usize,
-    },
-}
-
-impl fmt::Display for NameError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NoLeadingSlash => f.write_str("it must start with '/'"),
-            Self::Empty => f.write_str("nothing follows the '/'"),
-            Self::DotOrDotDot => f.write_str("it cannot be \"/.\" or \"/..\""),
-            Self::InnerSlash => f.write_str("only the first character may be '/'"),
-            Self::Nul => f.write_str("it contains a NUL byte"),
-            Self::TooLong { len } => write!(f, "it is {len} bytes long, the limit is {NAME_MAX}"),
-        }
-    }
-}
-
-impl core::error::Error for NameError {}
-
 #[cfg(test)]
-mod tests {
-    use core::sync::atomic::{AtomicUsize, Ordering};
-    use std::path::PathBuf;
-
-    use static_assertions::assert_impl_all;
-
-    use super::*;
-    use crate::AttachError;
-    use crate::layout::ElementLayout;
-    use crate::seqlock::SeqLock;
-    use crate::spsc::Spsc;
-
-    assert_impl_all!(Segment: Send, Sync);
-
-    /// A name no other test or test run uses; unlinked on drop if a test
-    /// failed before removing it.
-    struct TestName(String);
-
-    impl TestName {
-        fn new() -> Self {
-            static NEXT: AtomicUsize = AtomicUsize::new(0);
-            let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            Self(format!("/ipcp-test-{}-{n}", std::process::id()))
-        }
-
-        fn exists(&self) -> bool {
-            PathBuf::from("/dev/shm").join(&self.0[1..]).exists()
-        }
-    }
-
-    impl Drop for TestName {
-        fn drop(&mut self) {
-            let _ = shm::unlink(self.0.as_str());
-        }
-    }
-
-    fn errno(err: ShmError) -> Errno {
-        match err {
-            ShmError::Sys(err) => err.errno,
-            other => panic!("expected a system error, got {other:?}"),
-        }
-    }
-
-    fn mode_of(fd: impl AsFd) -> u32 {
-        fs::fstat(fd).unwrap().st_mode & 0o777
-    }
-
-    /// A second mapping of `seg`'s object, as a peer holding its fd would make.
-    fn peer_of(seg: &Segment) -> Segment {
-        Segment::from_fd(seg.as_fd().try_clone_to_owned().unwrap()).unwrap()
-    }
-
-    /// A memfd of `len` bytes that accepts seals but has none.
-    fn unsealed_memfd(len: u64) -> OwnedFd {
-        let fd =
-            fs::memfd_create("unsealed", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING).unwrap();
-        fs::ftruncate(&fd, len).unwrap();
-        fd
-    }
-
-    #[test]
-    fn names_are_validated() {
-        let long = format!("/{}", "a".repeat(NAME_MAX));
-        let cases = [
-            ("shm", NameError::NoLeadingSlash),
-            ("", NameError::NoLeadingSlash),
-            ("/", NameError::Empty),
-            ("/.", NameError::DotOrDotDot),
-            ("/..", NameError::DotOrDotDot),
-            ("/a/b", NameError::InnerSlash),
-            ("//a", NameError::InnerSlash),
-            ("/a\0b", NameError::Nul),
-            (long.as_str(), NameError::TooLong { len: 256 }),
-        ];
-        for (name, reason) in cases {
-            let invalid = Err(ShmError::InvalidName { reason });
-            assert_eq!(Segment::create(name, 4096).map(|_| ()), invalid, "{name:?}");
-            assert_eq!(Segment::open(name).map(|_| ()), invalid, "{name:?}");
-            assert_eq!(unlink(name), invalid, "{name:?}");
-        }
-        assert_eq!(check_name(&long[..NAME_MAX]), Ok(()));
-        assert_eq!(check_name("/a.b"), Ok(()));
-    }
-
-    #[test]
-    fn named_segment_is_shared_and_kept_until_unlinked() {
-        let name = TestName::new();
-        let len = SeqLock::<[u64; 4]>::required_size();
-        let creator = Segment::create(&name.0, len).unwrap();
-        let opener = Segment::open(&name.0).unwrap();
-        assert_eq!((creator.len(), opener.len()), (len, len));
-
-        let mut writer = SeqLock::<[u64; 4]>::create(creator.region())
-            .unwrap()
-            .into_writer();
-        let reader = SeqLock::<[u64; 4]>::attach(opener.region())
-            .unwrap()
-            .reader();
-        writer.write(&[1, 2, 3, 4]);
-        assert_eq!(reader.try_read(), Ok([1, 2, 3, 4]));
-
-        drop((creator, opener));
-        assert!(name.exists(), "kept after drop without unlink_on_drop");
-        unlink(&name.0).unwrap();
-        assert!(!name.exists());
-        assert_eq!(unlink(&name.0).map_err(errno), Err(Errno::NOENT));
-    }
-
-    #[test]
-    fn create_is_exclusive() {
-        let name = TestName::new();
-        let options = CreateOptions::new().unlink_on_drop(true);
-        let first = options.create(&name.0, 4096).unwrap();
-        let again = options.create(&name.0, 4096).unwrap_err();
-        assert_eq!(
-            again,
-            ShmError::Sys(SysError::new("shm_open", Errno::EXIST))
-        );
-        assert!(
-            name.exists(),
-            "a failed create leaves the existing name alone"
-        );
-        drop(first);
-        assert!(!name.exists());
-    }
-
-    #[test]
-    fn mode_defaults_to_0600_and_is_configurable() {
-        let name = TestName::new();
-        let seg = Segment::create(&name.0, 4096).unwrap();
-        assert_eq!(mode_of(&seg), 0o600);
-        unlink(&name.0).unwrap();
-
-        let seg = CreateOptions::new()
-            .mode(Mode::from(0o660))
-            .unlink_on_drop(true)
-            .create(&name.0, 4096)
-            .unwrap();
-        assert_eq!(mode_of(&seg), 0o660, "not narrowed by the umask");
-        drop(seg);
-        assert!(!name.exists());
-    }
-
-    #[test]
-    fn unlink_on_drop_removes_the_name() {
-        let name = TestName::new();
-        let seg = CreateOptions::new()
-            .unlink_on_drop(true)
-            .create(&name.0, 4096)
-            .unwrap();
-        assert!(name.exists());
-        drop(seg);
-        assert!(!name.exists());
-    }
-
-    #[test]
-    fn failed_create_removes_the_name() {
-        let name = TestName::new();
-        let err = Segment::create(&name.0, usize::MAX).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ShmError::Sys(SysError {
-                    call: "ftruncate",
-                    ..
-                })
-            ),
-            "{err:?}"
-        );
-        assert!(!name.exists());
-    }
-
-    #[test]
-    fn empty_segments_are_refused() {
-        let name = TestName::new();
-        assert_eq!(Segment::create(&name.0, 0).unwrap_err(), ShmError::Empty);
-        assert!(!name.exists());
-        assert_eq!(Segment::memfd("empty", 0).unwrap_err(), ShmError::Empty);
-        let fd = unsealed_memfd(0);
-        assert_eq!(Segment::from_fd_trusted(fd).unwrap_err(), ShmError::Empty);
-    }
-
-    #[test]
-    fn memfd_is_sealed_against_resizing() {
-        let len = Spsc::<u64>::required_size(16).unwrap();
-        let seg = Segment::memfd("sealed", len).unwrap();
-        let seals = fs::fcntl_get_seals(&seg).unwrap();
-        assert!(
-            seals.contains(REQUIRED_SEALS | SealFlags::SEAL),
-            "{seals:?}"
-        );
-        for size in [len as u64 / 2, len as u64 * 2] {
-            assert_eq!(fs::ftruncate(&seg, size), Err(Errno::PERM));
-        }
-        assert_eq!(peer_of(&seg).len(), len);
-    }
-
-    #[test]
-    fn unsealed_fds_are_refused() {
-        let fd = unsealed_memfd(4096);
-        assert_eq!(
-            Segment::from_fd(fd).unwrap_err(),
-            ShmError::NotSealed {
-                found: SealFlags::empty()
-            }
-        );
-
-        let fd = unsealed_memfd(4096);
-        fs::fcntl_add_seals(&fd, SealFlags::SHRINK).unwrap();
-        assert_eq!(
-            Segment::from_fd(fd).unwrap_err(),
-            ShmError::NotSealed {
-                found: SealFlags::SHRINK
-            }
-        );
-
-        let name = TestName::new();
-        let named = CreateOptions::new()
-            .unlink_on_drop(true)
-            .create(&name.0, 4096)
-            .unwrap();
-        let fd = named.as_fd().try_clone_to_owned().unwrap();
-        assert!(matches!(
-            Segment::from_fd(fd),
-            Err(ShmError::NotSealed { .. })
-        ));
-        drop(named);
-        assert!(!name.exists());
-    }
-
-    #[test]
-    fn ring_is_shared_between_mappings() {
-        let seg = Segment::memfd("ring", Spsc::<u64>::required_size(8).unwrap()).unwrap();
-        let peer = peer_of(&seg);
-        assert_ne!(seg.region().as_ptr(), peer.region().as_ptr());
-        let mut tx = Spsc::<u64>::create(seg.region(), 8)
-            .unwrap()
-            .into_producer();
-        let mut rx = Spsc::<u64>::attach(peer.region()).unwrap().into_consumer();
-        for i in 0..20 {
-            tx.try_push(i).unwrap();
-            assert_eq!(rx.try_pop(), Ok(i));
-        }
-    }
-
-    #[test]
-    fn attach_checks_the_element_type_through_another_mapping() {
-        let seg = Segment::memfd("ring", Spsc::<u64>::required_size(8).unwrap()).unwrap();
-        Spsc::<u64>::create(seg.region(), 8).unwrap();
-        let peer = peer_of(&seg);
-        assert_eq!(
-            Spsc::<u32>::attach(peer.region()).map(|_| ()),
-            Err(AttachError::WrongElement {
-                expected: ElementLayout::of::<u32>(),
-                found: ElementLayout::of::<u64>(),
-            })
-        );
-    }
-
-    #[test]
-    fn attach_reports_a_truncated_object() {
-        let needed = Spsc::<u64>::required_size(64).unwrap();
-        let fd = unsealed_memfd(needed as u64);
-        {
-            let seg = Segment::from_fd_trusted(fd.try_clone().unwrap()).unwrap();
-            Spsc::<u64>::create(seg.region(), 64).unwrap();
-        }
-        // Shrunk while nothing maps it; the new mapping covers only what is left.
-        fs::ftruncate(&fd, 512).unwrap();
-        let seg = Segment::from_fd_trusted(fd).unwrap();
-        assert_eq!(seg.len(), 512);
-        assert_eq!(
-            Spsc::<u64>::attach(seg.region()).map(|_| ()),
-            Err(AttachError::TooSmall {
-                needed,
-                actual: 512
-            })
-        );
-    }
-
-    #[test]
-    fn errors_say_what_is_wrong() {
-        let err = ShmError::InvalidName {
-            reason: NameError::InnerSlash,
-        };
-        assert_eq!(
-            err.to_string(),
-            "invalid shared-memory name: only the first character may be '/'"
-        );
-        let err = ShmError::Sys(SysError::new("shm_open", Errno::EXIST));
-        assert!(err.to_string().starts_with("shm_open: "), "{err}");
-        assert!(core::error::Error::source(&err).is_some());
-    }
-}
+mod tests;
