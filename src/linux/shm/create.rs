@@ -1,9 +1,9 @@
 //! Creating a named segment, and taking over the name of a creator that is
 //! gone (the protocol and its race analysis are in [Liveness](super#liveness)).
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 
-use rustix::fs::{self, Mode};
+use rustix::fs::{self, Mode, Stat};
 use rustix::io::Errno;
 
 use super::error::ShmError;
@@ -130,7 +130,11 @@ impl CreateOptions {
                     },
                 });
             }
-            if replace_dead(dir, temp, name)? {
+            let replaced = match DeadSegment::open(dir, name)? {
+                Some(dead) => dead.replace(dir, temp, name)?,
+                None => false,
+            };
+            if replaced {
                 return Ok(());
             }
         }
@@ -146,35 +150,116 @@ impl Default for CreateOptions {
     }
 }
 
-/// Replaces the segment at `name` by `temp`'s if its creator is gone.
-/// `false` if `name` changed meanwhile (removed, or replaced by another
-/// taker): look again.
-fn replace_dead(dir: &ShmDir, temp: &Temp<'_>, name: &str) -> Result<bool, ShmError> {
-    let (dead, stat) = match dir.open_existing(name) {
-        Ok(found) => found,
-        Err(ShmError::Named { source, .. }) if source.errno == Errno::NOENT => return Ok(false),
-        Err(err) => return Err(err),
-    };
-    // Gone stays gone: a life lock is taken only before naming.
-    if lock::probe_life(dead.as_fd()).map_err(|source| ShmError::at(name, source))?
-        == Liveness::Alive
-    {
-        return Err(ShmError::CreatorAlive {
-            name: name.to_owned(),
-        });
+/// The segment at a name, whose creator is gone, opened by a would-be taker.
+#[derive(Debug)]
+struct DeadSegment {
+    /// Its own open file description: the name lock is taken through it and
+    /// released when it closes.
+    fd: OwnedFd,
+    stat: Stat,
+}
+
+impl DeadSegment {
+    /// Opens what `name` holds: `None` if nothing does any more,
+    /// [`ShmError::CreatorAlive`] if its creator is alive.
+    fn open(dir: &ShmDir, name: &str) -> Result<Option<Self>, ShmError> {
+        let (fd, stat) = match dir.open_existing(name) {
+            Ok(found) => found,
+            Err(ShmError::Named { source, .. }) if source.errno == Errno::NOENT => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        // Gone stays gone: a life lock is taken only before naming.
+        match lock::probe_life(fd.as_fd()).map_err(|source| ShmError::at(name, source))? {
+            Liveness::Alive => Err(ShmError::CreatorAlive {
+                name: name.to_owned(),
+            }),
+            _ => Ok(Some(Self { fd, stat })),
+        }
     }
-    // Whoever moves a name off an object holds that object's name lock and
-    // then checks that the name still names it; so, holding it and having
-    // checked, the name stays on `dead` until the rename below.
-    if !lock::lock_name(dead.as_fd()).map_err(|source| ShmError::at(name, source))? {
-        return Err(ShmError::Busy {
-            name: name.to_owned(),
-        });
+
+    /// Renames `temp` over `name` if `name` still names this segment;
+    /// `false` if it changed meanwhile (removed, or replaced by another
+    /// taker): look again.
+    fn replace(self, dir: &ShmDir, temp: &Temp<'_>, name: &str) -> Result<bool, ShmError> {
+        // Whoever moves a name off an object holds that object's name lock
+        // and then checks that the name still names it; so, holding it and
+        // having checked, the name stays on this segment until the rename.
+        if !lock::lock_name(self.fd.as_fd()).map_err(|source| ShmError::at(name, source))? {
+            return Err(ShmError::Busy {
+                name: name.to_owned(),
+            });
+        }
+        match dir.stat(name)? {
+            Some(now) if same_object(&now, &self.stat) => dir.publish(temp, name, true),
+            _ => Ok(false),
+        }
+        // `self.fd` closes on return, releasing the name lock.
     }
-    match dir.stat(name)? {
-        Some(now) if same_object(&now, &stat) => {}
-        _ => return Ok(false),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A dead creator's segment at a fresh name, removed on drop.
+    struct DeadName(String);
+
+    impl DeadName {
+        fn new(tag: &str) -> Self {
+            let name = format!("/ipcp-create-test-{}-{tag}", std::process::id());
+            drop(CreateOptions::new().create(&name, 4096).unwrap());
+            Self(name)
+        }
+
+        fn inode(&self) -> u64 {
+            let dir = ShmDir::open(&self.0).unwrap();
+            dir.stat(&self.0).unwrap().unwrap().st_ino
+        }
     }
-    dir.publish(temp, name, true)
-    // `dead` closes on return, releasing its name lock.
+
+    impl Drop for DeadName {
+        fn drop(&mut self) {
+            let _ = fs::unlink(format!("/dev/shm{}", self.0));
+        }
+    }
+
+    /// Taker B opened the dead segment, then taker A took the name over and
+    /// closed the dead segment (releasing its name lock): B must see that
+    /// the name moved, and leave A's live segment alone.
+    #[test]
+    fn a_taker_that_finds_the_name_moved_leaves_it() {
+        let name = DeadName::new("moved");
+        let dir = ShmDir::open(&name.0).unwrap();
+        let late = DeadSegment::open(&dir, &name.0).unwrap().unwrap();
+        let winner = CreateOptions::new()
+            .take_over(true)
+            .create(&name.0, 4096)
+            .unwrap();
+        let inode = name.inode();
+        let temp = dir.create_temp(&name.0).unwrap();
+        assert_eq!(late.replace(&dir, &temp, &name.0), Ok(false));
+        assert_eq!(name.inode(), inode, "the winner was displaced");
+        drop(winner);
+    }
+
+    /// While one taker holds the dead segment's name lock, another cannot
+    /// move the name.
+    #[test]
+    fn the_name_lock_excludes_a_second_taker() {
+        let name = DeadName::new("locked");
+        let dead = name.inode();
+        let dir = ShmDir::open(&name.0).unwrap();
+        let first = DeadSegment::open(&dir, &name.0).unwrap().unwrap();
+        assert_eq!(lock::lock_name(first.fd.as_fd()), Ok(true));
+        let second = DeadSegment::open(&dir, &name.0).unwrap().unwrap();
+        let temp = dir.create_temp(&name.0).unwrap();
+        assert_eq!(
+            second.replace(&dir, &temp, &name.0),
+            Err(ShmError::Busy {
+                name: name.0.clone()
+            })
+        );
+        assert_eq!(name.inode(), dead);
+        drop(first);
+    }
 }
