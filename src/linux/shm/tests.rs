@@ -255,9 +255,9 @@ fn empty_segments_are_refused() {
 #[test]
 fn symlinks_at_the_name_are_never_followed() {
     let name = TestName::new();
-    let target = std::env::temp_dir().join(format!("ipcp-symlink-target-{}", std::process::id()));
-    std::fs::write(&target, b"precious").unwrap();
-    std::os::unix::fs::symlink(&target, name.path()).unwrap();
+    let target = TestName::new();
+    std::fs::write(target.path(), b"precious").unwrap();
+    std::os::unix::fs::symlink(target.path(), name.path()).unwrap();
 
     let symlink = ShmError::Symlink {
         name: name.0.clone(),
@@ -275,8 +275,7 @@ fn symlinks_at_the_name_are_never_followed() {
     assert_eq!(unlink(&name.0), Err(symlink));
 
     assert!(FileType::from_raw_mode(name.stat().st_mode).is_symlink());
-    assert_eq!(std::fs::read(&target).unwrap(), b"precious");
-    std::fs::remove_file(&target).unwrap();
+    assert_eq!(std::fs::read(target.path()).unwrap(), b"precious");
 }
 
 #[test]
