@@ -12,6 +12,7 @@
 //! wait for stdin to close before they exit (a creator or winning taker holds
 //! its segment until then), so a child never outlives its parent's pipe.
 //! Every name is removed by a guard, whatever the outcome.
+#![cfg(all(feature = "linux", target_os = "linux", not(loom), not(miri)))]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::ExitStatusExt;

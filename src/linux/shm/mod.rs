@@ -4,7 +4,7 @@
 //! `MAP_SHARED` mapping of all of it, unmapped on drop. Core structures live in
 //! its [`region`](Segment::region). Two kinds of object back it:
 //! - **named POSIX segments** ([`Segment::create`], [`Segment::open`],
-//!   [`unlink`]), for peers that find each other by a name under `/dev/shm`;
+//!   [`unlink()`]), for peers that find each other by a name under `/dev/shm`;
 //! - **anonymous memfd segments** ([`Segment::memfd`]), sealed so that their
 //!   size never changes, handed to a peer as an fd (the segment is [`AsFd`])
 //!   over a Unix socket and mapped there with [`Segment::from_fd`].
@@ -116,7 +116,7 @@
 //!    one whose creator is gone, never one not yet locked, and it stays gone
 //!    (the life lock is only ever taken before naming). A plain create never
 //!    moves a name off anything.
-//! 2. Whoever moves a name off an object (a taker, [`unlink`], a creator's
+//! 2. Whoever moves a name off an object (a taker, [`unlink()`], a creator's
 //!    [`unlink_on_drop`](CreateOptions::unlink_on_drop)) first write-locks
 //!    another byte of it (the *name lock*, without waiting:
 //!    [`ShmError::Busy`] if held), then checks by device and inode that the
