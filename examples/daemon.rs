@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use ipc_primitives::linux::handshake::{Policy, Server, Session, connect};
 use ipc_primitives::linux::uds::UnixAddr;
-use ipc_primitives::linux::wake::{ProducerExt, PushNotifyError};
+use ipc_primitives::linux::wake::PushNotifyError;
 use ipc_primitives::slot::Message;
 use ipc_primitives::spsc::{PopError, PushError};
 use rustix::buffer::spare_capacity;
@@ -51,12 +51,11 @@ fn record_text(id: u32, n: u32) -> String {
 
 /// A client: connect, then log every record, waking the daemon only if it sleeps.
 fn run_client(id: u32, name: &str) -> Result<(), Error> {
-    let conn = connect::<Record>(&UnixAddr::abstract_name(name)?)?;
-    let mut tx = conn.producer()?;
+    let mut conn = connect::<Record>(&UnixAddr::abstract_name(name)?)?;
     for n in 0..RECORDS_PER_CLIENT {
         let mut record = Record::new(id, record_text(id, n).as_bytes())?;
         loop {
-            match tx.push_notify(record, conn.wakeup()) {
+            match conn.push_notify(record) {
                 Ok(()) => break,
                 Err(PushNotifyError::Push(PushError::Full(back))) => {
                     record = back;
@@ -78,7 +77,7 @@ struct Client {
 impl Client {
     /// Pops everything published, checks it, and announces sleep once empty.
     fn drain(&mut self) -> Result<(), Error> {
-        let mut rx = self.session.consumer()?;
+        let rx = self.session.consumer_mut();
         loop {
             match rx.try_pop() {
                 Ok(record) => {

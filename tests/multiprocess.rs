@@ -63,13 +63,14 @@ mod roles;
 use core::time::Duration;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::process::ExitStatusExt;
+use std::sync::Arc;
 use std::time::Instant;
 
 use ipc_primitives::linux::handshake::{HELLO_TIMEOUT, HandshakeError, Policy, Server, Session};
 use ipc_primitives::linux::hello::{Hello, Status};
 use ipc_primitives::linux::shm::{CreateOptions, SealFlags, Segment, ShmError};
 use ipc_primitives::linux::uds::{SeqpacketListener, UdsError, UnixAddr};
-use ipc_primitives::linux::wake::{BlockingPopError, ConsumerExt, EventFd, SpinThenBlock, Wakeup};
+use ipc_primitives::linux::wake::{BlockingPopError, EventFd, SpinThenBlock, Wakeup};
 use ipc_primitives::seqlock::{ReadError, SeqLock};
 use ipc_primitives::spsc::{Consumer, PopError, Spsc};
 use ipc_primitives::{ABI_VERSION, AttachError, ElementLayout, FitError, Kind};
@@ -114,16 +115,17 @@ fn accounted(body: impl FnOnce()) {
     accounting.check();
 }
 
-/// A named segment holding a fresh ring of `capacity` messages, unlinked on
-/// drop.
-fn named_ring(name: &ShmName, capacity: u32) -> Segment {
+/// The consumer of a fresh ring of `capacity` messages in a named segment,
+/// which it keeps alive; the name is unlinked when it drops.
+fn named_ring(name: &ShmName, capacity: u32) -> Consumer<'static, Msg, Arc<Segment>> {
     let len = Spsc::<Msg>::required_size(capacity).expect("ring size");
     let segment = CreateOptions::new()
         .unlink_on_drop(true)
         .create(&name.0, len)
         .expect("create the named segment");
-    Spsc::<Msg>::create(segment.region(), capacity).expect("create the ring");
-    segment
+    Spsc::<Msg>::create(segment.into_region(), capacity)
+        .expect("create the ring")
+        .into_consumer()
 }
 
 /// The eventfd a session's client wakes the server with.
@@ -138,8 +140,8 @@ fn eventfd_of(session: &Session<Msg>) -> &EventFd {
 /// each; `strategy(seq)` says how to wait for message `seq`. A pop that times
 /// out with messages waiting fails (a lost wake-up); one that times out on an
 /// empty ring checks that the child still runs and is within its time.
-fn pop_all_blocking(
-    rx: &mut Consumer<'_, Msg>,
+fn pop_all_blocking<K>(
+    rx: &mut Consumer<'_, Msg, K>,
     wakeup: &Wakeup,
     client: u64,
     count: u64,
@@ -181,10 +183,7 @@ fn pop_all_blocking(
 fn busy_mode_ten_million_messages_arrive_intact_and_in_order() {
     accounted(|| {
         let name = ShmName::new("busy");
-        let segment = named_ring(&name, 1024);
-        let mut rx = Spsc::<Msg>::attach(segment.region())
-            .expect("attach")
-            .into_consumer();
+        let mut rx = named_ring(&name, 1024);
         let start = Instant::now();
         let mut child = Proc::spawn(
             "busy-producer",
@@ -260,7 +259,7 @@ fn blocking_mode_eventfd_through_the_handshake() {
             Duration::from_secs(120),
         );
         wait_readable(&server, &mut [&mut child], "the client to connect");
-        let session = server.accept().expect("accept");
+        let mut session = server.accept().expect("accept");
         assert_eq!(
             session
                 .credentials()
@@ -269,7 +268,7 @@ fn blocking_mode_eventfd_through_the_handshake() {
             Some(child.pid()),
             "SO_PEERCRED names the child"
         );
-        let mut rx = session.consumer().expect("consumer");
+        let (rx, wakeup) = session.parts();
         // Sleep at once for some blocks of messages, spin first for others.
         let strategy = |seq: u64| {
             if (seq / 10_000).is_multiple_of(2) {
@@ -278,14 +277,7 @@ fn blocking_mode_eventfd_through_the_handshake() {
                 SpinThenBlock::default()
             }
         };
-        pop_all_blocking(
-            &mut rx,
-            session.wakeup(),
-            CLIENT,
-            EVENTFD_MESSAGES,
-            &mut child,
-            strategy,
-        );
+        pop_all_blocking(rx, wakeup, CLIENT, EVENTFD_MESSAGES, &mut child, strategy);
         child.wait_success();
         let wakes = rx.event().epoch();
         assert!(
@@ -308,10 +300,7 @@ fn blocking_mode_eventfd_through_the_handshake() {
 fn blocking_mode_futex_over_a_named_segment() {
     accounted(|| {
         let name = ShmName::new("futex");
-        let segment = named_ring(&name, 64);
-        let mut rx = Spsc::<Msg>::attach(segment.region())
-            .expect("attach")
-            .into_consumer();
+        let mut rx = named_ring(&name, 64);
         let mut child = Proc::spawn(
             "futex-producer",
             &[
@@ -468,13 +457,13 @@ fn serve(counts: &[Option<u64>], kill: Option<(usize, u64)>) -> Vec<Delivered> {
         // client cannot starve the others) and announce the sleep.
         let mut busy = false;
         for lane in &mut lanes {
-            let Some(session) = &lane.session else {
+            let Some(session) = &mut lane.session else {
                 continue;
             };
             if lane.killed {
                 continue;
             }
-            let mut rx = session.consumer().expect("attach to the client's ring");
+            let rx = session.consumer_mut();
             let mut popped = 0;
             loop {
                 match rx.try_pop() {
@@ -521,10 +510,10 @@ fn serve(counts: &[Option<u64>], kill: Option<(usize, u64)>) -> Vec<Delivered> {
             if !flags.intersects(hung_up) {
                 continue;
             }
-            let Some(session) = lane.session.take() else {
+            let Some(mut session) = lane.session.take() else {
                 continue;
             };
-            hang_up(&epoll, lane, &session);
+            hang_up(&epoll, lane, &mut session);
             drop(session);
             live -= 1;
         }
@@ -561,7 +550,7 @@ fn serve(counts: &[Option<u64>], kill: Option<(usize, u64)>) -> Vec<Delivered> {
 fn check_no_lost_wake_up(lanes: &[Lane]) {
     for lane in lanes.iter().filter(|lane| !lane.killed) {
         if let Some(session) = &lane.session {
-            let waiting = session.consumer().expect("attach").len();
+            let waiting = session.consumer().len();
             assert_eq!(
                 waiting, 0,
                 "lost wake-up: client {} has {waiting} messages in its ring, but epoll_wait \
@@ -579,7 +568,7 @@ fn kill_now(lanes: &mut [Lane], victim: usize) -> Option<usize> {
         .session
         .as_ref()
         .expect("the victim's session");
-    let unpopped = session.consumer().expect("attach").len();
+    let unpopped = session.consumer().len();
     if unpopped == 0 {
         return None;
     }
@@ -611,7 +600,7 @@ fn kill_now(lanes: &mut [Lane], victim: usize) -> Option<usize> {
 /// A client hung up: checks the session agrees, drains what it published,
 /// checks it sent everything (unless it was killed) and exited cleanly, and
 /// unregisters its fds.
-fn hang_up(epoll: &impl AsFd, lane: &mut Lane, session: &Session<Msg>) {
+fn hang_up(epoll: &impl AsFd, lane: &mut Lane, session: &mut Session<Msg>) {
     assert!(
         session.peer_closed().expect("poll"),
         "EPOLLHUP, but peer_closed says client {} is there",
@@ -622,7 +611,7 @@ fn hang_up(epoll: &impl AsFd, lane: &mut Lane, session: &Session<Msg>) {
         .drain(|msg| stream.accept(&msg))
         .expect("drain the ring");
     assert!(
-        session.consumer().expect("attach").is_empty(),
+        session.consumer().is_empty(),
         "client {}: messages left after the drain",
         lane.id
     );
@@ -723,7 +712,7 @@ fn attach_with_the_wrong_type_version_or_size_is_a_typed_error() {
             .unlink_on_drop(true)
             .create(&seq_name.0, SeqLock::<[u64; 4]>::required_size().unwrap())
             .expect("create");
-        SeqLock::<[u64; 4]>::create(seqlock.region())
+        SeqLock::<[u64; 4]>::create(seqlock.region().expect("the segment's region"))
             .expect("create the seqlock")
             .into_writer()
             .write(&[1, 2, 3, 4]);
@@ -733,14 +722,15 @@ fn attach_with_the_wrong_type_version_or_size_is_a_typed_error() {
         let version_name = ShmName::new("version");
         let versioned = named_ring(&version_name, 64);
         let mut found = [0; 4];
-        rustix::io::pread(&versioned, &mut found, VERSION_OFFSET).expect("pread");
+        rustix::io::pread(versioned.keeper(), &mut found, VERSION_OFFSET).expect("pread");
         assert_eq!(
             u32::from_ne_bytes(found),
             ABI_VERSION,
             "the header layout moved: update VERSION_OFFSET"
         );
         let bumped = ABI_VERSION + 1;
-        rustix::io::pwrite(&versioned, &bumped.to_ne_bytes(), VERSION_OFFSET).expect("pwrite");
+        rustix::io::pwrite(versioned.keeper(), &bumped.to_ne_bytes(), VERSION_OFFSET)
+            .expect("pwrite");
 
         // A ring of 1024 messages whose segment is then cut to one page. The
         // creator's mapping is gone before the cut and the child maps only
@@ -751,7 +741,8 @@ fn attach_with_the_wrong_type_version_or_size_is_a_typed_error() {
         let needed = Spsc::<Msg>::required_size(1024).expect("size");
         {
             let segment = Segment::create(&small_name.0, needed).expect("create");
-            Spsc::<Msg>::create(segment.region(), 1024).expect("create the ring");
+            Spsc::<Msg>::create(segment.region().expect("the segment's region"), 1024)
+                .expect("create the ring");
         }
         let fd = rustix::shm::open(
             small_name.0.as_str(),
@@ -918,7 +909,7 @@ fn the_handshake_memfd_is_sealed_against_the_client() {
             Duration::from_secs(30),
         );
         wait_readable(&server, &mut [&mut child], "the client to connect");
-        let session = server.accept().expect("accept");
+        let mut session = server.accept().expect("accept");
         let results = child.wait_success();
         let eperm = format!("{:?}", Err::<(), _>(Errno::PERM));
         let expected = [
@@ -971,7 +962,8 @@ fn unsealed_or_truncated_memfds_from_a_fake_server_are_refused() {
         {
             let segment =
                 Segment::from_fd_trusted(truncated.try_clone().expect("dup")).expect("map");
-            Spsc::<Msg>::create(segment.region(), 1024).expect("create the ring");
+            Spsc::<Msg>::create(segment.region().expect("the segment's region"), 1024)
+                .expect("create the ring");
         }
         ftruncate(&truncated, 4096).expect("ftruncate");
         fcntl_add_seals(
@@ -1111,9 +1103,9 @@ fn foreign_and_stale_files_at_the_socket_path() {
             Duration::from_secs(30),
         );
         wait_readable(&server, &mut [&mut client], "the client to connect");
-        let session = server.accept().expect("accept");
-        let mut rx = session.consumer().expect("consumer");
-        pop_all_blocking(&mut rx, session.wakeup(), 3, COUNT, &mut client, |_| {
+        let mut session = server.accept().expect("accept");
+        let (rx, wakeup) = session.parts();
+        pop_all_blocking(rx, wakeup, 3, COUNT, &mut client, |_| {
             SpinThenBlock::default()
         });
         client.wait_success();
@@ -1186,15 +1178,15 @@ fn a_client_in_another_pid_namespace_sees_no_server_pid() {
             Duration::from_secs(60),
         );
         wait_readable(&server, &mut [&mut child], "the client to connect");
-        let session = server.accept().expect("accept");
+        let mut session = server.accept().expect("accept");
         let client_pid = session.credentials().pid.expect("the client is visible");
         assert_ne!(
             client_pid.as_raw_nonzero().get(),
             child.pid(),
             "the client is unshare's child, not unshare"
         );
-        let mut rx = session.consumer().expect("consumer");
-        pop_all_blocking(&mut rx, session.wakeup(), CLIENT, COUNT, &mut child, |_| {
+        let (rx, wakeup) = session.parts();
+        pop_all_blocking(rx, wakeup, CLIENT, COUNT, &mut child, |_| {
             SpinThenBlock::default()
         });
         assert_eq!(child.wait_success(), ["server-pid None"]);

@@ -16,22 +16,22 @@
 //! let addr = UnixAddr::abstract_name(format!("ipcp-doc-{}", std::process::id()))?;
 //! let server = Server::<u64>::bind(&addr, 64, Policy::SameUser)?;
 //! let client = std::thread::spawn(move || -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-//!     let conn = connect::<u64>(&addr)?;
-//!     let mut tx = conn.producer()?;
-//!     tx.try_push(42).unwrap();
-//!     if tx.wake_needed() {
-//!         conn.wakeup().wake(tx.event())?;
+//!     let mut conn = connect::<u64>(&addr)?;
+//!     conn.producer_mut().try_push(42).unwrap();
+//!     if conn.producer().wake_needed() {
+//!         conn.wakeup().wake(conn.producer().event())?;
 //!     }
 //!     Ok(())
 //! });
-//! let session = server.accept()?;
+//! let mut session = server.accept()?;
 //! client.join().unwrap().unwrap();
-//! assert_eq!(session.consumer()?.try_pop(), Ok(42));
+//! assert_eq!(session.consumer_mut().try_pop(), Ok(42));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use core::{fmt, marker::PhantomData, time::Duration};
 use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::Arc;
 
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::process::geteuid;
@@ -40,7 +40,7 @@ use super::SysError;
 use super::hello::{HELLO_LEN, Hello, HelloError, Status};
 use super::shm::{Segment, ShmError};
 use super::uds::{Credentials, SeqpacketListener, SeqpacketStream, UdsError, UnixAddr};
-use super::wake::{EventFd, EventFdError, Wakeup};
+use super::wake::{EventFd, EventFdError, PushNotifyError, Wakeup};
 use crate::spsc::{Consumer, Corrupted, PopError, Producer, Spsc};
 use crate::{AttachError, CreateError, ElementLayout, Kind, Pod};
 
@@ -128,12 +128,14 @@ impl<T: Pod> Server<T> {
             capacity: self.capacity,
         })?;
         let segment = Segment::memfd("ipc-primitives-ring", size)?;
-        Spsc::<T>::create(segment.region(), self.capacity)?;
+        let consumer = Spsc::<T>::create(segment.into_region(), self.capacity)?.into_consumer();
         let wake = EventFd::new()?;
         let hello = hello::<T>(Status::Accepted, self.capacity, size, ACCEPTED_FDS);
-        stream.send_with_fds(&hello.encode(), &[segment.as_fd(), wake.as_fd()])?;
+        stream.send_with_fds(&hello.encode(), &[consumer.keeper().as_fd(), wake.as_fd()])?;
         Ok(Session {
-            channel: Channel::new(stream, segment, Wakeup::EventFd(wake)),
+            stream,
+            consumer,
+            wakeup: Wakeup::EventFd(wake),
             peer,
         })
     }
@@ -157,36 +159,13 @@ fn hello<T>(status: Status, capacity: u32, region_len: usize, fds: usize) -> Hel
     }
 }
 
-/// What both ends of a handshake hold: the socket, the ring's memory and the
-/// wake-up.
-struct Channel<T> {
-    stream: SeqpacketStream,
-    segment: Segment,
-    wakeup: Wakeup,
-    _t: PhantomData<fn() -> T>,
-}
-
-impl<T: Pod> Channel<T> {
-    fn new(stream: SeqpacketStream, segment: Segment, wakeup: Wakeup) -> Self {
-        Self {
-            stream,
-            segment,
-            wakeup,
-            _t: PhantomData,
-        }
-    }
-
-    /// Attaches afresh, re-validating the header the peer could have rewritten.
-    fn ring(&self) -> Result<Spsc<'_, T>, AttachError> {
-        Spsc::<T>::attach(self.segment.region())
-    }
-}
-
 /// The server's side of one client: its credentials, its ring and its eventfd.
 ///
 /// Dropping the session closes the socket and the eventfd and unmaps the ring.
 pub struct Session<T> {
-    channel: Channel<T>,
+    stream: SeqpacketStream,
+    consumer: Consumer<'static, T, Arc<Segment>>,
+    wakeup: Wakeup,
     peer: Credentials,
 }
 
@@ -204,20 +183,27 @@ impl<T: Pod> Session<T> {
         self.peer
     }
 
-    /// The consuming side of the client's ring.
-    ///
-    /// Each call attaches afresh, re-validating the header the client could
-    /// have rewritten; the consumer resumes at the ring's shared `tail`. Keep
-    /// it for a drain, not across sleeps.
-    pub fn consumer(&self) -> Result<Consumer<'_, T>, AttachError> {
-        Ok(self.channel.ring()?.into_consumer())
+    /// The consuming side of the client's ring (for `len`, `is_empty`).
+    pub fn consumer(&self) -> &Consumer<'static, T, Arc<Segment>> {
+        &self.consumer
+    }
+
+    /// The consuming side of the client's ring, to pop from.
+    pub fn consumer_mut(&mut self) -> &mut Consumer<'static, T, Arc<Segment>> {
+        &mut self.consumer
+    }
+
+    /// The consuming side and the wake-up together, for a blocking pop
+    /// (`consumer.pop_blocking(wakeup, ..)`).
+    pub fn parts(&mut self) -> (&mut Consumer<'static, T, Arc<Segment>>, &Wakeup) {
+        (&mut self.consumer, &self.wakeup)
     }
 
     /// Pops everything the client has published, passing each element to
     /// `sink`; returns how many. Use it when the client hangs up, before
     /// dropping the session.
-    pub fn drain(&self, mut sink: impl FnMut(T)) -> Result<usize, HandshakeError> {
-        let mut rx = self.consumer()?;
+    pub fn drain(&mut self, mut sink: impl FnMut(T)) -> Result<usize, HandshakeError> {
+        let rx = &mut self.consumer;
         let mut count = 0;
         // Bounded: at most one ring's worth was published before the drain.
         for _ in 0..rx.capacity() {
@@ -236,19 +222,19 @@ impl<T: Pod> Session<T> {
     /// How the client wakes the server: the eventfd, readable after the client
     /// pushed to a ring whose consumer announced it would sleep.
     pub fn wakeup(&self) -> &Wakeup {
-        &self.channel.wakeup
+        &self.wakeup
     }
 
     /// The socket: `EPOLLHUP` on it means the client is gone.
     pub fn socket(&self) -> BorrowedFd<'_> {
-        self.channel.stream.as_fd()
+        self.stream.as_fd()
     }
 
     /// Whether the client has closed its end (exited or been killed), without
     /// blocking.
     #[doc(alias = "poll")]
     pub fn peer_closed(&self) -> Result<bool, SysError> {
-        let mut fds = [PollFd::new(&self.channel.stream, PollFlags::RDHUP)];
+        let mut fds = [PollFd::new(&self.stream, PollFlags::RDHUP)];
         poll(&mut fds, Some(&Timespec::default())).map_err(SysError::from_call("poll"))?;
         let hung_up = PollFlags::HUP | PollFlags::RDHUP | PollFlags::ERR;
         Ok(fds[0].revents().intersects(hung_up))
@@ -257,13 +243,15 @@ impl<T: Pod> Session<T> {
 
 /// A client's side of the handshake: its ring, and how it wakes the server.
 pub struct Connection<T> {
-    channel: Channel<T>,
+    stream: SeqpacketStream,
+    producer: Producer<'static, T, Arc<Segment>>,
+    wakeup: Wakeup,
 }
 
 impl<T> fmt::Debug for Connection<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
-            .field("stream", &self.channel.stream)
+            .field("stream", &self.stream)
             .finish_non_exhaustive()
     }
 }
@@ -317,37 +305,56 @@ pub fn connect_timeout<T: Pod>(
     }
     let wake = EventFd::from_fd(fds.pop().expect("two fds"))?;
     let segment = Segment::from_fd(fds.pop().expect("two fds"))?;
-    let channel = Channel::new(stream, segment, Wakeup::EventFd(wake));
-    // Validate now, so a bad ring is reported here rather than at first use.
-    channel.ring()?;
-    Ok(Connection { channel })
+    let producer = Spsc::<T>::attach(segment.into_region())?.into_producer();
+    Ok(Connection {
+        stream,
+        producer,
+        wakeup: Wakeup::EventFd(wake),
+    })
 }
 
 impl<T: Pod> Connection<T> {
-    /// The producing side of this client's ring.
-    pub fn producer(&self) -> Result<Producer<'_, T>, AttachError> {
-        Ok(self.channel.ring()?.into_producer())
+    /// The producing side of this client's ring (for `len`, `free_slots`).
+    pub fn producer(&self) -> &Producer<'static, T, Arc<Segment>> {
+        &self.producer
+    }
+
+    /// The producing side of this client's ring, to push to.
+    pub fn producer_mut(&mut self) -> &mut Producer<'static, T, Arc<Segment>> {
+        &mut self.producer
+    }
+
+    /// The producing side and the wake-up together, for pushes that wake the
+    /// server (`producer.push_slice_notify(items, wakeup)`).
+    pub fn parts(&mut self) -> (&mut Producer<'static, T, Arc<Segment>>, &Wakeup) {
+        (&mut self.producer, &self.wakeup)
+    }
+
+    /// Pushes `value` and wakes the server if it sleeps:
+    /// [`Producer::push_notify`] through this connection's wake-up.
+    pub fn push_notify(&mut self, value: T) -> Result<(), PushNotifyError<T>> {
+        self.producer.push_notify(value, &self.wakeup)
     }
 
     /// The memory the ring lives in (a sealed memfd): its fd, its length.
     pub fn segment(&self) -> &Segment {
-        &self.channel.segment
+        self.producer.keeper()
     }
 
     /// How to wake the server after a push: pass it to `push_notify`, or call
     /// `wake` when `wake_needed` says so.
     pub fn wakeup(&self) -> &Wakeup {
-        &self.channel.wakeup
+        &self.wakeup
     }
 
     /// The server's credentials.
     pub fn server_credentials(&self) -> Result<Credentials, UdsError> {
-        self.channel.stream.peer_credentials()
+        self.stream.peer_credentials()
     }
 
     /// The socket, e.g. to notice the server going away (`EPOLLHUP`).
     pub fn socket(&self) -> BorrowedFd<'_> {
-        self.channel.stream.as_fd()
+        self.stream.as_fd()
     }
 }
 
@@ -503,16 +510,16 @@ mod tests {
         let client = thread::spawn({
             let addr = addr.clone();
             move || {
-                let conn = connect::<[u64; 8]>(&addr).unwrap();
+                let mut conn = connect::<[u64; 8]>(&addr).unwrap();
                 let server = conn.server_credentials().unwrap();
                 assert_eq!(server.pid, Some(rustix::process::getpid()));
-                let mut tx = conn.producer().unwrap();
+                let tx = conn.producer_mut();
                 for i in 0..10 {
                     tx.try_push([i; 8]).unwrap();
                 }
             }
         });
-        let session = server.accept().unwrap();
+        let mut session = server.accept().unwrap();
         assert_eq!(session.credentials().uid, geteuid());
         client.join().unwrap();
         assert!(session.peer_closed().unwrap());

@@ -5,7 +5,7 @@
 //! [`Event`] and sleeps; the producer, after a push, asks
 //! [`Producer::wake_needed`] and makes a system call only if it says so. A
 //! producer whose consumer is awake therefore makes none.
-//! [`ConsumerExt::pop_blocking`] and [`ProducerExt::push_notify`] do both halves;
+//! [`Consumer::pop_blocking`] and [`Producer::push_notify`] do both halves;
 //! a [`Wakeup`] says how the consumer sleeps.
 //!
 //! # Eventfd or futex
@@ -27,7 +27,7 @@
 //! use core::time::Duration;
 //! use std::thread;
 //!
-//! use ipc_primitives::linux::wake::{ConsumerExt, ProducerExt, SpinThenBlock, Wakeup};
+//! use ipc_primitives::linux::wake::{SpinThenBlock, Wakeup};
 //! use ipc_primitives::spsc::StaticSpsc;
 //!
 //! let mut ring = StaticSpsc::<u64, 64>::new();
@@ -57,7 +57,7 @@
 //! [`Consumer::prepare_to_sleep`]; on `Ok(None)` pops again, on `Ok(Some(_))`
 //! leaves the ring to the event loop. When the eventfd is readable it calls
 //! [`EventFd::drain`] and pops again. The producer uses
-//! [`ProducerExt::push_notify`] as usual.
+//! [`Producer::push_notify`] as usual.
 //!
 //! # Trust
 //! A peer can wake the consumer as often as it likes (writing the eventfd, or
@@ -366,7 +366,7 @@ impl Wakeup {
 
     /// Sleeps on `event` until woken, having announced itself at `epoch` (the
     /// `sleep` of [`Consumer::pop_or_sleep`], which
-    /// [`ConsumerExt::pop_blocking`] uses).
+    /// [`Consumer::pop_blocking`] uses).
     ///
     /// Returns `Ok` when woken or spuriously (the caller re-checks),
     /// [`SleepFailure::TimedOut`] once `deadline` has passed (without a system
@@ -455,16 +455,8 @@ impl Default for SpinThenBlock {
     }
 }
 
-mod sealed {
-    /// Only this crate's ring handles implement the extension traits.
-    pub trait Sealed {}
-}
-
-impl<T> sealed::Sealed for Consumer<'_, T> {}
-impl<T> sealed::Sealed for Producer<'_, T> {}
-
-/// Blocking pops on a ring's [`Consumer`].
-pub trait ConsumerExt<T>: sealed::Sealed {
+/// Blocking pops, for a ring's consumer in a Linux process.
+impl<T: Pod, K> Consumer<'_, T, K> {
     /// Pops the oldest element, waiting for one if the ring is empty: retries
     /// `strategy.spins` times, then sleeps through `wakeup` until the producer
     /// wakes it (see [`Consumer::pop_or_sleep`]).
@@ -472,18 +464,9 @@ pub trait ConsumerExt<T>: sealed::Sealed {
     /// `timeout` `None` waits for ever (as does one too long to represent);
     /// otherwise [`BlockingPopError::TimedOut`] once it has passed. The
     /// producer must wake through the same kind of [`Wakeup`], e.g. with
-    /// [`ProducerExt::push_notify`].
+    /// [`Producer::push_notify`].
     #[doc(alias("poll", "futex"))]
-    fn pop_blocking(
-        &mut self,
-        wakeup: &Wakeup,
-        strategy: SpinThenBlock,
-        timeout: Option<Duration>,
-    ) -> Result<T, BlockingPopError>;
-}
-
-impl<T: Pod> ConsumerExt<T> for Consumer<'_, T> {
-    fn pop_blocking(
+    pub fn pop_blocking(
         &mut self,
         wakeup: &Wakeup,
         strategy: SpinThenBlock,
@@ -500,8 +483,9 @@ impl<T: Pod> ConsumerExt<T> for Consumer<'_, T> {
     }
 }
 
-/// Pushes that wake a sleeping consumer, on a ring's [`Producer`].
-pub trait ProducerExt<T>: sealed::Sealed {
+/// Pushes that wake a sleeping consumer, for a ring's producer in a Linux
+/// process.
+impl<T: Pod, K> Producer<'_, T, K> {
     /// Pushes `value`, then wakes the consumer through `wakeup` if it is
     /// asleep ([`Producer::wake_needed`]): no system call while it is awake.
     ///
@@ -510,7 +494,14 @@ pub trait ProducerExt<T>: sealed::Sealed {
     /// consumer may stay asleep until its timeout or the next wake: retry with
     /// `wakeup.wake(producer.event())`.
     #[doc(alias("write", "futex"))]
-    fn push_notify(&mut self, value: T, wakeup: &Wakeup) -> Result<(), PushNotifyError<T>>;
+    #[inline]
+    pub fn push_notify(&mut self, value: T, wakeup: &Wakeup) -> Result<(), PushNotifyError<T>> {
+        self.try_push(value).map_err(PushNotifyError::Push)?;
+        if self.wake_needed() {
+            wakeup.wake(self.event()).map_err(PushNotifyError::Wake)?;
+        }
+        Ok(())
+    }
 
     /// Pushes as many of `items` as fit ([`Producer::push_slice`]), then wakes
     /// the consumer if it is asleep: one check, and at most one wake, per
@@ -520,24 +511,7 @@ pub trait ProducerExt<T>: sealed::Sealed {
     /// On [`PushSliceNotifyError::Wake`] the items were pushed but the consumer
     /// may stay asleep, as for [`push_notify`](Self::push_notify).
     #[doc(alias("write", "futex"))]
-    fn push_slice_notify(
-        &mut self,
-        items: &[T],
-        wakeup: &Wakeup,
-    ) -> Result<usize, PushSliceNotifyError>;
-}
-
-impl<T: Pod> ProducerExt<T> for Producer<'_, T> {
-    #[inline]
-    fn push_notify(&mut self, value: T, wakeup: &Wakeup) -> Result<(), PushNotifyError<T>> {
-        self.try_push(value).map_err(PushNotifyError::Push)?;
-        if self.wake_needed() {
-            wakeup.wake(self.event()).map_err(PushNotifyError::Wake)?;
-        }
-        Ok(())
-    }
-
-    fn push_slice_notify(
+    pub fn push_slice_notify(
         &mut self,
         items: &[T],
         wakeup: &Wakeup,
@@ -625,7 +599,7 @@ impl core::error::Error for SleepFailure {
     }
 }
 
-/// Why [`ConsumerExt::pop_blocking`] returned without an element.
+/// Why [`Consumer::pop_blocking`] returned without an element.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlockingPopError {
     /// The timeout passed with the ring still empty.
@@ -665,7 +639,7 @@ impl core::error::Error for BlockingPopError {
     }
 }
 
-/// Why [`ProducerExt::push_notify`] failed.
+/// Why [`Producer::push_notify`] failed.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum PushNotifyError<T> {
     /// Nothing was pushed; the value is inside.
@@ -701,7 +675,7 @@ impl<T> core::error::Error for PushNotifyError<T> {
     }
 }
 
-/// Why [`ProducerExt::push_slice_notify`] failed.
+/// Why [`Producer::push_slice_notify`] failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushSliceNotifyError {
     /// Nothing was pushed: the consumer's counter is impossible; see
@@ -829,10 +803,12 @@ mod tests {
         let len = Spsc::<u64>::required_size(2).unwrap();
         let mine = Segment::memfd("wake-test", len).unwrap();
         let peer = Segment::from_fd(mine.as_fd().try_clone_to_owned().unwrap()).unwrap();
-        let mut tx = Spsc::<u64>::create(mine.region(), 2)
+        let mut tx = Spsc::<u64>::create(mine.region().expect("the segment's region"), 2)
             .unwrap()
             .into_producer();
-        let mut rx = Spsc::<u64>::attach(peer.region()).unwrap().into_consumer();
+        let mut rx = Spsc::<u64>::attach(peer.region().expect("the segment's region"))
+            .unwrap()
+            .into_consumer();
         let peer_wakeup = peer_wakeup(&wakeup);
         pushing_while(&mut tx, &peer_wakeup, count, || {
             for seq in 0..count {
@@ -971,7 +947,6 @@ mod tests {
         let mut ring = StaticSpsc::<u64, 64>::new();
         let (mut tx, mut rx) = ring.split();
         let wakeup = Wakeup::eventfd().unwrap();
-        let event = tx.event();
         pushing_while(&mut tx, &wakeup, COUNT, || {
             // Never announces itself: polls with `try_pop` only.
             let mut next = 0;
@@ -992,7 +967,7 @@ mod tests {
             rustix::io::read(eventfd_of(&wakeup), &mut count),
             Err(Errno::AGAIN)
         );
-        assert_eq!(event.epoch(), 0);
+        assert_eq!(tx.event().epoch(), 0);
     }
 
     #[test]
@@ -1058,11 +1033,15 @@ mod tests {
     fn blocking_pop_reports_a_corrupt_producer() {
         let len = Spsc::<u64>::required_size(2).unwrap();
         let seg = Segment::memfd("corrupt", len).unwrap();
-        let (mut tx, mut rx) = Spsc::<u64>::create(seg.region(), 2).unwrap().split();
+        let (mut tx, mut rx) = Spsc::<u64>::create(seg.region().expect("the segment's region"), 2)
+            .unwrap()
+            .split();
         // A second producer through a second mapping, as a faulty peer: it
         // republishes an old head.
         let peer = Segment::from_fd(seg.as_fd().try_clone_to_owned().unwrap()).unwrap();
-        let mut rogue = Spsc::<u64>::attach(peer.region()).unwrap().into_producer();
+        let mut rogue = Spsc::<u64>::attach(peer.region().expect("the segment's region"))
+            .unwrap()
+            .into_producer();
         tx.push_slice(&[1, 2]).unwrap();
         assert_eq!((rx.try_pop(), rx.try_pop()), (Ok(1), Ok(2)));
         rogue.try_push(3).unwrap();

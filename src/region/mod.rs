@@ -49,7 +49,7 @@ use crate::wait::Event;
 /// let ring = Spsc::<u64>::create(region, 4).unwrap();
 /// let lock = SeqLock::<u64>::create(region).unwrap(); // `region` was moved
 /// ```
-pub struct Region<'a> {
+pub struct Region<'a, K = ()> {
     #[cfg(not(loom))]
     ptr: NonNull<u8>,
     #[cfg(loom)]
@@ -57,18 +57,21 @@ pub struct Region<'a> {
     #[cfg(loom)]
     offset: usize,
     len: usize,
+    /// What keeps the memory alive, handed on to the structure made here
+    /// (see [`from_raw_parts_owned`](Region::from_raw_parts_owned)).
+    keeper: K,
     _memory: PhantomData<&'a mut [u8]>,
 }
 
 // SAFETY: a `Region` stands for exclusive access to memory that is only ever
 // accessed through atomics (which are `Send` and `Sync`); moving it to another
-// thread moves that access.
-unsafe impl Send for Region<'_> {}
+// thread moves that access, and its keeper, which must be `Send` itself.
+unsafe impl<K: Send> Send for Region<'_, K> {}
 // SAFETY: `&Region` gives no access to the memory outside this crate, and the
-// crate only derives atomics from it.
-unsafe impl Sync for Region<'_> {}
+// crate only derives atomics from it; its keeper must be `Sync` itself.
+unsafe impl<K: Sync> Sync for Region<'_, K> {}
 
-impl fmt::Debug for Region<'_> {
+impl<K> fmt::Debug for Region<'_, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Region")
             .field("len", &self.len)
@@ -86,6 +89,7 @@ impl<'a> Region<'a> {
         Self {
             len: bytes.len(),
             ptr: NonNull::from(bytes).cast(),
+            keeper: (),
             _memory: PhantomData,
         }
     }
@@ -108,9 +112,27 @@ impl<'a> Region<'a> {
     /// are built to survive. (A second mapping of the same memory, at another
     /// address, is another process's view as far as this process is concerned.)
     pub unsafe fn from_raw_parts(ptr: NonNull<u8>, len: usize) -> Self {
+        // SAFETY: the caller's guarantee, for `'a`.
+        unsafe { Region::from_raw_parts_owned(ptr, len, ()) }
+    }
+}
+
+#[cfg(not(loom))]
+impl<'a, K> Region<'a, K> {
+    /// A region over memory that `keeper` keeps alive, such as a mapping
+    /// owned by an `Arc`: the structure made in the region holds `keeper`
+    /// (its sides each hold a clone), so its handles own their memory and can
+    /// be stored anywhere, with `'a = 'static`.
+    ///
+    /// # Safety
+    /// As for [`from_raw_parts`](Region::from_raw_parts), for as long as
+    /// `keeper` or any clone of it lives and `'a` lasts, whichever ends first;
+    /// moving `keeper` must not move the bytes.
+    pub unsafe fn from_raw_parts_owned(ptr: NonNull<u8>, len: usize, keeper: K) -> Self {
         Self {
             ptr,
             len,
+            keeper,
             _memory: PhantomData,
         }
     }
@@ -159,10 +181,14 @@ impl<'a> Region<'a> {
             mem,
             offset: 0,
             len: mem.len,
+            keeper: (),
             _memory: PhantomData,
         }
     }
+}
 
+#[cfg(loom)]
+impl<'a, K> Region<'a, K> {
     fn is_aligned(&self) -> bool {
         self.offset.is_multiple_of(LINE)
     }
@@ -180,7 +206,7 @@ impl<'a> Region<'a> {
     }
 }
 
-impl<'a> Region<'a> {
+impl<'a, K> Region<'a, K> {
     /// The region's length in bytes.
     pub const fn len(&self) -> usize {
         self.len
@@ -209,7 +235,10 @@ impl<'a> Region<'a> {
     /// Creates an `S`: checks the capacity and the fit, then writes the header
     /// and the structure's initial state, and publishes both. Returns the
     /// structure's view.
-    pub(crate) fn create<S: Structure>(self, fp: Fingerprint) -> Result<S::View<'a>, CreateError> {
+    pub(crate) fn create<S: Structure>(
+        self,
+        fp: Fingerprint,
+    ) -> Result<(S::View<'a>, K), CreateError> {
         if !S::capacity_ok(fp.capacity) {
             return Err(CreateError::InvalidCapacity {
                 capacity: fp.capacity,
@@ -219,7 +248,7 @@ impl<'a> Region<'a> {
         // SAFETY: aligned, and holds the header and every slot (checked above).
         let (header, view) = unsafe { (self.header(), S::view(&self, fp.elem, fp.capacity)) };
         header.create(fp, || S::init(&view));
-        Ok(view)
+        Ok((view, self.keeper))
     }
 
     /// Validates the header against an `S` of `elem` with `tag`, and against
@@ -228,7 +257,7 @@ impl<'a> Region<'a> {
         self,
         elem: ElementLayout,
         tag: u64,
-    ) -> Result<S::View<'a>, AttachError> {
+    ) -> Result<(S::View<'a>, K), AttachError> {
         self.fit(Some(FIELDS_LEN))?;
         // SAFETY: aligned, and holds the header's fields (checked above).
         let header = unsafe { self.header() };
@@ -237,7 +266,8 @@ impl<'a> Region<'a> {
             .validate(S::KIND, elem, tag, S::capacity_ok)?;
         self.fit(required_size::<S>(elem, capacity))?;
         // SAFETY: aligned, and holds every slot the header records (checked).
-        Ok(unsafe { S::view(&self, elem, capacity) })
+        let view = unsafe { S::view(&self, elem, capacity) };
+        Ok((view, self.keeper))
     }
 
     /// The view of an `S` of a capacity known to be valid, without a header
@@ -347,7 +377,11 @@ pub(crate) unsafe trait Structure {
     /// # Safety
     /// The region is aligned and holds `required_size::<Self>(elem, capacity)`
     /// bytes.
-    unsafe fn view<'a>(region: &Region<'a>, elem: ElementLayout, capacity: u32) -> Self::View<'a>;
+    unsafe fn view<'a, K>(
+        region: &Region<'a, K>,
+        elem: ElementLayout,
+        capacity: u32,
+    ) -> Self::View<'a>;
     /// Sets every control word and slot to its initial state.
     fn init(view: &Self::View<'_>);
 }

@@ -146,7 +146,7 @@ unsafe impl<T: Pod> Structure for Shape<T> {
         capacity == 1
     }
 
-    unsafe fn view<'a>(region: &Region<'a>, elem: ElementLayout, _: u32) -> Lock<'a, T> {
+    unsafe fn view<'a, K>(region: &Region<'a, K>, elem: ElementLayout, _: u32) -> Lock<'a, T> {
         // SAFETY: the region is aligned and holds `DATA + stride` bytes (the
         // caller's guarantee); `SEQ_WORD` is aligned for a `Word`.
         unsafe {
@@ -167,11 +167,16 @@ unsafe impl<T: Pod> Structure for Shape<T> {
 }
 
 /// A seqlock in a [`Region`].
-pub struct SeqLock<'a, T> {
+///
+/// `K` is what keeps the region's memory alive, as for
+/// [`Spsc`](crate::spsc::Spsc): the writer and every reader hold it (or a
+/// clone).
+pub struct SeqLock<'a, T, K = ()> {
     lock: Lock<'a, T>,
+    keeper: K,
 }
 
-impl<T> fmt::Debug for SeqLock<'_, T> {
+impl<T, K> fmt::Debug for SeqLock<'_, T, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SeqLock").finish_non_exhaustive()
     }
@@ -186,26 +191,31 @@ impl<'a, T: Pod> SeqLock<'a, T> {
 
     /// Creates a seqlock in `region`, overwriting what it held. Until the first
     /// write its value reads as all zeroes at version 0.
-    pub fn create(region: Region<'a>) -> Result<Self, CreateError> {
-        let lock = region.create::<Shape<T>>(Fingerprint {
+    pub fn create<K>(region: Region<'a, K>) -> Result<SeqLock<'a, T, K>, CreateError> {
+        let (lock, keeper) = region.create::<Shape<T>>(Fingerprint {
             kind: Kind::SeqLock,
             elem: ElementLayout::of::<T>(),
             capacity: 1,
             tag: 0,
         })?;
-        Ok(Self { lock })
+        Ok(SeqLock { lock, keeper })
     }
 
     /// Attaches to a seqlock another process (or another mapping) created in
     /// `region`.
-    pub fn attach(region: Region<'a>) -> Result<Self, AttachError> {
-        let lock = region.attach::<Shape<T>>(ElementLayout::of::<T>(), 0)?;
-        Ok(Self { lock })
+    pub fn attach<K>(region: Region<'a, K>) -> Result<SeqLock<'a, T, K>, AttachError> {
+        let (lock, keeper) = region.attach::<Shape<T>>(ElementLayout::of::<T>(), 0)?;
+        Ok(SeqLock { lock, keeper })
     }
+}
 
-    /// A reader; copy it freely.
-    pub fn reader(&self) -> Reader<'a, T> {
-        Reader::new(self.lock)
+impl<'a, T: Pod, K> SeqLock<'a, T, K> {
+    /// A reader; clone it freely (with borrowed memory, it is `Copy`).
+    pub fn reader(&self) -> Reader<'a, T, K>
+    where
+        K: Clone,
+    {
+        Reader::new(self.lock, self.keeper.clone())
     }
 
     /// The writer. There must be one writer at a time across all processes
@@ -213,8 +223,8 @@ impl<'a, T: Pod> SeqLock<'a, T> {
     /// process the region, taken by value, holds one seqlock, so a second
     /// writer needs a second mapping; the lock cannot enforce it for other
     /// processes.
-    pub fn into_writer(self) -> Writer<'a, T> {
-        Writer::new(self.lock)
+    pub fn into_writer(self) -> Writer<'a, T, K> {
+        Writer::new(self.lock, self.keeper)
     }
 }
 
@@ -274,14 +284,14 @@ impl<T: Pod> StaticSeqLock<T> {
 
     /// A reader, `Copy`: take as many as wanted.
     pub fn reader(&self) -> Reader<'_, T> {
-        Reader::new(self.lock())
+        Reader::new(self.lock(), ())
     }
 
     /// The writer and a reader. The writer borrows the lock, so there is one
     /// writer at a time; a later writer continues the sequence.
     pub fn split(&mut self) -> (Writer<'_, T>, Reader<'_, T>) {
         let lock = self.described();
-        (Writer::new(lock), Reader::new(lock))
+        (Writer::new(lock, ()), Reader::new(lock, ()))
     }
 }
 
@@ -289,7 +299,7 @@ if_take_flag! {
     impl<T: Pod> StaticSeqLock<T> {
         /// The writer, the first time it is asked for; `None` after.
         pub fn take_writer(&self) -> Option<Writer<'_, T>> {
-            self.memory.take(0).then(|| Writer::new(self.described()))
+            self.memory.take(0).then(|| Writer::new(self.described(), ()))
         }
     }
 }

@@ -6,28 +6,39 @@ use super::{Lock, Patience, ReadError, Retry, Spins, Version};
 use crate::payload::{self, Pod};
 use crate::sync::{Ordering, fence};
 
-/// Copies the value out. `Copy`, `Send` and `Sync`: share it freely.
-pub struct Reader<'a, T> {
+/// Copies the value out. `Send` and `Sync`, and `Clone` (`Copy` over
+/// borrowed memory): share it freely.
+pub struct Reader<'a, T, K = ()> {
     lock: Lock<'a, T>,
+    /// Keeps the lock's memory alive (see [`SeqLock`](super::SeqLock)).
+    keeper: K,
 }
 
-impl<T> Clone for Reader<'_, T> {
+impl<T, K: Clone> Clone for Reader<'_, T, K> {
     fn clone(&self) -> Self {
-        *self
+        Self {
+            lock: self.lock,
+            keeper: self.keeper.clone(),
+        }
     }
 }
 
-impl<T> Copy for Reader<'_, T> {}
+impl<T, K: Copy> Copy for Reader<'_, T, K> {}
 
-impl<T> fmt::Debug for Reader<'_, T> {
+impl<T, K> fmt::Debug for Reader<'_, T, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Reader").finish_non_exhaustive()
     }
 }
 
-impl<'a, T: Pod> Reader<'a, T> {
-    pub(super) fn new(lock: Lock<'a, T>) -> Self {
-        Self { lock }
+impl<'a, T: Pod, K> Reader<'a, T, K> {
+    pub(super) fn new(lock: Lock<'a, T>, keeper: K) -> Self {
+        Self { lock, keeper }
+    }
+
+    /// What keeps the lock's memory alive: `()` for borrowed memory.
+    pub fn keeper(&self) -> &K {
+        &self.keeper
     }
 
     /// Reads the value, waiting up to a second ([`Budget::default`]) while the

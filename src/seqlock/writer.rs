@@ -7,14 +7,16 @@ use crate::payload::{self, Pod};
 use crate::sync::{Ordering, WordInt, fence};
 
 /// Overwrites the value. One per seqlock; `Send` but not `Sync` or `Clone`.
-pub struct Writer<'a, T> {
+pub struct Writer<'a, T, K = ()> {
     lock: Lock<'a, T>,
     /// The sequence this writer last published: even, the authoritative copy.
     seq: WordInt,
+    /// Keeps the lock's memory alive (see [`SeqLock`](super::SeqLock)).
+    keeper: K,
     _not_sync: PhantomData<Cell<()>>,
 }
 
-impl<T> fmt::Debug for Writer<'_, T> {
+impl<T, K> fmt::Debug for Writer<'_, T, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Writer")
             .field("seq", &self.seq)
@@ -22,14 +24,15 @@ impl<T> fmt::Debug for Writer<'_, T> {
     }
 }
 
-impl<'a, T: Pod> Writer<'a, T> {
-    pub(super) fn new(lock: Lock<'a, T>) -> Self {
+impl<'a, T: Pod, K> Writer<'a, T, K> {
+    pub(super) fn new(lock: Lock<'a, T>, keeper: K) -> Self {
         // Pairs with the last writer's `Release` publication: continue after it.
         let seq = lock.seq.load(Ordering::Acquire);
         // Odd means a writer died mid-write: continue from the next even value.
         Self {
             lock,
             seq: seq.wrapping_add(seq & 1),
+            keeper,
             _not_sync: PhantomData,
         }
     }
@@ -53,5 +56,10 @@ impl<'a, T: Pod> Writer<'a, T> {
     /// Writes completed through this lock (the published sequence halved).
     pub fn version(&self) -> Version {
         self.seq / 2
+    }
+
+    /// What keeps the lock's memory alive: `()` for borrowed memory.
+    pub fn keeper(&self) -> &K {
+        &self.keeper
     }
 }

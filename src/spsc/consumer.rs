@@ -16,17 +16,19 @@ use crate::wait::{Event, SleepError};
 /// and two handles sharing a line (both kept in one struct, say) would bounce
 /// that line between the producing and consuming cores.
 #[repr(align(128))]
-pub struct Consumer<'a, T> {
+pub struct Consumer<'a, T, K = ()> {
     ring: Ring<'a, T>,
     /// Next counter value to read; the authoritative copy of the shared `tail`.
     tail: u32,
     /// The producer's `head` when last read and found valid: in
     /// `tail ..= tail + capacity`, at or behind the real one.
     cached_head: u32,
+    /// Keeps the ring's memory alive (see [`Spsc`](super::Spsc)).
+    keeper: K,
     _not_sync: PhantomData<Cell<()>>,
 }
 
-impl<T> fmt::Debug for Consumer<'_, T> {
+impl<T, K> fmt::Debug for Consumer<'_, T, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Consumer")
             .field("tail", &self.tail)
@@ -35,13 +37,14 @@ impl<T> fmt::Debug for Consumer<'_, T> {
     }
 }
 
-impl<'a, T: Pod> Consumer<'a, T> {
-    pub(super) fn new(ring: Ring<'a, T>) -> Self {
+impl<'a, T: Pod, K> Consumer<'a, T, K> {
+    pub(super) fn new(ring: Ring<'a, T>, keeper: K) -> Self {
         let tail = ring.tail.load(Ordering::Acquire);
         Self {
             ring,
             tail,
             cached_head: tail,
+            keeper,
             _not_sync: PhantomData,
         }
     }
@@ -112,8 +115,14 @@ impl<'a, T: Pod> Consumer<'a, T> {
     }
 
     /// The event the consumer sleeps on.
-    pub fn event(&self) -> &'a Event {
+    pub fn event(&self) -> &Event {
         self.ring.ready
+    }
+
+    /// What keeps the ring's memory alive: `()` for borrowed memory, the
+    /// owner (e.g. a shared-memory segment) for owned memory.
+    pub fn keeper(&self) -> &K {
+        &self.keeper
     }
 
     /// Pops, first looking once and retrying `spins` times, then sleeping

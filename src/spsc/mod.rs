@@ -118,7 +118,11 @@ unsafe impl<T: Pod> Structure for Shape<T> {
         capacity.is_power_of_two() && capacity <= MAX_CAPACITY
     }
 
-    unsafe fn view<'a>(region: &Region<'a>, elem: ElementLayout, capacity: u32) -> Ring<'a, T> {
+    unsafe fn view<'a, K>(
+        region: &Region<'a, K>,
+        elem: ElementLayout,
+        capacity: u32,
+    ) -> Ring<'a, T> {
         let bytes = capacity as usize * elem.stride as usize;
         // SAFETY: the region is aligned and holds `SLOTS + bytes` bytes (the
         // caller's guarantee); each offset is aligned for its type.
@@ -172,11 +176,16 @@ impl<'a, T: Pod> Ring<'a, T> {
 }
 
 /// A ring in a [`Region`], not yet split into its two sides.
-pub struct Spsc<'a, T> {
+///
+/// `K` is what keeps the region's memory alive, if the region was given one
+/// ([`Region::from_raw_parts_owned`]; `()` otherwise): each side holds it (or
+/// a clone), so sides of a ring in owned memory own their memory.
+pub struct Spsc<'a, T, K = ()> {
     ring: Ring<'a, T>,
+    keeper: K,
 }
 
-impl<T> fmt::Debug for Spsc<'_, T> {
+impl<T, K> fmt::Debug for Spsc<'_, T, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Spsc")
             .field("capacity", &(u64::from(self.ring.mask) + 1))
@@ -197,28 +206,30 @@ impl<'a, T: Pod> Spsc<'a, T> {
     /// `capacity` must be a power of two from 1 to [`MAX_CAPACITY`]. Nobody may
     /// be using the region while it is created; the header is published last,
     /// so a peer attaching meanwhile sees [`AttachError::NotInitialized`].
-    pub fn create(region: Region<'a>, capacity: u32) -> Result<Self, CreateError> {
-        let ring = region.create::<Shape<T>>(Fingerprint {
+    pub fn create<K>(region: Region<'a, K>, capacity: u32) -> Result<Spsc<'a, T, K>, CreateError> {
+        let (ring, keeper) = region.create::<Shape<T>>(Fingerprint {
             kind: Kind::Spsc,
             elem: ElementLayout::of::<T>(),
             capacity,
             tag: 0,
         })?;
-        Ok(Self { ring })
+        Ok(Spsc { ring, keeper })
     }
 
     /// Attaches to a ring another process (or another mapping) created in
     /// `region`, checking its header against `T` and the region's length.
-    pub fn attach(region: Region<'a>) -> Result<Self, AttachError> {
-        let ring = region.attach::<Shape<T>>(ElementLayout::of::<T>(), 0)?;
+    pub fn attach<K>(region: Region<'a, K>) -> Result<Spsc<'a, T, K>, AttachError> {
+        let (ring, keeper) = region.attach::<Shape<T>>(ElementLayout::of::<T>(), 0)?;
         // Pairs with the sides' `Release` stores: counters as published.
         let head = ring.head.load(Ordering::Acquire);
         let tail = ring.tail.load(Ordering::Acquire);
         ring.distance(head, tail)
             .map_err(|Corrupted| AttachError::Corrupted)?;
-        Ok(Self { ring })
+        Ok(Spsc { ring, keeper })
     }
+}
 
+impl<'a, T: Pod, K> Spsc<'a, T, K> {
     /// Number of slots.
     pub fn capacity(&self) -> usize {
         self.ring.capacity() as usize
@@ -228,19 +239,25 @@ impl<'a, T: Pod> Spsc<'a, T> {
     /// all processes: in this process the region, taken by value, holds one
     /// ring, so a second producer needs a second mapping (which is a peer);
     /// the ring cannot enforce it for other processes.
-    pub fn into_producer(self) -> Producer<'a, T> {
-        Producer::new(self.ring)
+    pub fn into_producer(self) -> Producer<'a, T, K> {
+        Producer::new(self.ring, self.keeper)
     }
 
     /// The consuming side. Only one consumer may use a ring at a time, across
     /// all processes (as for [`into_producer`](Self::into_producer)).
-    pub fn into_consumer(self) -> Consumer<'a, T> {
-        Consumer::new(self.ring)
+    pub fn into_consumer(self) -> Consumer<'a, T, K> {
+        Consumer::new(self.ring, self.keeper)
     }
 
     /// Both sides, for use by two threads of this process.
-    pub fn split(self) -> (Producer<'a, T>, Consumer<'a, T>) {
-        (Producer::new(self.ring), Consumer::new(self.ring))
+    pub fn split(self) -> (Producer<'a, T, K>, Consumer<'a, T, K>)
+    where
+        K: Clone,
+    {
+        (
+            Producer::new(self.ring, self.keeper.clone()),
+            Consumer::new(self.ring, self.keeper),
+        )
     }
 }
 
@@ -328,7 +345,7 @@ impl<T: Pod, const N: usize> StaticSpsc<T, N> {
     /// splitting again later resumes where the last pair stopped.
     pub fn split(&mut self) -> (Producer<'_, T>, Consumer<'_, T>) {
         let ring = self.ring();
-        (Producer::new(ring), Consumer::new(ring))
+        (Producer::new(ring, ()), Consumer::new(ring, ()))
     }
 }
 
@@ -336,12 +353,12 @@ if_take_flag! {
     impl<T: Pod, const N: usize> StaticSpsc<T, N> {
         /// The producing side, the first time it is asked for; `None` after.
         pub fn take_producer(&self) -> Option<Producer<'_, T>> {
-            self.memory.take(0).then(|| Producer::new(self.ring()))
+            self.memory.take(0).then(|| Producer::new(self.ring(), ()))
         }
 
         /// The consuming side, the first time it is asked for; `None` after.
         pub fn take_consumer(&self) -> Option<Consumer<'_, T>> {
-            self.memory.take(1).then(|| Consumer::new(self.ring()))
+            self.memory.take(1).then(|| Consumer::new(self.ring(), ()))
         }
     }
 }

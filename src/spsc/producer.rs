@@ -13,16 +13,18 @@ use crate::wait::Event;
 /// and two handles sharing a line (both kept in one struct, say) would bounce
 /// that line between the producing and consuming cores.
 #[repr(align(128))]
-pub struct Producer<'a, T> {
+pub struct Producer<'a, T, K = ()> {
     ring: Ring<'a, T>,
     /// Next counter value to write; the authoritative copy of the shared `head`.
     head: u32,
     /// The consumer's `tail` when last read; at or behind the real one.
     cached_tail: u32,
+    /// Keeps the ring's memory alive (see [`Spsc`](super::Spsc)).
+    keeper: K,
     _not_sync: PhantomData<Cell<()>>,
 }
 
-impl<T> fmt::Debug for Producer<'_, T> {
+impl<T, K> fmt::Debug for Producer<'_, T, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Producer")
             .field("head", &self.head)
@@ -31,8 +33,8 @@ impl<T> fmt::Debug for Producer<'_, T> {
     }
 }
 
-impl<'a, T: Pod> Producer<'a, T> {
-    pub(super) fn new(ring: Ring<'a, T>) -> Self {
+impl<'a, T: Pod, K> Producer<'a, T, K> {
+    pub(super) fn new(ring: Ring<'a, T>, keeper: K) -> Self {
         let head = ring.head.load(Ordering::Acquire);
         let tail = ring.tail.load(Ordering::Acquire);
         Self {
@@ -44,6 +46,7 @@ impl<'a, T: Pod> Producer<'a, T> {
             } else {
                 head.wrapping_sub(ring.capacity())
             },
+            keeper,
             _not_sync: PhantomData,
         }
     }
@@ -100,7 +103,7 @@ impl<'a, T: Pod> Producer<'a, T> {
 
     /// Reserves the next slot for writing in place; nothing is visible to the
     /// consumer until [`Grant::commit`]. Dropping the grant abandons it.
-    pub fn grant(&mut self) -> Result<Grant<'_, 'a, T>, PushError<()>> {
+    pub fn grant(&mut self) -> Result<Grant<'_, 'a, T, K>, PushError<()>> {
         match self.free(1) {
             Ok(0) => Err(PushError::Full(())),
             Ok(_) => Ok(Grant { producer: self }),
@@ -122,8 +125,14 @@ impl<'a, T: Pod> Producer<'a, T> {
     }
 
     /// The event the consumer sleeps on.
-    pub fn event(&self) -> &'a Event {
+    pub fn event(&self) -> &Event {
         self.ring.ready
+    }
+
+    /// What keeps the ring's memory alive: `()` for borrowed memory, the
+    /// owner (e.g. a shared-memory segment) for owned memory.
+    pub fn keeper(&self) -> &K {
+        &self.keeper
     }
 
     /// Elements waiting to be popped (at most the capacity, which is also what
@@ -155,11 +164,11 @@ impl<'a, T: Pod> Producer<'a, T> {
 ///
 /// The slot is not cleared: bytes not written keep whatever an earlier message
 /// left there.
-pub struct Grant<'p, 'a, T> {
-    producer: &'p mut Producer<'a, T>,
+pub struct Grant<'p, 'a, T, K = ()> {
+    producer: &'p mut Producer<'a, T, K>,
 }
 
-impl<T> fmt::Debug for Grant<'_, '_, T> {
+impl<T, K> fmt::Debug for Grant<'_, '_, T, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Grant")
             .field("index", &self.producer.head)
@@ -167,7 +176,7 @@ impl<T> fmt::Debug for Grant<'_, '_, T> {
     }
 }
 
-impl<T: Pod> Grant<'_, '_, T> {
+impl<T: Pod, K> Grant<'_, '_, T, K> {
     /// Writes a whole value into the slot.
     pub fn write(&mut self, value: &T) {
         payload::store(self.producer.ring.slot(self.producer.head), value);

@@ -9,7 +9,7 @@ use std::time::Instant;
 use ipc_primitives::linux::handshake::{Connection, Policy, Server, connect};
 use ipc_primitives::linux::shm::{REQUIRED_SEALS, SealFlags, Segment};
 use ipc_primitives::linux::uds::UnixAddr;
-use ipc_primitives::linux::wake::{ProducerExt, PushNotifyError, Wakeup};
+use ipc_primitives::linux::wake::{PushNotifyError, Wakeup};
 use ipc_primitives::seqlock::SeqLock;
 use ipc_primitives::spsc::{Producer, PushError, Spsc};
 
@@ -59,7 +59,7 @@ fn backoff(attempt: &mut u32) {
 
 /// Pushes `msg`, retrying while the ring is full.
 #[inline]
-fn push_spin(tx: &mut Producer<'_, Msg>, msg: Msg) {
+fn push_spin<K>(tx: &mut Producer<'_, Msg, K>, msg: Msg) {
     let mut value = msg;
     let mut attempt = 0;
     loop {
@@ -73,7 +73,7 @@ fn push_spin(tx: &mut Producer<'_, Msg>, msg: Msg) {
 }
 
 /// Pushes `msg` and wakes the consumer if it sleeps, retrying while full.
-fn push_notify(tx: &mut Producer<'_, Msg>, msg: Msg, wakeup: &Wakeup) {
+fn push_notify<K>(tx: &mut Producer<'_, Msg, K>, msg: Msg, wakeup: &Wakeup) {
     let mut value = msg;
     let mut attempt = 0;
     loop {
@@ -87,7 +87,7 @@ fn push_notify(tx: &mut Producer<'_, Msg>, msg: Msg, wakeup: &Wakeup) {
 }
 
 /// Pushes all of `batch` with `push_slice_notify`, retrying while full.
-fn push_batch(tx: &mut Producer<'_, Msg>, batch: &[Msg], wakeup: &Wakeup) {
+fn push_batch<K>(tx: &mut Producer<'_, Msg, K>, batch: &[Msg], wakeup: &Wakeup) {
     let mut sent = 0;
     let mut attempt = 0;
     while sent < batch.len() {
@@ -107,7 +107,7 @@ fn push_batch(tx: &mut Producer<'_, Msg>, batch: &[Msg], wakeup: &Wakeup) {
 /// through `push_slice_notify`, a short pause about every 4096 messages and a
 /// long one (long enough for any consumer to find the ring empty and sleep)
 /// before the first message and about every 65536.
-fn send_with_pauses(tx: &mut Producer<'_, Msg>, client: u64, count: u64, wakeup: &Wakeup) {
+fn send_with_pauses<K>(tx: &mut Producer<'_, Msg, K>, client: u64, count: u64, wakeup: &Wakeup) {
     let mut seq = 0;
     let mut next_pause = 0;
     let mut batch = Vec::with_capacity(32);
@@ -140,7 +140,7 @@ fn send_with_pauses(tx: &mut Producer<'_, Msg>, client: u64, count: u64, wakeup:
 fn busy_producer() {
     let segment = Segment::open(&env("IPCP_SHM")).expect("open the parent's segment");
     let count: u64 = env_parse("IPCP_COUNT");
-    let mut tx = Spsc::<Msg>::attach(segment.region())
+    let mut tx = Spsc::<Msg>::attach(segment.region().expect("the segment's region"))
         .expect("attach")
         .into_producer();
     for seq in 0..count {
@@ -153,7 +153,7 @@ fn busy_producer() {
 fn futex_producer() {
     let segment = Segment::open(&env("IPCP_SHM")).expect("open the parent's segment");
     let count: u64 = env_parse("IPCP_COUNT");
-    let mut tx = Spsc::<Msg>::attach(segment.region())
+    let mut tx = Spsc::<Msg>::attach(segment.region().expect("the segment's region"))
         .expect("attach")
         .into_producer();
     send_with_pauses(&mut tx, 0, count, &Wakeup::Futex);
@@ -174,7 +174,7 @@ fn client() {
     let parent: i32 = env_parse(crate::harness::PARENT_VAR);
     let fds_before = open_fds();
     {
-        let conn = connect::<Msg>(&addr_from_env()).expect("connect");
+        let mut conn = connect::<Msg>(&addr_from_env()).expect("connect");
         let server = conn.server_credentials().expect("SO_PEERCRED");
         // In a pid namespace of its own, the child cannot see the server.
         let expected = std::env::var_os(PIDNS_VAR).is_none().then_some(parent);
@@ -187,13 +187,12 @@ fn client() {
             "server-pid",
             server.pid.map(|pid| pid.as_raw_nonzero().get()),
         );
-        let mut tx = conn.producer().expect("producer");
-        let wakeup = conn.wakeup();
+        let (tx, wakeup) = conn.parts();
         match mode.as_str() {
-            "pauses" => send_with_pauses(&mut tx, client, count, wakeup),
+            "pauses" => send_with_pauses(tx, client, count, wakeup),
             "single" => {
                 for seq in 0..count {
-                    push_notify(&mut tx, message(client, seq), wakeup);
+                    push_notify(tx, message(client, seq), wakeup);
                 }
             }
             "batch" => {
@@ -203,7 +202,7 @@ fn client() {
                     let len = 16.min(count - seq);
                     batch.clear();
                     batch.extend((seq..seq + len).map(|seq| message(client, seq)));
-                    push_batch(&mut tx, &batch, wakeup);
+                    push_batch(tx, &batch, wakeup);
                     seq += len;
                 }
             }
@@ -220,7 +219,7 @@ fn attach_report() {
     for (index, case) in env("IPCP_CASES").split(';').enumerate() {
         let (what, name) = case.split_once(':').expect("case:name");
         let segment = Segment::open(name).expect("open the parent's segment");
-        let region = segment.region();
+        let region = segment.region().expect("the segment's region");
         let outcome = match what {
             "ring-as-Msg" => format!("{:?}", Spsc::<Msg>::attach(region).map(drop)),
             "ring-as-u64" => format!("{:?}", Spsc::<u64>::attach(region).map(drop)),
@@ -258,7 +257,7 @@ fn connect_report() {
 /// to show the ring still works.
 fn try_truncate() {
     let count: u64 = env_parse("IPCP_COUNT");
-    let conn: Connection<Msg> = connect(&addr_from_env()).expect("connect");
+    let mut conn: Connection<Msg> = connect(&addr_from_env()).expect("connect");
     let segment = conn.segment();
     let len = segment.len() as u64;
     report("shrink", rustix::fs::ftruncate(segment, len / 2));
@@ -275,9 +274,9 @@ fn try_truncate() {
     );
     let size = rustix::fs::fstat(segment).expect("fstat").st_size;
     report("size-unchanged", size.cast_unsigned() == len);
-    let mut tx = conn.producer().expect("attach");
+    let tx = conn.producer_mut();
     for seq in 0..count {
-        push_spin(&mut tx, message(0, seq));
+        push_spin(tx, message(0, seq));
     }
     report("pushed", count);
 }

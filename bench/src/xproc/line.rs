@@ -58,7 +58,9 @@ pub fn segment(label: &str) -> Result<Segment, ShmError> {
 /// `Region`, which its structures consume.
 #[allow(unsafe_code)]
 pub fn atomics(seg: &Segment) -> &[AtomicU64] {
-    let region = seg.region();
+    let region = seg
+        .region()
+        .expect("a bench segment holds no structure: its region is free");
     let ptr = region.as_ptr().as_ptr().cast::<AtomicU64>();
     // SAFETY: `slice::from_raw_parts` needs, for the lifetime of `seg`, `len`
     // initialised values valid for `AtomicU64` at an aligned `ptr`, and no
@@ -73,7 +75,8 @@ pub fn atomics(seg: &Segment) -> &[AtomicU64] {
     // - this process and the peer touch these words only through `AtomicU64`
     //   operations of the same size, the condition `AtomicU64::from_ptr`
     //   states for memory shared with others; no structure of the crate is
-    //   placed in these segments, so nothing else reads or writes them.
+    //   placed in these segments (the region is taken above, so none can
+    //   be), so nothing else reads or writes them.
     unsafe { std::slice::from_raw_parts(ptr, region.len() / size_of::<u64>()) }
 }
 

@@ -10,7 +10,7 @@
 //!   one thing `push_notify` adds that may cost more than a few cycles: it
 //!   waits for the push's stores to reach the cache, which the consumer's
 //!   core keeps taking back.
-//! - `push_notify_ns`: `ProducerExt::push_notify` with an eventfd `Wakeup`
+//! - `push_notify_ns`: `Producer::push_notify` with an eventfd `Wakeup`
 //!   attached: after each push a `SeqCst` fence and a look at the ring's
 //!   event word, and a system call only if the consumer were asleep. It
 //!   never is, so the wake count (the event's epoch, and the eventfd's
@@ -30,7 +30,7 @@ use std::{
 use ipc_primitives::{
     linux::{
         shm::Segment,
-        wake::{EventFd, ProducerExt, PushNotifyError, Wakeup},
+        wake::{EventFd, PushNotifyError, Wakeup},
     },
     spsc::{PushError, Spsc},
 };
@@ -68,8 +68,7 @@ pub fn push_notify(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
 /// Times the pushes.
 fn lead(leader: &mut Leader, key: &str, mode: Mode) -> Result<Outcome, Box<dyn Error>> {
     let seg = ring_segment()?;
-    let mut tx = Spsc::<Msg>::create(seg.region(), CAPACITY as u32)?.into_producer();
-    let event = tx.event();
+    let mut tx = Spsc::<Msg>::create(seg.region()?, CAPACITY as u32)?.into_producer();
     let eventfd = match &mode {
         Mode::Notify(wakeup) => wakeup.eventfd_ref(),
         _ => None,
@@ -78,7 +77,7 @@ fn lead(leader: &mut Leader, key: &str, mode: Mode) -> Result<Outcome, Box<dyn E
     fds.extend(eventfd.map(AsFd::as_fd));
     leader.start(&json!({ "scenario": key, "messages": MESSAGES }), &fds)?;
 
-    let epoch = event.epoch();
+    let epoch = tx.event().epoch();
     let mut full = 0_u64;
     let mut count_full = |msg| {
         full += 1;
@@ -111,7 +110,7 @@ fn lead(leader: &mut Leader, key: &str, mode: Mode) -> Result<Outcome, Box<dyn E
     Ok(Outcome::Cost(Cost {
         ns_per_msg: ns / MESSAGES as f64,
         full_per_msg: full as f64 / MESSAGES as f64,
-        wakes: u64::from(event.epoch().wrapping_sub(epoch)),
+        wakes: u64::from(tx.event().epoch().wrapping_sub(epoch)),
         signals: eventfd.map(EventFd::drain).transpose()?.unwrap_or(0),
     }))
 }
@@ -127,7 +126,7 @@ pub fn follow(
     let mut fds = fds.into_iter();
     let seg = Segment::from_fd(fds.next().ok_or("missing segment fd")?)?;
     let _eventfd = fds.next().map(EventFd::from_fd).transpose()?;
-    let mut rx = Spsc::<Msg>::attach(seg.region())?.into_consumer();
+    let mut rx = Spsc::<Msg>::attach(seg.region()?)?.into_consumer();
     let name = cmd["scenario"].as_str().unwrap_or_default();
     follower.ready()?;
     consume(name, messages, || spsc_pop(&mut rx));

@@ -21,7 +21,7 @@
 //!   line each way, written before the signal and read after the wake-up),
 //!   so the work matches the blocking ring's.
 //! - `spsc_blocking_rtt`: two rings with eventfd wake-ups:
-//!   `ProducerExt::push_notify` and `ConsumerExt::pop_blocking` with
+//!   `Producer::push_notify` and `Consumer::pop_blocking` with
 //!   `SpinThenBlock::new(0)`, so that every wait sleeps, as in the raw
 //!   eventfd ping-pong. Each round trip is two sleeps and two wake-ups.
 //! - `spsc_blocking_spin_rtt`: the same with the default spin budget
@@ -54,7 +54,7 @@ use iceoryx2::{
 use ipc_primitives::{
     linux::{
         shm::Segment,
-        wake::{ConsumerExt, EventFd, ProducerExt, SpinThenBlock, Wakeup},
+        wake::{EventFd, SpinThenBlock, Wakeup},
     },
     spsc::Spsc,
 };
@@ -204,8 +204,8 @@ fn ring_segment(label: &str) -> Result<Segment, Box<dyn Error>> {
 
 pub fn spsc(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
     let (ping_seg, pong_seg) = (ring_segment("xproc-ping")?, ring_segment("xproc-pong")?);
-    let mut tx = Spsc::<Msg>::create(ping_seg.region(), RING_CAPACITY)?.into_producer();
-    let mut rx = Spsc::<Msg>::create(pong_seg.region(), RING_CAPACITY)?.into_consumer();
+    let mut tx = Spsc::<Msg>::create(ping_seg.region()?, RING_CAPACITY)?.into_producer();
+    let mut rx = Spsc::<Msg>::create(pong_seg.region()?, RING_CAPACITY)?.into_consumer();
     leader.start(
         &json!({ "scenario": "spsc_rtt", "plan": FAST.to_json() }),
         &[ping_seg.as_fd(), pong_seg.as_fd()],
@@ -226,8 +226,8 @@ pub fn spsc_follow(
     let plan = Plan::from_cmd(cmd)?;
     let [ping_fd, pong_fd] = take_fds(fds)?;
     let (ping_seg, pong_seg) = (Segment::from_fd(ping_fd)?, Segment::from_fd(pong_fd)?);
-    let mut rx = Spsc::<Msg>::attach(ping_seg.region())?.into_consumer();
-    let mut tx = Spsc::<Msg>::attach(pong_seg.region())?.into_producer();
+    let mut rx = Spsc::<Msg>::attach(ping_seg.region()?)?.into_consumer();
+    let mut tx = Spsc::<Msg>::attach(pong_seg.region()?)?.into_producer();
     follower.ready()?;
     for seq in 0..plan.total() {
         let got = pop_spinning(|| spsc_pop(&mut rx));
@@ -451,8 +451,8 @@ fn blocking(
     plan: Plan,
 ) -> Result<Outcome, Box<dyn Error>> {
     let (ping_seg, pong_seg) = (ring_segment("xproc-ping")?, ring_segment("xproc-pong")?);
-    let mut tx = Spsc::<Msg>::create(ping_seg.region(), RING_CAPACITY)?.into_producer();
-    let mut rx = Spsc::<Msg>::create(pong_seg.region(), RING_CAPACITY)?.into_consumer();
+    let mut tx = Spsc::<Msg>::create(ping_seg.region()?, RING_CAPACITY)?.into_producer();
+    let mut rx = Spsc::<Msg>::create(pong_seg.region()?, RING_CAPACITY)?.into_consumer();
     let (wake_ping, wake_pong) = match wakeup {
         "eventfd" => (Wakeup::eventfd()?, Wakeup::eventfd()?),
         _ => (Wakeup::Futex, Wakeup::Futex),
@@ -507,8 +507,8 @@ pub fn blocking_follow(
         Some("futex") => (Wakeup::Futex, Wakeup::Futex),
         other => return Err(format!("unknown wake-up {other:?}").into()),
     };
-    let mut rx = Spsc::<Msg>::attach(ping_seg.region())?.into_consumer();
-    let mut tx = Spsc::<Msg>::attach(pong_seg.region())?.into_producer();
+    let mut rx = Spsc::<Msg>::attach(ping_seg.region()?)?.into_consumer();
+    let mut tx = Spsc::<Msg>::attach(pong_seg.region()?)?.into_producer();
     follower.ready()?;
     for seq in 0..plan.total() {
         let got = rx.pop_blocking(&wake_ping, strategy, None)?;

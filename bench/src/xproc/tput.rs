@@ -63,7 +63,7 @@ pub fn ring_segment() -> Result<Segment, Box<dyn Error>> {
 
 pub fn spsc(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
     let seg = ring_segment()?;
-    let mut tx = Spsc::<Msg>::create(seg.region(), CAPACITY as u32)?.into_producer();
+    let mut tx = Spsc::<Msg>::create(seg.region()?, CAPACITY as u32)?.into_producer();
     leader.start(
         &json!({ "scenario": "spsc_tput", "messages": MESSAGES }),
         &[seg.as_fd()],
@@ -80,7 +80,7 @@ pub fn spsc_follow(
     let messages = field_u64(cmd, "messages")?;
     let [fd] = take_fds(fds)?;
     let seg = Segment::from_fd(fd)?;
-    let mut rx = Spsc::<Msg>::attach(seg.region())?.into_consumer();
+    let mut rx = Spsc::<Msg>::attach(seg.region()?)?.into_consumer();
     follower.ready()?;
     let start = Instant::now();
     consume("spsc_tput", messages, || spsc_pop(&mut rx));
