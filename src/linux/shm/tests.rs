@@ -582,11 +582,12 @@ fn ring_is_shared_between_mappings() {
 #[test]
 fn a_segment_hands_its_memory_out_once() {
     let seg = Segment::memfd("once", Spsc::<u64>::required_size(8).unwrap()).unwrap();
-    let ring = Spsc::<u64>::create(seg.region().unwrap(), 8).unwrap();
-    // A second structure over the same bytes (a seqlock's 64-bit sequence over
-    // the ring's 32-bit head) would be undefined behaviour: refused.
-    assert!(matches!(seg.region(), Err(ShmError::RegionTaken)));
-    drop(ring);
+    {
+        let _ring = Spsc::<u64>::create(seg.region().unwrap(), 8).unwrap();
+        // A second structure over the same bytes (a seqlock's 64-bit sequence
+        // over the ring's 32-bit head) would be undefined behaviour: refused.
+        assert!(matches!(seg.region(), Err(ShmError::RegionTaken)));
+    }
     assert!(matches!(seg.region(), Err(ShmError::RegionTaken)));
     // An owned region too, reached through the handle that keeps it.
     let seg = Segment::memfd("owned", Spsc::<u64>::required_size(8).unwrap()).unwrap();
