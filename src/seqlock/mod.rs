@@ -83,7 +83,7 @@ pub use writer::Writer;
 use crate::header::Fingerprint;
 use crate::layout::{ElementLayout, Kind, LINE};
 use crate::payload::Pod;
-use crate::region::{Region, Structure, required_size};
+use crate::region::{Memory, Region, Structure, required_size};
 use crate::storage::StaticMemory;
 use crate::sync::{Ordering, WORD_BYTES, Word, WordCell, const_fn_unless_loom, if_take_flag};
 use crate::{AttachError, CreateError};
@@ -146,13 +146,13 @@ unsafe impl<T: Pod> Structure for Shape<T> {
         capacity == 1
     }
 
-    unsafe fn view<'a, K>(region: &Region<'a, K>, elem: ElementLayout, _: u32) -> Lock<'a, T> {
+    unsafe fn view(memory: Memory<'_>, elem: ElementLayout, _: u32) -> Lock<'_, T> {
         // SAFETY: the region is aligned and holds `DATA + stride` bytes (the
         // caller's guarantee); `SEQ_WORD` is aligned for a `Word`.
         unsafe {
             Lock {
-                seq: region.word_at(SEQ_WORD),
-                data: region.words_at(DATA, elem.stride as usize),
+                seq: memory.word_at(SEQ_WORD),
+                data: memory.words_at(DATA, elem.stride as usize),
                 _t: PhantomData,
             }
         }
@@ -256,30 +256,19 @@ impl<T: Pod> StaticSeqLock<T> {
         }
     }
 
-    /// The lock's view.
+    /// The lock's view, its header written (idempotently).
     fn lock(&self) -> Lock<'_, T> {
         // SAFETY: the memory is aligned to 128 and holds the control lines and
-        // one slot of `T` (`StaticMemory`'s guarantee).
+        // one slot of `T` (`StaticMemory`'s guarantee), and 1 is the valid
+        // capacity.
         unsafe {
-            self.memory
-                .region()
-                .view::<Shape<T>>(ElementLayout::of::<T>(), 1)
-        }
-    }
-
-    /// The lock's view, its header written (idempotently).
-    fn described(&self) -> Lock<'_, T> {
-        let region = self.memory.region();
-        // SAFETY: as in `lock`.
-        unsafe {
-            region.describe::<Shape<T>>(Fingerprint {
+            self.memory.region().describe::<Shape<T>>(Fingerprint {
                 kind: Kind::SeqLock,
                 elem: ElementLayout::of::<T>(),
                 capacity: 1,
                 tag: 0,
-            });
+            })
         }
-        self.lock()
     }
 
     /// A reader, `Copy`: take as many as wanted.
@@ -290,7 +279,7 @@ impl<T: Pod> StaticSeqLock<T> {
     /// The writer and a reader. The writer borrows the lock, so there is one
     /// writer at a time; a later writer continues the sequence.
     pub fn split(&mut self) -> (Writer<'_, T>, Reader<'_, T>) {
-        let lock = self.described();
+        let lock = self.lock();
         (Writer::new(lock, ()), Reader::new(lock, ()))
     }
 }
@@ -299,7 +288,7 @@ if_take_flag! {
     impl<T: Pod> StaticSeqLock<T> {
         /// The writer, the first time it is asked for; `None` after.
         pub fn take_writer(&self) -> Option<Writer<'_, T>> {
-            self.memory.take(0).then(|| Writer::new(self.described(), ()))
+            self.memory.take(0).then(|| Writer::new(self.lock(), ()))
         }
     }
 }

@@ -49,7 +49,7 @@ pub use producer::{Grant, OutOfBounds, Producer};
 use crate::header::Fingerprint;
 use crate::layout::{ElementLayout, Kind, LINE};
 use crate::payload::{Pod, slot_words};
-use crate::region::{Region, Structure, required_size};
+use crate::region::{Memory, Region, Structure, required_size};
 use crate::storage::StaticMemory;
 use crate::sync::{AtomicU32, Ordering, SlotWord, WordCell, const_fn_unless_loom, if_take_flag};
 use crate::wait::Event;
@@ -118,20 +118,16 @@ unsafe impl<T: Pod> Structure for Shape<T> {
         capacity.is_power_of_two() && capacity <= MAX_CAPACITY
     }
 
-    unsafe fn view<'a, K>(
-        region: &Region<'a, K>,
-        elem: ElementLayout,
-        capacity: u32,
-    ) -> Ring<'a, T> {
+    unsafe fn view(memory: Memory<'_>, elem: ElementLayout, capacity: u32) -> Ring<'_, T> {
         let bytes = capacity as usize * elem.stride as usize;
-        // SAFETY: the region is aligned and holds `SLOTS + bytes` bytes (the
+        // SAFETY: the memory is aligned and holds `SLOTS + bytes` bytes (the
         // caller's guarantee); each offset is aligned for its type.
         unsafe {
             Ring {
-                head: region.u32_at(HEAD),
-                tail: region.u32_at(TAIL),
-                ready: region.event_at(READY),
-                slots: region.slot_words_at(SLOTS, bytes),
+                head: memory.u32_at(HEAD),
+                tail: memory.u32_at(TAIL),
+                ready: memory.event_at(READY),
+                slots: memory.slot_words_at(SLOTS, bytes),
                 mask: capacity - 1,
                 _t: PhantomData,
             }
@@ -325,19 +321,16 @@ impl<T: Pod, const N: usize> StaticSpsc<T, N> {
     /// The ring's view, its header written (idempotently: every caller writes
     /// the same values, and no other state is touched).
     fn ring(&self) -> Ring<'_, T> {
-        let elem = ElementLayout::of::<T>();
-        let region = self.memory.region();
         // SAFETY: the memory is aligned to 128 and holds the control lines and
         // `N` slots of `T` (`StaticMemory`'s guarantee), and `N` is a valid
         // capacity (checked at compile time in `new`).
         unsafe {
-            region.describe::<Shape<T>>(Fingerprint {
+            self.memory.region().describe::<Shape<T>>(Fingerprint {
                 kind: Kind::Spsc,
-                elem,
+                elem: ElementLayout::of::<T>(),
                 capacity: N as u32,
                 tag: 0,
-            });
-            region.view::<Shape<T>>(elem, N as u32)
+            })
         }
     }
 

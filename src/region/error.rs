@@ -1,0 +1,175 @@
+//! Why a structure could not be created in or attached to a region.
+
+use core::fmt;
+
+use crate::layout::{ElementLayout, Kind};
+
+/// The region does not fit the structure: its start or its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum FitError {
+    /// The region does not start on a `required`-byte boundary.
+    Misaligned {
+        /// The alignment needed.
+        required: usize,
+    },
+    /// The region is shorter than the structure needs.
+    TooSmall {
+        /// Bytes needed (`usize::MAX` if the size overflows).
+        needed: usize,
+        /// Bytes in the region.
+        actual: usize,
+    },
+}
+
+impl fmt::Display for FitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Misaligned { required } => {
+                write!(f, "region is not aligned to {required} bytes")
+            }
+            Self::TooSmall { needed, actual } => {
+                write!(f, "region too small: needs {needed} bytes, has {actual}")
+            }
+        }
+    }
+}
+
+impl core::error::Error for FitError {}
+
+/// Why a structure could not be created in a region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum CreateError {
+    /// The region does not fit the structure (transparent).
+    Fit(FitError),
+    /// The capacity is not one the structure allows.
+    InvalidCapacity {
+        /// The capacity asked for.
+        capacity: u32,
+    },
+}
+
+impl fmt::Display for CreateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Fit(err) => fmt::Display::fmt(&err, f),
+            Self::InvalidCapacity { capacity } => write!(
+                f,
+                "invalid capacity {capacity}: rings need a power of two up to 2^31, seqlocks 1"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for CreateError {}
+
+impl From<FitError> for CreateError {
+    fn from(err: FitError) -> Self {
+        Self::Fit(err)
+    }
+}
+
+/// Why attaching to a region failed: the first mismatch found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum AttachError {
+    /// The region does not fit the structure its header describes
+    /// (transparent).
+    Fit(FitError),
+    /// No complete header: the magic is still zero, or a creator is writing
+    /// the region right now. Retry later.
+    NotInitialized,
+    /// The magic word is this crate's, byte-swapped: the region was created by
+    /// a peer of the other byte order, whose control words this process would
+    /// misread.
+    WrongByteOrder,
+    /// The magic word is not this crate's.
+    WrongMagic {
+        /// The value found.
+        found: u32,
+    },
+    /// The layout version differs from this build's.
+    WrongVersion {
+        /// This build's [`ABI_VERSION`](crate::ABI_VERSION).
+        expected: u32,
+        /// The version in the header.
+        found: u32,
+    },
+    /// The region holds another kind of structure.
+    WrongKind {
+        /// The kind asked for.
+        expected: Kind,
+        /// The raw kind in the header.
+        found: u32,
+    },
+    /// The region was created for an element type of another size or stride.
+    WrongElement {
+        /// The element type asked for.
+        expected: ElementLayout,
+        /// The element layout in the header.
+        found: ElementLayout,
+    },
+    /// The region was created with another type tag.
+    WrongTag {
+        /// The tag asked for.
+        expected: u64,
+        /// The tag in the header.
+        found: u64,
+    },
+    /// The header's capacity is not one the structure allows.
+    InvalidCapacity {
+        /// The capacity in the header.
+        found: u32,
+    },
+    /// The structure's counters are inconsistent (e.g. more elements than slots).
+    Corrupted,
+}
+
+impl fmt::Display for AttachError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Fit(err) => fmt::Display::fmt(&err, f),
+            Self::NotInitialized => f.write_str("region holds no complete header yet"),
+            Self::WrongByteOrder => {
+                f.write_str("region was created by a process of the other byte order")
+            }
+            Self::WrongMagic { found } => {
+                write!(
+                    f,
+                    "region holds no ipc-primitives structure (magic {found:#010x})"
+                )
+            }
+            Self::WrongVersion { expected, found } => {
+                write!(f, "layout version {found}, this build reads {expected}")
+            }
+            Self::WrongKind { expected, found } => {
+                f.write_str("region holds structure kind ")?;
+                match Kind::from_raw(found) {
+                    Some(kind) => write!(f, "\"{kind}\"")?,
+                    None => write!(f, "{found} (unknown)")?,
+                }
+                write!(f, ", expected \"{expected}\"")
+            }
+            Self::WrongElement { expected, found } => {
+                write!(f, "region holds {found}, expected {expected}")
+            }
+            Self::WrongTag { expected, found } => {
+                write!(f, "type tag {found:#x}, expected {expected:#x}")
+            }
+            Self::InvalidCapacity { found } => write!(f, "invalid capacity {found} in header"),
+            Self::Corrupted => f.write_str("counters in the region are inconsistent"),
+        }
+    }
+}
+
+impl core::error::Error for AttachError {}
+
+impl From<FitError> for AttachError {
+    fn from(err: FitError) -> Self {
+        Self::Fit(err)
+    }
+}
