@@ -21,7 +21,8 @@
 //! The creator marks `creation` odd (`Relaxed`), issues a `Release` fence,
 //! writes every field and the structure's initial state (relaxed stores), and
 //! publishes the next even `creation` with `Release`: the seqlock recipe of
-//! [`crate::seqlock`]. An attacher loads `creation` (`Acquire`), copies every
+//! [`crate::seqlock`]. An attacher loads `creation` (relaxed, then an
+//! `Acquire` fence, which works on read-only mappings too), copies every
 //! field out, issues an `Acquire` fence and loads `creation` again: odd, or
 //! changed, means a creator was at work, reported as
 //! [`AttachError::NotInitialized`]. A region of zero bytes reads as
@@ -101,8 +102,13 @@ impl Header {
 
     /// Copies the fields out, if no creator was at work meanwhile.
     pub(crate) fn snapshot(&self) -> Result<Snapshot, AttachError> {
-        // Pairs with the creator's final `Release` store.
-        let before = self.creation.load(Ordering::Acquire);
+        // A relaxed load then an `Acquire` fence, which pairs with the
+        // creator's final `Release` store like an `Acquire` load would, but
+        // is also sound on a read-only mapping (only relaxed loads are
+        // guaranteed not to write; `core::sync::atomic`, "Atomic accesses to
+        // read-only memory").
+        let before = self.creation.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
         if before & 1 == 1 {
             return Err(AttachError::NotInitialized);
         }

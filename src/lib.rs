@@ -5,6 +5,7 @@
 // examples and integration tests, where `std` is the natural choice.
 #![warn(clippy::std_instead_of_core)]
 
+mod error;
 mod header;
 pub mod layout;
 mod payload;
@@ -18,12 +19,13 @@ mod sync;
 mod test_support;
 pub mod wait;
 
+pub use error::Corrupted;
 pub use layout::{ABI_VERSION, ElementLayout, Kind, Line};
 pub use payload::Pod;
 #[cfg(loom)]
 #[doc(hidden)]
 pub use region::LoomMemory;
-pub use region::{AttachError, CreateError, FitError, Region};
+pub use region::{AttachError, CreateError, FitError, ReadRegion, Region};
 
 // Not under loom: its atomics cannot live in mapped memory or be futex words.
 #[cfg(all(feature = "linux", target_os = "linux", not(loom)))]

@@ -117,7 +117,7 @@ impl Event {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SleepError<E> {
-    /// The producer's counter is impossible; see [`Corrupted`](crate::spsc::Corrupted).
+    /// The producer's counter is impossible; see [`Corrupted`](crate::Corrupted).
     Corrupted,
     /// The sleeper gave up (a timeout, or a failed system call).
     Sleep(E),
@@ -126,7 +126,7 @@ pub enum SleepError<E> {
 impl<E: fmt::Display> fmt::Display for SleepError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Corrupted => fmt::Display::fmt(&crate::spsc::Corrupted, f),
+            Self::Corrupted => fmt::Display::fmt(&crate::Corrupted, f),
             Self::Sleep(err) => write!(f, "stopped waiting: {err}"),
         }
     }
@@ -139,7 +139,8 @@ mod tests {
     use std::vec::Vec;
 
     use super::*;
-    use crate::spsc::{Corrupted, StaticSpsc};
+    use crate::Corrupted;
+    use crate::spsc::StaticSpsc;
 
     #[test]
     fn a_notifier_wakes_once_per_announcement() {

@@ -123,7 +123,7 @@ fn named_ring(name: &ShmName, capacity: u32) -> Consumer<'static, Msg, Arc<Segme
         .unlink_on_drop(true)
         .create(&name.0, len)
         .expect("create the named segment");
-    Spsc::<Msg>::create(segment.into_region(), capacity)
+    Spsc::<Msg>::create(segment.into_region().expect("a writable segment"), capacity)
         .expect("create the ring")
         .into_consumer()
 }

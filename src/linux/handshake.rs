@@ -128,7 +128,7 @@ impl<T: Pod> Server<T> {
             capacity: self.capacity,
         })?;
         let segment = Segment::memfd("ipc-primitives-ring", size)?;
-        let consumer = Spsc::<T>::create(segment.into_region(), self.capacity)?.into_consumer();
+        let consumer = Spsc::<T>::create(segment.into_region()?, self.capacity)?.into_consumer();
         let wake = EventFd::new()?;
         let hello = hello::<T>(Status::Accepted, self.capacity, size, ACCEPTED_FDS);
         stream.send_with_fds(&hello.encode(), &[consumer.keeper().as_fd(), wake.as_fd()])?;
@@ -305,7 +305,7 @@ pub fn connect_timeout<T: Pod>(
     }
     let wake = EventFd::from_fd(fds.pop().expect("two fds"))?;
     let segment = Segment::from_fd(fds.pop().expect("two fds"))?;
-    let producer = Spsc::<T>::attach(segment.into_region())?.into_producer();
+    let producer = Spsc::<T>::attach(segment.into_region()?)?.into_producer();
     Ok(Connection {
         stream,
         producer,

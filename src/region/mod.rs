@@ -196,7 +196,8 @@ impl<'a, K> Region<'a, K> {
 
     /// Validates the header against an `S` of `elem` with `tag`, and against
     /// the region's real length, and returns the structure's view and the
-    /// region's keeper.
+    /// region's keeper. Reads only (relaxed loads), so
+    /// [`ReadRegion::attach`] shares it.
     pub(crate) fn attach<S: Structure>(
         self,
         elem: ElementLayout,
@@ -228,6 +229,82 @@ impl<'a, K> Region<'a, K> {
             self.memory.header().create(fp, || {});
             S::view(self.memory, fp.elem, fp.capacity)
         }
+    }
+}
+
+/// Memory this process may only read, such as a `PROT_READ` mapping of shared
+/// memory: readers that never write (a [seqlock](crate::seqlock)'s, a
+/// broadcast's) attach to a structure here.
+///
+/// Such readers use relaxed atomic loads only (and fences), which
+/// `core::sync::atomic` guarantees not to write ("Atomic accesses to read-only
+/// memory"): on some targets an `Acquire` or a wide load may be a
+/// compare-and-swap, which faults on a read-only page. Any [`Region`] can be
+/// read too ([`From`]).
+pub struct ReadRegion<'a, K = ()> {
+    memory: Memory<'a>,
+    keeper: K,
+}
+
+impl<K> fmt::Debug for ReadRegion<'_, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadRegion")
+            .field("len", &self.memory.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, K> From<Region<'a, K>> for ReadRegion<'a, K> {
+    fn from(region: Region<'a, K>) -> Self {
+        Self {
+            memory: region.memory,
+            keeper: region.keeper,
+        }
+    }
+}
+
+#[cfg(not(loom))]
+impl<K> ReadRegion<'_, K> {
+    /// A read-only region over memory that `keeper` keeps alive (`()` for
+    /// none: then for `'a`).
+    ///
+    /// # Safety
+    /// As for [`Region::from_raw_parts_owned`], except that the bytes need
+    /// only be valid for reads: nothing reached through a `ReadRegion`
+    /// writes them.
+    pub unsafe fn from_raw_parts_owned(ptr: NonNull<u8>, len: usize, keeper: K) -> Self {
+        Self {
+            // SAFETY: the caller's guarantee; nothing made from a
+            // `ReadRegion` writes.
+            memory: unsafe { Memory::new(ptr, len) },
+            keeper,
+        }
+    }
+}
+
+impl<'a, K> ReadRegion<'a, K> {
+    /// The region's length in bytes.
+    pub const fn len(&self) -> usize {
+        self.memory.len()
+    }
+
+    /// Whether the region has no bytes.
+    pub const fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// As [`Region::attach`], reading only: the structure's view for readers
+    /// that never write, and the region's keeper.
+    pub(crate) fn attach<S: Structure>(
+        self,
+        elem: ElementLayout,
+        tag: u64,
+    ) -> Result<(S::View<'a>, K), AttachError> {
+        Region {
+            memory: self.memory,
+            keeper: self.keeper,
+        }
+        .attach::<S>(elem, tag)
     }
 }
 

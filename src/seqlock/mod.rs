@@ -21,10 +21,11 @@
 //! The recipe portable-atomic's seqlock fallback uses, which is sound under the
 //! Rust memory model: the writer stores the sequence odd (`Relaxed`), issues a
 //! `Release` fence, stores the value as relaxed atomic words, and publishes the
-//! next even sequence with `Release`. A reader loads the sequence (`Acquire`),
-//! copies the words with relaxed loads, issues an `Acquire` fence and re-loads
-//! the sequence; equal and even means the copy is whole. No `read_volatile` on
-//! racing data, no references into shared memory.
+//! next even sequence with `Release`. A reader loads the sequence (relaxed,
+//! then an `Acquire` fence), copies the words with relaxed loads, issues an
+//! `Acquire` fence and re-loads the sequence; equal and even means the copy is
+//! whole. No `read_volatile` on racing data, no references into shared
+//! memory, and only relaxed loads: a reader works on a read-only mapping.
 //!
 //! # How long a reader waits
 //! A read attempt fails when the writer was mid-write; the reader then asks a
@@ -83,7 +84,7 @@ pub use writer::Writer;
 use crate::header::Fingerprint;
 use crate::layout::{ElementLayout, Kind, LINE};
 use crate::payload::Pod;
-use crate::region::{Memory, Region, Structure, required_size};
+use crate::region::{Memory, ReadRegion, Region, Structure, required_size};
 use crate::storage::StaticMemory;
 use crate::sync::{Ordering, WORD_BYTES, Word, WordCell, const_fn_unless_loom, if_take_flag};
 use crate::{AttachError, CreateError};
@@ -206,6 +207,13 @@ impl<'a, T: Pod> SeqLock<'a, T> {
     pub fn attach<K>(region: Region<'a, K>) -> Result<SeqLock<'a, T, K>, AttachError> {
         let (lock, keeper) = region.attach::<Shape<T>>(ElementLayout::of::<T>(), 0)?;
         Ok(SeqLock { lock, keeper })
+    }
+
+    /// A reader of a seqlock in memory this process may only read (a
+    /// `PROT_READ` mapping): a reader never writes.
+    pub fn attach_reader<K>(region: ReadRegion<'a, K>) -> Result<Reader<'a, T, K>, AttachError> {
+        let (lock, keeper) = region.attach::<Shape<T>>(ElementLayout::of::<T>(), 0)?;
+        Ok(Reader::new(lock, keeper))
     }
 }
 

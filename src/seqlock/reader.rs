@@ -85,9 +85,12 @@ impl<'a, T: Pod, K> Reader<'a, T, K> {
         let mut stalled = true;
         let mut attempt = 0u32;
         loop {
-            // Pairs with the writer's publishing `Release` store: a copy made
-            // after this load sees at least that write's data.
-            let before = seq.load(Ordering::Acquire);
+            // With the fence, pairs with the writer's publishing `Release`
+            // store: a copy made after it sees at least that write's data.
+            // (A relaxed load and a fence rather than an `Acquire` load: only
+            // relaxed loads are guaranteed to work on a read-only mapping.)
+            let before = seq.load(Ordering::Relaxed);
+            fence(Ordering::Acquire);
             if before & 1 == 0 {
                 let value = payload::load(self.lock.data);
                 // Orders the copy before the re-check (pairs with the writer's
@@ -113,6 +116,8 @@ impl<'a, T: Pod, K> Reader<'a, T, K> {
 
     /// Writes completed so far; the value read next is at least this new.
     pub fn version(&self) -> Version {
-        self.lock.seq.load(Ordering::Acquire) / 2
+        let seq = self.lock.seq.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        seq / 2
     }
 }

@@ -46,6 +46,8 @@ use core::{fmt, marker::PhantomData};
 pub use consumer::Consumer;
 pub use producer::{Grant, OutOfBounds, Producer};
 
+pub use crate::Corrupted;
+
 use crate::header::Fingerprint;
 use crate::layout::{ElementLayout, Kind, LINE};
 use crate::payload::{Pod, slot_words};
@@ -361,20 +363,6 @@ impl<T: Pod, const N: usize> Default for StaticSpsc<T, N> {
         Self::new()
     }
 }
-
-/// The peer left the ring's counters in a state no correct peer produces
-/// (more elements than slots, or the consumer ahead of the producer).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Corrupted;
-
-impl fmt::Display for Corrupted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ring counters are corrupted: the peer is faulty or hostile")
-    }
-}
-
-impl core::error::Error for Corrupted {}
 
 /// Why a push failed; the value is handed back.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -273,7 +273,7 @@ fn errors_say_what_is_wrong_without_dumping_payloads() {
     assert_eq!(std::format!("{}", PushError::Full(1)), "ring is full");
     assert_eq!(
         std::format!("{}", PushError::Corrupted(1)),
-        "ring counters are corrupted: the peer is faulty or hostile"
+        "shared memory is corrupted: the peer is faulty or hostile"
     );
     assert_eq!(PushError::Corrupted(3).into_inner(), 3);
     assert_eq!(std::format!("{}", PopError::Empty), "ring is empty");

@@ -100,7 +100,8 @@ impl CreateOptions {
         }
         fs::fchmod(temp.fd(), self.mode).map_err(ShmError::named(name, "fchmod"))?;
         resize(temp.fd(), len).map_err(|source| ShmError::at(name, source))?;
-        let map = Mapping::new(temp.fd(), len).map_err(|source| ShmError::at(name, source))?;
+        let map =
+            Mapping::new(temp.fd(), len, true).map_err(|source| ShmError::at(name, source))?;
         self.publish(&dir, &temp, name)?;
         Ok(Segment::new(
             map,
@@ -163,7 +164,7 @@ impl DeadSegment {
     /// Opens what `name` holds: `None` if nothing does any more,
     /// [`ShmError::CreatorAlive`] if its creator is alive.
     fn open(dir: &ShmDir, name: &str) -> Result<Option<Self>, ShmError> {
-        let (fd, stat) = match dir.open_existing(name) {
+        let (fd, stat) = match dir.open_existing(name, true) {
             Ok(found) => found,
             Err(ShmError::Named { source, .. }) if source.errno == Errno::NOENT => return Ok(None),
             Err(err) => return Err(err),

@@ -111,6 +111,9 @@ pub enum ShmError {
     /// structure (or one [`Region`](crate::Region) to split), so that two
     /// structures never share bytes.
     RegionTaken,
+    /// The segment is mapped read-only; a structure that writes cannot live
+    /// in it (readers attach through a read region instead).
+    ReadOnly,
 }
 
 impl ShmError {
@@ -200,6 +203,7 @@ impl fmt::Display for ShmError {
             Self::RegionTaken => f.write_str(
                 "segment's memory is already handed out (a segment holds one structure)",
             ),
+            Self::ReadOnly => f.write_str("segment is mapped read-only"),
             Self::TooLarge { size } => write!(
                 f,
                 "segment of {size} bytes does not fit in the address space"

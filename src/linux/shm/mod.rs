@@ -175,8 +175,8 @@ use rustix::io::Errno;
 
 pub use rustix::fs::{Mode, SealFlags};
 
-use crate::Region;
 use crate::linux::SysError;
+use crate::{ReadRegion, Region};
 
 mod create;
 mod error;
@@ -269,6 +269,7 @@ impl Segment {
             Role::Creator {
                 unlink_on_drop: None,
             },
+            true,
         )
     }
 
@@ -282,11 +283,18 @@ impl Segment {
     #[doc(alias = "fstat")]
     #[doc(alias = "mmap")]
     pub fn from_fd(fd: OwnedFd) -> Result<Self, ShmError> {
-        let found = seals(fd.as_fd())?;
-        if !found.contains(REQUIRED_SEALS) {
-            return Err(ShmError::NotSealed { found });
-        }
+        check_sealed(fd.as_fd())?;
         Self::from_fd_trusted(fd)
+    }
+
+    /// [`from_fd`](Self::from_fd), mapped read-only (`PROT_READ`): for
+    /// readers that never write ([`read_region`](Self::read_region)).
+    #[doc(alias = "F_GET_SEALS")]
+    #[doc(alias = "mmap")]
+    pub fn from_fd_read_only(fd: OwnedFd) -> Result<Self, ShmError> {
+        check_sealed(fd.as_fd())?;
+        let len = object_len(fd.as_fd())?;
+        Self::map(fd, len, Role::Received, false)
     }
 
     /// Maps a segment without checking its seals: `fstat` for its size, `mmap`.
@@ -296,15 +304,17 @@ impl Segment {
     #[doc(alias = "fstat")]
     #[doc(alias = "mmap")]
     pub fn from_fd_trusted(fd: OwnedFd) -> Result<Self, ShmError> {
-        let stat = fs::fstat(&fd).map_err(SysError::from_call("fstat"))?;
-        let size = stat.st_size.cast_unsigned();
-        let len = usize::try_from(size).map_err(|_| ShmError::TooLarge { size })?;
-        Self::map(fd, nonempty(len)?, Role::Received)
+        let len = object_len(fd.as_fd())?;
+        Self::map(fd, len, Role::Received, true)
     }
 
-    /// Maps all `len` bytes of `fd`.
-    fn map(fd: OwnedFd, len: usize, role: Role) -> Result<Self, ShmError> {
-        Ok(Self::new(Mapping::new(fd.as_fd(), len)?, fd, role))
+    /// Maps all `len` bytes of `fd`, read-write or read-only.
+    fn map(fd: OwnedFd, len: usize, role: Role, writable: bool) -> Result<Self, ShmError> {
+        Ok(Self::new(
+            Mapping::new(fd.as_fd(), len, writable)?,
+            fd,
+            role,
+        ))
     }
 
     /// A segment whose region has not been handed out yet.
@@ -329,24 +339,37 @@ impl Segment {
     /// structures survive.
     ///
     /// # Errors
-    /// [`ShmError::RegionTaken`] if the region was handed out before.
+    /// [`ShmError::RegionTaken`] if the region was handed out before;
+    /// [`ShmError::ReadOnly`] if the segment is mapped read-only (use
+    /// [`read_region`](Self::read_region)).
     pub fn region(&self) -> Result<Region<'_>, ShmError> {
-        if self.taken.swap(true, Ordering::Relaxed) {
-            return Err(ShmError::RegionTaken);
-        }
+        self.take(true)?;
         // SAFETY: `Region::from_raw_parts` asks, for the borrow of `self`:
         // 1. valid for reads and writes: the mapping is `PROT_READ |
-        //    PROT_WRITE` and `len` bytes long, and lives until `self` drops,
-        //    which the borrow forbids while the region exists. A peer
-        //    truncating an unsealed object makes access fault with `SIGBUS`
-        //    (ending the process), never reach other memory; sealed segments
-        //    rule even that out;
+        //    PROT_WRITE` (checked by `take`) and `len` bytes long, and lives
+        //    until `self` drops, which the borrow forbids while the region
+        //    exists. A peer truncating an unsealed object makes access fault
+        //    with `SIGBUS` (ending the process), never reach other memory;
+        //    sealed segments rule even that out;
         // 2. initialised: a mapping of a file reads as its contents, and
         //    bytes `ftruncate` added read as zero;
-        // 3. only accessed through this crate's structures, of one kind: the
-        //    flag above hands the region out once, and `Segment` never reads,
+        // 3. only accessed through this crate's structures, of one kind:
+        //    `take` hands the region out once, and `Segment` never reads,
         //    writes or references the bytes itself.
         Ok(unsafe { Region::from_raw_parts(self.map.ptr, self.map.len) })
+    }
+
+    /// The mapped bytes, to attach a reader that never writes (a seqlock's, a
+    /// broadcast's): works for read-only and read-write segments alike.
+    /// Handed out once, as [`region`](Self::region).
+    ///
+    /// # Errors
+    /// [`ShmError::RegionTaken`] if a region was handed out before.
+    pub fn read_region(&self) -> Result<ReadRegion<'_>, ShmError> {
+        self.take(false)?;
+        // SAFETY: as in `region`, except that the bytes need only be valid
+        // for reads, which a `PROT_READ` mapping is.
+        Ok(unsafe { ReadRegion::from_raw_parts_owned(self.map.ptr, self.map.len, ()) })
     }
 
     /// The region, owned: the structure made in it keeps the segment alive
@@ -363,25 +386,69 @@ impl Segment {
     /// }
     ///
     /// let segment = Segment::memfd("log", Spsc::<u64>::required_size(64).ok_or("size")?)?;
-    /// let mut logger = Logger { ring: Spsc::create(segment.into_region(), 64)?.into_producer() };
+    /// let mut logger = Logger { ring: Spsc::create(segment.into_region()?, 64)?.into_producer() };
     /// logger.ring.try_push(7)?;
     /// assert_eq!(logger.ring.keeper().len(), 512 + 64 * 8);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn into_region(self) -> Region<'static, Arc<Segment>> {
-        // Whatever `region` handed out borrowed `self`, so it is gone now; the
-        // flag keeps anyone reaching the segment through the `Arc` from
-        // taking the region again.
-        self.taken.store(true, Ordering::Relaxed);
+    ///
+    /// # Errors
+    /// [`ShmError::ReadOnly`] if the segment is mapped read-only (use
+    /// [`into_read_region`](Self::into_read_region)).
+    pub fn into_region(self) -> Result<Region<'static, Arc<Segment>>, ShmError> {
+        self.take_owned(true)?;
         let (ptr, len) = (self.map.ptr, self.map.len);
-        let owner = Arc::new(self);
-        // SAFETY: `from_raw_parts_owned` asks, for as long as `owner` or a
-        // clone lives: valid for reads and writes and initialised (the
-        // mapping, as in `region`, lives until the last `Arc` drops the
-        // segment, and moving an `Arc` does not move the mapping); accessed
-        // only through the structure made in this region (the flag above
-        // stops `region` from handing the bytes out again).
-        unsafe { Region::from_raw_parts_owned(ptr, len, owner) }
+        // SAFETY: `from_raw_parts_owned` asks, for as long as the `Arc` or a
+        // clone lives: valid for reads and writes (`take_owned` checked
+        // `PROT_WRITE`) and initialised (the mapping, as in `region`, lives
+        // until the last `Arc` drops the segment, and moving an `Arc` does not
+        // move the mapping); accessed only through the structure made in this
+        // region (the flag `take_owned` set stops `region` from handing the
+        // bytes out again).
+        Ok(unsafe { Region::from_raw_parts_owned(ptr, len, Arc::new(self)) })
+    }
+
+    /// [`into_region`](Self::into_region) for readers that never write;
+    /// works for read-only and read-write segments alike.
+    pub fn into_read_region(self) -> ReadRegion<'static, Arc<Segment>> {
+        // Cannot fail: read access is all a read region needs.
+        let _ = self.take_owned(false);
+        let (ptr, len) = (self.map.ptr, self.map.len);
+        // SAFETY: as in `into_region`, except that the bytes need only be
+        // valid for reads.
+        unsafe { ReadRegion::from_raw_parts_owned(ptr, len, Arc::new(self)) }
+    }
+
+    /// Marks the region handed out, if it was not, and the mapping writable
+    /// if `write`.
+    fn take(&self, write: bool) -> Result<(), ShmError> {
+        self.check_access(write)?;
+        if self.taken.swap(true, Ordering::Relaxed) {
+            return Err(ShmError::RegionTaken);
+        }
+        Ok(())
+    }
+
+    /// Marks the region handed out for good, to a structure that will own
+    /// the segment. Whatever [`take`](Self::take) handed out borrowed the
+    /// segment, so it is gone by the time the segment is moved here.
+    fn take_owned(&self, write: bool) -> Result<(), ShmError> {
+        self.check_access(write)?;
+        self.taken.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// [`ShmError::ReadOnly`] if `write` is asked of a read-only mapping.
+    fn check_access(&self, write: bool) -> Result<(), ShmError> {
+        if write && !self.map.writable {
+            return Err(ShmError::ReadOnly);
+        }
+        Ok(())
+    }
+
+    /// Whether the mapping is writable (not [read-only](OpenOptions::read_only)).
+    pub fn is_writable(&self) -> bool {
+        self.map.writable
     }
 
     /// The segment's length in bytes: all of the object, as mapped.
@@ -451,6 +518,24 @@ fn nonempty(len: usize) -> Result<usize, ShmError> {
 fn resize(fd: BorrowedFd<'_>, len: usize) -> Result<(), SysError> {
     // Lossless: `usize` is at most 64 bits on every Linux target.
     fs::ftruncate(fd, len as u64).map_err(SysError::from_call("ftruncate"))
+}
+
+/// [`ShmError::NotSealed`] unless `fd` carries [`REQUIRED_SEALS`].
+fn check_sealed(fd: BorrowedFd<'_>) -> Result<(), ShmError> {
+    let found = seals(fd)?;
+    if found.contains(REQUIRED_SEALS) {
+        Ok(())
+    } else {
+        Err(ShmError::NotSealed { found })
+    }
+}
+
+/// The size of the object behind `fd`, if it can be mapped: `fstat`.
+fn object_len(fd: BorrowedFd<'_>) -> Result<usize, ShmError> {
+    let stat = fs::fstat(fd).map_err(SysError::from_call("fstat"))?;
+    let size = stat.st_size.cast_unsigned();
+    let len = usize::try_from(size).map_err(|_| ShmError::TooLarge { size })?;
+    nonempty(len)
 }
 
 /// `fcntl(fd, F_GET_SEALS)`; none for an object that cannot be sealed (`EINVAL`).

@@ -81,9 +81,18 @@ impl ShmDir {
     /// A symbolic link is [`ShmError::Symlink`], anything else that is not a
     /// regular file [`ShmError::NotRegular`].
     #[doc(alias = "openat")]
-    pub(super) fn open_existing(&self, name: &str) -> Result<(OwnedFd, Stat), ShmError> {
+    pub(super) fn open_existing(
+        &self,
+        name: &str,
+        writable: bool,
+    ) -> Result<(OwnedFd, Stat), ShmError> {
         let file = file_name(name)?;
-        let flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let access = if writable {
+            OFlags::RDWR
+        } else {
+            OFlags::RDONLY
+        };
+        let flags = access | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
         let fd = fs::openat(&self.0, file, flags, Mode::empty()).map_err(|errno| match errno {
             // open(2): `O_NOFOLLOW` and the last component is a symlink.
             Errno::LOOP => ShmError::Symlink {

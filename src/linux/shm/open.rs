@@ -24,6 +24,7 @@ pub struct OpenOptions {
     len: Option<usize>,
     owner: Option<Uid>,
     group: Option<Gid>,
+    read_only: bool,
 }
 
 impl OpenOptions {
@@ -33,7 +34,16 @@ impl OpenOptions {
             len: None,
             owner: None,
             group: None,
+            read_only: false,
         }
+    }
+
+    /// Opens and maps the segment read-only (`O_RDONLY`, `PROT_READ`): for
+    /// readers that never write, such as a seqlock's or a broadcast's
+    /// ([`Segment::read_region`]). Nothing this process does can then change
+    /// the segment.
+    pub const fn read_only(self, read_only: bool) -> Self {
+        Self { read_only, ..self }
     }
 
     /// Requires the segment to be exactly `len` bytes (what the creator
@@ -71,7 +81,8 @@ impl OpenOptions {
 
     /// Opens, checks and maps an existing named segment:
     /// `openat("/dev/shm", name, O_RDWR | O_NOFOLLOW | O_NONBLOCK |
-    /// O_CLOEXEC)`, `fstat`, `mmap`.
+    /// O_CLOEXEC)` (`O_RDONLY` if [read-only](Self::read_only)), `fstat`,
+    /// `mmap`.
     ///
     /// Refuses a symbolic link ([`ShmError::Symlink`]), anything but a
     /// regular file ([`ShmError::NotRegular`]), a segment owned or writable
@@ -82,10 +93,12 @@ impl OpenOptions {
     #[doc(alias = "fstat")]
     pub fn open(&self, name: &str) -> Result<Segment, ShmError> {
         let dir = ShmDir::open(name)?;
-        let (fd, stat) = dir.open_existing(name)?;
+        let writable = !self.read_only;
+        let (fd, stat) = dir.open_existing(name, writable)?;
         self.check_trust(name, &stat)?;
         let len = self.check_size(name, &stat)?;
-        let map = Mapping::new(fd.as_fd(), len).map_err(|source| ShmError::at(name, source))?;
+        let map =
+            Mapping::new(fd.as_fd(), len, writable).map_err(|source| ShmError::at(name, source))?;
         Ok(Segment::new(map, fd, Role::Opener))
     }
 

@@ -580,6 +580,46 @@ fn ring_is_shared_between_mappings() {
 }
 
 #[test]
+fn a_read_only_segment_serves_readers_and_refuses_writers() {
+    let name = TestName::new();
+    let len = SeqLock::<[u64; 2]>::required_size().unwrap();
+    let creator = CreateOptions::new()
+        .unlink_on_drop(true)
+        .create(&name.0, len)
+        .unwrap();
+    let mut writer = SeqLock::<[u64; 2]>::create(creator.region().unwrap())
+        .unwrap()
+        .into_writer();
+    writer.write(&[3, 4]);
+
+    let reader_side = OpenOptions::new().read_only(true).open(&name.0).unwrap();
+    assert!(!reader_side.is_writable() && creator.is_writable());
+    assert_eq!(reader_side.creator_alive(), Liveness::Alive);
+    assert!(matches!(reader_side.region(), Err(ShmError::ReadOnly)));
+    let reader = SeqLock::<[u64; 2]>::attach_reader(reader_side.read_region().unwrap()).unwrap();
+    assert_eq!(reader.try_read(), Ok([3, 4]));
+    writer.write(&[5, 6]);
+    assert_eq!(reader.try_read(), Ok([5, 6]));
+    assert!(matches!(
+        reader_side.read_region(),
+        Err(ShmError::RegionTaken)
+    ));
+    // The pages really are read-only: the kernel refuses to make them writable.
+    let page = reader_side.map.ptr.as_ptr().cast();
+    // SAFETY: `mprotect` on the segment's own page-aligned mapping; it fails
+    // (the fd is `O_RDONLY`) and so changes nothing.
+    let protect = unsafe { rustix::mm::mprotect(page, len, rustix::mm::MprotectFlags::WRITE) };
+    assert_eq!(protect, Err(Errno::ACCESS));
+
+    let owned = OpenOptions::new().read_only(true).open(&name.0).unwrap();
+    assert!(matches!(owned.into_region(), Err(ShmError::ReadOnly)));
+    let owned = OpenOptions::new().read_only(true).open(&name.0).unwrap();
+    let reader = SeqLock::<[u64; 2]>::attach_reader(owned.into_read_region()).unwrap();
+    assert_eq!(reader.try_read(), Ok([5, 6]));
+    assert_eq!(reader.keeper().creator_alive(), Liveness::Alive);
+}
+
+#[test]
 fn a_segment_hands_its_memory_out_once() {
     let seg = Segment::memfd("once", Spsc::<u64>::required_size(8).unwrap()).unwrap();
     {
@@ -591,7 +631,9 @@ fn a_segment_hands_its_memory_out_once() {
     assert!(matches!(seg.region(), Err(ShmError::RegionTaken)));
     // An owned region too, reached through the handle that keeps it.
     let seg = Segment::memfd("owned", Spsc::<u64>::required_size(8).unwrap()).unwrap();
-    let (mut tx, mut rx) = Spsc::<u64>::create(seg.into_region(), 8).unwrap().split();
+    let (mut tx, mut rx) = Spsc::<u64>::create(seg.into_region().expect("a writable segment"), 8)
+        .unwrap()
+        .split();
     assert!(matches!(tx.keeper().region(), Err(ShmError::RegionTaken)));
     tx.try_push(5).unwrap();
     drop(tx);

@@ -21,7 +21,7 @@ use super::name::{ShmDir, same_object};
 #[doc(alias = "unlinkat")]
 pub fn unlink(name: &str) -> Result<(), ShmError> {
     let dir = ShmDir::open(name)?;
-    let (fd, stat) = dir.open_existing(name)?;
+    let (fd, stat) = dir.open_existing(name, true)?;
     if unlink_if_named(&dir, name, fd.as_fd(), &stat)? {
         Ok(())
     } else {
