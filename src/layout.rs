@@ -69,6 +69,15 @@ pub enum Kind {
     Spsc = 1,
     /// A single-writer sequence lock ([`crate::seqlock`]).
     SeqLock = 2,
+    /// A one-writer, many-reader broadcast ring (`crate::broadcast`).
+    Broadcast = 3,
+    /// A single-producer ring of variable-length records (`crate::bytes`).
+    Bytes = 4,
+    /// Fan-in: single-producer lanes into one consumer (`crate::lanes`).
+    Lanes = 5,
+    /// A directory of the parts of a region laid out to hold several
+    /// structures.
+    Layout = 6,
 }
 
 impl Kind {
@@ -77,6 +86,10 @@ impl Kind {
         match raw {
             1 => Some(Self::Spsc),
             2 => Some(Self::SeqLock),
+            3 => Some(Self::Broadcast),
+            4 => Some(Self::Bytes),
+            5 => Some(Self::Lanes),
+            6 => Some(Self::Layout),
             _ => None,
         }
     }
@@ -86,6 +99,10 @@ impl Kind {
         match self {
             Self::Spsc => "SPSC ring",
             Self::SeqLock => "seqlock",
+            Self::Broadcast => "broadcast ring",
+            Self::Bytes => "record ring",
+            Self::Lanes => "fan-in lanes",
+            Self::Layout => "layout directory",
         }
     }
 }
@@ -183,7 +200,14 @@ mod tests {
 
     #[test]
     fn kinds_print_by_name_and_round_trip() {
-        for kind in [Kind::Spsc, Kind::SeqLock] {
+        for kind in [
+            Kind::Spsc,
+            Kind::SeqLock,
+            Kind::Broadcast,
+            Kind::Bytes,
+            Kind::Lanes,
+            Kind::Layout,
+        ] {
             assert_eq!(Kind::from_raw(kind as u32), Some(kind));
         }
         assert_eq!(Kind::from_raw(0), None);
