@@ -147,6 +147,29 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
     /// [`Producer::wake_needed`](super::Producer::wake_needed) after publishing
     /// and wake the consumer when it says so.
     ///
+    /// ```
+    /// use ipc_primitives::spsc::StaticSpsc;
+    ///
+    /// let mut ring = StaticSpsc::<u32, 4>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// std::thread::scope(|s| {
+    ///     s.spawn(move || {
+    ///         tx.try_push(5).unwrap();
+    ///         // A real producer makes a system call here (eventfd, futex).
+    ///         let _woke_it = tx.wake_needed();
+    ///     });
+    ///     // A sleeper that waits for the epoch to move; the Linux adapters
+    ///     // sleep in the kernel instead (`Consumer::pop_blocking`).
+    ///     let popped = rx.pop_or_sleep(100, |event, epoch| -> Result<(), ()> {
+    ///         while event.epoch() == epoch {
+    ///             std::thread::yield_now();
+    ///         }
+    ///         Ok(())
+    ///     });
+    ///     assert_eq!(popped, Ok(5));
+    /// });
+    /// ```
+    ///
     /// # Errors
     /// [`SleepError::Sleep`] with what `sleep` returned, the announcement
     /// withdrawn; [`SleepError::Corrupted`] as for [`try_pop`](Self::try_pop).
