@@ -248,7 +248,7 @@ fn blocking_mode_eventfd_through_the_handshake() {
     accounted(|| {
         const CLIENT: u64 = 7;
         let (addr, name) = abstract_addr("blocking");
-        let server = Server::<Msg>::bind(&addr, 256, Policy::SameUser).expect("bind");
+        let mut server = Server::<Msg>::bind(&addr, 256, Policy::SameUser).expect("bind");
         let mut child = Proc::spawn(
             "client",
             &[
@@ -260,7 +260,10 @@ fn blocking_mode_eventfd_through_the_handshake() {
             Duration::from_secs(120),
         );
         wait_readable(&server, &mut [&mut child], "the client to connect");
-        let session = server.accept().expect("accept");
+        let session = server
+            .accept()
+            .expect("the listener works")
+            .expect("the client is served");
         assert_eq!(
             session
                 .credentials()
@@ -380,7 +383,7 @@ fn serve(counts: &[Option<u64>], kill: Option<(usize, u64)>) -> Vec<Delivered> {
     /// client's next push, so waking without an event means none came.
     const IDLE: Duration = Duration::from_secs(1);
     let (addr, name) = abstract_addr("serve");
-    let server = Server::<Msg>::bind(&addr, CAPACITY, Policy::SameUser).expect("bind");
+    let mut server = Server::<Msg>::bind(&addr, CAPACITY, Policy::SameUser).expect("bind");
     let mut lanes: Vec<Lane> = counts
         .iter()
         .zip(0_u64..)
@@ -413,7 +416,10 @@ fn serve(counts: &[Option<u64>], kill: Option<(usize, u64)>) -> Vec<Delivered> {
     for _ in 0..lanes.len() {
         let mut procs: Vec<&mut Proc> = lanes.iter_mut().map(|lane| &mut lane.proc).collect();
         wait_readable(&server, &mut procs, "the clients to connect");
-        let session = server.accept().expect("accept");
+        let session = server
+            .accept()
+            .expect("the listener works")
+            .expect("the client is served");
         let pid = session
             .credentials()
             .pid
@@ -872,14 +878,17 @@ fn attach_with_the_wrong_type_version_or_size_is_a_typed_error() {
         // Through the handshake: a client of another element type is told
         // what the server offers.
         let (addr, addr_name) = abstract_addr("wrong-type");
-        let server = Server::<Msg>::bind(&addr, 16, Policy::SameUser).expect("bind");
+        let mut server = Server::<Msg>::bind(&addr, 16, Policy::SameUser).expect("bind");
         let mut child = Proc::spawn(
             "connect-report",
             &[("IPCP_ADDR", addr_name), ("IPCP_TYPE", "u64".to_owned())],
             Duration::from_secs(30),
         );
         wait_readable(&server, &mut [&mut child], "the client to connect");
-        let session = server.accept().expect("accept");
+        let session = server
+            .accept()
+            .expect("the listener works")
+            .expect("the client is served");
         let results = child.wait_success();
         let expected = Err::<(), _>(HandshakeError::WrongRing {
             kind: Kind::Spsc,
@@ -901,14 +910,17 @@ fn the_handshake_memfd_is_sealed_against_the_client() {
     accounted(|| {
         const COUNT: u64 = 100;
         let (addr, name) = abstract_addr("sealed");
-        let server = Server::<Msg>::bind(&addr, 256, Policy::SameUser).expect("bind");
+        let mut server = Server::<Msg>::bind(&addr, 256, Policy::SameUser).expect("bind");
         let mut child = Proc::spawn(
             "try-truncate",
             &[("IPCP_ADDR", name), ("IPCP_COUNT", COUNT.to_string())],
             Duration::from_secs(30),
         );
         wait_readable(&server, &mut [&mut child], "the client to connect");
-        let session = server.accept().expect("accept");
+        let session = server
+            .accept()
+            .expect("the listener works")
+            .expect("the client is served");
         let results = child.wait_success();
         let eperm = format!("{:?}", Err::<(), _>(Errno::PERM));
         let expected = [
@@ -939,7 +951,7 @@ fn unsealed_or_truncated_memfds_from_a_fake_server_are_refused() {
         let expected = HandshakeError::Shm(ShmError::NotSealed {
             found: SealFlags::empty(),
         });
-        fake_server("unsealed", unsealed, needed, &expected);
+        fake_server("unsealed", unsealed, needed, &expected, &[]);
 
         // Sealed against shrinking only: it could still grow, which is
         // harmless, but the contract asks for both.
@@ -947,7 +959,7 @@ fn unsealed_or_truncated_memfds_from_a_fake_server_are_refused() {
         let expected = HandshakeError::Shm(ShmError::NotSealed {
             found: SealFlags::SHRINK,
         });
-        fake_server("shrink-only", shrink_only, needed, &expected);
+        fake_server("shrink-only", shrink_only, needed, &expected, &[]);
 
         // Sealed, but truncated below what the ring's header asks for: the
         // ring was created at full size, the mapping dropped, the memfd cut
@@ -969,11 +981,35 @@ fn unsealed_or_truncated_memfds_from_a_fake_server_are_refused() {
             SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
         )
         .expect("seal");
-        let expected = HandshakeError::Attach(AttachError::TooSmall {
-            needed,
-            actual: 4096,
-        });
-        fake_server("truncated", truncated, needed, &expected);
+        let expected = HandshakeError::RegionSize {
+            capacity: 1024,
+            needed: Some(needed),
+            found: 4096,
+        };
+        fake_server("truncated", truncated, needed, &expected, &[]);
+
+        // A sparse terabyte, sealed, with a valid ring header at its start:
+        // refused from its size before it is mapped. The child may map at
+        // most 64 GiB: had it tried to map the memfd, `mmap` would have
+        // failed instead.
+        const TIB: u64 = 1 << 40;
+        let huge = memfd_create("ipcp-huge", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+            .expect("memfd_create");
+        ftruncate(&huge, needed as u64).expect("ftruncate");
+        {
+            let segment = Segment::from_fd_trusted(huge.try_clone().expect("dup")).expect("map");
+            Spsc::<Msg>::create(segment.region(), 1024).expect("create the ring");
+        }
+        ftruncate(&huge, TIB).expect("ftruncate");
+        fcntl_add_seals(&huge, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)
+            .expect("seal");
+        let expected = HandshakeError::RegionSize {
+            capacity: 1024,
+            needed: Some(needed),
+            found: TIB,
+        };
+        let limit = ("IPCP_LIMIT_AS", (64_u64 << 30).to_string());
+        fake_server("huge", huge, needed, &expected, &[limit]);
     });
 }
 
@@ -990,15 +1026,20 @@ fn memfd(len: u64, seals: SealFlags) -> std::os::fd::OwnedFd {
 
 /// Listens as a fake server, sends a connecting child an accepting hello
 /// with `memfd` and an eventfd, and checks the child's `connect` fails with
-/// `expected` (the child also checks it leaked no fd).
-fn fake_server(tag: &str, memfd: std::os::fd::OwnedFd, len: usize, expected: &HandshakeError) {
+/// `expected` (the child also checks it leaked no fd). `vars` go to the
+/// child's environment.
+fn fake_server(
+    tag: &str,
+    memfd: std::os::fd::OwnedFd,
+    len: usize,
+    expected: &HandshakeError,
+    vars: &[(&str, String)],
+) {
     let (addr, name): (UnixAddr, String) = abstract_addr(tag);
     let listener = SeqpacketListener::bind(&addr).expect("bind");
-    let mut child = Proc::spawn(
-        "connect-report",
-        &[("IPCP_ADDR", name), ("IPCP_TYPE", "Msg".to_owned())],
-        Duration::from_secs(30),
-    );
+    let mut env = vec![("IPCP_ADDR", name), ("IPCP_TYPE", "Msg".to_owned())];
+    env.extend(vars.iter().cloned());
+    let mut child = Proc::spawn("connect-report", &env, Duration::from_secs(30));
     wait_readable(&listener, &mut [&mut child], "the client to connect");
     let stream = listener.accept().expect("accept");
     let hello = Hello {
@@ -1085,7 +1126,7 @@ fn foreign_and_stale_files_at_the_socket_path() {
         let status = server_child.kill();
         assert!(status.signal().is_some(), "{}", harness::describe(status));
         assert!(harness::is_socket(&path), "the killed server's socket file");
-        let server =
+        let mut server =
             Server::<Msg>::bind(&addr, 64, Policy::SameUser).expect("replace the stale socket");
 
         // And the new server works.
@@ -1101,7 +1142,10 @@ fn foreign_and_stale_files_at_the_socket_path() {
             Duration::from_secs(30),
         );
         wait_readable(&server, &mut [&mut client], "the client to connect");
-        let session = server.accept().expect("accept");
+        let session = server
+            .accept()
+            .expect("the listener works")
+            .expect("the client is served");
         let mut rx = session.consumer().expect("consumer");
         pop_all_blocking(&mut rx, session.wakeup(), 3, COUNT, &mut client, |_| {
             SpinThenBlock::default()
@@ -1164,7 +1208,7 @@ fn a_client_in_another_pid_namespace_sees_no_server_pid() {
         const CLIENT: u64 = 9;
         const COUNT: u64 = 10_000;
         let (addr, name) = abstract_addr("pidns");
-        let server = Server::<Msg>::bind(&addr, 64, Policy::SameUser).expect("bind");
+        let mut server = Server::<Msg>::bind(&addr, 64, Policy::SameUser).expect("bind");
         let mut child = Proc::spawn_in_new_pid_namespace(
             "client",
             &[
@@ -1176,7 +1220,10 @@ fn a_client_in_another_pid_namespace_sees_no_server_pid() {
             Duration::from_secs(60),
         );
         wait_readable(&server, &mut [&mut child], "the client to connect");
-        let session = server.accept().expect("accept");
+        let session = server
+            .accept()
+            .expect("the listener works")
+            .expect("the client is served");
         let client_pid = session.credentials().pid.expect("the client is visible");
         assert_ne!(
             client_pid.as_raw_nonzero().get(),

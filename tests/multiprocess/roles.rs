@@ -12,6 +12,7 @@ use ipc_primitives::linux::uds::UnixAddr;
 use ipc_primitives::linux::wake::{ProducerExt, PushNotifyError, Wakeup};
 use ipc_primitives::seqlock::SeqLock;
 use ipc_primitives::spsc::{Producer, PushError, Spsc};
+use rustix::process::{Resource, Rlimit, setrlimit};
 
 use crate::harness::{PIDNS_VAR, READY, RESULT, env, env_parse, open_fds};
 use crate::message::{Msg, message};
@@ -238,8 +239,17 @@ fn attach_report() {
 }
 
 /// Tests 5 and 6: connect as a client of `IPCP_TYPE` (`Msg` or `u64`) and
-/// report the outcome; a failed handshake must leave no fd behind.
+/// report the outcome; a failed handshake must leave no fd behind. With
+/// `IPCP_LIMIT_AS`, the process may map at most that many bytes.
 fn connect_report() {
+    if let Ok(limit) = std::env::var("IPCP_LIMIT_AS") {
+        let limit = limit.parse().expect("IPCP_LIMIT_AS");
+        let rlimit = Rlimit {
+            current: Some(limit),
+            maximum: Some(limit),
+        };
+        setrlimit(Resource::As, rlimit).expect("setrlimit(RLIMIT_AS)");
+    }
     let addr = addr_from_env();
     let fds_before = open_fds();
     let outcome = match env("IPCP_TYPE").as_str() {
