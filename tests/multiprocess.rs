@@ -39,7 +39,9 @@
 //! 8. `connect` to a server that never sends its hello gives up with
 //!    `TimedOut` after `HELLO_TIMEOUT`;
 //! 9. a client in a pid namespace of its own (run by `unshare`) connects: it
-//!    sees no pid for the server, the server sees its pid, messages flow.
+//!    sees no pid for the server, the server sees its pid, messages flow;
+//! 10. a client without `/proc` (unmounted in its own mount namespace) checks
+//!     its eventfd without it and connects.
 //!
 //! Every test counts this process's open fds before and after (no leak) and
 //! lists `/dev/shm` before and after (no name it created remains). Fds are
@@ -69,7 +71,9 @@ use ipc_primitives::linux::handshake::{HELLO_TIMEOUT, HandshakeError, Policy, Se
 use ipc_primitives::linux::hello::{Hello, Status};
 use ipc_primitives::linux::shm::{CreateOptions, SealFlags, Segment, ShmError};
 use ipc_primitives::linux::uds::{SeqpacketListener, UdsError, UnixAddr};
-use ipc_primitives::linux::wake::{BlockingPopError, ConsumerExt, EventFd, SpinThenBlock, Wakeup};
+use ipc_primitives::linux::wake::{
+    BlockingPopError, ConsumerExt, EventFd, EventFdError, SpinThenBlock, Wakeup,
+};
 use ipc_primitives::seqlock::{ReadError, SeqLock};
 use ipc_primitives::spsc::{Consumer, PopError, Spsc};
 use ipc_primitives::{ABI_VERSION, AttachError, ElementLayout, Kind};
@@ -1235,5 +1239,51 @@ fn a_client_in_another_pid_namespace_sees_no_server_pid() {
             SpinThenBlock::default()
         });
         assert_eq!(child.wait_success(), ["server-pid None"]);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// 10. No /proc
+// ---------------------------------------------------------------------------
+
+/// A client in a sandbox without `/proc` (a mount namespace where it is
+/// unmounted): `EventFd::from_fd` tells an eventfd from a pipe, an epoll fd,
+/// a timerfd and a memfd without it, and the handshake works.
+#[test]
+fn a_client_without_proc_checks_its_eventfd_and_connects() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: unshare --mount needs root");
+        return;
+    }
+    accounted(|| {
+        const COUNT: u64 = 1000;
+        let (addr, name) = abstract_addr("no-proc");
+        let mut server = Server::<Msg>::bind(&addr, 64, Policy::SameUser).expect("bind");
+        let mut child = Proc::spawn_without_proc(
+            "without-proc",
+            &[("IPCP_ADDR", name), ("IPCP_COUNT", COUNT.to_string())],
+            Duration::from_secs(60),
+        );
+        wait_readable(&server, &mut [&mut child], "the client to connect");
+        let session = server
+            .accept()
+            .expect("the listener works")
+            .expect("the client is served");
+        let mut rx = session.consumer().expect("consumer");
+        pop_all_blocking(&mut rx, session.wakeup(), 0, COUNT, &mut child, |_| {
+            SpinThenBlock::default()
+        });
+        let not_eventfd = format!("{:?}", Err::<(), _>(EventFdError::NotEventFd));
+        let expected = [
+            "proc-gone true".to_owned(),
+            format!("eventfd {:?}", Ok::<(), EventFdError>(())),
+            format!("pipe-read {not_eventfd}"),
+            format!("pipe-write {not_eventfd}"),
+            format!("epoll {not_eventfd}"),
+            format!("timerfd {not_eventfd}"),
+            format!("memfd {not_eventfd}"),
+            format!("pushed {COUNT}"),
+        ];
+        assert_eq!(child.wait_success(), expected);
     });
 }

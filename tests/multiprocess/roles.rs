@@ -4,12 +4,13 @@
 //! the parent must check as `RESULT` lines on stdout.
 
 use core::time::Duration;
+use std::os::fd::AsFd;
 use std::time::Instant;
 
 use ipc_primitives::linux::handshake::{Connection, Policy, Server, connect};
 use ipc_primitives::linux::shm::{REQUIRED_SEALS, SealFlags, Segment};
 use ipc_primitives::linux::uds::UnixAddr;
-use ipc_primitives::linux::wake::{ProducerExt, PushNotifyError, Wakeup};
+use ipc_primitives::linux::wake::{EventFd, ProducerExt, PushNotifyError, Wakeup};
 use ipc_primitives::seqlock::SeqLock;
 use ipc_primitives::spsc::{Producer, PushError, Spsc};
 use rustix::process::{Resource, Rlimit, setrlimit};
@@ -27,6 +28,7 @@ pub(crate) fn run(role: &str) {
         "connect-report" => connect_report(),
         "try-truncate" => try_truncate(),
         "socket-server" => socket_server(),
+        "without-proc" => without_proc(),
         other => panic!("unknown child role {other:?}"),
     }
 }
@@ -301,4 +303,37 @@ fn socket_server() {
         std::thread::sleep(Duration::from_millis(10));
     }
     panic!("socket-server was never killed");
+}
+
+/// Runs without `/proc`: reports what `EventFd::from_fd` says of an eventfd
+/// and of fds of other kinds, then connects to the parent's server at
+/// `IPCP_ADDR` and pushes `IPCP_COUNT` messages.
+fn without_proc() {
+    report("proc-gone", std::fs::metadata("/proc/thread-self").is_err());
+    let eventfd = EventFd::new().expect("eventfd");
+    let copy = eventfd.as_fd().try_clone_to_owned().expect("dup");
+    report("eventfd", EventFd::from_fd(copy).map(drop));
+    let (read_end, write_end) = rustix::pipe::pipe().expect("pipe");
+    report("pipe-read", EventFd::from_fd(read_end).map(drop));
+    report("pipe-write", EventFd::from_fd(write_end).map(drop));
+    let epoll = rustix::event::epoll::create(rustix::event::epoll::CreateFlags::CLOEXEC)
+        .expect("epoll_create1");
+    report("epoll", EventFd::from_fd(epoll).map(drop));
+    let timer = rustix::time::timerfd_create(
+        rustix::time::TimerfdClockId::Monotonic,
+        rustix::time::TimerfdFlags::CLOEXEC,
+    )
+    .expect("timerfd_create");
+    report("timerfd", EventFd::from_fd(timer).map(drop));
+    let memfd = rustix::fs::memfd_create("not-an-eventfd", rustix::fs::MemfdFlags::CLOEXEC)
+        .expect("memfd_create");
+    report("memfd", EventFd::from_fd(memfd).map(drop));
+
+    let count: u64 = env_parse("IPCP_COUNT");
+    let conn = connect::<Msg>(&addr_from_env()).expect("connect without /proc");
+    let mut tx = conn.producer().expect("producer");
+    for seq in 0..count {
+        push_notify(&mut tx, message(0, seq), conn.wakeup());
+    }
+    report("pushed", count);
 }
