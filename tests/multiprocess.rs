@@ -41,7 +41,10 @@
 //! 9. a client in a pid namespace of its own (run by `unshare`) connects: it
 //!    sees no pid for the server, the server sees its pid, messages flow;
 //! 10. a client without `/proc` (unmounted in its own mount namespace) checks
-//!     its eventfd without it and connects.
+//!     its eventfd without it and connects;
+//! 11. a server out of fds drops each newcomer through its spare fd with an
+//!     `OutOfResources` hello, reports it by pid, and serves again once fds
+//!     free up.
 //!
 //! Every test counts this process's open fds before and after (no leak) and
 //! lists `/dev/shm` before and after (no name it created remains). Fds are
@@ -68,9 +71,9 @@ use std::os::unix::process::ExitStatusExt;
 use std::time::Instant;
 
 use ipc_primitives::linux::handshake::{HELLO_TIMEOUT, HandshakeError, Policy, Server, Session};
-use ipc_primitives::linux::hello::{Hello, Status};
+use ipc_primitives::linux::hello::{HELLO_LEN, Hello, Status};
 use ipc_primitives::linux::shm::{CreateOptions, SealFlags, Segment, ShmError};
-use ipc_primitives::linux::uds::{SeqpacketListener, UdsError, UnixAddr};
+use ipc_primitives::linux::uds::{SeqpacketListener, SeqpacketStream, UdsError, UnixAddr};
 use ipc_primitives::linux::wake::{
     BlockingPopError, ConsumerExt, EventFd, EventFdError, SpinThenBlock, Wakeup,
 };
@@ -1285,5 +1288,65 @@ fn a_client_without_proc_checks_its_eventfd_and_connects() {
             format!("pushed {COUNT}"),
         ];
         assert_eq!(child.wait_success(), expected);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// 11. Out of fds
+// ---------------------------------------------------------------------------
+
+/// A server whose fd table is full but for one session's worth: the first
+/// client gets a ring; each later one is accepted on the server's spare fd,
+/// told `OutOfResources` and closed (no busy loop on `EMFILE`, no client left
+/// waiting for a hello), and the server reports each by pid. Once the
+/// session ends, the next client is served again.
+#[test]
+fn a_server_out_of_fds_drops_newcomers_with_a_status() {
+    accounted(|| {
+        const CLIENTS: usize = 20;
+        let (addr, name) = abstract_addr("starved");
+        let mut server = Proc::spawn(
+            "fd-starved-server",
+            &[("IPCP_ADDR", name), ("IPCP_CLIENTS", CLIENTS.to_string())],
+            Duration::from_secs(60),
+        );
+        server.expect_line(harness::READY);
+        let hello_of = |server: &mut Proc| {
+            let stream = SeqpacketStream::connect(&addr).expect("connect");
+            wait_readable(&stream, &mut [server], "the hello");
+            let mut buf = [0; HELLO_LEN];
+            let (len, fds) = stream.recv_with_fds(&mut buf, 2).expect("the hello");
+            let hello = Hello::decode(&buf[..len]).expect("a valid hello");
+            (hello.status, (stream, fds))
+        };
+        let (statuses, held): (Vec<_>, Vec<_>) =
+            (0..CLIENTS).map(|_| hello_of(&mut server)).unzip();
+        assert_eq!(statuses[0], Status::Accepted);
+        assert!(
+            statuses[1..]
+                .iter()
+                .all(|&status| status == Status::OutOfResources),
+            "{statuses:?}"
+        );
+        server.expect_line(harness::READY);
+        drop(held);
+        let (last, _held) = hello_of(&mut server);
+        assert_eq!(last, Status::Accepted);
+
+        // The chain goes on with the errno's own text.
+        let dropped = format!(
+            "client-error dropped client pid {} uid {}: out of fds: accepted on the spare fd and \
+             closed: accept4: {}",
+            std::process::id(),
+            rustix::process::geteuid().as_raw(),
+            Errno::MFILE
+        );
+        let results = server.wait_success();
+        assert_eq!(results.len(), CLIENTS + 1, "{results:?}");
+        assert_eq!(results[0], "accepted ()");
+        for result in &results[1..CLIENTS] {
+            assert!(result.starts_with(&dropped), "{result}");
+        }
+        assert_eq!(results[CLIENTS], "accepted ()");
     });
 }

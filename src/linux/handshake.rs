@@ -239,26 +239,22 @@ impl<T: Pod> Server<T> {
     /// the newcomer with it, tells it [`Status::OutOfResources`] and drops
     /// it, then takes the spare fd again.
     fn shed(&mut self, err: SysError) -> Result<Option<Accepted<T>>, ListenerError> {
-        let out_of_fds = || ListenerError(err.into());
         let reserve = match self.reserve.take() {
             Some(reserve) => reserve,
-            None => take_reserve(self.listener.as_fd()).map_err(|_| out_of_fds())?,
+            None => take_reserve(self.listener.as_fd()).map_err(|_| ListenerError(err.into()))?,
         };
         drop(reserve);
-        let accepted = self.listener.try_accept();
-        self.reserve = take_reserve(self.listener.as_fd()).ok();
-        match accepted.map_err(ListenerError)? {
-            Some(stream) => {
+        let shed = self.listener.try_accept().map(|accepted| {
+            accepted.map(|stream| {
                 let peer = stream.peer_credentials().ok();
                 self.tell(&stream, Status::OutOfResources);
-                Ok(Some(Err(ClientError::new(
-                    peer,
-                    ClientFailure::OutOfFds(err),
-                ))))
-            }
-            // Another thread accepted it, or the client hung up.
-            None => Ok(None),
-        }
+                ClientError::new(peer, ClientFailure::OutOfFds(err))
+            })
+        });
+        // The newcomer's fd is closed by now: take it back as the spare.
+        self.reserve = take_reserve(self.listener.as_fd()).ok();
+        // `None`: another thread accepted it, or it hung up.
+        Ok(shed.map_err(ListenerError)?.map(Err))
     }
 
     /// Serves one accepted connection.

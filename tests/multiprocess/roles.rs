@@ -29,6 +29,7 @@ pub(crate) fn run(role: &str) {
         "try-truncate" => try_truncate(),
         "socket-server" => socket_server(),
         "without-proc" => without_proc(),
+        "fd-starved-server" => fd_starved_server(),
         other => panic!("unknown child role {other:?}"),
     }
 }
@@ -336,4 +337,55 @@ fn without_proc() {
         push_notify(&mut tx, message(0, seq), conn.wakeup());
     }
     report("pushed", count);
+}
+
+/// `err` and its sources, joined by ": ".
+pub(crate) fn error_chain(err: &dyn core::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(err) = source {
+        text = format!("{text}: {err}");
+        source = err.source();
+    }
+    text
+}
+
+/// A server with no fd to spare: binds at `IPCP_ADDR`, fills its fd table
+/// (under `RLIMIT_NOFILE` 256), frees room for exactly one session (socket,
+/// memfd, eventfd), says it is ready and reports the outcome of each of
+/// `IPCP_CLIENTS` connections. Then it drops its sessions and reports the
+/// outcome of one more.
+fn fd_starved_server() {
+    let clients: usize = env_parse("IPCP_CLIENTS");
+    let limit = Rlimit {
+        current: Some(256),
+        maximum: Some(256),
+    };
+    setrlimit(Resource::Nofile, limit).expect("setrlimit(RLIMIT_NOFILE)");
+    let mut server = Server::<Msg>::bind(&addr_from_env(), 64, Policy::SameUser).expect("bind");
+    let mut filler = Vec::new();
+    loop {
+        match rustix::io::fcntl_dupfd_cloexec(std::io::stdout(), 0) {
+            Ok(fd) => filler.push(fd),
+            Err(rustix::io::Errno::MFILE) => break,
+            Err(errno) => panic!("dup: {errno}"),
+        }
+    }
+    filler.truncate(filler.len() - 3);
+    println!("{READY}");
+    let outcome = |server: &mut Server<Msg>| match server.accept().expect("the listener works") {
+        Ok(session) => {
+            report("accepted", ());
+            Some(session)
+        }
+        Err(err) => {
+            println!("{RESULT}client-error {}", error_chain(&err));
+            None
+        }
+    };
+    let sessions: Vec<_> = (0..clients).filter_map(|_| outcome(&mut server)).collect();
+    drop(sessions);
+    println!("{READY}");
+    let last = outcome(&mut server);
+    assert!(last.is_some(), "the client after the flood was served");
 }
