@@ -82,20 +82,7 @@ type Error = Box<dyn std::error::Error>;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let run = match args.as_slice() {
-        ["client", id, socket] => parse_id(id).and_then(|id| run_client(id, socket, None)),
-        ["client", id, socket, records] => {
-            parse_id(id).and_then(|id| Ok(run_client(id, socket, Some(records.parse()?))?))
-        }
-        ["serve", socket, options @ ..] => serve(socket, options),
-        [] => demo(),
-        _ => Err(
-            "usage: daemon [serve <socket> [--max-sessions N] [--mode OCTAL] \
-                  | client <id> <socket> [records]]"
-                .into(),
-        ),
-    };
-    match run {
+    match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {}", chain(err.as_ref()));
@@ -104,8 +91,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn parse_id(id: &str) -> Result<u32, Error> {
-    Ok(id.parse()?)
+fn run(args: &[&str]) -> Result<(), Error> {
+    match args {
+        ["client", id, socket] => run_client(id.parse()?, socket, None),
+        ["client", id, socket, records] => run_client(id.parse()?, socket, Some(records.parse()?)),
+        ["serve", socket, options @ ..] => serve(socket, options),
+        [] => demo(),
+        _ => Err(
+            "usage: daemon [serve <socket> [--max-sessions N] [--mode OCTAL] \
+                  | client <id> <socket> [records]]"
+                .into(),
+        ),
+    }
 }
 
 /// `err` and its sources, joined by ": ".
@@ -207,11 +204,12 @@ impl Client {
                     }
                     self.next += 1;
                 }
-                Err(PopError::Empty) => match rx.prepare_to_sleep()? {
-                    Some(_) => return Ok(Drained::Asleep),
-                    // A record came in between: keep going.
-                    None => {}
-                },
+                Err(PopError::Empty) => {
+                    // `None`: a record came in between; keep going.
+                    if rx.prepare_to_sleep()?.is_some() {
+                        return Ok(Drained::Asleep);
+                    }
+                }
                 Err(PopError::Corrupted) => return Err("its ring's counters are corrupted".into()),
             }
         }

@@ -58,7 +58,6 @@
 use core::{fmt, marker::PhantomData, time::Duration};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustix::event::PollFlags;
 use rustix::io::Errno;
@@ -118,8 +117,8 @@ pub struct Server<T> {
     capacity: u32,
     policy: Policy,
     max_sessions: Option<usize>,
-    /// Sessions alive: each holds a [`Seat`] that counts itself here.
-    sessions: Arc<AtomicUsize>,
+    /// One more strong count for each session alive (each holds a clone).
+    seats: Arc<()>,
     /// The spare fd closed to accept and drop a newcomer when fds run out;
     /// `None` only while it could not be taken again.
     reserve: Option<OwnedFd>,
@@ -133,7 +132,7 @@ impl<T> fmt::Debug for Server<T> {
             .field("capacity", &self.capacity)
             .field("policy", &self.policy)
             .field("max_sessions", &self.max_sessions)
-            .field("sessions", &self.sessions.load(Ordering::Relaxed))
+            .field("sessions", &(Arc::strong_count(&self.seats) - 1))
             .finish_non_exhaustive()
     }
 }
@@ -164,7 +163,7 @@ impl<T: Pod> Server<T> {
             capacity,
             policy,
             max_sessions: None,
-            sessions: Arc::new(AtomicUsize::new(0)),
+            seats: Arc::new(()),
             reserve: Some(reserve),
             _t: PhantomData,
         })
@@ -190,7 +189,7 @@ impl<T: Pod> Server<T> {
 
     /// How many sessions this server handed out are alive.
     pub fn sessions(&self) -> usize {
-        self.sessions.load(Ordering::Relaxed)
+        Arc::strong_count(&self.seats) - 1
     }
 
     /// Accepts one client, waiting for one if none is pending (in `poll`,
@@ -286,7 +285,7 @@ impl<T: Pod> Server<T> {
         Ok(Session {
             channel: Channel::new(stream, segment, Wakeup::EventFd(wake)),
             peer,
-            _seat: Seat::take(&self.sessions),
+            _seat: Arc::clone(&self.seats),
         })
     }
 
@@ -343,23 +342,6 @@ fn hello<T>(status: Status, capacity: u32, region_len: usize, fds: usize) -> Hel
     }
 }
 
-/// A session's place in its server's count, given back on drop.
-#[derive(Debug)]
-struct Seat(Arc<AtomicUsize>);
-
-impl Seat {
-    fn take(sessions: &Arc<AtomicUsize>) -> Self {
-        sessions.fetch_add(1, Ordering::Relaxed);
-        Self(Arc::clone(sessions))
-    }
-}
-
-impl Drop for Seat {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// What both ends of a handshake hold: the socket, the ring's memory and the
 /// wake-up.
 struct Channel<T> {
@@ -392,7 +374,9 @@ impl<T: Pod> Channel<T> {
 pub struct Session<T> {
     channel: Channel<T>,
     peer: Credentials,
-    _seat: Seat,
+    /// Its place in its server's count ([`Server::sessions`]), given back
+    /// when it drops.
+    _seat: Arc<()>,
 }
 
 impl<T> fmt::Debug for Session<T> {

@@ -413,9 +413,7 @@ impl SeqpacketListener {
     #[doc(alias("fchmodat", "chmod"))]
     pub fn bind_with_mode(addr: &UnixAddr, mode: Mode) -> Result<Self, UdsError> {
         if mode.bits() & !0o777 != 0 {
-            return Err(UdsError::InvalidMode {
-                mode: mode.bits().into(),
-            });
+            return Err(UdsError::InvalidMode { mode: mode.bits() });
         }
         Self::bind_as(addr, Some(mode))
     }
