@@ -218,7 +218,10 @@ impl<T: Pod> Server<T> {
     ///
     /// [`ListenerError`] means the listening socket failed (or fds ran out
     /// and even the spare fd could not be taken back, because another thread
-    /// took the fd it freed): a daemon stops.
+    /// took the fd it freed): a daemon stops. The one failure of `accept4`
+    /// that is neither the listener's nor a client's is the kernel running
+    /// out of memory (`ENOMEM`, `ENOBUFS`); it too is a [`ListenerError`],
+    /// whose source a daemon may inspect to wait and retry instead.
     #[doc(alias = "accept4")]
     pub fn try_accept(&mut self) -> Result<Option<Accepted<T>>, ListenerError> {
         match self.listener.try_accept() {

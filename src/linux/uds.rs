@@ -534,14 +534,16 @@ fn bind_path(fd: BorrowedFd<'_>, path: &Path, mode: Option<Mode>) -> Result<Boun
     })
 }
 
+/// Fresh temporary names tried before giving up: a collision of random
+/// names is rare, several in a row mean someone squats them.
+const TEMPORARY_NAMES: usize = 4;
+
 /// Binds `fd` to a fresh temporary name beside `path`: `.` and 8 random hex
 /// digits. The name is unlinked on drop unless it was moved into place.
 fn bind_temporary(fd: BorrowedFd<'_>, path: &Path) -> Result<BoundPath, UdsError> {
     use core::hash::{BuildHasher, Hasher};
     let dir = path.parent().unwrap_or(Path::new(""));
-    // Names taken by others are skipped; a few collisions in a row mean
-    // someone is squatting the temporary names.
-    for _ in 0..REPLACE_ATTEMPTS {
+    for _ in 0..TEMPORARY_NAMES {
         // `RandomState` is seeded from the OS per instance: unpredictable.
         let random = std::collections::hash_map::RandomState::new()
             .build_hasher()
@@ -561,9 +563,7 @@ fn bind_temporary(fd: BorrowedFd<'_>, path: &Path) -> Result<BoundPath, UdsError
             Err(errno) => return Err(bind_err(errno)),
         }
     }
-    Err(UdsError::PathChanged {
-        path: path.to_owned(),
-    })
+    Err(SysError::new("bind", Errno::ADDRINUSE).into())
 }
 
 /// Renames `temp` to `path` unless something is there (`EEXIST`):
@@ -897,8 +897,8 @@ fn connect_blocking(
     const SNDTIMEO: &str = "setsockopt(SO_SNDTIMEO)";
     rustix::io::ioctl_fionbio(fd, false).map_err(SysError::from_call("ioctl(FIONBIO)"))?;
     loop {
-        // `SO_SNDTIMEO` of zero means no timeout: the last microsecond is
-        // waited for in full.
+        // An `SO_SNDTIMEO` of zero would mean no timeout at all: what is
+        // left is rounded up to at least a microsecond.
         let left = match deadline {
             None => None,
             Some(deadline) => match deadline.checked_duration_since(Instant::now()) {

@@ -123,8 +123,9 @@ impl EventFd {
     /// check falls back to what needs none: `fstatfs` must find an anonymous
     /// inode (`ANON_INODE_FS_MAGIC`: not a pipe, socket, file or device), and
     /// an 8-byte `write` of zero must succeed, which of the anonymous-inode
-    /// fds only an eventfd accepts (it adds nothing to the counter; a sleeper
-    /// on it sees one spurious wake). Semaphore mode is invisible there: a
+    /// fds a peer can hand over (timerfd, signalfd, epoll, inotify, pidfd,
+    /// userfaultfd, ...) only an eventfd accepts (it adds nothing to the
+    /// counter; a sleeper on it sees one spurious wake). Semaphore mode is invisible there: a
     /// consumer that sleeps on an eventfd from an untrusted peer may then be
     /// woken until the peer's count runs out. A producer, such as the
     /// handshake's client, only writes to the fd, which the mode does not
