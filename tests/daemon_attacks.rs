@@ -437,6 +437,7 @@ fn the_daemon_serves_good_clients_through_every_attack() {
         }
     }
     assert!(shed > 0, "the fds never ran out: {sessions} sessions");
+    eprintln!("{SILENT} silent clients: {sessions} sessions, {shed} dropped for want of fds");
     assert!(daemon.exited().is_none(), "the daemon survived the flood");
     drop(silent);
     for _ in 0..sessions {

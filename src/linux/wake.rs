@@ -125,11 +125,11 @@ impl EventFd {
     /// an 8-byte `write` of zero must succeed, which of the anonymous-inode
     /// fds a peer can hand over (timerfd, signalfd, epoll, inotify, pidfd,
     /// userfaultfd, ...) only an eventfd accepts (it adds nothing to the
-    /// counter; a sleeper on it sees one spurious wake). Semaphore mode is invisible there: a
-    /// consumer that sleeps on an eventfd from an untrusted peer may then be
-    /// woken until the peer's count runs out. A producer, such as the
-    /// handshake's client, only writes to the fd, which the mode does not
-    /// change.
+    /// counter; a sleeper on it sees one spurious wake). Semaphore mode is
+    /// invisible there: a consumer that sleeps on an eventfd from an
+    /// untrusted peer may then be woken until the peer's count runs out. A
+    /// producer, such as the handshake's client, only writes to the fd,
+    /// which the mode does not change.
     #[doc(alias("fdinfo", "fstatfs"))]
     pub fn from_fd(fd: OwnedFd) -> Result<Self, EventFdError> {
         let path = format!("/proc/thread-self/fdinfo/{}", fd.as_raw_fd());
