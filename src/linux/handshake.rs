@@ -7,7 +7,8 @@
 //! server or another client. The server learns of a death from the socket
 //! hang-up ([`Session::peer_closed`], or `EPOLLHUP` on [`Session::socket`]),
 //! drains what the client published, and drops the session to free it. A
-//! client learns of the server's the same way ([`Connection::server_closed`]).
+//! client learns that the server is gone the same way
+//! ([`Connection::server_closed`]).
 //!
 //! ```
 //! use ipc_primitives::linux::handshake::{connect, Policy, Server};
@@ -38,7 +39,25 @@
 //! be accepted, and a daemon stops. A [`ClientError`] is about one client
 //! (refused, over the session limit, gone before its hello, or out of fds or
 //! memory for its ring): it names the client, the connection is already
-//! closed, and the daemon logs it and goes on.
+//! closed, and the daemon logs it and goes on:
+//!
+//! ```
+//! # use ipc_primitives::linux::handshake::{Policy, Server};
+//! # use ipc_primitives::linux::uds::UnixAddr;
+//! # let addr = UnixAddr::abstract_name(format!("ipcp-doc-loop-{}", std::process::id()))?;
+//! let mut server = Server::<u64>::bind(&addr, 64, Policy::SameUser)?;
+//! server.set_max_sessions(Some(64));
+//! let mut sessions = Vec::new();
+//! // Each time epoll finds the server's fd readable:
+//! while let Some(accepted) = server.try_accept()? {
+//!     match accepted {
+//!         Ok(session) => sessions.push(session),
+//!         // Names the client and says what happened (its `source()`).
+//!         Err(client) => eprintln!("{client}: {}", client.failure),
+//!     }
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! Running out of fds does not make the listener spin. The server keeps one
 //! spare fd; when `accept4` fails with `EMFILE` or `ENFILE` (the connection
