@@ -9,6 +9,7 @@ use core::fmt;
 
 pub mod handshake;
 pub mod hello;
+mod poll;
 pub mod shm;
 pub mod uds;
 pub mod wake;
