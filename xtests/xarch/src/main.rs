@@ -255,4 +255,13 @@ fn report(me: &str, tally: &Tally, sent: &str, received: &str, written: &str, re
          and read {} {read} ({} versions seen), none torn",
         tally.pushed, tally.popped, tally.writes, tally.reads, tally.versions
     );
+    // Side by side, a reader meets a new version at nearly every turn; about
+    // one per ring's worth of values means the processes took turns on one
+    // CPU.
+    if tally.versions <= tally.popped / u64::from(CAPACITY) + 1 {
+        println!(
+            "[{me}] note: the processes mostly ran in turns (a busy machine), so few reads met \
+             a write in flight; on idle cores they overlap throughout"
+        );
+    }
 }
