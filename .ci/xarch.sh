@@ -34,6 +34,10 @@ rustup target add "$I686"
 probe=$(mktemp -d)
 printf 'int main(void) { return 0; }\n' >"$probe/probe.c"
 if ! cc -m32 "$probe/probe.c" -o "$probe/probe" 2>/dev/null; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "xarch: cc -m32 cannot link; install gcc-multilib (as root)" >&2
+        exit 1
+    fi
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc-multilib
     cc -m32 "$probe/probe.c" -o "$probe/probe"
