@@ -256,7 +256,7 @@ impl<'a, T: Pod, K> SeqLock<'a, T, K> {
 /// [`take_writer`](Self::take_writer) (through a shared reference, for a plain
 /// `static`; needs an atomic swap, see [`StaticSpsc`](crate::spsc::StaticSpsc)).
 pub struct StaticSeqLock<T> {
-    memory: StaticMemory<T, 1, { DATA / LINE }>,
+    memory: StaticMemory<T, 1, { DATA / LINE }, 0>,
 }
 
 impl<T> fmt::Debug for StaticSeqLock<T> {

@@ -410,7 +410,7 @@ impl Segment {
     /// let segment = Segment::memfd("log", Spsc::<u64>::required_size(64).ok_or("size")?)?;
     /// let mut logger = Logger { ring: Spsc::create(segment.into_region()?, 64)?.into_producer() };
     /// logger.ring.try_push(7)?;
-    /// assert_eq!(logger.ring.keeper().len(), 512 + 64 * 8);
+    /// assert_eq!(logger.ring.keeper().len(), 512 + 64 * (8 + 8));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///

@@ -27,14 +27,14 @@ fn a_plan_places_parts_after_the_directory_on_lines() {
     let plan = market();
     assert_eq!((plan.len(), plan.is_empty()), (4, false));
     // Directory: 128 + 4 * 16 bytes = 2 lines; seqlocks 256 + 16 = 3 lines
-    // each; the ring 512 + 64 * 8 = 8 lines.
-    assert_eq!(plan.size(), Some((2 + 3 * 3 + 8) * LINE));
+    // each; the ring 512 + 64 * (8 + 8) = 12 lines.
+    assert_eq!(plan.size(), Some((2 + 3 * 3 + 12) * LINE));
     let placed = plan.placed();
     let at: Vec<_> = placed
         .iter()
         .map(|part| (part.offset_lines, part.len_lines))
         .collect();
-    assert_eq!(at, [(2, 3), (5, 3), (8, 3), (11, 8)]);
+    assert_eq!(at, [(2, 3), (5, 3), (8, 3), (11, 12)]);
     assert_eq!(Plan::<1>::new().size(), Some(LINE));
 }
 
@@ -103,12 +103,12 @@ fn attaching_another_plan_names_the_difference() {
             expected: PartInfo {
                 kind: Kind::Bytes as u32,
                 offset_lines: 11,
-                len_lines: 8
+                len_lines: 12
             },
             found: PartInfo {
                 kind: Kind::Spsc as u32,
                 offset_lines: 11,
-                len_lines: 8
+                len_lines: 12
             },
         })
     );
