@@ -77,8 +77,10 @@
 //!    copies the payload, issues an `Acquire` fence and loads the stamp
 //!    again: still `c + 1` means the copy is whole;
 //! 2. otherwise loads `published` (relaxed, then an `Acquire` fence):
-//!    nothing new is `Empty`; at least `capacity` ahead is a lap
-//!    (`Lagged`); a reader ahead of the writer is `Corrupted`; otherwise
+//!    nothing new (`published` at `c`, or at `c - 1`: a reader that received
+//!    message `c - 1` through its stamp may load `published` from before
+//!    the writer stored it) is `Empty`; at least `capacity` ahead is a lap
+//!    (`Lagged`); further behind is `Corrupted`; otherwise
 //!    message `c` is published and not being rewritten, so step 1 runs once
 //!    more, and a stamp still not `c + 1` after it (with `published` not
 //!    showing a lap) is `Corrupted`.

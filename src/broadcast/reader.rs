@@ -149,7 +149,11 @@ impl<'a, T: Pod, K> Reader<'a, T, K> {
             }
             let published = self.ring.published();
             let ahead = published.wrapping_sub(cursor);
-            if ahead == 0 {
+            // One behind is nothing new too: the writer stores a message's
+            // stamp before `published`, so a reader that received the latest
+            // message through its stamp may still load the `published` of
+            // before it (never older: it saw that one stored).
+            if ahead == 0 || ahead == u32::MAX {
                 return Err(RecvError::Empty);
             }
             if ahead > 1 << 31 {
