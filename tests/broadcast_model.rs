@@ -357,10 +357,10 @@ fn run<T: Elem>(capacity: u32, restart: Option<u32>, ops: &[Op]) -> TestCaseResu
         }
     }
     // Whatever is left comes out as the model says, boundedly.
-    for i in 0..READERS {
+    for (i, reader) in readers.iter_mut().enumerate() {
         for _ in 0..=model.capacity + 1 {
             let expected = model.recv(i).map(T::make);
-            prop_assert_eq!(readers[i].try_recv(), expected, "reader {} draining", i);
+            prop_assert_eq!(reader.try_recv(), expected, "reader {} draining", i);
             if expected == Err(RecvError::Empty) {
                 break;
             }
