@@ -189,6 +189,9 @@ pub struct SharedMemory {
     layout: Layout,
     /// Offset from which the crate accesses the memory in wide words.
     wide_from: usize,
+    /// Offsets from `wide_from` on that the crate accesses in `u32` words
+    /// all the same (a broadcast ring's slot stamps).
+    narrow: fn(usize) -> bool,
 }
 
 impl SharedMemory {
@@ -196,6 +199,12 @@ impl SharedMemory {
     /// in `u32` words before `wide_from` and in [`Version`]-sized words from it
     /// on ([`offsets::SLOTS`] for a ring, [`offsets::SEQ`] for a seqlock).
     pub fn zeroed(len: usize, wide_from: usize) -> Self {
+        Self::with_narrow(len, wide_from, |_| false)
+    }
+
+    /// As [`zeroed`](Self::zeroed), with the offsets from `wide_from` on
+    /// where `narrow` is true accessed in `u32` words.
+    pub fn with_narrow(len: usize, wide_from: usize, narrow: fn(usize) -> bool) -> Self {
         let layout = Layout::from_size_align(len.max(1), 128).expect("a small region");
         // SAFETY: the layout's size is at least 1.
         let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
@@ -207,6 +216,7 @@ impl SharedMemory {
             len,
             layout,
             wide_from,
+            narrow,
         }
     }
 
@@ -245,7 +255,11 @@ impl SharedMemory {
     /// reach past the region is cut down to single bytes, which the crate never
     /// accesses (its words all lie within the sizes it checks).
     fn word(&self, at: usize) -> (usize, usize) {
-        let width = if at >= self.wide_from { WIDE } else { 4 };
+        let width = if at >= self.wide_from && !(self.narrow)(at) {
+            WIDE
+        } else {
+            4
+        };
         let start = at - at % width;
         if start + width <= self.len {
             (start, width)
@@ -423,6 +437,8 @@ pub struct Expect {
     pub elem: ElementLayout,
     /// Size of the control block before the slots.
     pub control: usize,
+    /// Bytes each slot has beside the element's stride.
+    pub slot_overhead: usize,
     /// Whether the structure allows a capacity.
     pub capacity_ok: fn(u32) -> bool,
     /// Whether the ring's counters are checked (`head - tail <= capacity`).
@@ -436,6 +452,7 @@ impl Expect {
             kind: KIND_SPSC,
             elem: ElementLayout::of::<T>(),
             control: offsets::SLOTS,
+            slot_overhead: 0,
             capacity_ok: |c| c.is_power_of_two() && c <= ipc_primitives::spsc::MAX_CAPACITY,
             ring_counters: true,
         }
@@ -447,6 +464,7 @@ impl Expect {
             kind: KIND_SEQLOCK,
             elem: ElementLayout::of::<T>(),
             control: offsets::VALUE,
+            slot_overhead: 0,
             capacity_ok: |c| c == 1,
             ring_counters: false,
         }
@@ -513,7 +531,7 @@ pub fn expected_attach(bytes: &[u8], aligned: bool, want: Expect) -> Result<u32,
     if !(want.capacity_ok)(capacity) {
         return Err(AttachError::InvalidCapacity { found: capacity });
     }
-    let needed = (want.elem.stride as usize)
+    let needed = (want.elem.stride as usize + want.slot_overhead)
         .checked_mul(capacity as usize)
         .and_then(|slots| slots.checked_add(want.control))
         .unwrap_or(usize::MAX);
