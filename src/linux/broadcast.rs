@@ -15,7 +15,7 @@
 //! they are awake. An eventfd does not fit one writer and many readers: a
 //! wake is a count that the first reader to read it takes from the others,
 //! and one eventfd per reader would make the writer know its readers. So
-//! these receives take no [`Wakeup`](super::wake::Wakeup): the futex is the
+//! these receives take no [`Wakeup`]: the futex is the
 //! only way, and an event loop cannot wait on it (a reader driven by `epoll`
 //! polls the ring on its own timer instead).
 //!
@@ -246,13 +246,13 @@ fn flatten(err: WaitError<BlockingRecvError>) -> BlockingRecvError {
 #[non_exhaustive]
 pub enum BlockingRecvError {
     /// The writer lapped the reader; see
-    /// [`RecvError::Lagged`](crate::broadcast::RecvError::Lagged). The next
+    /// [`RecvError::Lagged`]. The next
     /// receive continues.
     Lagged {
         /// Messages skipped; at least 1.
         missed: u64,
     },
-    /// See [`RecvError::Corrupted`](crate::broadcast::RecvError::Corrupted).
+    /// See [`RecvError::Corrupted`].
     Corrupted,
     /// The reader is on a read-only mapping and cannot sleep; see
     /// [`WaitError::ReadOnly`].
