@@ -80,10 +80,10 @@
 //!    nothing new (`published` at `c`, or at `c - 1`: a reader that received
 //!    message `c - 1` through its stamp may load `published` from before
 //!    the writer stored it) is `Empty`; at least `capacity` ahead is a lap
-//!    (`Lagged`); further behind is `Corrupted`; otherwise
-//!    message `c` is published and not being rewritten, so step 1 runs once
-//!    more, and a stamp still not `c + 1` after it (with `published` not
-//!    showing a lap) is `Corrupted`.
+//!    (`Lagged`); further behind the reader, or more than 2^31 ahead, is
+//!    `Corrupted`; otherwise message `c` is published and not being
+//!    rewritten, so step 1 runs once more, and a stamp still not `c + 1`
+//!    after it (with `published` not showing a lap) is `Corrupted`.
 //!
 //! At most two passes: every call returns after bounded work. Only relaxed
 //! loads and fences: a reader works on a read-only mapping. `published` is
@@ -111,7 +111,7 @@
 //! Readers trust nobody either: geometry is read once at attach; every slot
 //! index is masked; `published` is judged against the reader's own cursor; a
 //! writer that stores anything anywhere yields garbage values (any bit
-//! pattern is a valid payload), `Lagged` with a count below 2^31, or
+//! pattern is a valid payload), `Lagged` with a count of at most 2^31, or
 //! `Corrupted`, never undefined behaviour, a panic, or an endless loop.
 //!
 //! # Counters

@@ -247,8 +247,8 @@ impl<'a, T: Pod, K> Reader<'a, T, K> {
         self.ring.published()
     }
 
-    /// Messages published and not yet received: at most `capacity - 1` are
-    /// still whole in the ring; more means a lap is coming. Reads only.
+    /// Messages published and not yet received, wrapping; more than the
+    /// capacity means a lap is coming. Reads only.
     pub fn pending(&self) -> u32 {
         self.ring.published().wrapping_sub(self.cursor)
     }
