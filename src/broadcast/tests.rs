@@ -218,6 +218,24 @@ fn a_message_rewritten_mid_copy_is_never_returned_torn() {
 }
 
 #[test]
+fn a_reader_one_ahead_of_published_finds_nothing_new() {
+    // The writer stores a message's stamp before `published`: a reader that
+    // received the message through its stamp may still load the old
+    // `published`, one behind its position (loom finds the interleaving;
+    // here the peer stores it back by hand).
+    let shared = shared::<u64>(4);
+    let mut writer = Broadcast::<u64>::create(shared.region(), 4)
+        .unwrap()
+        .into_writer();
+    let mut reader = writer.reader(Start::Next);
+    writer.publish(&7);
+    assert_eq!(reader.try_recv(), Ok(7));
+    shared.poke(PUBLISHED, 0);
+    assert_eq!(reader.try_recv(), Err(RecvError::Empty));
+    assert_eq!(reader.position(), 1);
+}
+
+#[test]
 fn a_writer_breaking_the_protocol_is_reported_corrupted() {
     let shared = shared::<u64>(4);
     let mut writer = Broadcast::<u64>::create(shared.region(), 4)
