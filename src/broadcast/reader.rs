@@ -197,7 +197,8 @@ impl<'a, T: Pod, K> Reader<'a, T, K> {
 
     /// Receives the next message, first looking once and retrying `spins`
     /// times, then sleeping through `sleep` until one arrives. A message
-    /// already there is received without announcing anything (no `SeqCst` fence).
+    /// already there is received without announcing anything (no `SeqCst`
+    /// fence).
     ///
     /// `sleep(doorbell, epoch)` should return when woken, when the doorbell's
     /// epoch is no longer `epoch`, or spuriously (all are fine: the ring is
