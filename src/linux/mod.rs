@@ -10,6 +10,7 @@ use core::fmt;
 pub mod broadcast;
 pub mod handshake;
 pub mod hello;
+mod poll;
 pub mod shm;
 pub mod uds;
 pub mod wake;

@@ -71,6 +71,10 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
     }
 
     /// Pops the oldest element.
+    ///
+    /// # Errors
+    /// [`PopError::Empty`] if nothing is waiting; [`PopError::Corrupted`] if
+    /// the producer's counter claims more elements than slots.
     #[inline]
     pub fn try_pop(&mut self) -> Result<T, PopError> {
         if self.ready(1)? == 0 {
@@ -83,6 +87,10 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
 
     /// Pops up to `out.len()` elements into `out`, releasing their slots at once.
     /// Returns how many were popped (0 if the ring is empty).
+    ///
+    /// # Errors
+    /// [`Corrupted`] if the producer's counter claims more elements than
+    /// slots; nothing is popped.
     pub fn pop_into(&mut self, out: &mut [T]) -> Result<usize, Corrupted> {
         let want = u32::try_from(out.len()).unwrap_or(u32::MAX);
         let count = self.ready(want)?.min(want);
@@ -102,6 +110,10 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
     /// the ring's eventfd or a futex wait on the event's `epoch`. The producer
     /// will wake the consumer after its next push. `Ok(None)`: elements arrived
     /// meanwhile; pop them (the announcement is withdrawn).
+    ///
+    /// # Errors
+    /// [`Corrupted`] as for [`try_pop`](Self::try_pop); the announcement is
+    /// withdrawn.
     pub fn prepare_to_sleep(&mut self) -> Result<Option<u32>, Corrupted> {
         let event = self.ring.ready;
         let epoch = event.announce();
@@ -134,6 +146,33 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
     /// again), and `Err` to give up, e.g. on a timeout. The producer must call
     /// [`Producer::wake_needed`](super::Producer::wake_needed) after publishing
     /// and wake the consumer when it says so.
+    ///
+    /// ```
+    /// use ipc_primitives::spsc::StaticSpsc;
+    ///
+    /// let mut ring = StaticSpsc::<u32, 4>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// std::thread::scope(|s| {
+    ///     s.spawn(move || {
+    ///         tx.try_push(5).unwrap();
+    ///         // A real producer makes a system call here (eventfd, futex).
+    ///         let _woke_it = tx.wake_needed();
+    ///     });
+    ///     // A sleeper that waits for the epoch to move; the Linux adapters
+    ///     // sleep in the kernel instead (`Consumer::pop_blocking`).
+    ///     let popped = rx.pop_or_sleep(100, |event, epoch| -> Result<(), ()> {
+    ///         while event.epoch() == epoch {
+    ///             std::thread::yield_now();
+    ///         }
+    ///         Ok(())
+    ///     });
+    ///     assert_eq!(popped, Ok(5));
+    /// });
+    /// ```
+    ///
+    /// # Errors
+    /// [`SleepError::Sleep`] with what `sleep` returned, the announcement
+    /// withdrawn; [`SleepError::Corrupted`] as for [`try_pop`](Self::try_pop).
     pub fn pop_or_sleep<E>(
         &mut self,
         spins: u32,

@@ -204,6 +204,11 @@ impl<'a, T: Pod> Spsc<'a, T> {
     /// `capacity` must be a power of two from 1 to [`MAX_CAPACITY`]. Nobody may
     /// be using the region while it is created; the header is published last,
     /// so a peer attaching meanwhile sees [`AttachError::NotInitialized`].
+    ///
+    /// # Errors
+    /// [`CreateError::InvalidCapacity`] for a capacity that is not a power of
+    /// two up to [`MAX_CAPACITY`]; [`CreateError::Fit`] if the region is
+    /// misaligned or shorter than [`required_size`](Self::required_size).
     pub fn create<K>(region: Region<'a, K>, capacity: u32) -> Result<Spsc<'a, T, K>, CreateError> {
         let (ring, keeper) = region.create::<Shape<T>>(Fingerprint {
             kind: Kind::Spsc,
@@ -216,6 +221,11 @@ impl<'a, T: Pod> Spsc<'a, T> {
 
     /// Attaches to a ring another process (or another mapping) created in
     /// `region`, checking its header against `T` and the region's length.
+    ///
+    /// # Errors
+    /// The first mismatch between the region's header and a ring of `T`, or
+    /// between the header and the region's length; [`AttachError::Corrupted`]
+    /// if the counters claim more elements than slots ([`AttachError`]).
     pub fn attach<K>(region: Region<'a, K>) -> Result<Spsc<'a, T, K>, AttachError> {
         let (ring, keeper) = region.attach::<Shape<T>>(ElementLayout::of::<T>(), 0)?;
         // Pairs with the sides' `Release` stores: counters as published.

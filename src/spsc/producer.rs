@@ -74,6 +74,11 @@ impl<'a, T: Pod, K> Producer<'a, T, K> {
     }
 
     /// Pushes `value`, or hands it back if the ring is full or corrupt.
+    ///
+    /// # Errors
+    /// [`PushError::Full`] if every slot is taken; [`PushError::Corrupted`] if
+    /// the consumer's counter is ahead of the producer's. Either hands `value`
+    /// back.
     #[inline]
     pub fn try_push(&mut self, value: T) -> Result<(), PushError<T>> {
         match self.free(1) {
@@ -89,6 +94,9 @@ impl<'a, T: Pod, K> Producer<'a, T, K> {
 
     /// Pushes as many of `items` as fit, in order, publishing them at once.
     /// Returns how many were pushed (0 if the ring is full).
+    ///
+    /// # Errors
+    /// [`Corrupted`] as for [`try_push`](Self::try_push); nothing is pushed.
     pub fn push_slice(&mut self, items: &[T]) -> Result<usize, Corrupted> {
         let want = u32::try_from(items.len()).unwrap_or(u32::MAX);
         let count = self.free(want)?.min(want);
@@ -103,6 +111,9 @@ impl<'a, T: Pod, K> Producer<'a, T, K> {
 
     /// Reserves the next slot for writing in place; nothing is visible to the
     /// consumer until [`Grant::commit`]. Dropping the grant abandons it.
+    ///
+    /// # Errors
+    /// As for [`try_push`](Self::try_push).
     pub fn grant(&mut self) -> Result<Grant<'_, 'a, T, K>, PushError<()>> {
         match self.free(1) {
             Ok(0) => Err(PushError::Full(())),
@@ -183,6 +194,9 @@ impl<T: Pod, K> Grant<'_, '_, T, K> {
     }
 
     /// Writes `bytes` at byte `offset` of the value, leaving the rest as it is.
+    ///
+    /// # Errors
+    /// [`OutOfBounds`] if the bytes reach past the element; nothing is written.
     pub fn write_bytes(&mut self, offset: usize, bytes: &[u8]) -> Result<(), OutOfBounds> {
         let size = core::mem::size_of::<T>();
         match offset.checked_add(bytes.len()) {
