@@ -425,6 +425,43 @@ fn a_peer_writing_every_padding_byte_disturbs_nothing() {
 }
 
 #[test]
+fn a_broadcast_of_ticks_and_a_seqlock_per_instrument_share_one_region() {
+    use crate::parts::Plan;
+    use crate::seqlock::{SeqLock, Spins};
+
+    type Quote = [u64; 2];
+    let mut plan = Plan::<3>::new();
+    for _ in 0..2 {
+        plan.add(Kind::SeqLock, SeqLock::<Quote>::required_size().unwrap())
+            .unwrap();
+    }
+    plan.add(Kind::Broadcast, Broadcast::<u64>::required_size(8).unwrap())
+        .unwrap();
+    let shared = Shared::new(plan.size().unwrap());
+    let mut parts = plan.create(shared.region()).unwrap();
+    let mut quotes: Vec<_> = (0..2)
+        .map(|_| {
+            SeqLock::<Quote>::create(parts.next().unwrap())
+                .unwrap()
+                .into_writer()
+        })
+        .collect();
+    let mut ticks = Broadcast::<u64>::create(parts.next().unwrap(), 8)
+        .unwrap()
+        .into_writer();
+    // A reader process maps the same memory read-only and checks the plan.
+    let mut read = plan.attach_read(shared.region().into()).unwrap();
+    let quote = SeqLock::<Quote>::attach_reader(read.next().unwrap()).unwrap();
+    let _other = read.next().unwrap();
+    let mut tick = Broadcast::<u64>::attach_reader(read.next().unwrap(), Start::Oldest).unwrap();
+    quotes[0].write(&[100, 101]);
+    quotes[1].write(&[200, 201]);
+    ticks.publish_slice(&[1, 2]);
+    assert_eq!(quote.read_with(Spins(1)), Ok([100, 101]));
+    assert_eq!(drain(&mut tick), [Ok(1), Ok(2)]);
+}
+
+#[test]
 fn the_layout_is_the_documented_one() {
     let mut mem = memory::<[u8; 12]>(4);
     {

@@ -637,7 +637,10 @@ fn a_seqlock_reader_tells_a_stalled_writer_from_a_dead_one() {
     let reader = SeqLock::<[u64; 2]>::attach_reader(opened.read_region().unwrap()).unwrap();
     let alive = || opened.creator_alive() != Liveness::Gone;
     let short = core::time::Duration::from_millis(20);
-    assert_eq!(reader.read_with(Budget::new(short).watching(alive)), Ok([1, 2]));
+    assert_eq!(
+        reader.read_with(Budget::new(short).watching(alive)),
+        Ok([1, 2])
+    );
 
     // The writer stops mid-write (its sequence odd), alive: stalled, not gone.
     rustix::io::pwrite(&creator, &3_u64.to_ne_bytes(), 128).unwrap();
