@@ -488,10 +488,14 @@ impl<E: fmt::Debug + fmt::Display> core::error::Error for WaitError<E> {}
 
 #[cfg(not(loom))]
 mod assertions {
+    use core::mem::align_of;
+
     use static_assertions::{assert_impl_all, assert_not_impl_any, const_assert_eq};
 
     use super::{Broadcast, Reader, Writer};
 
+    const_assert_eq!(align_of::<Writer<'static, u64>>(), 128);
+    const_assert_eq!(align_of::<Reader<'static, u64>>(), 128);
     const_assert_eq!(super::SLOTS, 3 * crate::layout::LINE);
     const_assert_eq!(super::DOORBELL_EPOCH, 256 + 4);
     const_assert_eq!(

@@ -13,6 +13,11 @@ use crate::wait::Event;
 ///
 /// Receiving copies the message out; nothing hands out a reference into
 /// memory the writer rewrites.
+///
+/// Aligned to its own 128-byte line: it writes its cursor on every receive,
+/// and two readers sharing a line (kept in one struct, say) would bounce it
+/// between the cores they run on.
+#[repr(align(128))]
 pub struct Reader<'a, T, K = ()> {
     ring: Ring<'a, T>,
     /// The position of the next message to receive, wrapping; this reader's

@@ -12,6 +12,10 @@ use crate::wait::Event;
 ///
 /// Never waits and never fails: a reader that does not keep up is lapped and
 /// told so, the writer never learns of it.
+///
+/// Aligned to its own 128-byte line: it writes its position on every
+/// publish, and a reader sharing the line would pull it away each time.
+#[repr(align(128))]
 pub struct Writer<'a, T, K = ()> {
     ring: Ring<'a, T>,
     /// Messages published, wrapping: the authoritative copy of the shared
