@@ -27,6 +27,12 @@ mod attach;
 #[path = "../fuzz/src/seqlock.rs"]
 mod seqlock;
 
+#[path = "../fuzz/src/broadcast.rs"]
+mod broadcast;
+
+#[path = "../fuzz/src/broadcast_hostile.rs"]
+mod broadcast_hostile;
+
 #[cfg(all(feature = "linux", target_os = "linux"))]
 #[path = "../fuzz/src/hello.rs"]
 mod hello;
@@ -142,6 +148,20 @@ fn attach_inputs_pass() {
 #[test]
 fn seqlock_inputs_pass() {
     replay("seqlock", seqlock::run, inputs("seqlock", configs()));
+}
+
+#[test]
+fn broadcast_inputs_pass() {
+    replay("broadcast", broadcast::run, inputs("broadcast", configs()));
+}
+
+#[test]
+fn broadcast_hostile_inputs_pass() {
+    replay(
+        "broadcast_hostile",
+        broadcast_hostile::run,
+        inputs("broadcast_hostile", configs()),
+    );
 }
 
 #[cfg(all(feature = "linux", target_os = "linux"))]

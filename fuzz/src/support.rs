@@ -201,19 +201,27 @@ pub enum Widths {
     /// `u32` words before the offset, [`Version`]-sized words from it on (a
     /// seqlock: [`offsets::SEQ`]).
     WideFrom(usize),
-    /// A ring of slots of `slot` bytes from [`offsets::SLOTS`]: `u32` words
+    /// A ring of slots of `slot` bytes from offset `slots`: `u32` words
     /// before them and in each slot's first [`offsets::STAMP`] bytes (its
     /// stamp), [`Version`]-sized words in each payload.
     Ring {
+        /// Offset of the first slot.
+        slots: usize,
         /// Bytes per slot, the stamp included.
         slot: usize,
     },
 }
 
 impl Widths {
-    /// The widths of a ring of `T`.
+    /// The widths of an SPSC ring of `T`.
     pub fn ring<T>() -> Self {
+        Self::slots::<T>(offsets::SLOTS)
+    }
+
+    /// The widths of stamped slots of `T` from offset `slots` on.
+    pub fn slots<T>(slots: usize) -> Self {
         Self::Ring {
+            slots,
             slot: offsets::STAMP + ElementLayout::of::<T>().stride as usize,
         }
     }
@@ -222,9 +230,7 @@ impl Widths {
     fn at(self, at: usize) -> usize {
         match self {
             Self::WideFrom(from) if at >= from => WIDE,
-            Self::Ring { slot }
-                if at >= offsets::SLOTS && (at - offsets::SLOTS) % slot >= offsets::STAMP =>
-            {
+            Self::Ring { slots, slot } if at >= slots && (at - slots) % slot >= offsets::STAMP => {
                 WIDE
             }
             _ => 4,
@@ -463,12 +469,12 @@ pub struct Expect {
     pub elem: ElementLayout,
     /// Size of the control block before the slots.
     pub control: usize,
+    /// Bytes each slot has beside the element's stride.
+    pub slot_overhead: usize,
     /// Whether the structure allows a capacity.
     pub capacity_ok: fn(u32) -> bool,
     /// Whether the ring's counters are checked (`head - tail <= capacity`).
     pub ring_counters: bool,
-    /// Bytes each slot has beside the element's stride.
-    pub slot_overhead: usize,
 }
 
 impl Expect {

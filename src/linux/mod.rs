@@ -7,6 +7,7 @@
 
 use core::fmt;
 
+pub mod broadcast;
 pub mod handshake;
 pub mod hello;
 mod poll;

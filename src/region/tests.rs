@@ -192,7 +192,8 @@ fn errors_display_what_is_wrong() {
         ),
         (
             &CreateError::InvalidCapacity { capacity: 3 },
-            "invalid capacity 3: rings need a power of two up to 2^31, seqlocks 1",
+            "invalid capacity 3: SPSC rings need a power of two up to 2^31, broadcast rings one \
+             from 2 to 2^30, seqlocks 1",
         ),
         (
             &AttachError::WrongKind {

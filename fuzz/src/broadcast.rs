@@ -1,0 +1,558 @@
+//! `broadcast`: every broadcast-ring operation against a model.
+//!
+//! Input: one configuration byte (capacity 2 to 64; element `[u8; 13]`,
+//! `[u32; 3]` or `u64`; a fresh ring, or one whose writer restarts a few
+//! messages below 2^32 with the last `capacity` messages whole in its slots,
+//! so that positions wrap), then operations until the input runs out:
+//! publish one or a batch, receive on one of four readers, join a reader at
+//! any `Start`, choose where it resumes after a lap, clone one, re-attach one
+//! through a read-only region, restart the writer, sleep (giving up, waking
+//! spuriously, or with a message published mid-sleep), ask the writer
+//! whether to wake, and re-create the ring.
+//!
+//! The model is the list of every message published (absolute `u64`
+//! positions; the ring's are their low 32 bits) and each reader's position
+//! in it. Checked after every operation: every result equals the model's
+//! (a message, `Empty`, `Lagged` with its exact count, `ReadOnly`, the
+//! sleeper's error), and so do every reader's position, `published`,
+//! `pending`, `may_sleep`, the writer's position, wake-ups and the doorbell's
+//! announcement; every loop is bounded. `broadcast_hostile` reuses all of it
+//! with a peer rewriting the ring's bytes between operations.
+
+use std::collections::BTreeMap;
+
+use ipc_primitives::broadcast::{
+    Broadcast, MAX_CAPACITY, MIN_CAPACITY, Reader, RecvError, Start, WaitError, Writer,
+};
+use ipc_primitives::{AttachError, ElementLayout, ReadRegion};
+
+use crate::support::{Elem, Expect, Input, SharedMemory, Widths};
+
+/// Readers kept at once.
+pub const READERS: usize = 4;
+/// Operations per input, at most.
+pub const MAX_OPS: usize = 4000;
+/// Sleeps a sleeping receive is allowed before its sleeper gives up.
+const MAX_SLEEPS: u32 = 3;
+/// Raw `Kind::Broadcast`.
+pub const KIND_BROADCAST: u32 = 3;
+
+/// Byte offsets of the documented layout (`ipc_primitives::broadcast`).
+pub mod offsets {
+    /// `published`.
+    pub const PUBLISHED: usize = 128;
+    /// The doorbell: `waiting`, then `epoch`.
+    pub const DOORBELL: usize = 256;
+    /// The first slot.
+    pub const SLOTS: usize = 384;
+    /// Bytes of a slot before its message: the stamp and 4 unused bytes.
+    pub const STAMP: usize = 8;
+}
+
+/// What `Broadcast::<T>::attach` checks.
+pub fn expect<T>() -> Expect {
+    Expect {
+        kind: KIND_BROADCAST,
+        elem: ElementLayout::of::<T>(),
+        control: offsets::SLOTS,
+        slot_overhead: offsets::STAMP,
+        capacity_ok: |c| c.is_power_of_two() && (MIN_CAPACITY..=MAX_CAPACITY).contains(&c),
+        ring_counters: false,
+    }
+}
+
+/// Bytes of one slot of `T`.
+pub fn slot_size<T>() -> usize {
+    offsets::STAMP + ElementLayout::of::<T>().stride as usize
+}
+
+/// Memory for a ring of `capacity` `T`s, exactly as long.
+pub fn memory<T>(capacity: u32) -> SharedMemory {
+    let len = offsets::SLOTS + capacity as usize * slot_size::<T>();
+    SharedMemory::zeroed(len, Widths::slots::<T>(offsets::SLOTS))
+}
+
+/// Byte offset of the slot of `position`.
+pub fn slot_offset<T>(capacity: u32, position: u64) -> usize {
+    offsets::SLOTS + (position % u64::from(capacity)) as usize * slot_size::<T>()
+}
+
+/// One operation.
+#[derive(Debug, Clone, Copy)]
+pub enum Op {
+    Publish,
+    PublishSlice(usize),
+    Recv(usize),
+    Join(usize, Start),
+    OnLag(usize, Start),
+    Clone(usize, usize),
+    AttachReadOnly(usize, Start),
+    RestartWriter,
+    /// `recv_or_sleep`: the sleeper returns `Ok` (a spurious wake) up to
+    /// `sleeps` times, then gives up; with `publish`, the first sleep
+    /// publishes a message and wakes, as the writer would.
+    Sleep {
+        reader: usize,
+        spins: u32,
+        sleeps: u32,
+        publish: bool,
+    },
+    WakeNeeded,
+    Recreate,
+}
+
+fn start_of(byte: u8) -> Start {
+    match byte % 3 {
+        0 => Start::Oldest,
+        1 => Start::Newest,
+        _ => Start::Next,
+    }
+}
+
+/// The operation `tag` and its arguments from `input`.
+pub fn decode_op(tag: u8, input: &mut Input<'_>, capacity: u32) -> Op {
+    let reader = |input: &mut Input<'_>| input.below(READERS);
+    match tag % 16 {
+        0..=2 => Op::Publish,
+        3 => Op::PublishSlice(input.below(2 * capacity as usize + 2)),
+        4..=7 => Op::Recv(reader(input)),
+        8 => Op::Join(reader(input), start_of(input.u8())),
+        9 => Op::OnLag(reader(input), start_of(input.u8())),
+        10 => Op::Clone(reader(input), reader(input)),
+        11 => Op::AttachReadOnly(reader(input), start_of(input.u8())),
+        12 => Op::RestartWriter,
+        13 => {
+            let byte = input.u8();
+            Op::Sleep {
+                reader: usize::from(byte) % READERS,
+                spins: u32::from(byte >> 2 & 3),
+                sleeps: u32::from(byte >> 4 & 3),
+                publish: byte & 0x80 != 0,
+            }
+        }
+        14 => Op::WakeNeeded,
+        _ => {
+            // Rarely: it starts everything over.
+            if input.u8() < 16 {
+                Op::Recreate
+            } else {
+                Op::WakeNeeded
+            }
+        }
+    }
+}
+
+/// What an operation returned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome<T> {
+    Done,
+    Received(Result<T, RecvError>),
+    Slept {
+        got: Result<T, WaitError<()>>,
+        sleeps: u32,
+    },
+    WakeNeeded(bool),
+    /// A re-attach: the capacity found, or the error.
+    Attached(Result<u32, AttachError>),
+}
+
+/// The handles under test.
+pub struct Handles<'m, T> {
+    pub writer: Writer<'m, T>,
+    pub readers: [Reader<'m, T>; READERS],
+    /// Messages published (absolute): the next message is `T::make(made)`.
+    pub made: u64,
+}
+
+impl<'m, T: Elem> Handles<'m, T> {
+    /// A new writer and readers (at the oldest) of the ring in `memory`.
+    pub fn new(ring: Broadcast<'m, T>, made: u64) -> Self {
+        Self {
+            readers: core::array::from_fn(|_| ring.reader(Start::Oldest)),
+            writer: ring.into_writer(),
+            made,
+        }
+    }
+
+    fn publish(&mut self) {
+        self.writer.publish(&T::make(self.made));
+        self.made += 1;
+    }
+
+    /// Runs `op` (not `Recreate`, which the caller does).
+    pub fn perform(&mut self, op: Op, memory: &'m SharedMemory) -> Outcome<T> {
+        match op {
+            Op::Publish => self.publish(),
+            Op::PublishSlice(len) => {
+                let values: Vec<T> = (0..len as u64).map(|k| T::make(self.made + k)).collect();
+                self.writer.publish_slice(&values);
+                self.made += len as u64;
+            }
+            Op::Recv(i) => return Outcome::Received(self.readers[i].try_recv()),
+            Op::Join(i, start) => self.readers[i] = self.writer.reader(start),
+            Op::OnLag(i, start) => self.readers[i] = self.readers[i].clone().on_lag(start),
+            Op::Clone(i, j) => self.readers[j] = self.readers[i].clone(),
+            Op::AttachReadOnly(i, start) => {
+                let region = ReadRegion::from(memory.region());
+                let attached = Broadcast::<T>::attach_reader(region, start);
+                let found = attached
+                    .as_ref()
+                    .map(|r| r.capacity() as u32)
+                    .map_err(|e| *e);
+                if let Ok(reader) = attached {
+                    self.readers[i] = reader;
+                }
+                return Outcome::Attached(found);
+            }
+            Op::RestartWriter => {
+                let attached = Broadcast::<T>::attach(memory.region());
+                let found = attached
+                    .as_ref()
+                    .map(|r| r.capacity() as u32)
+                    .map_err(|e| *e);
+                if let Ok(ring) = attached {
+                    self.writer = ring.into_writer();
+                }
+                return Outcome::Attached(found);
+            }
+            Op::Sleep {
+                reader,
+                spins,
+                sleeps,
+                publish,
+            } => {
+                let mut calls = 0;
+                let (writer, made) = (&mut self.writer, &mut self.made);
+                let got = self.readers[reader].recv_or_sleep(spins, |event, epoch| {
+                    calls += 1;
+                    assert!(calls <= MAX_SLEEPS + 1, "slept after the sleeper gave up");
+                    let _ = (event, epoch);
+                    if publish && calls == 1 {
+                        writer.publish(&T::make(*made));
+                        *made += 1;
+                        let _ = writer.wake_needed();
+                        return Ok(());
+                    }
+                    if calls > sleeps { Err(()) } else { Ok(()) }
+                });
+                return Outcome::Slept { got, sleeps: calls };
+            }
+            Op::WakeNeeded => return Outcome::WakeNeeded(self.writer.wake_needed()),
+            Op::Recreate => unreachable!("the caller re-creates the ring"),
+        }
+        Outcome::Done
+    }
+
+    /// What must hold whatever memory holds: no reader's counts are out of
+    /// range, and each call's result fits what it did to the reader.
+    pub fn loose_check(&self, op: Op, before: &[u32; READERS], outcome: &Outcome<T>) {
+        let moved = |i: usize| self.readers[i].position().wrapping_sub(before[i]);
+        let lap = |i: usize, missed: u64| {
+            assert!((1..=1 << 31).contains(&missed), "missed {missed}");
+            assert_eq!(
+                u64::from(moved(i)),
+                missed,
+                "a lap's count is the distance moved"
+            );
+        };
+        match (op, outcome) {
+            (Op::Recv(i), Outcome::Received(got)) => match got {
+                Ok(_) => assert_eq!(moved(i), 1),
+                Err(RecvError::Empty) => assert_eq!(moved(i), 0),
+                Err(RecvError::Lagged { missed }) => lap(i, *missed),
+                Err(RecvError::Corrupted) => {}
+            },
+            (Op::Sleep { reader, .. }, Outcome::Slept { got, .. }) => match got {
+                Err(WaitError::ReadOnly) => assert!(!self.readers[reader].may_sleep()),
+                Err(WaitError::Lagged { missed }) => lap(reader, *missed),
+                _ => {}
+            },
+            _ => {}
+        }
+        for reader in &self.readers {
+            assert_eq!(
+                reader.pending(),
+                reader.published().wrapping_sub(reader.position())
+            );
+            assert!(reader.capacity().is_power_of_two());
+        }
+    }
+}
+
+/// A reader as the model sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelReader {
+    /// Absolute position of the next message due.
+    pub cursor: u64,
+    pub on_lag: Start,
+    pub may_sleep: bool,
+}
+
+/// The ring as the model sees it.
+#[derive(Debug)]
+pub struct Model<T> {
+    pub capacity: u32,
+    /// Messages published (absolute).
+    pub published: u64,
+    /// The oldest message that ever existed.
+    pub first: u64,
+    /// Whether a reader announced itself and no wake consumed it.
+    pub announced: bool,
+    pub wakes: u32,
+    pub readers: [ModelReader; READERS],
+    /// Messages whose bytes a peer rewrote: what their slot now holds.
+    pub rewritten: BTreeMap<u64, T>,
+}
+
+impl<T: Elem> Model<T> {
+    /// A ring with `published` messages, the oldest existing `first`, and
+    /// every reader joined at the oldest.
+    pub fn new(capacity: u32, published: u64, first: u64) -> Self {
+        let mut model = Self {
+            capacity,
+            published,
+            first,
+            announced: false,
+            wakes: 0,
+            readers: [ModelReader {
+                cursor: 0,
+                on_lag: Start::Oldest,
+                may_sleep: true,
+            }; READERS],
+            rewritten: BTreeMap::new(),
+        };
+        let oldest = model.join(Start::Oldest);
+        for reader in &mut model.readers {
+            reader.cursor = oldest;
+        }
+        model
+    }
+
+    fn cap(&self) -> u64 {
+        u64::from(self.capacity)
+    }
+
+    fn join(&self, start: Start) -> u64 {
+        match start {
+            Start::Next => self.published,
+            Start::Newest if self.published > self.first => self.published - 1,
+            Start::Newest => self.published,
+            Start::Oldest => self
+                .published
+                .saturating_sub(self.cap() - 1)
+                .max(self.first),
+        }
+    }
+
+    /// Message `position` as its slot holds it.
+    pub fn value(&self, position: u64) -> T {
+        self.rewritten
+            .get(&position)
+            .copied()
+            .unwrap_or_else(|| T::make(position))
+    }
+
+    /// The message slot `slot` holds, if any.
+    pub fn held_by(&self, slot: u64) -> Option<u64> {
+        let last = self.published.checked_sub(1)?;
+        let back = (last + self.cap() - slot % self.cap()) % self.cap();
+        let held = last.checked_sub(back)?;
+        (held >= self.first).then_some(held)
+    }
+
+    fn publish(&mut self) {
+        let slot_of = self.published;
+        self.rewritten.remove(&(slot_of.wrapping_sub(self.cap())));
+        self.published += 1;
+    }
+
+    fn recv(&mut self, i: usize) -> Result<T, RecvError> {
+        let reader = self.readers[i];
+        if reader.cursor == self.published {
+            return Err(RecvError::Empty);
+        }
+        if reader.cursor + self.cap() >= self.published {
+            self.readers[i].cursor += 1;
+            return Ok(self.value(reader.cursor));
+        }
+        let resume = match reader.on_lag {
+            Start::Oldest => self.published - (self.cap() - 1),
+            Start::Newest => self.published - 1,
+            Start::Next => self.published,
+        };
+        self.readers[i].cursor = resume;
+        Err(RecvError::Lagged {
+            missed: resume - reader.cursor,
+        })
+    }
+
+    /// Applies `op` (not `Recreate`) and returns what it must return.
+    pub fn expect(&mut self, op: Op) -> Outcome<T> {
+        match op {
+            Op::Publish => self.publish(),
+            Op::PublishSlice(len) => (0..len).for_each(|_| self.publish()),
+            Op::Recv(i) => return Outcome::Received(self.recv(i)),
+            Op::Join(i, start) => {
+                self.readers[i] = ModelReader {
+                    cursor: self.join(start),
+                    on_lag: Start::Oldest,
+                    may_sleep: true,
+                }
+            }
+            Op::OnLag(i, start) => self.readers[i].on_lag = start,
+            Op::Clone(i, j) => self.readers[j] = self.readers[i],
+            Op::AttachReadOnly(i, start) => {
+                self.readers[i] = ModelReader {
+                    cursor: self.join(start),
+                    on_lag: Start::Oldest,
+                    may_sleep: false,
+                };
+                return Outcome::Attached(Ok(self.capacity));
+            }
+            Op::RestartWriter => return Outcome::Attached(Ok(self.capacity)),
+            Op::Sleep {
+                reader,
+                spins,
+                sleeps,
+                publish,
+            } => return self.sleep(reader, spins, sleeps, publish),
+            Op::WakeNeeded => return Outcome::WakeNeeded(self.wake()),
+            Op::Recreate => unreachable!("the caller re-creates the ring"),
+        }
+        Outcome::Done
+    }
+
+    fn wake(&mut self) -> bool {
+        let wake = self.announced;
+        if wake {
+            self.announced = false;
+            self.wakes = self.wakes.wrapping_add(1);
+        }
+        wake
+    }
+
+    fn sleep(&mut self, i: usize, spins: u32, sleeps: u32, publish: bool) -> Outcome<T> {
+        let waited = |got: Result<T, RecvError>| match got {
+            Ok(value) => Ok(value),
+            Err(RecvError::Lagged { missed }) => Err(WaitError::Lagged { missed }),
+            Err(_) => Err(WaitError::Corrupted),
+        };
+        if !self.readers[i].may_sleep {
+            return Outcome::Slept {
+                got: Err(WaitError::ReadOnly),
+                sleeps: 0,
+            };
+        }
+        for _ in 0..=spins {
+            match self.recv(i) {
+                Err(RecvError::Empty) => {}
+                got => {
+                    return Outcome::Slept {
+                        got: waited(got),
+                        sleeps: 0,
+                    };
+                }
+            }
+        }
+        let mut calls = 0;
+        loop {
+            self.announced = true;
+            match self.recv(i) {
+                Err(RecvError::Empty) => {}
+                got => {
+                    return Outcome::Slept {
+                        got: waited(got),
+                        sleeps: calls,
+                    };
+                }
+            }
+            calls += 1;
+            if publish && calls == 1 {
+                self.publish();
+                self.wake();
+            } else if calls > sleeps {
+                return Outcome::Slept {
+                    got: Err(WaitError::Sleep(())),
+                    sleeps: calls,
+                };
+            }
+        }
+    }
+
+    /// Checks every handle's state against the model.
+    pub fn check(&self, handles: &Handles<'_, T>) {
+        let writer = &handles.writer;
+        assert_eq!(writer.published(), self.published as u32, "writer position");
+        assert_eq!(writer.doorbell().epoch(), self.wakes, "wake-ups");
+        assert_eq!(writer.capacity(), self.capacity as usize);
+        for (i, (reader, m)) in handles.readers.iter().zip(&self.readers).enumerate() {
+            assert_eq!(reader.position(), m.cursor as u32, "reader {i} position");
+            assert_eq!(reader.published(), self.published as u32, "published");
+            assert_eq!(
+                reader.pending(),
+                (self.published - m.cursor) as u32,
+                "pending"
+            );
+            assert_eq!(reader.may_sleep(), m.may_sleep, "reader {i} may sleep");
+            assert_eq!(reader.wakes(), self.wakes, "reader {i} wake-ups");
+        }
+    }
+}
+
+/// A ring of `capacity` `T`s in `memory`, fresh or (with `restart`) as a
+/// writer restarting `restart` messages below 2^33 left it, with its last
+/// `capacity` messages whole in their slots; its handles and model.
+pub fn start<'m, T: Elem>(
+    memory: &'m SharedMemory,
+    capacity: u32,
+    restart: Option<u32>,
+) -> (Handles<'m, T>, Model<T>) {
+    let ring = Broadcast::<T>::create(memory.region(), capacity).expect("create");
+    let Some(behind) = restart else {
+        return (Handles::new(ring, 0), Model::new(capacity, 0, 0));
+    };
+    let published = (1u64 << 33) - u64::from(behind);
+    let first = published - u64::from(capacity);
+    memory.poke(offsets::PUBLISHED, &(published as u32).to_ne_bytes());
+    for position in first..published {
+        let at = slot_offset::<T>(capacity, position);
+        memory.poke(at, &(position as u32).wrapping_add(1).to_ne_bytes());
+        memory.poke(at + offsets::STAMP, T::make(position).as_bytes());
+    }
+    let ring = Broadcast::<T>::attach(memory.region()).expect("attach after a restart");
+    (
+        Handles::new(ring, published),
+        Model::new(capacity, published, first),
+    )
+}
+
+/// Runs one input.
+pub fn run(data: &[u8]) {
+    let mut input = Input::new(data);
+    let config = input.u8();
+    let capacity = MIN_CAPACITY << (config % 6);
+    let restart = (config & 0x40 != 0).then(|| 1 + u32::from(input.u8()));
+    match (config >> 3) % 3 {
+        0 => run_ring::<[u8; 13]>(capacity, restart, &mut input),
+        1 => run_ring::<[u32; 3]>(capacity, restart, &mut input),
+        _ => run_ring::<u64>(capacity, restart, &mut input),
+    }
+}
+
+fn run_ring<T: Elem>(capacity: u32, restart: Option<u32>, input: &mut Input<'_>) {
+    let memory = memory::<T>(capacity);
+    let (mut handles, mut model) = start::<T>(&memory, capacity, restart);
+    model.check(&handles);
+    let mut steps = 0;
+    while steps < MAX_OPS && !input.is_empty() {
+        steps += 1;
+        let op = decode_op(input.u8(), input, capacity);
+        if let Op::Recreate = op {
+            (handles, model) = start::<T>(&memory, capacity, None);
+        } else {
+            let got = handles.perform(op, &memory);
+            assert_eq!(got, model.expect(op), "{op:?}");
+        }
+        model.check(&handles);
+    }
+}

@@ -1,0 +1,292 @@
+//! The reading side of a broadcast ring.
+
+use core::fmt;
+
+use super::{RecvError, Ring, Start, WaitError};
+use crate::payload::{self, Pod};
+use crate::sync::{self, Ordering, fence};
+use crate::wait::Event;
+
+/// Receives every message the writer publishes, in order, from its own
+/// cursor. Any number of readers, in any number of processes; `Send`, `Sync`
+/// and `Clone` (a clone is a second reader at the same position).
+///
+/// Receiving copies the message out; nothing hands out a reference into
+/// memory the writer rewrites.
+///
+/// Aligned to its own 128-byte line: it writes its cursor on every receive,
+/// and two readers sharing a line (kept in one struct, say) would bounce it
+/// between the cores they run on.
+#[repr(align(128))]
+pub struct Reader<'a, T, K = ()> {
+    ring: Ring<'a, T>,
+    /// The position of the next message to receive, wrapping; this reader's
+    /// own, never stored in shared memory.
+    cursor: u32,
+    /// Where to resume after a lap.
+    on_lag: Start,
+    /// Whether the memory is writable, so that the reader may announce itself
+    /// on the doorbell (a reader from [`Broadcast::attach_reader`] never
+    /// writes).
+    ///
+    /// [`Broadcast::attach_reader`]: super::Broadcast::attach_reader
+    may_sleep: bool,
+    /// Keeps the ring's memory alive (see [`Broadcast`](super::Broadcast)).
+    keeper: K,
+}
+
+impl<T, K: Clone> Clone for Reader<'_, T, K> {
+    fn clone(&self) -> Self {
+        Self {
+            ring: self.ring,
+            cursor: self.cursor,
+            on_lag: self.on_lag,
+            may_sleep: self.may_sleep,
+            keeper: self.keeper.clone(),
+        }
+    }
+}
+
+impl<T, K> fmt::Debug for Reader<'_, T, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reader")
+            .field("cursor", &self.cursor)
+            .field("on_lag", &self.on_lag)
+            .field("may_sleep", &self.may_sleep)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, T: Pod, K> Reader<'a, T, K> {
+    pub(super) fn new(ring: Ring<'a, T>, start: Start, may_sleep: bool, keeper: K) -> Self {
+        let mut reader = Self {
+            ring,
+            cursor: 0,
+            on_lag: Start::Oldest,
+            may_sleep,
+            keeper,
+        };
+        reader.cursor = reader.join(start);
+        reader
+    }
+
+    /// Whether the slot of `position` holds message `position` whole, by its
+    /// stamp (relaxed, then an `Acquire` fence: the payload stores of a
+    /// whole message are then visible).
+    #[inline]
+    fn holds(&self, position: u32) -> bool {
+        let stamp = self.ring.stamp(position).load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        stamp == position.wrapping_add(1)
+    }
+
+    /// The cursor of a reader joining at `start`.
+    fn join(&self, start: Start) -> u32 {
+        let published = self.ring.published();
+        let cap = self.ring.capacity();
+        match start {
+            Start::Next => published,
+            // The newest, if one was ever published: its stamp says so (a
+            // fresh ring's slots hold stamps no message has).
+            Start::Newest => {
+                let newest = published.wrapping_sub(1);
+                if self.holds(newest) {
+                    newest
+                } else {
+                    published
+                }
+            }
+            // `capacity - 1` back, unless fewer were ever published: before
+            // the first `capacity - 1` messages of a ring, there is nothing
+            // back there (its stamp says so) and the oldest is message 0.
+            Start::Oldest => {
+                let oldest = published.wrapping_sub(cap - 1);
+                if published >= cap - 1 || self.holds(oldest) {
+                    oldest
+                } else {
+                    0
+                }
+            }
+        }
+    }
+
+    /// Where to resume after a lap, which [`try_recv`](Self::try_recv)
+    /// reports as [`RecvError::Lagged`]: [`Start::Oldest`] (the default: the
+    /// oldest message still whole), [`Start::Newest`] (skip to the latest),
+    /// or [`Start::Next`] (skip everything published so far). The `missed`
+    /// count includes what the choice skips.
+    #[must_use]
+    pub fn on_lag(mut self, resume: Start) -> Self {
+        self.on_lag = resume;
+        self
+    }
+
+    /// Receives the next message, if one was published.
+    ///
+    /// Bounded: at most two looks at the slot and two at `published`.
+    ///
+    /// # Errors
+    /// [`RecvError::Empty`] if nothing new was published;
+    /// [`RecvError::Lagged`] if the writer lapped this reader, which then
+    /// resumes as [`on_lag`](Self::on_lag) says (the next call receives);
+    /// [`RecvError::Corrupted`] if the writer broke the protocol (see
+    /// [Protocol](super#protocol)), after which the reader resumes after the
+    /// newest message.
+    #[inline]
+    pub fn try_recv(&mut self) -> Result<T, RecvError> {
+        let cursor = self.cursor;
+        let whole = cursor.wrapping_add(1);
+        let mut last_pass = false;
+        loop {
+            if self.holds(cursor) {
+                let value = payload::load(self.ring.message(cursor));
+                // Orders the copy before the re-check (pairs with the writer's
+                // `Release` fence after its busy stamp): if the copy saw any
+                // word of a later message, the stamp reads busy or later.
+                fence(Ordering::Acquire);
+                if self.ring.stamp(cursor).load(Ordering::Relaxed) == whole {
+                    self.cursor = whole;
+                    return Ok(value);
+                }
+                // Torn. With the writer's `Release` busy stamp, `published`
+                // below then shows the lap.
+                fence(Ordering::Acquire);
+            }
+            let published = self.ring.published();
+            let ahead = published.wrapping_sub(cursor);
+            // One behind is nothing new too: the writer stores a message's
+            // stamp before `published`, so a reader that received the latest
+            // message through its stamp may still load the `published` of
+            // before it (never older: it saw that one stored).
+            if ahead == 0 || ahead == u32::MAX {
+                return Err(RecvError::Empty);
+            }
+            if ahead > 1 << 31 {
+                // Behind the reader: no correct writer goes backwards.
+                self.cursor = published;
+                return Err(RecvError::Corrupted);
+            }
+            if ahead >= self.ring.capacity() {
+                return Err(self.lapped(published));
+            }
+            if last_pass {
+                // Published and not being rewritten, yet not whole: no
+                // correct writer leaves a slot so.
+                self.cursor = published;
+                return Err(RecvError::Corrupted);
+            }
+            // Published and not being rewritten: the stamp load above saw an
+            // older value. `published` was stored after the stamp, and its
+            // load was fenced, so the next look sees the whole stamp or a
+            // later one.
+            last_pass = true;
+        }
+    }
+
+    /// Moves the cursor past a lap (`published` at least a capacity ahead)
+    /// and says how many messages that skips.
+    fn lapped(&mut self, published: u32) -> RecvError {
+        let resume = match self.on_lag {
+            // The writer may be rewriting the slot of `published`; the
+            // `capacity - 1` messages before it are whole.
+            Start::Oldest => published.wrapping_sub(self.ring.capacity() - 1),
+            Start::Newest => published.wrapping_sub(1),
+            Start::Next => published,
+        };
+        let missed = resume.wrapping_sub(self.cursor);
+        self.cursor = resume;
+        RecvError::Lagged {
+            missed: u64::from(missed),
+        }
+    }
+
+    /// Receives the next message, first looking once and retrying `spins`
+    /// times, then sleeping through `sleep` until one arrives. A message
+    /// already there is received without announcing anything (no `SeqCst`
+    /// fence).
+    ///
+    /// `sleep(doorbell, epoch)` should return when woken, when the doorbell's
+    /// epoch is no longer `epoch`, or spuriously (all are fine: the ring is
+    /// checked again), and `Err` to give up, e.g. on a timeout. The writer
+    /// must call [`Writer::wake_needed`](super::Writer::wake_needed) after
+    /// publishing and wake every sleeper when it says so. The announcement
+    /// is never withdrawn (see [Sleeping](super#sleeping)).
+    ///
+    /// # Errors
+    /// [`WaitError::ReadOnly`] at once for a reader attached through a
+    /// read-only region; [`WaitError::Lagged`] and [`WaitError::Corrupted`]
+    /// as for [`try_recv`](Self::try_recv); [`WaitError::Sleep`] with what
+    /// `sleep` returned.
+    pub fn recv_or_sleep<E>(
+        &mut self,
+        spins: u32,
+        mut sleep: impl FnMut(&Event, u32) -> Result<(), E>,
+    ) -> Result<T, WaitError<E>> {
+        if !self.may_sleep {
+            return Err(WaitError::ReadOnly);
+        }
+        for _ in 0..=spins {
+            match self.try_recv() {
+                Err(RecvError::Empty) => sync::spin_loop(),
+                other => return other.map_err(waiting),
+            }
+        }
+        let doorbell = self.ring.doorbell;
+        loop {
+            let epoch = doorbell.announce();
+            match self.try_recv() {
+                Err(RecvError::Empty) => sleep(doorbell, epoch).map_err(WaitError::Sleep)?,
+                other => return other.map_err(waiting),
+            }
+        }
+    }
+
+    /// The position of the next message to receive, wrapping: messages
+    /// received and skipped since the ring was created, if this reader
+    /// joined at the start.
+    pub fn position(&self) -> u32 {
+        self.cursor
+    }
+
+    /// Messages published so far, wrapping. Reads only.
+    pub fn published(&self) -> u32 {
+        self.ring.published()
+    }
+
+    /// Messages published and not yet received, wrapping; more than the
+    /// capacity means a lap is coming. Reads only.
+    pub fn pending(&self) -> u32 {
+        self.ring.published().wrapping_sub(self.cursor)
+    }
+
+    /// Wake-ups the writer has sent, wrapping (the doorbell's epoch). Reads
+    /// only.
+    pub fn wakes(&self) -> u32 {
+        self.ring.wakes()
+    }
+
+    /// Whether this reader may sleep: false for one attached through a
+    /// read-only region.
+    pub fn may_sleep(&self) -> bool {
+        self.may_sleep
+    }
+
+    /// Number of slots.
+    pub fn capacity(&self) -> usize {
+        self.ring.capacity() as usize
+    }
+
+    /// What keeps the ring's memory alive: `()` for borrowed memory.
+    pub fn keeper(&self) -> &K {
+        &self.keeper
+    }
+}
+
+/// A receive error as a waiting receive reports it (never `Empty`, on which
+/// it keeps waiting).
+fn waiting<E>(err: RecvError) -> WaitError<E> {
+    match err {
+        RecvError::Lagged { missed } => WaitError::Lagged { missed },
+        RecvError::Empty | RecvError::Corrupted => WaitError::Corrupted,
+    }
+}

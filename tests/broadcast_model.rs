@@ -1,0 +1,407 @@
+//! Property tests of the broadcast ring against a model: the list of every
+//! message published, and each reader's position in it.
+//!
+//! Random sequences of every operation (publish one or a batch, receive,
+//! join at each `Start`, change where a reader resumes after a lap, clone a
+//! reader, re-attach a reader read-only, restart the writer, sleep and wake)
+//! run against a ring of capacity 2 to 16, holding `u64`s or 12-byte
+//! elements, either fresh or restarted just below 2^32 messages with the
+//! last `capacity` of them in its slots, so that positions wrap. Every
+//! receive must return exactly the model's message, `Empty` or
+//! `Lagged { missed }` with the model's count; positions, `published`,
+//! `pending`, wake-ups and the doorbell's announcements are compared after
+//! every operation.
+#![cfg(not(loom))]
+
+use core::fmt::Debug;
+use core::ptr::NonNull;
+
+use ipc_primitives::broadcast::{Broadcast, Reader, RecvError, Start, WaitError, Writer};
+use ipc_primitives::{Line, Pod, ReadRegion, Region};
+use proptest::prelude::*;
+use proptest::test_runner::TestCaseResult;
+use zerocopy::IntoBytes;
+
+/// Proptest cases per test: few under Miri, which interprets every step.
+fn config() -> ProptestConfig {
+    if cfg!(miri) {
+        ProptestConfig {
+            cases: 3,
+            // Miri isolates the file system, so no regression files.
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    } else {
+        ProptestConfig::with_cases(256)
+    }
+}
+
+/// Longest operation sequence generated.
+const MAX_OPS: usize = if cfg!(miri) { 40 } else { 300 };
+
+/// Readers the model keeps at once.
+const READERS: usize = 3;
+
+/// Byte offsets of the documented layout (`ipc_primitives::broadcast`).
+const PUBLISHED: usize = 128;
+const SLOTS: usize = 384;
+
+/// An element type under test, with a distinct value for every position.
+trait Elem: Pod + Copy + PartialEq + Debug {
+    fn make(n: u64) -> Self;
+}
+
+impl Elem for u64 {
+    fn make(n: u64) -> Self {
+        n.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+}
+
+/// 12 bytes: a message of two words whose second is half used.
+impl Elem for [u32; 3] {
+    fn make(n: u64) -> Self {
+        [n as u32, (n >> 32) as u32 ^ 0xa5a5_a5a5, !(n as u32)]
+    }
+}
+
+/// Zeroed, 128-aligned memory that several regions map at once, as the
+/// processes sharing a segment would; freed on drop.
+struct Memory {
+    base: NonNull<u8>,
+    lines: usize,
+}
+
+impl Memory {
+    fn new(bytes: usize) -> Self {
+        let lines = vec![Line::ZERO; Line::count_for(bytes)].into_boxed_slice();
+        let lines_len = lines.len();
+        let base = NonNull::from(Box::leak(lines).as_mut_bytes()).cast();
+        Self {
+            base,
+            lines: lines_len,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.lines * 128
+    }
+
+    /// A region over all of it.
+    fn region(&self) -> Region<'_> {
+        // SAFETY: the bytes are owned by `self` (valid for reads and writes
+        // and initialised while it is borrowed); this process reaches them
+        // only through broadcast rings (one kind) and, while no ring handle
+        // is live, `write` below.
+        unsafe { Region::from_raw_parts(self.base, self.len()) }
+    }
+
+    /// Writes `bytes` at `offset`, as the process that wrote the ring before
+    /// this one did. Only while no handle to a ring in the memory is live.
+    fn write(&mut self, offset: usize, bytes: &[u8]) {
+        assert!(offset + bytes.len() <= self.len());
+        // SAFETY: in bounds (asserted); `&mut self` and the callers'
+        // promise mean nothing else accesses the memory meanwhile.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.base.as_ptr().add(offset),
+                bytes.len(),
+            );
+        }
+    }
+}
+
+impl Drop for Memory {
+    fn drop(&mut self) {
+        let lines = NonNull::slice_from_raw_parts(self.base.cast::<Line>(), self.lines);
+        // SAFETY: `base` and `lines` are the boxed slice leaked in `new`, and
+        // no region outlives `self` (they borrow it).
+        drop(unsafe { Box::from_raw(lines.as_ptr()) });
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Publish,
+    PublishSlice(usize),
+    Recv(usize),
+    Join(usize, Start),
+    OnLag(usize, Start),
+    Clone(usize, usize),
+    /// Re-attach a reader through a read-only region, joining at a `Start`.
+    AttachReadOnly(usize, Start),
+    /// Drop the writer and attach a new one, as a restarting publisher.
+    RestartWriter,
+    /// `recv_or_sleep` with a sleeper that gives up at once.
+    SleepOnce(usize),
+    WakeNeeded,
+}
+
+fn start() -> impl Strategy<Value = Start> {
+    prop_oneof![Just(Start::Oldest), Just(Start::Newest), Just(Start::Next)]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let reader = 0..READERS;
+    prop_oneof![
+        6 => Just(Op::Publish),
+        2 => (0usize..40).prop_map(Op::PublishSlice),
+        8 => reader.clone().prop_map(Op::Recv),
+        2 => (reader.clone(), start()).prop_map(|(i, s)| Op::Join(i, s)),
+        1 => (reader.clone(), start()).prop_map(|(i, s)| Op::OnLag(i, s)),
+        1 => (reader.clone(), reader.clone()).prop_map(|(i, j)| Op::Clone(i, j)),
+        1 => (reader.clone(), start()).prop_map(|(i, s)| Op::AttachReadOnly(i, s)),
+        1 => Just(Op::RestartWriter),
+        2 => reader.prop_map(Op::SleepOnce),
+        2 => Just(Op::WakeNeeded),
+    ]
+}
+
+/// A reader as the model sees it.
+#[derive(Debug, Clone, Copy)]
+struct ModelReader {
+    /// Absolute position of the next message due.
+    cursor: u64,
+    on_lag: Start,
+    may_sleep: bool,
+}
+
+/// The ring as the model sees it: positions are absolute (`u64`); the ring's
+/// own are their low 32 bits.
+#[derive(Debug)]
+struct Model {
+    capacity: u64,
+    /// Messages published (absolute).
+    published: u64,
+    /// The oldest message that ever existed.
+    first: u64,
+    /// Whether a reader announced itself and no wake consumed it.
+    announced: bool,
+    wakes: u32,
+    readers: [ModelReader; READERS],
+}
+
+impl Model {
+    fn join(&self, start: Start) -> u64 {
+        match start {
+            Start::Next => self.published,
+            Start::Newest if self.published > self.first => self.published - 1,
+            Start::Newest => self.published,
+            Start::Oldest => self
+                .published
+                .saturating_sub(self.capacity - 1)
+                .max(self.first),
+        }
+    }
+
+    /// A receive: a message still in its slot (single-threaded, every slot
+    /// holds the last message written to it whole), or a lap.
+    fn recv(&mut self, i: usize) -> Result<u64, RecvError> {
+        let reader = &mut self.readers[i];
+        if reader.cursor == self.published {
+            return Err(RecvError::Empty);
+        }
+        if reader.cursor + self.capacity >= self.published {
+            reader.cursor += 1;
+            return Ok(reader.cursor - 1);
+        }
+        let resume = match reader.on_lag {
+            Start::Oldest => self.published - (self.capacity - 1),
+            Start::Newest => self.published - 1,
+            Start::Next => self.published,
+        };
+        let missed = resume - reader.cursor;
+        reader.cursor = resume;
+        Err(RecvError::Lagged { missed })
+    }
+}
+
+fn check_reader<T: Elem>(
+    reader: &Reader<'_, T>,
+    model: &Model,
+    m: &ModelReader,
+    i: usize,
+) -> TestCaseResult {
+    prop_assert_eq!(reader.position(), m.cursor as u32, "reader {} position", i);
+    prop_assert_eq!(reader.published(), model.published as u32, "published");
+    prop_assert_eq!(
+        reader.pending(),
+        (model.published - m.cursor) as u32,
+        "reader {} pending",
+        i
+    );
+    prop_assert_eq!(reader.may_sleep(), m.may_sleep);
+    prop_assert_eq!(reader.wakes(), model.wakes);
+    prop_assert_eq!(reader.capacity() as u64, model.capacity);
+    Ok(())
+}
+
+/// Runs `ops` on a ring of `capacity` `T`s, fresh or (with `restart`)
+/// restarted after `2^32 - restart` messages.
+fn run<T: Elem>(capacity: u32, restart: Option<u32>, ops: &[Op]) -> TestCaseResult {
+    let size = Broadcast::<T>::required_size(capacity).unwrap();
+    let mut memory = Memory::new(size);
+    let cap = u64::from(capacity);
+    let (published, first) = match restart {
+        None => (0, 0),
+        Some(behind) => {
+            let published = (1u64 << 32) * 2 - u64::from(behind);
+            (published, published - cap)
+        }
+    };
+    Broadcast::<T>::create(memory.region(), capacity).unwrap();
+    if restart.is_some() {
+        // What the last writer left: `published`, and its last `capacity`
+        // messages whole in their slots.
+        memory.write(PUBLISHED, &(published as u32).to_ne_bytes());
+        let slot = 8 + ipc_primitives::ElementLayout::of::<T>().stride as usize;
+        for position in first..published {
+            let at = SLOTS + (position % cap) as usize * slot;
+            memory.write(at, &(position as u32).wrapping_add(1).to_ne_bytes());
+            memory.write(at + 8, T::make(position).as_bytes());
+        }
+    }
+    let mut model = Model {
+        capacity: cap,
+        published,
+        first,
+        announced: false,
+        wakes: 0,
+        readers: [ModelReader {
+            cursor: 0,
+            on_lag: Start::Oldest,
+            may_sleep: true,
+        }; READERS],
+    };
+    let ring = Broadcast::<T>::attach(memory.region()).unwrap();
+    let mut readers: [Reader<'_, T>; READERS] =
+        core::array::from_fn(|_| ring.reader(Start::Oldest));
+    let joined = model.join(Start::Oldest);
+    for m in &mut model.readers {
+        m.cursor = joined;
+    }
+    let mut writer: Writer<'_, T> = ring.into_writer();
+    for op in ops {
+        match *op {
+            Op::Publish => {
+                let value = next_value::<T>(&mut model);
+                writer.publish(&value);
+            }
+            Op::PublishSlice(len) => {
+                let values: Vec<T> = (0..len).map(|_| next_value::<T>(&mut model)).collect();
+                writer.publish_slice(&values);
+            }
+            Op::Recv(i) => {
+                let expected = model.recv(i).map(T::make);
+                prop_assert_eq!(readers[i].try_recv(), expected, "reader {}", i);
+            }
+            Op::Join(i, start) => {
+                readers[i] = writer.reader(start);
+                model.readers[i] = ModelReader {
+                    cursor: model.join(start),
+                    on_lag: Start::Oldest,
+                    may_sleep: true,
+                };
+            }
+            Op::OnLag(i, start) => {
+                readers[i] = readers[i].clone().on_lag(start);
+                model.readers[i].on_lag = start;
+            }
+            Op::Clone(i, j) => {
+                readers[j] = readers[i].clone();
+                model.readers[j] = model.readers[i];
+            }
+            Op::AttachReadOnly(i, start) => {
+                let region = ReadRegion::from(memory.region());
+                readers[i] = Broadcast::<T>::attach_reader(region, start).unwrap();
+                model.readers[i] = ModelReader {
+                    cursor: model.join(start),
+                    on_lag: Start::Oldest,
+                    may_sleep: false,
+                };
+            }
+            Op::RestartWriter => {
+                writer = Broadcast::<T>::attach(memory.region())
+                    .unwrap()
+                    .into_writer();
+            }
+            Op::SleepOnce(i) => {
+                let got = readers[i].recv_or_sleep(0, |_, _| Err("gave up"));
+                let expected = if model.readers[i].may_sleep {
+                    match model.recv(i) {
+                        Ok(position) => Ok(T::make(position)),
+                        Err(RecvError::Empty) => {
+                            model.announced = true;
+                            Err(WaitError::Sleep("gave up"))
+                        }
+                        Err(RecvError::Lagged { missed }) => Err(WaitError::Lagged { missed }),
+                        Err(RecvError::Corrupted) => Err(WaitError::Corrupted),
+                    }
+                } else {
+                    Err(WaitError::ReadOnly)
+                };
+                prop_assert_eq!(got, expected, "reader {} sleeping", i);
+            }
+            Op::WakeNeeded => {
+                prop_assert_eq!(writer.wake_needed(), model.announced);
+                if model.announced {
+                    model.announced = false;
+                    model.wakes = model.wakes.wrapping_add(1);
+                }
+            }
+        }
+        prop_assert_eq!(writer.published(), model.published as u32);
+        prop_assert_eq!(writer.doorbell().epoch(), model.wakes);
+        for (i, (reader, m)) in readers.iter().zip(&model.readers).enumerate() {
+            check_reader(reader, &model, m, i)?;
+        }
+    }
+    // Whatever is left comes out as the model says, boundedly.
+    for (i, reader) in readers.iter_mut().enumerate() {
+        for _ in 0..=model.capacity + 1 {
+            let expected = model.recv(i).map(T::make);
+            prop_assert_eq!(reader.try_recv(), expected, "reader {} draining", i);
+            if expected == Err(RecvError::Empty) {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The next message: the model's next position, made a `T`.
+fn next_value<T: Elem>(model: &mut Model) -> T {
+    let value = T::make(model.published);
+    model.published += 1;
+    value
+}
+
+fn capacity() -> impl Strategy<Value = u32> {
+    (1u32..5).prop_map(|log| 1 << log)
+}
+
+fn restart() -> impl Strategy<Value = Option<u32>> {
+    prop_oneof![Just(None), (1u32..64).prop_map(Some)]
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn u64_messages_match_the_model(
+        capacity in capacity(),
+        restart in restart(),
+        ops in proptest::collection::vec(op(), 0..MAX_OPS),
+    ) {
+        run::<u64>(capacity, restart, &ops)?;
+    }
+
+    #[test]
+    fn twelve_byte_messages_match_the_model(
+        capacity in capacity(),
+        restart in restart(),
+        ops in proptest::collection::vec(op(), 0..MAX_OPS),
+    ) {
+        run::<[u32; 3]>(capacity, restart, &ops)?;
+    }
+}

@@ -1,0 +1,211 @@
+//! loom model checks of the broadcast ring (`src/broadcast/`): every
+//! interleaving up to the preemption bound, and every value the memory model
+//! lets a load return.
+//!
+//! - Laps: a writer publishes three two-word messages into two slots (so the
+//!   third overwrites the first) while a reader receives. Every message the
+//!   reader accepts is whole and the one it was due; every gap is a `Lagged`
+//!   whose count is exact; an honest writer is never reported `Corrupted`.
+//!   The payload words are atomics here too (readers race with the writer by
+//!   design), so what this checks is the stamp protocol: weakening any of its
+//!   orderings (the writer's busy-stamp `Release` store, its `Release` fence,
+//!   its whole-stamp and `published` `Release` stores, or any of the reader's
+//!   `Acquire` fences) makes the model return a torn or stale message or a
+//!   false `Corrupted`.
+//! - Joining: a reader joining at the newest or the oldest message while the
+//!   writer publishes gets whole messages in order, from where it joined.
+//! - Sleeping: two readers asleep on the doorbell (a futex modelled by a
+//!   mutex and a condition variable) are both woken by the writer's one wake.
+//!   A reader that withdrew its announcement on finding a message would hide
+//!   the other's: loom reports that as a deadlock.
+//!
+//! Run with
+//! `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test --release --test loom_broadcast`.
+//! The preemption bound is `PREEMPTIONS` below unless `LOOM_MAX_PREEMPTIONS`
+//! is set.
+#![cfg(loom)]
+
+use ipc_primitives::broadcast::{Broadcast, Reader, RecvError, Start, Writer};
+use ipc_primitives::wait::Event;
+use ipc_primitives::{LoomMemory, Region};
+use loom::sync::{Arc, Condvar, Mutex};
+use loom::thread;
+
+/// Preemptions loom explores per execution when `LOOM_MAX_PREEMPTIONS` is unset.
+const PREEMPTIONS: usize = 3;
+
+/// Receive attempts a reader makes while the writer runs. Under loom a thread
+/// that yields is not resumed until its peer has run, so a few suffice.
+const ATTEMPTS: usize = 4;
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(PREEMPTIONS);
+    }
+    builder.check(f);
+}
+
+/// Loom memory for a ring of `capacity` `T`s, leaked (threads spawned by
+/// loom need `'static` data; each execution leaks its small ring).
+fn memory<T: ipc_primitives::Pod>(capacity: u32) -> &'static LoomMemory {
+    let size = Broadcast::<T>::required_size(capacity).unwrap();
+    Box::leak(Box::new(LoomMemory::new(size)))
+}
+
+/// A ring of `capacity` `T`s in fresh loom memory.
+fn ring<T: ipc_primitives::Pod>(capacity: u32) -> Broadcast<'static, T> {
+    Broadcast::create(Region::loom(memory::<T>(capacity)), capacity).unwrap()
+}
+
+/// Message `position`: both words `position + 1`, so a torn or stale copy
+/// (a zeroed slot, or a mix of two messages) shows.
+fn message(position: u32) -> [u64; 2] {
+    [u64::from(position) + 1; 2]
+}
+
+/// What a reader got: for each result, in order, and where it stands.
+#[derive(Debug, Default)]
+struct Tally {
+    received: u64,
+    missed: u64,
+}
+
+/// One receive by `reader`, checked: a message must be whole and the one at
+/// the reader's position; a lap must skip exactly the distance it moved the
+/// reader; `Corrupted` never comes from this writer. Returns whether it
+/// received or skipped anything.
+fn receive(reader: &mut Reader<'static, [u64; 2]>, tally: &mut Tally) -> bool {
+    let position = reader.position();
+    match reader.try_recv() {
+        Ok(value) => {
+            assert_eq!(value, message(position), "torn or stale at {position}");
+            assert_eq!(reader.position(), position.wrapping_add(1));
+            tally.received += 1;
+            true
+        }
+        Err(RecvError::Lagged { missed }) => {
+            assert_eq!(
+                u64::from(reader.position().wrapping_sub(position)),
+                missed,
+                "a lap's count is the distance skipped"
+            );
+            tally.missed += missed;
+            true
+        }
+        Err(RecvError::Empty) => false,
+        Err(RecvError::Corrupted) => panic!("an honest writer reported corrupt at {position}"),
+    }
+}
+
+/// Publishes messages `0..count`.
+fn publish(mut writer: Writer<'static, [u64; 2]>, count: u32) {
+    for position in 0..count {
+        writer.publish(&message(position));
+    }
+}
+
+#[test]
+fn laps_are_counted_exactly_and_copies_are_never_torn() {
+    model(|| {
+        let ring = ring::<[u64; 2]>(2);
+        let mut reader = ring.reader(Start::Oldest);
+        let writer = thread::spawn(move || publish(ring.into_writer(), 3));
+        let mut tally = Tally::default();
+        for _ in 0..ATTEMPTS {
+            if !receive(&mut reader, &mut tally) {
+                thread::yield_now();
+            }
+        }
+        writer.join().unwrap();
+        while receive(&mut reader, &mut tally) {}
+        assert_eq!(tally.received + tally.missed, 3, "{tally:?}");
+        assert_eq!(reader.position(), 3);
+    });
+}
+
+#[test]
+fn a_reader_joining_while_the_writer_publishes_starts_where_it_joined() {
+    for start in [Start::Newest, Start::Oldest] {
+        model(move || {
+            let mem = memory::<[u64; 2]>(2);
+            let mut writer = Broadcast::<[u64; 2]>::create(Region::loom(mem), 2)
+                .unwrap()
+                .into_writer();
+            writer.publish(&message(0));
+            let writing = thread::spawn(move || {
+                writer.publish(&message(1));
+                writer.publish(&message(2));
+            });
+            // Another mapping's reader, joining while the writer writes.
+            let mut reader = Broadcast::<[u64; 2]>::attach(Region::loom(mem))
+                .unwrap()
+                .into_reader(start);
+            let joined = reader.position();
+            assert!(joined <= 2, "{start:?} joined at {joined}");
+            let mut tally = Tally::default();
+            for _ in 0..ATTEMPTS {
+                if !receive(&mut reader, &mut tally) {
+                    thread::yield_now();
+                }
+            }
+            writing.join().unwrap();
+            while receive(&mut reader, &mut tally) {}
+            assert_eq!(
+                tally.received + tally.missed,
+                u64::from(3 - joined),
+                "{start:?}: {tally:?}"
+            );
+        });
+    }
+}
+
+/// A futex on the doorbell's epoch: the mutex plays the kernel's bucket lock.
+#[derive(Default)]
+struct Futex {
+    lock: Mutex<()>,
+    woken: Condvar,
+}
+
+impl Futex {
+    fn sleep(&self, event: &Event, epoch: u32) {
+        let mut guard = self.lock.lock().unwrap();
+        while event.epoch() == epoch {
+            guard = self.woken.wait(guard).unwrap();
+        }
+    }
+
+    fn wake_all(&self) {
+        let _guard = self.lock.lock().unwrap();
+        self.woken.notify_all();
+    }
+}
+
+#[test]
+fn one_wake_wakes_every_sleeping_reader() {
+    model(|| {
+        let ring = ring::<u64>(2);
+        let futex = Arc::new(Futex::default());
+        let sleeper = |mut reader: Reader<'static, u64>, futex: Arc<Futex>| {
+            move || {
+                let got = reader.recv_or_sleep(0, |event, epoch| {
+                    futex.sleep(event, epoch);
+                    Ok::<(), ()>(())
+                });
+                assert_eq!(got, Ok(7));
+            }
+        };
+        let other = thread::spawn(sleeper(ring.reader(Start::Next), Arc::clone(&futex)));
+        let mut mine = sleeper(ring.reader(Start::Next), Arc::clone(&futex));
+        let mut writer = ring.into_writer();
+        let writing = thread::spawn(move || {
+            writer.publish(&7);
+            if writer.wake_needed() {
+                futex.wake_all();
+            }
+        });
+        mine();
+        other.join().unwrap();
+        writing.join().unwrap();
+    });
+}
