@@ -2,7 +2,7 @@
 //! the preemption bound) and every value the memory model lets a load return.
 //!
 //! - SPSC, capacity 2, three elements, so the producer must find the ring full
-//!   and retry: with `try_push`/`try_pop`, with `push_slice`/`pop_into`, and with
+//!   and retry: with `try_push`/`try_pop`, with `push_slice`/`pop_slice`, and with
 //!   grants (one abandoned); the consumer gets exactly the values pushed, in order.
 //! - Seqlock: a writer writes `[1, 1]` then `[2, 2]` while a reader reads with few
 //!   attempts; any value returned is whole and matches its version.
@@ -114,7 +114,7 @@ fn spsc_batches_are_fifo() {
         let mut retries = 0;
         while got.len() < 3 {
             let mut buf = [0; 2];
-            let n = rx.pop_into(&mut buf).unwrap();
+            let n = rx.pop_slice(&mut buf).unwrap();
             got.extend_from_slice(&buf[..n]);
             if got.len() < 3 {
                 retries += 1;
@@ -124,7 +124,7 @@ fn spsc_batches_are_fifo() {
         }
         assert_eq!(got, [11, 22, 33]);
         producer.join().unwrap();
-        assert_eq!(rx.pop_into(&mut [0; 2]), Ok(0));
+        assert_eq!(rx.pop_slice(&mut [0; 2]), Ok(0));
     });
 }
 

@@ -133,7 +133,7 @@ fn check_spsc<T: Elem>(misalign: usize, bytes: &[u8]) {
     let attached = Spsc::<T>::attach(region);
     let got = attached
         .as_ref()
-        .map(|ring| ring.capacity() as u32)
+        .map(|ring| ring.capacity())
         .map_err(|e| *e);
     assert_eq!(
         got,
@@ -142,7 +142,7 @@ fn check_spsc<T: Elem>(misalign: usize, bytes: &[u8]) {
         core::any::type_name::<T>()
     );
     let Ok(ring) = attached else { return };
-    let capacity = ring.capacity() as u32;
+    let capacity = ring.capacity();
 
     // The header is exactly what the crate writes for such a ring (but for
     // the creation count, which counts creations).
@@ -171,7 +171,7 @@ fn check_spsc<T: Elem>(misalign: usize, bytes: &[u8]) {
     let slot = ElementLayout::of::<T>().stride as usize;
     let slot_offset = |counter: u32| offsets::SLOTS + (counter as usize & (cap - 1)) * slot;
     let mut out = vec![T::make(0); cap + 1];
-    assert_eq!(rx.pop_into(&mut out), Ok(used), "pop what was queued");
+    assert_eq!(rx.pop_slice(&mut out), Ok(used), "pop what was queued");
     for (k, got) in out[..used].iter().enumerate() {
         let at = slot_offset(tail.wrapping_add(k as u32));
         assert_eq!(*got, value_at::<T>(bytes, at), "queued element {k}");
@@ -184,7 +184,7 @@ fn check_spsc<T: Elem>(misalign: usize, bytes: &[u8]) {
     }
     let extra = T::make(u64::MAX);
     assert_eq!(tx.try_push(extra), Err(PushError::Full(extra)));
-    assert_eq!(rx.pop_into(&mut out), Ok(cap), "drain");
+    assert_eq!(rx.pop_slice(&mut out), Ok(cap), "drain");
     for (n, got) in out[..cap].iter().enumerate() {
         assert_eq!(*got, T::make(n as u64 + 1), "element {n} after refill");
     }

@@ -17,6 +17,10 @@ pub mod wake;
 pub use rustix::io::Errno;
 
 /// A failed system call: which one, and the kernel's error.
+///
+/// A leaf: it prints both (`"shm_open: No such file or directory"`) and has
+/// no [`source`](core::error::Error::source), so that a chain of errors
+/// printed source by source shows the errno once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SysError {
     /// The call, as in its man page (e.g. `"shm_open"`).
@@ -43,11 +47,7 @@ impl fmt::Display for SysError {
     }
 }
 
-impl core::error::Error for SysError {
-    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
-        Some(&self.errno)
-    }
-}
+impl core::error::Error for SysError {}
 
 impl From<SysError> for std::io::Error {
     fn from(err: SysError) -> Self {

@@ -2,10 +2,11 @@
 
 use core::{cell::Cell, fmt, marker::PhantomData};
 
-use super::{Corrupted, PopError, Ring};
+use super::{BlockingPopError, PopError, Ring};
+use crate::Corrupted;
+use crate::event::Event;
 use crate::payload::{self, Pod};
 use crate::sync::{self, Ordering};
-use crate::wait::{Event, SleepError};
 
 /// Pops from a ring. One per ring; `Send` but not `Sync` or `Clone`.
 ///
@@ -91,7 +92,7 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
     /// # Errors
     /// [`Corrupted`] if the producer's counter claims more elements than
     /// slots; nothing is popped.
-    pub fn pop_into(&mut self, out: &mut [T]) -> Result<usize, Corrupted> {
+    pub fn pop_slice(&mut self, out: &mut [T]) -> Result<usize, Corrupted> {
         let want = u32::try_from(out.len()).unwrap_or(u32::MAX);
         let count = self.ready(want)?.min(want);
         for (offset, item) in (0..count).zip(out.iter_mut()) {
@@ -104,7 +105,7 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
     }
 
     /// Announces that the consumer is about to sleep and checks the ring once
-    /// more (see [`crate::wait`]).
+    /// more (see [`event`](crate::event)).
     ///
     /// `Ok(Some(epoch))`: still empty; sleep until woken, e.g. in `epoll_wait` on
     /// the ring's eventfd or a futex wait on the event's `epoch`. The producer
@@ -171,27 +172,28 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
     /// ```
     ///
     /// # Errors
-    /// [`SleepError::Sleep`] with what `sleep` returned, the announcement
-    /// withdrawn; [`SleepError::Corrupted`] as for [`try_pop`](Self::try_pop).
+    /// [`BlockingPopError::Sleep`] with what `sleep` returned, the
+    /// announcement withdrawn; [`BlockingPopError::Corrupted`] as for
+    /// [`try_pop`](Self::try_pop).
     pub fn pop_or_sleep<E>(
         &mut self,
         spins: u32,
         mut sleep: impl FnMut(&Event, u32) -> Result<(), E>,
-    ) -> Result<T, SleepError<E>> {
+    ) -> Result<T, BlockingPopError<E>> {
         for _ in 0..=spins {
             match self.try_pop() {
                 Err(PopError::Empty) => sync::spin_loop(),
-                done => return done.map_err(|_| SleepError::Corrupted),
+                done => return done.map_err(|_| BlockingPopError::Corrupted),
             }
         }
         loop {
             match self.prepare_to_sleep() {
-                Err(Corrupted) => return Err(SleepError::Corrupted),
-                Ok(None) => return self.try_pop().map_err(|_| SleepError::Corrupted),
+                Err(Corrupted) => return Err(BlockingPopError::Corrupted),
+                Ok(None) => return self.try_pop().map_err(|_| BlockingPopError::Corrupted),
                 Ok(Some(epoch)) => {
                     if let Err(err) = sleep(self.event(), epoch) {
                         self.event().withdraw();
-                        return Err(SleepError::Sleep(err));
+                        return Err(BlockingPopError::Sleep(err));
                     }
                 }
             }
@@ -213,7 +215,7 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
     }
 
     /// Number of slots.
-    pub fn capacity(&self) -> usize {
-        self.ring.capacity() as usize
+    pub fn capacity(&self) -> u32 {
+        self.ring.capacity()
     }
 }

@@ -46,20 +46,25 @@ use core::{fmt, marker::PhantomData};
 pub use consumer::Consumer;
 pub use producer::{Grant, OutOfBounds, Producer};
 
-pub use crate::Corrupted;
-
+use crate::Corrupted;
+use crate::event::Event;
 use crate::header::Fingerprint;
 use crate::layout::{ElementLayout, Kind, LINE};
 use crate::payload::{Pod, slot_words};
 use crate::region::{Memory, Region, Structure, required_size};
 use crate::storage::StaticMemory;
 use crate::sync::{AtomicU32, Ordering, SlotWord, WordCell, const_fn_unless_loom, if_take_flag};
-use crate::wait::Event;
 use crate::{AttachError, CreateError};
 
 /// The largest capacity: counters are `u32` and wrap, so capacity <= 2^31 keeps
 /// `head - tail` unambiguous.
 pub const MAX_CAPACITY: u32 = 1 << 31;
+
+/// Whether a ring may have `capacity` slots: a power of two up to
+/// [`MAX_CAPACITY`]. One rule for `create`, `attach` and `required_size`.
+const fn capacity_ok(capacity: u32) -> bool {
+    capacity.is_power_of_two() && capacity <= MAX_CAPACITY
+}
 
 /// Byte offset of `head`.
 const HEAD: usize = 128;
@@ -117,7 +122,7 @@ unsafe impl<T: Pod> Structure for Shape<T> {
     const SLOT_OVERHEAD: usize = 0;
 
     fn capacity_ok(capacity: u32) -> bool {
-        capacity.is_power_of_two() && capacity <= MAX_CAPACITY
+        capacity_ok(capacity)
     }
 
     unsafe fn view(memory: Memory<'_>, elem: ElementLayout, capacity: u32) -> Ring<'_, T> {
@@ -192,9 +197,13 @@ impl<T, K> fmt::Debug for Spsc<'_, T, K> {
 }
 
 impl<'a, T: Pod> Spsc<'a, T> {
-    /// Bytes a region needs for a ring of `capacity` elements of `T`, or `None`
-    /// if that overflows `usize`.
+    /// Bytes a region needs for a ring of `capacity` elements of `T`; `None`
+    /// for a capacity [`create`](Self::create) refuses (not a power of two up
+    /// to [`MAX_CAPACITY`]) and for a size that overflows `usize`.
     pub const fn required_size(capacity: u32) -> Option<usize> {
+        if !capacity_ok(capacity) {
+            return None;
+        }
         required_size::<Shape<T>>(ElementLayout::of::<T>(), capacity)
     }
 
@@ -239,8 +248,8 @@ impl<'a, T: Pod> Spsc<'a, T> {
 
 impl<'a, T: Pod, K> Spsc<'a, T, K> {
     /// Number of slots.
-    pub fn capacity(&self) -> usize {
-        self.ring.capacity() as usize
+    pub fn capacity(&self) -> u32 {
+        self.ring.capacity()
     }
 
     /// The producing side. Only one producer may use a ring at a time, across
@@ -320,7 +329,7 @@ impl<T: Pod, const N: usize> StaticSpsc<T, N> {
         pub fn new() -> Self {
             const {
                 assert!(
-                    N.is_power_of_two() && N <= MAX_CAPACITY as usize,
+                    N <= MAX_CAPACITY as usize && capacity_ok(N as u32),
                     "capacity must be a power of two up to 2^31"
                 );
             }
@@ -376,10 +385,12 @@ impl<T: Pod, const N: usize> Default for StaticSpsc<T, N> {
 
 /// Why a push failed; the value is handed back.
 #[derive(Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PushError<T> {
     /// Every slot is taken.
     Full(T),
-    /// The consumer's counter is impossible; see [`Corrupted`].
+    /// The consumer's counter is impossible; see [`Corrupted`] (whose text
+    /// this prints).
     Corrupted(T),
 }
 
@@ -426,10 +437,12 @@ impl<T> defmt::Format for PushError<T> {
 /// Why a pop failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum PopError {
     /// No element is waiting.
     Empty,
-    /// The producer's counter is impossible; see [`Corrupted`].
+    /// The producer's counter is impossible; see [`Corrupted`] (whose text
+    /// this prints).
     Corrupted,
 }
 
@@ -445,6 +458,47 @@ impl fmt::Display for PopError {
 impl core::error::Error for PopError {}
 
 impl From<Corrupted> for PopError {
+    fn from(Corrupted: Corrupted) -> Self {
+        Self::Corrupted
+    }
+}
+
+/// Why a blocking pop ([`Consumer::pop_or_sleep`], and the Linux adapters'
+/// `pop_blocking`) returned without an element: the ring is corrupt, or the
+/// sleeper gave up with `E` (a timeout, a failed system call).
+///
+/// Transparent: each variant prints, and has the [`source`] of, what it holds.
+///
+/// [`source`]: core::error::Error::source
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum BlockingPopError<E> {
+    /// The producer's counter is impossible; see [`Corrupted`].
+    Corrupted,
+    /// The sleeper gave up: what it returned.
+    Sleep(E),
+}
+
+impl<E: fmt::Display> fmt::Display for BlockingPopError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Corrupted => fmt::Display::fmt(&Corrupted, f),
+            Self::Sleep(err) => fmt::Display::fmt(err, f),
+        }
+    }
+}
+
+impl<E: core::error::Error> core::error::Error for BlockingPopError<E> {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Corrupted => None,
+            Self::Sleep(err) => err.source(),
+        }
+    }
+}
+
+impl<E> From<Corrupted> for BlockingPopError<E> {
     fn from(Corrupted: Corrupted) -> Self {
         Self::Corrupted
     }

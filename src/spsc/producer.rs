@@ -2,10 +2,11 @@
 
 use core::{cell::Cell, fmt, marker::PhantomData};
 
-use super::{Corrupted, PushError, Ring};
+use super::{PushError, Ring};
+use crate::Corrupted;
+use crate::event::Event;
 use crate::payload::{self, Pod};
 use crate::sync::Ordering;
-use crate::wait::Event;
 
 /// Pushes into a ring. One per ring; `Send` but not `Sync` or `Clone`.
 ///
@@ -162,12 +163,12 @@ impl<'a, T: Pod, K> Producer<'a, T, K> {
 
     /// Slots free for pushing.
     pub fn free_slots(&self) -> usize {
-        self.capacity() - self.len()
+        self.capacity() as usize - self.len()
     }
 
     /// Number of slots.
-    pub fn capacity(&self) -> usize {
-        self.ring.capacity() as usize
+    pub fn capacity(&self) -> u32 {
+        self.ring.capacity()
     }
 }
 
