@@ -8,6 +8,9 @@
 use core::fmt;
 
 pub mod handshake;
+// The handshake's wire format: public for the fuzz crate and tests that play
+// a hostile server, not part of the API.
+#[doc(hidden)]
 pub mod hello;
 mod poll;
 pub mod shm;

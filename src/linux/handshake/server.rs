@@ -85,15 +85,17 @@ impl<T> fmt::Debug for Server<T> {
 }
 
 impl<T: Pod> Server<T> {
-    /// Listens on `addr` ([`SeqpacketListener::bind`]); each accepted client
-    /// gets a ring of `capacity` elements.
+    /// Listens on `addr` ([`SeqpacketListener::bind`]:
+    /// [bind(2)](https://man7.org/linux/man-pages/man2/bind.2.html),
+    /// [listen(2)](https://man7.org/linux/man-pages/man2/listen.2.html)); each accepted client gets a ring of
+    /// `capacity` elements.
     ///
     /// # Errors
     /// An [`AddrError`] naming `addr`, holding [`HandshakeError::Create`] for
     /// a capacity no ring of `T` can have (not a power of two up to
     /// [`MAX_CAPACITY`](crate::spsc::MAX_CAPACITY), or too large for
-    /// memory), [`HandshakeError::Socket`] if binding failed, as for
-    /// [`with_listener`](Self::with_listener).
+    /// memory), and [`HandshakeError::Socket`] if binding failed or the
+    /// spare fd could not be taken.
     #[doc(alias("socket", "listen"))]
     pub fn bind(
         addr: &UnixAddr,
@@ -168,7 +170,8 @@ impl<T: Pod> Server<T> {
     }
 
     /// Accepts one client, waiting for one if none is pending (in `poll`,
-    /// through signals): see [`try_accept`](Self::try_accept).
+    /// through signals, [poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html)): see
+    /// [`try_accept`](Self::try_accept).
     ///
     /// # Errors
     /// As for [`try_accept`](Self::try_accept), and if `poll` fails.
@@ -183,8 +186,8 @@ impl<T: Pod> Server<T> {
         }
     }
 
-    /// Accepts one pending client without waiting for one: `None` if no
-    /// client is waiting.
+    /// Accepts one pending client without waiting for one
+    /// ([accept4(2)](https://man7.org/linux/man-pages/man2/accept4.2.html)): `None` if no client is waiting.
     ///
     /// For a waiting client: checks its credentials against the policy and
     /// the session cap, creates its ring (`memfd_create`, `mmap`) and

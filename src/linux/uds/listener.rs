@@ -170,9 +170,9 @@ impl SeqpacketListener {
         }
     }
 
-    /// Whether drop removes the socket file (`unlink`), and only if the path
-    /// still names the socket this listener bound. No effect for an abstract
-    /// name.
+    /// Whether drop removes the socket file (`unlink`,
+    /// [unlink(2)](https://man7.org/linux/man-pages/man2/unlink.2.html)), and only if the path still names the socket
+    /// this listener bound. No effect for an abstract name.
     #[doc(alias = "unlink")]
     pub fn set_unlink_on_drop(&mut self, unlink: bool) {
         if let Some(bound) = &mut self.bound {

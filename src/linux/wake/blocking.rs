@@ -50,7 +50,8 @@ impl Default for SpinThenBlock {
 impl<T: Pod, K> Consumer<'_, T, K> {
     /// Pops the oldest element, waiting for one if the ring is empty: retries
     /// `strategy.spins` times, then sleeps through `wakeup` until the producer
-    /// wakes it (see [`Consumer::pop_or_sleep`] and [`Wakeup::sleep`]).
+    /// wakes it (see [`Consumer::pop_or_sleep`] and [`Wakeup::sleep`]:
+    /// [poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html) on an eventfd, [futex(2)](https://man7.org/linux/man-pages/man2/futex.2.html)).
     ///
     /// `timeout` `None` waits for ever (as does one too long to represent).
     /// The producer must wake through the same kind of [`Wakeup`], e.g. with
@@ -79,7 +80,9 @@ impl<T: Pod, K> Consumer<'_, T, K> {
 /// process.
 impl<T: Pod, K> Producer<'_, T, K> {
     /// Pushes `value`, then wakes the consumer through `wakeup` if it is
-    /// asleep ([`Producer::wake_needed`]): no system call while it is awake.
+    /// asleep ([`Producer::wake_needed`]; [`Wakeup::wake`]:
+    /// [write(2)](https://man7.org/linux/man-pages/man2/write.2.html) to an eventfd, [futex(2)](https://man7.org/linux/man-pages/man2/futex.2.html)): no
+    /// system call while it is awake.
     ///
     /// # Errors
     /// [`PushNotifyError::Push`]: nothing was pushed, and the [`PushError`]
@@ -103,8 +106,8 @@ impl<T: Pod, K> Producer<'_, T, K> {
     }
 
     /// Pushes as many of `items` as fit ([`Producer::push_slice`]), then wakes
-    /// the consumer if it is asleep: one check, and at most one wake, per
-    /// batch. Returns how many were pushed (0 if the ring is full, in which
+    /// the consumer if it is asleep ([`Wakeup::wake`]): one check, and at
+    /// most one wake, per batch. Returns how many were pushed (0 if the ring is full, in which
     /// case there is no check).
     ///
     /// # Errors

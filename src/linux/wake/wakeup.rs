@@ -40,7 +40,7 @@ impl Wakeup {
     }
 
     /// Wakes the consumer sleeping on `event`: [`EventFd::signal`] or
-    /// [`futex_wake`]. Call it when
+    /// [`futex_wake`] ([write(2)](https://man7.org/linux/man-pages/man2/write.2.html), [futex(2)](https://man7.org/linux/man-pages/man2/futex.2.html)). Call it when
     /// [`Producer::wake_needed`](crate::spsc::Producer::wake_needed) returns
     /// `true` (at any other time it is a harmless, wasted system call).
     ///
