@@ -40,6 +40,12 @@ impl<T, K> fmt::Debug for Consumer<'_, T, K> {
 
 impl<'a, T: Pod, K> Consumer<'a, T, K> {
     pub(super) fn new(ring: Ring<'a, T>, keeper: K) -> Self {
+        // Pairs with the previous consumer's `Release` store of `tail`
+        // (`release`): its copies out of the slots happen before this
+        // consumer's `Release` stores, so a producer that acquires only those
+        // does not overwrite a slot the previous consumer was still copying
+        // ("a new side", in the module's `# Protocol`). `cached_head` starts
+        // at `tail`, so the first pop loads `head` itself.
         let tail = ring.tail.load(Ordering::Acquire);
         Self {
             ring,
@@ -58,6 +64,10 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
         if ready >= want {
             return Ok(ready);
         }
+        // Pairs with the producer's `Release` store of `head` (`publish`): the
+        // payload stores of every element up to `head` happen before this
+        // consumer copies them. Without it, a pop could copy a slot before
+        // its payload arrived: a stale or torn element.
         let head = self.ring.head.load(Ordering::Acquire);
         let ready = self.ring.distance(head, self.tail)?;
         self.cached_head = head;
@@ -68,6 +78,10 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
     #[inline]
     fn release(&mut self, count: u32) {
         self.tail = self.tail.wrapping_add(count);
+        // Pairs with the producer's `Acquire` loads of `tail` (`free`, and
+        // `Producer::new`): the copies out of these slots happen before the
+        // producer overwrites them. Without it, a push could overwrite an
+        // element this consumer is still copying.
         self.ring.tail.store(self.tail, Ordering::Release);
     }
 
@@ -117,6 +131,11 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
     /// withdrawn.
     pub fn prepare_to_sleep(&mut self) -> Result<Option<u32>, Corrupted> {
         let event = self.ring.ready;
+        // `announce` ends with a `SeqCst` fence, ordering the announcement
+        // before the re-check of `head` below; it pairs with the fence that
+        // begins the producer's `needs_wake` (`Producer::wake_needed`), after
+        // its `publish`: either the producer sees the announcement and wakes
+        // this consumer, or this re-check sees the element (`crate::event`).
         let epoch = event.announce();
         match self.ready(1) {
             Ok(0) => Ok(Some(epoch)),
@@ -203,6 +222,8 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
     /// Elements ready to pop (at most the capacity, which is also what a
     /// corrupt producer counter shows as).
     pub fn len(&self) -> usize {
+        // Only counted, never used to reach a slot; `Acquire` as everywhere
+        // `head` is read.
         let head = self.ring.head.load(Ordering::Acquire);
         self.ring
             .distance(head, self.tail)

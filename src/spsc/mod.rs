@@ -22,6 +22,43 @@
 //! assert_eq!(rx.try_pop(), Ok(7));
 //! ```
 //!
+//! # Protocol
+//! Two shared counters, each written by one side only: `head`, the elements
+//! ever pushed (the producer's), and `tail`, the elements ever popped (the
+//! consumer's), both `u32` and wrapping. Element `i` lives in slot
+//! `i & (capacity - 1)`; the slots of `tail .. head` belong to the consumer
+//! (written, not yet read), the others to the producer. Each side keeps its
+//! own counter in its handle (the shared one is the copy it publishes) and a
+//! cached copy of the other's, re-read only when the cache says the ring is
+//! full (or empty). Payloads are copied in and out as relaxed atomic words.
+//!
+//! | access | ordering | pairs with | without it |
+//! |---|---|---|---|
+//! | producer publishes `head` | `Release` | the consumer's load of `head` | the consumer could copy a slot before the payload stores reach it: a stale or torn element |
+//! | consumer loads `head` | `Acquire` | the producer's store of `head` | as above |
+//! | consumer publishes `tail` | `Release` | the producer's load of `tail` | the producer could overwrite a slot the consumer is still copying out |
+//! | producer loads `tail` | `Acquire` | the consumer's store of `tail` | as above |
+//! | a new side loads its own counter | `Acquire` | its predecessor's store of that counter | see below |
+//!
+//! A side made after an earlier one (a ring split again, a process that
+//! attaches to take a side over) loads its own counter with `Acquire`, so that
+//! the `Release` stores it makes later carry its predecessor's slot accesses
+//! to the peer. Happens-before passes through an acquire followed by a release
+//! in one thread, but a plain store by another thread does not continue a
+//! release sequence: without it, a consumer that only ever sees the new
+//! producer's `head` could copy elements the old producer wrote without those
+//! writes happening before its reads (and a producer could overwrite slots the
+//! old consumer was still copying). A new producer also loads `tail` with
+//! `Acquire`: it frees slots on that cached value without loading it again.
+//!
+//! Creating a ring zeroes the counters and slots with relaxed stores; the
+//! region's header, stored last with `Release` and loaded with `Acquire` by
+//! `attach`, publishes them. Blocking adds the [`event`](crate::event)
+//! protocol on `ready`: the consumer announces itself and re-checks `head`,
+//! the producer asks after each publish; its two `SeqCst` fences are
+//! explained there. Each ordering site in `producer.rs` and `consumer.rs`
+//! names its pair; `tests/loom.rs` and `tests/loom_wait.rs` model-check them.
+//!
 //! # Trust
 //! The peer may be another process that writes anything into the ring at any
 //! time. Every index is masked; a consumer that sees more elements than slots, or
@@ -112,9 +149,20 @@ unsafe impl<T> Send for Ring<'_, T> {}
 /// The ring as a kind of structure in a region.
 struct Shape<T>(PhantomData<T>);
 
-// SAFETY: `view` reaches the header line's successors at 128, 256 and 384 (one
-// `u32` or two each, within `CONTROL` = 512) and `capacity * stride` bytes of
-// slots from 512: exactly `required_size`.
+// SAFETY: `Structure`'s conditions, by number:
+// 1. `view` reaches `head` at 128..132, `tail` at 256..260, `ready` at
+//    384..392 and the slots at `SLOTS .. SLOTS + capacity * stride`, which is
+//    `required_size` (`SLOT_OVERHEAD` is 0); `assertions` pins `SLOTS` and
+//    `required_size` for two element types.
+// 2. Only through `u32_at`, `event_at` and `slot_words_at`, at offsets that
+//    are multiples of 128 and so aligned, in bounds by 1; no other reference.
+// 3. The three control words lie on three separate lines, and the slots after
+//    them.
+// 4. `CONTROL` = `SLOTS` = 4 lines (`const_assert_eq!(SLOTS, 4 * LINE)`);
+//    `elem` is always `ElementLayout::of::<T>()` (`create`, `attach`,
+//    `StaticSpsc`), whose stride is a multiple of 8.
+// 5. Offsets are constants or `SLOTS + (index & mask) * stride`, with `mask`
+//    from the `capacity` the view was made for (`Ring::slot`), never re-read.
 unsafe impl<T: Pod> Structure for Shape<T> {
     type View<'a> = Ring<'a, T>;
     const KIND: Kind = Kind::Spsc;
@@ -142,6 +190,8 @@ unsafe impl<T: Pod> Structure for Shape<T> {
     }
 
     fn init(ring: &Ring<'_, T>) {
+        // Relaxed: the header, stored after this with `Release`, publishes
+        // the zeroes to an attacher, whose `Acquire` load of it pairs with it.
         ring.head.store(0, Ordering::Relaxed);
         ring.tail.store(0, Ordering::Relaxed);
         ring.ready.reset();
@@ -237,7 +287,9 @@ impl<'a, T: Pod> Spsc<'a, T> {
     /// if the counters claim more elements than slots ([`AttachError`]).
     pub fn attach<K>(region: Region<'a, K>) -> Result<Spsc<'a, T, K>, AttachError> {
         let (ring, keeper) = region.attach::<Shape<T>>(ElementLayout::of::<T>(), 0)?;
-        // Pairs with the sides' `Release` stores: counters as published.
+        // Only checked here, never used to reach a slot: the sides load the
+        // counters again when they are made. `Acquire` (pairing with the
+        // sides' `Release` stores) as everywhere the counters are read.
         let head = ring.head.load(Ordering::Acquire);
         let tail = ring.tail.load(Ordering::Acquire);
         ring.distance(head, tail)

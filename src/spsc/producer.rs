@@ -36,7 +36,14 @@ impl<T, K> fmt::Debug for Producer<'_, T, K> {
 
 impl<'a, T: Pod, K> Producer<'a, T, K> {
     pub(super) fn new(ring: Ring<'a, T>, keeper: K) -> Self {
+        // Pairs with the previous producer's `Release` store of `head`
+        // (`publish`): its payload stores happen before this producer's
+        // `Release` stores, so a consumer that acquires only those sees them
+        // too ("a new side", in the module's `# Protocol`).
         let head = ring.head.load(Ordering::Acquire);
+        // Pairs with the consumer's `Release` store of `tail` (`release`):
+        // `free` writes slots on this cached value without loading it again,
+        // so the consumer's copies out of them must happen before.
         let tail = ring.tail.load(Ordering::Acquire);
         Self {
             ring,
@@ -61,6 +68,10 @@ impl<'a, T: Pod, K> Producer<'a, T, K> {
         if free >= want {
             return Ok(free);
         }
+        // Pairs with the consumer's `Release` store of `tail` (`release`): its
+        // copies out of the slots it released happen before this producer
+        // overwrites them. Without it, a push could overwrite an element the
+        // consumer is still copying.
         let tail = self.ring.tail.load(Ordering::Acquire);
         let used = self.ring.distance(self.head, tail)?;
         self.cached_tail = tail;
@@ -71,6 +82,9 @@ impl<'a, T: Pod, K> Producer<'a, T, K> {
     #[inline]
     fn publish(&mut self, count: u32) {
         self.head = self.head.wrapping_add(count);
+        // Pairs with the consumer's `Acquire` loads of `head` (`ready`): the
+        // payload stores before it happen before the consumer's copies.
+        // Without it, a pop could copy a slot before its payload arrived.
         self.ring.head.store(self.head, Ordering::Release);
     }
 
@@ -133,6 +147,9 @@ impl<'a, T: Pod, K> Producer<'a, T, K> {
     #[inline]
     #[must_use = "a true result consumed the announcement: the consumer sleeps until woken"]
     pub fn wake_needed(&self) -> bool {
+        // `needs_wake` begins with a `SeqCst` fence, ordering the `publish`
+        // before the load of the announcement; it pairs with the fence that
+        // ends the consumer's `announce` (`Consumer::prepare_to_sleep`).
         self.ring.ready.needs_wake()
     }
 
@@ -150,6 +167,8 @@ impl<'a, T: Pod, K> Producer<'a, T, K> {
     /// Elements waiting to be popped (at most the capacity, which is also what
     /// a corrupt consumer counter shows as).
     pub fn len(&self) -> usize {
+        // Only counted, never used to reach a slot; `Acquire` as everywhere
+        // `tail` is read.
         let tail = self.ring.tail.load(Ordering::Acquire);
         self.ring
             .distance(self.head, tail)
