@@ -6,6 +6,7 @@
 #![warn(clippy::std_instead_of_core)]
 
 mod error;
+pub mod errors;
 pub mod event;
 mod header;
 pub mod layout;

@@ -80,6 +80,8 @@ mod error;
 mod server;
 mod session;
 
+/// Why the server's hello could not be decoded ([`HandshakeError::Hello`]).
+pub use super::hello::HelloError;
 pub use client::{Connection, HELLO_TIMEOUT, connect, connect_timeout};
 pub use error::{ClientError, ClientFailure, HandshakeError};
 pub use server::{Accepted, Policy, Server};
