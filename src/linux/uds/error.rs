@@ -138,10 +138,10 @@ impl From<SysError> for UdsError {
 /// Contextual: prints the address only; [`source`](core::error::Error::source)
 /// is [`error`](Self::error), saying what happened. One pointer wide (the
 /// address is long), so that results carrying it stay small.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct AddrError<E = UdsError>(Box<Located<E>>);
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 struct Located<E> {
     addr: UnixAddr,
     error: E,
@@ -169,6 +169,15 @@ impl<E> AddrError<E> {
     /// What happened, without the address.
     pub fn into_error(self) -> E {
         self.0.error
+    }
+}
+
+impl<E: fmt::Debug> fmt::Debug for AddrError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AddrError")
+            .field("addr", &format_args!("{}", self.0.addr))
+            .field("error", &self.0.error)
+            .finish()
     }
 }
 

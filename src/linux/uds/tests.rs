@@ -547,6 +547,10 @@ fn errors_display_and_source() {
     let named = AddrError::new(&UnixAddr::path("/run/d.sock").unwrap(), sys.clone());
     assert_eq!(named.to_string(), "socket /run/d.sock");
     assert_eq!(
+        format!("{named:?}"),
+        format!("AddrError {{ addr: /run/d.sock, error: {sys:?} }}")
+    );
+    assert_eq!(
         named.source().map(ToString::to_string),
         Some(sys.to_string())
     );
