@@ -54,7 +54,7 @@ use std::time::Instant;
 use ipc_primitives::linux::handshake::{ClientError, Connection, Policy, Server, Session, connect};
 use ipc_primitives::linux::uds::{Credentials, SeqpacketListener, UnixAddr};
 use ipc_primitives::linux::wake::PushNotifyError;
-use ipc_primitives::slot::Message;
+use ipc_primitives::message::Message;
 use ipc_primitives::spsc::{PopError, PushError};
 use rustix::buffer::spare_capacity;
 use rustix::event::epoll;
@@ -210,6 +210,7 @@ impl Client {
                     }
                 }
                 Err(PopError::Corrupted) => return Err("its ring's counters are corrupted".into()),
+                Err(err) => return Err(err.into()),
             }
         }
         Ok(Drained::More)
@@ -218,7 +219,7 @@ impl Client {
     fn eventfd(&self) -> BorrowedFd<'_> {
         self.session
             .wakeup()
-            .eventfd_ref()
+            .as_eventfd()
             .expect("the handshake hands out eventfds")
             .as_fd()
     }
@@ -356,7 +357,7 @@ impl Daemon {
         self.wakes += 1;
         // Reading the eventfd only resets its counter; a failure would show
         // again as a readable fd, so it needs no handling here.
-        if let Some(eventfd) = client.session.wakeup().eventfd_ref() {
+        if let Some(eventfd) = client.session.wakeup().as_eventfd() {
             let _ = eventfd.drain();
         }
         if !client.queued {

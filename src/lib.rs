@@ -7,18 +7,19 @@
 
 pub mod broadcast;
 mod error;
+pub mod errors;
+pub mod event;
 mod header;
 pub mod layout;
+pub mod message;
 mod payload;
 mod region;
 pub mod seqlock;
-pub mod slot;
 pub mod spsc;
 mod storage;
 mod sync;
 #[cfg(all(test, not(loom)))]
 mod test_support;
-pub mod wait;
 
 pub use error::Corrupted;
 pub use layout::{ABI_VERSION, ElementLayout, Kind, Line};

@@ -16,7 +16,7 @@
 use core::fmt::Debug;
 use core::ptr::NonNull;
 
-use ipc_primitives::broadcast::{Broadcast, Reader, RecvError, Start, WaitError, Writer};
+use ipc_primitives::broadcast::{BlockingError, Broadcast, Reader, RecvError, Start, Writer};
 use ipc_primitives::{Line, Pod, ReadRegion, Region};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseResult;
@@ -332,13 +332,13 @@ fn run<T: Elem>(capacity: u32, restart: Option<u32>, ops: &[Op]) -> TestCaseResu
                         Ok(position) => Ok(T::make(position)),
                         Err(RecvError::Empty) => {
                             model.announced = true;
-                            Err(WaitError::Sleep("gave up"))
+                            Err(BlockingError::Sleep("gave up"))
                         }
-                        Err(RecvError::Lagged { missed }) => Err(WaitError::Lagged { missed }),
-                        Err(RecvError::Corrupted) => Err(WaitError::Corrupted),
+                        Err(RecvError::Lagged { missed }) => Err(BlockingError::Lagged { missed }),
+                        Err(RecvError::Corrupted) => Err(BlockingError::Corrupted),
                     }
                 } else {
-                    Err(WaitError::ReadOnly)
+                    Err(BlockingError::ReadOnly)
                 };
                 prop_assert_eq!(got, expected, "reader {} sleeping", i);
             }

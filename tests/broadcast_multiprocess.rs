@@ -22,16 +22,14 @@
 //!    stopped reader cannot slow it; timing assertions would be flaky).
 //! 3. A writer process publishes and is killed while the parent sleeps in
 //!    `recv_blocking_watching`: the parent receives every message, then
-//!    learns the writer is gone (`WriterGone`, not a timeout).
+//!    learns the writer is gone (`PeerGone`, not a timeout).
 //!
 //! Every test counts this process's open fds and `/dev/shm` names before and
 //! after. Runtime: about 5 s in the test profile on a 2-core machine.
 #![cfg(all(feature = "linux", target_os = "linux", not(loom), not(miri)))]
 
-#[allow(dead_code, reason = "the broadcast tests use a part of the harness")]
 #[path = "multiprocess/harness.rs"]
 mod harness;
-#[allow(dead_code, reason = "the broadcast tests use a part of the messages")]
 #[path = "multiprocess/message.rs"]
 mod message;
 
@@ -40,10 +38,9 @@ use std::os::unix::process::ExitStatusExt;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ipc_primitives::broadcast::{Broadcast, Reader, RecvError, Start, Writer};
-use ipc_primitives::linux::broadcast::BlockingRecvError;
+use ipc_primitives::broadcast::{BlockingError, Broadcast, Reader, RecvError, Start, Writer};
 use ipc_primitives::linux::shm::{CreateOptions, OpenOptions, Segment};
-use ipc_primitives::linux::wake::SpinThenBlock;
+use ipc_primitives::linux::wake::{SpinThenBlock, WaitError};
 use rustix::process::{Pid, Signal, kill_process};
 
 use harness::{Accounting, Proc, READY, RESULT, ShmName, env, env_parse};
@@ -53,17 +50,12 @@ use message::{Msg, Stream, message};
 /// or does nothing when the test binary runs normally.
 #[test]
 fn child() {
-    let Ok(role) = std::env::var(harness::ROLE_VAR) else {
-        return;
-    };
-    harness::child_setup();
-    match role.as_str() {
+    harness::run_child(|role| match role {
         "reader" => reader(),
         "stopped-reader" => stopped_reader(),
         "writer" => writer(),
         other => panic!("unknown child role {other:?}"),
-    }
-    std::process::exit(0);
+    });
 }
 
 /// Slots in the rings of these tests.
@@ -233,7 +225,7 @@ fn reader() {
                     reader.recv_blocking_watching(&segment, SpinThenBlock::default(), Some(NEVER));
                 match tally.take(position, got) {
                     None => {}
-                    Some(BlockingRecvError::Lagged { missed }) => {
+                    Some(BlockingError::Lagged { missed }) => {
                         tally.lagged(missed, reader.position());
                     }
                     Some(err) => panic!("recv_blocking at {position}: {err}"),
@@ -559,10 +551,8 @@ fn a_sleeping_reader_learns_the_writer_is_gone() {
                 reader.recv_blocking_watching(&segment, SpinThenBlock::default(), Some(NEVER));
             match tally.take(position, got) {
                 None => {}
-                Some(BlockingRecvError::Lagged { missed }) => {
-                    tally.lagged(missed, reader.position())
-                }
-                Some(BlockingRecvError::WriterGone) => break,
+                Some(BlockingError::Lagged { missed }) => tally.lagged(missed, reader.position()),
+                Some(BlockingError::Sleep(WaitError::PeerGone)) => break,
                 Some(err) => panic!("at {position}: {err}"),
             }
             if killer.is_none() && tally.stream.next == WRITER_MESSAGES {
@@ -578,7 +568,7 @@ fn a_sleeping_reader_learns_the_writer_is_gone() {
         assert_eq!(tally.stream.next, WRITER_MESSAGES);
         assert!(child.wait().0.signal() == Some(9), "killed");
         eprintln!(
-            "writer gone: {} received, {} missed, then WriterGone",
+            "writer gone: {} received, {} missed, then PeerGone",
             tally.received(),
             tally.missed
         );

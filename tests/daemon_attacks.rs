@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use ipc_primitives::linux::handshake::{Connection, connect};
 use ipc_primitives::linux::uds::{SeqpacketStream, UnixAddr};
-use ipc_primitives::slot::Message;
+use ipc_primitives::message::Message;
 use rustix::process::{Pid, Signal, kill_process};
 
 /// The example's record type.
@@ -333,7 +333,7 @@ fn scribble(addr: &UnixAddr) {
     rustix::io::pwrite(conn.segment(), &garbage, 0).expect("pwrite the header");
     rustix::io::pwrite(conn.segment(), &garbage, HEAD_OFFSET).expect("pwrite head");
     conn.wakeup()
-        .eventfd_ref()
+        .as_eventfd()
         .expect("an eventfd")
         .signal()
         .expect("wake the daemon");

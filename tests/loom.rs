@@ -2,10 +2,14 @@
 //! the preemption bound) and every value the memory model lets a load return.
 //!
 //! - SPSC, capacity 2, three elements, so the producer must find the ring full
-//!   and retry: with `try_push`/`try_pop`, with `push_slice`/`pop_into`, and with
+//!   and retry: with `try_push`/`try_pop`, with `push_slice`/`pop_slice`, and with
 //!   grants (one abandoned); the consumer gets exactly the values pushed, in order.
 //! - Seqlock: a writer writes `[1, 1]` then `[2, 2]` while a reader reads with few
 //!   attempts; any value returned is whole and matches its version.
+//! - SPSC, a producer taking over from another: a consumer that sees only the
+//!   second producer's `head` still sees the first one's element; and a
+//!   consumer taking over: a producer that sees only the second consumer's
+//!   `tail` never overwrites a slot the first is still copying.
 //! - Regions: an attacher racing a creator sees the whole header or none; an
 //!   attacher racing a re-creation over a used region sees the old header, the
 //!   new one, or none, never a mix; what the creator initialised is what the
@@ -24,6 +28,7 @@
 use ipc_primitives::seqlock::{ReadError, Spins, StaticSeqLock};
 use ipc_primitives::spsc::{PopError, PushError, Spsc, StaticSpsc};
 use ipc_primitives::{AttachError, ElementLayout, LoomMemory, Region};
+use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
 
 /// Preemptions loom explores per execution when `LOOM_MAX_PREEMPTIONS` is unset.
@@ -61,7 +66,7 @@ fn spsc_single_push_pop_is_fifo() {
                     match tx.try_push(value) {
                         Ok(()) => break,
                         Err(PushError::Full(back)) => value = back,
-                        Err(PushError::Corrupted(_)) => panic!("corrupted"),
+                        Err(err) => panic!("{err}"),
                     }
                     retries += 1;
                     assert!(retries < RETRIES, "producer stuck on a full ring");
@@ -78,7 +83,7 @@ fn spsc_single_push_pop_is_fifo() {
                         break;
                     }
                     Err(PopError::Empty) => {}
-                    Err(PopError::Corrupted) => panic!("corrupted"),
+                    Err(err) => panic!("{err}"),
                 }
                 retries += 1;
                 assert!(retries < RETRIES, "consumer stuck on an empty ring");
@@ -114,7 +119,7 @@ fn spsc_batches_are_fifo() {
         let mut retries = 0;
         while got.len() < 3 {
             let mut buf = [0; 2];
-            let n = rx.pop_into(&mut buf).unwrap();
+            let n = rx.pop_slice(&mut buf).unwrap();
             got.extend_from_slice(&buf[..n]);
             if got.len() < 3 {
                 retries += 1;
@@ -124,7 +129,7 @@ fn spsc_batches_are_fifo() {
         }
         assert_eq!(got, [11, 22, 33]);
         producer.join().unwrap();
-        assert_eq!(rx.pop_into(&mut [0; 2]), Ok(0));
+        assert_eq!(rx.pop_slice(&mut [0; 2]), Ok(0));
     });
 }
 
@@ -148,7 +153,7 @@ fn spsc_grants_publish_only_on_commit() {
                     match tx.grant() {
                         Ok(grant) => break grant,
                         Err(PushError::Full(())) => {}
-                        Err(PushError::Corrupted(())) => panic!("corrupted"),
+                        Err(err) => panic!("{err}"),
                     }
                     retries += 1;
                     assert!(retries < RETRIES, "producer stuck on a full ring");
@@ -167,7 +172,7 @@ fn spsc_grants_publish_only_on_commit() {
                         break;
                     }
                     Err(PopError::Empty) => {}
-                    Err(PopError::Corrupted) => panic!("corrupted"),
+                    Err(err) => panic!("{err}"),
                 }
                 retries += 1;
                 assert!(retries < RETRIES, "consumer stuck on an empty ring");
@@ -207,6 +212,134 @@ fn seqlock_never_returns_a_torn_value() {
         }
         writing.join().unwrap();
         assert_eq!(reader.read_versioned(Spins(1)), Ok(([2, 2], 2)));
+    });
+}
+
+/// A producer made after another (here: attached by another thread once the
+/// first has pushed) acquires `head`, so its own `Release` store of `head`
+/// carries the first producer's payload to a consumer that only ever loads
+/// the second's: the "new side" rule of `spsc`'s `# Protocol`. Weakening
+/// `Producer::new`'s `Acquire` load of `head` to `Relaxed` fails this model
+/// (the consumer's copy of the first element races with its write), even
+/// with `Spsc::attach`'s own `Acquire` loads in place: those may read the
+/// counters before the first push.
+#[test]
+fn spsc_a_producer_taking_over_carries_its_predecessors_writes() {
+    model(|| {
+        let size = Spsc::<u64>::required_size(2).unwrap();
+        let mem: &'static LoomMemory = leak(LoomMemory::new(size));
+        let attached: &'static AtomicBool = leak(AtomicBool::new(false));
+        let mut rx = Spsc::<u64>::create(Region::loom(mem), 2)
+            .unwrap()
+            .into_consumer();
+        let first = thread::spawn(move || {
+            let mut tx = Spsc::<u64>::attach(Region::loom(mem))
+                .unwrap()
+                .into_producer();
+            tx.try_push(11).unwrap();
+        });
+        let second = thread::spawn(move || {
+            for _ in 0..RETRIES {
+                let mut tx = Spsc::<u64>::attach(Region::loom(mem))
+                    .unwrap()
+                    .into_producer();
+                // The first producer is done: take over after its element.
+                if tx.len() == 1 {
+                    attached.store(true, Ordering::Relaxed);
+                    tx.try_push(22).unwrap();
+                    return true;
+                }
+                thread::yield_now();
+            }
+            attached.store(true, Ordering::Relaxed);
+            false
+        });
+        // Pops once the second producer has attached (`attach` checks the
+        // counters, which a pop moving `tail` under it would upset), and
+        // before joining, so that only the ring orders the copies after the
+        // writes: the flag is relaxed and orders nothing.
+        let mut got = Vec::new();
+        for _ in 0..RETRIES {
+            if !attached.load(Ordering::Relaxed) {
+                thread::yield_now();
+                continue;
+            }
+            match rx.try_pop() {
+                Ok(value) => got.push(value),
+                Err(PopError::Empty) => thread::yield_now(),
+                Err(err) => panic!("{err}"),
+            }
+            if got.len() == 2 {
+                break;
+            }
+        }
+        first.join().unwrap();
+        if second.join().unwrap() {
+            while let Ok(value) = rx.try_pop() {
+                got.push(value);
+            }
+            assert_eq!(got, [11, 22]);
+        } else {
+            assert!(got.len() <= 1);
+        }
+    });
+}
+
+/// The consumer's side of the same rule: a consumer made after another
+/// acquires `tail`, so its own `Release` store of `tail` carries the first
+/// consumer's copies to a producer that only ever loads the second's, and
+/// the producer does not overwrite a slot the first is still copying.
+/// Weakening `Consumer::new`'s `Acquire` load of `tail` to `Relaxed` fails
+/// this model.
+#[test]
+fn spsc_a_consumer_taking_over_carries_its_predecessors_reads() {
+    model(|| {
+        let size = Spsc::<u64>::required_size(2).unwrap();
+        let mem: &'static LoomMemory = leak(LoomMemory::new(size));
+        let attached: &'static AtomicBool = leak(AtomicBool::new(false));
+        let mut tx = Spsc::<u64>::create(Region::loom(mem), 2)
+            .unwrap()
+            .into_producer();
+        tx.push_slice(&[11, 22]).unwrap();
+        let first = thread::spawn(move || {
+            let mut rx = Spsc::<u64>::attach(Region::loom(mem))
+                .unwrap()
+                .into_consumer();
+            assert_eq!(rx.try_pop(), Ok(11));
+        });
+        let second = thread::spawn(move || {
+            for _ in 0..RETRIES {
+                let mut rx = Spsc::<u64>::attach(Region::loom(mem))
+                    .unwrap()
+                    .into_consumer();
+                // The first consumer is done: take over after its element.
+                if rx.len() == 1 {
+                    attached.store(true, Ordering::Relaxed);
+                    assert_eq!(rx.try_pop(), Ok(22));
+                    return true;
+                }
+                thread::yield_now();
+            }
+            attached.store(true, Ordering::Relaxed);
+            false
+        });
+        // Pushes into the first consumer's slot once the second has
+        // attached, before joining: only the ring orders the write after the
+        // first consumer's copy (the flag is relaxed and orders nothing).
+        let mut pushed = false;
+        for _ in 0..RETRIES {
+            if attached.load(Ordering::Relaxed) && tx.try_push(33).is_ok() {
+                pushed = true;
+                break;
+            }
+            thread::yield_now();
+        }
+        first.join().unwrap();
+        let took_over = second.join().unwrap();
+        if pushed {
+            // 33 waits; 22 too unless the second consumer took it.
+            assert_eq!(tx.len(), if took_over { 1 } else { 2 });
+        }
     });
 }
 

@@ -26,7 +26,7 @@
 #![cfg(loom)]
 
 use ipc_primitives::broadcast::{Broadcast, Reader, RecvError, Start, Writer};
-use ipc_primitives::wait::Event;
+use ipc_primitives::event::Event;
 use ipc_primitives::{LoomMemory, Region};
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;

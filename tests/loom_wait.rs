@@ -7,8 +7,8 @@
 //! Run: `RUSTFLAGS="--cfg loom" cargo test --release --test loom_wait`
 #![cfg(loom)]
 
+use ipc_primitives::event::Event;
 use ipc_primitives::spsc::StaticSpsc;
-use ipc_primitives::wait::Event;
 use loom::sync::{Arc, Condvar, Mutex};
 
 /// How the consumer sleeps and the producer wakes it.

@@ -72,7 +72,7 @@ enum Op {
     Push,
     PushSlice(usize),
     Pop,
-    PopInto(usize),
+    PopSlice(usize),
     /// Grant, write and commit: the whole value with `write`, or with two
     /// `write_bytes` calls split at `split % (size + 1)`.
     Grant {
@@ -91,7 +91,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => Just(Op::Push),
         2 => (0usize..=20).prop_map(Op::PushSlice),
         3 => Just(Op::Pop),
-        2 => (0usize..=20).prop_map(Op::PopInto),
+        2 => (0usize..=20).prop_map(Op::PopSlice),
         2 => proptest::option::of(0usize..64).prop_map(|split| Op::Grant { split }),
         1 => any::<bool>().prop_map(|write| Op::Abandon { write }),
         1 => Just(Op::Reattach),
@@ -151,8 +151,8 @@ fn check<T: Elem>(tx: &Producer<'_, T>, rx: &Consumer<'_, T>, model: &Model<T>) 
     prop_assert_eq!(tx.is_empty(), len == 0);
     prop_assert_eq!(rx.is_empty(), len == 0);
     prop_assert_eq!(tx.free_slots(), model.free());
-    prop_assert_eq!(tx.capacity(), model.capacity);
-    prop_assert_eq!(rx.capacity(), model.capacity);
+    prop_assert_eq!(tx.capacity() as usize, model.capacity);
+    prop_assert_eq!(rx.capacity() as usize, model.capacity);
     Ok(())
 }
 
@@ -183,16 +183,16 @@ fn step<T: Elem>(
             Some(expected) => prop_assert_eq!(rx.try_pop(), Ok(expected)),
             None => prop_assert_eq!(rx.try_pop(), Err(PopError::Empty)),
         },
-        Op::PopInto(len) => {
+        Op::PopSlice(len) => {
             let sentinel = T::make(0);
             let mut out = vec![sentinel; len];
             let expected = len.min(model.queue.len());
-            prop_assert_eq!(rx.pop_into(&mut out), Ok(expected));
+            prop_assert_eq!(rx.pop_slice(&mut out), Ok(expected));
             let popped: Vec<T> = model.queue.drain(..expected).collect();
             prop_assert_eq!(&out[..expected], &popped[..]);
             prop_assert!(
                 out[expected..].iter().all(|v| *v == sentinel),
-                "pop_into wrote past the elements it popped"
+                "pop_slice wrote past the elements it popped"
             );
         }
         Op::Grant { split } => {
@@ -259,7 +259,7 @@ fn run_segment<T: Elem>(
 fn drain<T: Elem>(mut rx: Consumer<'_, T>, model: &mut Model<T>) -> TestCaseResult {
     let mut out = vec![T::make(0); model.capacity + 1];
     let left: Vec<T> = model.queue.drain(..).collect();
-    prop_assert_eq!(rx.pop_into(&mut out), Ok(left.len()));
+    prop_assert_eq!(rx.pop_slice(&mut out), Ok(left.len()));
     prop_assert_eq!(&out[..left.len()], &left[..]);
     prop_assert_eq!(rx.try_pop(), Err(PopError::Empty));
     Ok(())
@@ -301,12 +301,12 @@ fn attach<T: Elem>(
     let fail = |e: AttachError| TestCaseError::fail(e.to_string());
     if round.is_multiple_of(2) {
         let ring = Spsc::<T>::attach(Region::new(mem.as_mut_bytes())).map_err(fail)?;
-        prop_assert_eq!(ring.capacity(), capacity as usize);
+        prop_assert_eq!(ring.capacity(), capacity);
         Ok(ring.split())
     } else {
         let (one, other) = common::two_mappings(mem);
         let ring = Spsc::<T>::attach(one).map_err(fail)?;
-        prop_assert_eq!(ring.capacity(), capacity as usize);
+        prop_assert_eq!(ring.capacity(), capacity);
         let rx = Spsc::<T>::attach(other).map_err(fail)?.into_consumer();
         Ok((ring.into_producer(), rx))
     }
@@ -323,7 +323,7 @@ fn run_region<T: Elem>(capacity: u32, start: u32, ops: &[Op]) -> TestCaseResult 
         let (tx, rx) = if round == 0 && start == 0 {
             let ring =
                 Spsc::<T>::create(Region::new(mem.as_mut_bytes()), capacity).expect("create");
-            prop_assert_eq!(ring.capacity(), capacity as usize);
+            prop_assert_eq!(ring.capacity(), capacity);
             ring.split()
         } else {
             attach(&mut mem, capacity, round)?

@@ -31,7 +31,7 @@ fn push<T: ipc_primitives::Pod>(tx: &mut Producer<'_, T>, mut value: T) {
         match tx.try_push(value) {
             Ok(()) => return,
             Err(PushError::Full(back)) => value = back,
-            Err(e @ PushError::Corrupted(_)) => panic!("push failed: {e}"),
+            Err(e) => panic!("push failed: {e}"),
         }
         backoff(&mut attempt);
     }
@@ -44,7 +44,7 @@ fn pop<T: ipc_primitives::Pod>(rx: &mut Consumer<'_, T>) -> T {
         match rx.try_pop() {
             Ok(value) => return value,
             Err(PopError::Empty) => backoff(&mut attempt),
-            Err(e @ PopError::Corrupted) => panic!("pop failed: {e}"),
+            Err(e) => panic!("pop failed: {e}"),
         }
     }
 }
@@ -143,7 +143,7 @@ fn random_batches_arrive_once_in_order() {
             let mut attempt = 0;
             while expected < N {
                 let len = rng.range(1, 128);
-                let got = rx.pop_into(&mut buf[..len]).expect("pop_into");
+                let got = rx.pop_slice(&mut buf[..len]).expect("pop_slice");
                 assert!(got <= len);
                 if got == 0 {
                     backoff(&mut attempt);
@@ -224,7 +224,7 @@ fn capacity_two_forces_full_and_empty_all_the_time() {
                     assert_eq!(pop(rx), expected);
                     expected += 1;
                 } else {
-                    let got = rx.pop_into(&mut buf).expect("pop_into");
+                    let got = rx.pop_slice(&mut buf).expect("pop_slice");
                     assert!(got <= 2, "popped {got} from a ring of 2");
                     for &value in &buf[..got] {
                         assert_eq!(value, expected);
@@ -266,7 +266,7 @@ fn wide_elements_are_never_torn() {
             let mut buf = [[u64::MAX; 8]; 4];
             let mut attempt = 0;
             while expected < N {
-                let got = rx.pop_into(&mut buf).expect("pop_into");
+                let got = rx.pop_slice(&mut buf).expect("pop_slice");
                 if got == 0 {
                     backoff(&mut attempt);
                 }

@@ -59,7 +59,7 @@ pub fn spsc_push(tx: &mut Producer<'_, Msg>, msg: Msg) -> Result<(), Msg> {
     match tx.try_push(msg) {
         Ok(()) => Ok(()),
         Err(PushError::Full(msg)) => Err(msg),
-        Err(PushError::Corrupted(_)) => panic!("spsc: producer found corrupt counters"),
+        Err(err) => panic!("spsc: producer: {err}"),
     }
 }
 
@@ -73,6 +73,6 @@ pub fn spsc_pop(rx: &mut Consumer<'_, Msg>) -> Option<Msg> {
     match rx.try_pop() {
         Ok(msg) => Some(msg),
         Err(PopError::Empty) => None,
-        Err(PopError::Corrupted) => panic!("spsc: consumer found corrupt counters"),
+        Err(err) => panic!("spsc: consumer: {err}"),
     }
 }

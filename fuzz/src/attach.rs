@@ -139,7 +139,7 @@ fn check_spsc<T: Elem>(misalign: usize, bytes: &[u8]) {
     let attached = Spsc::<T>::attach(region);
     let got = attached
         .as_ref()
-        .map(|ring| ring.capacity() as u32)
+        .map(|ring| ring.capacity())
         .map_err(|e| *e);
     assert_eq!(
         got,
@@ -148,7 +148,7 @@ fn check_spsc<T: Elem>(misalign: usize, bytes: &[u8]) {
         core::any::type_name::<T>()
     );
     let Ok(ring) = attached else { return };
-    let capacity = ring.capacity() as u32;
+    let capacity = ring.capacity();
 
     // The header is exactly what the crate writes for such a ring (but for
     // the creation count, which counts creations).
@@ -199,7 +199,7 @@ fn check_spsc<T: Elem>(misalign: usize, bytes: &[u8]) {
         .take_while(|&k| stamped(tail.wrapping_add(k)))
         .count();
     let mut out = vec![T::make(0); cap + 1];
-    let popped = rx.pop_into(&mut out);
+    let popped = rx.pop_slice(&mut out);
     if visible == 0 && used > 0 {
         assert_eq!(popped, Err(Corrupted), "an element counted but not stamped");
         return;
@@ -221,7 +221,7 @@ fn check_spsc<T: Elem>(misalign: usize, bytes: &[u8]) {
     }
     let extra = T::make(u64::MAX);
     assert_eq!(tx.try_push(extra), Err(PushError::Full(extra)));
-    assert_eq!(rx.pop_into(&mut out), Ok(cap), "drain");
+    assert_eq!(rx.pop_slice(&mut out), Ok(cap), "drain");
     for (n, got) in out[..cap].iter().enumerate() {
         assert_eq!(*got, T::make(n as u64 + 1), "element {n} after refill");
     }

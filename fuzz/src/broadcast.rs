@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 
 use ipc_primitives::broadcast::{
-    Broadcast, MAX_CAPACITY, MIN_CAPACITY, Reader, RecvError, Start, WaitError, Writer,
+    BlockingError, Broadcast, MAX_CAPACITY, MIN_CAPACITY, Reader, RecvError, Start, Writer,
 };
 use ipc_primitives::{AttachError, ElementLayout, ReadRegion};
 
@@ -148,7 +148,7 @@ pub enum Outcome<T> {
     Done,
     Received(Result<T, RecvError>),
     Slept {
-        got: Result<T, WaitError<()>>,
+        got: Result<T, BlockingError<()>>,
         sleeps: u32,
     },
     WakeNeeded(bool),
@@ -263,8 +263,8 @@ impl<'m, T: Elem> Handles<'m, T> {
                 Err(RecvError::Corrupted) => {}
             },
             (Op::Sleep { reader, .. }, Outcome::Slept { got, .. }) => match got {
-                Err(WaitError::ReadOnly) => assert!(!self.readers[reader].may_sleep()),
-                Err(WaitError::Lagged { missed }) => lap(reader, *missed),
+                Err(BlockingError::ReadOnly) => assert!(!self.readers[reader].may_sleep()),
+                Err(BlockingError::Lagged { missed }) => lap(reader, *missed),
                 _ => {}
             },
             _ => {}
@@ -434,12 +434,12 @@ impl<T: Elem> Model<T> {
     fn sleep(&mut self, i: usize, spins: u32, sleeps: u32, publish: bool) -> Outcome<T> {
         let waited = |got: Result<T, RecvError>| match got {
             Ok(value) => Ok(value),
-            Err(RecvError::Lagged { missed }) => Err(WaitError::Lagged { missed }),
-            Err(_) => Err(WaitError::Corrupted),
+            Err(RecvError::Lagged { missed }) => Err(BlockingError::Lagged { missed }),
+            Err(_) => Err(BlockingError::Corrupted),
         };
         if !self.readers[i].may_sleep {
             return Outcome::Slept {
-                got: Err(WaitError::ReadOnly),
+                got: Err(BlockingError::ReadOnly),
                 sleeps: 0,
             };
         }
@@ -472,7 +472,7 @@ impl<T: Elem> Model<T> {
                 self.wake();
             } else if calls > sleeps {
                 return Outcome::Slept {
-                    got: Err(WaitError::Sleep(())),
+                    got: Err(BlockingError::Sleep(())),
                     sleeps: calls,
                 };
             }

@@ -16,7 +16,7 @@
 //!   bounded work; the harness's own loops are bounded too);
 //! - every result is an element or a typed error, a refused push hands back
 //!   the very value offered, batch counts never exceed the batch or the
-//!   capacity, and `pop_into` writes nothing past the elements it reports;
+//!   capacity, and `pop_slice` writes nothing past the elements it reports;
 //! - `len() <= capacity()` on both sides, always;
 //! - `attach` returns exactly what the documented layout says
 //!   ([`expected_attach`]): `Ok` only on a valid header and counters;
@@ -27,7 +27,7 @@
 //!   re-created, after which the model is rebuilt from memory and checked again.
 
 use ipc_primitives::ElementLayout;
-use ipc_primitives::spsc::{Consumer, PopError, Producer, PushError, Spsc};
+use ipc_primitives::spsc::{Consumer, PopError, Producer, Spsc};
 
 use crate::spsc_ops::{
     GrantWrite, MAX_OPS, Model, Op, check, decode_op, next_write, step, write_fits,
@@ -83,9 +83,19 @@ fn refresh_slots<T: Elem>(memory: &SharedMemory, model: &mut Model<T>) {
 
 /// Checks what must hold whatever the peer wrote.
 fn invariants<T: Elem>(tx: &Producer<'_, T>, rx: &Consumer<'_, T>) {
-    assert!(tx.len() <= tx.capacity(), "producer len above capacity");
-    assert!(rx.len() <= rx.capacity(), "consumer len above capacity");
-    assert_eq!(tx.free_slots(), tx.capacity() - tx.len(), "free_slots");
+    assert!(
+        tx.len() <= tx.capacity() as usize,
+        "producer len above capacity"
+    );
+    assert!(
+        rx.len() <= rx.capacity() as usize,
+        "consumer len above capacity"
+    );
+    assert_eq!(
+        tx.free_slots(),
+        tx.capacity() as usize - tx.len(),
+        "free_slots"
+    );
     assert!(tx.capacity().is_power_of_two() && tx.capacity() <= 64);
     assert!(rx.capacity().is_power_of_two() && rx.capacity() <= 64);
 }
@@ -109,7 +119,8 @@ fn loose_step<T: Elem>(
             let value = fresh();
             match tx.try_push(value) {
                 Ok(()) => {}
-                Err(PushError::Full(back) | PushError::Corrupted(back)) => {
+                Err(err) => {
+                    let back = err.into_inner();
                     assert_eq!(back, value, "a refused push hands back its value");
                 }
             }
@@ -118,7 +129,7 @@ fn loose_step<T: Elem>(
             let items: Vec<T> = (0..len).map(|_| fresh()).collect();
             if let Ok(count) = tx.push_slice(&items) {
                 assert!(
-                    count <= len && count <= tx.capacity(),
+                    count <= len && count <= tx.capacity() as usize,
                     "push_slice count {count}"
                 );
             }
@@ -126,17 +137,17 @@ fn loose_step<T: Elem>(
         Op::Pop => {
             let _ = rx.try_pop();
         }
-        Op::PopInto(len) => {
+        Op::PopSlice(len) => {
             let sentinel = T::make(0);
             let mut out = vec![sentinel; len];
-            let count = rx.pop_into(&mut out).unwrap_or(0);
+            let count = rx.pop_slice(&mut out).unwrap_or(0);
             assert!(
-                count <= len && count <= rx.capacity(),
-                "pop_into count {count}"
+                count <= len && count <= rx.capacity() as usize,
+                "pop_slice count {count}"
             );
             assert!(
                 out[count..].iter().all(|v| *v == sentinel),
-                "pop_into wrote past the elements it popped"
+                "pop_slice wrote past the elements it popped"
             );
         }
         Op::Grant { writes, commit } => {
@@ -282,7 +293,7 @@ fn run_ring<T: Elem>(capacity: u32, input: &mut Input<'_>) {
         if tag >= HOSTILE_TAG {
             hostile_step(input, &memory, &mut model);
         } else {
-            match decode_op(tag, input, tx.capacity()) {
+            match decode_op(tag, input, tx.capacity() as usize) {
                 Op::Reattach => {
                     let byte = input.u8();
                     let how = byte % 4;
@@ -304,17 +315,14 @@ fn run_ring<T: Elem>(capacity: u32, input: &mut Input<'_>) {
                     } else {
                         let attached = Spsc::<T>::attach(memory.region());
                         assert_eq!(
-                            attached
-                                .as_ref()
-                                .map(|r| r.capacity() as u32)
-                                .map_err(|e| *e),
+                            attached.as_ref().map(|r| r.capacity()).map_err(|e| *e),
                             expected,
                             "attach result"
                         );
                         if let Ok(ring) = attached {
                             if model
                                 .as_ref()
-                                .is_some_and(|m| m.capacity != ring.capacity())
+                                .is_some_and(|m| m.capacity != ring.capacity() as usize)
                             {
                                 model = None;
                             }
@@ -341,15 +349,15 @@ fn run_ring<T: Elem>(capacity: u32, input: &mut Input<'_>) {
         invariants(&tx, &rx);
     }
     // Whatever is left pops out as elements or a typed error, boundedly.
-    let mut out = vec![T::make(0); rx.capacity() + 1];
-    match (rx.pop_into(&mut out), model.as_mut()) {
+    let mut out = vec![T::make(0); rx.capacity() as usize + 1];
+    match (rx.pop_slice(&mut out), model.as_mut()) {
         (result, Some(model)) => {
             let left: Vec<T> = core::iter::from_fn(|| model.pop()).collect();
             assert_eq!(result, Ok(left.len()), "drain count");
             assert_eq!(&out[..left.len()], &left[..], "drain elements");
             assert_eq!(rx.try_pop(), Err(PopError::Empty));
         }
-        (Ok(count), None) => assert!(count <= rx.capacity()),
+        (Ok(count), None) => assert!(count <= rx.capacity() as usize),
         (Err(_), None) => {}
     }
 }

@@ -17,9 +17,8 @@
 use std::collections::VecDeque;
 
 use ipc_primitives::spsc::{
-    Consumer, OutOfBounds, PopError, Producer, PushError, Spsc, StaticSpsc,
+    BlockingError, Consumer, OutOfBounds, PopError, Producer, PushError, Spsc, StaticSpsc,
 };
-use ipc_primitives::wait::SleepError;
 
 use crate::support::{Elem, Input, SharedMemory, Widths, offsets};
 
@@ -35,8 +34,8 @@ pub enum Op {
     PushSlice(usize),
     /// `try_pop`.
     Pop,
-    /// `pop_into` a buffer of this many elements.
-    PopInto(usize),
+    /// `pop_slice` a buffer of this many elements.
+    PopSlice(usize),
     /// `grant`, then this many writes (each decoded by [`next_write`]), then
     /// `commit` or drop.
     Grant {
@@ -73,7 +72,7 @@ pub fn decode_op(tag: u8, input: &mut Input<'_>, capacity: usize) -> Op {
         0..=2 => Op::Push,
         3 | 4 => Op::PushSlice(input.below(2 * capacity + 2)),
         5..=7 => Op::Pop,
-        8 | 9 => Op::PopInto(input.below(2 * capacity + 2)),
+        8 | 9 => Op::PopSlice(input.below(2 * capacity + 2)),
         10 | 11 => {
             let byte = input.u8();
             Op::Grant {
@@ -222,8 +221,8 @@ pub fn check<T: Elem>(tx: &Producer<'_, T>, rx: &Consumer<'_, T>, model: &Model<
     assert_eq!(tx.is_empty(), len == 0, "producer is_empty");
     assert_eq!(rx.is_empty(), len == 0, "consumer is_empty");
     assert_eq!(tx.free_slots(), model.free(), "free_slots");
-    assert_eq!(tx.capacity(), model.capacity, "producer capacity");
-    assert_eq!(rx.capacity(), model.capacity, "consumer capacity");
+    assert_eq!(tx.capacity() as usize, model.capacity, "producer capacity");
+    assert_eq!(rx.capacity() as usize, model.capacity, "consumer capacity");
     assert_eq!(tx.peer_event().epoch(), model.epoch, "event epoch");
 }
 
@@ -256,17 +255,17 @@ pub fn step<T: Elem>(
             }
         }
         Op::Pop => assert_eq!(rx.try_pop(), model.pop().ok_or(PopError::Empty)),
-        Op::PopInto(len) => {
+        Op::PopSlice(len) => {
             let sentinel = T::make(0);
             let mut out = vec![sentinel; len];
             let expected = len.min(model.queue.len());
-            assert_eq!(rx.pop_into(&mut out), Ok(expected), "pop_into count");
+            assert_eq!(rx.pop_slice(&mut out), Ok(expected), "pop_slice count");
             for got in &out[..expected] {
-                assert_eq!(Some(*got), model.pop(), "pop_into element");
+                assert_eq!(Some(*got), model.pop(), "pop_slice element");
             }
             assert!(
                 out[expected..].iter().all(|v| *v == sentinel),
-                "pop_into wrote past the elements it popped"
+                "pop_slice wrote past the elements it popped"
             );
         }
         Op::Grant { writes, commit } => {
@@ -356,7 +355,7 @@ pub fn step<T: Elem>(
                 model.announced = false;
                 model.epoch = model.epoch.wrapping_add(1);
             } else {
-                assert_eq!(result, Err(SleepError::Sleep(())), "the sleeper gave up");
+                assert_eq!(result, Err(BlockingError::Sleep(())), "the sleeper gave up");
                 assert_eq!(calls, sleeps + 1);
                 model.announced = false;
             }
@@ -392,7 +391,7 @@ fn run_segment<T: Elem>(
 fn drain<T: Elem>(mut rx: Consumer<'_, T>, model: &mut Model<T>) {
     let mut out = vec![T::make(0); model.capacity + 1];
     let left: Vec<T> = core::iter::from_fn(|| model.pop()).collect();
-    assert_eq!(rx.pop_into(&mut out), Ok(left.len()), "drain count");
+    assert_eq!(rx.pop_slice(&mut out), Ok(left.len()), "drain count");
     assert_eq!(&out[..left.len()], &left[..], "drain elements");
     assert_eq!(rx.try_pop(), Err(PopError::Empty));
 }
@@ -432,7 +431,7 @@ fn attach<T: Elem>(
     round: usize,
 ) -> (Producer<'_, T>, Consumer<'_, T>) {
     let ring = Spsc::<T>::attach(memory.region()).expect("attach to an intact ring");
-    assert_eq!(ring.capacity(), capacity as usize);
+    assert_eq!(ring.capacity(), capacity);
     if round.is_multiple_of(2) {
         ring.split()
     } else {
@@ -466,7 +465,7 @@ fn run_region<T: Elem>(capacity: u32, start: u32, input: &mut Input<'_>) {
     for round in 0.. {
         let (tx, rx) = if round == 0 && start == 0 {
             let ring = Spsc::<T>::create(memory.region(), capacity).expect("create");
-            assert_eq!(ring.capacity(), capacity as usize);
+            assert_eq!(ring.capacity(), capacity);
             ring.split()
         } else {
             attach(&memory, capacity, round)

@@ -70,7 +70,7 @@
 //!    `Acquire` fence after loading it: its next stamp load sees `p + 1` or
 //!    later);
 //! 5. with [`Writer::wake_needed`], after a message or a batch: a `SeqCst`
-//!    fence and a look at the doorbell (the [wait](crate::wait) protocol).
+//!    fence and a look at the doorbell (the [event](crate::event) protocol).
 //!
 //! A reader at cursor `c` (its own), in [`Reader::try_recv`]:
 //! 1. loads the stamp (relaxed, then an `Acquire` fence); if it is `c + 1`,
@@ -140,12 +140,12 @@ pub use writer::Writer;
 
 pub use crate::Corrupted;
 
+use crate::event::Event;
 use crate::header::Fingerprint;
 use crate::layout::{ElementLayout, Kind};
 use crate::payload::Pod;
 use crate::region::{Memory, ReadRegion, Region, Structure, required_size};
 use crate::sync::{AtomicU32, Ordering, WORD_BYTES, Word, WordCell};
-use crate::wait::Event;
 use crate::{AttachError, CreateError};
 
 /// The smallest capacity: the capacity must be even, so that a busy stamp
@@ -452,10 +452,17 @@ impl fmt::Display for RecvError {
 
 impl core::error::Error for RecvError {}
 
-/// Why [`Reader::recv_or_sleep`] returned no message.
+/// Why a blocking receive ([`Reader::recv_or_sleep`], and the Linux
+/// adapters' `recv_blocking`) returned no message.
+///
+/// `Sleep` is transparent: it prints, and has the [`source`] of, what it
+/// holds.
+///
+/// [`source`]: core::error::Error::source
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum WaitError<E> {
+#[non_exhaustive]
+pub enum BlockingError<E> {
     /// The writer lapped the reader; see [`RecvError::Lagged`].
     Lagged {
         /// Messages skipped; at least 1.
@@ -467,11 +474,12 @@ pub enum WaitError<E> {
     /// ([`Broadcast::attach_reader`]), so it cannot announce itself on the
     /// doorbell; it can only poll.
     ReadOnly,
-    /// The sleeper gave up (a timeout, a failed system call).
+    /// The sleeper gave up (a timeout, a failed system call, the writer
+    /// gone): what it returned.
     Sleep(E),
 }
 
-impl<E: fmt::Display> fmt::Display for WaitError<E> {
+impl<E: fmt::Display> fmt::Display for BlockingError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Lagged { missed } => fmt::Display::fmt(&RecvError::Lagged { missed: *missed }, f),
@@ -479,12 +487,19 @@ impl<E: fmt::Display> fmt::Display for WaitError<E> {
             Self::ReadOnly => {
                 f.write_str("a reader on a read-only mapping cannot sleep: it can only poll")
             }
-            Self::Sleep(err) => write!(f, "stopped waiting: {err}"),
+            Self::Sleep(err) => fmt::Display::fmt(err, f),
         }
     }
 }
 
-impl<E: fmt::Debug + fmt::Display> core::error::Error for WaitError<E> {}
+impl<E: core::error::Error> core::error::Error for BlockingError<E> {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Sleep(err) => err.source(),
+            Self::Lagged { .. } | Self::Corrupted | Self::ReadOnly => None,
+        }
+    }
+}
 
 #[cfg(not(loom))]
 mod assertions {

@@ -2,10 +2,10 @@
 
 use core::fmt;
 
-use super::{RecvError, Ring, Start, WaitError};
+use super::{BlockingError, RecvError, Ring, Start};
+use crate::event::Event;
 use crate::payload::{self, Pod};
 use crate::sync::{self, Ordering, fence};
-use crate::wait::Event;
 
 /// Receives every message the writer publishes, in order, from its own
 /// cursor. Any number of readers, in any number of processes; `Send`, `Sync`
@@ -213,17 +213,17 @@ impl<'a, T: Pod, K> Reader<'a, T, K> {
     /// is never withdrawn (see [Sleeping](super#sleeping)).
     ///
     /// # Errors
-    /// [`WaitError::ReadOnly`] at once for a reader attached through a
-    /// read-only region; [`WaitError::Lagged`] and [`WaitError::Corrupted`]
-    /// as for [`try_recv`](Self::try_recv); [`WaitError::Sleep`] with what
+    /// [`BlockingError::ReadOnly`] at once for a reader attached through a
+    /// read-only region; [`BlockingError::Lagged`] and [`BlockingError::Corrupted`]
+    /// as for [`try_recv`](Self::try_recv); [`BlockingError::Sleep`] with what
     /// `sleep` returned.
     pub fn recv_or_sleep<E>(
         &mut self,
         spins: u32,
         mut sleep: impl FnMut(&Event, u32) -> Result<(), E>,
-    ) -> Result<T, WaitError<E>> {
+    ) -> Result<T, BlockingError<E>> {
         if !self.may_sleep {
-            return Err(WaitError::ReadOnly);
+            return Err(BlockingError::ReadOnly);
         }
         for _ in 0..=spins {
             match self.try_recv() {
@@ -235,7 +235,7 @@ impl<'a, T: Pod, K> Reader<'a, T, K> {
         loop {
             let epoch = doorbell.announce();
             match self.try_recv() {
-                Err(RecvError::Empty) => sleep(doorbell, epoch).map_err(WaitError::Sleep)?,
+                Err(RecvError::Empty) => sleep(doorbell, epoch).map_err(BlockingError::Sleep)?,
                 other => return other.map_err(waiting),
             }
         }
@@ -284,9 +284,9 @@ impl<'a, T: Pod, K> Reader<'a, T, K> {
 
 /// A receive error as a waiting receive reports it (never `Empty`, on which
 /// it keeps waiting).
-fn waiting<E>(err: RecvError) -> WaitError<E> {
+fn waiting<E>(err: RecvError) -> BlockingError<E> {
     match err {
-        RecvError::Lagged { missed } => WaitError::Lagged { missed },
-        RecvError::Empty | RecvError::Corrupted => WaitError::Corrupted,
+        RecvError::Lagged { missed } => BlockingError::Lagged { missed },
+        RecvError::Empty | RecvError::Corrupted => BlockingError::Corrupted,
     }
 }

@@ -335,7 +335,7 @@ fn a_reader_that_sleeps_announces_and_one_wake_serves_every_sleeper() {
             epochs.push(epoch);
             Err("timed out")
         });
-        assert_eq!(got, Err(WaitError::Sleep("timed out")));
+        assert_eq!(got, Err(BlockingError::Sleep("timed out")));
         assert_eq!(epochs, [0]);
     }
     writer.publish(&1);
@@ -377,7 +377,7 @@ fn recv_or_sleep_takes_what_is_there_and_never_withdraws() {
         }
         Ok(())
     });
-    assert_eq!(got, Err(WaitError::Lagged { missed: 4 }));
+    assert_eq!(got, Err(BlockingError::Lagged { missed: 4 }));
 }
 
 #[test]
@@ -394,7 +394,7 @@ fn a_reader_on_read_only_memory_polls_and_cannot_sleep() {
     assert_eq!(reader.try_recv(), Ok(2));
     writer.publish(&3);
     let got = reader.recv_or_sleep(0, |_, _| -> Result<(), ()> { panic!("slept") });
-    assert_eq!(got, Err(WaitError::ReadOnly));
+    assert_eq!(got, Err(BlockingError::ReadOnly));
     assert_eq!(reader.clone().try_recv(), Ok(3));
     assert_eq!((reader.published(), reader.wakes()), (3, 0));
 }
@@ -554,19 +554,19 @@ fn errors_say_what_is_wrong() {
         std::format!("{Corrupted}")
     );
     assert_eq!(
-        std::format!("{}", WaitError::<&str>::Lagged { missed: 2 }),
+        std::format!("{}", BlockingError::<&str>::Lagged { missed: 2 }),
         "lapped by the writer: 2 messages lost"
     );
     assert_eq!(
-        std::format!("{}", WaitError::<&str>::ReadOnly),
+        std::format!("{}", BlockingError::<&str>::ReadOnly),
         "a reader on a read-only mapping cannot sleep: it can only poll"
     );
     assert_eq!(
-        std::format!("{}", WaitError::Sleep("timed out")),
-        "stopped waiting: timed out"
+        std::format!("{}", BlockingError::Sleep("timed out")),
+        "timed out"
     );
     assert_eq!(
-        std::format!("{}", WaitError::<&str>::Corrupted),
+        std::format!("{}", BlockingError::<&str>::Corrupted),
         std::format!("{Corrupted}")
     );
     let mut mem = memory::<u64>(2);

@@ -3,9 +3,9 @@
 use core::{cell::Cell, fmt, marker::PhantomData};
 
 use super::{Reader, Ring, Start};
+use crate::event::Event;
 use crate::payload::{self, Pod};
 use crate::sync::{Ordering, fence};
-use crate::wait::Event;
 
 /// Publishes messages to every reader. One per ring; `Send` but not `Sync`
 /// or `Clone`.

@@ -55,7 +55,7 @@
 //! holds it ([`Segment::creator_alive`]): that is the writer, if the writer
 //! created it. [`Reader::recv_blocking_watching`] asks every
 //! [`LIVENESS_CHECK`] while it sleeps and stops with
-//! [`BlockingRecvError::WriterGone`] once the creator is gone and every
+//! `Sleep(`[`WaitError::PeerGone`]`)` once the creator is gone and every
 //! message it published has been received. A segment that cannot tell
 //! ([`Liveness::Unknown`]: one mapped from a received fd) never reports the
 //! writer gone; its socket is the liveness signal.
@@ -67,16 +67,15 @@
 //! announce itself without sleeping, costing the writer one `futex` call per
 //! notifying publish.
 
-use core::fmt;
 use core::time::Duration;
 use std::time::Instant;
 
 use super::SysError;
 use super::shm::{Liveness, Segment};
-use super::wake::{SleepFailure, SpinThenBlock, Wakeup, futex_wake};
+use super::wake::{SpinThenBlock, WaitError, Wakeup, futex_wake};
 use crate::Pod;
-use crate::broadcast::{Reader, RecvError, WaitError, Writer};
-use crate::wait::Event;
+use crate::broadcast::{BlockingError, Reader, RecvError, Writer};
+use crate::event::Event;
 
 /// How often [`Reader::recv_blocking_watching`] asks, while it sleeps,
 /// whether the writer is alive.
@@ -141,24 +140,18 @@ impl<T: Pod, K> Reader<'_, T, K> {
     /// [`Writer::publish_notify`].
     ///
     /// # Errors
-    /// [`BlockingRecvError::TimedOut`] once `timeout` has passed;
-    /// [`BlockingRecvError::Lagged`], [`BlockingRecvError::Corrupted`] and
-    /// [`BlockingRecvError::ReadOnly`] as for [`Reader::recv_or_sleep`];
-    /// [`BlockingRecvError::Sys`] if `futex` failed.
+    /// `Sleep(`[`WaitError::TimedOut`]`)` once `timeout` has passed, and
+    /// `Sleep(`[`WaitError::Sys`]`)` if `futex` failed;
+    /// [`BlockingError::Lagged`], [`BlockingError::Corrupted`] and
+    /// [`BlockingError::ReadOnly`] as for [`Reader::recv_or_sleep`].
     #[doc(alias("futex", "FUTEX_WAIT"))]
     pub fn recv_blocking(
         &mut self,
         strategy: SpinThenBlock,
         timeout: Option<Duration>,
-    ) -> Result<T, BlockingRecvError> {
+    ) -> Result<T, BlockingError<WaitError>> {
         let deadline = deadline(timeout);
-        self.recv_or_sleep(strategy.spins, |event, epoch| {
-            sleep(event, epoch, deadline).map_err(|failure| match failure {
-                SleepFailure::TimedOut => BlockingRecvError::TimedOut,
-                SleepFailure::Sys(err) => BlockingRecvError::Sys(err),
-            })
-        })
-        .map_err(flatten)
+        self.recv_or_sleep(strategy.spins, |event, epoch| sleep(event, epoch, deadline))
     }
 
     /// [`recv_blocking`](Self::recv_blocking), which also stops once the
@@ -170,7 +163,7 @@ impl<T: Pod, K> Reader<'_, T, K> {
     /// only then does this report it gone.
     ///
     /// # Errors
-    /// [`BlockingRecvError::WriterGone`] once `segment`'s creator is gone
+    /// `Sleep(`[`WaitError::PeerGone`]`)` once `segment`'s creator is gone
     /// ([`Liveness::Gone`]) and nothing is left to receive; otherwise as for
     /// [`recv_blocking`](Self::recv_blocking).
     #[doc(alias("futex", "FUTEX_WAIT", "F_OFD_GETLK"))]
@@ -179,18 +172,18 @@ impl<T: Pod, K> Reader<'_, T, K> {
         segment: &Segment,
         strategy: SpinThenBlock,
         timeout: Option<Duration>,
-    ) -> Result<T, BlockingRecvError> {
+    ) -> Result<T, BlockingError<WaitError>> {
         let deadline = deadline(timeout);
         let mut next_check = Instant::now() + LIVENESS_CHECK;
         let received = self.recv_or_sleep(strategy.spins, |event, epoch| {
             // Sleep until the deadline or the next check, whichever comes first.
             let until = deadline.map_or(next_check, |deadline| deadline.min(next_check));
             match sleep(event, epoch, Some(until)) {
-                Err(SleepFailure::TimedOut) if Some(until) == deadline => {
-                    return Err(BlockingRecvError::TimedOut);
+                Err(WaitError::TimedOut) if Some(until) == deadline => {
+                    return Err(WaitError::TimedOut);
                 }
-                Err(SleepFailure::Sys(err)) => return Err(BlockingRecvError::Sys(err)),
-                Ok(()) | Err(SleepFailure::TimedOut) => {}
+                Ok(()) | Err(WaitError::TimedOut) => {}
+                Err(err) => return Err(err),
             }
             // Also after a wake: a peer changing the epoch all the time must
             // not stop the checks.
@@ -198,20 +191,20 @@ impl<T: Pod, K> Reader<'_, T, K> {
             if now >= next_check {
                 next_check = now + LIVENESS_CHECK;
                 if segment.creator_alive() == Liveness::Gone {
-                    return Err(BlockingRecvError::WriterGone);
+                    return Err(WaitError::PeerGone);
                 }
             }
             Ok(())
         });
-        match received.map_err(flatten) {
+        match received {
             // Gone for good: whatever it published before it went is all
             // there will be, and the ring was empty when it was found gone,
             // unless a last message landed since the look before the sleep.
-            Err(BlockingRecvError::WriterGone) => match self.try_recv() {
+            Err(BlockingError::Sleep(WaitError::PeerGone)) => match self.try_recv() {
                 Ok(value) => Ok(value),
-                Err(RecvError::Empty) => Err(BlockingRecvError::WriterGone),
-                Err(RecvError::Lagged { missed }) => Err(BlockingRecvError::Lagged { missed }),
-                Err(RecvError::Corrupted) => Err(BlockingRecvError::Corrupted),
+                Err(RecvError::Empty) => Err(BlockingError::Sleep(WaitError::PeerGone)),
+                Err(RecvError::Lagged { missed }) => Err(BlockingError::Lagged { missed }),
+                Err(RecvError::Corrupted) => Err(BlockingError::Corrupted),
             },
             other => other,
         }
@@ -225,69 +218,8 @@ fn deadline(timeout: Option<Duration>) -> Option<Instant> {
 
 /// Sleeps on the doorbell's futex while its epoch is `epoch`, until
 /// `deadline` (see [`Wakeup::sleep`]).
-fn sleep(event: &Event, epoch: u32, deadline: Option<Instant>) -> Result<(), SleepFailure> {
+fn sleep(event: &Event, epoch: u32, deadline: Option<Instant>) -> Result<(), WaitError> {
     Wakeup::Futex.sleep(event, epoch, deadline)
-}
-
-/// The error of a waiting receive whose sleeper fails with a
-/// [`BlockingRecvError`].
-fn flatten(err: WaitError<BlockingRecvError>) -> BlockingRecvError {
-    match err {
-        WaitError::Lagged { missed } => BlockingRecvError::Lagged { missed },
-        WaitError::Corrupted => BlockingRecvError::Corrupted,
-        WaitError::ReadOnly => BlockingRecvError::ReadOnly,
-        WaitError::Sleep(err) => err,
-    }
-}
-
-/// Why a blocking receive ([`Reader::recv_blocking`],
-/// [`Reader::recv_blocking_watching`]) returned no message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum BlockingRecvError {
-    /// The writer lapped the reader; see
-    /// [`RecvError::Lagged`]. The next
-    /// receive continues.
-    Lagged {
-        /// Messages skipped; at least 1.
-        missed: u64,
-    },
-    /// See [`RecvError::Corrupted`].
-    Corrupted,
-    /// The reader is on a read-only mapping and cannot sleep; see
-    /// [`WaitError::ReadOnly`].
-    ReadOnly,
-    /// The timeout passed with nothing to receive.
-    TimedOut,
-    /// The segment's creator (the writer) is gone, and everything it
-    /// published has been received.
-    WriterGone,
-    /// Sleeping failed.
-    Sys(SysError),
-}
-
-impl fmt::Display for BlockingRecvError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Lagged { missed } => fmt::Display::fmt(&RecvError::Lagged { missed: *missed }, f),
-            Self::Corrupted => fmt::Display::fmt(&RecvError::Corrupted, f),
-            Self::ReadOnly => fmt::Display::fmt(&WaitError::<SysError>::ReadOnly, f),
-            Self::TimedOut => f.write_str("timed out waiting for a broadcast message"),
-            Self::WriterGone => f.write_str(
-                "the broadcast writer is gone (its segment's creator closed it or died)",
-            ),
-            Self::Sys(_) => f.write_str("waiting for a broadcast message failed"),
-        }
-    }
-}
-
-impl core::error::Error for BlockingRecvError {
-    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
-        match self {
-            Self::Sys(err) => Some(err),
-            _ => None,
-        }
-    }
 }
 
 #[cfg(test)]

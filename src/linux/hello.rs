@@ -15,8 +15,9 @@ use crate::{ElementLayout, Kind};
 /// `b"IPCH"` as a little-endian `u32`.
 pub const HELLO_MAGIC: u32 = u32::from_le_bytes(*b"IPCH");
 
-/// The version of the hello message this build speaks. Version 2 carries the
-/// element's slot stride where version 1 carried its alignment.
+/// The version of the hello message this build speaks.
+// Version 2 carries the element's slot stride where version 1 carried its
+// alignment.
 pub const HELLO_VERSION: u16 = 2;
 
 /// Bytes in an encoded hello.
@@ -104,6 +105,9 @@ impl Hello {
     }
 
     /// Decodes and validates a hello received from a peer.
+    ///
+    /// # Errors
+    /// The first field that is wrong ([`HelloError`]).
     pub fn decode(bytes: &[u8]) -> Result<Self, HelloError> {
         let wire = Wire::read_from_bytes(bytes).map_err(|_| HelloError::Length {
             expected: HELLO_LEN,

@@ -9,6 +9,9 @@ use core::fmt;
 
 pub mod broadcast;
 pub mod handshake;
+// The handshake's wire format: public for the fuzz crate and tests that play
+// a hostile server, not part of the API.
+#[doc(hidden)]
 pub mod hello;
 mod poll;
 pub mod shm;
@@ -18,6 +21,10 @@ pub mod wake;
 pub use rustix::io::Errno;
 
 /// A failed system call: which one, and the kernel's error.
+///
+/// A leaf: it prints both (`"shm_open: No such file or directory"`) and has
+/// no [`source`](core::error::Error::source), so that a chain of errors
+/// printed source by source shows the errno once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SysError {
     /// The call, as in its man page (e.g. `"shm_open"`).
@@ -44,11 +51,7 @@ impl fmt::Display for SysError {
     }
 }
 
-impl core::error::Error for SysError {
-    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
-        Some(&self.errno)
-    }
-}
+impl core::error::Error for SysError {}
 
 impl From<SysError> for std::io::Error {
     fn from(err: SysError) -> Self {

@@ -5,12 +5,12 @@ use core::marker::PhantomData;
 #[cfg(not(loom))]
 use core::ptr::NonNull;
 
+use crate::event::Event;
 #[cfg(loom)]
 use crate::header::FIELDS_LEN;
 use crate::header::Header;
 use crate::layout::LINE;
 use crate::sync::{AtomicU32, SlotWord, WORD_BYTES, Word};
-use crate::wait::Event;
 
 /// A region's memory, as a structure's view keeps it: where the bytes are and
 /// how many, `Copy`, without the region's keeper.

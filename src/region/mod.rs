@@ -349,9 +349,28 @@ impl<'a, K> ReadRegion<'a, K> {
 /// and the structure's own lines), then `capacity` slots.
 ///
 /// # Safety
-/// [`view`](Self::view) must reach only bytes below
-/// [`required_size`]`::<Self>(elem, capacity)`, through the accessors of
-/// [`Memory`], at the offsets and with the types its layout documents.
+/// The region makes a view ([`view`](Self::view)) only of memory aligned to
+/// 128 that holds [`required_size`]`::<Self>(elem, capacity)` bytes, for a
+/// capacity [`capacity_ok`](Self::capacity_ok) admits and the element layout
+/// the structure asked for. For every such `elem` and `capacity`, the view,
+/// and everything done through it later, must hold to these conditions
+/// (implementations discharge them by number in their `// SAFETY:` comment,
+/// pointing at the assertions that pin their layout):
+/// 1. **Bounds.** It reaches only bytes from 128 (the header's line is the
+///    region's) up to `required_size::<Self>(elem, capacity)`.
+/// 2. **Through `Memory`.** It reaches every byte through an accessor of
+///    [`Memory`] whose `# Safety` the call meets (the offset aligned for the
+///    accessor's type, in bounds by 1), and never makes a reference covering
+///    a byte that is not inside an atomic.
+/// 3. **One width per byte.** The ranges its layout gives its words do not
+///    overlap, so every byte is always accessed as atomics of one size.
+/// 4. **Lines.** [`CONTROL`](Self::CONTROL) is a multiple of 128 and at
+///    least 128, every control word lies below it, and a slot
+///    (`elem.stride + SLOT_OVERHEAD` bytes) is a multiple of 8, so that the
+///    slots' words are aligned.
+/// 5. **Local geometry.** Every offset comes from `elem`, `capacity` and
+///    constants, never from a value read from the region, which a peer may
+///    have written.
 pub(crate) unsafe trait Structure {
     /// The structure's view of its region: references to its atomics, or the
     /// region's [`Memory`] and geometry.

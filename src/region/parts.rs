@@ -332,9 +332,18 @@ impl DirectoryView<'_> {
     }
 }
 
-// SAFETY: `view` keeps the memory and count; entries are reached at
-// `LINE + index * ENTRY` for `index < count`, within `required_size`
-// (`CONTROL + count * ENTRY`).
+const _: () = assert!(DIRECTORY_ENTRY.stride as usize == ENTRY);
+
+// SAFETY: `Structure`'s conditions, by number:
+// 1. `view` keeps the memory and the count; entries are reached at
+//    `LINE + index * ENTRY` for `index < count`, within `required_size`
+//    (`CONTROL + count * ENTRY`: the directory is made and attached with
+//    `DIRECTORY_ENTRY`, whose stride is `ENTRY`, asserted below).
+// 2. Only through `u32_at`, at 4-aligned offsets in bounds by 1.
+// 3. Entries follow one another, four `u32` fields each.
+// 4. `CONTROL` = `LINE`; a slot is `ENTRY` = 16 bytes.
+// 5. Offsets come from the index, checked against the count the view was
+//    made for, never from the directory's bytes.
 unsafe impl Structure for Directory {
     type View<'a> = DirectoryView<'a>;
     const KIND: Kind = Kind::Layout;

@@ -135,8 +135,17 @@ impl<T> Copy for Lock<'_, T> {}
 /// The seqlock as a kind of structure in a region.
 struct Shape<T>(PhantomData<T>);
 
-// SAFETY: `view` reaches the sequence word at `SEQ_WORD` (within 128..136) and
-// `stride` bytes from 256: exactly `required_size` for capacity 1.
+// SAFETY: `Structure`'s conditions, by number:
+// 1. `view` reaches the sequence word at `SEQ_WORD` (within `SEQ .. SEQ + 8` =
+//    128..136) and `stride` bytes of value from `DATA` = 256: `required_size`
+//    for the one capacity `capacity_ok` admits, 1 (`assertions` pins it).
+// 2. Only through `word_at` (at 128, or 132 for the low half on a 32-bit
+//    big-endian target: aligned for a `Word` of that width) and `words_at`
+//    (at 256), in bounds by 1; no other reference.
+// 3. The sequence field and the value lie on separate lines.
+// 4. `CONTROL` = `DATA` = 2 lines; `elem` is always `ElementLayout::of::<T>()`,
+//    whose stride is a multiple of 8.
+// 5. Every offset is a constant or comes from `elem`.
 unsafe impl<T: Pod> Structure for Shape<T> {
     type View<'a> = Lock<'a, T>;
     const KIND: Kind = Kind::SeqLock;

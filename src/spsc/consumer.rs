@@ -2,10 +2,11 @@
 
 use core::{cell::Cell, fmt, marker::PhantomData};
 
-use super::{Corrupted, PopError, Ring, stamp};
+use super::{BlockingError, PopError, Ring, stamp};
+use crate::Corrupted;
+use crate::event::Event;
 use crate::payload::{self, Pod};
 use crate::sync::{self, Ordering};
-use crate::wait::{Event, SleepError};
 
 /// Pops from a ring. One per ring; `Send` but not `Sync` or `Clone`.
 ///
@@ -82,6 +83,10 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
     #[inline]
     fn release(&mut self, count: u32) {
         self.tail = self.tail.wrapping_add(count);
+        // Pairs with the producer's `Acquire` loads of `tail` (`free`, and
+        // `Producer::new`): the copies out of these slots happen before the
+        // producer overwrites them. Without it, a push could overwrite an
+        // element this consumer is still copying.
         self.ring.tail.store(self.tail, Ordering::Release);
     }
 
@@ -106,7 +111,7 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
     /// # Errors
     /// [`Corrupted`] if the producer's counter claims more elements than
     /// slots; nothing is popped.
-    pub fn pop_into(&mut self, out: &mut [T]) -> Result<usize, Corrupted> {
+    pub fn pop_slice(&mut self, out: &mut [T]) -> Result<usize, Corrupted> {
         if out.is_empty() || !self.ready()? {
             return Ok(0);
         }
@@ -127,7 +132,7 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
     }
 
     /// Announces that the consumer is about to sleep and checks the ring once
-    /// more (see [`crate::wait`]).
+    /// more (see [`event`](crate::event)).
     ///
     /// `Ok(Some(epoch))`: still empty; sleep until woken, e.g. in `epoll_wait` on
     /// the ring's eventfd or a futex wait on the event's `epoch`. The producer
@@ -139,6 +144,11 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
     /// withdrawn.
     pub fn prepare_to_sleep(&mut self) -> Result<Option<u32>, Corrupted> {
         let event = self.ring.ready;
+        // `announce` ends with a `SeqCst` fence, ordering the announcement
+        // before the re-check of `head` below; it pairs with the fence that
+        // begins the producer's `needs_wake` (`Producer::wake_needed`), after
+        // its `publish`: either the producer sees the announcement and wakes
+        // this consumer, or this re-check sees the element (`crate::event`).
         let epoch = event.announce();
         match self.ready() {
             Ok(false) => Ok(Some(epoch)),
@@ -213,27 +223,28 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
     /// ```
     ///
     /// # Errors
-    /// [`SleepError::Sleep`] with what `sleep` returned, the announcement
-    /// withdrawn; [`SleepError::Corrupted`] as for [`try_pop`](Self::try_pop).
+    /// [`BlockingError::Sleep`] with what `sleep` returned, the
+    /// announcement withdrawn; [`BlockingError::Corrupted`] as for
+    /// [`try_pop`](Self::try_pop).
     pub fn pop_or_sleep<E>(
         &mut self,
         spins: u32,
         mut sleep: impl FnMut(&Event, u32) -> Result<(), E>,
-    ) -> Result<T, SleepError<E>> {
+    ) -> Result<T, BlockingError<E>> {
         for _ in 0..=spins {
             match self.try_pop() {
                 Err(PopError::Empty) => sync::spin_loop(),
-                done => return done.map_err(|_| SleepError::Corrupted),
+                done => return done.map_err(|_| BlockingError::Corrupted),
             }
         }
         loop {
             match self.prepare_to_sleep() {
-                Err(Corrupted) => return Err(SleepError::Corrupted),
-                Ok(None) => return self.try_pop().map_err(|_| SleepError::Corrupted),
+                Err(Corrupted) => return Err(BlockingError::Corrupted),
+                Ok(None) => return self.try_pop().map_err(|_| BlockingError::Corrupted),
                 Ok(Some(epoch)) => {
                     if let Err(err) = sleep(self.event(), epoch) {
                         self.event().withdraw();
-                        return Err(SleepError::Sleep(err));
+                        return Err(BlockingError::Sleep(err));
                     }
                 }
             }
@@ -243,6 +254,8 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
     /// Elements ready to pop (at most the capacity, which is also what a
     /// corrupt producer counter shows as).
     pub fn len(&self) -> usize {
+        // Only counted, never used to reach a slot; `Acquire` as everywhere
+        // `head` is read.
         let head = self.ring.head.load(Ordering::Acquire);
         self.ring
             .published(head, self.tail)
@@ -255,7 +268,7 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
     }
 
     /// Number of slots.
-    pub fn capacity(&self) -> usize {
-        self.ring.capacity() as usize
+    pub fn capacity(&self) -> u32 {
+        self.ring.capacity()
     }
 }

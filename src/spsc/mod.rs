@@ -22,6 +22,61 @@
 //! assert_eq!(rx.try_pop(), Ok(7));
 //! ```
 //!
+//! # Protocol
+//! Element `i` (positions count pushes, `u32`, wrapping) lives in slot
+//! `i & (capacity - 1)`. The producer writes an element's payload, then the
+//! slot's stamp, `(i + 1) | 1 << 31`; the consumer pops position `i` once that
+//! stamp is there, so a small element crosses in the one cache line that
+//! holds its stamp and payload. Two shared counters, each written by one side
+//! only, say who owns which slot: `head`, the elements published (the
+//! producer's), and `tail`, the elements popped (the consumer's). The slots
+//! of `tail .. head` belong to the consumer, the others to the producer. Each
+//! side keeps its own counter in its handle (the shared one is the copy it
+//! publishes); the producer caches `tail`, re-read only when the cache says
+//! the ring is full, and the consumer reads `head` only when the stamp it
+//! expects is missing, to tell an empty ring from a corrupt one. Payloads are
+//! copied in and out as relaxed atomic words.
+//!
+//! | access | ordering | pairs with | without it |
+//! |---|---|---|---|
+//! | producer stores a stamp | `Release` | the consumer's load of that stamp | the consumer could copy the slot before the payload stores reach it: a stale or torn element |
+//! | consumer loads a stamp | `Acquire` | the producer's store of it | as above |
+//! | producer publishes `head`, after the stamps | `Release` | the consumer's, `len`'s and `attach`'s loads of `head` | a consumer that finds `head` counting an element could still read its old stamp and call the ring corrupt |
+//! | consumer loads `head` | `Acquire` | the producer's store of `head` | as above |
+//! | consumer publishes `tail` | `Release` | the producer's load of `tail` | the producer could overwrite a slot the consumer is still copying out |
+//! | producer loads `tail` | `Acquire` | the consumer's store of `tail` | as above |
+//! | a new side loads its own counter | `Acquire` | its predecessor's store of that counter | see below |
+//!
+//! When the stamp at `tail` is missing but `head` counts the element, the
+//! consumer reads the stamp once more: `head`'s `Acquire` load makes the
+//! stamp stored before it visible, so a stamp still missing means a corrupt
+//! producer, not a late one.
+//!
+//! A side made after an earlier one (a ring split again, a process that
+//! attaches to take a side over) loads its own counter with `Acquire`, so that
+//! the `Release` stores it makes later carry its predecessor's slot accesses
+//! to the peer. Happens-before passes through an acquire followed by a release
+//! in one thread, but a plain store by another thread does not continue a
+//! release sequence: without it, a producer could overwrite slots the old
+//! consumer was still copying. A new producer also loads `tail` with
+//! `Acquire`: it frees slots on that cached value without loading it again.
+//! A producer that died between stamping slots and publishing `head` leaves
+//! elements the consumer may already have popped (it follows stamps, not
+//! `head`); a new producer starts after every slot stamped in sequence from
+//! `head` (or from `tail`, if the consumer is ahead), at most a ring's worth,
+//! and publishes `head` to match, so nothing is pushed twice or lost.
+//!
+//! Creating a ring zeroes the counters, stamps and slots with relaxed stores;
+//! the region's header, stored last with `Release` and loaded with `Acquire`
+//! by `attach`, publishes them. Blocking adds the [`event`](crate::event)
+//! protocol twice: on `ready` the consumer announces itself and re-checks the
+//! ring, and the producer asks after each publish; on `space` the producer
+//! announces itself while the ring is full, and the consumer asks after it
+//! frees slots. The two `SeqCst` fences are explained there. Each ordering
+//! site in `producer.rs` and `consumer.rs` names its pair; `tests/loom.rs`
+//! and `tests/loom_wait.rs` model-check them, the slot accesses
+//! causality-checked.
+//!
 //! # Trust
 //! The peer may be another process that writes anything into the ring at any
 //! time. Every index is masked; a consumer pops only a slot stamped with the
@@ -61,20 +116,25 @@ use core::{fmt, marker::PhantomData};
 pub use consumer::Consumer;
 pub use producer::{Grant, OutOfBounds, Producer};
 
-pub use crate::Corrupted;
-
+use crate::Corrupted;
+use crate::event::Event;
 use crate::header::Fingerprint;
 use crate::layout::{ElementLayout, Kind, LINE};
 use crate::payload::Pod;
 use crate::region::{Memory, Region, Structure, required_size};
 use crate::storage::StaticMemory;
 use crate::sync::{AtomicU32, Ordering, SlotWord, WordCell, const_fn_unless_loom, if_take_flag};
-use crate::wait::Event;
 use crate::{AttachError, CreateError};
 
 /// The largest capacity: counters are `u32` and wrap, and a slot's stamp keeps
 /// 31 bits of its position, so capacity <= 2^30 keeps both unambiguous.
 pub const MAX_CAPACITY: u32 = 1 << 30;
+
+/// Whether a ring may have `capacity` slots: a power of two up to
+/// [`MAX_CAPACITY`]. One rule for `create`, `attach` and `required_size`.
+const fn capacity_ok(capacity: u32) -> bool {
+    capacity.is_power_of_two() && capacity <= MAX_CAPACITY
+}
 
 /// Byte offset of `head`.
 const HEAD: usize = 128;
@@ -148,11 +208,25 @@ unsafe impl<T> Send for Ring<'_, T> {}
 /// The ring as a kind of structure in a region.
 struct Shape<T>(PhantomData<T>);
 
-// SAFETY: `view` reaches `u32`s and events at 128, 132, 256, 384 and 392 (within
-// `CONTROL` = 512), and keeps the memory for `Ring::stamp` and `Ring::payload`,
-// which reach slot `i & mask` at `SLOTS + (i & mask) * slot_bytes`: `capacity`
-// slots of `STAMP_BYTES + stride` (`SLOT_OVERHEAD` + stride) bytes, exactly
-// `required_size`.
+// SAFETY: `Structure`'s conditions, by number:
+// 1. `view` reaches `head` at 128..132, `full` at 132..136, `tail` at
+//    256..260, `ready` at 384..392, `space` at 392..400, and the slots at
+//    `SLOTS .. SLOTS + capacity * (STAMP_BYTES + stride)`, which is
+//    `required_size` (`SLOT_OVERHEAD` is `STAMP_BYTES`); `assertions` pins
+//    `SLOTS` and `required_size` for two element types.
+// 2. Only through `u32_at`, `event_at` and `slot_words_at`, at offsets that
+//    are aligned for their type (the control words' are constants; a slot's
+//    stamp and payload start at multiples of 8), in bounds by 1; no other
+//    reference.
+// 3. `head` and `full`, `tail`, `ready` and `space`, and each slot's stamp
+//    and payload occupy disjoint ranges; the 4 bytes after a stamp are never
+//    accessed.
+// 4. `CONTROL` = `SLOTS` = 4 lines (`const_assert_eq!(SLOTS, 4 * LINE)`);
+//    `elem` is always `ElementLayout::of::<T>()` (`create`, `attach`,
+//    `StaticSpsc`), whose stride is a multiple of 8, as `STAMP_BYTES` is.
+// 5. Offsets are constants or `SLOTS + (index & mask) * slot_bytes`, with
+//    `mask` and `slot_bytes` from the `capacity` and `elem` the view was made
+//    for (`Ring::slot_offset`), never re-read.
 unsafe impl<T: Pod> Structure for Shape<T> {
     type View<'a> = Ring<'a, T>;
     const KIND: Kind = Kind::Spsc;
@@ -160,7 +234,7 @@ unsafe impl<T: Pod> Structure for Shape<T> {
     const SLOT_OVERHEAD: usize = STAMP_BYTES;
 
     fn capacity_ok(capacity: u32) -> bool {
-        capacity.is_power_of_two() && capacity <= MAX_CAPACITY
+        capacity_ok(capacity)
     }
 
     unsafe fn view(memory: Memory<'_>, elem: ElementLayout, capacity: u32) -> Ring<'_, T> {
@@ -182,6 +256,8 @@ unsafe impl<T: Pod> Structure for Shape<T> {
     }
 
     fn init(ring: &Ring<'_, T>) {
+        // Relaxed: the header, stored after this with `Release`, publishes
+        // the zeroes to an attacher, whose `Acquire` load of it pairs with it.
         ring.head.store(0, Ordering::Relaxed);
         ring.full.store(0, Ordering::Relaxed);
         ring.tail.store(0, Ordering::Relaxed);
@@ -275,9 +351,13 @@ impl<T, K> fmt::Debug for Spsc<'_, T, K> {
 }
 
 impl<'a, T: Pod> Spsc<'a, T> {
-    /// Bytes a region needs for a ring of `capacity` elements of `T`, or `None`
-    /// if that overflows `usize`.
+    /// Bytes a region needs for a ring of `capacity` elements of `T`; `None`
+    /// for a capacity [`create`](Self::create) refuses (not a power of two up
+    /// to [`MAX_CAPACITY`]) and for a size that overflows `usize`.
     pub const fn required_size(capacity: u32) -> Option<usize> {
+        if !capacity_ok(capacity) {
+            return None;
+        }
         required_size::<Shape<T>>(ElementLayout::of::<T>(), capacity)
     }
 
@@ -311,7 +391,9 @@ impl<'a, T: Pod> Spsc<'a, T> {
     /// if the counters claim more elements than slots ([`AttachError`]).
     pub fn attach<K>(region: Region<'a, K>) -> Result<Spsc<'a, T, K>, AttachError> {
         let (ring, keeper) = region.attach::<Shape<T>>(ElementLayout::of::<T>(), 0)?;
-        // Pairs with the sides' `Release` stores: counters as published.
+        // Only checked here, never used to reach a slot: the sides load the
+        // counters again when they are made. `Acquire` (pairing with the
+        // sides' `Release` stores) as everywhere the counters are read.
         let head = ring.head.load(Ordering::Acquire);
         let tail = ring.tail.load(Ordering::Acquire);
         ring.published(head, tail)
@@ -322,8 +404,8 @@ impl<'a, T: Pod> Spsc<'a, T> {
 
 impl<'a, T: Pod, K> Spsc<'a, T, K> {
     /// Number of slots.
-    pub fn capacity(&self) -> usize {
-        self.ring.capacity() as usize
+    pub fn capacity(&self) -> u32 {
+        self.ring.capacity()
     }
 
     /// The producing side. Only one producer may use a ring at a time, across
@@ -403,7 +485,7 @@ impl<T: Pod, const N: usize> StaticSpsc<T, N> {
         pub fn new() -> Self {
             const {
                 assert!(
-                    N.is_power_of_two() && N <= MAX_CAPACITY as usize,
+                    N <= MAX_CAPACITY as usize && capacity_ok(N as u32),
                     "capacity must be a power of two up to 2^31"
                 );
             }
@@ -459,10 +541,12 @@ impl<T: Pod, const N: usize> Default for StaticSpsc<T, N> {
 
 /// Why a push failed; the value is handed back.
 #[derive(Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PushError<T> {
     /// Every slot is taken.
     Full(T),
-    /// The consumer's counter is impossible; see [`Corrupted`].
+    /// The consumer's counter is impossible; see [`Corrupted`] (whose text
+    /// this prints).
     Corrupted(T),
 }
 
@@ -509,10 +593,12 @@ impl<T> defmt::Format for PushError<T> {
 /// Why a pop failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum PopError {
     /// No element is waiting.
     Empty,
-    /// The producer's counter is impossible; see [`Corrupted`].
+    /// The producer's counter is impossible; see [`Corrupted`] (whose text
+    /// this prints).
     Corrupted,
 }
 
@@ -528,6 +614,47 @@ impl fmt::Display for PopError {
 impl core::error::Error for PopError {}
 
 impl From<Corrupted> for PopError {
+    fn from(Corrupted: Corrupted) -> Self {
+        Self::Corrupted
+    }
+}
+
+/// Why a blocking pop ([`Consumer::pop_or_sleep`], and the Linux adapters'
+/// `pop_blocking`) returned without an element: the ring is corrupt, or the
+/// sleeper gave up with `E` (a timeout, a failed system call).
+///
+/// Transparent: each variant prints, and has the [`source`] of, what it holds.
+///
+/// [`source`]: core::error::Error::source
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum BlockingError<E> {
+    /// The producer's counter is impossible; see [`Corrupted`].
+    Corrupted,
+    /// The sleeper gave up: what it returned.
+    Sleep(E),
+}
+
+impl<E: fmt::Display> fmt::Display for BlockingError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Corrupted => fmt::Display::fmt(&Corrupted, f),
+            Self::Sleep(err) => fmt::Display::fmt(err, f),
+        }
+    }
+}
+
+impl<E: core::error::Error> core::error::Error for BlockingError<E> {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Corrupted => None,
+            Self::Sleep(err) => err.source(),
+        }
+    }
+}
+
+impl<E> From<Corrupted> for BlockingError<E> {
     fn from(Corrupted: Corrupted) -> Self {
         Self::Corrupted
     }

@@ -2,10 +2,11 @@
 
 use core::{cell::Cell, fmt, marker::PhantomData};
 
-use super::{Corrupted, PushError, Ring, stamp};
+use super::{BlockingError, PushError, Ring, stamp};
+use crate::Corrupted;
+use crate::event::Event;
 use crate::payload::{self, Pod};
 use crate::sync::{self, Ordering};
-use crate::wait::{Event, SleepError};
 
 /// Pushes into a ring. One per ring; `Send` but not `Sync` or `Clone`.
 ///
@@ -66,6 +67,9 @@ impl<'a, T: Pod, K> Producer<'a, T, K> {
         // Acquire: a producer resuming a ring (a restarted process) sees what
         // the last one published and the consumer released.
         let head = ring.head.load(Ordering::Acquire);
+        // Pairs with the consumer's `Release` store of `tail` (`release`):
+        // `free` writes slots on this cached value without loading it again,
+        // so the consumer's copies out of them must happen before.
         let tail = ring.tail.load(Ordering::Acquire);
         let head = adopt(&ring, head, tail);
         Self {
@@ -92,6 +96,10 @@ impl<'a, T: Pod, K> Producer<'a, T, K> {
         if free >= want {
             return Ok(free);
         }
+        // Pairs with the consumer's `Release` store of `tail` (`release`): its
+        // copies out of the slots it released happen before this producer
+        // overwrites them. Without it, a push could overwrite an element the
+        // consumer is still copying.
         let tail = self.ring.tail.load(Ordering::Acquire);
         let used = self.ring.distance(self.head, tail)?;
         self.cached_tail = tail;
@@ -115,6 +123,9 @@ impl<'a, T: Pod, K> Producer<'a, T, K> {
     #[inline]
     fn publish(&mut self, count: u32) {
         self.head = self.head.wrapping_add(count);
+        // Pairs with the consumer's `Acquire` loads of `head` (`ready`): the
+        // payload stores before it happen before the consumer's copies.
+        // Without it, a pop could copy a slot before its payload arrived.
         self.ring.head.store(self.head, Ordering::Release);
     }
 
@@ -195,6 +206,9 @@ impl<'a, T: Pod, K> Producer<'a, T, K> {
     #[inline]
     #[must_use = "a true result consumed the announcement: the consumer sleeps until woken"]
     pub fn wake_needed(&self) -> bool {
+        // `needs_wake` begins with a `SeqCst` fence, ordering the `publish`
+        // before the load of the announcement; it pairs with the fence that
+        // ends the consumer's `announce` (`Consumer::prepare_to_sleep`).
         self.ring.ready.needs_wake()
     }
 
@@ -210,7 +224,7 @@ impl<'a, T: Pod, K> Producer<'a, T, K> {
     }
 
     /// Announces that the producer is about to sleep until a slot frees, and
-    /// checks the ring once more (see [`crate::wait`]).
+    /// checks the ring once more (see [`crate::event`]).
     ///
     /// `Ok(Some(epoch))`: still full; sleep until woken (the consumer calls
     /// [`Consumer::wake_needed`](super::Consumer::wake_needed) after it pops).
@@ -237,15 +251,15 @@ impl<'a, T: Pod, K> Producer<'a, T, K> {
     /// [`Consumer::pop_or_sleep`](super::Consumer::pop_or_sleep).
     ///
     /// # Errors
-    /// [`SleepError::Sleep`] with what `sleep` returned, and
-    /// [`SleepError::Corrupted`] as for [`try_push`](Self::try_push): both
+    /// [`BlockingError::Sleep`] with what `sleep` returned, and
+    /// [`BlockingError::Corrupted`] as for [`try_push`](Self::try_push): both
     /// hand `value` back.
     pub fn push_or_sleep<E>(
         &mut self,
         value: T,
         spins: u32,
         mut sleep: impl FnMut(&Event, u32) -> Result<(), E>,
-    ) -> Result<(), (T, SleepError<E>)> {
+    ) -> Result<(), (T, BlockingError<E>)> {
         let mut value = value;
         for _ in 0..=spins {
             match self.try_push(value) {
@@ -254,23 +268,23 @@ impl<'a, T: Pod, K> Producer<'a, T, K> {
                     value = back;
                     sync::spin_loop();
                 }
-                Err(PushError::Corrupted(back)) => return Err((back, SleepError::Corrupted)),
+                Err(PushError::Corrupted(back)) => return Err((back, BlockingError::Corrupted)),
             }
         }
         loop {
             match self.prepare_to_sleep() {
-                Err(Corrupted) => return Err((value, SleepError::Corrupted)),
+                Err(Corrupted) => return Err((value, BlockingError::Corrupted)),
                 Ok(None) => match self.try_push(value) {
                     Ok(()) => return Ok(()),
                     Err(PushError::Full(back)) => value = back,
                     Err(PushError::Corrupted(back)) => {
-                        return Err((back, SleepError::Corrupted));
+                        return Err((back, BlockingError::Corrupted));
                     }
                 },
                 Ok(Some(epoch)) => {
                     if let Err(err) = sleep(self.event(), epoch) {
                         self.event().withdraw();
-                        return Err((value, SleepError::Sleep(err)));
+                        return Err((value, BlockingError::Sleep(err)));
                     }
                 }
             }
@@ -293,6 +307,8 @@ impl<'a, T: Pod, K> Producer<'a, T, K> {
     /// Elements waiting to be popped (at most the capacity, which is also what
     /// a corrupt consumer counter shows as).
     pub fn len(&self) -> usize {
+        // Only counted, never used to reach a slot; `Acquire` as everywhere
+        // `tail` is read.
         let tail = self.ring.tail.load(Ordering::Acquire);
         self.ring
             .distance(self.head, tail)
@@ -306,12 +322,12 @@ impl<'a, T: Pod, K> Producer<'a, T, K> {
 
     /// Slots free for pushing.
     pub fn free_slots(&self) -> usize {
-        self.capacity() - self.len()
+        self.capacity() as usize - self.len()
     }
 
     /// Number of slots.
-    pub fn capacity(&self) -> usize {
-        self.ring.capacity() as usize
+    pub fn capacity(&self) -> u32 {
+        self.ring.capacity()
     }
 }
 

@@ -6,7 +6,6 @@ use zerocopy::IntoBytes;
 
 use super::*;
 use crate::test_support::Shared;
-use crate::wait::SleepError;
 use crate::{FitError, Line};
 
 fn memory<T: Pod>(capacity: u32) -> std::vec::Vec<Line> {
@@ -44,7 +43,7 @@ fn push_pop_len_and_full() {
     assert_eq!(rx.try_pop(), Ok(0));
     assert_eq!(tx.try_push(4), Ok(()));
     let mut out = [0; 8];
-    assert_eq!(rx.pop_into(&mut out), Ok(4));
+    assert_eq!(rx.pop_slice(&mut out), Ok(4));
     assert_eq!(out[..4], [1, 2, 3, 4]);
     assert_eq!(rx.try_pop(), Err(PopError::Empty));
 }
@@ -93,7 +92,7 @@ fn counters_wrap_around_u32() {
     for i in 0..100 {
         assert_eq!(tx.push_slice(&[i, i + 1, i + 2]), Ok(3));
         let mut out = [0; 3];
-        assert_eq!(rx.pop_into(&mut out), Ok(3));
+        assert_eq!(rx.pop_slice(&mut out), Ok(3));
         assert_eq!(out, [i, i + 1, i + 2]);
     }
 }
@@ -106,7 +105,7 @@ fn consumer_reports_a_producer_claiming_too_many_elements() {
         .into_consumer();
     poke_head(&shared, 5);
     assert_eq!(rx.try_pop(), Err(PopError::Corrupted));
-    assert_eq!(rx.pop_into(&mut [0; 2]), Err(Corrupted));
+    assert_eq!(rx.pop_slice(&mut [0; 2]), Err(Corrupted));
     assert_eq!(rx.len(), 4);
     // A head more than a ring's worth behind the tail is as impossible (up
     // to a ring's worth behind, it may not be published yet: see
@@ -153,7 +152,7 @@ fn garbage_counters_never_index_out_of_bounds() {
         poke_tail(&shared, state.rotate_left(7));
         let _ = tx.try_push([1, 2, 3]);
         let _ = rx.try_pop();
-        let _ = rx.pop_into(&mut [[0; 3]; 5]);
+        let _ = rx.pop_slice(&mut [[0; 3]; 5]);
         let _ = tx.push_slice(&[[4, 5, 6]; 3]);
         assert!(tx.len() <= 8 && rx.len() <= 8);
     }
@@ -193,7 +192,7 @@ fn static_ring_resumes_where_the_last_split_stopped() {
     let mut moved = Box::new(ring);
     let (_, mut rx) = moved.split();
     let mut out = [0; 4];
-    assert_eq!(rx.pop_into(&mut out), Ok(3));
+    assert_eq!(rx.pop_slice(&mut out), Ok(3));
     assert_eq!(out[..3], [1, 2, 3]);
 }
 
@@ -218,6 +217,27 @@ fn static_ring_has_region_bytes() {
             unsafe { core::slice::from_raw_parts(base.add(fields.start), fields.len()) };
         assert_eq!(ring_bytes, &mem.as_bytes()[fields]);
     }
+}
+
+/// `required_size` is `None` exactly for the capacities `create` refuses (and
+/// for sizes past `usize`): a caller that sizes memory by it never creates a
+/// ring `create` would refuse.
+#[test]
+fn required_size_and_create_agree_on_the_capacity() {
+    for capacity in [0, 3, 6, 1000, MAX_CAPACITY - 1, MAX_CAPACITY + 1, u32::MAX] {
+        assert_eq!(Spsc::<u8>::required_size(capacity), None, "{capacity}");
+        let mut mem = memory::<u8>(1);
+        assert_eq!(
+            Spsc::<u8>::create(Region::new(mem.as_mut_bytes()), capacity).map(|_| ()),
+            Err(CreateError::InvalidCapacity { capacity })
+        );
+    }
+    for capacity in [1, 2, 1024, MAX_CAPACITY] {
+        assert!(Spsc::<u8>::required_size(capacity).is_some(), "{capacity}");
+    }
+    let mut mem = memory::<u8>(1024);
+    let ring = Spsc::<u8>::create(Region::new(mem.as_mut_bytes()), 1024).unwrap();
+    assert_eq!(ring.capacity(), 1024);
 }
 
 #[test]
@@ -364,7 +384,7 @@ fn a_full_producer_sleeps_until_the_consumer_frees_a_slot() {
     // A sleeper that gives up hands the value back and withdraws.
     tx.push_slice(&[4, 5]).unwrap();
     let gave_up = tx.push_or_sleep(6, 0, |_, _| Err("timed out"));
-    assert_eq!(gave_up, Err((6, SleepError::Sleep("timed out"))));
+    assert_eq!(gave_up, Err((6, BlockingError::Sleep("timed out"))));
     assert!(!rx.wake_needed());
 }
 

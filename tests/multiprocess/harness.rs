@@ -1,6 +1,32 @@
 //! Process plumbing for the multi-process tests: re-executing the test binary
 //! as a child, waiting for it with a deadline, unique names, and the fd and
 //! `/dev/shm` accounting every test does.
+//!
+//! Each test binary (`tests/multiprocess_*.rs`, and a structure's
+//! `tests/<s>_multiprocess.rs`) includes this file with `#[path]` and has a
+//! `child` test that calls [`run_child`] with its roles. How children are
+//! spawned: the test binary re-executes itself
+//! (`std::env::current_exe()`) with `--exact child --nocapture
+//! --test-threads=1` and `IPCP_CHILD_ROLE=<role>` plus the role's parameters
+//! in `IPCP_*` environment variables. The `child` test returns at once
+//! without that variable and otherwise plays the role and exits: 0 on
+//! success, non-zero with a panic message on the inherited stderr on
+//! failure. Children print what the parent must check as `IPCP-RESULT`
+//! lines on stdout, which the parent reads through a pipe. Every fd the
+//! crate makes is close-on-exec, so nothing is inherited: memory goes by
+//! name (POSIX shm, names holding the parent's pid) or through the handshake
+//! (abstract socket names, unique per test). The parent waits for a child
+//! with a deadline and kills it when the deadline passes (or when the test
+//! fails), and a child dies with the parent's test thread
+//! (`PR_SET_PDEATHSIG`), so a hung child fails the test instead of hanging
+//! CI.
+//!
+//! Every test runs inside [`accounted`]: it counts this process's open fds
+//! before and after (no leak) and lists `/dev/shm` before and after (no name
+//! it created remains). Fds are per process, and the test harness runs tests
+//! on parallel threads, so the tests of one binary take one lock and run one
+//! at a time; that also gives the busy tests both cores.
+#![allow(dead_code, reason = "each test binary uses a subset of these helpers")]
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 use core::time::Duration;
@@ -167,9 +193,28 @@ impl Accounting {
     }
 }
 
+/// The body of every test binary's `child` test: plays the role
+/// `IPCP_CHILD_ROLE` names with `run` and exits, or returns at once when the
+/// test binary runs normally.
+pub(crate) fn run_child(run: impl FnOnce(&str)) {
+    let Ok(role) = std::env::var(ROLE_VAR) else {
+        return;
+    };
+    child_setup();
+    run(&role);
+    std::process::exit(0);
+}
+
+/// Runs `body` between the fd and `/dev/shm` snapshots, one test at a time.
+pub(crate) fn accounted(body: impl FnOnce()) {
+    let accounting = Accounting::begin();
+    body();
+    accounting.check();
+}
+
 /// Sets a child up: it dies with the thread that spawned it (the parent's
 /// test thread), and gives up at once if that is already gone.
-pub(crate) fn child_setup() {
+fn child_setup() {
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
         .expect("prctl(PR_SET_PDEATHSIG)");
     let parent: i32 = env_parse(PARENT_VAR);

@@ -139,7 +139,7 @@ fn send_with_pauses<K>(tx: &mut Producer<'_, Msg, K>, client: u64, count: u64, w
     }
 }
 
-/// Test 1: attach to the parent's named ring and push `IPCP_COUNT` messages
+/// Busy mode (`multiprocess_transfer`): attach to the parent's named ring and push `IPCP_COUNT` messages
 /// with `try_push`, spinning while the ring is full.
 fn busy_producer() {
     let segment = Segment::open(&env("IPCP_SHM")).expect("open the parent's segment");
@@ -152,7 +152,7 @@ fn busy_producer() {
     }
 }
 
-/// Test 2, futex variant: push to the parent's named ring and wake it with a
+/// Futex blocking mode (`multiprocess_transfer`): push to the parent's named ring and wake it with a
 /// shared futex on the ring's event word.
 fn futex_producer() {
     let segment = Segment::open(&env("IPCP_SHM")).expect("open the parent's segment");
@@ -163,7 +163,7 @@ fn futex_producer() {
     send_with_pauses(&mut tx, 0, count, &Wakeup::Futex);
 }
 
-/// Tests 2 to 4 and 7: connect through the handshake and send `IPCP_COUNT`
+/// Every test with real clients: connect through the handshake and send `IPCP_COUNT`
 /// messages as client `IPCP_CLIENT` (`IPCP_COUNT` = `endless` sends until
 /// killed). `IPCP_MODE` is `pauses` (see [`send_with_pauses`]), `single`
 /// (`push_notify` each) or `batch` (`push_slice_notify` in batches of 16).
@@ -217,7 +217,7 @@ fn client() {
     assert_eq!(fds_before, fds_after, "client {client} leaked fds");
 }
 
-/// Test 5: attach to the parent's segments as `IPCP_CASES` says and report
+/// Attach tests (`multiprocess_attach`): attach to the parent's segments as `IPCP_CASES` says and report
 /// each outcome. `IPCP_CASES` is `case:name` pairs separated by `;`.
 fn attach_report() {
     for (index, case) in env("IPCP_CASES").split(';').enumerate() {
@@ -241,7 +241,7 @@ fn attach_report() {
     }
 }
 
-/// Tests 5 and 6: connect as a client of `IPCP_TYPE` (`Msg` or `u64`) and
+/// Attach and handshake tests: connect as a client of `IPCP_TYPE` (`Msg` or `u64`) and
 /// report the outcome; a failed handshake must leave no fd behind. With
 /// `IPCP_LIMIT_AS`, the process may map at most that many bytes.
 fn connect_report() {
@@ -256,8 +256,19 @@ fn connect_report() {
     let addr = addr_from_env();
     let fds_before = open_fds();
     let outcome = match env("IPCP_TYPE").as_str() {
-        "Msg" => format!("{:?}", connect::<Msg>(&addr).map(drop)),
-        "u64" => format!("{:?}", connect::<u64>(&addr).map(drop)),
+        // The error without the address the parent gave: what went wrong.
+        "Msg" => format!(
+            "{:?}",
+            connect::<Msg>(&addr)
+                .map(drop)
+                .map_err(|err| err.into_error())
+        ),
+        "u64" => format!(
+            "{:?}",
+            connect::<u64>(&addr)
+                .map(drop)
+                .map_err(|err| err.into_error())
+        ),
         other => panic!("unknown IPCP_TYPE {other:?}"),
     };
     let fds_after = open_fds();
@@ -265,7 +276,7 @@ fn connect_report() {
     println!("{RESULT}connect {outcome}");
 }
 
-/// Test 6: connect, then try to resize the sealed memfd the server sent and
+/// Sealed memfd (`multiprocess_handshake`): connect, then try to resize the sealed memfd the server sent and
 /// to add a write seal; report each outcome, then push `IPCP_COUNT` messages
 /// to show the ring still works.
 fn try_truncate() {
@@ -294,7 +305,7 @@ fn try_truncate() {
     report("pushed", count);
 }
 
-/// Test 7: listen on `IPCP_ADDR`, say so, and wait to be killed.
+/// Socket path (`multiprocess_handshake`): listen on `IPCP_ADDR`, say so, and wait to be killed.
 fn socket_server() {
     let _server = Server::<Msg>::bind(&addr_from_env(), 64, Policy::SameUser).expect("bind");
     println!("{READY}");

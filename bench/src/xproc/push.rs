@@ -70,7 +70,7 @@ fn lead(leader: &mut Leader, key: &str, mode: Mode) -> Result<Outcome, Box<dyn E
     let seg = ring_segment()?;
     let mut tx = Spsc::<Msg>::create(seg.region()?, CAPACITY as u32)?.into_producer();
     let eventfd = match &mode {
-        Mode::Notify(wakeup) => wakeup.eventfd_ref(),
+        Mode::Notify(wakeup) => wakeup.as_eventfd(),
         _ => None,
     };
     let mut fds = vec![seg.as_fd()];
@@ -88,7 +88,7 @@ fn lead(leader: &mut Leader, key: &str, mode: Mode) -> Result<Outcome, Box<dyn E
         Mode::Plain => produce(MESSAGES, |msg| match tx.try_push(msg) {
             Ok(()) => Ok(()),
             Err(PushError::Full(msg)) => count_full(msg),
-            Err(PushError::Corrupted(_)) => panic!("{key}: corrupt counters"),
+            Err(err) => panic!("{key}: {err}"),
         }),
         Mode::Fence => produce(MESSAGES, |msg| match tx.try_push(msg) {
             Ok(()) => {
@@ -96,7 +96,7 @@ fn lead(leader: &mut Leader, key: &str, mode: Mode) -> Result<Outcome, Box<dyn E
                 Ok(())
             }
             Err(PushError::Full(msg)) => count_full(msg),
-            Err(PushError::Corrupted(_)) => panic!("{key}: corrupt counters"),
+            Err(err) => panic!("{key}: {err}"),
         }),
         Mode::Notify(wakeup) => produce(MESSAGES, |msg| match tx.push_notify(msg, wakeup) {
             Ok(()) => Ok(()),

@@ -458,8 +458,8 @@ fn blocking(
         _ => (Wakeup::Futex, Wakeup::Futex),
     };
     let mut fds = vec![ping_seg.as_fd(), pong_seg.as_fd()];
-    fds.extend(wake_ping.eventfd_ref().map(AsFd::as_fd));
-    fds.extend(wake_pong.eventfd_ref().map(AsFd::as_fd));
+    fds.extend(wake_ping.as_eventfd().map(AsFd::as_fd));
+    fds.extend(wake_pong.as_eventfd().map(AsFd::as_fd));
     let cmd = json!({ "scenario": key, "plan": plan.to_json(), "wakeup": wakeup, "spins": spins });
     leader.start(&cmd, &fds)?;
     let strategy = SpinThenBlock::new(spins);

@@ -10,10 +10,10 @@ use std::thread;
 use static_assertions::assert_impl_all;
 
 use super::*;
-use crate::broadcast::{Broadcast, Start};
+use crate::broadcast::{BlockingError, Broadcast, Start};
 use crate::linux::shm::CreateOptions;
 
-assert_impl_all!(BlockingRecvError: Send, Sync);
+assert_impl_all!(BlockingError<WaitError>: Send, Sync);
 
 /// A bound on every blocking call, so that a lost wake-up fails the test
 /// instead of hanging it. Never reached when the code is right.
@@ -91,7 +91,7 @@ fn a_batch_wakes_every_sleeper_once() {
     let mut readers = [writer.reader(Start::Next), writer.reader(Start::Next)];
     for reader in &mut readers {
         let slept = reader.recv_blocking(SpinThenBlock::new(0), Some(Duration::ZERO));
-        assert_eq!(slept, Err(BlockingRecvError::TimedOut));
+        assert_eq!(slept, Err(BlockingError::Sleep(WaitError::TimedOut)));
     }
     writer.publish_slice_notify(&[1, 2, 3]).unwrap();
     writer.publish_slice_notify(&[]).unwrap();
@@ -122,7 +122,7 @@ fn recv_blocking_times_out_and_refuses_a_read_only_reader() {
     let start = Instant::now();
     assert_eq!(
         reader.recv_blocking(SpinThenBlock::default(), Some(timeout)),
-        Err(BlockingRecvError::TimedOut)
+        Err(BlockingError::Sleep(WaitError::TimedOut))
     );
     assert!(start.elapsed() >= timeout);
     let mut read_only =
@@ -130,7 +130,7 @@ fn recv_blocking_times_out_and_refuses_a_read_only_reader() {
     writer.publish(&1);
     assert_eq!(
         read_only.recv_blocking(SpinThenBlock::default(), Some(NEVER)),
-        Err(BlockingRecvError::ReadOnly)
+        Err(BlockingError::ReadOnly)
     );
     assert_eq!(read_only.try_recv(), Ok(1));
     // A lap while blocking is reported, then the reader goes on.
@@ -139,7 +139,7 @@ fn recv_blocking_times_out_and_refuses_a_read_only_reader() {
     }
     assert_eq!(
         reader.recv_blocking(SpinThenBlock::new(0), Some(NEVER)),
-        Err(BlockingRecvError::Lagged { missed: 6 })
+        Err(BlockingError::Lagged { missed: 6 })
     );
     assert_eq!(
         reader.recv_blocking(SpinThenBlock::new(0), Some(NEVER)),
@@ -181,7 +181,7 @@ fn a_reader_learns_the_writer_is_gone_after_its_last_message() {
         );
         assert_eq!(
             reader.recv_blocking_watching(&opened, strategy, Some(NEVER)),
-            Err(BlockingRecvError::WriterGone)
+            Err(BlockingError::Sleep(WaitError::PeerGone))
         );
     });
     assert_eq!(opened.creator_alive(), Liveness::Gone);
@@ -200,28 +200,29 @@ fn a_reader_that_cannot_tell_waits_for_its_timeout() {
     // Longer than a liveness check: the check runs and says nothing.
     let timeout = LIVENESS_CHECK + LIVENESS_CHECK / 2;
     let got = reader.recv_blocking_watching(&peer, SpinThenBlock::new(0), Some(timeout));
-    assert_eq!(got, Err(BlockingRecvError::TimedOut));
+    assert_eq!(got, Err(BlockingError::Sleep(WaitError::TimedOut)));
     assert_eq!(writer.published(), 0);
 }
 
 #[test]
 fn errors_say_what_happened() {
     let sys = SysError::new("futex(FUTEX_WAIT)", rustix::io::Errno::INVAL);
-    let err = BlockingRecvError::Sys(sys);
-    assert_eq!(err.to_string(), "waiting for a broadcast message failed");
-    let source = core::error::Error::source(&err).map(ToString::to_string);
-    assert_eq!(source, Some(sys.to_string()));
+    let err = BlockingError::Sleep(WaitError::Sys(sys));
+    assert_eq!(err.to_string(), sys.to_string());
+    assert!(
+        core::error::Error::source(&err).is_none(),
+        "a leaf, printed once"
+    );
     assert_eq!(
-        BlockingRecvError::Lagged { missed: 3 }.to_string(),
+        BlockingError::<WaitError>::Lagged { missed: 3 }.to_string(),
         "lapped by the writer: 3 messages lost"
     );
     assert_eq!(
-        BlockingRecvError::WriterGone.to_string(),
-        "the broadcast writer is gone (its segment's creator closed it or died)"
+        BlockingError::Sleep(WaitError::PeerGone).to_string(),
+        "the other side is gone (exited or closed its end)"
     );
     assert_eq!(
-        BlockingRecvError::ReadOnly.to_string(),
+        BlockingError::<WaitError>::ReadOnly.to_string(),
         "a reader on a read-only mapping cannot sleep: it can only poll"
     );
-    assert!(core::error::Error::source(&BlockingRecvError::TimedOut).is_none());
 }

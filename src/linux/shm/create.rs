@@ -73,10 +73,22 @@ impl CreateOptions {
     /// `renameat2(RENAME_NOREPLACE)`. So nobody ever sees `name` unlocked,
     /// empty or with the wrong mode, and a failure leaves nothing behind.
     ///
-    /// If `name` is taken: [`ShmError::Exists`] ([`ShmError::Symlink`] if it
-    /// is a symbolic link), unless [`take_over`](Self::take_over) is set; then
-    /// the segment there is replaced if its creator is gone
-    /// ([`ShmError::CreatorAlive`] if not).
+    /// If `name` is taken, the segment there is replaced only with
+    /// [`take_over`](Self::take_over), and only if its creator is gone.
+    /// ([shm_open(3)](https://man7.org/linux/man-pages/man3/shm_open.3.html),
+    /// [rename(2)](https://man7.org/linux/man-pages/man2/rename.2.html),
+    /// [fcntl(2)](https://man7.org/linux/man-pages/man2/fcntl.2.html).)
+    ///
+    /// # Errors
+    /// [`ShmError::Empty`] for a `len` of 0 and [`ShmError::InvalidMode`]
+    /// for a mode outside `0o777`. The others name the segment:
+    /// [`ShmError::InvalidName`] for a name that breaks the rules of
+    /// [`NameError`](super::NameError); for a taken name,
+    /// [`ShmError::Exists`] ([`ShmError::Symlink`] if it is a symbolic
+    /// link), or with [`take_over`](Self::take_over)
+    /// [`ShmError::CreatorAlive`] if its creator lives; [`ShmError::Busy`] if
+    /// another process is moving the name; [`ShmError::Named`] for a failed
+    /// call.
     #[doc(alias = "shm_open")]
     #[doc(alias = "renameat2")]
     #[doc(alias = "F_OFD_SETLK")]

@@ -14,17 +14,20 @@ use crate::linux::SysError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ShmError {
-    /// A system call on an anonymous segment or an fd failed.
+    /// A system call on an anonymous segment or an fd failed (transparent:
+    /// prints, and has the source of, the [`SysError`]).
     Sys(SysError),
     /// A system call on the named segment failed (e.g. `openat` with
-    /// `ENOENT`: there is no such segment).
+    /// `ENOENT`: there is no such segment). Contextual: prints the name; the
+    /// source is the [`SysError`].
     Named {
         /// The segment's name.
         name: String,
         /// The call and its error.
         source: SysError,
     },
-    /// The name breaks a rule of POSIX shared-memory names.
+    /// The name breaks a rule of POSIX shared-memory names. Contextual:
+    /// prints the name; the source is the rule ([`NameError`]).
     InvalidName {
         /// The name refused.
         name: String,

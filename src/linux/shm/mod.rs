@@ -189,7 +189,7 @@
 //! make a peer's read-write `mmap` of the segment fail.
 
 use core::sync::atomic::{AtomicBool, Ordering};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
 use rustix::fs::{self, MemfdFlags};
@@ -252,9 +252,12 @@ enum Role {
 impl Segment {
     /// Creates a named segment of `len` bytes, all zero, with
     /// [`CreateOptions::new`]: mode `0600`, kept after drop, an existing
-    /// name refused.
+    /// name refused ([shm_open(3)](https://man7.org/linux/man-pages/man3/shm_open.3.html)).
     ///
     /// See [`CreateOptions::create`].
+    ///
+    /// # Errors
+    /// As for [`CreateOptions::create`].
     #[doc(alias = "shm_open")]
     pub fn create(name: &str, len: usize) -> Result<Self, ShmError> {
         CreateOptions::new().create(name, len)
@@ -262,9 +265,12 @@ impl Segment {
 
     /// Opens and maps an existing named segment owned by this process's
     /// effective uid that group and others may not write, with
-    /// [`OpenOptions::new`].
+    /// [`OpenOptions::new`] ([shm_open(3)](https://man7.org/linux/man-pages/man3/shm_open.3.html)).
     ///
     /// See [`OpenOptions::open`].
+    ///
+    /// # Errors
+    /// As for [`OpenOptions::open`].
     #[doc(alias = "shm_open")]
     pub fn open(name: &str) -> Result<Self, ShmError> {
         OpenOptions::new().open(name)
@@ -273,9 +279,15 @@ impl Segment {
     /// Creates an anonymous segment of `len` bytes, all zero, sealed against
     /// any change of size:
     /// `memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING)`, `ftruncate`,
-    /// `fcntl(F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)`, `mmap`.
+    /// `fcntl(F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)`, `mmap`
+    /// ([memfd_create(2)](https://man7.org/linux/man-pages/man2/memfd_create.2.html),
+    /// [mmap(2)](https://man7.org/linux/man-pages/man2/mmap.2.html)).
     ///
     /// `name` only labels the fd (in `/proc/<pid>/fd`); it need not be unique.
+    ///
+    /// # Errors
+    /// [`ShmError::Empty`] for a `len` of 0; [`ShmError::Sys`] with the call
+    /// that failed (e.g. `memfd_create` with `EMFILE`, `mmap` with `ENOMEM`).
     #[doc(alias = "memfd_create")]
     #[doc(alias = "F_ADD_SEALS")]
     pub fn memfd(name: &str, len: usize) -> Result<Self, ShmError> {
@@ -296,11 +308,16 @@ impl Segment {
     }
 
     /// Maps a segment received from a peer, after checking that it carries
-    /// [`REQUIRED_SEALS`]: `fcntl(F_GET_SEALS)`, `fstat` for its size, `mmap`.
+    /// [`REQUIRED_SEALS`]: `fcntl(F_GET_SEALS)`, `fstat` for its size, `mmap`
+    /// ([fcntl(2)](https://man7.org/linux/man-pages/man2/fcntl.2.html), [mmap(2)](https://man7.org/linux/man-pages/man2/mmap.2.html)).
     ///
     /// The seals are checked first, so the size read next cannot change. An
     /// fd without them, including one that cannot be sealed (a named segment,
-    /// a socket), is refused with [`ShmError::NotSealed`].
+    /// a socket), is refused.
+    ///
+    /// # Errors
+    /// [`ShmError::NotSealed`] for an fd without the seals; otherwise as for
+    /// [`from_fd_trusted`](Self::from_fd_trusted).
     #[doc(alias = "F_GET_SEALS")]
     #[doc(alias = "fstat")]
     #[doc(alias = "mmap")]
@@ -309,8 +326,12 @@ impl Segment {
         Self::from_fd_trusted(fd)
     }
 
-    /// [`from_fd`](Self::from_fd), mapped read-only (`PROT_READ`): for
-    /// readers that never write ([`read_region`](Self::read_region)).
+    /// [`from_fd`](Self::from_fd), mapped read-only (`PROT_READ`,
+    /// [mmap(2)](https://man7.org/linux/man-pages/man2/mmap.2.html)): for readers that never write
+    /// ([`read_region`](Self::read_region)).
+    ///
+    /// # Errors
+    /// As for [`from_fd`](Self::from_fd).
     #[doc(alias = "F_GET_SEALS")]
     #[doc(alias = "mmap")]
     pub fn from_fd_read_only(fd: OwnedFd) -> Result<Self, ShmError> {
@@ -319,10 +340,16 @@ impl Segment {
         Self::map(fd, len, Role::Received, false)
     }
 
-    /// Maps a segment without checking its seals: `fstat` for its size, `mmap`.
+    /// Maps a segment without checking its seals: `fstat` for its size, `mmap`
+    /// ([mmap(2)](https://man7.org/linux/man-pages/man2/mmap.2.html)).
     ///
     /// For peers trusted not to truncate the object (see
     /// [Trust](self#trust-truncation-and-sigbus)).
+    ///
+    /// # Errors
+    /// [`ShmError::Empty`] for an object of zero bytes,
+    /// [`ShmError::TooLarge`] for one larger than the address space, and
+    /// [`ShmError::Sys`] if `fstat` or `mmap` fails.
     #[doc(alias = "fstat")]
     #[doc(alias = "mmap")]
     pub fn from_fd_trusted(fd: OwnedFd) -> Result<Self, ShmError> {
@@ -483,8 +510,9 @@ impl Segment {
     }
 
     /// Whether the process that created this segment still holds it (see
-    /// [Liveness](self#liveness)): one `fcntl(F_OFD_GETLK)` for a segment
-    /// this process [`open`](Self::open)ed, no call otherwise.
+    /// [Liveness](self#liveness)): one `fcntl(F_OFD_GETLK)`
+    /// ([fcntl(2)](https://man7.org/linux/man-pages/man2/fcntl.2.html)) for a
+    /// segment this process [`open`](Self::open)ed, no call otherwise.
     ///
     /// - opened by name: [`Liveness::Alive`] while the creator's life lock is
     ///   held, [`Liveness::Gone`] once it is not (for good);
@@ -510,6 +538,13 @@ impl AsFd for Segment {
     /// creator's fd carries its life lock to whoever holds a copy.
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for Segment {
+    /// The object's fd number.
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
     }
 }
 

@@ -82,12 +82,18 @@ impl OpenOptions {
     /// Opens, checks and maps an existing named segment:
     /// `openat("/dev/shm", name, O_RDWR | O_NOFOLLOW | O_NONBLOCK |
     /// O_CLOEXEC)` (`O_RDONLY` if [read-only](Self::read_only)), `fstat`,
-    /// `mmap`.
+    /// `mmap` ([shm_open(3)](https://man7.org/linux/man-pages/man3/shm_open.3.html),
+    /// [openat(2)](https://man7.org/linux/man-pages/man2/openat.2.html)).
     ///
-    /// Refuses a symbolic link ([`ShmError::Symlink`]), anything but a
-    /// regular file ([`ShmError::NotRegular`]), a segment owned or writable
-    /// by someone not trusted ([`ShmError::Untrusted`]), and one of the wrong
-    /// size ([`ShmError::WrongSize`]), all before mapping.
+    /// # Errors
+    /// Every error names the segment, and each check is made before
+    /// mapping: [`ShmError::Symlink`] for a symbolic link,
+    /// [`ShmError::NotRegular`] for anything but a regular file,
+    /// [`ShmError::Untrusted`] for a segment owned or writable by someone not
+    /// trusted, [`ShmError::WrongSize`] for one of the wrong size;
+    /// [`ShmError::InvalidName`] for a name that breaks the rules;
+    /// [`ShmError::Named`] for a failed call (`openat` with `ENOENT`: no such
+    /// segment).
     #[doc(alias = "shm_open")]
     #[doc(alias = "openat")]
     #[doc(alias = "fstat")]

@@ -14,9 +14,15 @@ use super::name::{ShmDir, same_object};
 /// It removes the name only while it names the segment it opened: it opens
 /// the segment (`openat(O_RDWR | O_NOFOLLOW)`, so it needs write access),
 /// takes its name lock (`fcntl(F_OFD_SETLK)`), checks by device and inode
-/// that the name still names it (`fstatat`), then `unlinkat`. A symbolic
-/// link at the name is refused ([`ShmError::Symlink`]), not removed;
-/// [`ShmError::Busy`] if another process is moving the name.
+/// that the name still names it (`fstatat`), then `unlinkat`
+/// ([shm_unlink(3)](https://man7.org/linux/man-pages/man3/shm_unlink.3.html)).
+///
+/// # Errors
+/// Every error names the segment: [`ShmError::Symlink`] for a symbolic link
+/// at the name (not removed); [`ShmError::Busy`] if another process is
+/// moving the name; [`ShmError::InvalidName`] for a name that breaks the
+/// rules; [`ShmError::Named`] for a failed call (`openat` with `ENOENT`: no
+/// such segment).
 #[doc(alias = "shm_unlink")]
 #[doc(alias = "unlinkat")]
 pub fn unlink(name: &str) -> Result<(), ShmError> {

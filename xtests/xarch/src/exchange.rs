@@ -75,7 +75,7 @@ pub(crate) fn run<Out: Sample, In: Sample, Own: Sample, Theirs: Sample>(
                     progress = true;
                 }
                 Err(PushError::Full(_)) => {}
-                Err(err @ PushError::Corrupted(_)) => {
+                Err(err) => {
                     return Err(format!("push of {} #{}: {err}", Out::NAME, tally.pushed));
                 }
             }
@@ -88,7 +88,7 @@ pub(crate) fn run<Out: Sample, In: Sample, Own: Sample, Theirs: Sample>(
                     progress = true;
                 }
                 Err(PopError::Empty) => {}
-                Err(err @ PopError::Corrupted) => {
+                Err(err) => {
                     return Err(format!("pop of {} #{}: {err}", In::NAME, tally.popped));
                 }
             }

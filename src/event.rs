@@ -1,4 +1,4 @@
-//! Blocking without a system call per message: the event-word protocol.
+//! The event word: blocking without a system call per message.
 //!
 //! A side that wants to sleep announces it on a shared [`Event`], re-checks its
 //! condition, and only then sleeps; the other side publishes, issues a `SeqCst`
@@ -24,15 +24,17 @@
 //!
 //! The notifier's fence is most of what a notifying push costs beyond the push
 //! (it waits for the push's stores to leave the core, and the awake consumer
-//! keeps pulling those lines back). An asymmetric variant, in which the
-//! notifier keeps only a compiler fence and the waiter runs Linux
-//! `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` before its re-check, passed
-//! loom but lost wake-ups on the test machine (a blocking benchmark and a unit
-//! test each hung once), so it is not offered.
+//! keeps pulling those lines back).
 //!
 //! The core never sleeps itself: it hands the [`Event`] and epoch to a closure
 //! that does (see [`Consumer::pop_or_sleep`](crate::spsc::Consumer::pop_or_sleep));
-//! the Linux adapters provide eventfd and futex sleepers.
+//! the Linux adapters provide eventfd and futex sleepers
+//! (`linux::wake`, with the `linux` feature).
+
+// History: an asymmetric variant, in which the notifier kept only a compiler
+// fence and the waiter ran Linux `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`
+// before its re-check, passed loom but lost wake-ups on the test machine (a
+// blocking benchmark and a unit test each hung once), so it is not offered.
 
 use core::fmt;
 
@@ -112,35 +114,13 @@ impl Event {
     }
 }
 
-/// Why [`Consumer::pop_or_sleep`](crate::spsc::Consumer::pop_or_sleep) returned
-/// without an element.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum SleepError<E> {
-    /// The producer's counter is impossible; see [`Corrupted`](crate::Corrupted).
-    Corrupted,
-    /// The sleeper gave up (a timeout, or a failed system call).
-    Sleep(E),
-}
-
-impl<E: fmt::Display> fmt::Display for SleepError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Corrupted => fmt::Display::fmt(&crate::Corrupted, f),
-            Self::Sleep(err) => write!(f, "stopped waiting: {err}"),
-        }
-    }
-}
-
-impl<E: fmt::Debug + fmt::Display> core::error::Error for SleepError<E> {}
-
 #[cfg(all(test, not(loom)))]
 mod tests {
     use std::vec::Vec;
 
     use super::*;
     use crate::Corrupted;
-    use crate::spsc::StaticSpsc;
+    use crate::spsc::{BlockingError, StaticSpsc};
 
     #[test]
     fn a_notifier_wakes_once_per_announcement() {
@@ -216,15 +196,16 @@ mod tests {
         let mut ring = StaticSpsc::<u32, 4>::new();
         let (mut tx, mut rx) = ring.split();
         let got = rx.pop_or_sleep(0, |_, _| Err("timed out"));
-        assert_eq!(got, Err(SleepError::Sleep("timed out")));
+        assert_eq!(got, Err(BlockingError::Sleep("timed out")));
         tx.try_push(1).unwrap();
         assert!(!tx.wake_needed(), "the announcement was withdrawn");
         assert_eq!(
-            std::format!("{}", SleepError::Sleep("timed out")),
-            "stopped waiting: timed out"
+            std::format!("{}", BlockingError::Sleep("timed out")),
+            "timed out",
+            "transparent: the sleeper's error says what happened"
         );
         assert_eq!(
-            std::format!("{}", SleepError::<&str>::Corrupted),
+            std::format!("{}", BlockingError::<&str>::Corrupted),
             std::format!("{Corrupted}")
         );
     }

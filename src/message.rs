@@ -5,7 +5,7 @@
 //! length past the end yields at most `N` bytes, never an out-of-bounds read.
 //!
 //! ```
-//! use ipc_primitives::{slot::Message, spsc::StaticSpsc};
+//! use ipc_primitives::{message::Message, spsc::StaticSpsc};
 //!
 //! let mut ring = StaticSpsc::<Message<64>, 4>::new();
 //! let (mut tx, mut rx) = ring.split();

@@ -1,0 +1,214 @@
+//! The client's side: connect, check everything the server sends, attach.
+
+use core::{fmt, time::Duration};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::event::PollFlags;
+
+use super::{ACCEPTED_FDS, HandshakeError, OwnedProducer};
+use crate::linux::SysError;
+use crate::linux::hello::{HELLO_LEN, Hello, Status};
+use crate::linux::poll::{deadline_after, hung_up, poll_fd};
+use crate::linux::shm::{Segment, ShmError};
+use crate::linux::uds::{AddrError, Credentials, SeqpacketStream, UdsError, UnixAddr};
+use crate::linux::wake::{EventFd, PushNotifyError, Wakeup};
+use crate::spsc::{PushError, Spsc};
+use crate::{ElementLayout, Kind, Pod};
+
+/// A client's side of the handshake: its ring, and how it wakes the server.
+pub struct Connection<T> {
+    stream: SeqpacketStream,
+    producer: OwnedProducer<T>,
+    wakeup: Wakeup,
+}
+
+impl<T> fmt::Debug for Connection<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("stream", &self.stream)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long [`connect`] waits for the connection and the server's hello.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connects to a server at `addr` and receives this client's ring of `T`,
+/// waiting at most [`HELLO_TIMEOUT`]: see [`connect_timeout`].
+///
+/// # Errors
+/// As for [`connect_timeout`].
+pub fn connect<T: Pod>(addr: &UnixAddr) -> Result<Connection<T>, AddrError<HandshakeError>> {
+    connect_timeout(addr, HELLO_TIMEOUT)
+}
+
+/// Connects to a server at `addr` and receives this client's ring of `T`,
+/// waiting at most `timeout` in all: for room in a full backlog
+/// ([`SeqpacketStream::connect_timeout`]), then for the hello (`poll`,
+/// [poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html)). Signals do
+/// not end the wait.
+///
+/// Checks the hello (magic, version, status, kind, element layout), that
+/// both fds arrived, that the memfd's size fits a ring of the hello's
+/// capacity (equal to [`Spsc::required_size`], or larger by less than a
+/// page) before mapping it, that the memfd is sealed, that the eventfd is
+/// one, and attaches to the ring.
+///
+/// # Errors
+/// An [`AddrError`] naming `addr`, holding what went wrong
+/// ([`HandshakeError`]): [`HandshakeError::TimedOut`] for a server that is
+/// hung or a listener that never accepts; [`HandshakeError::Refused`],
+/// [`HandshakeError::SessionLimit`] or
+/// [`HandshakeError::ServerOutOfResources`] when the server says so; the
+/// other variants for a socket that failed or anything the server sent that
+/// does not check out.
+#[doc(alias("connect", "poll", "fstat"))]
+pub fn connect_timeout<T: Pod>(
+    addr: &UnixAddr,
+    timeout: Duration,
+) -> Result<Connection<T>, AddrError<HandshakeError>> {
+    handshake(addr, timeout).map_err(|err| AddrError::new(addr, err))
+}
+
+/// [`connect_timeout`], its errors not yet naming `addr`.
+fn handshake<T: Pod>(addr: &UnixAddr, timeout: Duration) -> Result<Connection<T>, HandshakeError> {
+    let deadline = deadline_after(Some(timeout));
+    let stream = SeqpacketStream::connect_until(addr, deadline).map_err(|err| match err {
+        UdsError::TimedOut => HandshakeError::TimedOut,
+        err => err.into(),
+    })?;
+    let ready = poll_fd(stream.as_fd(), PollFlags::IN, deadline).map_err(UdsError::Sys)?;
+    if ready.is_empty() {
+        return Err(HandshakeError::TimedOut);
+    }
+    let mut buf = [0; HELLO_LEN];
+    let (len, fds) = stream.recv_with_fds(&mut buf, ACCEPTED_FDS)?;
+    let hello = Hello::decode(&buf[..len])?;
+    match hello.status {
+        Status::Accepted => {}
+        Status::Refused => return Err(HandshakeError::Refused),
+        Status::SessionLimit => return Err(HandshakeError::SessionLimit),
+        Status::OutOfResources => return Err(HandshakeError::ServerOutOfResources),
+    }
+    if hello.kind != Kind::Spsc || hello.elem != ElementLayout::of::<T>() {
+        return Err(HandshakeError::WrongRing {
+            kind: hello.kind,
+            elem: hello.elem,
+        });
+    }
+    let found = fds.len();
+    let fds = <[OwnedFd; ACCEPTED_FDS]>::try_from(fds).ok();
+    let Some([memfd, wake]) = fds.filter(|_| hello.fds as usize == ACCEPTED_FDS) else {
+        return Err(HandshakeError::MissingFds {
+            expected: ACCEPTED_FDS,
+            found,
+        });
+    };
+    let size = check_region_size::<T>(memfd.as_fd(), hello.capacity)?;
+    let wake = EventFd::from_fd(wake)?;
+    let segment = Segment::from_fd(memfd)?;
+    // The size was read before the seals were checked: a server that sealed
+    // the memfd only after sending it could have resized it in between.
+    if segment.len() as u64 != size {
+        return Err(HandshakeError::RegionSize {
+            capacity: hello.capacity,
+            needed: Spsc::<T>::required_size(hello.capacity),
+            found: segment.len() as u64,
+        });
+    }
+    let producer = Spsc::<T>::attach(segment.into_region()?)?.into_producer();
+    Ok(Connection {
+        stream,
+        producer,
+        wakeup: Wakeup::EventFd(wake),
+    })
+}
+
+/// The memfd's size (`fstat`), if a ring of `capacity` elements of `T` fits
+/// it: at least [`Spsc::required_size`], and less than a page more.
+fn check_region_size<T: Pod>(memfd: BorrowedFd<'_>, capacity: u32) -> Result<u64, HandshakeError> {
+    let found = rustix::fs::fstat(memfd)
+        .map_err(|errno| ShmError::Sys(SysError::new("fstat", errno)))?
+        .st_size
+        .cast_unsigned();
+    let needed = Spsc::<T>::required_size(capacity);
+    let page = rustix::param::page_size() as u64;
+    match needed {
+        Some(needed) if (needed as u64..needed as u64 + page).contains(&found) => Ok(found),
+        _ => Err(HandshakeError::RegionSize {
+            capacity,
+            needed,
+            found,
+        }),
+    }
+}
+
+impl<T: Pod> Connection<T> {
+    /// The producing side of this client's ring (for `len`, `free_slots`);
+    /// it lives as long as the connection.
+    pub fn producer(&self) -> &OwnedProducer<T> {
+        &self.producer
+    }
+
+    /// The producing side of this client's ring, to push to.
+    pub fn producer_mut(&mut self) -> &mut OwnedProducer<T> {
+        &mut self.producer
+    }
+
+    /// The producing side and the wake-up together, for pushes that wake the
+    /// server (`producer.push_slice_notify(items, wakeup)`).
+    pub fn parts(&mut self) -> (&mut OwnedProducer<T>, &Wakeup) {
+        (&mut self.producer, &self.wakeup)
+    }
+
+    /// Pushes `value` and wakes the server if it sleeps:
+    /// [`Producer::push_notify`](crate::spsc::Producer::push_notify) through
+    /// this connection's wake-up.
+    ///
+    /// # Errors
+    /// As for [`Producer::push_notify`](crate::spsc::Producer::push_notify):
+    /// a full ring hands `value` back.
+    pub fn push_notify(&mut self, value: T) -> Result<(), PushNotifyError<PushError<T>>> {
+        self.producer.push_notify(value, &self.wakeup)
+    }
+
+    /// The memory the ring lives in (a sealed memfd): its fd, its length.
+    pub fn segment(&self) -> &Segment {
+        self.producer.keeper()
+    }
+
+    /// How to wake the server after a push: pass it to `push_notify`, or call
+    /// `wake` when `wake_needed` says so.
+    pub fn wakeup(&self) -> &Wakeup {
+        &self.wakeup
+    }
+
+    /// The server's credentials: `getsockopt(SO_PEERCRED)`
+    /// ([unix(7)](https://man7.org/linux/man-pages/man7/unix.7.html)).
+    ///
+    /// # Errors
+    /// A [`UdsError`] if `getsockopt(SO_PEERCRED)` fails.
+    #[doc(alias("getsockopt", "SO_PEERCRED"))]
+    pub fn server_credentials(&self) -> Result<Credentials, UdsError> {
+        self.stream.peer_credentials()
+    }
+
+    /// The socket, e.g. to notice the server going away (`EPOLLHUP`).
+    pub fn socket(&self) -> BorrowedFd<'_> {
+        self.stream.as_fd()
+    }
+
+    /// Whether the server has closed this client's connection (exited, been
+    /// killed, or dropped the session), without blocking: `poll`
+    /// ([poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html)).
+    ///
+    /// A producer whose ring stays full asks this before trying again: no
+    /// one will ever drain a ring whose server is gone.
+    ///
+    /// # Errors
+    /// A [`SysError`] if `poll` fails.
+    #[doc(alias = "poll")]
+    pub fn server_closed(&self) -> Result<bool, SysError> {
+        hung_up(self.stream.as_fd())
+    }
+}

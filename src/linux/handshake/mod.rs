@@ -1,0 +1,116 @@
+//! The daemon handshake: a server accepts a client on a Unix socket, checks who
+//! it is, creates that client's ring in a sealed memfd with an eventfd to wake
+//! the server, and sends both fds with a versioned hello message.
+//!
+//! Each client gets its own SPSC ring (fan-in by lanes): a client killed at any
+//! instruction can leave at most its own ring half-written, never block the
+//! server or another client. The server learns of a death from the socket
+//! hang-up ([`Session::peer_closed`], or `EPOLLHUP` on [`Session::socket`]),
+//! drains what the client published, and drops the session to free it. A
+//! client learns that the server is gone the same way
+//! ([`Connection::server_closed`]).
+//!
+//! ```
+//! use ipc_primitives::linux::handshake::{connect, Policy, Server};
+//! use ipc_primitives::linux::uds::UnixAddr;
+//! use ipc_primitives::linux::wake::Wakeup;
+//!
+//! let addr = UnixAddr::abstract_name(format!("ipcp-doc-{}", std::process::id()))?;
+//! let mut server = Server::<u64>::bind(&addr, 64, Policy::SameUser)?;
+//! let client = std::thread::spawn(move || -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//!     let mut conn = connect::<u64>(&addr)?;
+//!     conn.push_notify(42)?; // wakes the server if it sleeps
+//!     Ok(())
+//! });
+//! // The outer `?`: the listening socket failed. The inner: this client did.
+//! let mut session = server.accept()??;
+//! client.join().unwrap().unwrap();
+//! assert_eq!(session.consumer_mut().try_pop(), Ok(42));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # A server outlives its clients
+//! [`Server::accept`] and [`Server::try_accept`] tell the two kinds of failure
+//! apart. An [`AddrError`](crate::linux::uds::AddrError) naming the server's
+//! address is about the listening socket: nothing more can be accepted, and
+//! a daemon stops. A [`ClientError`] is about one client
+//! (refused, over the session limit, gone before its hello, or out of fds or
+//! memory for its ring): it names the client, the connection is already
+//! closed, and the daemon logs it and goes on:
+//!
+//! ```
+//! # use ipc_primitives::linux::handshake::{Policy, Server};
+//! # use ipc_primitives::linux::uds::UnixAddr;
+//! # let addr = UnixAddr::abstract_name(format!("ipcp-doc-loop-{}", std::process::id()))?;
+//! let mut server = Server::<u64>::bind(&addr, 64, Policy::SameUser)?;
+//! server.set_max_sessions(Some(64));
+//! let mut sessions = Vec::new();
+//! // Each time epoll finds the server's fd readable:
+//! while let Some(accepted) = server.try_accept()? {
+//!     match accepted {
+//!         Ok(session) => sessions.push(session),
+//!         // Names the client and says what happened (its `source()`).
+//!         Err(client) => eprintln!("{client}: {}", client.failure),
+//!     }
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Running out of fds does not make the listener spin. The server keeps one
+//! spare fd; when `accept4` fails with `EMFILE` or `ENFILE` (the connection
+//! stays queued, and the listener stays readable), it closes the spare,
+//! accepts the newcomer with the freed fd, tells it it is out of resources,
+//! closes it and takes the spare again: each
+//! wake-up of an event loop makes progress. [`Server::set_max_sessions`]
+//! caps the sessions, so that the fds run out for newcomers rather than for
+//! the sessions being served.
+//!
+//! # The client trusts nothing
+//! [`connect`] checks the hello field by field, that both fds came, that the
+//! memfd's size is what a ring of the hello's capacity needs (before mapping
+//! it: a server cannot make the client map a sparse terabyte), that it is
+//! sealed against resizing, that the eventfd is one, and the ring's header.
+//! Every failure comes in an [`AddrError`](crate::linux::uds::AddrError)
+//! naming the server's address, holding the [`HandshakeError`].
+
+use std::sync::Arc;
+
+mod client;
+mod error;
+mod server;
+mod session;
+
+/// Why the server's hello could not be decoded ([`HandshakeError::Hello`]).
+pub use super::hello::HelloError;
+pub use client::{Connection, HELLO_TIMEOUT, connect, connect_timeout};
+pub use error::{ClientError, ClientFailure, HandshakeError};
+pub use server::{Accepted, Policy, Server};
+pub use session::Session;
+
+use super::hello::{Hello, Status};
+use super::shm::Segment;
+use crate::spsc::{Consumer, Producer};
+use crate::{ElementLayout, Kind};
+
+/// Fds a hello carries when the client is accepted: the memfd and the eventfd.
+const ACCEPTED_FDS: usize = 2;
+
+/// The consuming side of a ring in a memfd it owns.
+pub type OwnedConsumer<T> = Consumer<'static, T, Arc<Segment>>;
+/// The producing side of a ring in a memfd it owns.
+pub type OwnedProducer<T> = Producer<'static, T, Arc<Segment>>;
+
+/// The hello a server sends for a ring of `T`.
+fn hello<T>(status: Status, capacity: u32, region_len: usize, fds: usize) -> Hello {
+    Hello {
+        status,
+        kind: Kind::Spsc,
+        elem: ElementLayout::of::<T>(),
+        capacity,
+        region_len: region_len as u64,
+        fds: fds as u32,
+    }
+}
+
+#[cfg(test)]
+mod tests;

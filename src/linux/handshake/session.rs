@@ -1,0 +1,123 @@
+//! The server's side of one client.
+
+use core::fmt;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::Arc;
+
+use super::OwnedConsumer;
+use crate::linux::SysError;
+use crate::linux::poll::hung_up;
+use crate::linux::uds::{Credentials, SeqpacketStream};
+use crate::linux::wake::Wakeup;
+use crate::spsc::PopError;
+use crate::{Corrupted, Pod};
+
+/// The server's side of one client: its credentials, its ring and its eventfd.
+///
+/// Dropping the session closes the socket and the eventfd, unmaps the ring,
+/// and frees its place under
+/// [`Server::set_max_sessions`](super::Server::set_max_sessions).
+pub struct Session<T> {
+    stream: SeqpacketStream,
+    consumer: OwnedConsumer<T>,
+    wakeup: Wakeup,
+    peer: Credentials,
+    /// Its place in its server's count
+    /// ([`Server::sessions`](super::Server::sessions)), given back when it
+    /// drops.
+    _seat: Arc<()>,
+}
+
+impl<T> fmt::Debug for Session<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Pod> Session<T> {
+    pub(super) fn new(
+        stream: SeqpacketStream,
+        consumer: OwnedConsumer<T>,
+        wakeup: Wakeup,
+        peer: Credentials,
+        seat: Arc<()>,
+    ) -> Self {
+        Self {
+            stream,
+            consumer,
+            wakeup,
+            peer,
+            _seat: seat,
+        }
+    }
+
+    /// The client's credentials, as the kernel reported them at connect.
+    pub fn credentials(&self) -> Credentials {
+        self.peer
+    }
+
+    /// The consuming side of the client's ring (for `len`, `is_empty`); it
+    /// lives as long as the session.
+    pub fn consumer(&self) -> &OwnedConsumer<T> {
+        &self.consumer
+    }
+
+    /// The consuming side of the client's ring, to pop from.
+    pub fn consumer_mut(&mut self) -> &mut OwnedConsumer<T> {
+        &mut self.consumer
+    }
+
+    /// The consuming side and the wake-up together, for a blocking pop
+    /// (`consumer.pop_blocking(wakeup, ..)`).
+    pub fn parts(&mut self) -> (&mut OwnedConsumer<T>, &Wakeup) {
+        (&mut self.consumer, &self.wakeup)
+    }
+
+    /// Pops everything the client has published, passing each element to
+    /// `sink`; returns how many. Use it when the client hangs up, before
+    /// dropping the session.
+    ///
+    /// # Errors
+    /// [`Corrupted`] if the client corrupted the ring's counters; the
+    /// elements before were passed to `sink`.
+    pub fn drain(&mut self, mut sink: impl FnMut(T)) -> Result<usize, Corrupted> {
+        let rx = &mut self.consumer;
+        let mut count = 0;
+        // Bounded: at most one ring's worth was published before the drain.
+        for _ in 0..rx.capacity() {
+            match rx.try_pop() {
+                Ok(value) => {
+                    sink(value);
+                    count += 1;
+                }
+                Err(PopError::Empty) => break,
+                Err(PopError::Corrupted) => return Err(Corrupted),
+            }
+        }
+        Ok(count)
+    }
+
+    /// How the client wakes the server: the eventfd, readable after the client
+    /// pushed to a ring whose consumer announced it would sleep.
+    pub fn wakeup(&self) -> &Wakeup {
+        &self.wakeup
+    }
+
+    /// The socket: `EPOLLHUP` on it means the client is gone.
+    pub fn socket(&self) -> BorrowedFd<'_> {
+        self.stream.as_fd()
+    }
+
+    /// Whether the client has closed its end (exited or been killed), without
+    /// blocking: `poll`
+    /// ([poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html)).
+    ///
+    /// # Errors
+    /// A [`SysError`] if `poll` fails.
+    #[doc(alias = "poll")]
+    pub fn peer_closed(&self) -> Result<bool, SysError> {
+        hung_up(self.stream.as_fd())
+    }
+}

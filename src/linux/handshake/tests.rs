@@ -1,0 +1,308 @@
+//! Tests of the handshake, both sides.
+
+use core::sync::atomic::{AtomicUsize, Ordering};
+use core::time::Duration;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::thread;
+use std::vec::Vec;
+
+use rustix::event::PollFlags;
+use rustix::process::geteuid;
+
+use super::*;
+use crate::CreateError;
+use crate::linux::hello::{HELLO_LEN, HelloError};
+use crate::linux::shm::ShmError;
+use crate::linux::uds::{SeqpacketListener, SeqpacketStream, UnixAddr};
+use crate::linux::wake::EventFd;
+use crate::spsc::Spsc;
+
+fn unique_addr() -> UnixAddr {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    UnixAddr::abstract_name(format!("ipcp-hs-{}-{n}", std::process::id())).unwrap()
+}
+
+/// A fake server that accepts one connection and sends `bytes` with `fds`.
+fn fake_server(addr: &UnixAddr, bytes: Vec<u8>, fds: Vec<OwnedFd>) -> thread::JoinHandle<()> {
+    let listener = SeqpacketListener::bind(addr).unwrap();
+    thread::spawn(move || {
+        let stream = listener.accept().unwrap();
+        let borrowed: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
+        stream.send_with_fds(&bytes, &borrowed).unwrap();
+        // Keep the socket open until the client has read.
+        let _ = stream.recv(&mut [0; 1]);
+    })
+}
+
+#[test]
+fn accepted_client_pushes_and_server_drains_after_hang_up() {
+    let addr = unique_addr();
+    let mut server = Server::<[u64; 8]>::bind(&addr, 16, Policy::SameUser).unwrap();
+    let client = thread::spawn({
+        let addr = addr.clone();
+        move || {
+            let mut conn = connect::<[u64; 8]>(&addr).unwrap();
+            let server = conn.server_credentials().unwrap();
+            assert_eq!(server.pid, Some(rustix::process::getpid()));
+            let tx = conn.producer_mut();
+            for i in 0..10 {
+                tx.try_push([i; 8]).unwrap();
+            }
+        }
+    });
+    let mut session = server.accept().unwrap().unwrap();
+    assert_eq!(session.credentials().uid, geteuid());
+    client.join().unwrap();
+    assert!(session.peer_closed().unwrap());
+    let mut got = Vec::new();
+    assert_eq!(session.drain(|m| got.push(m[0])).unwrap(), 10);
+    assert_eq!(got, (0..10).collect::<Vec<_>>());
+}
+
+#[test]
+fn live_client_is_not_reported_closed() {
+    let addr = unique_addr();
+    let mut server = Server::<u32>::bind(&addr, 4, Policy::AnyUser).unwrap();
+    let conn = thread::scope(|s| {
+        let client = s.spawn(|| connect::<u32>(&addr).unwrap());
+        let session = server.accept().unwrap().unwrap();
+        let conn = client.join().unwrap();
+        assert!(!session.peer_closed().unwrap());
+        assert!(!conn.server_closed().unwrap());
+        drop(session);
+        assert!(conn.server_closed().unwrap(), "the session was dropped");
+        conn
+    });
+    drop(conn);
+}
+
+#[test]
+fn policy_refusal_is_reported_to_both_sides() {
+    let addr = unique_addr();
+    let mut server = Server::<u32>::bind(&addr, 4, Policy::Custom(Box::new(|_| false))).unwrap();
+    let client = thread::spawn({
+        let addr = addr.clone();
+        move || connect::<u32>(&addr).map_err(|err| err.into_error())
+    });
+    let refused = server.accept().unwrap().unwrap_err();
+    assert!(matches!(refused.failure, ClientFailure::Refused));
+    assert_eq!(refused.peer.map(|peer| peer.uid), Some(geteuid()));
+    assert_eq!(
+        error_chain(&refused),
+        format!(
+            "dropped client pid {} uid {}: refused by the server's policy",
+            rustix::process::getpid().as_raw_nonzero(),
+            geteuid().as_raw()
+        )
+    );
+    assert!(matches!(
+        client.join().unwrap(),
+        Err(HandshakeError::Refused)
+    ));
+}
+
+#[test]
+fn client_of_another_type_is_told_what_the_server_offers() {
+    let addr = unique_addr();
+    let mut server = Server::<u64>::bind(&addr, 4, Policy::SameUser).unwrap();
+    let client = thread::spawn({
+        let addr = addr.clone();
+        move || connect::<u32>(&addr).map_err(|err| err.into_error())
+    });
+    let _session = server.accept().unwrap().unwrap();
+    let err = client.join().unwrap().unwrap_err();
+    assert!(matches!(
+        err,
+        HandshakeError::WrongRing { kind: Kind::Spsc, elem } if elem == ElementLayout::of::<u64>()
+    ));
+}
+
+#[test]
+fn hello_without_fds_is_refused() {
+    let addr = unique_addr();
+    let hello = hello::<u32>(Status::Accepted, 4, 4096, ACCEPTED_FDS);
+    let server = fake_server(&addr, hello.encode().to_vec(), Vec::new());
+    let err = connect::<u32>(&addr).unwrap_err().into_error();
+    assert!(matches!(
+        err,
+        HandshakeError::MissingFds {
+            expected: 2,
+            found: 0
+        }
+    ));
+    server.join().unwrap();
+}
+
+#[test]
+fn garbage_hello_is_refused() {
+    let addr = unique_addr();
+    let server = fake_server(&addr, b"not a hello".to_vec(), Vec::new());
+    let err = connect::<u32>(&addr).unwrap_err().into_error();
+    assert!(matches!(
+        err,
+        HandshakeError::Hello(HelloError::Length {
+            expected: HELLO_LEN,
+            found: 11
+        })
+    ));
+    server.join().unwrap();
+}
+
+#[test]
+fn unsealed_memfd_is_refused() {
+    let addr = unique_addr();
+    let memfd = rustix::fs::memfd_create("unsealed", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+    let size = Spsc::<u32>::required_size(4).unwrap();
+    rustix::fs::ftruncate(&memfd, size as u64).unwrap();
+    let wake = EventFd::new().unwrap();
+    let hello = hello::<u32>(Status::Accepted, 4, size, ACCEPTED_FDS);
+    let server = fake_server(&addr, hello.encode().to_vec(), vec![memfd, wake.into()]);
+    let err = connect::<u32>(&addr).unwrap_err().into_error();
+    assert!(
+        matches!(err, HandshakeError::Shm(ShmError::NotSealed { .. })),
+        "{err}"
+    );
+    server.join().unwrap();
+}
+
+#[test]
+fn a_server_that_never_answers_times_out() {
+    let addr = unique_addr();
+    // Listening, but never accepting: the connection waits in the backlog.
+    let _listener = SeqpacketListener::bind(&addr).unwrap();
+    let err = connect_timeout::<u32>(&addr, Duration::from_millis(50))
+        .unwrap_err()
+        .into_error();
+    assert!(matches!(err, HandshakeError::TimedOut), "{err}");
+}
+
+/// `err` and its sources, joined by ": ", as `anyhow` prints a chain.
+fn error_chain(err: &dyn core::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(err) = source {
+        text = format!("{text}: {err}");
+        source = err.source();
+    }
+    text
+}
+
+#[test]
+fn a_session_limit_refuses_newcomers_with_a_status_until_a_session_ends() {
+    let addr = unique_addr();
+    let mut server = Server::<u32>::bind(&addr, 4, Policy::SameUser).unwrap();
+    server.set_max_sessions(Some(1));
+    let client = |addr: &UnixAddr| {
+        let addr = addr.clone();
+        thread::spawn(move || connect::<u32>(&addr).map_err(|err| err.into_error()))
+    };
+
+    let first = client(&addr);
+    let session = server.accept().unwrap().unwrap();
+    let first = first.join().unwrap().unwrap();
+    assert_eq!(server.sessions(), 1);
+
+    let second = client(&addr);
+    let over = server.accept().unwrap().unwrap_err();
+    assert!(matches!(
+        over.failure,
+        ClientFailure::SessionLimit { max: 1 }
+    ));
+    assert_eq!(over.peer.map(|peer| peer.uid), Some(geteuid()));
+    assert!(matches!(
+        second.join().unwrap(),
+        Err(HandshakeError::SessionLimit)
+    ));
+
+    drop(session);
+    assert_eq!(server.sessions(), 0);
+    let third = client(&addr);
+    let _session = server.accept().unwrap().unwrap();
+    third.join().unwrap().unwrap();
+    drop(first);
+}
+
+#[test]
+fn a_client_gone_before_its_hello_is_a_client_error() {
+    let addr = unique_addr();
+    let mut server = Server::<u32>::bind(&addr, 4, Policy::SameUser).unwrap();
+    assert!(server.try_accept().unwrap().is_none(), "nobody waits");
+    drop(SeqpacketStream::connect(&addr).unwrap());
+    let gone = server.try_accept().unwrap().expect("a connection waits");
+    let gone = gone.unwrap_err();
+    assert!(matches!(gone.failure, ClientFailure::Gone), "{gone:?}");
+    assert_eq!(gone.peer.map(|peer| peer.uid), Some(geteuid()));
+    assert!(server.try_accept().unwrap().is_none());
+    assert_eq!(server.sessions(), 0);
+}
+
+#[test]
+fn the_server_fd_is_its_listener() {
+    let addr = unique_addr();
+    let server = Server::<u32>::bind(&addr, 4, Policy::SameUser).unwrap();
+    assert_eq!(server.as_raw_fd(), server.as_fd().as_raw_fd());
+    let events = crate::linux::poll::poll_now(server.as_fd(), PollFlags::IN).unwrap();
+    assert!(events.is_empty());
+    let _client = SeqpacketStream::connect(&addr).unwrap();
+    let events = crate::linux::poll::poll_now(server.as_fd(), PollFlags::IN).unwrap();
+    assert_eq!(events, PollFlags::IN);
+}
+
+#[test]
+fn refusals_name_their_reason_on_the_client() {
+    for (status, expected) in [
+        (Status::SessionLimit, "SessionLimit"),
+        (Status::OutOfResources, "ServerOutOfResources"),
+    ] {
+        let addr = unique_addr();
+        let hello = hello::<u32>(status, 4, 0, 0);
+        let server = fake_server(&addr, hello.encode().to_vec(), Vec::new());
+        let err = connect::<u32>(&addr).unwrap_err().into_error();
+        assert_eq!(format!("{err:?}"), expected);
+        server.join().unwrap();
+    }
+}
+
+/// A sealed memfd of a sparse terabyte, sent for a ring of 4 `u32`s: the
+/// client refuses it from its size, before mapping it.
+#[test]
+fn a_memfd_of_the_wrong_size_is_refused_before_mapping() {
+    const TIB: u64 = 1 << 40;
+    let needed = Spsc::<u32>::required_size(4).unwrap();
+    let page = rustix::param::page_size() as u64;
+    for size in [TIB, needed as u64 - 1, needed as u64 + page] {
+        let addr = unique_addr();
+        let memfd = rustix::fs::memfd_create(
+            "huge",
+            rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
+        )
+        .unwrap();
+        rustix::fs::ftruncate(&memfd, size).unwrap();
+        rustix::fs::fcntl_add_seals(&memfd, crate::linux::shm::REQUIRED_SEALS).unwrap();
+        let wake = EventFd::new().unwrap();
+        let hello = hello::<u32>(Status::Accepted, 4, size as usize, ACCEPTED_FDS);
+        let server = fake_server(&addr, hello.encode().to_vec(), vec![memfd, wake.into()]);
+        let err = connect::<u32>(&addr).unwrap_err().into_error();
+        assert!(
+            matches!(
+                err,
+                HandshakeError::RegionSize { capacity: 4, needed: Some(n), found }
+                    if n == needed && found == size
+            ),
+            "{err:?}"
+        );
+        server.join().unwrap();
+    }
+}
+
+#[test]
+fn bind_checks_the_capacity() {
+    let addr = unique_addr();
+    let err = Server::<u32>::bind(&addr, 3, Policy::SameUser).unwrap_err();
+    assert_eq!(err.addr(), &addr);
+    assert!(matches!(
+        err.error(),
+        HandshakeError::Create(CreateError::InvalidCapacity { capacity: 3 })
+    ));
+}
