@@ -5,6 +5,7 @@
 // examples and integration tests, where `std` is the natural choice.
 #![warn(clippy::std_instead_of_core)]
 
+pub mod bytes;
 mod error;
 mod header;
 pub mod layout;

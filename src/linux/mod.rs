@@ -7,6 +7,7 @@
 
 use core::fmt;
 
+pub mod bytes;
 pub mod handshake;
 pub mod hello;
 pub mod shm;
