@@ -238,7 +238,7 @@ impl<'a> Ring<'a> {
         self.head.store(0, Ordering::Relaxed);
         self.tail.store(0, Ordering::Relaxed);
         for word in self.data {
-            word.set(0);
+            WordCell::set(word, 0);
         }
     }
 
@@ -270,7 +270,7 @@ impl<'a> Ring<'a> {
             .chunks_mut(WORD_BYTES)
             .zip(&self.data[at..at + PER_WORD])
         {
-            chunk.copy_from_slice(&word.get().to_ne_bytes());
+            chunk.copy_from_slice(&WordCell::get(word).to_ne_bytes());
         }
         let [l0, l1, l2, l3, k0, k1, k2, k3] = raw;
         (
@@ -291,7 +291,7 @@ impl<'a> Ring<'a> {
         {
             let mut bytes = [0; WORD_BYTES];
             bytes.copy_from_slice(chunk);
-            word.set(WordInt::from_ne_bytes(bytes));
+            WordCell::set(word, WordInt::from_ne_bytes(bytes));
         }
     }
 
@@ -346,7 +346,7 @@ impl<'a> Ring<'a> {
     fn copy_out(&self, found: Found, out: &mut [u8]) {
         let words = self.data.get(found.first..).unwrap_or(&[]);
         for (chunk, word) in out.chunks_mut(WORD_BYTES).zip(words) {
-            chunk.copy_from_slice(&word.get().to_ne_bytes()[..chunk.len()]);
+            chunk.copy_from_slice(&WordCell::get(word).to_ne_bytes()[..chunk.len()]);
         }
     }
 }
