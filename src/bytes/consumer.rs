@@ -55,7 +55,15 @@ impl Cursor {
         dest: impl FnOnce(usize) -> Option<&'b mut [u8]>,
     ) -> Result<usize, PopError> {
         let used = self.available(ring)?;
-        let found = ring.find(self.tail, used)?.ok_or(PopError::Empty)?;
+        let found = match ring.find(self.tail, used) {
+            Ok(found) => found.ok_or(PopError::Empty)?,
+            Err(Corrupted) => {
+                // Read `head` afresh next time: once the peer behaves again,
+                // so does the ring.
+                self.cached_head = self.tail;
+                return Err(PopError::Corrupted);
+            }
+        };
         let out = dest(found.len).ok_or(PopError::TooSmall { needed: found.len })?;
         ring.copy_out(found, out);
         self.tail = self.tail.wrapping_add(found.release);

@@ -316,6 +316,25 @@ fn impossible_record_headers_are_corrupted_and_leave_the_ring_alone() {
 }
 
 #[test]
+fn after_a_corrupt_header_the_consumer_reads_head_afresh() {
+    let shared = shared(16);
+    let mut rx = RecordRing::create(shared.region(), 16)
+        .unwrap()
+        .into_consumer();
+    let peer = peer(&shared);
+    peer.set_header(0, 1000, RECORD);
+    shared.poke(HEAD, 10);
+    assert_eq!(rx.pop_vec::<8>(), Err(PopError::Corrupted));
+    // The peer behaves again: one empty record, `head` 1. A consumer still
+    // trusting the `head` it saw would take the zeroed words after it for
+    // records.
+    peer.set_header(0, 0, RECORD);
+    shared.poke(HEAD, 1);
+    assert_eq!(rx.pop_vec::<8>().map(|r| r.len()), Ok(0));
+    assert_eq!(rx.pop_vec::<8>(), Err(PopError::Empty));
+}
+
+#[test]
 fn a_record_straddling_the_end_is_corrupted() {
     let shared = shared(8);
     let (mut tx, mut rx) = RecordRing::create(shared.region(), 8).unwrap().split();
