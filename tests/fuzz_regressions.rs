@@ -27,6 +27,12 @@ mod attach;
 #[path = "../fuzz/src/seqlock.rs"]
 mod seqlock;
 
+#[path = "../fuzz/src/bytes.rs"]
+mod bytes;
+
+#[path = "../fuzz/src/bytes_hostile.rs"]
+mod bytes_hostile;
+
 #[cfg(all(feature = "linux", target_os = "linux"))]
 #[path = "../fuzz/src/hello.rs"]
 mod hello;
@@ -142,6 +148,20 @@ fn attach_inputs_pass() {
 #[test]
 fn seqlock_inputs_pass() {
     replay("seqlock", seqlock::run, inputs("seqlock", configs()));
+}
+
+#[test]
+fn bytes_inputs_pass() {
+    replay("bytes", bytes::run, inputs("bytes", configs()));
+}
+
+#[test]
+fn bytes_hostile_inputs_pass() {
+    replay(
+        "bytes_hostile",
+        bytes_hostile::run,
+        inputs("bytes_hostile", configs()),
+    );
 }
 
 #[cfg(all(feature = "linux", target_os = "linux"))]

@@ -9,6 +9,8 @@
 //! `hello` needs the crate's `linux` feature, which the fuzz crate enables.
 
 pub mod attach;
+pub mod bytes;
+pub mod bytes_hostile;
 pub mod hello;
 pub mod seqlock;
 pub mod spsc_hostile;
