@@ -8,6 +8,9 @@
 pub mod bytes;
 mod error;
 mod header;
+// Claiming a lane needs compare-and-swap.
+#[cfg(any(loom, target_has_atomic = "32"))]
+pub mod lanes;
 pub mod layout;
 mod payload;
 mod region;

@@ -2,13 +2,13 @@
 
 use core::{cell::Cell, fmt, marker::PhantomData};
 
-use super::{Corrupted, PopError, Ring};
+use super::{Corrupted, Found, PopError, Ring};
 use crate::sync::{self, Ordering};
 use crate::wait::{Event, SleepError};
 
 /// A consumer's position in a ring, kept locally: the ring's own
 /// [`Consumer`] holds one, and so does a lane set's consumer for each lane.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Cursor {
     /// Next word to read; the authoritative copy of the shared `tail`.
     tail: u32,
@@ -45,6 +45,33 @@ impl Cursor {
         Ok(ready)
     }
 
+    /// The next record, validated (see [Trust](super#trust)), without
+    /// taking it.
+    #[inline]
+    pub(crate) fn next(&mut self, ring: &Ring<'_>) -> Result<Found, PopError> {
+        let used = self.available(ring)?;
+        match ring.find(self.tail, used) {
+            Ok(found) => found.ok_or(PopError::Empty),
+            Err(Corrupted) => {
+                // Read `head` afresh next time: once the peer behaves again,
+                // so does the ring.
+                self.cached_head = self.tail;
+                Err(PopError::Corrupted)
+            }
+        }
+    }
+
+    /// Takes `found`, the record [`next`](Self::next) returned: copies it
+    /// into `out` (exactly `found.len` bytes) and releases its words.
+    #[inline]
+    pub(crate) fn take(&mut self, ring: &Ring<'_>, found: Found, out: &mut [u8]) {
+        ring.copy_out(found, out);
+        self.tail = self.tail.wrapping_add(found.release);
+        // Pairs with the producer's `Acquire` load of `tail`: the copy above
+        // is done before it rewrites these words.
+        ring.tail.store(self.tail, Ordering::Release);
+    }
+
     /// Pops the next record into the slice `dest(len)` returns for its
     /// length `len`, which must be exactly `len` bytes (`None`: too small,
     /// and the record stays). Everything is validated before the copy.
@@ -54,23 +81,18 @@ impl Cursor {
         ring: &Ring<'_>,
         dest: impl FnOnce(usize) -> Option<&'b mut [u8]>,
     ) -> Result<usize, PopError> {
-        let used = self.available(ring)?;
-        let found = match ring.find(self.tail, used) {
-            Ok(found) => found.ok_or(PopError::Empty)?,
-            Err(Corrupted) => {
-                // Read `head` afresh next time: once the peer behaves again,
-                // so does the ring.
-                self.cached_head = self.tail;
-                return Err(PopError::Corrupted);
-            }
-        };
+        let found = self.next(ring)?;
         let out = dest(found.len).ok_or(PopError::TooSmall { needed: found.len })?;
-        ring.copy_out(found, out);
-        self.tail = self.tail.wrapping_add(found.release);
-        // Pairs with the producer's `Acquire` load of `tail`: the copy above
-        // is done before it rewrites these words.
-        ring.tail.store(self.tail, Ordering::Release);
+        self.take(ring, found, out);
         Ok(found.len)
+    }
+
+    /// Makes the ring empty at this cursor: `head` back to `tail`. Only for a
+    /// ring no producer owns (a freed lane whose producer left it corrupt).
+    #[cfg(any(loom, target_has_atomic = "32"))]
+    pub(crate) fn reset(&mut self, ring: &Ring<'_>) {
+        ring.head.store(self.tail, Ordering::Relaxed);
+        self.cached_head = self.tail;
     }
 
     /// Words published and not yet consumed (the capacity for a corrupt

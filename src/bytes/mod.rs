@@ -92,6 +92,8 @@ mod producer;
 use core::fmt;
 
 pub use consumer::Consumer;
+#[cfg(any(loom, target_has_atomic = "32"))]
+pub(crate) use consumer::Cursor;
 pub use producer::{Grant, OutOfBounds, Producer};
 
 pub use crate::Corrupted;

@@ -182,7 +182,7 @@ impl<'a, K> Region<'a, K> {
                 capacity: fp.capacity,
             });
         }
-        self.fit(required_size::<S>(fp.elem, fp.capacity))?;
+        self.fit(S::size(fp.elem, fp.capacity))?;
         // SAFETY: aligned, and holds the header and every slot (checked above).
         let (header, view) = unsafe {
             (
@@ -209,7 +209,7 @@ impl<'a, K> Region<'a, K> {
         let capacity = header
             .snapshot()?
             .validate(S::KIND, elem, tag, S::capacity_ok)?;
-        self.fit(required_size::<S>(elem, capacity))?;
+        self.fit(S::size(elem, capacity))?;
         // SAFETY: aligned, and holds every slot the header records (checked).
         let view = unsafe { S::view(self.memory, elem, capacity) };
         Ok((view, self.keeper))
@@ -221,7 +221,7 @@ impl<'a, K> Region<'a, K> {
     /// that of an empty `S`.
     ///
     /// # Safety
-    /// The region is aligned and holds `required_size::<S>(fp.elem,
+    /// The region is aligned and holds `S::size(fp.elem,
     /// fp.capacity)` bytes, and `fp.capacity` is valid for `S`.
     pub(crate) unsafe fn describe<S: Structure>(&self, fp: Fingerprint) -> S::View<'a> {
         // SAFETY: the caller's guarantee covers the header and the view.
@@ -313,7 +313,7 @@ impl<'a, K> ReadRegion<'a, K> {
 ///
 /// # Safety
 /// [`view`](Self::view) must reach only bytes below
-/// [`required_size`]`::<Self>(elem, capacity)`, through the accessors of
+/// [`size`](Self::size)`(elem, capacity)`, through the accessors of
 /// [`Memory`], at the offsets and with the types its layout documents.
 pub(crate) unsafe trait Structure {
     /// The structure's view of its region: references to its atomics, or the
@@ -331,11 +331,20 @@ pub(crate) unsafe trait Structure {
     /// The view of memory holding `capacity` slots of `elem`.
     ///
     /// # Safety
-    /// The memory is aligned and holds `required_size::<Self>(elem, capacity)`
+    /// The memory is aligned and holds `Self::size(elem, capacity)`
     /// bytes.
     unsafe fn view(memory: Memory<'_>, elem: ElementLayout, capacity: u32) -> Self::View<'_>;
     /// Sets every control word and slot to its initial state.
     fn init(view: &Self::View<'_>);
+    /// Bytes a region needs for `capacity` slots of `elem`, if that fits in
+    /// `usize`: [`required_size`], unless the structure's capacity field
+    /// holds more than a slot count (fan-in lanes).
+    fn size(elem: ElementLayout, capacity: u32) -> Option<usize>
+    where
+        Self: Sized,
+    {
+        required_size::<Self>(elem, capacity)
+    }
 }
 
 /// Bytes a region needs for an `S` of `capacity` slots of `elem`, if that fits
