@@ -72,25 +72,36 @@ impl<'a, K> LaneProducer<'a, K> {
     /// scan.
     #[must_use = "a true result consumed the announcement: the consumer sleeps until woken"]
     pub fn release(self) -> bool {
-        // Dropping marks the lane closing; the doorbell outlives the claim.
-        let doorbell = self.doorbell;
-        drop(self);
-        doorbell.needs_wake()
+        self.release_in_place()
     }
-}
 
-impl<K> Drop for LaneProducer<'_, K> {
-    fn drop(&mut self) {
+    /// Marks the lane closing, keeping the handle (which must not be used
+    /// for records any more), and reports whether the consumer must be
+    /// woken.
+    pub(crate) fn release_in_place(&self) -> bool {
+        self.close();
+        self.doorbell.needs_wake()
+    }
+
+    /// Swaps the lane from this claim to `CLOSING`. Only the first call
+    /// swaps: after it the state is no longer this claim's.
+    fn close(&self) {
+        let closing = (self.claimed & !STATE_MASK) | CLOSING;
         // `Release`: orders every `head` store of this claim before the
         // consumer's `Acquire` load that sees the lane closing. A failed
-        // swap means the consumer reclaimed the lane already.
-        let closing = (self.claimed & !STATE_MASK) | CLOSING;
+        // swap means the lane was released or reclaimed already.
         let _ = self.state.compare_exchange(
             self.claimed,
             closing,
             Ordering::Release,
             Ordering::Relaxed,
         );
+    }
+}
+
+impl<K> Drop for LaneProducer<'_, K> {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 

@@ -10,6 +10,7 @@ use core::fmt;
 pub mod bytes;
 pub mod handshake;
 pub mod hello;
+pub mod lanes;
 pub mod shm;
 pub mod uds;
 pub mod wake;
