@@ -292,6 +292,16 @@ impl<'a, K> LanesConsumer<'a, K> {
             .then(|| LaneState::of(self.view.state(lane).load(Ordering::Acquire)))
     }
 
+    /// Words published in lane `lane` and not yet popped, headers and
+    /// padding included (at most the capacity, which is also what a corrupt
+    /// counter shows as; 0 past the last lane).
+    pub fn used_words(&self, lane: usize) -> usize {
+        if lane >= self.view.lanes {
+            return 0;
+        }
+        self.cursors[lane].used(&self.view.ring(lane)) as usize
+    }
+
     /// Whether lane `lane` is quarantined: found corrupt, skipped until it
     /// is released or reclaimed.
     pub fn is_quarantined(&self, lane: usize) -> bool {

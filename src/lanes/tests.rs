@@ -77,6 +77,10 @@ fn records_arrive_with_their_lane_and_positions_carry_over_claims() {
     a.push(b"a1").unwrap();
     b.push(b"b1").unwrap();
     a.push(b"a2").unwrap();
+    assert_eq!(
+        (rx.used_words(0), rx.used_words(1), rx.used_words(2)),
+        (4, 2, 0)
+    );
     assert!(!a.release(), "nobody sleeps");
     assert_eq!(
         drain(&mut rx),
