@@ -33,6 +33,14 @@ mod bytes;
 #[path = "../fuzz/src/bytes_hostile.rs"]
 mod bytes_hostile;
 
+#[cfg(target_has_atomic = "32")]
+#[path = "../fuzz/src/lanes.rs"]
+mod lanes;
+
+#[cfg(target_has_atomic = "32")]
+#[path = "../fuzz/src/lanes_hostile.rs"]
+mod lanes_hostile;
+
 #[cfg(all(feature = "linux", target_os = "linux"))]
 #[path = "../fuzz/src/hello.rs"]
 mod hello;
@@ -161,6 +169,22 @@ fn bytes_hostile_inputs_pass() {
         "bytes_hostile",
         bytes_hostile::run,
         inputs("bytes_hostile", configs()),
+    );
+}
+
+#[cfg(target_has_atomic = "32")]
+#[test]
+fn lanes_inputs_pass() {
+    replay("lanes", lanes::run, inputs("lanes", configs()));
+}
+
+#[cfg(target_has_atomic = "32")]
+#[test]
+fn lanes_hostile_inputs_pass() {
+    replay(
+        "lanes_hostile",
+        lanes_hostile::run,
+        inputs("lanes_hostile", configs()),
     );
 }
 
