@@ -87,7 +87,7 @@ pub fn run(data: &[u8]) {
     let lane_count = 1 + usize::from(config % 8);
     let words = 4u32 << ((config >> 3) % 4);
     let size = Lanes::required_size(lane_count, words).expect("a small lane set");
-    let memory = SharedMemory::zeroed(size, FIRST_LANE);
+    let memory = SharedMemory::zeroed_parts(size, FIRST_LANE, lane_stride(words), 256);
     let mut lanes = Lanes::create(memory.region(), lane_count, words).expect("create");
     let mut rx = Lanes::attach(memory.region())
         .expect("attach")

@@ -189,6 +189,9 @@ pub struct SharedMemory {
     layout: Layout,
     /// Offset from which the crate accesses the memory in wide words.
     wide_from: usize,
+    /// For a structure that repeats from `wide_from` (fan-in lanes): every
+    /// `.0` bytes, the first `.1` are `u32`s again.
+    period: Option<(usize, usize)>,
 }
 
 impl SharedMemory {
@@ -207,7 +210,18 @@ impl SharedMemory {
             len,
             layout,
             wide_from,
+            period: None,
         }
+    }
+
+    /// As [`zeroed`](Self::zeroed), for parts repeating every `stride` bytes
+    /// from `first`, each accessed in `u32` words for its first `narrow`
+    /// bytes and in wide words after (fan-in lanes: two control lines, then
+    /// data words).
+    pub fn zeroed_parts(len: usize, first: usize, stride: usize, narrow: usize) -> Self {
+        let mut memory = Self::zeroed(len, first);
+        memory.period = Some((stride, narrow));
+        memory
     }
 
     /// The region's length in bytes.
@@ -245,7 +259,13 @@ impl SharedMemory {
     /// reach past the region is cut down to single bytes, which the crate never
     /// accesses (its words all lie within the sizes it checks).
     fn word(&self, at: usize) -> (usize, usize) {
-        let width = if at >= self.wide_from { WIDE } else { 4 };
+        let wide = match self.period {
+            Some((stride, narrow)) if at >= self.wide_from => {
+                (at - self.wide_from) % stride >= narrow
+            }
+            _ => at >= self.wide_from,
+        };
+        let width = if wide { WIDE } else { 4 };
         let start = at - at % width;
         if start + width <= self.len {
             (start, width)

@@ -28,7 +28,7 @@
 //! alice.push(b"alice: hello")?;
 //! bob.push(b"bob: hi")?;
 //! alice.push(b"alice: bye")?;
-//! alice.release(); // the consumer frees the lane once it has drained it
+//! drop(alice); // released: the consumer frees the lane once it has drained it
 //!
 //! let mut buf = vec![0; daemon.max_record()];
 //! let mut lines = Vec::new();

@@ -1,5 +1,7 @@
 //! The two locks on a named segment: the creator's life lock and the name
-//! lock (see [Liveness](super#liveness) for the protocol).
+//! lock (see [Liveness](super#liveness) for the protocol); and the byte
+//! locks they are made of, which fan-in lanes use too (one per lane, from
+//! byte 64: `crate::linux::lanes`).
 //!
 //! Both are open-file-description (OFD) write locks on one byte of the
 //! object: `fcntl(F_OFD_SETLK)`, queried with `fcntl(F_OFD_GETLK)`. They
