@@ -29,7 +29,7 @@ pub use payload::Pod;
 #[cfg(loom)]
 #[doc(hidden)]
 pub use region::LoomMemory;
-pub use region::{AttachError, CreateError, FitError, ReadRegion, Region};
+pub use region::{AttachError, CreateError, FitError, PartInfo, ReadRegion, Region, parts};
 
 // Not under loom: its atomics cannot live in mapped memory or be futex words.
 #[cfg(all(feature = "linux", target_os = "linux", not(loom)))]

@@ -47,11 +47,6 @@ pub trait Pod: FromBytes + IntoBytes + Immutable {}
 
 impl<T: FromBytes + IntoBytes + Immutable> Pod for T {}
 
-/// Words one element of `T` spans in a slot: its stride over the word size.
-pub(crate) const fn slot_words<T>() -> usize {
-    crate::ElementLayout::of::<T>().stride as usize / WORD_BYTES
-}
-
 /// Copies `value` into `dst` (the words of one slot) word by word; the slot's
 /// bytes past the value are zeroed.
 #[inline]

@@ -48,14 +48,19 @@ impl<const N: usize> Message<N> {
     };
 
     /// A message holding a copy of `bytes`.
+    ///
+    /// # Errors
+    /// [`TooLong`] if `bytes` is longer than `N`.
     pub fn new(tag: u32, bytes: &[u8]) -> Result<Self, TooLong> {
         let mut msg = Self::EMPTY;
         msg.set(tag, bytes)?;
         Ok(msg)
     }
 
-    /// Replaces the contents with `tag` and a copy of `bytes`; on error the
-    /// message is unchanged.
+    /// Replaces the contents with `tag` and a copy of `bytes`.
+    ///
+    /// # Errors
+    /// [`TooLong`] if `bytes` is longer than `N`; the message is unchanged.
     pub fn set(&mut self, tag: u32, bytes: &[u8]) -> Result<(), TooLong> {
         let dst = self.data.get_mut(..bytes.len()).ok_or(TooLong {
             len: bytes.len(),
@@ -97,6 +102,10 @@ impl<const N: usize> Message<N> {
     }
 
     /// Copies the payload into `buf`, returning its length.
+    ///
+    /// # Errors
+    /// [`BufferTooSmall`] if `buf` is shorter than the payload; `buf` is
+    /// unchanged.
     pub fn copy_to(&self, buf: &mut [u8]) -> Result<usize, BufferTooSmall> {
         let payload = self.payload();
         let available = buf.len();

@@ -20,26 +20,28 @@ mod inline {
     use super::{PhantomData, Region, if_take_flag};
     use crate::layout::Line;
 
-    /// The bytes of a region with `L` control lines and `N` slots of `T`.
+    /// The bytes of a region with `L` control lines and `N` slots of `T`, each
+    /// with `O` bytes beside the element.
     ///
-    /// No padding before the end of `tail`, so moving the value (a typed copy,
-    /// which need not keep padding bytes) keeps every byte a structure reads:
-    /// `[Line; L]` is a multiple of 128 bytes (asserted to be a multiple of
-    /// `T`'s alignment), `[T; N]` has none (`Pod` types have no padding), and
-    /// `tail` has alignment 1. `slots` and `tail` together hold at least
-    /// `N * stride` bytes, as a stride is the size rounded up to 8: at most 7
-    /// more.
+    /// No padding before the end of `overhead`, so moving the value (a typed
+    /// copy, which need not keep padding bytes) keeps every byte a structure
+    /// reads: `[Line; L]` is a multiple of 128 bytes (asserted to be a
+    /// multiple of `T`'s alignment), `[T; N]` has none (`Pod` types have no
+    /// padding), and the byte arrays have alignment 1. Together they hold at
+    /// least `N * (O + stride)` bytes, as a stride is the size rounded up to 8:
+    /// at most 7 more.
     #[repr(C, align(128))]
-    struct Bytes<T, const N: usize, const L: usize> {
+    struct Bytes<T, const N: usize, const L: usize, const O: usize> {
         control: [Line; L],
         slots: [T; N],
-        tail: [[u8; 7]; N],
+        rounding: [[u8; 7]; N],
+        overhead: [[u8; O]; N],
     }
 
     /// Zeroed memory for a structure with `L` control lines and `N` slots of
-    /// `T`, and two take-once flags.
-    pub(crate) struct StaticMemory<T, const N: usize, const L: usize> {
-        bytes: UnsafeCell<MaybeUninit<Bytes<T, N, L>>>,
+    /// `T` (with `O` bytes beside each element), and two take-once flags.
+    pub(crate) struct StaticMemory<T, const N: usize, const L: usize, const O: usize> {
+        bytes: UnsafeCell<MaybeUninit<Bytes<T, N, L, O>>>,
         #[cfg(any(target_has_atomic = "8", feature = "portable-atomic"))]
         taken: [crate::sync::TakeFlag; 2],
         _t: PhantomData<T>,
@@ -47,9 +49,9 @@ mod inline {
 
     // SAFETY: the bytes are reached only through `Region`s, whose structures
     // access them only through atomics; the flags are atomics.
-    unsafe impl<T, const N: usize, const L: usize> Sync for StaticMemory<T, N, L> {}
+    unsafe impl<T, const N: usize, const L: usize, const O: usize> Sync for StaticMemory<T, N, L, O> {}
 
-    impl<T, const N: usize, const L: usize> StaticMemory<T, N, L> {
+    impl<T, const N: usize, const L: usize, const O: usize> StaticMemory<T, N, L, O> {
         /// All zeroes: every structure's initial state, and no header yet.
         pub(crate) const fn zeroed() -> Self {
             const {
@@ -82,12 +84,12 @@ mod inline {
             // 3. accessed only through the crate's structures: the cell is
             //    private, and every region made here holds the same kind of
             //    structure (see above).
-            unsafe { Region::from_raw_parts(ptr, core::mem::size_of::<Bytes<T, N, L>>()) }
+            unsafe { Region::from_raw_parts(ptr, core::mem::size_of::<Bytes<T, N, L, O>>()) }
         }
     }
 
     if_take_flag! {
-        impl<T, const N: usize, const L: usize> StaticMemory<T, N, L> {
+        impl<T, const N: usize, const L: usize, const O: usize> StaticMemory<T, N, L, O> {
             /// Whether this call is the first to take side `side` (0 or 1).
             pub(crate) fn take(&self, side: usize) -> bool {
                 !self.taken[side].swap(true, crate::sync::Ordering::Relaxed)
@@ -106,17 +108,17 @@ mod modelled {
 
     /// Under loom, atomics cannot be laid over plain memory: the memory is
     /// modelled, one loom object per word.
-    pub(crate) struct StaticMemory<T, const N: usize, const L: usize> {
+    pub(crate) struct StaticMemory<T, const N: usize, const L: usize, const O: usize> {
         memory: Box<LoomMemory>,
         taken: [TakeFlag; 2],
         _t: PhantomData<T>,
     }
 
-    impl<T, const N: usize, const L: usize> StaticMemory<T, N, L> {
+    impl<T, const N: usize, const L: usize, const O: usize> StaticMemory<T, N, L, O> {
         pub(crate) fn zeroed() -> Self {
             let stride = crate::ElementLayout::of::<T>().stride as usize;
             Self {
-                memory: Box::new(LoomMemory::new(L * crate::layout::LINE + N * stride)),
+                memory: Box::new(LoomMemory::new(L * crate::layout::LINE + N * (O + stride))),
                 taken: [TakeFlag::new(false), TakeFlag::new(false)],
                 _t: PhantomData,
             }

@@ -47,12 +47,21 @@ impl Shared {
 
     /// Stores `value` into the `u32` at byte `offset`, as a peer process could.
     pub(crate) fn poke(&self, offset: usize, value: u32) {
+        self.word(offset).store(value, Ordering::Release);
+    }
+
+    /// Loads the `u32` at byte `offset`, as a peer process could.
+    pub(crate) fn peek(&self, offset: usize) -> u32 {
+        self.word(offset).load(Ordering::Acquire)
+    }
+
+    /// The `u32` at byte `offset`.
+    fn word(&self, offset: usize) -> &AtomicU32 {
         assert!(offset.is_multiple_of(4) && offset + 4 <= self.len);
         // SAFETY: in bounds and aligned (asserted); the crate accesses those
         // bytes only through atomics, as `u32`s where it accesses them at all,
-        // and the reference lives only for this call, while `self` owns them.
-        let word = unsafe { AtomicU32::from_ptr(self.base.as_ptr().add(offset).cast()) };
-        word.store(value, Ordering::Release);
+        // and the reference lives no longer than `self`, which owns them.
+        unsafe { AtomicU32::from_ptr(self.base.as_ptr().add(offset).cast()) }
     }
 
     /// Scribbles `rounds` times over every 4-byte word in `ranges`, as a peer

@@ -39,7 +39,12 @@
 //! 8. `connect` to a server that never sends its hello gives up with
 //!    `TimedOut` after `HELLO_TIMEOUT`;
 //! 9. a client in a pid namespace of its own (run by `unshare`) connects: it
-//!    sees no pid for the server, the server sees its pid, messages flow.
+//!    sees no pid for the server, the server sees its pid, messages flow;
+//! 10. a client without `/proc` (unmounted in its own mount namespace) checks
+//!     its eventfd without it and connects;
+//! 11. a server out of fds drops each newcomer through its spare fd with an
+//!     `OutOfResources` hello, reports it by pid, and serves again once fds
+//!     free up.
 //!
 //! Every test counts this process's open fds before and after (no leak) and
 //! lists `/dev/shm` before and after (no name it created remains). Fds are
@@ -67,10 +72,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ipc_primitives::linux::handshake::{HELLO_TIMEOUT, HandshakeError, Policy, Server, Session};
-use ipc_primitives::linux::hello::{Hello, Status};
+use ipc_primitives::linux::hello::{HELLO_LEN, Hello, Status};
 use ipc_primitives::linux::shm::{CreateOptions, SealFlags, Segment, ShmError};
-use ipc_primitives::linux::uds::{SeqpacketListener, UdsError, UnixAddr};
-use ipc_primitives::linux::wake::{BlockingPopError, EventFd, SpinThenBlock, Wakeup};
+use ipc_primitives::linux::uds::{SeqpacketListener, SeqpacketStream, UdsError, UnixAddr};
+use ipc_primitives::linux::wake::{BlockingPopError, EventFd, EventFdError, SpinThenBlock, Wakeup};
 use ipc_primitives::seqlock::{ReadError, SeqLock};
 use ipc_primitives::spsc::{Consumer, PopError, Spsc};
 use ipc_primitives::{ABI_VERSION, AttachError, ElementLayout, FitError, Kind};
@@ -247,7 +252,7 @@ fn blocking_mode_eventfd_through_the_handshake() {
     accounted(|| {
         const CLIENT: u64 = 7;
         let (addr, name) = abstract_addr("blocking");
-        let server = Server::<Msg>::bind(&addr, 256, Policy::SameUser).expect("bind");
+        let mut server = Server::<Msg>::bind(&addr, 256, Policy::SameUser).expect("bind");
         let mut child = Proc::spawn(
             "client",
             &[
@@ -259,7 +264,10 @@ fn blocking_mode_eventfd_through_the_handshake() {
             Duration::from_secs(120),
         );
         wait_readable(&server, &mut [&mut child], "the client to connect");
-        let mut session = server.accept().expect("accept");
+        let mut session = server
+            .accept()
+            .expect("the listener works")
+            .expect("the client is served");
         assert_eq!(
             session
                 .credentials()
@@ -369,7 +377,7 @@ fn serve(counts: &[Option<u64>], kill: Option<(usize, u64)>) -> Vec<Delivered> {
     /// client's next push, so waking without an event means none came.
     const IDLE: Duration = Duration::from_secs(1);
     let (addr, name) = abstract_addr("serve");
-    let server = Server::<Msg>::bind(&addr, CAPACITY, Policy::SameUser).expect("bind");
+    let mut server = Server::<Msg>::bind(&addr, CAPACITY, Policy::SameUser).expect("bind");
     let mut lanes: Vec<Lane> = counts
         .iter()
         .zip(0_u64..)
@@ -402,7 +410,10 @@ fn serve(counts: &[Option<u64>], kill: Option<(usize, u64)>) -> Vec<Delivered> {
     for _ in 0..lanes.len() {
         let mut procs: Vec<&mut Proc> = lanes.iter_mut().map(|lane| &mut lane.proc).collect();
         wait_readable(&server, &mut procs, "the clients to connect");
-        let session = server.accept().expect("accept");
+        let session = server
+            .accept()
+            .expect("the listener works")
+            .expect("the client is served");
         let pid = session
             .credentials()
             .pid
@@ -873,14 +884,17 @@ fn attach_with_the_wrong_type_version_or_size_is_a_typed_error() {
         // Through the handshake: a client of another element type is told
         // what the server offers.
         let (addr, addr_name) = abstract_addr("wrong-type");
-        let server = Server::<Msg>::bind(&addr, 16, Policy::SameUser).expect("bind");
+        let mut server = Server::<Msg>::bind(&addr, 16, Policy::SameUser).expect("bind");
         let mut child = Proc::spawn(
             "connect-report",
             &[("IPCP_ADDR", addr_name), ("IPCP_TYPE", "u64".to_owned())],
             Duration::from_secs(30),
         );
         wait_readable(&server, &mut [&mut child], "the client to connect");
-        let session = server.accept().expect("accept");
+        let session = server
+            .accept()
+            .expect("the listener works")
+            .expect("the client is served");
         let results = child.wait_success();
         let expected = Err::<(), _>(HandshakeError::WrongRing {
             kind: Kind::Spsc,
@@ -902,14 +916,17 @@ fn the_handshake_memfd_is_sealed_against_the_client() {
     accounted(|| {
         const COUNT: u64 = 100;
         let (addr, name) = abstract_addr("sealed");
-        let server = Server::<Msg>::bind(&addr, 256, Policy::SameUser).expect("bind");
+        let mut server = Server::<Msg>::bind(&addr, 256, Policy::SameUser).expect("bind");
         let mut child = Proc::spawn(
             "try-truncate",
             &[("IPCP_ADDR", name), ("IPCP_COUNT", COUNT.to_string())],
             Duration::from_secs(30),
         );
         wait_readable(&server, &mut [&mut child], "the client to connect");
-        let mut session = server.accept().expect("accept");
+        let mut session = server
+            .accept()
+            .expect("the listener works")
+            .expect("the client is served");
         let results = child.wait_success();
         let eperm = format!("{:?}", Err::<(), _>(Errno::PERM));
         let expected = [
@@ -940,7 +957,7 @@ fn unsealed_or_truncated_memfds_from_a_fake_server_are_refused() {
         let expected = HandshakeError::Shm(ShmError::NotSealed {
             found: SealFlags::empty(),
         });
-        fake_server("unsealed", unsealed, needed, &expected);
+        fake_server("unsealed", unsealed, needed, &expected, &[]);
 
         // Sealed against shrinking only: it could still grow, which is
         // harmless, but the contract asks for both.
@@ -948,7 +965,7 @@ fn unsealed_or_truncated_memfds_from_a_fake_server_are_refused() {
         let expected = HandshakeError::Shm(ShmError::NotSealed {
             found: SealFlags::SHRINK,
         });
-        fake_server("shrink-only", shrink_only, needed, &expected);
+        fake_server("shrink-only", shrink_only, needed, &expected, &[]);
 
         // Sealed, but truncated below what the ring's header asks for: the
         // ring was created at full size, the mapping dropped, the memfd cut
@@ -971,11 +988,36 @@ fn unsealed_or_truncated_memfds_from_a_fake_server_are_refused() {
             SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
         )
         .expect("seal");
-        let expected = HandshakeError::Attach(AttachError::Fit(FitError::TooSmall {
-            needed,
-            actual: 4096,
-        }));
-        fake_server("truncated", truncated, needed, &expected);
+        let expected = HandshakeError::RegionSize {
+            capacity: 1024,
+            needed: Some(needed),
+            found: 4096,
+        };
+        fake_server("truncated", truncated, needed, &expected, &[]);
+
+        // A sparse terabyte, sealed, with a valid ring header at its start:
+        // refused from its size before it is mapped. The child may map at
+        // most 64 GiB: had it tried to map the memfd, `mmap` would have
+        // failed instead.
+        const TIB: u64 = 1 << 40;
+        let huge = memfd_create("ipcp-huge", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+            .expect("memfd_create");
+        ftruncate(&huge, needed as u64).expect("ftruncate");
+        {
+            let segment = Segment::from_fd_trusted(huge.try_clone().expect("dup")).expect("map");
+            Spsc::<Msg>::create(segment.region().expect("the segment's region"), 1024)
+                .expect("create the ring");
+        }
+        ftruncate(&huge, TIB).expect("ftruncate");
+        fcntl_add_seals(&huge, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)
+            .expect("seal");
+        let expected = HandshakeError::RegionSize {
+            capacity: 1024,
+            needed: Some(needed),
+            found: TIB,
+        };
+        let limit = ("IPCP_LIMIT_AS", (64_u64 << 30).to_string());
+        fake_server("huge", huge, needed, &expected, &[limit]);
     });
 }
 
@@ -992,15 +1034,20 @@ fn memfd(len: u64, seals: SealFlags) -> std::os::fd::OwnedFd {
 
 /// Listens as a fake server, sends a connecting child an accepting hello
 /// with `memfd` and an eventfd, and checks the child's `connect` fails with
-/// `expected` (the child also checks it leaked no fd).
-fn fake_server(tag: &str, memfd: std::os::fd::OwnedFd, len: usize, expected: &HandshakeError) {
+/// `expected` (the child also checks it leaked no fd). `vars` go to the
+/// child's environment.
+fn fake_server(
+    tag: &str,
+    memfd: std::os::fd::OwnedFd,
+    len: usize,
+    expected: &HandshakeError,
+    vars: &[(&str, String)],
+) {
     let (addr, name): (UnixAddr, String) = abstract_addr(tag);
     let listener = SeqpacketListener::bind(&addr).expect("bind");
-    let mut child = Proc::spawn(
-        "connect-report",
-        &[("IPCP_ADDR", name), ("IPCP_TYPE", "Msg".to_owned())],
-        Duration::from_secs(30),
-    );
+    let mut env = vec![("IPCP_ADDR", name), ("IPCP_TYPE", "Msg".to_owned())];
+    env.extend(vars.iter().cloned());
+    let mut child = Proc::spawn("connect-report", &env, Duration::from_secs(30));
     wait_readable(&listener, &mut [&mut child], "the client to connect");
     let stream = listener.accept().expect("accept");
     let hello = Hello {
@@ -1087,7 +1134,7 @@ fn foreign_and_stale_files_at_the_socket_path() {
         let status = server_child.kill();
         assert!(status.signal().is_some(), "{}", harness::describe(status));
         assert!(harness::is_socket(&path), "the killed server's socket file");
-        let server =
+        let mut server =
             Server::<Msg>::bind(&addr, 64, Policy::SameUser).expect("replace the stale socket");
 
         // And the new server works.
@@ -1103,7 +1150,10 @@ fn foreign_and_stale_files_at_the_socket_path() {
             Duration::from_secs(30),
         );
         wait_readable(&server, &mut [&mut client], "the client to connect");
-        let mut session = server.accept().expect("accept");
+        let mut session = server
+            .accept()
+            .expect("the listener works")
+            .expect("the client is served");
         let (rx, wakeup) = session.parts();
         pop_all_blocking(rx, wakeup, 3, COUNT, &mut client, |_| {
             SpinThenBlock::default()
@@ -1166,7 +1216,7 @@ fn a_client_in_another_pid_namespace_sees_no_server_pid() {
         const CLIENT: u64 = 9;
         const COUNT: u64 = 10_000;
         let (addr, name) = abstract_addr("pidns");
-        let server = Server::<Msg>::bind(&addr, 64, Policy::SameUser).expect("bind");
+        let mut server = Server::<Msg>::bind(&addr, 64, Policy::SameUser).expect("bind");
         let mut child = Proc::spawn_in_new_pid_namespace(
             "client",
             &[
@@ -1178,7 +1228,10 @@ fn a_client_in_another_pid_namespace_sees_no_server_pid() {
             Duration::from_secs(60),
         );
         wait_readable(&server, &mut [&mut child], "the client to connect");
-        let mut session = server.accept().expect("accept");
+        let mut session = server
+            .accept()
+            .expect("the listener works")
+            .expect("the client is served");
         let client_pid = session.credentials().pid.expect("the client is visible");
         assert_ne!(
             client_pid.as_raw_nonzero().get(),
@@ -1190,5 +1243,111 @@ fn a_client_in_another_pid_namespace_sees_no_server_pid() {
             SpinThenBlock::default()
         });
         assert_eq!(child.wait_success(), ["server-pid None"]);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// 10. No /proc
+// ---------------------------------------------------------------------------
+
+/// A client in a sandbox without `/proc` (a mount namespace where it is
+/// unmounted): `EventFd::from_fd` tells an eventfd from a pipe, an epoll fd,
+/// a timerfd and a memfd without it, and the handshake works.
+#[test]
+fn a_client_without_proc_checks_its_eventfd_and_connects() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: unshare --mount needs root");
+        return;
+    }
+    accounted(|| {
+        const COUNT: u64 = 1000;
+        let (addr, name) = abstract_addr("no-proc");
+        let mut server = Server::<Msg>::bind(&addr, 64, Policy::SameUser).expect("bind");
+        let mut child = Proc::spawn_without_proc(
+            "without-proc",
+            &[("IPCP_ADDR", name), ("IPCP_COUNT", COUNT.to_string())],
+            Duration::from_secs(60),
+        );
+        wait_readable(&server, &mut [&mut child], "the client to connect");
+        let mut session = server
+            .accept()
+            .expect("the listener works")
+            .expect("the client is served");
+        let (rx, wakeup) = session.parts();
+        pop_all_blocking(rx, wakeup, 0, COUNT, &mut child, |_| {
+            SpinThenBlock::default()
+        });
+        let not_eventfd = format!("{:?}", Err::<(), _>(EventFdError::NotEventFd));
+        let expected = [
+            "proc-gone true".to_owned(),
+            format!("eventfd {:?}", Ok::<(), EventFdError>(())),
+            format!("pipe-read {not_eventfd}"),
+            format!("pipe-write {not_eventfd}"),
+            format!("epoll {not_eventfd}"),
+            format!("timerfd {not_eventfd}"),
+            format!("memfd {not_eventfd}"),
+            format!("pushed {COUNT}"),
+        ];
+        assert_eq!(child.wait_success(), expected);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// 11. Out of fds
+// ---------------------------------------------------------------------------
+
+/// A server whose fd table is full but for one session's worth: the first
+/// client gets a ring; each later one is accepted on the server's spare fd,
+/// told `OutOfResources` and closed (no busy loop on `EMFILE`, no client left
+/// waiting for a hello), and the server reports each by pid. Once the
+/// session ends, the next client is served again.
+#[test]
+fn a_server_out_of_fds_drops_newcomers_with_a_status() {
+    accounted(|| {
+        const CLIENTS: usize = 20;
+        let (addr, name) = abstract_addr("starved");
+        let mut server = Proc::spawn(
+            "fd-starved-server",
+            &[("IPCP_ADDR", name), ("IPCP_CLIENTS", CLIENTS.to_string())],
+            Duration::from_secs(60),
+        );
+        server.expect_line(harness::READY);
+        let hello_of = |server: &mut Proc| {
+            let stream = SeqpacketStream::connect(&addr).expect("connect");
+            wait_readable(&stream, &mut [server], "the hello");
+            let mut buf = [0; HELLO_LEN];
+            let (len, fds) = stream.recv_with_fds(&mut buf, 2).expect("the hello");
+            let hello = Hello::decode(&buf[..len]).expect("a valid hello");
+            (hello.status, (stream, fds))
+        };
+        let (statuses, held): (Vec<_>, Vec<_>) =
+            (0..CLIENTS).map(|_| hello_of(&mut server)).unzip();
+        assert_eq!(statuses[0], Status::Accepted);
+        assert!(
+            statuses[1..]
+                .iter()
+                .all(|&status| status == Status::OutOfResources),
+            "{statuses:?}"
+        );
+        server.expect_line(harness::READY);
+        drop(held);
+        let (last, _held) = hello_of(&mut server);
+        assert_eq!(last, Status::Accepted);
+
+        // The chain goes on with the errno's own text.
+        let dropped = format!(
+            "client-error dropped client pid {} uid {}: out of fds: accepted on the spare fd and \
+             closed: accept4: {}",
+            std::process::id(),
+            rustix::process::geteuid().as_raw(),
+            Errno::MFILE
+        );
+        let results = server.wait_success();
+        assert_eq!(results.len(), CLIENTS + 1, "{results:?}");
+        assert_eq!(results[0], "accepted ()");
+        for result in &results[1..CLIENTS] {
+            assert!(result.starts_with(&dropped), "{result}");
+        }
+        assert_eq!(results[CLIENTS], "accepted ()");
     });
 }

@@ -6,6 +6,7 @@
 //! ```text
 //! cargo run --release -p ipc-primitives-bench -- inproc [--quick] [--json FILE]
 //! cargo run --release -p ipc-primitives-bench -- xproc [--quick] [--json FILE]
+//! cargo run --release -p ipc-primitives-bench -- seqlock [--quick] [--json FILE]
 //! ```
 //!
 //! Commands:
@@ -16,6 +17,8 @@
 //!   (busy-poll and blocking) against a raw cache-line ping-pong, iceoryx2,
 //!   Unix sockets and eventfds; throughput against rtrb, Unix sockets and
 //!   pipes; the producer's cost of `push_notify`. See [`xproc`].
+//! - `seqlock`: the share of seqlock reads that return a value under a busy
+//!   writer (64-byte and 1 KiB values, 1 and 2 readers). See [`seqlock`].
 //!
 //! Linux only (thread pinning uses `sched_setaffinity`).
 
@@ -23,6 +26,7 @@ mod inproc;
 mod loops;
 mod pin;
 mod report;
+mod seqlock;
 mod stats;
 mod xproc;
 
@@ -37,6 +41,8 @@ commands:
   xproc        between two pinned processes: round trips, throughput and
                producer cost, against the raw cache-line limit, iceoryx2,
                Unix sockets, pipes, eventfds and rtrb
+  seqlock      the share of seqlock reads that return a value under a busy
+               writer, with try_read and read, 1 and 2 readers
 
 options:
   --quick      3 rounds instead of 11 (a smoke test; figures are not reliable)
@@ -102,6 +108,7 @@ fn main() -> ExitCode {
     let result = match command.as_deref() {
         Some("inproc") => inproc::run(&opts),
         Some("xproc") => xproc::run(&opts),
+        Some("seqlock") => seqlock::run(&opts),
         Some(other) => return usage_error(&format!("unknown command `{other}`")),
         None => return usage_error("missing command"),
     };

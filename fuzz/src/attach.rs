@@ -21,9 +21,9 @@
 
 use ipc_primitives::seqlock::{ReadError, SeqLock, Spins, Version};
 use ipc_primitives::spsc::{PopError, PushError, Spsc};
-use ipc_primitives::{ElementLayout, Region};
+use ipc_primitives::{Corrupted, ElementLayout, Region};
 
-use crate::support::{Elem, Expect, Input, SharedMemory, expected_attach, offsets};
+use crate::support::{Elem, Expect, Input, SharedMemory, Widths, expected_attach, offsets};
 
 /// Runs one input.
 pub fn run(data: &[u8]) {
@@ -48,9 +48,15 @@ pub fn run(data: &[u8]) {
 }
 
 /// `bytes` in fresh memory of exactly their length (after `misalign` bytes),
-/// accessed in wide words from `wide_from` on.
-fn place(misalign: usize, bytes: &[u8], wide_from: usize) -> SharedMemory {
-    let memory = SharedMemory::zeroed(misalign + bytes.len(), misalign + wide_from);
+/// accessed in the `widths` given (misaligned memory is never accessed by the
+/// crate, which refuses it first).
+fn place(misalign: usize, bytes: &[u8], widths: Widths) -> SharedMemory {
+    let widths = if misalign == 0 {
+        widths
+    } else {
+        Widths::WideFrom(usize::MAX)
+    };
+    let memory = SharedMemory::zeroed(misalign + bytes.len(), widths);
     memory.poke(misalign, bytes);
     memory
 }
@@ -90,7 +96,7 @@ fn template(input: &mut Input<'_>) -> Vec<u8> {
 /// A ring made by the crate, with counters from the input.
 fn valid_spsc<T: Elem>(input: &mut Input<'_>, capacity: u32) -> (usize, Vec<u8>) {
     let size = Spsc::<T>::required_size(capacity).expect("a small ring");
-    let memory = SharedMemory::zeroed(size, offsets::SLOTS);
+    let memory = SharedMemory::zeroed(size, Widths::ring::<T>());
     Spsc::<T>::create(memory.region(), capacity).expect("create");
     let head = input.u32();
     let used = input.below(capacity as usize + 2) as u32;
@@ -104,7 +110,7 @@ fn valid_spsc<T: Elem>(input: &mut Input<'_>, capacity: u32) -> (usize, Vec<u8>)
 /// A seqlock made by the crate, with the sequence and value from the input.
 fn valid_seqlock<T: Elem>(input: &mut Input<'_>) -> (usize, Vec<u8>) {
     let size = SeqLock::<T>::required_size().expect("a small lock");
-    let memory = SharedMemory::zeroed(size, offsets::SEQ);
+    let memory = SharedMemory::zeroed(size, Widths::WideFrom(offsets::SEQ));
     SeqLock::<T>::create(memory.region()).expect("create");
     let seq = input.u64();
     memory.poke(
@@ -126,7 +132,7 @@ fn value_at<T: Elem>(bytes: &[u8], offset: usize) -> T {
 }
 
 fn check_spsc<T: Elem>(misalign: usize, bytes: &[u8]) {
-    let memory = place(misalign, bytes, offsets::SLOTS);
+    let memory = place(misalign, bytes, Widths::ring::<T>());
     let region: Region<'_> = memory.region_from(misalign);
     let aligned = misalign == 0;
     let expected = expected_attach(bytes, aligned, Expect::spsc::<T>());
@@ -148,7 +154,7 @@ fn check_spsc<T: Elem>(misalign: usize, bytes: &[u8]) {
     // the creation count, which counts creations).
     let fresh = SharedMemory::zeroed(
         Spsc::<T>::required_size(capacity).expect("fits"),
-        offsets::SLOTS,
+        Widths::ring::<T>(),
     );
     Spsc::<T>::create(fresh.region(), capacity).expect("create a twin");
     let header = &bytes[..offsets::CREATION];
@@ -158,23 +164,54 @@ fn check_spsc<T: Elem>(misalign: usize, bytes: &[u8]) {
         "header of an attached ring"
     );
 
-    // What is queued pops out exactly as the slot bytes hold it.
+    // What is queued pops out as the slots' stamps and bytes say (the
+    // `# Layout` of `ipc_primitives::spsc`): the producer resumes after what
+    // is stamped and the consumer pops what is stamped.
     let cap = capacity as usize;
     let (head, tail) = (u32_at(bytes, offsets::HEAD), u32_at(bytes, offsets::TAIL));
-    let used = head.wrapping_sub(tail) as usize;
-    assert!(
-        used <= cap,
-        "attached a ring with {used} of {cap} slots used"
-    );
+    let slot = offsets::STAMP + ElementLayout::of::<T>().stride as usize;
+    let slot_offset = |counter: u32| offsets::SLOTS + (counter as usize & (cap - 1)) * slot;
+    let stamped = |position: u32| {
+        u32_at(bytes, slot_offset(position)) == (position.wrapping_add(1) | STAMPED)
+    };
+    // How many elements `head` counts beyond `tail` (none if `tail` is ahead
+    // by up to a ring's worth); `None` if impossible.
+    let counted = |head: u32, tail: u32| {
+        let used = head.wrapping_sub(tail) as usize;
+        if used <= cap {
+            Some(used)
+        } else {
+            (tail.wrapping_sub(head) as usize <= cap).then_some(0)
+        }
+    };
+    let mut start = if counted(head, tail) == Some(0) {
+        tail
+    } else {
+        head
+    };
+    while (start.wrapping_sub(tail) as usize) < cap && stamped(start) {
+        start = start.wrapping_add(1);
+    }
+    let used = start.wrapping_sub(tail) as usize;
     let (mut tx, mut rx) = ring.split();
     assert_eq!((tx.len(), rx.len()), (used, used), "len after attach");
-    let slot = ElementLayout::of::<T>().stride as usize;
-    let slot_offset = |counter: u32| offsets::SLOTS + (counter as usize & (cap - 1)) * slot;
+    let visible = (0..cap as u32)
+        .take_while(|&k| stamped(tail.wrapping_add(k)))
+        .count();
     let mut out = vec![T::make(0); cap + 1];
-    assert_eq!(rx.pop_into(&mut out), Ok(used), "pop what was queued");
-    for (k, got) in out[..used].iter().enumerate() {
-        let at = slot_offset(tail.wrapping_add(k as u32));
+    let popped = rx.pop_into(&mut out);
+    if visible == 0 && used > 0 {
+        assert_eq!(popped, Err(Corrupted), "an element counted but not stamped");
+        return;
+    }
+    assert_eq!(popped, Ok(visible), "pop what is stamped");
+    for (k, got) in out[..visible].iter().enumerate() {
+        let at = slot_offset(tail.wrapping_add(k as u32)) + offsets::STAMP;
         assert_eq!(*got, value_at::<T>(bytes, at), "queued element {k}");
+    }
+    if visible < used {
+        assert_eq!(rx.try_pop(), Err(PopError::Corrupted), "a stamp missing");
+        return;
     }
     assert_eq!(rx.try_pop(), Err(PopError::Empty));
 
@@ -191,8 +228,11 @@ fn check_spsc<T: Elem>(misalign: usize, bytes: &[u8]) {
     assert_eq!((tx.len(), rx.len()), (0, 0));
 }
 
+/// Set in every stamp (the `# Layout` of `ipc_primitives::spsc`).
+const STAMPED: u32 = 1 << 31;
+
 fn check_seqlock<T: Elem>(misalign: usize, bytes: &[u8]) {
-    let memory = place(misalign, bytes, offsets::SEQ);
+    let memory = place(misalign, bytes, Widths::WideFrom(offsets::SEQ));
     let region: Region<'_> = memory.region_from(misalign);
     let aligned = misalign == 0;
     let expected = expected_attach(bytes, aligned, Expect::seqlock::<T>());
@@ -208,7 +248,7 @@ fn check_seqlock<T: Elem>(misalign: usize, bytes: &[u8]) {
 
     let fresh = SharedMemory::zeroed(
         SeqLock::<T>::required_size().expect("a small lock"),
-        offsets::SEQ,
+        Widths::WideFrom(offsets::SEQ),
     );
     SeqLock::<T>::create(fresh.region()).expect("create a twin");
     let header = &bytes[..offsets::CREATION];

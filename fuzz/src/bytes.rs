@@ -27,7 +27,7 @@ use ipc_primitives::bytes::{
 };
 use ipc_primitives::wait::SleepError;
 
-use crate::support::{Input, SharedMemory, offsets};
+use crate::support::{Input, SharedMemory, Widths, offsets};
 
 /// Most operations one input runs, so that every input's work is bounded.
 pub const MAX_OPS: usize = 1000;
@@ -434,7 +434,7 @@ fn run_ring(capacity: u32, start: u32, input: &mut Input<'_>) {
     // Exactly the ring's size, so that a data access past the end is an
     // out-of-bounds access AddressSanitizer reports.
     let size = RecordRing::required_size(capacity).expect("a small ring");
-    let memory = SharedMemory::zeroed(size, DATA);
+    let memory = SharedMemory::zeroed(size, Widths::WideFrom(DATA));
     RecordRing::create(memory.region(), capacity).expect("create");
     memory.poke(offsets::HEAD, &start.to_ne_bytes());
     memory.poke(offsets::TAIL, &start.to_ne_bytes());

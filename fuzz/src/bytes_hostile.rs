@@ -27,11 +27,11 @@
 //!   the data words ends exact checking until the ring is re-created, after
 //!   which the model starts again from an empty ring.
 
-use ipc_primitives::ElementLayout;
 use ipc_primitives::bytes::{Consumer, PopError, Producer, RecordRing, ReserveError, max_record};
+use ipc_primitives::{AttachError, ElementLayout};
 
 use crate::bytes::{DATA, MAX_OPS, Model, Op, VEC, check, decode_op, next_write, step, write_fits};
-use crate::support::{Expect, Input, SharedMemory, expected_attach, offsets};
+use crate::support::{Expect, Input, SharedMemory, Widths, expected_attach, offsets};
 
 /// Step tags from this value up are hostile rewrites; below it, ring
 /// operations.
@@ -47,8 +47,21 @@ fn expect() -> Expect {
         elem: ElementLayout::of::<[u8; 8]>(),
         control: DATA,
         capacity_ok: |c| c.is_power_of_two() && (4..=1 << 29).contains(&c),
-        ring_counters: true,
+        // Checked in `expected`: a record ring's `head` never trails `tail`.
+        ring_counters: false,
+        slot_overhead: 0,
     }
+}
+
+/// What `RecordRing::attach` must return for the region's bytes: the header
+/// as `expected_attach` checks it, then `head - tail <= capacity`.
+fn expected(bytes: &[u8]) -> Result<u32, AttachError> {
+    let capacity = expected_attach(bytes, true, expect())?;
+    let u32_at = |at: usize| u32::from_ne_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    if u32_at(offsets::HEAD).wrapping_sub(u32_at(offsets::TAIL)) > capacity {
+        return Err(AttachError::Corrupted);
+    }
+    Ok(capacity)
 }
 
 /// Runs one input.
@@ -266,7 +279,7 @@ fn hostile_step(
 
 fn run_ring(capacity: u32, input: &mut Input<'_>) {
     let size = RecordRing::required_size(capacity).expect("a small ring");
-    let memory = SharedMemory::zeroed(size, DATA);
+    let memory = SharedMemory::zeroed(size, Widths::WideFrom(DATA));
     let (mut tx, mut rx) = RecordRing::create(memory.region(), capacity)
         .expect("create")
         .split();
@@ -285,7 +298,7 @@ fn run_ring(capacity: u32, input: &mut Input<'_>) {
                     let byte = input.u8();
                     let how = byte % 4;
                     let meddle = byte & 0x80 != 0;
-                    let expected = expected_attach(&memory.snapshot(0, size), true, expect());
+                    let expected = expected(&memory.snapshot(0, size));
                     if how == 3 {
                         // A creator restarting: an empty ring again. The old
                         // handles are not used again.

@@ -53,11 +53,12 @@ pub fn run(data: &[u8]) {
 /// A valid hello with fields from the input.
 fn hello_from(input: &mut Input<'_>) -> Hello {
     Hello {
-        status: if input.bool() {
-            Status::Refused
-        } else {
-            Status::Accepted
-        },
+        status: [
+            Status::Accepted,
+            Status::Refused,
+            Status::SessionLimit,
+            Status::OutOfResources,
+        ][input.below(4)],
         kind: if input.bool() {
             Kind::SeqLock
         } else {
@@ -77,7 +78,9 @@ fn hello_from(input: &mut Input<'_>) -> Hello {
 /// 40 bytes, little-endian: magic `u32` at 0, version `u16` at 4, status `u16`
 /// at 6, kind `u32` at 8, element size and stride `u32` at 12 and 16,
 /// capacity `u32` at 20, region length `u64` at 24, fds `u32` at 32, reserved
-/// `u32` (zero) at 36. The length, magic, version, status, kind and reserved
+/// `u32` (zero) at 36. Status is 0 accepted, 1 refused, 2 session limit, 3
+/// out of resources; kind 1 to 6 (SPSC, seqlock, broadcast, record ring,
+/// lanes, layout). The length, magic, version, status, kind and reserved
 /// field are checked in that order; the other fields take any value.
 fn expected(bytes: &[u8]) -> Result<Hello, HelloError> {
     if bytes.len() != 40 {
@@ -94,20 +97,26 @@ fn expected(bytes: &[u8]) -> Result<Hello, HelloError> {
         return Err(HelloError::Magic { found: magic });
     }
     let version = u16_at(4);
-    if version != 1 {
+    if version != 2 {
         return Err(HelloError::Version {
-            expected: 1,
+            expected: 2,
             found: version,
         });
     }
     let status = match u16_at(6) {
         0 => Status::Accepted,
         1 => Status::Refused,
+        2 => Status::SessionLimit,
+        3 => Status::OutOfResources,
         found => return Err(HelloError::Status { found }),
     };
     let kind = match u32_at(8) {
         KIND_SPSC => Kind::Spsc,
         KIND_SEQLOCK => Kind::SeqLock,
+        3 => Kind::Broadcast,
+        4 => Kind::Bytes,
+        5 => Kind::Lanes,
+        6 => Kind::Layout,
         found => return Err(HelloError::Kind { found }),
     };
     let reserved = u32_at(36);

@@ -25,7 +25,7 @@ use std::num::NonZeroU32;
 use ipc_primitives::bytes::{ReserveError, max_record};
 use ipc_primitives::lanes::{Delivery, LaneProducer, LaneState, Lanes, LanesConsumer, PopError};
 
-use crate::support::{Input, SharedMemory};
+use crate::support::{Input, SharedMemory, Widths};
 
 /// Most operations one input runs, so that every input's work is bounded.
 pub const MAX_OPS: usize = 1000;
@@ -41,6 +41,16 @@ pub const FIRST_LANE: usize = 512;
 /// Bytes from one lane to the next for lanes of `words` words.
 pub fn lane_stride(words: u32) -> usize {
     256 + (words as usize * 8).next_multiple_of(128)
+}
+
+/// The widths in which the crate accesses a lane set of `words`-word lanes:
+/// `u32`s in each lane's two control lines, wide words in its data.
+pub fn widths(words: u32) -> Widths {
+    Widths::Parts {
+        first: FIRST_LANE,
+        stride: lane_stride(words),
+        narrow: 256,
+    }
 }
 
 /// One operation, decoded from the input.
@@ -491,7 +501,7 @@ pub fn run(data: &[u8]) {
     let lane_count = 1 + usize::from(config % 8);
     let words = 4u32 << ((config >> 3) % 4);
     let size = Lanes::required_size(lane_count, words).expect("a small lane set");
-    let memory = SharedMemory::zeroed_parts(size, FIRST_LANE, lane_stride(words), 256);
+    let memory = SharedMemory::zeroed(size, widths(words));
     let lanes = Lanes::create(memory.region(), lane_count, words).expect("create");
     let mut rx = Lanes::attach(memory.region())
         .expect("attach")

@@ -31,7 +31,7 @@ use ipc_primitives::lanes::{Delivery, Lanes, LanesConsumer, PopError};
 use ipc_primitives::{AttachError, ElementLayout, FitError};
 
 use crate::lanes::{
-    FIRST_LANE, MAX_OPS, Model, Op, SLOTS, Slot, check, decode_op, lane_stride, step,
+    FIRST_LANE, MAX_OPS, Model, Op, SLOTS, Slot, check, decode_op, lane_stride, step, widths,
 };
 use crate::support::{Expect, Input, SharedMemory, expected_attach, offsets};
 
@@ -63,6 +63,7 @@ fn expected(bytes: &[u8]) -> Result<(usize, u32), AttachError> {
         control: 0,
         capacity_ok: |c| unpack(c).is_some(),
         ring_counters: false,
+        slot_overhead: 0,
     };
     match expected_attach(bytes, true, want) {
         Ok(_) | Err(AttachError::Fit(FitError::TooSmall { .. })) => {}
@@ -87,7 +88,7 @@ pub fn run(data: &[u8]) {
     let lane_count = 1 + usize::from(config % 8);
     let words = 4u32 << ((config >> 3) % 4);
     let size = Lanes::required_size(lane_count, words).expect("a small lane set");
-    let memory = SharedMemory::zeroed_parts(size, FIRST_LANE, lane_stride(words), 256);
+    let memory = SharedMemory::zeroed(size, widths(words));
     let mut lanes = Lanes::create(memory.region(), lane_count, words).expect("create");
     let mut rx = Lanes::attach(memory.region())
         .expect("attach")

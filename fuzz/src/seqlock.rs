@@ -24,7 +24,7 @@ use ipc_primitives::ElementLayout;
 use ipc_primitives::seqlock::{ReadError, Reader, SeqLock, Spins, Version, Writer};
 
 use crate::spsc_ops::MAX_OPS;
-use crate::support::{Elem, Expect, Input, SharedMemory, expected_attach, offsets};
+use crate::support::{Elem, Expect, Input, SharedMemory, Widths, expected_attach, offsets};
 
 /// Runs one input.
 pub fn run(data: &[u8]) {
@@ -80,7 +80,7 @@ fn run_lock<T: Elem>(input: &mut Input<'_>) {
     let size = SeqLock::<T>::required_size().expect("a small lock");
     let elem = core::mem::size_of::<T>();
     let slot = ElementLayout::of::<T>().stride as usize;
-    let memory = SharedMemory::zeroed(size, offsets::SEQ);
+    let memory = SharedMemory::zeroed(size, Widths::WideFrom(offsets::SEQ));
     let lock = SeqLock::<T>::create(memory.region()).expect("create");
     let mut reader: Reader<'_, T> = lock.reader();
     let mut writer: Writer<'_, T> = lock.into_writer();

@@ -32,7 +32,7 @@ use ipc_primitives::spsc::{Consumer, PopError, Producer, PushError, Spsc};
 use crate::spsc_ops::{
     GrantWrite, MAX_OPS, Model, Op, check, decode_op, next_write, step, write_fits,
 };
-use crate::support::{Elem, Expect, Input, SharedMemory, expected_attach, offsets};
+use crate::support::{Elem, Expect, Input, SharedMemory, Widths, expected_attach, offsets};
 
 /// Step tags from this value up are hostile rewrites; below it, ring operations.
 pub const HOSTILE_TAG: u8 = 0xa0;
@@ -49,9 +49,9 @@ pub fn run(data: &[u8]) {
     }
 }
 
-/// Bytes one slot of `T` takes in the region.
+/// Bytes one slot of `T` takes in the region: its stamp, then its payload.
 fn slot_size<T>() -> usize {
-    ElementLayout::of::<T>().stride as usize
+    offsets::STAMP + ElementLayout::of::<T>().stride as usize
 }
 
 /// A model of the ring as memory now holds it, right after `Spsc::create`:
@@ -68,7 +68,10 @@ fn refresh_slots<T: Elem>(memory: &SharedMemory, model: &mut Model<T>) {
     let size = core::mem::size_of::<T>();
     let mut raw = vec![0; size];
     for (index, slot) in model.slots.iter_mut().enumerate() {
-        memory.peek(offsets::SLOTS + index * slot_size::<T>(), &mut raw);
+        memory.peek(
+            offsets::SLOTS + index * slot_size::<T>() + offsets::STAMP,
+            &mut raw,
+        );
         *slot = T::from_raw(&raw);
     }
     let mask = model.capacity - 1;
@@ -234,8 +237,8 @@ fn hostile_write<'a>(input: &mut Input<'a>, memory: &SharedMemory) -> (usize, Ve
     }
 }
 
-/// One hostile rewrite, and what it does to the model: rewritten slots are
-/// re-read; rewritten counters or event words end exact checking.
+/// One hostile rewrite, and what it does to the model: rewritten payloads are
+/// re-read; rewritten counters, event words or stamps end exact checking.
 fn hostile_step<T: Elem>(
     input: &mut Input<'_>,
     memory: &SharedMemory,
@@ -249,15 +252,22 @@ fn hostile_step<T: Elem>(
     if before == after || offset + bytes.len() <= offsets::HEAD {
         return;
     }
+    let slot = slot_size::<T>();
+    let stamp_changed = (offset..offset + bytes.len())
+        .filter(|&at| at >= offsets::SLOTS)
+        .any(|at| {
+            (at - offsets::SLOTS) % slot < offsets::STAMP
+                && before[at - offset] != after[at - offset]
+        });
     match model.as_mut() {
-        Some(exact) if offset >= offsets::SLOTS => refresh_slots(memory, exact),
+        Some(exact) if offset >= offsets::SLOTS && !stamp_changed => refresh_slots(memory, exact),
         _ => *model = None,
     }
 }
 
 fn run_ring<T: Elem>(capacity: u32, input: &mut Input<'_>) {
     let size = Spsc::<T>::required_size(capacity).expect("a small ring");
-    let memory = SharedMemory::zeroed(size, offsets::SLOTS);
+    let memory = SharedMemory::zeroed(size, Widths::ring::<T>());
     let expect = Expect::spsc::<T>();
     let (mut tx, mut rx) = Spsc::<T>::create(memory.region(), capacity)
         .expect("create")

@@ -21,7 +21,7 @@ use ipc_primitives::spsc::{
 };
 use ipc_primitives::wait::SleepError;
 
-use crate::support::{Elem, Input, SharedMemory, offsets};
+use crate::support::{Elem, Input, SharedMemory, Widths, offsets};
 
 /// Most operations one input runs, so that every input's work is bounded.
 pub const MAX_OPS: usize = 1000;
@@ -224,7 +224,7 @@ pub fn check<T: Elem>(tx: &Producer<'_, T>, rx: &Consumer<'_, T>, model: &Model<
     assert_eq!(tx.free_slots(), model.free(), "free_slots");
     assert_eq!(tx.capacity(), model.capacity, "producer capacity");
     assert_eq!(rx.capacity(), model.capacity, "consumer capacity");
-    assert_eq!(tx.event().epoch(), model.epoch, "event epoch");
+    assert_eq!(tx.peer_event().epoch(), model.epoch, "event epoch");
 }
 
 /// Applies one operation (not `Reattach`) to the ring and the model and checks
@@ -455,7 +455,7 @@ fn run_region<T: Elem>(capacity: u32, start: u32, input: &mut Input<'_>) {
     // Exactly the ring's size, so that a slot access past the end is an
     // out-of-bounds access AddressSanitizer reports.
     let size = Spsc::<T>::required_size(capacity).expect("a small ring");
-    let memory = SharedMemory::zeroed(size, offsets::SLOTS);
+    let memory = SharedMemory::zeroed(size, Widths::ring::<T>());
     let mut model = Model::new(capacity as usize, start);
     if start != 0 {
         Spsc::<T>::create(memory.region(), capacity).expect("create");

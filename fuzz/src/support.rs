@@ -32,6 +32,9 @@ pub mod offsets {
     pub const READY: usize = 384;
     /// A ring's first slot.
     pub const SLOTS: usize = 512;
+    /// Bytes of a ring's slot before its payload: the stamp (`u32`) and 4
+    /// unused bytes.
+    pub const STAMP: usize = 8;
     /// A seqlock's sequence word (8 bytes).
     pub const SEQ: usize = 128;
     /// A seqlock's value.
@@ -187,18 +190,68 @@ pub struct SharedMemory {
     base: NonNull<u8>,
     len: usize,
     layout: Layout,
-    /// Offset from which the crate accesses the memory in wide words.
-    wide_from: usize,
-    /// For a structure that repeats from `wide_from` (fan-in lanes): every
-    /// `.0` bytes, the first `.1` are `u32`s again.
-    period: Option<(usize, usize)>,
+    /// How the crate accesses the memory.
+    widths: Widths,
+}
+
+/// The widths in which the crate accesses a region's bytes, so that the
+/// harness, playing the peer, accesses them the same way.
+#[derive(Debug, Clone, Copy)]
+pub enum Widths {
+    /// `u32` words before the offset, [`Version`]-sized words from it on (a
+    /// seqlock: [`offsets::SEQ`]).
+    WideFrom(usize),
+    /// A ring of slots of `slot` bytes from [`offsets::SLOTS`]: `u32` words
+    /// before them and in each slot's first [`offsets::STAMP`] bytes (its
+    /// stamp), [`Version`]-sized words in each payload.
+    Ring {
+        /// Bytes per slot, the stamp included.
+        slot: usize,
+    },
+    /// Parts of `stride` bytes from `first` (fan-in lanes): `u32` words
+    /// before them and in each part's first `narrow` bytes (its control
+    /// lines), [`Version`]-sized words after (its data).
+    Parts {
+        /// Offset of the first part.
+        first: usize,
+        /// Bytes from one part to the next.
+        stride: usize,
+        /// Bytes of `u32` words at the start of each part.
+        narrow: usize,
+    },
+}
+
+impl Widths {
+    /// The widths of a ring of `T`.
+    pub fn ring<T>() -> Self {
+        Self::Ring {
+            slot: offsets::STAMP + ElementLayout::of::<T>().stride as usize,
+        }
+    }
+
+    /// The width of the word holding byte `at`.
+    fn at(self, at: usize) -> usize {
+        match self {
+            Self::WideFrom(from) if at >= from => WIDE,
+            Self::Ring { slot }
+                if at >= offsets::SLOTS && (at - offsets::SLOTS) % slot >= offsets::STAMP =>
+            {
+                WIDE
+            }
+            Self::Parts {
+                first,
+                stride,
+                narrow,
+            } if at >= first && (at - first) % stride >= narrow => WIDE,
+            _ => 4,
+        }
+    }
 }
 
 impl SharedMemory {
     /// `len` zero bytes starting on a 128-byte boundary, accessed by the crate
-    /// in `u32` words before `wide_from` and in [`Version`]-sized words from it
-    /// on ([`offsets::SLOTS`] for a ring, [`offsets::SEQ`] for a seqlock).
-    pub fn zeroed(len: usize, wide_from: usize) -> Self {
+    /// in the `widths` given.
+    pub fn zeroed(len: usize, widths: Widths) -> Self {
         let layout = Layout::from_size_align(len.max(1), 128).expect("a small region");
         // SAFETY: the layout's size is at least 1.
         let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
@@ -209,19 +262,8 @@ impl SharedMemory {
             base,
             len,
             layout,
-            wide_from,
-            period: None,
+            widths,
         }
-    }
-
-    /// As [`zeroed`](Self::zeroed), for parts repeating every `stride` bytes
-    /// from `first`, each accessed in `u32` words for its first `narrow`
-    /// bytes and in wide words after (fan-in lanes: two control lines, then
-    /// data words).
-    pub fn zeroed_parts(len: usize, first: usize, stride: usize, narrow: usize) -> Self {
-        let mut memory = Self::zeroed(len, first);
-        memory.period = Some((stride, narrow));
-        memory
     }
 
     /// The region's length in bytes.
@@ -259,13 +301,7 @@ impl SharedMemory {
     /// reach past the region is cut down to single bytes, which the crate never
     /// accesses (its words all lie within the sizes it checks).
     fn word(&self, at: usize) -> (usize, usize) {
-        let wide = match self.period {
-            Some((stride, narrow)) if at >= self.wide_from => {
-                (at - self.wide_from) % stride >= narrow
-            }
-            _ => at >= self.wide_from,
-        };
-        let width = if wide { WIDE } else { 4 };
+        let width = self.widths.at(at);
         let start = at - at % width;
         if start + width <= self.len {
             (start, width)
@@ -447,6 +483,8 @@ pub struct Expect {
     pub capacity_ok: fn(u32) -> bool,
     /// Whether the ring's counters are checked (`head - tail <= capacity`).
     pub ring_counters: bool,
+    /// Bytes each slot has beside the element's stride.
+    pub slot_overhead: usize,
 }
 
 impl Expect {
@@ -458,6 +496,7 @@ impl Expect {
             control: offsets::SLOTS,
             capacity_ok: |c| c.is_power_of_two() && c <= ipc_primitives::spsc::MAX_CAPACITY,
             ring_counters: true,
+            slot_overhead: offsets::STAMP,
         }
     }
 
@@ -469,6 +508,7 @@ impl Expect {
             control: offsets::VALUE,
             capacity_ok: |c| c == 1,
             ring_counters: false,
+            slot_overhead: 0,
         }
     }
 }
@@ -533,7 +573,7 @@ pub fn expected_attach(bytes: &[u8], aligned: bool, want: Expect) -> Result<u32,
     if !(want.capacity_ok)(capacity) {
         return Err(AttachError::InvalidCapacity { found: capacity });
     }
-    let needed = (want.elem.stride as usize)
+    let needed = (want.elem.stride as usize + want.slot_overhead)
         .checked_mul(capacity as usize)
         .and_then(|slots| slots.checked_add(want.control))
         .unwrap_or(usize::MAX);
@@ -541,8 +581,10 @@ pub fn expected_attach(bytes: &[u8], aligned: bool, want: Expect) -> Result<u32,
         return Err(too_small(needed));
     }
     if want.ring_counters {
-        let used = u32_at(offsets::HEAD).wrapping_sub(u32_at(offsets::TAIL));
-        if used > capacity {
+        // `head` counts at most a ring's worth beyond `tail`, and trails it by
+        // at most a ring's worth (slots stamped before `head` is published).
+        let (head, tail) = (u32_at(offsets::HEAD), u32_at(offsets::TAIL));
+        if head.wrapping_sub(tail) > capacity && tail.wrapping_sub(head) > capacity {
             return Err(AttachError::Corrupted);
         }
     }

@@ -517,7 +517,7 @@ impl<'a, K> RecordRing<'a, K> {
 ///
 /// Taking needs an atomic swap, as for [`StaticSpsc`](crate::spsc::StaticSpsc).
 pub struct StaticRecordRing<const WORDS: usize> {
-    memory: StaticMemory<[u8; WORD], WORDS, { DATA / LINE }>,
+    memory: StaticMemory<[u8; WORD], WORDS, { DATA / LINE }, 0>,
 }
 
 impl<const WORDS: usize> fmt::Debug for StaticRecordRing<WORDS> {

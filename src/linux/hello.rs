@@ -15,8 +15,9 @@ use crate::{ElementLayout, Kind};
 /// `b"IPCH"` as a little-endian `u32`.
 pub const HELLO_MAGIC: u32 = u32::from_le_bytes(*b"IPCH");
 
-/// The version of the hello message this build speaks.
-pub const HELLO_VERSION: u16 = 1;
+/// The version of the hello message this build speaks. Version 2 carries the
+/// element's slot stride where version 1 carried its alignment.
+pub const HELLO_VERSION: u16 = 2;
 
 /// Bytes in an encoded hello.
 pub const HELLO_LEN: usize = core::mem::size_of::<Wire>();
@@ -37,13 +38,32 @@ struct Wire {
     reserved: U32,
 }
 
-/// The server's answer.
+/// The server's answer. Every status but `Accepted` carries no fds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     /// The client's ring follows: a sealed memfd and an eventfd.
     Accepted = 0,
-    /// The server's policy refused the client's credentials; no fds follow.
+    /// The server's policy refused the client's credentials.
     Refused = 1,
+    /// The server already serves as many clients as it allows; a later
+    /// attempt may succeed.
+    SessionLimit = 2,
+    /// The server ran out of fds or memory setting up this client; a later
+    /// attempt may succeed.
+    OutOfResources = 3,
+}
+
+impl Status {
+    /// The status with wire value `raw`, if there is one.
+    const fn from_raw(raw: u16) -> Option<Self> {
+        Some(match raw {
+            0 => Self::Accepted,
+            1 => Self::Refused,
+            2 => Self::SessionLimit,
+            3 => Self::OutOfResources,
+            _ => return None,
+        })
+    }
 }
 
 /// A decoded, validated hello.
@@ -100,11 +120,9 @@ impl Hello {
                 found: version,
             });
         }
-        let status = match wire.status.get() {
-            0 => Status::Accepted,
-            1 => Status::Refused,
-            found => return Err(HelloError::Status { found }),
-        };
+        let status = Status::from_raw(wire.status.get()).ok_or(HelloError::Status {
+            found: wire.status.get(),
+        })?;
         let kind = Kind::from_raw(wire.kind.get()).ok_or(HelloError::Kind {
             found: wire.kind.get(),
         })?;
@@ -204,6 +222,18 @@ mod tests {
     #[test]
     fn round_trips() {
         assert_eq!(Hello::decode(&sample().encode()), Ok(sample()));
+        for status in [
+            Status::Refused,
+            Status::SessionLimit,
+            Status::OutOfResources,
+        ] {
+            let hello = Hello {
+                status,
+                fds: 0,
+                ..sample()
+            };
+            assert_eq!(Hello::decode(&hello.encode()), Ok(hello));
+        }
     }
 
     #[test]
@@ -238,10 +268,11 @@ mod tests {
         assert_eq!(
             patch(4, &[9, 0]),
             Err(HelloError::Version {
-                expected: 1,
+                expected: HELLO_VERSION,
                 found: 9
             })
         );
+        assert_eq!(patch(6, &[4, 0]), Err(HelloError::Status { found: 4 }));
         assert_eq!(patch(6, &[7, 0]), Err(HelloError::Status { found: 7 }));
         assert_eq!(
             patch(8, &[99, 0, 0, 0]),

@@ -11,6 +11,7 @@ pub mod bytes;
 pub mod handshake;
 pub mod hello;
 pub mod lanes;
+mod poll;
 pub mod shm;
 pub mod uds;
 pub mod wake;

@@ -50,14 +50,18 @@
 
 use core::fmt;
 use core::mem::MaybeUninit;
+use core::time::Duration;
 use std::ffi::OsStr;
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
-use rustix::fs::{FileType, Stat};
+use rustix::event::PollFlags;
+use rustix::fs::{AtFlags, CWD, FileType, Mode, RenameFlags, Stat};
 use rustix::io::Errno;
+use rustix::net::sockopt::Timeout;
 use rustix::net::{
     AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
     SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
@@ -65,6 +69,7 @@ use rustix::net::{
 use rustix::process::{Gid, Pid, Uid};
 
 use super::SysError;
+use super::poll::{deadline_after, poll_fd};
 
 /// Most fds one message can carry (the kernel's `SCM_MAX_FD`).
 pub const MAX_FDS: usize = 253;
@@ -100,6 +105,30 @@ pub enum UdsError {
         /// The path that was to be bound.
         path: PathBuf,
     },
+    /// A socket file is at the path, but connecting to it to learn whether
+    /// a listener is live failed (e.g. `EACCES`: this process may not
+    /// connect to it); it was left untouched.
+    ProbeFailed {
+        /// The path that was to be bound.
+        path: PathBuf,
+        /// Why the probing `connect` failed.
+        errno: Errno,
+    },
+    /// What was at the path kept changing while a stale socket was being
+    /// replaced; whatever is there was left in place.
+    PathChanged {
+        /// The path that was to be bound.
+        path: PathBuf,
+    },
+    /// A socket file mode with bits outside `0o777`.
+    InvalidMode {
+        /// The mode asked for.
+        mode: u32,
+    },
+    /// A mode for an abstract address, which has no file to carry one.
+    ModeOfAbstract,
+    /// The listener's backlog stayed full until the timeout.
+    TimedOut,
     /// The message did not fit the buffer; the kernel dropped the rest.
     Truncated {
         /// Length of the message as sent, in bytes.
@@ -138,6 +167,21 @@ impl fmt::Display for UdsError {
                 "{} exists and is not a socket; not removing it",
                 path.display()
             ),
+            Self::ProbeFailed { path, errno } => write!(
+                f,
+                "a socket file is at {}, but connecting to it to see whether it is live failed ({errno}); not removing it",
+                path.display()
+            ),
+            Self::PathChanged { path } => write!(
+                f,
+                "{} kept changing while its stale socket was being replaced; leaving it",
+                path.display()
+            ),
+            Self::InvalidMode { mode } => {
+                write!(f, "socket file mode {mode:#o} has bits outside 0o777")
+            }
+            Self::ModeOfAbstract => f.write_str("an abstract socket address has no file mode"),
+            Self::TimedOut => f.write_str("the listener's backlog stayed full until the timeout"),
             Self::Truncated { len, capacity } => write!(
                 f,
                 "message of {len} bytes truncated to the {capacity}-byte buffer"
@@ -282,24 +326,42 @@ fn so_peercred(fd: BorrowedFd<'_>) -> Result<libc::ucred, SysError> {
     Ok(cred)
 }
 
-/// `socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC)`.
+/// `socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC)`.
 fn seqpacket_socket() -> Result<OwnedFd, UdsError> {
     let fd = rustix::net::socket_with(
         AddressFamily::UNIX,
         SocketType::SEQPACKET,
-        SocketFlags::CLOEXEC,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
         None,
     )
     .map_err(SysError::from_call("socket"))?;
     Ok(fd)
 }
 
+/// `connect` on a non-blocking socket, retrying `EINTR`. `EAGAIN` means the
+/// listener's backlog is full; Unix sockets never answer `EINPROGRESS`.
+fn connect_nonblocking(fd: BorrowedFd<'_>, addr: &UnixAddr) -> Result<(), Errno> {
+    rustix::io::retry_on_intr(|| rustix::net::connect(fd, &addr.0))
+}
+
 /// A listening `SOCK_SEQPACKET` socket.
+///
+/// The listening fd is non-blocking: [`try_accept`](Self::try_accept) never
+/// waits, and [`accept`](Self::accept) waits in `poll`.
 ///
 /// By default the socket file of a path address is left in place on drop:
 /// a fd handed to a successor process may still be listening on it, and the
 /// next [`bind`](Self::bind) replaces a stale file anyway. Call
 /// [`set_unlink_on_drop`](Self::set_unlink_on_drop) to remove it.
+///
+/// # The socket's directory
+/// Binding a path never removes or replaces anything but a socket file it
+/// proved stale, and never blocks on what is there (see
+/// [`bind`](Self::bind)). That holds against other users who can create
+/// files in the directory, provided they cannot rename or remove this
+/// process's entries in it: the directory is writable only by this user, or
+/// is sticky (as `/tmp` and `/run/user/<uid>` are). In a directory where
+/// they can, nothing can stop them from replacing the socket anyway.
 #[derive(Debug)]
 pub struct SeqpacketListener {
     fd: OwnedFd,
@@ -307,37 +369,94 @@ pub struct SeqpacketListener {
 }
 
 impl SeqpacketListener {
-    /// Binds to `addr` and listens: `socket`, `bind`, `listen`.
+    /// Binds to `addr` and listens: `socket`, `bind`, `listen`. A path's
+    /// socket file gets mode `0o777` less the umask, as `bind` makes it; see
+    /// [`bind_with_mode`](Self::bind_with_mode) to choose.
     ///
-    /// If a path address is taken by a socket file nobody listens on (a
-    /// connect probe is refused), the file is unlinked and the bind retried.
-    /// A live listener gives [`UdsError::AddrInUse`]; a file that is not a
-    /// socket gives [`UdsError::NotASocket`] and is never removed.
+    /// A path is bound in two steps: the socket is bound to a fresh
+    /// temporary name in the same directory (a dot and 8 hex digits, so the
+    /// directory's path must leave room for it in [`MAX_PATH_LEN`]), starts
+    /// listening there, then is renamed onto the path without replacing
+    /// anything (`renameat2(RENAME_NOREPLACE)`). If the path is taken:
+    /// - by a socket file nobody listens on (a non-blocking `connect` probe
+    ///   is refused), that stale file is swapped out atomically
+    ///   (`renameat2(RENAME_EXCHANGE)`) and unlinked only if it is the very
+    ///   file probed (same device and inode); anything else found there is
+    ///   swapped back and the probe repeated;
+    /// - by a live listener (the probe connects, or finds its backlog full),
+    ///   [`UdsError::AddrInUse`]. The listener sees the probe as a client
+    ///   that connects and hangs up at once;
+    /// - by a socket file the probe may not connect to,
+    ///   [`UdsError::ProbeFailed`]; by anything but a socket,
+    ///   [`UdsError::NotASocket`]. Neither is touched.
     ///
-    /// A live listener sees the probe as a client that connects and hangs
-    /// up at once. Between the probe and the unlink, another process could
-    /// replace the stale file with a live socket; processes that may race to
-    /// bind one path need a lock of their own.
-    #[doc(alias("socket", "listen"))]
+    /// On a filesystem without `renameat2` flags, the socket is linked into
+    /// place (`link`, which never replaces either) and a stale file is
+    /// unlinked after comparing its device and inode with the probed one,
+    /// which leaves a window between the two for a process that can rename
+    /// entries of the directory (see [the socket's
+    /// directory](Self#the-sockets-directory)).
+    #[doc(alias("socket", "listen", "renameat2"))]
     pub fn bind(addr: &UnixAddr) -> Result<Self, UdsError> {
+        Self::bind_as(addr, None)
+    }
+
+    /// [`bind`](Self::bind), giving the socket file `mode` (at most
+    /// `0o777`) before it listens: `fchmodat` on the temporary name, which
+    /// no client can reach yet. (`fchmod` on the socket's fd would not do:
+    /// on Linux it changes the socket's own inode, not the file's, and
+    /// connecting checks the file's.)
+    ///
+    /// `mode` decides who may connect: `0o600` only this user, `0o666`
+    /// anyone who can reach the directory. An abstract address has no file:
+    /// [`UdsError::ModeOfAbstract`].
+    #[doc(alias("fchmodat", "chmod"))]
+    pub fn bind_with_mode(addr: &UnixAddr, mode: Mode) -> Result<Self, UdsError> {
+        if mode.bits() & !0o777 != 0 {
+            return Err(UdsError::InvalidMode { mode: mode.bits() });
+        }
+        Self::bind_as(addr, Some(mode))
+    }
+
+    fn bind_as(addr: &UnixAddr, mode: Option<Mode>) -> Result<Self, UdsError> {
         let fd = seqpacket_socket()?;
         let bound = match addr.as_path() {
-            Some(path) => Some(bind_path(&fd, addr, path)?),
+            Some(path) => Some(bind_path(fd.as_fd(), path, mode)?),
+            None if mode.is_some() => return Err(UdsError::ModeOfAbstract),
             None => {
                 rustix::net::bind(&fd, &addr.0).map_err(bind_err)?;
+                listen(fd.as_fd())?;
                 None
             }
         };
-        rustix::net::listen(&fd, BACKLOG).map_err(SysError::from_call("listen"))?;
         Ok(Self { fd, bound })
     }
 
-    /// Accepts a connection, close-on-exec: `accept4(SOCK_CLOEXEC)`.
-    #[doc(alias = "accept4")]
+    /// Accepts a connection, close-on-exec, waiting for one if none is
+    /// pending: `accept4(SOCK_CLOEXEC)`, and `poll` while there is none.
+    /// Signals (`EINTR`) do not end the wait.
+    #[doc(alias("accept4", "poll"))]
     pub fn accept(&self) -> Result<SeqpacketStream, UdsError> {
-        let fd = rustix::net::accept_with(&self.fd, SocketFlags::CLOEXEC)
-            .map_err(SysError::from_call("accept4"))?;
-        Ok(SeqpacketStream { fd })
+        loop {
+            if let Some(stream) = self.try_accept()? {
+                return Ok(stream);
+            }
+            poll_fd(self.fd.as_fd(), PollFlags::IN, None)?;
+        }
+    }
+
+    /// Accepts a pending connection, close-on-exec, without waiting:
+    /// `accept4(SOCK_CLOEXEC)`. `None` if no client is waiting (`EAGAIN`).
+    ///
+    /// The accepted socket is blocking, whatever the listener's mode.
+    #[doc(alias = "accept4")]
+    pub fn try_accept(&self) -> Result<Option<SeqpacketStream>, UdsError> {
+        match rustix::io::retry_on_intr(|| rustix::net::accept_with(&self.fd, SocketFlags::CLOEXEC))
+        {
+            Ok(fd) => Ok(Some(SeqpacketStream { fd })),
+            Err(Errno::AGAIN) => Ok(None),
+            Err(errno) => Err(SysError::new("accept4", errno).into()),
+        }
     }
 
     /// Whether drop removes the socket file (`unlink`), and only if the path
@@ -350,7 +469,8 @@ impl SeqpacketListener {
         }
     }
 
-    /// The listening fd; the socket file is then never removed on drop.
+    /// The listening fd (non-blocking); the socket file is then never
+    /// removed on drop.
     pub fn into_fd(mut self) -> OwnedFd {
         self.set_unlink_on_drop(false);
         self.fd
@@ -369,58 +489,197 @@ impl From<SeqpacketListener> for OwnedFd {
     }
 }
 
-/// Maps a `bind` error; `EADDRINUSE` becomes [`UdsError::AddrInUse`].
 fn bind_err(errno: Errno) -> UdsError {
     match errno {
         Errno::ADDRINUSE => UdsError::AddrInUse,
-        _ => UdsError::Sys(SysError::new("bind", errno)),
+        errno => SysError::new("bind", errno).into(),
     }
 }
 
-/// Binds `fd` to a path, replacing a stale socket file once.
-fn bind_path(fd: &OwnedFd, addr: &UnixAddr, path: &Path) -> Result<BoundPath, UdsError> {
-    match rustix::net::bind(fd, &addr.0) {
-        Err(Errno::ADDRINUSE) => {
-            remove_stale(addr, path)?;
-            rustix::net::bind(fd, &addr.0).map_err(bind_err)?;
-        }
-        other => other.map_err(bind_err)?,
+/// `listen(fd, BACKLOG)`.
+fn listen(fd: BorrowedFd<'_>) -> Result<(), UdsError> {
+    rustix::net::listen(fd, BACKLOG).map_err(SysError::from_call("listen"))?;
+    Ok(())
+}
+
+/// Rounds of probing and swapping before a path that keeps changing is
+/// given up on.
+const REPLACE_ATTEMPTS: usize = 4;
+
+/// Binds `fd` to `path` through a temporary name, gives it `mode`, listens,
+/// and moves it into place, replacing only a socket file proved stale (see
+/// [`SeqpacketListener::bind`]).
+fn bind_path(fd: BorrowedFd<'_>, path: &Path, mode: Option<Mode>) -> Result<BoundPath, UdsError> {
+    let temp = bind_temporary(fd, path)?;
+    if let Some(mode) = mode {
+        rustix::fs::chmodat(CWD, &temp.path, mode, AtFlags::empty())
+            .map_err(SysError::from_call("fchmodat"))?;
     }
-    let stat = rustix::fs::lstat(path).map_err(SysError::from_call("lstat"))?;
-    Ok(BoundPath {
+    listen(fd)?;
+    for _ in 0..REPLACE_ATTEMPTS {
+        match place(&temp.path, path) {
+            Ok(()) => return Ok(temp.moved_to(path)),
+            Err(Errno::EXIST) => {}
+            Err(errno) => return Err(SysError::new("renameat2(RENAME_NOREPLACE)", errno).into()),
+        }
+        if let Some(stale) = probe(path)? {
+            match swap_out(&temp.path, path, &stale)? {
+                Swapped::Stale => return Ok(temp.moved_to(path)),
+                Swapped::Other => {}
+            }
+        }
+    }
+    Err(UdsError::PathChanged {
         path: path.to_owned(),
-        stat,
-        unlink_on_drop: false,
     })
 }
 
-/// Unlinks `path` if it is a socket nobody listens on.
-fn remove_stale(addr: &UnixAddr, path: &Path) -> Result<(), UdsError> {
-    let stat = match rustix::fs::lstat(path) {
-        Err(Errno::NOENT) => return Ok(()),
-        other => other.map_err(SysError::from_call("lstat"))?,
+/// Fresh temporary names tried before giving up: a collision of random
+/// names is rare, several in a row mean someone squats them.
+const TEMPORARY_NAMES: usize = 4;
+
+/// Binds `fd` to a fresh temporary name beside `path`: `.` and 8 random hex
+/// digits. The name is unlinked on drop unless it was moved into place.
+fn bind_temporary(fd: BorrowedFd<'_>, path: &Path) -> Result<BoundPath, UdsError> {
+    use core::hash::{BuildHasher, Hasher};
+    let dir = path.parent().unwrap_or(Path::new(""));
+    for _ in 0..TEMPORARY_NAMES {
+        // `RandomState` is seeded from the OS per instance: unpredictable.
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let temp = dir.join(format!(".{:08x}", random as u32));
+        let addr = UnixAddr::path(&temp)?;
+        match rustix::net::bind(fd, &addr.0) {
+            Ok(()) => {
+                let stat = rustix::fs::lstat(&temp).map_err(SysError::from_call("lstat"))?;
+                return Ok(BoundPath {
+                    path: temp,
+                    stat,
+                    unlink_on_drop: true,
+                });
+            }
+            Err(Errno::ADDRINUSE) => {}
+            Err(errno) => return Err(bind_err(errno)),
+        }
+    }
+    Err(SysError::new("bind", Errno::ADDRINUSE).into())
+}
+
+/// Renames `temp` to `path` unless something is there (`EEXIST`):
+/// `renameat2(RENAME_NOREPLACE)`, or `link` then `unlink` where the
+/// filesystem lacks the flag.
+fn place(temp: &Path, path: &Path) -> Result<(), Errno> {
+    match rustix::fs::renameat_with(CWD, temp, CWD, path, RenameFlags::NOREPLACE) {
+        Err(Errno::INVAL | Errno::NOSYS) => {
+            rustix::fs::link(temp, path)?;
+            // The socket is in place; a temporary name left behind is only
+            // litter, and `BoundPath::moved_to` stops tracking it.
+            let _ = rustix::fs::unlink(temp);
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// What is at `path`: `Ok(Some(stat))` for a socket file nobody listens on
+/// (the `lstat` of it, identical before and after the probe), `Ok(None)` if
+/// it vanished or changed under the probe, and the error to report for
+/// anything else. `lstat`, `socket`, non-blocking `connect`.
+fn probe(path: &Path) -> Result<Option<Stat>, UdsError> {
+    let Some(before) = lstat_if_any(path)? else {
+        return Ok(None);
     };
-    if FileType::from_raw_mode(stat.st_mode) != FileType::Socket {
+    if FileType::from_raw_mode(before.st_mode) != FileType::Socket {
         return Err(UdsError::NotASocket {
             path: path.to_owned(),
         });
     }
     let probe = seqpacket_socket()?;
-    if rustix::net::connect(&probe, &addr.0) != Err(Errno::CONNREFUSED) {
-        return Err(UdsError::AddrInUse);
-    }
-    match rustix::fs::unlink(path) {
-        Err(Errno::NOENT) => Ok(()),
-        other => Ok(other.map_err(SysError::from_call("unlink"))?),
+    match connect_nonblocking(probe.as_fd(), &UnixAddr::path(path)?) {
+        // Connected, a full backlog, or a listener of another socket type.
+        Ok(()) | Err(Errno::AGAIN | Errno::PROTOTYPE) => Err(UdsError::AddrInUse),
+        Err(Errno::CONNREFUSED) => {
+            let after = lstat_if_any(path)?;
+            Ok(after.filter(|after| same_file(after, &before)))
+        }
+        Err(Errno::NOENT) => Ok(None),
+        Err(errno) => Err(UdsError::ProbeFailed {
+            path: path.to_owned(),
+            errno,
+        }),
     }
 }
 
-/// The socket file a listener bound, as it was right after `bind`.
+/// `lstat(path)`, `None` if nothing is there.
+fn lstat_if_any(path: &Path) -> Result<Option<Stat>, UdsError> {
+    match rustix::fs::lstat(path) {
+        Ok(stat) => Ok(Some(stat)),
+        Err(Errno::NOENT) => Ok(None),
+        Err(errno) => Err(SysError::new("lstat", errno).into()),
+    }
+}
+
+fn same_file(a: &Stat, b: &Stat) -> bool {
+    a.st_dev == b.st_dev && a.st_ino == b.st_ino
+}
+
+/// What [`swap_out`] found at the path.
+enum Swapped {
+    /// The stale socket, now unlinked; the new socket is in place.
+    Stale,
+    /// Something else, now back in place; the new socket is at its
+    /// temporary name.
+    Other,
+}
+
+/// Puts the socket at `temp` in place of the stale socket `stale` at `path`:
+/// `renameat2(RENAME_EXCHANGE)`, then `lstat` what came out, and `unlink` it
+/// only if it is `stale`; otherwise swaps back. Where the filesystem lacks
+/// the flag: compares, then unlinks `path`, and reports `Other` so that the
+/// caller places the socket again.
+fn swap_out(temp: &Path, path: &Path, stale: &Stat) -> Result<Swapped, UdsError> {
+    const EXCHANGE: &str = "renameat2(RENAME_EXCHANGE)";
+    match rustix::fs::renameat_with(CWD, temp, CWD, path, RenameFlags::EXCHANGE) {
+        Ok(()) => {}
+        // It vanished: place the socket again.
+        Err(Errno::NOENT) => return Ok(Swapped::Other),
+        Err(Errno::INVAL | Errno::NOSYS) => {
+            if lstat_if_any(path)?.is_some_and(|now| same_file(&now, stale)) {
+                match rustix::fs::unlink(path) {
+                    Ok(()) | Err(Errno::NOENT) => {}
+                    Err(errno) => return Err(SysError::new("unlink", errno).into()),
+                }
+            }
+            return Ok(Swapped::Other);
+        }
+        Err(errno) => return Err(SysError::new(EXCHANGE, errno).into()),
+    }
+    // `temp` now names what was at `path`.
+    if lstat_if_any(temp)?.is_some_and(|out| same_file(&out, stale)) {
+        rustix::fs::unlink(temp).map_err(SysError::from_call("unlink"))?;
+        return Ok(Swapped::Stale);
+    }
+    rustix::fs::renameat_with(CWD, temp, CWD, path, RenameFlags::EXCHANGE)
+        .map_err(SysError::from_call(EXCHANGE))?;
+    Ok(Swapped::Other)
+}
+
+/// A socket file a listener bound, as it was right after `bind`.
 #[derive(Debug)]
 struct BoundPath {
     path: PathBuf,
     stat: Stat,
     unlink_on_drop: bool,
+}
+
+impl BoundPath {
+    /// The same socket file, now at `path` (renamed there), kept on drop.
+    fn moved_to(mut self, path: &Path) -> Self {
+        self.path = path.to_owned();
+        self.unlink_on_drop = false;
+        self
+    }
 }
 
 impl Drop for BoundPath {
@@ -431,8 +690,7 @@ impl Drop for BoundPath {
         // Only remove the file if it is still ours; errors are ignored, as
         // a drop cannot report them and a stale file is replaced by `bind`.
         if let Ok(now) = rustix::fs::lstat(&self.path)
-            && now.st_dev == self.stat.st_dev
-            && now.st_ino == self.stat.st_ino
+            && same_file(&now, &self.stat)
         {
             let _ = rustix::fs::unlink(&self.path);
         }
@@ -447,11 +705,42 @@ pub struct SeqpacketStream {
 }
 
 impl SeqpacketStream {
-    /// Connects to a listener: `socket`, `connect`.
+    /// Connects to a listener: `socket`, `connect`. If the listener's
+    /// backlog is full, waits until it accepts a connection; signals
+    /// (`EINTR`) do not end the wait.
     #[doc(alias = "socket")]
     pub fn connect(addr: &UnixAddr) -> Result<Self, UdsError> {
+        Self::connect_until(addr, None)
+    }
+
+    /// [`connect`](Self::connect), waiting at most `timeout` for room in a
+    /// full backlog: [`UdsError::TimedOut`] after that.
+    ///
+    /// The connect is tried without blocking first. A full backlog makes a
+    /// Unix socket's `connect` fail with `EAGAIN` rather than go on in the
+    /// background (no `EINPROGRESS`, and `poll` cannot wait for room), so
+    /// the wait is a blocking `connect` bounded by the time left, set as the
+    /// socket's send timeout (`SO_SNDTIMEO`), which the kernel applies to
+    /// exactly that wait; the timeout is cleared afterwards.
+    #[doc(alias("connect", "SO_SNDTIMEO"))]
+    pub fn connect_timeout(addr: &UnixAddr, timeout: Duration) -> Result<Self, UdsError> {
+        Self::connect_until(addr, deadline_after(Some(timeout)))
+    }
+
+    /// [`connect`](Self::connect) with a deadline (`None`: none).
+    pub(crate) fn connect_until(
+        addr: &UnixAddr,
+        deadline: Option<Instant>,
+    ) -> Result<Self, UdsError> {
+        const CALL: &str = "connect";
         let fd = seqpacket_socket()?;
-        rustix::net::connect(&fd, &addr.0).map_err(SysError::from_call("connect"))?;
+        match connect_nonblocking(fd.as_fd(), addr) {
+            Ok(()) => {}
+            Err(Errno::AGAIN) => connect_blocking(fd.as_fd(), addr, deadline)?,
+            Err(errno) => return Err(SysError::new(CALL, errno).into()),
+        }
+        // Streams block: `recv` waits for a message.
+        rustix::io::ioctl_fionbio(&fd, false).map_err(SysError::from_call("ioctl(FIONBIO)"))?;
         Ok(Self { fd })
     }
 
@@ -597,6 +886,41 @@ impl From<SeqpacketStream> for OwnedFd {
     }
 }
 
+/// Waits in a blocking `connect` for room in the listener's full backlog,
+/// until `deadline`: the time left is the socket's `SO_SNDTIMEO`, after which
+/// the kernel gives up with `EAGAIN`. `EINTR` is retried with the time left.
+fn connect_blocking(
+    fd: BorrowedFd<'_>,
+    addr: &UnixAddr,
+    deadline: Option<Instant>,
+) -> Result<(), UdsError> {
+    const SNDTIMEO: &str = "setsockopt(SO_SNDTIMEO)";
+    rustix::io::ioctl_fionbio(fd, false).map_err(SysError::from_call("ioctl(FIONBIO)"))?;
+    loop {
+        // An `SO_SNDTIMEO` of zero would mean no timeout at all: what is
+        // left is rounded up to at least a microsecond.
+        let left = match deadline {
+            None => None,
+            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Some(left.max(Duration::from_micros(1))),
+                _ => return Err(UdsError::TimedOut),
+            },
+        };
+        rustix::net::sockopt::set_socket_timeout(fd, Timeout::Send, left)
+            .map_err(SysError::from_call(SNDTIMEO))?;
+        match rustix::net::connect(fd, &addr.0) {
+            Ok(()) => break,
+            // Interrupted, or the timeout (rounded to the kernel's ticks) ran
+            // out: the loop decides with the clock.
+            Err(Errno::INTR | Errno::AGAIN) => {}
+            Err(errno) => return Err(SysError::new("connect", errno).into()),
+        }
+    }
+    rustix::net::sockopt::set_socket_timeout(fd, Timeout::Send, None)
+        .map_err(SysError::from_call(SNDTIMEO))?;
+    Ok(())
+}
+
 /// Control buffer bytes for `max_fds` fds; none at all for zero.
 const fn control_len(max_fds: usize) -> usize {
     if max_fds == 0 {
@@ -621,6 +945,8 @@ fn take_fds(control: &mut RecvAncillaryBuffer<'_>) -> Vec<OwnedFd> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::thread;
 
     use rustix::io::FdFlags;
     use rustix::pipe::PipeFlags;
@@ -886,6 +1212,258 @@ mod tests {
         };
         assert_eq!(err, expected);
         assert_eq!(UnixAddr::abstract_name("n").unwrap().as_path(), None);
+    }
+
+    /// A listener at `addr` with a backlog of 0 and one connection waiting,
+    /// so its backlog is full: the next `connect` would block. Returns the
+    /// listener and the waiting connection.
+    fn full_backlog(addr: &UnixAddr) -> (OwnedFd, SeqpacketStream) {
+        let listener = rustix::net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .unwrap();
+        rustix::net::bind(&listener, &addr.0).unwrap();
+        rustix::net::listen(&listener, 0).unwrap();
+        let waiting = SeqpacketStream::connect(addr).unwrap();
+        (listener, waiting)
+    }
+
+    /// Runs `f` on a thread and returns what it returns; panics if it has
+    /// not returned within a generous bound (a call that blocks for ever).
+    fn returns<R: Send + 'static>(what: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
+        let (send, recv) = std::sync::mpsc::channel();
+        thread::spawn(move || send.send(f()));
+        recv.recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("{what} blocked"))
+    }
+
+    /// Runs `f` on a thread whose uid, gid and groups are `nobody`'s (the
+    /// raw system calls change the calling thread only); `None`, saying why,
+    /// if this process is not root.
+    fn as_nobody<R: Send>(f: impl FnOnce() -> R + Send) -> Option<R> {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: dropping to nobody needs root");
+            return None;
+        }
+        let nobody = (Uid::from_raw(65534), Gid::from_raw(65534));
+        Some(thread::scope(|s| {
+            s.spawn(|| {
+                rustix::thread::set_thread_groups(&[]).unwrap();
+                rustix::thread::set_thread_res_gid(nobody.1, nobody.1, nobody.1).unwrap();
+                rustix::thread::set_thread_res_uid(nobody.0, nobody.0, nobody.0).unwrap();
+                f()
+            })
+            .join()
+            .unwrap()
+        }))
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn bind_does_not_block_on_a_listener_with_a_full_backlog() {
+        let dir = TempDir::new("squatter");
+        let addr = dir.addr();
+        let (_squatter, _waiting) = full_backlog(&addr);
+        let bound = returns("bind", move || SeqpacketListener::bind(&addr).map(drop));
+        assert_eq!(bound, Err(UdsError::AddrInUse));
+        assert_eq!(names_in(&dir.0), ["sock"], "no temporary name left");
+    }
+
+    #[test]
+    fn connect_timeout_bounds_a_full_backlog() {
+        let addr = abstract_addr("full-backlog");
+        let (_listener, _waiting) = full_backlog(&addr);
+        let timeout = Duration::from_millis(50);
+        let start = Instant::now();
+        let connected = returns("connect_timeout", move || {
+            SeqpacketStream::connect_timeout(&addr, timeout).map(drop)
+        });
+        assert_eq!(connected, Err(UdsError::TimedOut));
+        assert!(start.elapsed() >= timeout);
+    }
+
+    #[test]
+    fn connect_waits_for_room_in_a_full_backlog() {
+        let addr = abstract_addr("room");
+        let (listener, _waiting) = full_backlog(&addr);
+        let client = thread::spawn({
+            let addr = addr.clone();
+            move || SeqpacketStream::connect_timeout(&addr, Duration::from_secs(20))
+        });
+        // Accepting the waiting connection makes room for the client's.
+        let _first = rustix::net::accept(&listener).unwrap();
+        let client = client.join().unwrap().unwrap();
+        let server = SeqpacketStream {
+            fd: rustix::net::accept(&listener).unwrap(),
+        };
+        check_connected(&client, &server);
+        // The stream blocks, and its send timeout was cleared.
+        let flags = rustix::fs::fcntl_getfl(&client).unwrap();
+        assert!(!flags.contains(rustix::fs::OFlags::NONBLOCK));
+        let timeout = rustix::net::sockopt::socket_timeout(&client, Timeout::Send).unwrap();
+        assert_eq!(timeout, None);
+    }
+
+    #[test]
+    fn try_accept_does_not_wait() {
+        let addr = abstract_addr("try-accept");
+        let listener = SeqpacketListener::bind(&addr).unwrap();
+        assert!(listener.try_accept().unwrap().is_none());
+        let client = SeqpacketStream::connect(&addr).unwrap();
+        let server = listener.try_accept().unwrap().expect("a client waits");
+        check_connected(&client, &server);
+        let flags = rustix::fs::fcntl_getfl(&server).unwrap();
+        assert!(
+            !flags.contains(rustix::fs::OFlags::NONBLOCK),
+            "accepted sockets block"
+        );
+    }
+
+    #[test]
+    fn a_stale_socket_that_cannot_be_probed_is_reported_as_such() {
+        let dir = TempDir::new("unprobeable");
+        let addr = dir.addr();
+        let path = dir.0.join("sock");
+        drop(SeqpacketListener::bind_with_mode(&addr, Mode::from_raw_mode(0o600)).unwrap());
+        // Others may create their temporary name here, not connect to root's socket.
+        rustix::fs::chmod(&dir.0, Mode::from_raw_mode(0o777)).unwrap();
+        let Some(bound) = as_nobody(|| SeqpacketListener::bind(&addr).map(drop)) else {
+            return;
+        };
+        let err = bound.unwrap_err();
+        assert_eq!(
+            err,
+            UdsError::ProbeFailed {
+                path: path.clone(),
+                errno: Errno::ACCESS
+            }
+        );
+        assert!(err.to_string().contains("not removing it"), "{err}");
+        assert!(is_socket(&path), "the stale socket is left in place");
+        assert_eq!(names_in(&dir.0), ["sock"], "no temporary name left");
+    }
+
+    fn is_socket(path: &Path) -> bool {
+        rustix::fs::lstat(path)
+            .is_ok_and(|stat| FileType::from_raw_mode(stat.st_mode) == FileType::Socket)
+    }
+
+    #[test]
+    fn bind_with_mode_sets_the_socket_file_mode() {
+        let dir = TempDir::new("mode");
+        let path = dir.0.join("sock");
+        for mode in [0o600, 0o666, 0o640] {
+            let listener =
+                SeqpacketListener::bind_with_mode(&dir.addr(), Mode::from_raw_mode(mode)).unwrap();
+            let stat = rustix::fs::lstat(&path).unwrap();
+            assert_eq!(stat.st_mode & 0o7777, mode, "{mode:#o}");
+            let connected = as_nobody(|| SeqpacketStream::connect(&dir.addr()).map(drop));
+            match (mode, connected) {
+                (_, None) => {}
+                (0o666, Some(connected)) => connected.unwrap(),
+                (_, Some(connected)) => assert_eq!(
+                    connected,
+                    Err(UdsError::Sys(SysError::new("connect", Errno::ACCESS))),
+                    "{mode:#o}"
+                ),
+            }
+            drop(listener);
+        }
+        assert_eq!(names_in(&dir.0), ["sock"], "no temporary name left");
+    }
+
+    #[test]
+    fn bind_with_mode_refuses_what_cannot_be_set() {
+        let dir = TempDir::new("bad-mode");
+        let err = SeqpacketListener::bind_with_mode(&dir.addr(), Mode::from_raw_mode(0o4777))
+            .unwrap_err();
+        assert_eq!(err, UdsError::InvalidMode { mode: 0o4777 });
+        let err =
+            SeqpacketListener::bind_with_mode(&abstract_addr("mode"), Mode::RUSR).unwrap_err();
+        assert_eq!(err, UdsError::ModeOfAbstract);
+        assert!(names_in(&dir.0).is_empty());
+    }
+
+    /// The step that replaces a stale socket, with another file swapped onto
+    /// the path between the probe and the replacement: the file is put back,
+    /// never unlinked.
+    #[test]
+    fn a_file_swapped_in_after_the_probe_is_put_back() {
+        let dir = TempDir::new("swap");
+        let path = dir.0.join("sock");
+        drop(SeqpacketListener::bind(&dir.addr()).unwrap());
+        let stale = probe(&path).unwrap().expect("a stale socket");
+
+        let evil = dir.0.join("evil");
+        std::fs::write(&evil, b"someone else's").unwrap();
+        std::fs::rename(&evil, &path).unwrap();
+
+        let fd = seqpacket_socket().unwrap();
+        let temp = bind_temporary(fd.as_fd(), &path).unwrap();
+        assert!(matches!(
+            swap_out(&temp.path, &path, &stale),
+            Ok(Swapped::Other)
+        ));
+        assert_eq!(std::fs::read(&path).unwrap(), b"someone else's");
+        assert!(
+            is_socket(&temp.path),
+            "the new socket is back at its temporary name"
+        );
+        drop(temp);
+        assert_eq!(names_in(&dir.0), ["sock"]);
+    }
+
+    /// An attacker swaps a regular file onto the path while `bind` replaces
+    /// the stale socket there, again and again: whatever `bind` returns, the
+    /// attacker's file is never unlinked.
+    #[test]
+    fn replacing_a_stale_socket_never_unlinks_a_file_swapped_in() {
+        // The check-then-unlink this replaced lost the file within 100 rounds.
+        const ROUNDS: usize = 500;
+        let dir = TempDir::new("race");
+        let addr = dir.addr();
+        let path = dir.0.join("sock");
+        let keep = dir.0.join("keep");
+        let mut swapped_in = 0;
+        for round in 0..ROUNDS {
+            let _ = std::fs::remove_file(&path);
+            drop(SeqpacketListener::bind(&addr).unwrap());
+            let _ = std::fs::remove_file(&keep);
+            let barrier = std::sync::Barrier::new(2);
+            let (swapped, bound) = thread::scope(|s| {
+                let attacker = s.spawn(|| {
+                    let staged = dir.0.join("staged");
+                    std::fs::write(&staged, b"attacker").unwrap();
+                    std::fs::hard_link(&staged, &keep).unwrap();
+                    barrier.wait();
+                    for _ in 0..round % 97 * 20 {
+                        core::hint::spin_loop();
+                    }
+                    std::fs::rename(&staged, &path).is_ok()
+                });
+                barrier.wait();
+                let bound = SeqpacketListener::bind(&addr);
+                (attacker.join().unwrap(), bound)
+            });
+            drop(bound);
+            if swapped {
+                swapped_in += 1;
+                let links = rustix::fs::lstat(&keep).unwrap().st_nlink;
+                assert_eq!(links, 2, "round {round}: bind unlinked the attacker's file");
+            }
+        }
+        assert!(swapped_in > 0);
     }
 
     #[test]

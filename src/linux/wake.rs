@@ -77,12 +77,13 @@ use core::time::Duration;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Instant;
 
-use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec};
+use rustix::event::{EventfdFlags, PollFlags, Timespec};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::{Errno, IoSliceMut, ReadWriteFlags};
 use rustix::thread::futex;
 
 use super::SysError;
+use super::poll::{deadline_after, poll_fd, poll_now};
 use crate::Pod;
 use crate::spsc::{Consumer, Corrupted, Producer, PushError};
 use crate::wait::{Event, SleepError};
@@ -114,18 +115,32 @@ impl EventFd {
     /// Fails with [`EventFdError::NotEventFd`] for any other fd,
     /// [`EventFdError::Semaphore`] for an eventfd made with `EFD_SEMAPHORE`
     /// (if the kernel shows the mode in fdinfo; older ones do not, and such
-    /// eventfds pass unchecked), and [`EventFdError::Sys`] if `/proc` cannot be
-    /// read, in which case [`from_fd_trusted`](Self::from_fd_trusted) adopts
-    /// the fd without the check.
-    #[doc(alias = "fdinfo")]
+    /// eventfds pass unchecked), and [`EventFdError::Sys`] if the fdinfo
+    /// opened but could not be read.
+    ///
+    /// # Without `/proc`
+    /// Where the fdinfo cannot be opened (a sandbox without `/proc`), the
+    /// check falls back to what needs none: `fstatfs` must find an anonymous
+    /// inode (`ANON_INODE_FS_MAGIC`: not a pipe, socket, file or device), and
+    /// an 8-byte `write` of zero must succeed, which of the anonymous-inode
+    /// fds a peer can hand over (timerfd, signalfd, epoll, inotify, pidfd,
+    /// userfaultfd, ...) only an eventfd accepts (it adds nothing to the
+    /// counter; a sleeper on it sees one spurious wake). Semaphore mode is
+    /// invisible there: a consumer that sleeps on an eventfd from an
+    /// untrusted peer may then be woken until the peer's count runs out. A
+    /// producer, such as the handshake's client, only writes to the fd,
+    /// which the mode does not change.
+    #[doc(alias("fdinfo", "fstatfs"))]
     pub fn from_fd(fd: OwnedFd) -> Result<Self, EventFdError> {
         let path = format!("/proc/thread-self/fdinfo/{}", fd.as_raw_fd());
-        let info = rustix::fs::open(
+        let Ok(info) = rustix::fs::open(
             path.as_str(),
             OFlags::RDONLY | OFlags::CLOEXEC,
             Mode::empty(),
-        )
-        .map_err(SysError::from_call("open(/proc/thread-self/fdinfo)"))?;
+        ) else {
+            check_without_proc(fd.as_fd())?;
+            return Ok(Self { fd });
+        };
         // An eventfd's fdinfo is about 130 bytes.
         let mut buf = [0; 4096];
         let mut len = 0;
@@ -172,8 +187,7 @@ impl EventFd {
     /// left.
     #[doc(alias("poll", "read"))]
     pub fn wait(&self, timeout: Option<Duration>) -> Result<(), SleepFailure> {
-        let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
-        self.wait_until(deadline)
+        self.wait_until(deadline_after(timeout))
     }
 
     /// [`wait`](Self::wait) with a deadline; polls once even if it has passed.
@@ -186,18 +200,10 @@ impl EventFd {
     /// Waits until the counter is non-zero, leaving it as it is: `poll`.
     /// Polls once even if `deadline` has passed.
     fn poll_until(&self, deadline: Option<Instant>) -> Result<(), SleepFailure> {
-        loop {
-            let timeout = deadline
-                .map(|deadline| deadline.saturating_duration_since(Instant::now()))
-                .and_then(|left| Timespec::try_from(left).ok());
-            let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
-            match rustix::event::poll(&mut fds, timeout.as_ref()) {
-                Ok(0) => return Err(SleepFailure::TimedOut),
-                Ok(_) => return Ok(()),
-                Err(Errno::INTR) => {}
-                Err(errno) => return Err(SysError::new("poll", errno).into()),
-            }
+        if poll_fd(self.fd.as_fd(), PollFlags::IN, deadline)?.is_empty() {
+            return Err(SleepFailure::TimedOut);
         }
+        Ok(())
     }
 
     /// Takes all pending signals without waiting: `preadv2(RWF_NOWAIT)` (or
@@ -252,17 +258,40 @@ fn read_nowait(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
     );
     match nowait {
         Err(Errno::OPNOTSUPP | Errno::NOSYS | Errno::PERM) => {
-            let mut fds = [PollFd::new(&fd, PollFlags::IN)];
-            let now = Timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
-            if rustix::event::poll(&mut fds, Some(&now))? == 0 {
+            if poll_now(fd, PollFlags::IN)
+                .map_err(|err| err.errno)?
+                .is_empty()
+            {
                 return Err(Errno::AGAIN);
             }
             rustix::io::retry_on_intr(|| rustix::io::read(fd, &mut *buf))
         }
         other => other,
+    }
+}
+
+/// `ANON_INODE_FS_MAGIC` from `<linux/magic.h>`: the filesystem of
+/// anonymous-inode fds (eventfd, timerfd, signalfd, epoll, ...).
+const ANON_INODE_FS_MAGIC: u64 = 0x0904_1934;
+
+/// The check of [`EventFd::from_fd`] that needs no `/proc`: an anonymous
+/// inode that accepts an 8-byte write of zero. `fstatfs`, `write`.
+fn check_without_proc(fd: BorrowedFd<'_>) -> Result<(), EventFdError> {
+    let fs = rustix::fs::fstatfs(fd).map_err(SysError::from_call("fstatfs"))?;
+    // `f_type` is a signed `long` on some targets; the magic is positive.
+    #[allow(
+        clippy::useless_conversion,
+        reason = "`f_type`'s type differs by target"
+    )]
+    if u64::try_from(fs.f_type).ok() != Some(ANON_INODE_FS_MAGIC) {
+        return Err(EventFdError::NotEventFd);
+    }
+    // An eventfd adds the value to its counter: zero changes nothing, and a
+    // write of zero never blocks. Every other anonymous-inode fd refuses an
+    // 8-byte write of zeros (most have no `write` at all).
+    match rustix::io::retry_on_intr(|| rustix::io::write(fd, &0_u64.to_ne_bytes())) {
+        Ok(8) => Ok(()),
+        _ => Err(EventFdError::NotEventFd),
     }
 }
 
@@ -472,7 +501,7 @@ impl<T: Pod, K> Consumer<'_, T, K> {
         strategy: SpinThenBlock,
         timeout: Option<Duration>,
     ) -> Result<T, BlockingPopError> {
-        let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
+        let deadline = deadline_after(timeout);
         self.pop_or_sleep(strategy.spins, |event, epoch| {
             wakeup.sleep(event, epoch, deadline)
         })
@@ -492,13 +521,15 @@ impl<T: Pod, K> Producer<'_, T, K> {
     /// On [`PushNotifyError::Push`] nothing was pushed and the value is handed
     /// back. On [`PushNotifyError::Wake`] the value *was* pushed but the
     /// consumer may stay asleep until its timeout or the next wake: retry with
-    /// `wakeup.wake(producer.event())`.
+    /// `wakeup.wake(producer.peer_event())`.
     #[doc(alias("write", "futex"))]
     #[inline]
     pub fn push_notify(&mut self, value: T, wakeup: &Wakeup) -> Result<(), PushNotifyError<T>> {
         self.try_push(value).map_err(PushNotifyError::Push)?;
         if self.wake_needed() {
-            wakeup.wake(self.event()).map_err(PushNotifyError::Wake)?;
+            wakeup
+                .wake(self.peer_event())
+                .map_err(PushNotifyError::Wake)?;
         }
         Ok(())
     }
@@ -521,7 +552,7 @@ impl<T: Pod, K> Producer<'_, T, K> {
             .map_err(|Corrupted| PushSliceNotifyError::Corrupted)?;
         if pushed > 0 && self.wake_needed() {
             wakeup
-                .wake(self.event())
+                .wake(self.peer_event())
                 .map_err(|error| PushSliceNotifyError::Wake { pushed, error })?;
         }
         Ok(pushed)
@@ -967,7 +998,7 @@ mod tests {
             rustix::io::read(eventfd_of(&wakeup), &mut count),
             Err(Errno::AGAIN)
         );
-        assert_eq!(tx.event().epoch(), 0);
+        assert_eq!(tx.peer_event().epoch(), 0);
     }
 
     #[test]
@@ -1037,13 +1068,18 @@ mod tests {
             .unwrap()
             .split();
         // A second producer through a second mapping, as a faulty peer: it
-        // republishes an old head.
+        // republishes an old head. (Up to a ring's worth behind the tail, a
+        // head may just not be published yet, and its stamps are not what
+        // the consumer expects: the ring merely looks empty.)
         let peer = Segment::from_fd(seg.as_fd().try_clone_to_owned().unwrap()).unwrap();
         let mut rogue = Spsc::<u64>::attach(peer.region().expect("the segment's region"))
             .unwrap()
             .into_producer();
-        tx.push_slice(&[1, 2]).unwrap();
-        assert_eq!((rx.try_pop(), rx.try_pop()), (Ok(1), Ok(2)));
+        for round in 0..4 {
+            tx.push_slice(&[round, round + 1]).unwrap();
+            assert_eq!((rx.try_pop(), rx.try_pop()), (Ok(round), Ok(round + 1)));
+        }
+        // Its head, 1, is now more than a ring's worth behind the tail, 8.
         rogue.try_push(3).unwrap();
         let popped = rx.pop_blocking(&Wakeup::Futex, SpinThenBlock::default(), Some(NEVER));
         assert_eq!(popped, Err(BlockingPopError::Corrupted));

@@ -127,6 +127,52 @@ pub enum AttachError {
     },
     /// The structure's counters are inconsistent (e.g. more elements than slots).
     Corrupted,
+    /// The region's layout directory lists another number of parts than
+    /// the plan ([`parts`](crate::parts)).
+    WrongPartCount {
+        /// Parts in the plan.
+        expected: u32,
+        /// Parts in the directory.
+        found: u32,
+    },
+    /// A part in the region's layout directory differs from the plan: its
+    /// kind, offset or length.
+    WrongPart {
+        /// The part's index.
+        part: u32,
+        /// The part as planned.
+        expected: PartInfo,
+        /// The part as the directory lists it.
+        found: PartInfo,
+    },
+}
+
+/// A part of a region laid out to hold several structures, as its directory
+/// lists it: the raw kind, and its place in 128-byte lines from the region's
+/// start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PartInfo {
+    /// The structure kind, as recorded (see [`Kind::from_raw`]).
+    pub kind: u32,
+    /// Offset from the region's start, in 128-byte lines.
+    pub offset_lines: u32,
+    /// Length, in 128-byte lines.
+    pub len_lines: u32,
+}
+
+impl fmt::Display for PartInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match Kind::from_raw(self.kind) {
+            Some(kind) => write!(f, "a {kind}")?,
+            None => write!(f, "kind {}", self.kind)?,
+        }
+        write!(
+            f,
+            " at line {} for {} lines",
+            self.offset_lines, self.len_lines
+        )
+    }
 }
 
 impl fmt::Display for AttachError {
@@ -162,6 +208,20 @@ impl fmt::Display for AttachError {
             }
             Self::InvalidCapacity { found } => write!(f, "invalid capacity {found} in header"),
             Self::Corrupted => f.write_str("counters in the region are inconsistent"),
+            Self::WrongPartCount { expected, found } => {
+                write!(
+                    f,
+                    "region is laid out in {found} parts, expected {expected}"
+                )
+            }
+            Self::WrongPart {
+                part,
+                expected,
+                found,
+            } => write!(
+                f,
+                "part {part} of the region is {found}, expected {expected}"
+            ),
         }
     }
 }

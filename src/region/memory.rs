@@ -115,6 +115,26 @@ impl<'a> Memory<'a> {
 }
 
 impl<'a> Memory<'a> {
+    /// The `len` bytes from byte `offset`.
+    ///
+    /// # Safety
+    /// `offset + len <= self.len()`.
+    pub(super) unsafe fn sub(&self, offset: usize, len: usize) -> Self {
+        debug_assert!(offset + len <= self.len);
+        Self {
+            #[cfg(not(loom))]
+            // SAFETY: `offset <= self.len`, so the pointer stays inside (or
+            // one past) the memory.
+            ptr: unsafe { self.ptr.add(offset) },
+            #[cfg(loom)]
+            mem: self.mem,
+            #[cfg(loom)]
+            offset: self.offset + offset,
+            len,
+            _bytes: PhantomData,
+        }
+    }
+
     /// Bytes in the memory.
     pub(crate) const fn len(&self) -> usize {
         self.len

@@ -23,12 +23,13 @@
 
 mod error;
 mod memory;
+pub mod parts;
 
 use core::fmt;
 #[cfg(not(loom))]
 use core::ptr::NonNull;
 
-pub use error::{AttachError, CreateError, FitError};
+pub use error::{AttachError, CreateError, FitError, PartInfo};
 #[cfg(loom)]
 pub use memory::LoomMemory;
 pub(crate) use memory::Memory;
@@ -155,6 +156,20 @@ impl<'a, K> Region<'a, K> {
         self.len() == 0
     }
 
+    /// The memory and the keeper, apart.
+    pub(crate) fn into_parts(self) -> (Memory<'a>, K) {
+        (self.memory, self.keeper)
+    }
+
+    /// A region over `memory`, kept alive by `keeper`.
+    ///
+    /// # Safety
+    /// `memory` is a range of a region's memory that nothing else will reach
+    /// (handed out once), and `keeper` keeps that region's memory alive.
+    pub(crate) unsafe fn from_memory(memory: Memory<'a>, keeper: K) -> Self {
+        Self { memory, keeper }
+    }
+
     /// Checks that the region is aligned and holds `needed` bytes (`None`: a
     /// size that overflows `usize`).
     fn fit(&self, needed: Option<usize>) -> Result<(), FitError> {
@@ -177,6 +192,15 @@ impl<'a, K> Region<'a, K> {
         self,
         fp: Fingerprint,
     ) -> Result<(S::View<'a>, K), CreateError> {
+        self.create_with::<S>(fp, S::init)
+    }
+
+    /// [`create`](Self::create), with `init` writing the initial state.
+    pub(crate) fn create_with<S: Structure>(
+        self,
+        fp: Fingerprint,
+        init: impl FnOnce(&S::View<'a>),
+    ) -> Result<(S::View<'a>, K), CreateError> {
         if !S::capacity_ok(fp.capacity) {
             return Err(CreateError::InvalidCapacity {
                 capacity: fp.capacity,
@@ -190,7 +214,7 @@ impl<'a, K> Region<'a, K> {
                 S::view(self.memory, fp.elem, fp.capacity),
             )
         };
-        header.create(fp, || S::init(&view));
+        header.create(fp, || init(&view));
         Ok((view, self.keeper))
     }
 
@@ -291,6 +315,19 @@ impl<'a, K> ReadRegion<'a, K> {
     /// Whether the region has no bytes.
     pub const fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The memory and the keeper, apart.
+    pub(crate) fn into_parts(self) -> (Memory<'a>, K) {
+        (self.memory, self.keeper)
+    }
+
+    /// A read region over `memory`, kept alive by `keeper`.
+    ///
+    /// # Safety
+    /// As for [`Region::from_memory`].
+    pub(crate) unsafe fn from_memory(memory: Memory<'a>, keeper: K) -> Self {
+        Self { memory, keeper }
     }
 
     /// As [`Region::attach`], reading only: the structure's view for readers

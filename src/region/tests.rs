@@ -82,7 +82,7 @@ fn attach_names_each_header_mismatch() {
     assert_eq!(
         attach_after(20, 1 << 20),
         Err(E::Fit(FitError::TooSmall {
-            needed: 512 + (8 << 20),
+            needed: 512 + (16 << 20),
             actual: 640
         }))
     );
@@ -128,10 +128,10 @@ fn attach_checks_type_and_region() {
         Err(AttachError::NotInitialized)
     );
     assert_eq!(
-        Spsc::<u64>::attach(Region::new(&mut bytes[..540])).map(|_| ()),
+        Spsc::<u64>::attach(Region::new(&mut bytes[..570])).map(|_| ()),
         Err(AttachError::Fit(FitError::TooSmall {
-            needed: 544,
-            actual: 540
+            needed: 576,
+            actual: 570
         }))
     );
     assert_eq!(

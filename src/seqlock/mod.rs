@@ -192,6 +192,10 @@ impl<'a, T: Pod> SeqLock<'a, T> {
 
     /// Creates a seqlock in `region`, overwriting what it held. Until the first
     /// write its value reads as all zeroes at version 0.
+    ///
+    /// # Errors
+    /// [`CreateError::Fit`] if the region is misaligned or shorter than
+    /// [`required_size`](Self::required_size).
     pub fn create<K>(region: Region<'a, K>) -> Result<SeqLock<'a, T, K>, CreateError> {
         let (lock, keeper) = region.create::<Shape<T>>(Fingerprint {
             kind: Kind::SeqLock,
@@ -204,6 +208,10 @@ impl<'a, T: Pod> SeqLock<'a, T> {
 
     /// Attaches to a seqlock another process (or another mapping) created in
     /// `region`.
+    ///
+    /// # Errors
+    /// The first mismatch between the region's header and a seqlock of `T`,
+    /// or between the header and the region's length ([`AttachError`]).
     pub fn attach<K>(region: Region<'a, K>) -> Result<SeqLock<'a, T, K>, AttachError> {
         let (lock, keeper) = region.attach::<Shape<T>>(ElementLayout::of::<T>(), 0)?;
         Ok(SeqLock { lock, keeper })
@@ -211,6 +219,9 @@ impl<'a, T: Pod> SeqLock<'a, T> {
 
     /// A reader of a seqlock in memory this process may only read (a
     /// `PROT_READ` mapping): a reader never writes.
+    ///
+    /// # Errors
+    /// As for [`attach`](Self::attach).
     pub fn attach_reader<K>(region: ReadRegion<'a, K>) -> Result<Reader<'a, T, K>, AttachError> {
         let (lock, keeper) = region.attach::<Shape<T>>(ElementLayout::of::<T>(), 0)?;
         Ok(Reader::new(lock, keeper))
@@ -245,7 +256,7 @@ impl<'a, T: Pod, K> SeqLock<'a, T, K> {
 /// [`take_writer`](Self::take_writer) (through a shared reference, for a plain
 /// `static`; needs an atomic swap, see [`StaticSpsc`](crate::spsc::StaticSpsc)).
 pub struct StaticSeqLock<T> {
-    memory: StaticMemory<T, 1, { DATA / LINE }>,
+    memory: StaticMemory<T, 1, { DATA / LINE }, 0>,
 }
 
 impl<T> fmt::Debug for StaticSeqLock<T> {

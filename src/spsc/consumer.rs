@@ -2,7 +2,7 @@
 
 use core::{cell::Cell, fmt, marker::PhantomData};
 
-use super::{Corrupted, PopError, Ring};
+use super::{Corrupted, PopError, Ring, stamp};
 use crate::payload::{self, Pod};
 use crate::sync::{self, Ordering};
 use crate::wait::{Event, SleepError};
@@ -10,7 +10,9 @@ use crate::wait::{Event, SleepError};
 /// Pops from a ring. One per ring; `Send` but not `Sync` or `Clone`.
 ///
 /// Pops copy out of the slot; nothing hands out a reference into memory the
-/// producer can write.
+/// producer can write. A pop reads the slot's stamp and payload, one cache
+/// line for a small element, and the producer's `head` only when the stamp
+/// says nothing is there.
 ///
 /// Aligned to its own 128-byte line: it writes its index on every operation,
 /// and two handles sharing a line (both kept in one struct, say) would bounce
@@ -20,9 +22,6 @@ pub struct Consumer<'a, T, K = ()> {
     ring: Ring<'a, T>,
     /// Next counter value to read; the authoritative copy of the shared `tail`.
     tail: u32,
-    /// The producer's `head` when last read and found valid: in
-    /// `tail ..= tail + capacity`, at or behind the real one.
-    cached_head: u32,
     /// Keeps the ring's memory alive (see [`Spsc`](super::Spsc)).
     keeper: K,
     _not_sync: PhantomData<Cell<()>>,
@@ -32,38 +31,54 @@ impl<T, K> fmt::Debug for Consumer<'_, T, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Consumer")
             .field("tail", &self.tail)
-            .field("cached_head", &self.cached_head)
             .finish_non_exhaustive()
     }
 }
 
 impl<'a, T: Pod, K> Consumer<'a, T, K> {
     pub(super) fn new(ring: Ring<'a, T>, keeper: K) -> Self {
+        // Acquire: a consumer resuming a ring (a restarted process) sees the
+        // slots the last one released as released.
         let tail = ring.tail.load(Ordering::Acquire);
         Self {
             ring,
             tail,
-            cached_head: tail,
             keeper,
             _not_sync: PhantomData,
         }
     }
 
-    /// Elements ready, re-reading the producer's counter only when the cached
-    /// one shows fewer than `want`.
+    /// Whether the slot at `position` holds it: its stamp, `Acquire` (pairs
+    /// with the producer's `Release` stamp store, so the payload copied next
+    /// is the one stamped; without it the copy could see an older payload).
     #[inline]
-    fn ready(&mut self, want: u32) -> Result<u32, Corrupted> {
-        let ready = self.cached_head.wrapping_sub(self.tail);
-        if ready >= want {
-            return Ok(ready);
-        }
-        let head = self.ring.head.load(Ordering::Acquire);
-        let ready = self.ring.distance(head, self.tail)?;
-        self.cached_head = head;
-        Ok(ready)
+    fn stamped(&self, position: u32) -> bool {
+        self.ring.stamp(position).load(Ordering::Acquire) == stamp(position)
     }
 
-    /// Releases `count` slots to the producer.
+    /// Whether the element at `tail` is there: its stamp, and only when the
+    /// stamp says no, the producer's `head`.
+    ///
+    /// A stamp missing while `head` (`Acquire`, pairing with the producer's
+    /// `Release`) counts the element can be a stale read of the stamp, so the
+    /// stamp is read once more; missing again, the producer is corrupt.
+    #[inline]
+    fn ready(&self) -> Result<bool, Corrupted> {
+        if self.stamped(self.tail) {
+            return Ok(true);
+        }
+        let head = self.ring.head.load(Ordering::Acquire);
+        match self.ring.published(head, self.tail)? {
+            0 => Ok(false),
+            _ if self.stamped(self.tail) => Ok(true),
+            _ => Err(Corrupted),
+        }
+    }
+
+    /// Releases `count` slots to the producer. `Release`: pairs with the
+    /// producer's `Acquire` load of `tail`, so it rewrites a slot only after
+    /// this side's copy of it; without it the producer could overwrite a slot
+    /// still being copied (the loom models catch it).
     #[inline]
     fn release(&mut self, count: u32) {
         self.tail = self.tail.wrapping_add(count);
@@ -71,27 +86,43 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
     }
 
     /// Pops the oldest element.
+    ///
+    /// # Errors
+    /// [`PopError::Empty`] if nothing is waiting; [`PopError::Corrupted`] if
+    /// the producer's counter claims more elements than slots.
     #[inline]
     pub fn try_pop(&mut self) -> Result<T, PopError> {
-        if self.ready(1)? == 0 {
+        if !self.ready()? {
             return Err(PopError::Empty);
         }
-        let value = payload::load(self.ring.slot(self.tail));
+        let value = payload::load(self.ring.payload(self.tail));
         self.release(1);
         Ok(value)
     }
 
     /// Pops up to `out.len()` elements into `out`, releasing their slots at once.
     /// Returns how many were popped (0 if the ring is empty).
+    ///
+    /// # Errors
+    /// [`Corrupted`] if the producer's counter claims more elements than
+    /// slots; nothing is popped.
     pub fn pop_into(&mut self, out: &mut [T]) -> Result<usize, Corrupted> {
-        let want = u32::try_from(out.len()).unwrap_or(u32::MAX);
-        let count = self.ready(want)?.min(want);
-        for (offset, item) in (0..count).zip(out.iter_mut()) {
-            *item = payload::load(self.ring.slot(self.tail.wrapping_add(offset)));
+        if out.is_empty() || !self.ready()? {
+            return Ok(0);
         }
-        if count > 0 {
-            self.release(count);
+        // The first is there; the others are there while their stamps say so
+        // (at most a ring's worth: the producer stamps no more).
+        let capacity = self.ring.capacity() as usize;
+        let mut count = 0_u32;
+        for item in out.iter_mut().take(capacity) {
+            let position = self.tail.wrapping_add(count);
+            if count > 0 && !self.stamped(position) {
+                break;
+            }
+            *item = payload::load(self.ring.payload(position));
+            count += 1;
         }
+        self.release(count);
         Ok(count as usize)
     }
 
@@ -102,16 +133,39 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
     /// the ring's eventfd or a futex wait on the event's `epoch`. The producer
     /// will wake the consumer after its next push. `Ok(None)`: elements arrived
     /// meanwhile; pop them (the announcement is withdrawn).
+    ///
+    /// # Errors
+    /// [`Corrupted`] as for [`try_pop`](Self::try_pop); the announcement is
+    /// withdrawn.
     pub fn prepare_to_sleep(&mut self) -> Result<Option<u32>, Corrupted> {
         let event = self.ring.ready;
         let epoch = event.announce();
-        match self.ready(1) {
-            Ok(0) => Ok(Some(epoch)),
+        match self.ready() {
+            Ok(false) => Ok(Some(epoch)),
             other => {
                 event.withdraw();
                 other.map(|_| None)
             }
         }
+    }
+
+    /// Whether the producer has announced it is going to sleep until a slot
+    /// frees, after a pop: if so the caller must wake it (through
+    /// [`peer_event`](Self::peer_event)). The announcement is consumed.
+    ///
+    /// Costs a `SeqCst` fence: call it after the pops of a batch, and only on
+    /// rings whose producer may wait for space
+    /// ([`Producer::push_or_sleep`](super::Producer::push_or_sleep)).
+    #[inline]
+    #[must_use = "a true result consumed the announcement: the producer sleeps until woken"]
+    pub fn wake_needed(&self) -> bool {
+        self.ring.space.needs_wake()
+    }
+
+    /// The event the producer sleeps on while the ring is full: the one to
+    /// wake it through.
+    pub fn peer_event(&self) -> &Event {
+        self.ring.space
     }
 
     /// The event the consumer sleeps on.
@@ -134,6 +188,33 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
     /// again), and `Err` to give up, e.g. on a timeout. The producer must call
     /// [`Producer::wake_needed`](super::Producer::wake_needed) after publishing
     /// and wake the consumer when it says so.
+    ///
+    /// ```
+    /// use ipc_primitives::spsc::StaticSpsc;
+    ///
+    /// let mut ring = StaticSpsc::<u32, 4>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// std::thread::scope(|s| {
+    ///     s.spawn(move || {
+    ///         tx.try_push(5).unwrap();
+    ///         // A real producer makes a system call here (eventfd, futex).
+    ///         let _woke_it = tx.wake_needed();
+    ///     });
+    ///     // A sleeper that waits for the epoch to move; the Linux adapters
+    ///     // sleep in the kernel instead (`Consumer::pop_blocking`).
+    ///     let popped = rx.pop_or_sleep(100, |event, epoch| -> Result<(), ()> {
+    ///         while event.epoch() == epoch {
+    ///             std::thread::yield_now();
+    ///         }
+    ///         Ok(())
+    ///     });
+    ///     assert_eq!(popped, Ok(5));
+    /// });
+    /// ```
+    ///
+    /// # Errors
+    /// [`SleepError::Sleep`] with what `sleep` returned, the announcement
+    /// withdrawn; [`SleepError::Corrupted`] as for [`try_pop`](Self::try_pop).
     pub fn pop_or_sleep<E>(
         &mut self,
         spins: u32,
@@ -164,7 +245,7 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
     pub fn len(&self) -> usize {
         let head = self.ring.head.load(Ordering::Acquire);
         self.ring
-            .distance(head, self.tail)
+            .published(head, self.tail)
             .unwrap_or(self.ring.capacity()) as usize
     }
 

@@ -24,19 +24,34 @@
 //!
 //! # Trust
 //! The peer may be another process that writes anything into the ring at any
-//! time. Every index is masked; a consumer that sees more elements than slots, or
-//! a producer that sees the consumer ahead of it, reports [`Corrupted`]. A
-//! hostile producer can make the consumer read garbage *values* (any bit pattern
-//! is a valid payload), never cause undefined behaviour, a panic or a hang.
+//! time. Every index is masked; a consumer pops only a slot stamped with the
+//! position it expects, and reports [`Corrupted`] where the producer's `head`
+//! counts an element whose slot is not stamped, or more elements than slots;
+//! a producer that sees the consumer ahead of it reports [`Corrupted`]. A
+//! hostile producer can make the consumer read garbage *values* (any bit
+//! pattern is a valid payload), or find the ring empty, never cause
+//! undefined behaviour, a panic or a hang.
 //!
 //! # Layout
-//! | offset | size               | what                                      |
-//! |--------|--------------------|-------------------------------------------|
-//! | 0      | 128                | [header](crate::layout)                   |
-//! | 128    | 128                | `head`: `u32`, elements pushed (producer) |
-//! | 256    | 128                | `tail`: `u32`, elements popped (consumer) |
-//! | 384    | 128                | `ready`: [`Event`] the consumer sleeps on |
-//! | 512    | capacity x slot    | slots, each `size_of::<T>()` rounded to 8 |
+//! Counters and stamps are native-endian `u32`s; payload bytes are the
+//! element's own bytes.
+//!
+//! | offset | size | what |
+//! |---|---|---|
+//! | 0 | 128 | [header](crate::layout) |
+//! | 128 | 4 | `head`: elements pushed (producer) |
+//! | 132 | 4 | `full`: pushes that found the ring full (producer; a counter for operators) |
+//! | 256 | 4 | `tail`: elements popped (consumer) |
+//! | 384 | 8 | `ready`: [`Event`] the consumer sleeps on |
+//! | 392 | 8 | `space`: [`Event`] the producer sleeps on while the ring is full |
+//! | 512 | capacity × (8 + stride) | slots: a stamp (`u32`), 4 unused bytes, then the payload, `size_of::<T>()` rounded up to 8 |
+//!
+//! A slot's stamp is `(position + 1) | 1 << 31` once the element at
+//! `position` is in it (0 before any), written last with `Release`. The
+//! consumer polls the stamp of the slot it expects, beside the payload: a
+//! small element crosses from producer to consumer in one cache-line
+//! transfer (a stamp and up to 56 bytes of payload share a 64-byte line). It
+//! reads `head` only when the stamp says nothing is there.
 
 mod consumer;
 mod producer;
@@ -50,41 +65,66 @@ pub use crate::Corrupted;
 
 use crate::header::Fingerprint;
 use crate::layout::{ElementLayout, Kind, LINE};
-use crate::payload::{Pod, slot_words};
+use crate::payload::Pod;
 use crate::region::{Memory, Region, Structure, required_size};
 use crate::storage::StaticMemory;
 use crate::sync::{AtomicU32, Ordering, SlotWord, WordCell, const_fn_unless_loom, if_take_flag};
 use crate::wait::Event;
 use crate::{AttachError, CreateError};
 
-/// The largest capacity: counters are `u32` and wrap, so capacity <= 2^31 keeps
-/// `head - tail` unambiguous.
-pub const MAX_CAPACITY: u32 = 1 << 31;
+/// The largest capacity: counters are `u32` and wrap, and a slot's stamp keeps
+/// 31 bits of its position, so capacity <= 2^30 keeps both unambiguous.
+pub const MAX_CAPACITY: u32 = 1 << 30;
 
 /// Byte offset of `head`.
 const HEAD: usize = 128;
+/// Byte offset of `full`.
+const FULL: usize = 132;
 /// Byte offset of `tail`.
 const TAIL: usize = 256;
-/// Byte offset of the consumer's wake-up event.
+/// Byte offset of the event the consumer sleeps on.
 const READY: usize = 384;
+/// Byte offset of the event the producer sleeps on, waiting for space.
+const SPACE: usize = 392;
 /// Byte offset of the first slot.
 const SLOTS: usize = 512;
+/// Bytes of a slot before its payload: the stamp and 4 unused bytes.
+const STAMP_BYTES: usize = 8;
+/// Set in every stamp, so that a slot never written (all zeroes) never looks
+/// published.
+const STAMPED: u32 = 1 << 31;
+
+/// The stamp of the slot holding the element at `position`: its position plus
+/// one, in 31 bits, marked.
+#[inline]
+const fn stamp(position: u32) -> u32 {
+    position.wrapping_add(1) | STAMPED
+}
 
 /// A validated view of a ring: its shared words and its local geometry.
 ///
 /// Geometry is read once, when the view is made, and never re-read from shared
 /// memory.
 pub(crate) struct Ring<'a, T> {
-    /// Elements ever pushed, wrapping. Written only by the producer (`Release`);
-    /// in `tail ..= tail + capacity` unless the producer is corrupt.
+    /// Elements ever pushed, wrapping. Written only by the producer (`Release`,
+    /// after the slots' stamps); in `tail ..= tail + capacity` unless the
+    /// producer is corrupt. The consumer reads it only when a slot's stamp
+    /// says nothing is there (and for `len`).
     head: &'a AtomicU32,
+    /// Pushes that found the ring full, wrapping: a counter for operators.
+    /// Written only by the producer.
+    full: &'a AtomicU32,
     /// Elements ever popped, wrapping. Written only by the consumer (`Release`);
     /// in `head - capacity ..= head` unless the consumer is corrupt.
     tail: &'a AtomicU32,
-    /// The consumer announces here that it will sleep until `head` moves.
+    /// The consumer announces here that it will sleep until an element comes.
     ready: &'a Event,
-    /// `capacity * slot_words::<T>()` words.
-    slots: &'a [SlotWord],
+    /// The producer announces here that it will sleep until a slot frees.
+    space: &'a Event,
+    /// The slots: `capacity` of `slot_bytes` each, from byte `SLOTS`.
+    memory: Memory<'a>,
+    /// Bytes per slot: the stamp, then the element's stride.
+    slot_bytes: usize,
     /// `capacity - 1`; capacity is a power of two.
     mask: u32,
     _t: PhantomData<T>,
@@ -98,38 +138,43 @@ impl<T> Clone for Ring<'_, T> {
 
 impl<T> Copy for Ring<'_, T> {}
 
-// SAFETY: the view holds references to atomics (and, under loom, to cells whose
-// accesses loom checks); the ring's protocol gives each slot to one side at a
-// time, and a hostile peer's writes are atomic accesses, never data races here.
+// SAFETY: the view holds references to atomics and the region's `Memory`
+// (under loom, references to cells whose accesses loom checks); the ring's
+// protocol gives each slot's payload to one side at a time, and a hostile
+// peer's writes are atomic accesses, never data races here.
 #[cfg(loom)]
 unsafe impl<T> Send for Ring<'_, T> {}
 
 /// The ring as a kind of structure in a region.
 struct Shape<T>(PhantomData<T>);
 
-// SAFETY: `view` reaches the header line's successors at 128, 256 and 384 (one
-// `u32` or two each, within `CONTROL` = 512) and `capacity * stride` bytes of
-// slots from 512: exactly `required_size`.
+// SAFETY: `view` reaches `u32`s and events at 128, 132, 256, 384 and 392 (within
+// `CONTROL` = 512), and keeps the memory for `Ring::stamp` and `Ring::payload`,
+// which reach slot `i & mask` at `SLOTS + (i & mask) * slot_bytes`: `capacity`
+// slots of `STAMP_BYTES + stride` (`SLOT_OVERHEAD` + stride) bytes, exactly
+// `required_size`.
 unsafe impl<T: Pod> Structure for Shape<T> {
     type View<'a> = Ring<'a, T>;
     const KIND: Kind = Kind::Spsc;
     const CONTROL: usize = SLOTS;
-    const SLOT_OVERHEAD: usize = 0;
+    const SLOT_OVERHEAD: usize = STAMP_BYTES;
 
     fn capacity_ok(capacity: u32) -> bool {
         capacity.is_power_of_two() && capacity <= MAX_CAPACITY
     }
 
     unsafe fn view(memory: Memory<'_>, elem: ElementLayout, capacity: u32) -> Ring<'_, T> {
-        let bytes = capacity as usize * elem.stride as usize;
-        // SAFETY: the memory is aligned and holds `SLOTS + bytes` bytes (the
+        // SAFETY: the memory is aligned and holds the control block (the
         // caller's guarantee); each offset is aligned for its type.
         unsafe {
             Ring {
                 head: memory.u32_at(HEAD),
+                full: memory.u32_at(FULL),
                 tail: memory.u32_at(TAIL),
                 ready: memory.event_at(READY),
-                slots: memory.slot_words_at(SLOTS, bytes),
+                space: memory.event_at(SPACE),
+                memory,
+                slot_bytes: STAMP_BYTES + elem.stride as usize,
                 mask: capacity - 1,
                 _t: PhantomData,
             }
@@ -138,10 +183,15 @@ unsafe impl<T: Pod> Structure for Shape<T> {
 
     fn init(ring: &Ring<'_, T>) {
         ring.head.store(0, Ordering::Relaxed);
+        ring.full.store(0, Ordering::Relaxed);
         ring.tail.store(0, Ordering::Relaxed);
         ring.ready.reset();
-        for word in ring.slots {
-            word.set(0);
+        ring.space.reset();
+        for index in 0..ring.capacity() {
+            ring.stamp(index).store(0, Ordering::Relaxed);
+            for word in ring.payload(index) {
+                word.set(0);
+            }
         }
     }
 }
@@ -151,17 +201,37 @@ impl<'a, T: Pod> Ring<'a, T> {
         self.mask + 1
     }
 
-    /// The words of the slot for counter value `index` (masked).
+    /// Byte offset of the slot for counter value `index` (masked).
     #[inline]
-    fn slot(&self, index: u32) -> &'a [SlotWord] {
-        let words = slot_words::<T>();
-        let start = (index & self.mask) as usize * words;
-        // In bounds: `slots` holds `capacity * words` words and the masked index
-        // is below `capacity`; `get` keeps a corrupt geometry from panicking.
-        self.slots.get(start..start + words).unwrap_or(&[])
+    fn slot_offset(&self, index: u32) -> usize {
+        SLOTS + (index & self.mask) as usize * self.slot_bytes
     }
 
-    /// Elements between `tail` and `head` if that is a possible count.
+    /// The stamp of the slot for counter value `index` (masked): `0` never
+    /// written, else [`stamp`] of the position it last held.
+    #[inline]
+    fn stamp(&self, index: u32) -> &'a AtomicU32 {
+        // SAFETY: the masked index is below `capacity`, so the slot lies
+        // within `required_size` (see the `Structure` impl); its stamp is its
+        // first `u32`, 8-aligned as every slot is (`slot_bytes` and `SLOTS`
+        // are multiples of 8).
+        unsafe { self.memory.u32_at(self.slot_offset(index)) }
+    }
+
+    /// The payload words of the slot for counter value `index` (masked).
+    #[inline]
+    fn payload(&self, index: u32) -> &'a [SlotWord] {
+        let stride = self.slot_bytes - STAMP_BYTES;
+        // SAFETY: as for `stamp`: the payload is the slot's last `stride`
+        // bytes, 8-aligned, within the slot.
+        unsafe {
+            self.memory
+                .slot_words_at(self.slot_offset(index) + STAMP_BYTES, stride)
+        }
+    }
+
+    /// Elements between `tail` and `head` if that is a possible count, for
+    /// a side whose `head` is exact (the producer's own).
     #[inline]
     fn distance(&self, head: u32, tail: u32) -> Result<u32, Corrupted> {
         let used = head.wrapping_sub(tail);
@@ -169,6 +239,19 @@ impl<'a, T: Pod> Ring<'a, T> {
             Err(Corrupted)
         } else {
             Ok(used)
+        }
+    }
+
+    /// Elements the shared `head` counts beyond `tail`, if possible: as
+    /// [`distance`](Self::distance), except that `tail` may be ahead of the
+    /// shared `head` by up to a ring's worth (none counted then), because the
+    /// producer stamps slots before it publishes `head`, and the consumer pops
+    /// what is stamped.
+    #[inline]
+    fn published(&self, head: u32, tail: u32) -> Result<u32, Corrupted> {
+        match self.distance(head, tail) {
+            Err(Corrupted) if tail.wrapping_sub(head) <= self.capacity() => Ok(0),
+            counted => counted,
         }
     }
 }
@@ -204,6 +287,11 @@ impl<'a, T: Pod> Spsc<'a, T> {
     /// `capacity` must be a power of two from 1 to [`MAX_CAPACITY`]. Nobody may
     /// be using the region while it is created; the header is published last,
     /// so a peer attaching meanwhile sees [`AttachError::NotInitialized`].
+    ///
+    /// # Errors
+    /// [`CreateError::InvalidCapacity`] for a capacity that is not a power of
+    /// two up to [`MAX_CAPACITY`]; [`CreateError::Fit`] if the region is
+    /// misaligned or shorter than [`required_size`](Self::required_size).
     pub fn create<K>(region: Region<'a, K>, capacity: u32) -> Result<Spsc<'a, T, K>, CreateError> {
         let (ring, keeper) = region.create::<Shape<T>>(Fingerprint {
             kind: Kind::Spsc,
@@ -216,12 +304,17 @@ impl<'a, T: Pod> Spsc<'a, T> {
 
     /// Attaches to a ring another process (or another mapping) created in
     /// `region`, checking its header against `T` and the region's length.
+    ///
+    /// # Errors
+    /// The first mismatch between the region's header and a ring of `T`, or
+    /// between the header and the region's length; [`AttachError::Corrupted`]
+    /// if the counters claim more elements than slots ([`AttachError`]).
     pub fn attach<K>(region: Region<'a, K>) -> Result<Spsc<'a, T, K>, AttachError> {
         let (ring, keeper) = region.attach::<Shape<T>>(ElementLayout::of::<T>(), 0)?;
         // Pairs with the sides' `Release` stores: counters as published.
         let head = ring.head.load(Ordering::Acquire);
         let tail = ring.tail.load(Ordering::Acquire);
-        ring.distance(head, tail)
+        ring.published(head, tail)
             .map_err(|Corrupted| AttachError::Corrupted)?;
         Ok(Spsc { ring, keeper })
     }
@@ -293,7 +386,7 @@ impl<'a, T: Pod, K> Spsc<'a, T, K> {
 /// with the `portable-atomic` feature elsewhere (`thumbv6m-none-eabi`,
 /// `riscv32imc-unknown-none-elf`; see the crate's feature docs).
 pub struct StaticSpsc<T, const N: usize> {
-    memory: StaticMemory<T, N, { SLOTS / LINE }>,
+    memory: StaticMemory<T, N, { SLOTS / LINE }, STAMP_BYTES>,
 }
 
 impl<T, const N: usize> fmt::Debug for StaticSpsc<T, N> {
@@ -454,14 +547,14 @@ mod assertions {
             Some(size) => size,
             None => 0,
         },
-        512 + 4 * 64
+        512 + 4 * (8 + 64)
     );
     const_assert_eq!(
         match Spsc::<[u8; 3]>::required_size(4) {
             Some(size) => size,
             None => 0,
         },
-        512 + 4 * 8
+        512 + 4 * (8 + 8)
     );
 
     assert_impl_all!(Producer<'static, u64>: Send);

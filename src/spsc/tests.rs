@@ -6,6 +6,7 @@ use zerocopy::IntoBytes;
 
 use super::*;
 use crate::test_support::Shared;
+use crate::wait::SleepError;
 use crate::{FitError, Line};
 
 fn memory<T: Pod>(capacity: u32) -> std::vec::Vec<Line> {
@@ -107,12 +108,18 @@ fn consumer_reports_a_producer_claiming_too_many_elements() {
     assert_eq!(rx.try_pop(), Err(PopError::Corrupted));
     assert_eq!(rx.pop_into(&mut [0; 2]), Err(Corrupted));
     assert_eq!(rx.len(), 4);
-    // A head that moves backwards past the tail is as impossible.
-    poke_head(&shared, u32::MAX);
+    // A head more than a ring's worth behind the tail is as impossible (up
+    // to a ring's worth behind, it may not be published yet: see
+    // `a_consumer_ahead_of_a_head_not_yet_published_sees_an_empty_ring`).
+    poke_head(&shared, u32::MAX - 4);
+    assert_eq!(rx.try_pop(), Err(PopError::Corrupted));
+    // A head that counts an element whose slot was never stamped is as
+    // impossible.
+    poke_head(&shared, 1);
     assert_eq!(rx.try_pop(), Err(PopError::Corrupted));
     // Once the peer behaves again, so does the ring.
-    poke_head(&shared, 1);
-    assert_eq!(rx.try_pop(), Ok(0));
+    poke_head(&shared, 0);
+    assert_eq!(rx.try_pop(), Err(PopError::Empty));
 }
 
 #[test]
@@ -217,7 +224,7 @@ fn static_ring_has_region_bytes() {
 fn create_checks_capacity_alignment_and_size() {
     let mut mem = memory::<u64>(8);
     let bytes = mem.as_mut_bytes();
-    for capacity in [0, 3, 6, MAX_CAPACITY + 1, u32::MAX] {
+    for capacity in [0, 3, 6, MAX_CAPACITY * 2, u32::MAX] {
         assert_eq!(
             Spsc::<u64>::create(Region::new(bytes), capacity).map(|_| ()),
             Err(CreateError::InvalidCapacity { capacity })
@@ -230,14 +237,14 @@ fn create_checks_capacity_alignment_and_size() {
     assert_eq!(
         Spsc::<u64>::create(Region::new(bytes), 32).map(|_| ()),
         Err(CreateError::Fit(FitError::TooSmall {
-            needed: 512 + 32 * 8,
+            needed: 512 + 32 * (8 + 8),
             actual: 640
         }))
     );
     assert_eq!(
         Spsc::<[u8; 1 << 20]>::create(Region::new(bytes), MAX_CAPACITY).map(|_| ()),
         Err(CreateError::Fit(FitError::TooSmall {
-            needed: 512 + (1 << 51),
+            needed: 512 + ((1 << 20) + 8) * (1 << 30),
             actual: 640
         }))
     );
@@ -293,4 +300,90 @@ fn errors_say_what_is_wrong_without_dumping_payloads() {
         ),
         "write of 3 bytes at offset 10 exceeds the 12-byte element"
     );
+}
+
+#[test]
+fn the_consumer_polls_the_slot_and_reads_head_only_when_it_is_empty() {
+    let shared = shared::<u64>(4);
+    let (mut tx, mut rx) = Spsc::<u64>::create(shared.region(), 4).unwrap().split();
+    tx.try_push(7).unwrap();
+    // A head the producer never wrote: the stamped slot is popped without
+    // looking at it...
+    poke_head(&shared, 0xdead_beef);
+    assert_eq!(rx.try_pop(), Ok(7));
+    // ...and an empty slot sends the consumer to `head`, which is impossible.
+    assert_eq!(rx.try_pop(), Err(PopError::Corrupted));
+    poke_head(&shared, 1);
+    assert_eq!(rx.try_pop(), Err(PopError::Empty));
+}
+
+#[test]
+fn a_slot_stamped_for_another_lap_is_not_popped() {
+    let shared = shared::<u64>(4);
+    let (mut tx, mut rx) = Spsc::<u64>::create(shared.region(), 4).unwrap().split();
+    tx.try_push(1).unwrap();
+    // The peer restamps slot 0 as holding position 4 (the next lap): what it
+    // holds is not position 0 as far as the consumer can tell.
+    shared.poke(SLOTS, stamp(4));
+    assert_eq!(rx.try_pop(), Err(PopError::Corrupted));
+    shared.poke(SLOTS, stamp(0));
+    assert_eq!(rx.try_pop(), Ok(1));
+}
+
+#[test]
+fn stamps_mark_positions_and_never_look_like_an_empty_slot() {
+    assert_eq!(stamp(0), 1 | STAMPED);
+    assert_eq!(stamp(u32::MAX), STAMPED, "wraps to 0, marked");
+    assert_ne!(stamp(u32::MAX), 0);
+    // A slot one lap behind never carries the stamp expected of it.
+    for position in [0, 1, MAX_CAPACITY - 1, u32::MAX - 3] {
+        assert_ne!(stamp(position), stamp(position.wrapping_sub(MAX_CAPACITY)));
+    }
+}
+
+#[test]
+fn a_full_producer_sleeps_until_the_consumer_frees_a_slot() {
+    let mut ring = StaticSpsc::<u32, 2>::new();
+    let (mut tx, mut rx) = ring.split();
+    tx.push_slice(&[1, 2]).unwrap();
+    assert_eq!(tx.full_count(), 0);
+    let mut slept = 0;
+    let pushed = tx.push_or_sleep(3, 1, |event: &Event, epoch| -> Result<(), ()> {
+        slept += 1;
+        // The consumer, woken into action: pops, then wakes the producer.
+        assert_eq!(rx.try_pop(), Ok(1));
+        assert!(rx.wake_needed(), "the producer announced itself");
+        assert_ne!(event.epoch(), epoch);
+        Ok(())
+    });
+    assert_eq!(pushed, Ok(()));
+    assert_eq!(slept, 1);
+    assert!(tx.full_count() >= 2, "each full push is counted");
+    assert!(!rx.wake_needed(), "the announcement was consumed");
+    assert_eq!((rx.try_pop(), rx.try_pop()), (Ok(2), Ok(3)));
+    // A sleeper that gives up hands the value back and withdraws.
+    tx.push_slice(&[4, 5]).unwrap();
+    let gave_up = tx.push_or_sleep(6, 0, |_, _| Err("timed out"));
+    assert_eq!(gave_up, Err((6, SleepError::Sleep("timed out"))));
+    assert!(!rx.wake_needed());
+}
+
+#[test]
+fn a_consumer_ahead_of_a_head_not_yet_published_sees_an_empty_ring() {
+    let shared = shared::<u64>(4);
+    {
+        let (mut tx, mut rx) = Spsc::<u64>::create(shared.region(), 4).unwrap().split();
+        tx.try_push(1).unwrap();
+        // As if the producer had stamped the slot but not yet stored `head`
+        // (or died in between): the consumer pops what is stamped...
+        poke_head(&shared, 0);
+        assert_eq!(rx.try_pop(), Ok(1));
+        // ...and then finds the ring empty, not corrupt.
+        assert_eq!(rx.try_pop(), Err(PopError::Empty));
+        assert_eq!((rx.len(), rx.is_empty()), (0, true));
+    }
+    // A producer starting afresh resumes after what the consumer popped.
+    let (mut tx, mut rx) = Spsc::<u64>::attach(shared.region()).unwrap().split();
+    tx.try_push(2).unwrap();
+    assert_eq!(rx.try_pop(), Ok(2));
 }

@@ -234,6 +234,25 @@ impl Proc {
         Self::start(command, role, vars, timeout)
     }
 
+    /// As [`spawn`](Self::spawn), but the child runs without `/proc`: in a
+    /// mount namespace of its own (`unshare --mount`, which needs
+    /// `CAP_SYS_ADMIN`) where `/proc` is unmounted before the test binary
+    /// starts. Its pid is [`pid`](Self::pid): `unshare` and `sh` exec it.
+    pub(crate) fn spawn_without_proc(
+        role: &str,
+        vars: &[(&str, String)],
+        timeout: Duration,
+    ) -> Self {
+        let exe = std::env::current_exe().expect("current_exe");
+        let mut command = Command::new("unshare");
+        command
+            .args(["--mount", "--propagation", "private", "--"])
+            .args(["sh", "-c", r#"umount -l /proc && exec "$0" "$@""#])
+            .arg(exe)
+            .env(PARENT_VAR, std::process::id().to_string());
+        Self::start(command, role, vars, timeout)
+    }
+
     fn start(mut command: Command, role: &str, vars: &[(&str, String)], timeout: Duration) -> Self {
         command
             .args([

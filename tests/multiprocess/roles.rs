@@ -4,14 +4,16 @@
 //! the parent must check as `RESULT` lines on stdout.
 
 use core::time::Duration;
+use std::os::fd::AsFd;
 use std::time::Instant;
 
 use ipc_primitives::linux::handshake::{Connection, Policy, Server, connect};
 use ipc_primitives::linux::shm::{REQUIRED_SEALS, SealFlags, Segment};
 use ipc_primitives::linux::uds::UnixAddr;
-use ipc_primitives::linux::wake::{PushNotifyError, Wakeup};
+use ipc_primitives::linux::wake::{EventFd, PushNotifyError, Wakeup};
 use ipc_primitives::seqlock::SeqLock;
 use ipc_primitives::spsc::{Producer, PushError, Spsc};
+use rustix::process::{Resource, Rlimit, setrlimit};
 
 use crate::harness::{PIDNS_VAR, READY, RESULT, env, env_parse, open_fds};
 use crate::message::{Msg, message};
@@ -26,6 +28,8 @@ pub(crate) fn run(role: &str) {
         "connect-report" => connect_report(),
         "try-truncate" => try_truncate(),
         "socket-server" => socket_server(),
+        "without-proc" => without_proc(),
+        "fd-starved-server" => fd_starved_server(),
         other => panic!("unknown child role {other:?}"),
     }
 }
@@ -238,8 +242,17 @@ fn attach_report() {
 }
 
 /// Tests 5 and 6: connect as a client of `IPCP_TYPE` (`Msg` or `u64`) and
-/// report the outcome; a failed handshake must leave no fd behind.
+/// report the outcome; a failed handshake must leave no fd behind. With
+/// `IPCP_LIMIT_AS`, the process may map at most that many bytes.
 fn connect_report() {
+    if let Ok(limit) = std::env::var("IPCP_LIMIT_AS") {
+        let limit = limit.parse().expect("IPCP_LIMIT_AS");
+        let rlimit = Rlimit {
+            current: Some(limit),
+            maximum: Some(limit),
+        };
+        setrlimit(Resource::As, rlimit).expect("setrlimit(RLIMIT_AS)");
+    }
     let addr = addr_from_env();
     let fds_before = open_fds();
     let outcome = match env("IPCP_TYPE").as_str() {
@@ -291,4 +304,88 @@ fn socket_server() {
         std::thread::sleep(Duration::from_millis(10));
     }
     panic!("socket-server was never killed");
+}
+
+/// Runs without `/proc`: reports what `EventFd::from_fd` says of an eventfd
+/// and of fds of other kinds, then connects to the parent's server at
+/// `IPCP_ADDR` and pushes `IPCP_COUNT` messages.
+fn without_proc() {
+    report("proc-gone", std::fs::metadata("/proc/thread-self").is_err());
+    let eventfd = EventFd::new().expect("eventfd");
+    let copy = eventfd.as_fd().try_clone_to_owned().expect("dup");
+    report("eventfd", EventFd::from_fd(copy).map(drop));
+    let (read_end, write_end) = rustix::pipe::pipe().expect("pipe");
+    report("pipe-read", EventFd::from_fd(read_end).map(drop));
+    report("pipe-write", EventFd::from_fd(write_end).map(drop));
+    let epoll = rustix::event::epoll::create(rustix::event::epoll::CreateFlags::CLOEXEC)
+        .expect("epoll_create1");
+    report("epoll", EventFd::from_fd(epoll).map(drop));
+    let timer = rustix::time::timerfd_create(
+        rustix::time::TimerfdClockId::Monotonic,
+        rustix::time::TimerfdFlags::CLOEXEC,
+    )
+    .expect("timerfd_create");
+    report("timerfd", EventFd::from_fd(timer).map(drop));
+    let memfd = rustix::fs::memfd_create("not-an-eventfd", rustix::fs::MemfdFlags::CLOEXEC)
+        .expect("memfd_create");
+    report("memfd", EventFd::from_fd(memfd).map(drop));
+
+    let count: u64 = env_parse("IPCP_COUNT");
+    let mut conn = connect::<Msg>(&addr_from_env()).expect("connect without /proc");
+    let (tx, wakeup) = conn.parts();
+    for seq in 0..count {
+        push_notify(tx, message(0, seq), wakeup);
+    }
+    report("pushed", count);
+}
+
+/// `err` and its sources, joined by ": ".
+pub(crate) fn error_chain(err: &dyn core::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(err) = source {
+        text = format!("{text}: {err}");
+        source = err.source();
+    }
+    text
+}
+
+/// A server with no fd to spare: binds at `IPCP_ADDR`, fills its fd table
+/// (under `RLIMIT_NOFILE` 256), frees room for exactly one session (socket,
+/// memfd, eventfd), says it is ready and reports the outcome of each of
+/// `IPCP_CLIENTS` connections. Then it drops its sessions and reports the
+/// outcome of one more.
+fn fd_starved_server() {
+    let clients: usize = env_parse("IPCP_CLIENTS");
+    let limit = Rlimit {
+        current: Some(256),
+        maximum: Some(256),
+    };
+    setrlimit(Resource::Nofile, limit).expect("setrlimit(RLIMIT_NOFILE)");
+    let mut server = Server::<Msg>::bind(&addr_from_env(), 64, Policy::SameUser).expect("bind");
+    let mut filler = Vec::new();
+    loop {
+        match rustix::io::fcntl_dupfd_cloexec(std::io::stdout(), 0) {
+            Ok(fd) => filler.push(fd),
+            Err(rustix::io::Errno::MFILE) => break,
+            Err(errno) => panic!("dup: {errno}"),
+        }
+    }
+    filler.truncate(filler.len() - 3);
+    println!("{READY}");
+    let outcome = |server: &mut Server<Msg>| match server.accept().expect("the listener works") {
+        Ok(session) => {
+            report("accepted", ());
+            Some(session)
+        }
+        Err(err) => {
+            println!("{RESULT}client-error {}", error_chain(&err));
+            None
+        }
+    };
+    let sessions: Vec<_> = (0..clients).filter_map(|_| outcome(&mut server)).collect();
+    drop(sessions);
+    println!("{READY}");
+    let last = outcome(&mut server);
+    assert!(last.is_some(), "the client after the flood was served");
 }

@@ -77,7 +77,7 @@ fn lead(leader: &mut Leader, key: &str, mode: Mode) -> Result<Outcome, Box<dyn E
     fds.extend(eventfd.map(AsFd::as_fd));
     leader.start(&json!({ "scenario": key, "messages": MESSAGES }), &fds)?;
 
-    let epoch = tx.event().epoch();
+    let epoch = tx.peer_event().epoch();
     let mut full = 0_u64;
     let mut count_full = |msg| {
         full += 1;
@@ -110,7 +110,7 @@ fn lead(leader: &mut Leader, key: &str, mode: Mode) -> Result<Outcome, Box<dyn E
     Ok(Outcome::Cost(Cost {
         ns_per_msg: ns / MESSAGES as f64,
         full_per_msg: full as f64 / MESSAGES as f64,
-        wakes: u64::from(tx.event().epoch().wrapping_sub(epoch)),
+        wakes: u64::from(tx.peer_event().epoch().wrapping_sub(epoch)),
         signals: eventfd.map(EventFd::drain).transpose()?.unwrap_or(0),
     }))
 }

@@ -93,6 +93,28 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! A seqlock reader asks the same lock when the writer seems stuck
+//! mid-write, so that it waits out a writer the scheduler preempted and stops
+//! at once for one that died ([`ReadError::WriterGone`]):
+//!
+//! ```
+//! # use ipc_primitives::linux::shm::{Liveness, OpenOptions, Segment};
+//! use ipc_primitives::seqlock::{Budget, SeqLock};
+//!
+//! # let name = format!("/ipcp-doc-quote-{}", std::process::id());
+//! # let creator = ipc_primitives::linux::shm::CreateOptions::new().unlink_on_drop(true)
+//! #     .create(&name, SeqLock::<[u64; 2]>::required_size().ok_or("size")?)?;
+//! # SeqLock::<[u64; 2]>::create(creator.region()?)?.into_writer().write(&[7, 8]);
+//! let quotes = OpenOptions::new().read_only(true).open(&name)?;
+//! let reader = SeqLock::<[u64; 2]>::attach_reader(quotes.read_region()?)?;
+//! let writer_alive = || quotes.creator_alive() != Liveness::Gone;
+//! let quote = reader.read_with(Budget::default().watching(writer_alive))?;
+//! # assert_eq!(quote, [7, 8]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! [`ReadError::WriterGone`]: crate::seqlock::ReadError::WriterGone
+//!
 //! The lock belongs to the creator's open file description, so it lasts as
 //! long as any fd sharing that description: a `dup`, a child that inherited
 //! it across `fork` (these fds are close-on-exec, so not across `exec`), or a
@@ -388,7 +410,7 @@ impl Segment {
     /// let segment = Segment::memfd("log", Spsc::<u64>::required_size(64).ok_or("size")?)?;
     /// let mut logger = Logger { ring: Spsc::create(segment.into_region()?, 64)?.into_producer() };
     /// logger.ring.try_push(7)?;
-    /// assert_eq!(logger.ring.keeper().len(), 512 + 64 * 8);
+    /// assert_eq!(logger.ring.keeper().len(), 512 + 64 * (8 + 8));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///

@@ -620,6 +620,45 @@ fn a_read_only_segment_serves_readers_and_refuses_writers() {
 }
 
 #[test]
+fn a_seqlock_reader_tells_a_stalled_writer_from_a_dead_one() {
+    use crate::seqlock::{Budget, ReadError};
+
+    let name = TestName::new();
+    let len = SeqLock::<[u64; 2]>::required_size().unwrap();
+    let creator = CreateOptions::new()
+        .unlink_on_drop(true)
+        .create(&name.0, len)
+        .unwrap();
+    SeqLock::<[u64; 2]>::create(creator.region().unwrap())
+        .unwrap()
+        .into_writer()
+        .write(&[1, 2]);
+    let opened = OpenOptions::new().read_only(true).open(&name.0).unwrap();
+    let reader = SeqLock::<[u64; 2]>::attach_reader(opened.read_region().unwrap()).unwrap();
+    let alive = || opened.creator_alive() != Liveness::Gone;
+    let short = core::time::Duration::from_millis(20);
+    assert_eq!(
+        reader.read_with(Budget::new(short).watching(alive)),
+        Ok([1, 2])
+    );
+
+    // The writer stops mid-write (its sequence odd), alive: stalled, not gone.
+    rustix::io::pwrite(&creator, &3_u64.to_ne_bytes(), 128).unwrap();
+    assert_eq!(
+        reader.read_with(Budget::new(short).watching(alive)),
+        Err(ReadError::WriterStalled)
+    );
+    // Its process gone (here: its segment dropped; a crash is the same), the
+    // reader says so without waiting out a long budget.
+    drop(creator);
+    let long = core::time::Duration::from_secs(60);
+    assert_eq!(
+        reader.read_with(Budget::new(long).watching(alive)),
+        Err(ReadError::WriterGone)
+    );
+}
+
+#[test]
 fn a_segment_hands_its_memory_out_once() {
     let seg = Segment::memfd("once", Spsc::<u64>::required_size(8).unwrap()).unwrap();
     {

@@ -1,0 +1,267 @@
+//! Cross-architecture check: an i686 process and an x86-64 process share SPSC
+//! rings and seqlocks of `u64`- and `f64`-holding types through named POSIX
+//! shm, and a type whose size differs between them is refused.
+//!
+//! Run by `.ci/xarch.sh`, which builds this binary for both targets and runs
+//! each as the creator with the other as the peer:
+//!
+//! ```text
+//! xarch create PEER_EXE [MESSAGES]
+//! ```
+//!
+//! The creator makes five named segments (unlinked when it exits), creates a
+//! structure in each, then starts `PEER_EXE peer PREFIX USIZE_BYTES MESSAGES`,
+//! which opens and attaches to them. Then both run the same loop
+//! ([`exchange::run`]) with the roles mirrored:
+//!
+//! | segment  | structure                | written by | read by |
+//! |----------|--------------------------|------------|---------|
+//! | `block`  | `Spsc<[u64; 8]>`, 64     | creator    | peer    |
+//! | `record` | `Spsc<Record>`, 64       | peer       | creator |
+//! | `pair`   | `SeqLock<[u64; 2]>`      | creator    | peer    |
+//! | `quote`  | `SeqLock<Quote>` (`f64`) | peer       | creator |
+//! | `wide`   | `Spsc<[usize; 4]>`, 4    | creator    | (attach must fail across widths) |
+//!
+//! Every value popped must be byte for byte the next one in sequence; every
+//! seqlock read must be whole and be exactly the value its version wrote.
+//! Any mismatch ends both processes with a non-zero status and a message
+//! naming the value.
+
+mod exchange;
+mod payloads;
+
+use std::error::Error;
+use std::process::{Child, Command, ExitCode};
+
+use ipc_primitives::linux::shm::{CreateOptions, Liveness, Segment};
+use ipc_primitives::seqlock::SeqLock;
+use ipc_primitives::spsc::Spsc;
+use ipc_primitives::{AttachError, ElementLayout};
+
+use exchange::{Ends, Tally};
+use payloads::{Block, Pair, Quote, Record, Sample, Wide};
+
+/// Slots in each ring: few, so the two processes run in lockstep.
+const CAPACITY: u32 = 64;
+
+/// Values each way unless told otherwise.
+const DEFAULT_MESSAGES: u64 = 100_000;
+
+/// The most values each way: a seqlock writes at most 18 times per value
+/// (see [`exchange::run`]), and versions must stay below 2^31, the range of
+/// a 32-bit sequence.
+const MAX_MESSAGES: u64 = 1 << 26;
+
+type Result<T, E = Box<dyn Error>> = core::result::Result<T, E>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["create", peer] => create(peer, DEFAULT_MESSAGES),
+        ["create", peer, messages] => messages
+            .parse()
+            .map_err(Into::into)
+            .and_then(|messages| create(peer, messages)),
+        ["peer", prefix, usize_bytes, messages] => usize_bytes
+            .parse()
+            .map_err(Into::into)
+            .and_then(|width| Ok((width, messages.parse()?)))
+            .and_then(|(width, messages)| peer(prefix, width, messages)),
+        _ => Err("usage: xarch create PEER_EXE [MESSAGES]".into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("[{}] FAILED: {err}", whoami(args.first() == Some(&"peer")));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// This process's architecture and role, for every line it prints.
+fn whoami(peer: bool) -> String {
+    format!(
+        "{} {}",
+        std::env::consts::ARCH,
+        if peer { "peer" } else { "creator" }
+    )
+}
+
+/// The creator: makes the segments and structures, starts the peer, runs the
+/// exchange and waits for the peer's verdict.
+fn create(peer_exe: &str, messages: u64) -> Result<()> {
+    let me = whoami(false);
+    if messages > MAX_MESSAGES {
+        return Err(format!("at most {MAX_MESSAGES} messages").into());
+    }
+    println!(
+        "[{me}] {}-bit, align_of::<u64>() = {}, align_of::<f64>() = {}",
+        usize::BITS,
+        align_of::<u64>(),
+        align_of::<f64>()
+    );
+    let prefix = format!("/ipcp-xarch-{}", std::process::id());
+    let options = CreateOptions::new().unlink_on_drop(true);
+    let segment = |part: &str, len: Option<usize>| -> Result<Segment> {
+        let name = format!("{prefix}-{part}");
+        Ok(options.create(&name, len.ok_or("structure too large")?)?)
+    };
+    let blocks = segment("block", Spsc::<Block>::required_size(CAPACITY))?;
+    let records = segment("record", Spsc::<Record>::required_size(CAPACITY))?;
+    let pairs = segment("pair", SeqLock::<Pair>::required_size())?;
+    let quotes = segment("quote", SeqLock::<Quote>::required_size())?;
+    let wide = segment("wide", Spsc::<Wide>::required_size(4))?;
+    let ends = Ends {
+        tx: Spsc::<Block>::create(blocks.region()?, CAPACITY)?.into_producer(),
+        rx: Spsc::<Record>::create(records.region()?, CAPACITY)?.into_consumer(),
+        writer: SeqLock::<Pair>::create(pairs.region()?)?.into_writer(),
+        reader: SeqLock::<Quote>::create(quotes.region()?)?.reader(),
+    };
+    let _wide = Spsc::<Wide>::create(wide.region()?, 4)?;
+    println!(
+        "[{me}] created rings of {} ({}) and {} ({}), seqlocks of {} and {}, \
+         a ring of [usize; 4] ({}); starting peer {peer_exe}",
+        Block::NAME,
+        ElementLayout::of::<Block>(),
+        Record::NAME,
+        ElementLayout::of::<Record>(),
+        Pair::NAME,
+        Quote::NAME,
+        ElementLayout::of::<Wide>(),
+    );
+    let mut child = Command::new(peer_exe)
+        .args(["peer", &prefix])
+        .arg(size_of::<usize>().to_string())
+        .arg(messages.to_string())
+        .spawn()
+        .map_err(|err| format!("starting {peer_exe}: {err}"))?;
+    match exchange::run(ends, messages, || peer_failed(&mut child)) {
+        Ok(tally) => {
+            report(
+                &me,
+                &tally,
+                Block::NAME,
+                Record::NAME,
+                Pair::NAME,
+                Quote::NAME,
+            );
+            let status = child.wait()?;
+            if status.success() {
+                println!("[{me}] peer finished cleanly: pair passed");
+                Ok(())
+            } else {
+                Err(format!("peer failed ({status})").into())
+            }
+        }
+        Err(err) => {
+            // Ignore errors: the peer may have exited already.
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(err.into())
+        }
+    }
+}
+
+/// Why the peer cannot finish, if it exited with a failure. A peer that
+/// exited cleanly has pushed everything, so the values are there to pop.
+fn peer_failed(child: &mut Child) -> Option<String> {
+    match child.try_wait() {
+        Ok(Some(status)) if !status.success() => Some(format!("peer exited early ({status})")),
+        Ok(_) => None,
+        Err(err) => Some(format!("waitpid on the peer: {err}")),
+    }
+}
+
+/// The peer: opens the creator's segments, checks the element layouts it
+/// must refuse and accept, and runs the exchange with the roles mirrored.
+fn peer(prefix: &str, creator_usize_bytes: usize, messages: u64) -> Result<()> {
+    let me = whoami(true);
+    println!(
+        "[{me}] {}-bit, align_of::<u64>() = {}, align_of::<f64>() = {}",
+        usize::BITS,
+        align_of::<u64>(),
+        align_of::<f64>()
+    );
+    let open = |part: &str| -> Result<Segment> {
+        let name = format!("{prefix}-{part}");
+        Segment::open(&name).map_err(|err| format!("{name}: {err}").into())
+    };
+    let (blocks, records, pairs, quotes, wide) = (
+        open("block")?,
+        open("record")?,
+        open("pair")?,
+        open("quote")?,
+        open("wide")?,
+    );
+    check_wide(&me, &wide, creator_usize_bytes)?;
+    let ends = Ends {
+        tx: Spsc::<Record>::attach(records.region()?)?.into_producer(),
+        rx: Spsc::<Block>::attach(blocks.region()?)?.into_consumer(),
+        writer: SeqLock::<Quote>::attach(quotes.region()?)?.into_writer(),
+        reader: SeqLock::<Pair>::attach(pairs.region()?)?.reader(),
+    };
+    println!(
+        "[{me}] attached to the rings of {} and {} and the seqlocks of {} and {}",
+        Block::NAME,
+        Record::NAME,
+        Pair::NAME,
+        Quote::NAME
+    );
+    let creator_gone =
+        || (blocks.creator_alive() == Liveness::Gone).then(|| "the creator died".to_owned());
+    let tally = exchange::run(ends, messages, creator_gone)?;
+    report(
+        &me,
+        &tally,
+        Record::NAME,
+        Block::NAME,
+        Quote::NAME,
+        Pair::NAME,
+    );
+    Ok(())
+}
+
+/// Attaching to the creator's ring of `[usize; 4]` must succeed if and only
+/// if `usize` has the same size here.
+fn check_wide(me: &str, wide: &Segment, creator_usize_bytes: usize) -> Result<()> {
+    let ours = ElementLayout::of::<Wide>();
+    let creators = 4 * creator_usize_bytes;
+    match Spsc::<Wide>::attach(wide.region()?) {
+        Ok(_) if creators == size_of::<Wide>() => {
+            println!("[{me}] attached to the ring of [usize; 4] ({ours}): same width, as it must");
+            Ok(())
+        }
+        Err(err @ AttachError::WrongElement { expected, found })
+            if creators != size_of::<Wide>()
+                && expected == ours
+                && found.size as usize == creators =>
+        {
+            println!("[{me}] ring of [usize; 4] refused, as it must: {err}");
+            Ok(())
+        }
+        Ok(_) => Err(format!(
+            "attached to a ring of {creators}-byte [usize; 4] as {ours}: must be refused"
+        )
+        .into()),
+        Err(err) => Err(format!("ring of [usize; 4] ({creators} bytes there): {err}").into()),
+    }
+}
+
+/// Prints what one side checked.
+fn report(me: &str, tally: &Tally, sent: &str, received: &str, written: &str, read: &str) {
+    println!(
+        "[{me}] pushed {} {sent}, popped {} {received}, every one bit-exact; wrote {} {written} \
+         and read {} {read} ({} versions seen), none torn",
+        tally.pushed, tally.popped, tally.writes, tally.reads, tally.versions
+    );
+    // Side by side, a reader meets a new version at nearly every turn; about
+    // one per ring's worth of values means the processes took turns on one
+    // CPU.
+    if tally.versions <= tally.popped / u64::from(CAPACITY) + 1 {
+        println!(
+            "[{me}] note: the processes mostly ran in turns (a busy machine), so few reads met \
+             a write in flight; on idle cores they overlap throughout"
+        );
+    }
+}
