@@ -407,7 +407,10 @@ fn attach_checks_the_header_and_counters() {
         RecordRing::attach(shared.region()).map(drop),
         Err(AttachError::Corrupted)
     );
-    crate::spsc::Spsc::<u64>::create(shared.region(), 4).unwrap();
+    // Another kind in the header (written as the header's own `u32`: a
+    // structure of another kind here would reach the data words with other
+    // widths).
+    shared.poke(8, Kind::Spsc as u32);
     assert_eq!(
         RecordRing::attach(shared.region()).map(drop),
         Err(AttachError::WrongKind {

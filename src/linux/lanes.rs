@@ -194,6 +194,10 @@ impl<K> LanesConsumer<'_, K> {
     /// sleeps on the doorbell through `wakeup` until a producer rings it,
     /// scanning every lane again at least every [`RESCAN`].
     ///
+    /// With [`Wakeup::Futex`] producers need nothing but the segment; with
+    /// an eventfd each producer must hold the consumer's eventfd (sent to it
+    /// over a socket).
+    ///
     /// # Errors
     /// [`PopBlockingError::TimedOut`] once `timeout` has passed with every
     /// lane empty; `TooSmall` and `Corrupted` as for
