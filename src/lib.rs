@@ -6,10 +6,14 @@
 #![warn(clippy::std_instead_of_core)]
 
 pub mod broadcast;
+pub mod bytes;
 mod error;
 pub mod errors;
 pub mod event;
 mod header;
+// Claiming a lane needs compare-and-swap.
+#[cfg(any(loom, target_has_atomic = "32"))]
+pub mod lanes;
 pub mod layout;
 pub mod message;
 mod payload;

@@ -33,6 +33,20 @@ mod broadcast;
 #[path = "../fuzz/src/broadcast_hostile.rs"]
 mod broadcast_hostile;
 
+#[path = "../fuzz/src/bytes.rs"]
+mod bytes;
+
+#[path = "../fuzz/src/bytes_hostile.rs"]
+mod bytes_hostile;
+
+#[cfg(target_has_atomic = "32")]
+#[path = "../fuzz/src/lanes.rs"]
+mod lanes;
+
+#[cfg(target_has_atomic = "32")]
+#[path = "../fuzz/src/lanes_hostile.rs"]
+mod lanes_hostile;
+
 #[cfg(all(feature = "linux", target_os = "linux"))]
 #[path = "../fuzz/src/hello.rs"]
 mod hello;
@@ -161,6 +175,36 @@ fn broadcast_hostile_inputs_pass() {
         "broadcast_hostile",
         broadcast_hostile::run,
         inputs("broadcast_hostile", configs()),
+    );
+}
+
+#[test]
+fn bytes_inputs_pass() {
+    replay("bytes", bytes::run, inputs("bytes", configs()));
+}
+
+#[test]
+fn bytes_hostile_inputs_pass() {
+    replay(
+        "bytes_hostile",
+        bytes_hostile::run,
+        inputs("bytes_hostile", configs()),
+    );
+}
+
+#[cfg(target_has_atomic = "32")]
+#[test]
+fn lanes_inputs_pass() {
+    replay("lanes", lanes::run, inputs("lanes", configs()));
+}
+
+#[cfg(target_has_atomic = "32")]
+#[test]
+fn lanes_hostile_inputs_pass() {
+    replay(
+        "lanes_hostile",
+        lanes_hostile::run,
+        inputs("lanes_hostile", configs()),
     );
 }
 

@@ -11,7 +11,11 @@
 pub mod attach;
 pub mod broadcast;
 pub mod broadcast_hostile;
+pub mod bytes;
+pub mod bytes_hostile;
 pub mod hello;
+pub mod lanes;
+pub mod lanes_hostile;
 pub mod seqlock;
 pub mod spsc_hostile;
 pub mod spsc_ops;

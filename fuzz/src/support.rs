@@ -210,6 +210,17 @@ pub enum Widths {
         /// Bytes per slot, the stamp included.
         slot: usize,
     },
+    /// Parts of `stride` bytes from `first` (fan-in lanes): `u32` words
+    /// before them and in each part's first `narrow` bytes (its control
+    /// lines), [`Version`]-sized words after (its data).
+    Parts {
+        /// Offset of the first part.
+        first: usize,
+        /// Bytes from one part to the next.
+        stride: usize,
+        /// Bytes of `u32` words at the start of each part.
+        narrow: usize,
+    },
 }
 
 impl Widths {
@@ -233,6 +244,11 @@ impl Widths {
             Self::Ring { slots, slot } if at >= slots && (at - slots) % slot >= offsets::STAMP => {
                 WIDE
             }
+            Self::Parts {
+                first,
+                stride,
+                narrow,
+            } if at >= first && (at - first) % stride >= narrow => WIDE,
             _ => 4,
         }
     }

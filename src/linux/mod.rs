@@ -8,11 +8,13 @@
 use core::fmt;
 
 pub mod broadcast;
+pub mod bytes;
 pub mod handshake;
 // The handshake's wire format: public for the fuzz crate and tests that play
 // a hostile server, not part of the API.
 #[doc(hidden)]
 pub mod hello;
+pub mod lanes;
 mod poll;
 pub mod shm;
 pub mod uds;

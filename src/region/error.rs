@@ -58,8 +58,8 @@ impl fmt::Display for CreateError {
             Self::Fit(err) => fmt::Display::fmt(&err, f),
             Self::InvalidCapacity { capacity } => write!(
                 f,
-                "invalid capacity {capacity}: SPSC rings need a power of two up to 2^31, \
-                 broadcast rings one from 2 to 2^30, seqlocks 1"
+                "invalid capacity {capacity}: not one this structure accepts \
+                 (its `create` says which)"
             ),
         }
     }

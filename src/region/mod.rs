@@ -206,7 +206,7 @@ impl<'a, K> Region<'a, K> {
                 capacity: fp.capacity,
             });
         }
-        self.fit(required_size::<S>(fp.elem, fp.capacity))?;
+        self.fit(S::size(fp.elem, fp.capacity))?;
         // SAFETY: aligned, and holds the header and every slot (checked above).
         let (header, view) = unsafe {
             (
@@ -233,7 +233,7 @@ impl<'a, K> Region<'a, K> {
         let capacity = header
             .snapshot()?
             .validate(S::KIND, elem, tag, S::capacity_ok)?;
-        self.fit(required_size::<S>(elem, capacity))?;
+        self.fit(S::size(elem, capacity))?;
         // SAFETY: aligned, and holds every slot the header records (checked).
         let view = unsafe { S::view(self.memory, elem, capacity) };
         Ok((view, self.keeper))
@@ -245,7 +245,7 @@ impl<'a, K> Region<'a, K> {
     /// that of an empty `S`.
     ///
     /// # Safety
-    /// The region is aligned and holds `required_size::<S>(fp.elem,
+    /// The region is aligned and holds `S::size(fp.elem,
     /// fp.capacity)` bytes, and `fp.capacity` is valid for `S`.
     pub(crate) unsafe fn describe<S: Structure>(&self, fp: Fingerprint) -> S::View<'a> {
         // SAFETY: the caller's guarantee covers the header and the view.
@@ -350,14 +350,14 @@ impl<'a, K> ReadRegion<'a, K> {
 ///
 /// # Safety
 /// The region makes a view ([`view`](Self::view)) only of memory aligned to
-/// 128 that holds [`required_size`]`::<Self>(elem, capacity)` bytes, for a
+/// 128 that holds [`size`](Self::size)`(elem, capacity)` bytes, for a
 /// capacity [`capacity_ok`](Self::capacity_ok) admits and the element layout
 /// the structure asked for. For every such `elem` and `capacity`, the view,
 /// and everything done through it later, must hold to these conditions
 /// (implementations discharge them by number in their `// SAFETY:` comment,
 /// pointing at the assertions that pin their layout):
 /// 1. **Bounds.** It reaches only bytes from 128 (the header's line is the
-///    region's) up to `required_size::<Self>(elem, capacity)`.
+///    region's) up to `size(elem, capacity)`.
 /// 2. **Through `Memory`.** It reaches every byte through an accessor of
 ///    [`Memory`] whose `# Safety` the call meets (the offset aligned for the
 ///    accessor's type, in bounds by 1), and never makes a reference covering
@@ -365,9 +365,10 @@ impl<'a, K> ReadRegion<'a, K> {
 /// 3. **One width per byte.** The ranges its layout gives its words do not
 ///    overlap, so every byte is always accessed as atomics of one size.
 /// 4. **Lines.** [`CONTROL`](Self::CONTROL) is a multiple of 128 and at
-///    least 128, every control word lies below it, and a slot
-///    (`elem.stride + SLOT_OVERHEAD` bytes) is a multiple of 8, so that the
-///    slots' words are aligned.
+///    least 128. With the default [`size`](Self::size), every control word
+///    lies below it, and a slot (`elem.stride + SLOT_OVERHEAD` bytes) is a
+///    multiple of 8, so that the slots' words are aligned; a structure that
+///    overrides `size` states where its words lie and why they are aligned.
 /// 5. **Local geometry.** Every offset comes from `elem`, `capacity` and
 ///    constants, never from a value read from the region, which a peer may
 ///    have written.
@@ -387,11 +388,20 @@ pub(crate) unsafe trait Structure {
     /// The view of memory holding `capacity` slots of `elem`.
     ///
     /// # Safety
-    /// The memory is aligned and holds `required_size::<Self>(elem, capacity)`
+    /// The memory is aligned and holds `Self::size(elem, capacity)`
     /// bytes.
     unsafe fn view(memory: Memory<'_>, elem: ElementLayout, capacity: u32) -> Self::View<'_>;
     /// Sets every control word and slot to its initial state.
     fn init(view: &Self::View<'_>);
+    /// Bytes a region needs for `capacity` slots of `elem`, if that fits in
+    /// `usize`: [`required_size`], unless the structure's capacity field
+    /// holds more than a slot count (fan-in lanes).
+    fn size(elem: ElementLayout, capacity: u32) -> Option<usize>
+    where
+        Self: Sized,
+    {
+        required_size::<Self>(elem, capacity)
+    }
 }
 
 /// Bytes a region needs for an `S` of `capacity` slots of `elem`, if that fits

@@ -192,8 +192,7 @@ fn errors_display_what_is_wrong() {
         ),
         (
             &CreateError::InvalidCapacity { capacity: 3 },
-            "invalid capacity 3: SPSC rings need a power of two up to 2^31, broadcast rings one \
-             from 2 to 2^30, seqlocks 1",
+            "invalid capacity 3: not one this structure accepts (its `create` says which)",
         ),
         (
             &AttachError::WrongKind {

@@ -1,5 +1,7 @@
 //! The two locks on a named segment: the creator's life lock and the name
-//! lock (see [Liveness](super#liveness) for the protocol).
+//! lock (see [Liveness](super#liveness) for the protocol); and the byte
+//! locks they are made of, which fan-in lanes use too (one per lane, from
+//! byte 64: `crate::linux::lanes`).
 //!
 //! Both are open-file-description (OFD) write locks on one byte of the
 //! object: `fcntl(F_OFD_SETLK)`, queried with `fcntl(F_OFD_GETLK)`. They
@@ -66,18 +68,36 @@ pub(super) fn lock_name(fd: BorrowedFd<'_>) -> Result<bool, SysError> {
 /// (the creator's) conflicts with. Places no lock.
 #[doc(alias = "F_OFD_GETLK")]
 pub(super) fn probe_life(fd: BorrowedFd<'_>) -> Result<Liveness, SysError> {
-    let mut lock = byte_lock(libc::F_RDLCK, LIFE);
-    fcntl_ofd(fd, libc::F_OFD_GETLK, &mut lock)
-        .map_err(|errno| SysError::new("fcntl(F_OFD_GETLK)", errno))?;
-    Ok(if i32::from(lock.l_type) == libc::F_UNLCK {
-        Liveness::Gone
-    } else {
+    Ok(if write_locked(fd, LIFE)? {
         Liveness::Alive
+    } else {
+        Liveness::Gone
     })
 }
 
+/// Whether a description other than `fd`'s holds a write lock on `byte`:
+/// `fcntl(F_OFD_GETLK)` asking for a read lock, which only a write lock
+/// conflicts with. Places no lock.
+#[doc(alias = "F_OFD_GETLK")]
+pub(crate) fn write_locked(fd: BorrowedFd<'_>, byte: libc::off_t) -> Result<bool, SysError> {
+    let mut lock = byte_lock(libc::F_RDLCK, byte);
+    fcntl_ofd(fd, libc::F_OFD_GETLK, &mut lock)
+        .map_err(|errno| SysError::new("fcntl(F_OFD_GETLK)", errno))?;
+    Ok(i32::from(lock.l_type) != libc::F_UNLCK)
+}
+
+/// Unlocks `byte` for `fd`'s open file description:
+/// `fcntl(F_OFD_SETLK, F_UNLCK)`.
+#[doc(alias = "F_OFD_SETLK")]
+pub(crate) fn unlock(fd: BorrowedFd<'_>, byte: libc::off_t) -> Result<(), SysError> {
+    let mut lock = byte_lock(libc::F_UNLCK, byte);
+    fcntl_ofd(fd, libc::F_OFD_SETLK, &mut lock)
+        .map_err(|errno| SysError::new("fcntl(F_OFD_SETLK)", errno))
+}
+
 /// `fcntl(fd, F_OFD_SETLK, F_WRLCK on byte)`: `false` on a conflict.
-fn try_write_lock(fd: BorrowedFd<'_>, byte: libc::off_t) -> Result<bool, SysError> {
+#[doc(alias = "F_OFD_SETLK")]
+pub(crate) fn try_write_lock(fd: BorrowedFd<'_>, byte: libc::off_t) -> Result<bool, SysError> {
     let mut lock = byte_lock(libc::F_WRLCK, byte);
     match fcntl_ofd(fd, libc::F_OFD_SETLK, &mut lock) {
         Ok(()) => Ok(true),

@@ -202,7 +202,7 @@ use crate::{ReadRegion, Region};
 
 mod create;
 mod error;
-mod lock;
+pub(crate) mod lock;
 mod mapping;
 mod name;
 mod open;

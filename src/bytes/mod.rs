@@ -1,0 +1,755 @@
+//! A single-producer single-consumer ring of variable-length records.
+//!
+//! For data whose length varies, such as log lines: a record costs its own
+//! length (a 42-byte record moves 6 payload words and a header word), not a
+//! fixed maximum. The producer reserves room for up to `n` bytes, writes them
+//! in place and commits (or drops the grant, and nothing was sent); the
+//! consumer copies each record out, into a buffer, a [`heapless::Vec`] or a
+//! closure's view of a copy, never a reference into shared memory.
+//!
+//! ```
+//! use ipc_primitives::bytes::{PopError, RecordRing};
+//! use ipc_primitives::{Line, Region};
+//! use zerocopy::IntoBytes;
+//!
+//! let words = 64; // 512 bytes of records; the largest is 248 bytes
+//! let mut mem = vec![Line::ZERO; Line::count_for(RecordRing::required_size(words).unwrap())];
+//! let (mut tx, mut rx) = RecordRing::create(Region::new(mem.as_mut_bytes()), words)?.split();
+//!
+//! tx.push(b"hello")?;
+//! let mut grant = tx.reserve(100)?; // in place, up to 100 bytes
+//! grant.write(0, b"written ")?;
+//! grant.write(8, b"in place")?;
+//! grant.commit(16);
+//!
+//! let mut buf = [0; 248]; // `rx.max_record()` bytes: every record fits
+//! assert_eq!(rx.pop_into(&mut buf), Ok(5));
+//! assert_eq!(&buf[..5], b"hello");
+//! let line = rx.pop_vec::<64>()?;
+//! assert_eq!(line.as_slice(), b"written in place");
+//! assert_eq!(rx.pop_into(&mut buf), Err(PopError::Empty));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Records
+//! Positions count 8-byte *words* and wrap at 2^32. A record is a header word
+//! (`len: u32`, the payload's bytes, then `kind: u32`, 0 for a record)
+//! followed by `ceil(len / 8)` payload words. A record never straddles the
+//! end of the ring: one that does not fit before the end is preceded by a
+//! *padding* record (`kind` 1) that fills the rest of the ring, and starts at
+//! word 0; both are published together.
+//!
+//! The largest payload is [`max_record`] `= (capacity / 2 - 1) * 8` bytes
+//! (half the ring, with its header), enforced by [`Producer::reserve`]
+//! ([`ReserveError::TooLarge`]). With records at most half the ring, a
+//! padding record and any record fit in an empty ring, so
+//! [`ReserveError::Full`] always clears once the consumer catches up.
+//!
+//! # Protocol
+//! - The producer keeps its position `head` locally and a cached copy of the
+//!   consumer's `tail`, refreshed (`Acquire`, pairing with the consumer's
+//!   `Release` store of `tail`: the consumer's copies out of the words it
+//!   released happen before the producer rewrites them) only when the cached
+//!   copy shows too little room. It writes headers and payload with relaxed
+//!   word stores, then publishes with one `Release` store of `head`: the
+//!   padding and the record become visible together, and a grant dropped
+//!   uncommitted was never visible.
+//! - The consumer keeps `tail` locally and a cached copy of `head`,
+//!   refreshed (`Acquire`, pairing with the producer's `Release` store: the
+//!   words up to `head` are written) only when the cached copy shows nothing.
+//!   It validates the record's header, copies the payload out, then
+//!   publishes the new `tail` with `Release`.
+//! - Wake-ups are those of [`crate::event`]: the consumer announces on `ready`
+//!   ([`Consumer::prepare_to_sleep`]); the producer checks after publishing
+//!   ([`Producer::wake_needed`]). `crate::linux::bytes` adds a blocking pop
+//!   and notifying pushes on Linux.
+//!
+//! # Trust
+//! The peer may be another process writing anything at any time. Before
+//! copying anything, the consumer checks that `head - tail` is at most the
+//! capacity, that a padding record ends exactly at the end of the ring and
+//! is followed by a record, and that a record's length is at most
+//! [`max_record`] and its words lie between `tail` and `head` and before the
+//! end; anything else is [`Corrupted`], which leaves the ring as it is. It
+//! reads each header once into a local and copies only within the checked
+//! words: never an out-of-bounds read, a huge copy or a panic. A producer
+//! that sees `tail` ahead of `head`, or more than the capacity behind,
+//! reports [`Corrupted`] too. A hostile peer can make the other side read
+//! garbage bytes, never cause undefined behaviour or a hang.
+//!
+//! # Layout
+//! | offset | size         | what                                                       |
+//! |--------|--------------|------------------------------------------------------------|
+//! | 0      | 128          | [header](crate::layout): kind `Bytes`, element 8 bytes in 8-byte slots, capacity in words |
+//! | 128    | 128          | `head`: `u32`, words published (producer)                  |
+//! | 256    | 128          | `tail`: `u32`, words consumed (consumer)                   |
+//! | 384    | 128          | `ready`: [`Event`] the consumer sleeps on                   |
+//! | 512    | capacity x 8 | data words: record headers (`len: u32`, `kind: u32`, native-endian) and payload bytes |
+
+mod consumer;
+mod producer;
+
+use core::fmt;
+
+pub use consumer::Consumer;
+#[cfg(any(loom, target_has_atomic = "32"))]
+pub(crate) use consumer::Cursor;
+pub use producer::{Grant, OutOfBounds, Producer};
+
+use crate::Corrupted;
+
+use crate::event::Event;
+use crate::header::Fingerprint;
+use crate::layout::{ElementLayout, Kind, LINE};
+use crate::region::{Memory, Region, Structure, required_size as region_size};
+use crate::storage::StaticMemory;
+use crate::sync::{
+    AtomicU32, Ordering, SlotWord, WORD_BYTES, WordCell, WordInt, const_fn_unless_loom,
+    if_take_flag,
+};
+use crate::{AttachError, CreateError};
+
+/// The smallest capacity, in words: a record of up to 8 bytes.
+pub const MIN_CAPACITY: u32 = 4;
+/// The largest capacity, in words (4 GiB of records): the largest record's
+/// length, [`max_record`], then fits the header's `u32` length.
+pub const MAX_CAPACITY: u32 = 1 << 29;
+
+/// Bytes in a ring word: a record header, or 8 payload bytes.
+pub(crate) const WORD: usize = 8;
+/// Shim words ([`SlotWord`]) per ring word: 1 on 64-bit targets, 2 elsewhere.
+const PER_WORD: usize = WORD / WORD_BYTES;
+
+/// Byte offset of `head`.
+const HEAD: usize = 128;
+/// Byte offset of `tail`.
+const TAIL: usize = 256;
+/// Byte offset of the consumer's wake-up event.
+const READY: usize = 384;
+/// Byte offset of the first data word.
+const DATA: usize = 512;
+
+/// `kind` of a record header: a record.
+const RECORD: u32 = 0;
+/// `kind` of a record header: padding up to the end of the ring.
+const PADDING: u32 = 1;
+
+/// The element layout the header records: 8-byte words.
+const ELEM: ElementLayout = ElementLayout::of::<[u8; WORD]>();
+
+/// Whether `words` is a capacity a record ring allows: a power of two from
+/// [`MIN_CAPACITY`] to [`MAX_CAPACITY`].
+pub(crate) const fn capacity_ok(words: u32) -> bool {
+    words.is_power_of_two() && words >= MIN_CAPACITY && words <= MAX_CAPACITY
+}
+
+/// The largest payload, in bytes, a ring of `words` words takes:
+/// `(words / 2 - 1) * 8`, or 0 if `words` is not a valid capacity.
+pub const fn max_record(words: u32) -> usize {
+    if capacity_ok(words) {
+        (words as usize / 2 - 1) * WORD
+    } else {
+        0
+    }
+}
+
+/// A record ring's shared words and its local geometry: the ring in a
+/// region of its own, or a lane of [`crate::lanes`] at its offsets.
+///
+/// Geometry is fixed when the view is made and never re-read from shared
+/// memory.
+pub(crate) struct Ring<'a> {
+    /// Words published, wrapping. Written only by the producer (`Release`);
+    /// in `tail ..= tail + capacity` unless the producer is corrupt.
+    head: &'a AtomicU32,
+    /// Words consumed, wrapping. Written only by the consumer (`Release`);
+    /// in `head - capacity ..= head` unless the consumer is corrupt.
+    tail: &'a AtomicU32,
+    /// `capacity * PER_WORD` shim words.
+    data: &'a [SlotWord],
+    /// `capacity - 1`; the capacity is a power of two.
+    mask: u32,
+}
+
+impl Clone for Ring<'_> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl Copy for Ring<'_> {}
+
+// SAFETY: the view holds references to atomics (and, under loom, to cells
+// whose accesses loom checks); the protocol gives each data word to one side
+// at a time, and a hostile peer's writes are atomic accesses, never data
+// races here.
+#[cfg(loom)]
+unsafe impl Send for Ring<'_> {}
+
+/// What the consumer found at its position: a record, validated.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Found {
+    /// Payload bytes.
+    pub(crate) len: usize,
+    /// Index in `data` of the first payload word.
+    first: usize,
+    /// Words to release once copied: any padding, the header, the payload.
+    release: u32,
+}
+
+impl<'a> Ring<'a> {
+    /// The view of a ring whose `head` and `tail` are the `u32`s at byte
+    /// offsets `head` and `tail` of `memory`, and whose `capacity` data words
+    /// start at byte offset `data`.
+    ///
+    /// # Safety
+    /// `memory` is aligned; `head` and `tail` are multiples of 4 with 4
+    /// bytes each in bounds; `data` is a multiple of 8 with `capacity * 8`
+    /// bytes in bounds; none of these overlap each other or anything else
+    /// viewed with another type; `capacity` satisfies [`capacity_ok`].
+    pub(crate) unsafe fn new(
+        memory: Memory<'a>,
+        head: usize,
+        tail: usize,
+        data: usize,
+        capacity: u32,
+    ) -> Self {
+        // SAFETY: the caller's guarantee, offset by offset.
+        unsafe {
+            Self {
+                head: memory.u32_at(head),
+                tail: memory.u32_at(tail),
+                data: memory.slot_words_at(data, capacity as usize * WORD),
+                mask: capacity - 1,
+            }
+        }
+    }
+
+    /// Capacity in words.
+    pub(crate) fn capacity(&self) -> u32 {
+        self.mask + 1
+    }
+
+    /// The largest payload in bytes.
+    pub(crate) fn max_record(&self) -> usize {
+        max_record(self.capacity())
+    }
+
+    /// Resets positions and data to an empty ring.
+    pub(crate) fn init(&self) {
+        self.head.store(0, Ordering::Relaxed);
+        self.tail.store(0, Ordering::Relaxed);
+        for word in self.data {
+            WordCell::set(word, 0);
+        }
+    }
+
+    /// Words between `tail` and `head`, if that is a possible count.
+    fn distance(&self, head: u32, tail: u32) -> Result<u32, Corrupted> {
+        let used = head.wrapping_sub(tail);
+        if used > self.capacity() {
+            Err(Corrupted)
+        } else {
+            Ok(used)
+        }
+    }
+
+    /// Index in `data` of the first shim word of ring word `pos` (masked).
+    fn index(&self, pos: u32) -> usize {
+        (pos & self.mask) as usize * PER_WORD
+    }
+
+    /// Words from `pos` to the end of the ring, at least 1.
+    fn words_to_end(&self, pos: u32) -> u32 {
+        self.capacity() - (pos & self.mask)
+    }
+
+    /// The header at word `pos`: `(len, kind)`, read once.
+    fn header(&self, pos: u32) -> (u32, u32) {
+        let mut raw = [0; WORD];
+        let at = self.index(pos);
+        for (chunk, word) in raw
+            .chunks_mut(WORD_BYTES)
+            .zip(&self.data[at..at + PER_WORD])
+        {
+            chunk.copy_from_slice(&WordCell::get(word).to_ne_bytes());
+        }
+        let [l0, l1, l2, l3, k0, k1, k2, k3] = raw;
+        (
+            u32::from_ne_bytes([l0, l1, l2, l3]),
+            u32::from_ne_bytes([k0, k1, k2, k3]),
+        )
+    }
+
+    /// Writes the header `(len, kind)` at word `pos`.
+    fn set_header(&self, pos: u32, len: u32, kind: u32) {
+        let mut raw = [0; WORD];
+        raw[..4].copy_from_slice(&len.to_ne_bytes());
+        raw[4..].copy_from_slice(&kind.to_ne_bytes());
+        let at = self.index(pos);
+        for (word, chunk) in self.data[at..at + PER_WORD]
+            .iter()
+            .zip(raw.chunks(WORD_BYTES))
+        {
+            let mut bytes = [0; WORD_BYTES];
+            bytes.copy_from_slice(chunk);
+            WordCell::set(word, WordInt::from_ne_bytes(bytes));
+        }
+    }
+
+    /// The shim words of `payload_words` payload words after the header at
+    /// word `pos`, which the caller has checked lie before the end.
+    fn payload(&self, pos: u32, payload_words: u32) -> &'a [SlotWord] {
+        let first = self.index(pos) + PER_WORD;
+        let count = payload_words as usize * PER_WORD;
+        // In bounds for a record that does not straddle the end; `get` keeps
+        // a broken invariant from panicking.
+        self.data.get(first..first + count).unwrap_or(&[])
+    }
+
+    /// Validates what lies at `tail`, given `used` words published beyond
+    /// it: at most one padding record, then a record (see
+    /// [Trust](self#trust)). `Ok(None)` if nothing is published.
+    fn find(&self, tail: u32, used: u32) -> Result<Option<Found>, Corrupted> {
+        if used == 0 {
+            return Ok(None);
+        }
+        let mut pos = tail;
+        let mut skipped = 0;
+        let (mut len, mut kind) = self.header(pos);
+        if kind == PADDING {
+            let to_end = self.words_to_end(pos);
+            // Padding fills the rest of the ring exactly, and a record
+            // follows it in the same publication.
+            if u64::from(len) != u64::from(to_end - 1) * WORD as u64 || to_end >= used {
+                return Err(Corrupted);
+            }
+            pos = pos.wrapping_add(to_end);
+            skipped = to_end;
+            (len, kind) = self.header(pos);
+        }
+        if kind != RECORD || len as usize > self.max_record() {
+            return Err(Corrupted);
+        }
+        // At most half the ring: no overflow.
+        let words = 1 + len.div_ceil(WORD as u32);
+        if words > used - skipped || words > self.words_to_end(pos) {
+            return Err(Corrupted);
+        }
+        Ok(Some(Found {
+            len: len as usize,
+            first: self.index(pos) + PER_WORD,
+            release: skipped + words,
+        }))
+    }
+
+    /// Copies the payload of `found` into `out`, which holds exactly
+    /// `found.len` bytes: only the words that hold them.
+    fn copy_out(&self, found: Found, out: &mut [u8]) {
+        let words = self.data.get(found.first..).unwrap_or(&[]);
+        for (chunk, word) in out.chunks_mut(WORD_BYTES).zip(words) {
+            chunk.copy_from_slice(&WordCell::get(word).to_ne_bytes()[..chunk.len()]);
+        }
+    }
+}
+
+/// The record ring as a kind of structure in a region.
+struct Shape;
+
+// SAFETY: `Structure`'s conditions, by number:
+// 1. `view` reaches `head` at 128..132, `tail` at 256..260, `ready` at
+//    384..392 and `capacity * 8` bytes of data words from `DATA` = 512:
+//    exactly `required_size` (8-byte elements, `SLOT_OVERHEAD` 0).
+// 2. Only through `u32_at`, `event_at` and `slot_words_at` (in `Ring::new`),
+//    at constant offsets aligned for their types, in bounds by 1.
+// 3. The control words and the data lie in disjoint ranges; every data word
+//    is accessed as one `SlotWord` size, headers and payload alike.
+// 4. `CONTROL` = `DATA` = 4 lines (`const_assert_eq!(DATA, 4 * LINE)`); a
+//    slot is one 8-byte word.
+// 5. Offsets are constants or `DATA + (position & mask) * 8`, with `mask`
+//    from the `capacity` the view was made for, never re-read.
+unsafe impl Structure for Shape {
+    type View<'a> = (Ring<'a>, &'a Event);
+    const KIND: Kind = Kind::Bytes;
+    const CONTROL: usize = DATA;
+    const SLOT_OVERHEAD: usize = 0;
+
+    fn capacity_ok(capacity: u32) -> bool {
+        capacity_ok(capacity)
+    }
+
+    unsafe fn view(memory: Memory<'_>, _: ElementLayout, capacity: u32) -> Self::View<'_> {
+        // SAFETY: the memory is aligned and holds `DATA + capacity * 8`
+        // bytes (the caller's guarantee); the offsets are disjoint and
+        // aligned; `capacity` passed `capacity_ok` before any view is made.
+        unsafe {
+            (
+                Ring::new(memory, HEAD, TAIL, DATA, capacity),
+                memory.event_at(READY),
+            )
+        }
+    }
+
+    fn init((ring, ready): &Self::View<'_>) {
+        ring.init();
+        ready.reset();
+    }
+}
+
+/// A record ring in a [`Region`], not yet split into its two sides.
+///
+/// `K` keeps the region's memory alive, as for [`Spsc`](crate::spsc::Spsc):
+/// each side holds it (or a clone).
+pub struct RecordRing<'a, K = ()> {
+    ring: Ring<'a>,
+    ready: &'a Event,
+    keeper: K,
+}
+
+impl<K> fmt::Debug for RecordRing<'_, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordRing")
+            .field("capacity", &self.ring.capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> RecordRing<'a> {
+    /// Bytes a region needs for a ring of `words` words (`words * 8` bytes
+    /// of records), or `None` if `words` is not a valid capacity (a power of
+    /// two from [`MIN_CAPACITY`] to [`MAX_CAPACITY`]) or the size overflows
+    /// `usize`.
+    pub const fn required_size(words: u32) -> Option<usize> {
+        if capacity_ok(words) {
+            region_size::<Shape>(ELEM, words)
+        } else {
+            None
+        }
+    }
+
+    /// Creates an empty ring of `words` words in `region`, overwriting what
+    /// it held. Nobody may be using the region meanwhile; the header is
+    /// published last, so a peer attaching meanwhile sees
+    /// [`AttachError::NotInitialized`].
+    ///
+    /// # Errors
+    /// [`CreateError::InvalidCapacity`] unless `words` is a power of two
+    /// from [`MIN_CAPACITY`] to [`MAX_CAPACITY`]; [`CreateError::Fit`] if the
+    /// region is misaligned or shorter than
+    /// [`required_size`](Self::required_size).
+    pub fn create<K>(region: Region<'a, K>, words: u32) -> Result<RecordRing<'a, K>, CreateError> {
+        let ((ring, ready), keeper) = region.create::<Shape>(Fingerprint {
+            kind: Kind::Bytes,
+            elem: ELEM,
+            capacity: words,
+            tag: 0,
+        })?;
+        Ok(RecordRing {
+            ring,
+            ready,
+            keeper,
+        })
+    }
+
+    /// Attaches to a ring another process (or mapping) created in `region`,
+    /// checking its header and its counters.
+    ///
+    /// # Errors
+    /// The first mismatch found, as an [`AttachError`]; `Corrupted` if the
+    /// counters claim more words than the ring holds.
+    pub fn attach<K>(region: Region<'a, K>) -> Result<RecordRing<'a, K>, AttachError> {
+        let ((ring, ready), keeper) = region.attach::<Shape>(ELEM, 0)?;
+        // Pairs with the sides' `Release` stores: counters as published.
+        let head = ring.head.load(Ordering::Acquire);
+        let tail = ring.tail.load(Ordering::Acquire);
+        ring.distance(head, tail)
+            .map_err(|Corrupted| AttachError::Corrupted)?;
+        Ok(RecordRing {
+            ring,
+            ready,
+            keeper,
+        })
+    }
+}
+
+impl<'a, K> RecordRing<'a, K> {
+    /// Capacity in 8-byte words.
+    pub fn capacity(&self) -> usize {
+        self.ring.capacity() as usize
+    }
+
+    /// The largest record, in bytes: [`max_record`] of the capacity.
+    pub fn max_record(&self) -> usize {
+        self.ring.max_record()
+    }
+
+    /// The producing side. One producer per ring, across all processes (as
+    /// for [`Spsc::into_producer`](crate::spsc::Spsc::into_producer)).
+    pub fn into_producer(self) -> Producer<'a, K> {
+        Producer::new(self.ring, self.ready, self.keeper)
+    }
+
+    /// The consuming side. One consumer per ring, across all processes.
+    pub fn into_consumer(self) -> Consumer<'a, K> {
+        Consumer::new(self.ring, self.ready, self.keeper)
+    }
+
+    /// Both sides, for two threads of this process.
+    pub fn split(self) -> (Producer<'a, K>, Consumer<'a, K>)
+    where
+        K: Clone,
+    {
+        (
+            Producer::new(self.ring, self.ready, self.keeper.clone()),
+            Consumer::new(self.ring, self.ready, self.keeper),
+        )
+    }
+}
+
+/// A record ring and its data words in one value, for a `static` or a local.
+///
+/// `WORDS` is the capacity in words, a power of two from [`MIN_CAPACITY`] to
+/// [`MAX_CAPACITY`] (checked at compile time). All zeroes when new, so a
+/// `static` one lives in `.bss`; its bytes are those of a region holding a
+/// ring of `WORDS` words.
+///
+/// ```
+/// use ipc_primitives::bytes::StaticRecordRing;
+///
+/// static LOG: StaticRecordRing<256> = StaticRecordRing::new();
+///
+/// let mut tx = LOG.take_producer().expect("first take");
+/// let mut rx = LOG.take_consumer().expect("first take");
+/// tx.push(b"boot ok").unwrap();
+/// assert_eq!(rx.pop_vec::<32>().unwrap().as_slice(), b"boot ok");
+/// ```
+///
+/// Taking needs an atomic swap, as for [`StaticSpsc`](crate::spsc::StaticSpsc).
+pub struct StaticRecordRing<const WORDS: usize> {
+    memory: StaticMemory<[u8; WORD], WORDS, { DATA / LINE }, 0>,
+}
+
+impl<const WORDS: usize> fmt::Debug for StaticRecordRing<WORDS> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StaticRecordRing")
+            .field("capacity", &WORDS)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<const WORDS: usize> StaticRecordRing<WORDS> {
+    const_fn_unless_loom! {
+        /// An empty ring: all zeroes.
+        pub fn new() -> Self {
+            const {
+                assert!(
+                    WORDS <= MAX_CAPACITY as usize && capacity_ok(WORDS as u32),
+                    "capacity must be a power of two from 4 to 2^29 words"
+                );
+            }
+            Self {
+                memory: StaticMemory::zeroed(),
+            }
+        }
+    }
+
+    /// The ring's view, its header written (idempotently).
+    fn view(&self) -> (Ring<'_>, &Event) {
+        // SAFETY: the memory is aligned and holds the control lines and
+        // `WORDS` words (`StaticMemory`'s guarantee); `WORDS` is a valid
+        // capacity (checked at compile time in `new`); all zeroes is an
+        // empty ring.
+        unsafe {
+            self.memory.region().describe::<Shape>(Fingerprint {
+                kind: Kind::Bytes,
+                elem: ELEM,
+                capacity: WORDS as u32,
+                tag: 0,
+            })
+        }
+    }
+
+    /// The two sides. They borrow the ring; splitting again later resumes
+    /// where the last pair stopped.
+    pub fn split(&mut self) -> (Producer<'_>, Consumer<'_>) {
+        let (ring, ready) = self.view();
+        (
+            Producer::new(ring, ready, ()),
+            Consumer::new(ring, ready, ()),
+        )
+    }
+}
+
+if_take_flag! {
+    impl<const WORDS: usize> StaticRecordRing<WORDS> {
+        /// The producing side, the first time it is asked for; `None` after.
+        pub fn take_producer(&self) -> Option<Producer<'_>> {
+            self.memory.take(0).then(|| {
+                let (ring, ready) = self.view();
+                Producer::new(ring, ready, ())
+            })
+        }
+
+        /// The consuming side, the first time it is asked for; `None` after.
+        pub fn take_consumer(&self) -> Option<Consumer<'_>> {
+            self.memory.take(1).then(|| {
+                let (ring, ready) = self.view();
+                Consumer::new(ring, ready, ())
+            })
+        }
+    }
+}
+
+impl<const WORDS: usize> Default for StaticRecordRing<WORDS> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Why [`Producer::reserve`] (or [`Producer::push`]) failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum ReserveError {
+    /// The record is longer than any this ring takes; it never will fit.
+    TooLarge {
+        /// Bytes asked for.
+        len: usize,
+        /// The ring's [`max_record`].
+        max: usize,
+    },
+    /// Not enough room now: the consumer has not caught up.
+    Full,
+    /// The consumer's counter is impossible; see [`Corrupted`].
+    Corrupted,
+}
+
+impl fmt::Display for ReserveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::TooLarge { len, max } => write!(
+                f,
+                "record of {len} bytes is larger than the ring's largest, {max} bytes"
+            ),
+            Self::Full => f.write_str("ring is full"),
+            Self::Corrupted => fmt::Display::fmt(&Corrupted, f),
+        }
+    }
+}
+
+impl core::error::Error for ReserveError {}
+
+impl From<Corrupted> for ReserveError {
+    fn from(Corrupted: Corrupted) -> Self {
+        Self::Corrupted
+    }
+}
+
+/// Why a pop returned no record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum PopError {
+    /// No record is waiting.
+    Empty,
+    /// The next record is longer than the buffer; it stays in the ring.
+    TooSmall {
+        /// The record's length in bytes.
+        needed: usize,
+    },
+    /// The producer's counter or a record header is impossible; see
+    /// [`Corrupted`]. The ring is left as it is.
+    Corrupted,
+}
+
+impl fmt::Display for PopError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Empty => f.write_str("ring is empty"),
+            Self::TooSmall { needed } => {
+                write!(f, "buffer too small for the next record of {needed} bytes")
+            }
+            Self::Corrupted => fmt::Display::fmt(&Corrupted, f),
+        }
+    }
+}
+
+impl core::error::Error for PopError {}
+
+impl From<Corrupted> for PopError {
+    fn from(Corrupted: Corrupted) -> Self {
+        Self::Corrupted
+    }
+}
+
+/// Why a blocking pop ([`Consumer::wait_or_sleep`], and the Linux adapters'
+/// `pop_blocking`) returned no record: what [`PopError`] says (never
+/// `Empty`), or the sleeper gave up with `E` (a timeout, a failed system
+/// call).
+///
+/// Transparent: each variant prints, and has the [`source`] of, what it holds.
+///
+/// [`source`]: core::error::Error::source
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum BlockingError<E> {
+    /// The next record is longer than the buffer; it stays in the ring. Never
+    /// from `wait_or_sleep`, which copies nothing.
+    TooSmall {
+        /// The record's length in bytes.
+        needed: usize,
+    },
+    /// See [`PopError::Corrupted`].
+    Corrupted,
+    /// The sleeper gave up: what it returned.
+    Sleep(E),
+}
+
+impl<E: fmt::Display> fmt::Display for BlockingError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooSmall { needed } => {
+                fmt::Display::fmt(&PopError::TooSmall { needed: *needed }, f)
+            }
+            Self::Corrupted => fmt::Display::fmt(&Corrupted, f),
+            Self::Sleep(err) => fmt::Display::fmt(err, f),
+        }
+    }
+}
+
+impl<E: core::error::Error> core::error::Error for BlockingError<E> {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Sleep(err) => err.source(),
+            Self::TooSmall { .. } | Self::Corrupted => None,
+        }
+    }
+}
+
+#[cfg(not(loom))]
+mod assertions {
+    use static_assertions::{assert_impl_all, assert_not_impl_any, const_assert_eq};
+
+    use super::{Consumer, Producer, RecordRing, StaticRecordRing};
+
+    const_assert_eq!(super::DATA, 4 * crate::layout::LINE);
+    const_assert_eq!(super::max_record(4), 8);
+    const_assert_eq!(super::max_record(super::MAX_CAPACITY), (1 << 31) - 8);
+    const_assert_eq!(
+        match RecordRing::required_size(64) {
+            Some(size) => size,
+            None => 0,
+        },
+        512 + 64 * 8
+    );
+
+    assert_impl_all!(Producer<'static>: Send);
+    assert_impl_all!(Consumer<'static>: Send);
+    assert_not_impl_any!(Producer<'static>: Sync, Clone);
+    assert_not_impl_any!(Consumer<'static>: Sync, Clone);
+    assert_impl_all!(StaticRecordRing<4>: Send, Sync);
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests;

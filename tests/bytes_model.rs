@@ -1,0 +1,370 @@
+//! Property tests of the record ring against a model: a `VecDeque<Vec<u8>>`
+//! of the records in flight, and the word positions the documented rules
+//! give (a header word plus `ceil(len / 8)` payload words per record,
+//! padding to the end when a record would straddle it, records at most
+//! `(capacity / 2 - 1) * 8` bytes).
+//!
+//! Random sequences of pushes (lengths from 0 past the largest), grants
+//! (written in two parts, committed whole, committed shorter, or abandoned)
+//! and pops (into buffers of random lengths, into a `heapless::Vec`, through a
+//! closure) run against a `StaticRecordRing` and against a ring in a region,
+//! with capacities 4 to 64 words so positions wrap the ring all the time, and
+//! with the region's counters started near `u32::MAX` so they wrap too. Every
+//! result is compared with the model: each pop returns exactly the oldest
+//! record, `Empty`, `Full`, `TooLarge` and `TooSmall` come exactly when the
+//! model says, and `used_words` is the model's after every operation. At
+//! random points the handles are dropped and re-made (`split` again, or
+//! `RecordRing::attach`, one side per mapping) and the ring resumes where it
+//! was.
+#![cfg(not(loom))]
+
+mod common;
+
+use std::collections::VecDeque;
+
+use ipc_primitives::bytes::{
+    Consumer, OutOfBounds, PopError, Producer, RecordRing, ReserveError, StaticRecordRing,
+    max_record,
+};
+use ipc_primitives::{Line, Region};
+use proptest::prelude::*;
+use proptest::test_runner::TestCaseResult;
+use zerocopy::IntoBytes;
+
+/// Proptest cases per test: few under Miri, which interprets every step.
+fn config() -> ProptestConfig {
+    if cfg!(miri) {
+        ProptestConfig {
+            cases: 3,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    } else {
+        ProptestConfig::with_cases(256)
+    }
+}
+
+/// Longest operation sequence generated.
+const MAX_OPS: usize = if cfg!(miri) { 40 } else { 300 };
+
+/// Longest record asked for: past the largest of the largest ring (248).
+const MAX_LEN: usize = 260;
+
+/// The `N` of the `heapless::Vec` pops.
+const VEC: usize = 64;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Push(usize),
+    /// Reserve `len`, write it in two parts split at `split`, then commit
+    /// `commit % (len + 1)` bytes, or abandon the grant (`None`).
+    Reserve {
+        len: usize,
+        split: usize,
+        commit: Option<usize>,
+    },
+    PopInto(usize),
+    PopVec,
+    PopWith(usize),
+    /// Drop both handles and make new ones.
+    Reattach,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let len = prop_oneof![
+        2 => 0..=MAX_LEN,
+        1 => Just(0usize),
+        1 => prop::sample::select(vec![8usize, 24, 56, 120, 248]),
+    ];
+    prop_oneof![
+        4 => len.clone().prop_map(Op::Push),
+        3 => (len.clone(), any::<usize>(), proptest::option::weighted(0.8, any::<usize>()))
+            .prop_map(|(len, split, commit)| Op::Reserve { len, split, commit }),
+        3 => len.prop_map(Op::PopInto),
+        1 => Just(Op::PopVec),
+        1 => (0..=MAX_LEN).prop_map(Op::PopWith),
+        1 => Just(Op::Reattach),
+    ]
+}
+
+fn ops() -> impl Strategy<Value = Vec<Op>> {
+    prop::collection::vec(op(), 0..MAX_OPS)
+}
+
+fn capacity() -> impl Strategy<Value = u32> {
+    prop::sample::select(vec![4u32, 8, 16, 32, 64])
+}
+
+/// The position the ring in a region starts from (head = tail = start).
+fn start() -> impl Strategy<Value = u32> {
+    prop_oneof![
+        Just(0u32),
+        (u32::MAX - 80..=u32::MAX),
+        (i32::MAX as u32 - 40..=i32::MAX as u32 + 40),
+        any::<u32>(),
+    ]
+}
+
+/// What the ring should hold, and where its positions stand.
+struct Model {
+    capacity: u32,
+    head: u32,
+    tail: u32,
+    /// Records in flight, with the words each takes (its padding included).
+    queue: VecDeque<(Vec<u8>, u32)>,
+    /// Records made so far: each has distinct bytes.
+    made: u32,
+}
+
+impl Model {
+    fn new(capacity: u32, start: u32) -> Self {
+        Self {
+            capacity,
+            head: start,
+            tail: start,
+            queue: VecDeque::new(),
+            made: 0,
+        }
+    }
+
+    /// A new record of `len` bytes.
+    fn fresh(&mut self, len: usize) -> Vec<u8> {
+        self.made += 1;
+        let seed = self.made.wrapping_mul(0x9e37_79b9);
+        (0..len)
+            .map(|i| (seed >> (i % 4 * 8)) as u8 ^ i as u8)
+            .collect()
+    }
+
+    /// Words of padding a record of `len` bytes needs before it now.
+    fn padding(&self, len: usize) -> u32 {
+        let words = 1 + len.div_ceil(8) as u32;
+        let to_end = self.capacity - self.head % self.capacity;
+        if words > to_end { to_end } else { 0 }
+    }
+
+    /// What `reserve(len)` must return.
+    fn reserve(&self, len: usize) -> Result<(), ReserveError> {
+        let max = max_record(self.capacity);
+        if len > max {
+            return Err(ReserveError::TooLarge { len, max });
+        }
+        let need = self.padding(len) + 1 + len.div_ceil(8) as u32;
+        if need > self.capacity - self.used() {
+            return Err(ReserveError::Full);
+        }
+        Ok(())
+    }
+
+    /// Records `record`, sent with room reserved for `reserved` bytes.
+    fn commit(&mut self, record: Vec<u8>, reserved: usize) {
+        let words = self.padding(reserved) + 1 + record.len().div_ceil(8) as u32;
+        self.head = self.head.wrapping_add(words);
+        self.queue.push_back((record, words));
+    }
+
+    /// The oldest record, popped.
+    fn pop(&mut self) -> Option<Vec<u8>> {
+        let (record, words) = self.queue.pop_front()?;
+        self.tail = self.tail.wrapping_add(words);
+        Some(record)
+    }
+
+    fn next_len(&self) -> Option<usize> {
+        self.queue.front().map(|(record, _)| record.len())
+    }
+
+    fn used(&self) -> u32 {
+        self.head.wrapping_sub(self.tail)
+    }
+}
+
+/// Checks what both handles report against the model.
+fn check(tx: &Producer<'_>, rx: &Consumer<'_>, model: &Model) -> TestCaseResult {
+    prop_assert_eq!(rx.used_words(), model.used() as usize);
+    prop_assert_eq!(rx.is_empty(), model.queue.is_empty());
+    prop_assert_eq!(tx.capacity(), model.capacity as usize);
+    prop_assert_eq!(rx.capacity(), model.capacity as usize);
+    prop_assert_eq!(tx.max_record(), max_record(model.capacity));
+    prop_assert_eq!(rx.max_record(), max_record(model.capacity));
+    Ok(())
+}
+
+/// What a pop into a buffer of `room` bytes must return, popping the model
+/// if it succeeds.
+fn expect_pop(model: &mut Model, room: usize) -> Result<Vec<u8>, PopError> {
+    match model.next_len() {
+        None => Err(PopError::Empty),
+        Some(needed) if needed > room => Err(PopError::TooSmall { needed }),
+        Some(_) => Ok(model.pop().expect("a record")),
+    }
+}
+
+/// Applies one operation (not `Reattach`) to the ring and the model.
+fn step(
+    op: &Op,
+    tx: &mut Producer<'_>,
+    rx: &mut Consumer<'_>,
+    model: &mut Model,
+) -> TestCaseResult {
+    match *op {
+        Op::Push(len) => {
+            let record = model.fresh(len);
+            let expected = model.reserve(len);
+            prop_assert_eq!(tx.push(&record), expected);
+            if expected.is_ok() {
+                model.commit(record, len);
+            }
+        }
+        Op::Reserve { len, split, commit } => {
+            let record = model.fresh(len);
+            let expected = model.reserve(len);
+            match tx.reserve(len) {
+                Err(err) => prop_assert_eq!(Err(err), expected),
+                Ok(mut grant) => {
+                    prop_assert_eq!(Ok(()), expected);
+                    prop_assert_eq!(grant.len(), len);
+                    prop_assert_eq!(
+                        grant.write(len, &[0]),
+                        Err(OutOfBounds {
+                            offset: len,
+                            len: 1,
+                            reserved: len
+                        })
+                    );
+                    let at = split % (len + 1);
+                    prop_assert_eq!(grant.write(at, &record[at..]), Ok(()));
+                    prop_assert_eq!(grant.write(0, &record[..at]), Ok(()));
+                    if let Some(commit) = commit {
+                        let committed = commit % (len + 1);
+                        grant.commit(committed);
+                        model.commit(record[..committed].to_vec(), len);
+                    }
+                }
+            }
+        }
+        Op::PopInto(room) => {
+            let mut buf = vec![0xa5; room + 8];
+            let expected = expect_pop(model, room);
+            let got = rx.pop_into(&mut buf[..room]);
+            prop_assert_eq!(got, expected.as_ref().map(Vec::len).map_err(|e| *e));
+            if let Ok(record) = &expected {
+                prop_assert_eq!(&buf[..record.len()], &record[..]);
+            }
+            let untouched = expected.map_or(0, |record| record.len());
+            prop_assert!(
+                buf[untouched..].iter().all(|&b| b == 0xa5),
+                "pop_into wrote past the record"
+            );
+        }
+        Op::PopVec => {
+            let expected = expect_pop(model, VEC);
+            let got = rx.pop_vec::<VEC>().map(|record| record.to_vec());
+            prop_assert_eq!(got, expected);
+        }
+        Op::PopWith(room) => {
+            let mut buf = vec![0; room];
+            let expected = expect_pop(model, room);
+            prop_assert_eq!(rx.pop_with(&mut buf, <[u8]>::to_vec), expected);
+        }
+        Op::Reattach => unreachable!("handled by the caller"),
+    }
+    check(tx, rx, model)
+}
+
+/// Runs one segment of operations (between re-attachments) on fresh handles.
+fn run_segment(
+    segment: &[Op],
+    mut tx: Producer<'_>,
+    mut rx: Consumer<'_>,
+    model: &mut Model,
+) -> TestCaseResult {
+    check(&tx, &rx, model)?;
+    for op in segment {
+        step(op, &mut tx, &mut rx, model)?;
+    }
+    Ok(())
+}
+
+/// Pops everything left and compares it with the model.
+fn drain(mut rx: Consumer<'_>, model: &mut Model) -> TestCaseResult {
+    let mut buf = vec![0; MAX_LEN];
+    while let Some(record) = model.pop() {
+        let len = rx.pop_into(&mut buf).expect("a record");
+        prop_assert_eq!(&buf[..len], &record[..]);
+    }
+    prop_assert_eq!(rx.pop_into(&mut buf), Err(PopError::Empty));
+    prop_assert_eq!(rx.used_words(), 0);
+    Ok(())
+}
+
+fn is_reattach(op: &Op) -> bool {
+    matches!(op, Op::Reattach)
+}
+
+fn run_static<const WORDS: usize>(ops: &[Op]) -> TestCaseResult {
+    let mut ring = StaticRecordRing::<WORDS>::new();
+    let mut model = Model::new(WORDS as u32, 0);
+    for segment in ops.split(is_reattach) {
+        let (tx, rx) = ring.split();
+        run_segment(segment, tx, rx, &mut model)?;
+    }
+    drain(ring.split().1, &mut model)
+}
+
+fn run_static_any(capacity: u32, ops: &[Op]) -> TestCaseResult {
+    match capacity {
+        4 => run_static::<4>(ops),
+        8 => run_static::<8>(ops),
+        16 => run_static::<16>(ops),
+        32 => run_static::<32>(ops),
+        64 => run_static::<64>(ops),
+        _ => unreachable!("capacity strategy yields 4 to 64"),
+    }
+}
+
+/// Re-attaches to the ring in `mem`: one `RecordRing` split in two, or each
+/// side through a mapping of its own (as two processes would).
+fn attach(mem: &mut [Line], round: usize) -> (Producer<'_>, Consumer<'_>) {
+    if round.is_multiple_of(2) {
+        RecordRing::attach(Region::new(mem.as_mut_bytes()))
+            .expect("attach")
+            .split()
+    } else {
+        let (one, other) = common::two_mappings(mem);
+        let tx = RecordRing::attach(one).expect("attach").into_producer();
+        (
+            tx,
+            RecordRing::attach(other).expect("attach").into_consumer(),
+        )
+    }
+}
+
+fn run_region(capacity: u32, start: u32, ops: &[Op]) -> TestCaseResult {
+    let size = RecordRing::required_size(capacity).expect("valid capacity");
+    let mut mem = vec![Line::ZERO; Line::count_for(size)];
+    let mut model = Model::new(capacity, start);
+    RecordRing::create(Region::new(mem.as_mut_bytes()), capacity).expect("create");
+    common::set_ring_counters(&mut mem, start, start);
+    for (round, segment) in ops.split(is_reattach).enumerate() {
+        let (tx, rx) = attach(&mut mem, round);
+        run_segment(segment, tx, rx, &mut model)?;
+        prop_assert_eq!(common::ring_counters(&mem), (model.head, model.tail));
+    }
+    let (_, rx) = attach(&mut mem, 0);
+    drain(rx, &mut model)
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn static_ring_matches_model(capacity in capacity(), ops in ops()) {
+        run_static_any(capacity, &ops)?;
+    }
+
+    #[test]
+    fn region_ring_matches_model(capacity in capacity(), start in start(), ops in ops()) {
+        run_region(capacity, start, &ops)?;
+    }
+}
