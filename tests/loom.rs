@@ -216,13 +216,12 @@ fn seqlock_never_returns_a_torn_value() {
 }
 
 /// A producer made after another (here: attached by another thread once the
-/// first has pushed) acquires `head`, so its own `Release` store of `head`
-/// carries the first producer's payload to a consumer that only ever loads
-/// the second's: the "new side" rule of `spsc`'s `# Protocol`. Weakening
-/// `Producer::new`'s `Acquire` load of `head` to `Relaxed` fails this model
-/// (the consumer's copy of the first element races with its write), even
-/// with `Spsc::attach`'s own `Acquire` loads in place: those may read the
-/// counters before the first push.
+/// first has pushed) takes over after the first one's element: the consumer
+/// gets both, in order, each copied after its payload was written. With
+/// per-slot stamps the consumer acquires every element's own stamp, so this
+/// model passes even with `Producer::new`'s load of `head` weakened to
+/// `Relaxed` (checked); it guards the takeover's positions and the
+/// causality of each element's copy.
 #[test]
 fn spsc_a_producer_taking_over_carries_its_predecessors_writes() {
     model(|| {

@@ -58,8 +58,11 @@
 //! to the peer. Happens-before passes through an acquire followed by a release
 //! in one thread, but a plain store by another thread does not continue a
 //! release sequence: without it, a producer could overwrite slots the old
-//! consumer was still copying. A new producer also loads `tail` with
-//! `Acquire`: it frees slots on that cached value without loading it again.
+//! consumer was still copying (`tests/loom.rs` fails if `Consumer::new`'s
+//! load is `Relaxed`). A new producer needs it less, since the consumer
+//! acquires each element's own stamp, but keeps it for `len` and the stamps
+//! it adopts. A new producer also loads `tail` with `Acquire`: it frees slots
+//! on that cached value without loading it again.
 //! A producer that died between stamping slots and publishing `head` leaves
 //! elements the consumer may already have popped (it follows stamps, not
 //! `head`); a new producer starts after every slot stamped in sequence from
