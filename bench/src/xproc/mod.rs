@@ -18,7 +18,10 @@ mod line;
 mod peer;
 mod push;
 mod rtt;
+mod scenarios;
+mod targets;
 mod tput;
+mod watchdog;
 
 use std::{
     error::Error,
@@ -27,7 +30,7 @@ use std::{
     time::Instant,
 };
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 pub use peer::{PEER_COMMAND, main as peer_main};
 
@@ -36,7 +39,8 @@ use crate::{
     report::{self, Metric, Tails},
     stats::{Percentiles, Summary},
 };
-use peer::{Follow, LEADER_CORE, Leader, PEER_CORE};
+use peer::{LEADER_CORE, Leader, PEER_CORE};
+use scenarios::Scenario;
 
 const ROUNDS: usize = 11;
 const QUICK_ROUNDS: usize = 3;
@@ -73,7 +77,7 @@ pub struct Cost {
 
 impl Outcome {
     /// The figure a metric's median is taken of.
-    fn figure(&self) -> f64 {
+    pub fn figure(&self) -> f64 {
         match self {
             Self::Latency(latency) => latency.pct.p50,
             Self::Rate(rate) => *rate,
@@ -91,209 +95,9 @@ impl Outcome {
     }
 }
 
-/// A scenario: its leader's half, and its peer's half if it has one.
-pub struct Scenario {
-    /// Key in the JSON output and in commands to the peer.
-    pub key: &'static str,
-    /// Name in the table; `short` in the progress lines.
-    pub label: &'static str,
-    pub short: &'static str,
-    pub unit: &'static str,
-    pub lead: fn(&mut Leader) -> Result<Outcome, Box<dyn Error>>,
-    pub follow: Option<Follow>,
-}
-
-/// Every scenario, in the order each round runs them; pairs that targets
-/// compare are neighbours.
-pub const SCENARIOS: [Scenario; 17] = [
-    Scenario {
-        key: "raw_line_rtt",
-        label: "raw 1-line ping-pong",
-        short: "raw",
-        unit: "ns",
-        lead: line::raw_line,
-        follow: Some(line::follow),
-    },
-    Scenario {
-        key: "raw_payload_rtt",
-        label: "raw seq + 64-byte payload rtt",
-        short: "rawp",
-        unit: "ns",
-        lead: line::raw_payload,
-        follow: Some(line::payload_follow),
-    },
-    Scenario {
-        key: "spsc_rtt",
-        label: "spsc busy-poll rtt",
-        short: "spsc",
-        unit: "ns",
-        lead: rtt::spsc,
-        follow: Some(rtt::spsc_follow),
-    },
-    Scenario {
-        key: "iceoryx2_rtt",
-        label: "iceoryx2 busy-poll rtt",
-        short: "ice",
-        unit: "ns",
-        lead: rtt::iceoryx2,
-        follow: Some(rtt::iceoryx2_follow),
-    },
-    Scenario {
-        key: "spsc_blocking_spin_rtt",
-        label: "spsc eventfd rtt, default spin",
-        short: "spin",
-        unit: "ns",
-        lead: rtt::spsc_blocking_spin,
-        follow: Some(rtt::blocking_follow),
-    },
-    Scenario {
-        key: "eventfd_rtt",
-        label: "raw blocking eventfd rtt",
-        short: "efd",
-        unit: "ns",
-        lead: rtt::eventfd,
-        follow: Some(rtt::eventfd_follow),
-    },
-    Scenario {
-        key: "spsc_blocking_rtt",
-        label: "spsc eventfd blocking rtt",
-        short: "blk",
-        unit: "ns",
-        lead: rtt::spsc_blocking,
-        follow: Some(rtt::blocking_follow),
-    },
-    Scenario {
-        key: "spsc_futex_blocking_rtt",
-        label: "spsc futex blocking rtt",
-        short: "ftx",
-        unit: "ns",
-        lead: rtt::spsc_futex_blocking,
-        follow: Some(rtt::blocking_follow),
-    },
-    Scenario {
-        key: "uds_rtt",
-        label: "unix stream socket rtt",
-        short: "uds",
-        unit: "ns",
-        lead: rtt::uds,
-        follow: Some(rtt::uds_follow),
-    },
-    Scenario {
-        key: "spsc_tput",
-        label: "spsc tput (2 processes)",
-        short: "spsc",
-        unit: "msg/s",
-        lead: tput::spsc,
-        follow: Some(tput::spsc_follow),
-    },
-    Scenario {
-        key: "rtrb_tput",
-        label: "rtrb tput (in-process)",
-        short: "rtrb",
-        unit: "msg/s",
-        lead: tput::rtrb,
-        follow: None,
-    },
-    Scenario {
-        key: "spsc_inproc_tput",
-        label: "spsc tput (in-process)",
-        short: "spsc-in",
-        unit: "msg/s",
-        lead: tput::spsc_inproc,
-        follow: None,
-    },
-    Scenario {
-        key: "uds_tput",
-        label: "unix stream tput, 1/write",
-        short: "uds",
-        unit: "msg/s",
-        lead: tput::uds,
-        follow: Some(tput::stream_follow),
-    },
-    Scenario {
-        key: "pipe_tput",
-        label: "pipe tput, 1/write",
-        short: "pipe",
-        unit: "msg/s",
-        lead: tput::pipe,
-        follow: Some(tput::stream_follow),
-    },
-    Scenario {
-        key: "push_ns",
-        label: "push, consumer awake",
-        short: "push",
-        unit: "ns",
-        lead: push::push,
-        follow: Some(push::follow),
-    },
-    Scenario {
-        key: "push_fence_ns",
-        label: "push + SeqCst fence, awake",
-        short: "fence",
-        unit: "ns",
-        lead: push::push_fence,
-        follow: Some(push::follow),
-    },
-    Scenario {
-        key: "push_notify_ns",
-        label: "push_notify, consumer awake",
-        short: "notify",
-        unit: "ns",
-        lead: push::push_notify,
-        follow: Some(push::follow),
-    },
-];
-
-/// The scenario `key` names.
-pub fn scenario_by_key(key: &str) -> Option<&'static Scenario> {
-    SCENARIOS.iter().find(|s| s.key == key)
-}
-
-/// A target: `numerator / denominator` must be at most (or at least)
-/// `bound`.
-struct Target {
-    numerator: &'static str,
-    denominator: &'static str,
-    at_most: bool,
-    bound: f64,
-}
-
-const TARGETS: [Target; 5] = [
-    Target {
-        numerator: "spsc_rtt",
-        denominator: "raw_line_rtt",
-        at_most: true,
-        bound: 1.5,
-    },
-    Target {
-        numerator: "spsc_tput",
-        denominator: "rtrb_tput",
-        at_most: false,
-        bound: 1.0,
-    },
-    Target {
-        numerator: "spsc_tput",
-        denominator: "uds_tput",
-        at_most: false,
-        bound: 50.0,
-    },
-    Target {
-        numerator: "spsc_blocking_rtt",
-        denominator: "eventfd_rtt",
-        at_most: true,
-        bound: 1.1,
-    },
-    Target {
-        numerator: "push_notify_ns",
-        denominator: "push_ns",
-        at_most: true,
-        bound: 1.1,
-    },
-];
-
 /// One run and the probe beside it.
 #[derive(Debug, Clone, Copy)]
-struct Run {
+pub struct Run {
     outcome: Outcome,
     probe: Latency,
 }
@@ -303,7 +107,9 @@ struct Run {
 pub fn run(opts: &Options) -> Result<(), Box<dyn Error>> {
     let started = Instant::now();
     let rounds = if opts.quick { QUICK_ROUNDS } else { ROUNDS };
-    let scenarios = selected(&opts.only)?;
+    let scenarios = scenarios::selected(&opts.only)?;
+    // Peer 0 runs the probe beside every run.
+    let peers = scenarios.iter().map(|s| s.peers).max().unwrap_or(0).max(1);
     let load_before = load_average();
     println!(
         "xproc: 64-byte messages, leader on core {LEADER_CORE}, peer process on core \
@@ -313,7 +119,7 @@ pub fn run(opts: &Options) -> Result<(), Box<dyn Error>> {
         line::PROBE.samples,
     );
     pin::to_core(LEADER_CORE);
-    let mut leader = Leader::spawn()?;
+    let mut leader = Leader::spawn(peers)?;
     let mut runs: Vec<Vec<Run>> = vec![Vec::with_capacity(rounds); scenarios.len()];
     for round in 1..=rounds {
         print!("round {round:>2}/{rounds} (ns; M msg/s):");
@@ -321,7 +127,7 @@ pub fn run(opts: &Options) -> Result<(), Box<dyn Error>> {
             let Outcome::Latency(probe) = line::probe(&mut leader)? else {
                 unreachable!("the probe measures round trips");
             };
-            let outcome = (scenario.lead)(&mut leader)?;
+            let outcome = (scenario.lead)(&mut leader, scenario.key)?;
             print!(" {} {}", scenario.short, outcome.brief());
             io::stdout().flush()?;
             runs.push(Run { outcome, probe });
@@ -345,7 +151,7 @@ pub fn run(opts: &Options) -> Result<(), Box<dyn Error>> {
         ],
     );
     print_wakes(&metrics);
-    let targets = targets(&metrics, &runs);
+    let targets = targets::check(&metrics, &runs);
     println!(
         "\nxproc: {rounds} rounds in {elapsed:.1} s; load average before {load_before}, \
          after {load_after}"
@@ -385,17 +191,6 @@ pub fn run(opts: &Options) -> Result<(), Box<dyn Error>> {
         println!("wrote {}", path.display());
     }
     Ok(())
-}
-
-/// The scenarios `only` names (all if it is empty), in table order.
-fn selected(only: &[String]) -> Result<Vec<&'static Scenario>, String> {
-    if let Some(unknown) = only.iter().find(|key| scenario_by_key(key).is_none()) {
-        return Err(format!("--only: no scenario `{unknown}`"));
-    }
-    Ok(SCENARIOS
-        .iter()
-        .filter(|s| only.is_empty() || only.iter().any(|key| key == s.key))
-        .collect())
 }
 
 /// Summarises a scenario's runs.
@@ -478,55 +273,6 @@ fn print_wakes(metrics: &[Metric]) {
             field("eventfd_signals"),
         );
     }
-}
-
-/// Prints each target's ratio of medians and verdict, with the median of
-/// per-round ratios beside it; returns them for the JSON.
-fn targets(metrics: &[Metric], runs: &[Vec<Run>]) -> Vec<Value> {
-    let index = |key: &str| metrics.iter().position(|m| m.key == key);
-    println!("\ntargets (ratios of medians from this run):");
-    let mut out = Vec::new();
-    for t in &TARGETS {
-        let (Some(n), Some(d)) = (index(t.numerator), index(t.denominator)) else {
-            continue;
-        };
-        let (num, den) = (&metrics[n], &metrics[d]);
-        let ratio = num.summary.median / den.summary.median;
-        let met = if t.at_most {
-            ratio <= t.bound
-        } else {
-            ratio >= t.bound
-        };
-        let per_round: Vec<f64> = runs[n]
-            .iter()
-            .zip(&runs[d])
-            .map(|(n, d)| n.outcome.figure() / d.outcome.figure())
-            .collect();
-        let paired = Summary::of(&per_round).median;
-        let mut entry = Map::new();
-        entry.insert("ratio".into(), json!(ratio));
-        entry.insert("paired_median".into(), json!(paired));
-        let mut line = format!(
-            "  {} / {} = {ratio:.3}x (target {} {}x): {}; median of per-round ratios {paired:.3}x",
-            t.numerator,
-            t.denominator,
-            if t.at_most { "<=" } else { ">=" },
-            t.bound,
-            if met { "met" } else { "NOT met" },
-        );
-        if let (Some(n), Some(d)) = (num.extra_f64("block_mean"), den.extra_f64("block_mean")) {
-            line += &format!("; block means {:.3}x", n / d);
-            entry.insert("block_mean_ratio".into(), json!(n / d));
-        }
-        println!("{line}");
-        entry.insert("numerator".into(), json!(t.numerator));
-        entry.insert("denominator".into(), json!(t.denominator));
-        entry.insert("bound".into(), json!(t.bound));
-        entry.insert("at_most".into(), json!(t.at_most));
-        entry.insert("met".into(), json!(met));
-        out.push(Value::Object(entry));
-    }
-    out
 }
 
 /// The 1, 5 and 15 minute load averages, as `/proc/loadavg` has them.

@@ -10,6 +10,10 @@
 //! - `rtrb_tput`: rtrb between two pinned threads of the leader process (the
 //!   peer idles), exactly as `inproc` runs it; `spsc_inproc_tput` is this
 //!   crate's ring the same way, to tell the ring from the two processes.
+//! - `spsc_tput_8`, `rtrb_tput_8`: the same with 8-byte messages (one word,
+//!   four times as many per run: [`inproc::messages`]). This ring's slots
+//!   are then 16 bytes (an 8-byte stamp beside each payload), 4 to a line;
+//!   rtrb's are 8.
 //! - `uds_tput`: a Unix stream socketpair, one 64-byte `write` per message;
 //!   the consumer reads as much as is there (up to 64 KiB) per `read`,
 //!   the best case for the socket.
@@ -26,7 +30,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ipc_primitives::{linux::shm::Segment, spsc::Spsc};
+use ipc_primitives::{Pod, linux::shm::Segment, spsc::Spsc};
 use serde_json::{Value, json};
 use zerocopy::{FromBytes, IntoBytes};
 
@@ -36,7 +40,7 @@ use super::{
 };
 use crate::{
     inproc::{self, CAPACITY, MESSAGES},
-    loops::{Msg, consume, produce, spsc_pop, spsc_push},
+    loops::{Msg, Words, consume, produce, spsc_pop, spsc_push},
 };
 
 /// Messages per run through a socket or a pipe (one system call per
@@ -55,63 +59,77 @@ fn elapsed(start: Instant) -> Value {
     json!({ "ns": start.elapsed().as_nanos() as u64 })
 }
 
-/// A memfd segment sized for one throughput ring.
-pub fn ring_segment() -> Result<Segment, Box<dyn Error>> {
-    let len = Spsc::<Msg>::required_size(CAPACITY as u32).ok_or("ring size overflows")?;
+/// A memfd segment sized for one throughput ring of `T`.
+pub fn ring_segment<T: Pod>() -> Result<Segment, Box<dyn Error>> {
+    let len = Spsc::<T>::required_size(CAPACITY as u32).ok_or("ring size overflows")?;
     Ok(Segment::memfd("xproc-tput", len)?)
 }
 
-pub fn spsc(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
-    let seg = ring_segment()?;
-    let mut tx = Spsc::<Msg>::create(seg.region()?, CAPACITY as u32)?.into_producer();
+/// `spsc_tput` (`W` = 8) and `spsc_tput_8` (`W` = 1).
+pub fn spsc<const W: usize>(
+    leader: &mut Leader,
+    key: &'static str,
+) -> Result<Outcome, Box<dyn Error>> {
+    let messages = inproc::messages::<W>();
+    let seg = ring_segment::<Words<W>>()?;
+    let mut tx = Spsc::<Words<W>>::create(seg.region()?, CAPACITY as u32)?.into_producer();
     leader.start(
-        &json!({ "scenario": "spsc_tput", "messages": MESSAGES }),
+        &json!({ "scenario": key, "messages": messages }),
         &[seg.as_fd()],
     )?;
-    produce(MESSAGES, |msg| spsc_push(&mut tx, msg));
-    rate(MESSAGES, &leader.finish()?)
+    produce(messages, |msg| spsc_push(&mut tx, msg));
+    rate(messages, &leader.finish()?)
 }
 
-pub fn spsc_follow(
+pub fn spsc_follow<const W: usize>(
     follower: &Follower,
     cmd: &Value,
     fds: Vec<OwnedFd>,
 ) -> Result<Value, Box<dyn Error>> {
     let messages = field_u64(cmd, "messages")?;
+    let key = cmd["scenario"].as_str().unwrap_or_default();
     let [fd] = take_fds(fds)?;
     let seg = Segment::from_fd(fd)?;
-    let mut rx = Spsc::<Msg>::attach(seg.region()?)?.into_consumer();
+    let mut rx = Spsc::<Words<W>>::attach(seg.region()?)?.into_consumer();
     follower.ready()?;
     let start = Instant::now();
-    consume("spsc_tput", messages, || spsc_pop(&mut rx));
+    consume(key, messages, || spsc_pop(&mut rx));
     Ok(elapsed(start))
 }
 
-/// Messages per second of an in-process contender of `inproc`.
-fn in_process(run: fn() -> Result<Duration, Box<dyn Error>>) -> Result<Outcome, Box<dyn Error>> {
-    Ok(Outcome::Rate(MESSAGES as f64 / run()?.as_secs_f64()))
+/// Messages per second of an in-process contender of `inproc`, which moves
+/// `messages` messages.
+fn in_process(
+    messages: u64,
+    run: fn() -> Result<Duration, Box<dyn Error>>,
+) -> Result<Outcome, Box<dyn Error>> {
+    Ok(Outcome::Rate(messages as f64 / run()?.as_secs_f64()))
 }
 
-pub fn rtrb(_leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
-    in_process(inproc::rtrb)
+/// `rtrb_tput` (`W` = 8) and `rtrb_tput_8` (`W` = 1).
+pub fn rtrb<const W: usize>(
+    _leader: &mut Leader,
+    _key: &'static str,
+) -> Result<Outcome, Box<dyn Error>> {
+    in_process(inproc::messages::<W>(), inproc::rtrb::<W>)
 }
 
-pub fn spsc_inproc(_leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
-    in_process(inproc::ours)
+pub fn spsc_inproc(_leader: &mut Leader, _key: &'static str) -> Result<Outcome, Box<dyn Error>> {
+    in_process(MESSAGES, inproc::ours::<8>)
 }
 
 /// Writes `messages` 64-byte messages to `out`, one `write` each.
 fn write_messages(mut out: impl Write, messages: u64) {
-    produce(messages, |msg| {
+    produce(messages, |msg: Msg| {
         out.write_all(msg.as_bytes()).expect("write");
         Ok(())
     });
 }
 
-pub fn uds(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
+pub fn uds(leader: &mut Leader, key: &'static str) -> Result<Outcome, Box<dyn Error>> {
     let (mine, theirs) = UnixStream::pair()?;
     leader.start(
-        &json!({ "scenario": "uds_tput", "messages": UDS_MESSAGES }),
+        &json!({ "scenario": key, "messages": UDS_MESSAGES }),
         &[theirs.as_fd()],
     )?;
     drop(theirs);
@@ -119,10 +137,10 @@ pub fn uds(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
     rate(UDS_MESSAGES, &leader.finish()?)
 }
 
-pub fn pipe(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
+pub fn pipe(leader: &mut Leader, key: &'static str) -> Result<Outcome, Box<dyn Error>> {
     let (reader, writer) = io::pipe()?;
     leader.start(
-        &json!({ "scenario": "pipe_tput", "messages": PIPE_MESSAGES }),
+        &json!({ "scenario": key, "messages": PIPE_MESSAGES }),
         &[reader.as_fd()],
     )?;
     drop(reader);

@@ -1,0 +1,339 @@
+//! Every scenario, in groups, in the order each round runs them.
+//!
+//! `--only` takes scenario keys and group names. Within a group, pairs that
+//! targets compare are neighbours.
+
+use std::error::Error;
+
+use super::{
+    Outcome, line,
+    peer::{Follow, Leader},
+    push, rtt, tput,
+};
+
+/// A scenario's leader half: runs once and returns the run's outcome. The
+/// key is the scenario's own, for the commands it sends its peers.
+pub type Lead = fn(&mut Leader, &'static str) -> Result<Outcome, Box<dyn Error>>;
+
+/// A scenario: its leader's half, and its peers' half if it has one.
+pub struct Scenario {
+    /// Key in the JSON output and in commands to the peers.
+    pub key: &'static str,
+    /// Name in the table; `short` in the progress lines.
+    pub label: &'static str,
+    pub short: &'static str,
+    pub unit: &'static str,
+    pub lead: Lead,
+    pub follow: Option<Follow>,
+    /// Peer processes a run uses: 1 with a `follow`, unless it says more.
+    pub peers: usize,
+}
+
+impl Scenario {
+    /// A scenario between the leader and one peer process.
+    const fn xproc(
+        key: &'static str,
+        label: &'static str,
+        short: &'static str,
+        unit: &'static str,
+        lead: Lead,
+        follow: Follow,
+    ) -> Self {
+        Self {
+            key,
+            label,
+            short,
+            unit,
+            lead,
+            follow: Some(follow),
+            peers: 1,
+        }
+    }
+
+    /// A scenario the leader runs alone (its peer idles).
+    const fn local(
+        key: &'static str,
+        label: &'static str,
+        short: &'static str,
+        unit: &'static str,
+        lead: Lead,
+    ) -> Self {
+        Self {
+            key,
+            label,
+            short,
+            unit,
+            lead,
+            follow: None,
+            peers: 0,
+        }
+    }
+}
+
+/// Scenarios run and selected together.
+pub struct Group {
+    pub name: &'static str,
+    pub scenarios: &'static [Scenario],
+}
+
+/// Every group, in the order each round runs them.
+pub const GROUPS: &[Group] = &[
+    Group {
+        name: "latency",
+        scenarios: &[
+            Scenario::xproc(
+                "raw_line_rtt",
+                "raw 1-line ping-pong",
+                "raw",
+                "ns",
+                line::raw_line,
+                line::follow,
+            ),
+            Scenario::xproc(
+                "spsc_rtt_8",
+                "spsc busy-poll rtt, 8 B",
+                "spsc8",
+                "ns",
+                rtt::spsc::<1>,
+                rtt::spsc_follow::<1>,
+            ),
+            Scenario::xproc(
+                "spsc_rtt_56",
+                "spsc busy-poll rtt, 56 B",
+                "spsc56",
+                "ns",
+                rtt::spsc::<7>,
+                rtt::spsc_follow::<7>,
+            ),
+            Scenario::xproc(
+                "raw_payload_rtt",
+                "raw seq + 64-byte payload rtt",
+                "rawp",
+                "ns",
+                line::raw_payload,
+                line::payload_follow,
+            ),
+            Scenario::xproc(
+                "spsc_rtt",
+                "spsc busy-poll rtt, 64 B",
+                "spsc",
+                "ns",
+                rtt::spsc::<8>,
+                rtt::spsc_follow::<8>,
+            ),
+            Scenario::xproc(
+                "iceoryx2_rtt",
+                "iceoryx2 busy-poll rtt",
+                "ice",
+                "ns",
+                rtt::iceoryx2,
+                rtt::iceoryx2_follow,
+            ),
+            Scenario::xproc(
+                "uds_rtt",
+                "unix stream socket rtt",
+                "uds",
+                "ns",
+                rtt::uds,
+                rtt::uds_follow,
+            ),
+        ],
+    },
+    Group {
+        name: "blocking",
+        // `async_rtt` goes here once the crate's `tokio` feature lands: a
+        // `recv().await` round trip after idle (its own module,
+        // `xproc/tokio.rs`), beside `spsc_blocking_rtt`, with the target
+        // `async_rtt / spsc_blocking_rtt <= 1.3` (issue 13) in `targets.rs`.
+        scenarios: &[
+            Scenario::xproc(
+                "spsc_blocking_spin_rtt",
+                "spsc eventfd rtt, default spin",
+                "spin",
+                "ns",
+                rtt::spsc_blocking_spin,
+                rtt::blocking_follow,
+            ),
+            Scenario::xproc(
+                "eventfd_rtt",
+                "raw blocking eventfd rtt",
+                "efd",
+                "ns",
+                rtt::eventfd,
+                rtt::eventfd_follow,
+            ),
+            Scenario::xproc(
+                "spsc_blocking_rtt",
+                "spsc eventfd blocking rtt",
+                "blk",
+                "ns",
+                rtt::spsc_blocking,
+                rtt::blocking_follow,
+            ),
+            Scenario::xproc(
+                "spsc_futex_blocking_rtt",
+                "spsc futex blocking rtt",
+                "ftx",
+                "ns",
+                rtt::spsc_futex_blocking,
+                rtt::blocking_follow,
+            ),
+        ],
+    },
+    Group {
+        name: "tput",
+        scenarios: &[
+            Scenario::xproc(
+                "spsc_tput",
+                "spsc tput, 64 B (2 processes)",
+                "spsc",
+                "msg/s",
+                tput::spsc::<8>,
+                tput::spsc_follow::<8>,
+            ),
+            Scenario::local(
+                "rtrb_tput",
+                "rtrb tput, 64 B (in-process)",
+                "rtrb",
+                "msg/s",
+                tput::rtrb::<8>,
+            ),
+            Scenario::xproc(
+                "spsc_tput_8",
+                "spsc tput, 8 B (2 processes)",
+                "spsc8",
+                "msg/s",
+                tput::spsc::<1>,
+                tput::spsc_follow::<1>,
+            ),
+            Scenario::local(
+                "rtrb_tput_8",
+                "rtrb tput, 8 B (in-process)",
+                "rtrb8",
+                "msg/s",
+                tput::rtrb::<1>,
+            ),
+            Scenario::local(
+                "spsc_inproc_tput",
+                "spsc tput, 64 B (in-process)",
+                "spsc-in",
+                "msg/s",
+                tput::spsc_inproc,
+            ),
+            Scenario::xproc(
+                "uds_tput",
+                "unix stream tput, 64 B, 1/write",
+                "uds",
+                "msg/s",
+                tput::uds,
+                tput::stream_follow,
+            ),
+            Scenario::xproc(
+                "pipe_tput",
+                "pipe tput, 64 B, 1/write",
+                "pipe",
+                "msg/s",
+                tput::pipe,
+                tput::stream_follow,
+            ),
+        ],
+    },
+    Group {
+        name: "push",
+        scenarios: &[
+            Scenario::xproc(
+                "push_ns",
+                "push, consumer awake",
+                "push",
+                "ns",
+                push::push,
+                push::follow,
+            ),
+            Scenario::xproc(
+                "push_fence_ns",
+                "push + SeqCst fence, awake",
+                "fence",
+                "ns",
+                push::push_fence,
+                push::follow,
+            ),
+            Scenario::xproc(
+                "push_notify_ns",
+                "push_notify, consumer awake",
+                "notify",
+                "ns",
+                push::push_notify,
+                push::follow,
+            ),
+        ],
+    },
+];
+
+/// Every scenario, in the order each round runs them.
+pub fn all() -> impl Iterator<Item = &'static Scenario> {
+    GROUPS.iter().flat_map(|group| group.scenarios)
+}
+
+/// The scenario `key` names.
+pub fn scenario_by_key(key: &str) -> Option<&'static Scenario> {
+    all().find(|s| s.key == key)
+}
+
+/// The scenarios `only` names, by key or group (all if it is empty), in
+/// running order.
+pub fn selected(only: &[String]) -> Result<Vec<&'static Scenario>, String> {
+    let is_group = |name: &str| GROUPS.iter().any(|g| g.name == name);
+    if let Some(unknown) = only
+        .iter()
+        .find(|name| scenario_by_key(name).is_none() && !is_group(name))
+    {
+        return Err(format!("--only: no scenario or group `{unknown}`"));
+    }
+    let named = |group: &Group, s: &Scenario| {
+        only.is_empty() || only.iter().any(|name| name == s.key || name == group.name)
+    };
+    Ok(GROUPS
+        .iter()
+        .flat_map(|group| group.scenarios.iter().filter(|s| named(group, s)))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::{GROUPS, all, selected};
+
+    #[test]
+    fn keys_and_group_names_are_unique() {
+        let mut names = HashSet::new();
+        for name in all().map(|s| s.key).chain(GROUPS.iter().map(|g| g.name)) {
+            assert!(names.insert(name), "`{name}` twice");
+        }
+    }
+
+    #[test]
+    fn only_selects_by_key_and_group_in_running_order() {
+        let only = |names: &[&str]| {
+            let names: Vec<String> = names.iter().map(|&n| n.to_owned()).collect();
+            selected(&names).map(|s| s.iter().map(|s| s.key).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            only(&["spsc_tput", "push"]).unwrap(),
+            ["spsc_tput", "push_ns", "push_fence_ns", "push_notify_ns"]
+        );
+        assert_eq!(
+            only(&["uds_rtt", "raw_line_rtt"]).unwrap(),
+            ["raw_line_rtt", "uds_rtt"]
+        );
+        assert_eq!(only(&[]).unwrap().len(), all().count());
+        assert!(only(&["nothing"]).is_err());
+    }
+
+    #[test]
+    fn peers_follow_scenarios_with_a_follow() {
+        for s in all() {
+            assert_eq!(s.follow.is_some(), s.peers > 0, "{}", s.key);
+        }
+    }
+}
