@@ -347,7 +347,7 @@ impl<'a> Lanes<'a> {
     /// # Errors
     /// The first mismatch found, as an [`AttachError`].
     pub fn attach<K>(region: Region<'a, K>) -> Result<Lanes<'a, K>, AttachError> {
-        let (view, keeper) = region.attach::<Shape>(ELEM, 0)?;
+        let (view, keeper) = region.attach::<Shape>(ELEM)?;
         Ok(Lanes { view, keeper })
     }
 }
