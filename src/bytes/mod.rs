@@ -264,6 +264,18 @@ impl<'a> Ring<'a> {
         self.full.load(Ordering::Relaxed)
     }
 
+    /// The counters as they are now, with `ready` the event the consumer
+    /// sleeps on.
+    pub(crate) fn counters(&self, ready: &Event) -> Counters {
+        Counters {
+            published: self.head.load(Ordering::Relaxed),
+            consumed: self.tail.load(Ordering::Relaxed),
+            full: self.full_count(),
+            wakes: ready.epoch(),
+            consumer_asleep: ready.has_sleeper(),
+        }
+    }
+
     /// Words between `tail` and `head`, if that is a possible count.
     fn distance(&self, head: u32, tail: u32) -> Result<u32, Corrupted> {
         let used = head.wrapping_sub(tail);
@@ -503,6 +515,12 @@ impl<'a, K> RecordRing<'a, K> {
         self.ring.max_record()
     }
 
+    /// The ring's shared counters, read without making a side (so without
+    /// writing anything): what an inspect tool shows.
+    pub fn counters(&self) -> Counters {
+        self.ring.counters(self.ready)
+    }
+
     /// The producing side. One producer per ring, across all processes (as
     /// for [`Spsc::into_producer`](crate::spsc::Spsc::into_producer)).
     pub fn into_producer(self) -> Producer<'a, K> {
@@ -623,6 +641,37 @@ if_take_flag! {
 impl<const WORDS: usize> Default for StaticRecordRing<WORDS> {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// A snapshot of a record ring's shared counters, for a third process (an
+/// inspect tool attaches and reads them without making a side: it writes
+/// nothing) or for either side. Each field is read once, `Relaxed`: exact when
+/// read, not a consistent cut, and anything at all if a peer is hostile, so
+/// for display only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct Counters {
+    /// Words published (`head`: headers, payloads, padding), wrapping.
+    pub published: u32,
+    /// Words consumed (`tail`), wrapping.
+    pub consumed: u32,
+    /// Reserves that found the ring full, wrapping.
+    pub full: u32,
+    /// Wake-ups sent to the consumer (its event's epoch), wrapping. In a lane
+    /// set, the shared doorbell's.
+    pub wakes: u32,
+    /// Whether the consumer is announced asleep.
+    pub consumer_asleep: bool,
+}
+
+impl Counters {
+    /// Words in use: `published - consumed`, wrapping. More than the capacity
+    /// only if a side is corrupt.
+    #[must_use]
+    pub fn used_words(&self) -> u32 {
+        self.published.wrapping_sub(self.consumed)
     }
 }
 

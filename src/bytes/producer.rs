@@ -119,6 +119,11 @@ impl<'a, K> Producer<'a, K> {
         self.ring.full_count()
     }
 
+    /// The ring's shared counters ([`Counters`](super::Counters)).
+    pub fn counters(&self) -> super::Counters {
+        self.ring.counters(self.ready)
+    }
+
     /// Sends `record`: [`reserve`](Self::reserve), copy, commit.
     ///
     /// # Errors

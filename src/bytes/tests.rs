@@ -626,7 +626,11 @@ fn a_reserve_that_finds_the_ring_full_is_counted_in_shared_memory() {
         "too large: not counted"
     );
     assert_eq!(tx.full_count(), 1);
-    // The counter lives in the ring's memory: a new producer reads it.
-    let (tx, _) = ring.split();
+    // The counter lives in the ring's memory: a new producer reads it, and so
+    // do the consumer and the counters.
+    let (tx, rx) = ring.split();
     assert_eq!(tx.full_count(), 1);
+    let counters = rx.counters();
+    assert_eq!((counters.full, counters.used_words()), (1, 8));
+    assert_eq!(counters, tx.counters());
 }

@@ -376,6 +376,13 @@ impl<'a, K> Lanes<'a, K> {
             .then(|| LaneState::of(self.view.state(lane).load(Ordering::Acquire)))
     }
 
+    /// Lane `lane`'s shared counters (`None` past the last lane), read
+    /// without claiming it (so without writing anything): what an inspect tool
+    /// shows. Their `wakes` are the shared doorbell's.
+    pub fn lane_counters(&self, lane: usize) -> Option<bytes::Counters> {
+        (lane < self.view.lanes).then(|| self.view.ring(lane).counters(self.view.doorbell))
+    }
+
     /// Claims the first free lane: its producer, or `None` if every lane is
     /// taken.
     pub fn claim(&self) -> Option<LaneProducer<'a, K>>

@@ -362,6 +362,11 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
         self.len() == 0
     }
 
+    /// The ring's shared counters ([`Counters`](super::Counters)).
+    pub fn counters(&self) -> super::Counters {
+        self.ring.counters()
+    }
+
     /// Number of slots.
     pub fn capacity(&self) -> u32 {
         self.ring.capacity()

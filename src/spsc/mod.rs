@@ -114,6 +114,7 @@
 //! reads `head` only when the stamp says nothing is there.
 
 mod consumer;
+mod counters;
 mod error;
 mod producer;
 mod side;
@@ -121,6 +122,7 @@ mod side;
 use core::{fmt, marker::PhantomData};
 
 pub use consumer::Consumer;
+pub use counters::Counters;
 pub use error::{BlockingError, ChunkError, PopError, PushError};
 pub use producer::{Grant, OutOfBounds, Producer, SlotWriter, WriteChunk};
 use side::Side;
@@ -434,6 +436,12 @@ impl<'a, T: Pod, K> Spsc<'a, T, K> {
     /// Number of slots.
     pub fn capacity(&self) -> u32 {
         self.ring.capacity()
+    }
+
+    /// The ring's shared counters, read without making a side (so without
+    /// writing anything): what an inspect tool shows.
+    pub fn counters(&self) -> Counters {
+        self.ring.counters()
     }
 
     /// The producing side. Only one producer may use a ring at a time, across

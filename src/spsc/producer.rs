@@ -439,6 +439,11 @@ impl<'a, T: Pod, K> Producer<'a, T, K> {
         self.ring.ready.needs_wake()
     }
 
+    /// The ring's shared counters ([`Counters`](super::Counters)).
+    pub fn counters(&self) -> super::Counters {
+        self.ring.counters()
+    }
+
     /// Number of slots.
     pub fn capacity(&self) -> u32 {
         self.ring.capacity()

@@ -132,3 +132,31 @@ fn handles_from_before_a_re_create_do_not_close_the_new_rings_sides() {
     drop(old);
     assert!(!tx.is_abandoned() && !rx.is_abandoned());
 }
+
+#[test]
+fn a_third_attach_reads_the_counters_without_disturbing_the_sides() {
+    let shared = shared::<u32>(2);
+    let (mut tx, mut rx) = Spsc::<u32>::create(shared.region(), 2).unwrap().split();
+    let inspect = || Spsc::<u32>::attach(shared.region()).unwrap().counters();
+    assert_eq!(inspect(), tx.counters());
+    assert!(inspect().is_empty());
+    tx.push_all(&[1, 2]).unwrap();
+    assert_eq!(tx.try_push(3), Err(PushError::Full(3)));
+    assert_eq!(rx.try_pop(), Ok(1));
+    assert_eq!(rx.prepare_to_sleep(), Ok(None), "one element left");
+    assert_eq!(rx.try_pop(), Ok(2));
+    assert_eq!(rx.prepare_to_sleep(), Ok(Some(0)));
+    tx.try_push(4).unwrap();
+    assert!(tx.wake_needed());
+    let seen = inspect();
+    assert_eq!((seen.pushed, seen.popped, seen.len()), (3, 2, 1));
+    assert_eq!(seen.full, 1);
+    assert_eq!((seen.consumer_wakes, seen.producer_wakes), (1, 0));
+    assert!(!seen.consumer_asleep && !seen.producer_asleep);
+    assert!(!seen.producer_closed && !seen.consumer_closed);
+    assert_eq!(seen, rx.counters(), "the sides read the same words");
+    drop(tx);
+    assert!(inspect().producer_closed);
+    assert!(!inspect().consumer_closed);
+    assert_eq!(rx.try_pop(), Ok(4), "the inspector took nothing");
+}
