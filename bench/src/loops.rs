@@ -2,7 +2,9 @@
 //! measurement runs, in one process (`inproc`) or two (`xproc`), so that all
 //! contenders do exactly the same work per message.
 
-use std::hint;
+use std::{hint, thread};
+
+use rustix::time::{ClockId, clock_gettime};
 
 use ipc_primitives::{
     Pod,
@@ -19,6 +21,40 @@ pub type Msg = Words<8>;
 #[inline(always)]
 pub fn message<const W: usize>(seq: u64) -> Words<W> {
     [seq; W]
+}
+
+/// Waits for a process that may share this core (broadcast readers,
+/// fan-in producers): spins a while, then yields the core at each try.
+#[derive(Debug, Default)]
+pub struct Backoff(u32);
+
+impl Backoff {
+    /// Spins before the first yield: about 5-15 us of `pause`.
+    const SPINS: u32 = 100;
+
+    /// After progress: spin again first next time.
+    #[inline(always)]
+    pub fn reset(&mut self) {
+        self.0 = 0;
+    }
+
+    /// One wait between two tries.
+    #[inline(always)]
+    pub fn wait(&mut self) {
+        if self.0 < Self::SPINS {
+            self.0 += 1;
+            hint::spin_loop();
+        } else {
+            thread::yield_now();
+        }
+    }
+}
+
+/// `CLOCK_MONOTONIC` in ns: one clock for every process of the machine, so
+/// that a start read in one and an end read in another make a duration.
+pub fn monotonic_ns() -> u64 {
+    let t = clock_gettime(ClockId::Monotonic);
+    t.tv_sec.unsigned_abs() * 1_000_000_000 + t.tv_nsec.unsigned_abs()
 }
 
 /// Pushes `msg` through `push`, spinning while it hands the message back.

@@ -14,6 +14,8 @@
 //! (`raw_line_rtt`), [`rtt`] (round trips), [`tput`] (throughput), [`push`]
 //! (producer cost).
 
+mod broadcast;
+mod fanin;
 mod line;
 mod peer;
 mod push;
@@ -21,6 +23,7 @@ mod rtt;
 mod scenarios;
 mod targets;
 mod tput;
+mod varlen;
 mod watchdog;
 
 use std::{
@@ -52,6 +55,8 @@ pub enum Outcome {
     /// Messages per second.
     Rate(f64),
     Cost(Cost),
+    /// ns per message of a stream.
+    NsPerMsg(f64),
 }
 
 /// One run of round trips, in ns.
@@ -82,6 +87,7 @@ impl Outcome {
             Self::Latency(latency) => latency.pct.p50,
             Self::Rate(rate) => *rate,
             Self::Cost(cost) => cost.ns_per_msg,
+            Self::NsPerMsg(ns) => *ns,
         }
     }
 
@@ -91,6 +97,7 @@ impl Outcome {
             Self::Latency(latency) => format!("{:.0}", latency.pct.p50),
             Self::Rate(rate) => format!("{:.2}M", rate / 1e6),
             Self::Cost(cost) => format!("{:.1}", cost.ns_per_msg),
+            Self::NsPerMsg(ns) => format!("{ns:.1}"),
         }
     }
 }

@@ -6,9 +6,9 @@
 use std::error::Error;
 
 use super::{
-    Outcome, line,
+    Outcome, broadcast, fanin, line,
     peer::{Follow, Leader},
-    push, rtt, tput,
+    push, rtt, tput, varlen,
 };
 
 /// A scenario's leader half: runs once and returns the run's outcome. The
@@ -48,6 +48,11 @@ impl Scenario {
             follow: Some(follow),
             peers: 1,
         }
+    }
+
+    /// The same with `peers` peer processes.
+    const fn peers(self, peers: usize) -> Self {
+        Self { peers, ..self }
     }
 
     /// A scenario the leader runs alone (its peer idles).
@@ -120,6 +125,22 @@ pub const GROUPS: &[Group] = &[
                 "ns",
                 rtt::spsc::<8>,
                 rtt::spsc_follow::<8>,
+            ),
+            Scenario::xproc(
+                "broadcast_rtt",
+                "broadcast busy-poll rtt, 64 B",
+                "bc",
+                "ns",
+                broadcast::rtt,
+                broadcast::rtt_follow,
+            ),
+            Scenario::xproc(
+                "varlen_rtt",
+                "record ring busy-poll rtt, 64 B",
+                "var",
+                "ns",
+                varlen::rtt,
+                varlen::rtt_follow,
             ),
             Scenario::xproc(
                 "iceoryx2_rtt",
@@ -225,8 +246,8 @@ pub const GROUPS: &[Group] = &[
                 "unix stream tput, 64 B, 1/write",
                 "uds",
                 "msg/s",
-                tput::uds,
-                tput::stream_follow,
+                tput::uds::<8>,
+                tput::stream_follow::<8>,
             ),
             Scenario::xproc(
                 "pipe_tput",
@@ -234,7 +255,87 @@ pub const GROUPS: &[Group] = &[
                 "pipe",
                 "msg/s",
                 tput::pipe,
-                tput::stream_follow,
+                tput::stream_follow::<8>,
+            ),
+        ],
+    },
+    Group {
+        name: "structures",
+        scenarios: &[
+            Scenario::xproc(
+                "broadcast_tput_r1",
+                "broadcast tput, 64 B, 1 reader",
+                "bc1",
+                "msg/s",
+                broadcast::tput::<1>,
+                broadcast::tput_follow,
+            ),
+            Scenario::xproc(
+                "broadcast_tput_r2",
+                "broadcast tput, 64 B, 2 readers",
+                "bc2",
+                "msg/s",
+                broadcast::tput::<2>,
+                broadcast::tput_follow,
+            )
+            .peers(2),
+            Scenario::xproc(
+                "broadcast_tput_r4",
+                "broadcast tput, 64 B, 4 readers",
+                "bc4",
+                "msg/s",
+                broadcast::tput::<4>,
+                broadcast::tput_follow,
+            )
+            .peers(4),
+            Scenario::xproc(
+                "fanin_tput",
+                "fan-in tput, 64 B, 4 producers",
+                "fanin",
+                "msg/s",
+                fanin::tput,
+                fanin::tput_follow,
+            )
+            .peers(fanin::PRODUCERS),
+            Scenario::xproc(
+                "varlen_tput_64",
+                "record ring tput, 64 B",
+                "var64",
+                "msg/s",
+                varlen::tput::<8>,
+                varlen::tput_follow::<8>,
+            ),
+            Scenario::xproc(
+                "varlen_tput_1k",
+                "record ring tput, 1 KiB",
+                "var1k",
+                "msg/s",
+                varlen::tput::<128>,
+                varlen::tput_follow::<128>,
+            ),
+            Scenario::xproc(
+                "uds_tput_1k",
+                "unix stream tput, 1 KiB, 1/write",
+                "uds1k",
+                "msg/s",
+                tput::uds::<128>,
+                tput::stream_follow::<128>,
+            ),
+            Scenario::xproc(
+                "varlen_ns_42",
+                "record ring, 42 B (4 KiB max), per msg",
+                "var42",
+                "ns",
+                varlen::varlen_42,
+                varlen::varlen_42_follow,
+            ),
+            Scenario::xproc(
+                "spsc_ns_42",
+                "spsc, 42 B fixed element, per msg",
+                "spsc42",
+                "ns",
+                varlen::spsc_42,
+                varlen::spsc_42_follow,
             ),
         ],
     },

@@ -14,9 +14,9 @@
 //!   four times as many per run: [`inproc::messages`]). This ring's slots
 //!   are then 16 bytes (an 8-byte stamp beside each payload), 4 to a line;
 //!   rtrb's are 8.
-//! - `uds_tput`: a Unix stream socketpair, one 64-byte `write` per message;
-//!   the consumer reads as much as is there (up to 64 KiB) per `read`,
-//!   the best case for the socket.
+//! - `uds_tput`, `uds_tput_1k`: a Unix stream socketpair, one `write` per
+//!   message of 64 bytes or 1 KiB; the consumer reads as much as is there
+//!   (up to 64 KiB) per `read`, the best case for the socket.
 //! - `pipe_tput`: a pipe, the same way.
 
 use std::{
@@ -40,22 +40,23 @@ use super::{
 };
 use crate::{
     inproc::{self, CAPACITY, MESSAGES},
-    loops::{Msg, Words, consume, produce, spsc_pop, spsc_push},
+    loops::{Words, consume, produce, spsc_pop, spsc_push},
 };
 
 /// Messages per run through a socket or a pipe (one system call per
-/// message): about 0.2 s at this machine's rates.
+/// message): about 0.2 s at this machine's rates; a quarter as many of
+/// 1 KiB.
 const UDS_MESSAGES: u64 = 200_000;
 const PIPE_MESSAGES: u64 = 400_000;
 
 /// Messages per second from the consumer's `done`.
-fn rate(messages: u64, done: &Value) -> Result<Outcome, Box<dyn Error>> {
+pub fn rate(messages: u64, done: &Value) -> Result<Outcome, Box<dyn Error>> {
     let ns = field_u64(done, "ns")?;
     Ok(Outcome::Rate(messages as f64 / (ns as f64 * 1e-9)))
 }
 
 /// The consumer's `done`: its time since `start`.
-fn elapsed(start: Instant) -> Value {
+pub fn elapsed(start: Instant) -> Value {
     json!({ "ns": start.elapsed().as_nanos() as u64 })
 }
 
@@ -118,23 +119,32 @@ pub fn spsc_inproc(_leader: &mut Leader, _key: &'static str) -> Result<Outcome, 
     in_process(MESSAGES, inproc::ours::<8>)
 }
 
-/// Writes `messages` 64-byte messages to `out`, one `write` each.
-fn write_messages(mut out: impl Write, messages: u64) {
-    produce(messages, |msg: Msg| {
+/// Writes `messages` messages of `W` words to `out`, one `write` each.
+fn write_messages<const W: usize>(mut out: impl Write, messages: u64) {
+    produce(messages, |msg: Words<W>| {
         out.write_all(msg.as_bytes()).expect("write");
         Ok(())
     });
 }
 
-pub fn uds(leader: &mut Leader, key: &'static str) -> Result<Outcome, Box<dyn Error>> {
+/// `uds_tput` (`W` = 8) and `uds_tput_1k` (`W` = 128).
+pub fn uds<const W: usize>(
+    leader: &mut Leader,
+    key: &'static str,
+) -> Result<Outcome, Box<dyn Error>> {
+    let messages = if W > 8 {
+        UDS_MESSAGES / 4
+    } else {
+        UDS_MESSAGES
+    };
     let (mine, theirs) = UnixStream::pair()?;
     leader.start(
-        &json!({ "scenario": key, "messages": UDS_MESSAGES }),
+        &json!({ "scenario": key, "messages": messages }),
         &[theirs.as_fd()],
     )?;
     drop(theirs);
-    write_messages(&mine, UDS_MESSAGES);
-    rate(UDS_MESSAGES, &leader.finish()?)
+    write_messages::<W>(&mine, messages);
+    rate(messages, &leader.finish()?)
 }
 
 pub fn pipe(leader: &mut Leader, key: &'static str) -> Result<Outcome, Box<dyn Error>> {
@@ -144,12 +154,13 @@ pub fn pipe(leader: &mut Leader, key: &'static str) -> Result<Outcome, Box<dyn E
         &[reader.as_fd()],
     )?;
     drop(reader);
-    write_messages(&writer, PIPE_MESSAGES);
+    write_messages::<8>(&writer, PIPE_MESSAGES);
     rate(PIPE_MESSAGES, &leader.finish()?)
 }
 
-/// The consumer of `uds_tput` and `pipe_tput`: reads the byte stream.
-pub fn stream_follow(
+/// The consumer of `uds_tput*` and `pipe_tput`: reads the byte stream, cut
+/// into messages of `W` words.
+pub fn stream_follow<const W: usize>(
     follower: &Follower,
     cmd: &Value,
     fds: Vec<OwnedFd>,
@@ -157,15 +168,16 @@ pub fn stream_follow(
     let messages = field_u64(cmd, "messages")?;
     let name = cmd["scenario"].as_str().unwrap_or_default();
     let [fd] = take_fds(fds)?;
-    let mut reader = MsgReader::new(File::from(fd));
+    let mut reader = MsgReader::<_, W>::new(File::from(fd));
     follower.ready()?;
     let start = Instant::now();
     consume(name, messages, || Some(reader.next()));
     Ok(elapsed(start))
 }
 
-/// Cuts a byte stream into messages, reading as much as is there each time.
-struct MsgReader<R> {
+/// Cuts a byte stream into messages of `W` words, reading as much as is
+/// there each time.
+struct MsgReader<R, const W: usize> {
     src: R,
     buf: Vec<u8>,
     /// Unread bytes are `buf[start..end]`.
@@ -173,7 +185,7 @@ struct MsgReader<R> {
     end: usize,
 }
 
-impl<R: Read> MsgReader<R> {
+impl<R: Read, const W: usize> MsgReader<R, W> {
     const BUF: usize = 64 * 1024;
 
     fn new(src: R) -> Self {
@@ -190,9 +202,9 @@ impl<R: Read> MsgReader<R> {
     /// # Panics
     /// If the stream fails or ends first.
     #[inline(always)]
-    fn next(&mut self) -> Msg {
-        const LEN: usize = size_of::<Msg>();
-        while self.end - self.start < LEN {
+    fn next(&mut self) -> Words<W> {
+        let len = size_of::<Words<W>>();
+        while self.end - self.start < len {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
@@ -203,9 +215,9 @@ impl<R: Read> MsgReader<R> {
                 Err(err) => panic!("read: {err}"),
             }
         }
-        let bytes = &self.buf[self.start..self.start + LEN];
-        self.start += LEN;
-        Msg::read_from_bytes(bytes).expect("64 bytes")
+        let bytes = &self.buf[self.start..self.start + len];
+        self.start += len;
+        Words::<W>::read_from_bytes(bytes).expect("a message's bytes")
     }
 }
 
@@ -238,7 +250,7 @@ mod tests {
         let msgs: Vec<[u64; 8]> = (0..100).map(|seq| [seq; 8]).collect();
         for step in [1, 7, 64, 100, 4096] {
             let bytes = msgs.as_bytes().to_vec();
-            let mut reader = MsgReader::new(Trickle {
+            let mut reader = MsgReader::<_, 8>::new(Trickle {
                 bytes,
                 pos: 0,
                 step,
