@@ -91,15 +91,11 @@ fn main() -> ExitCode {
         print!("{USAGE}");
         return ExitCode::SUCCESS;
     }
-    if command.as_deref() == Some(xproc::PEER_COMMAND) {
-        // The other process of `xproc`, started by it; not for users.
-        return match xproc::peer_main(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(err) => {
-                eprintln!("error: {err}");
-                ExitCode::FAILURE
-            }
-        };
+    match command.as_deref() {
+        // The processes of `xproc`, started by it; not for users.
+        Some(xproc::PEER_COMMAND) => return exit_code(xproc::peer_main(args)),
+        Some(xproc::LEADER_COMMAND) => return exit_code(xproc::leader_main(args)),
+        _ => {}
     }
     let opts = match Options::parse(args) {
         Ok(opts) => opts,
@@ -112,6 +108,10 @@ fn main() -> ExitCode {
         Some(other) => return usage_error(&format!("unknown command `{other}`")),
         None => return usage_error("missing command"),
     };
+    exit_code(result)
+}
+
+fn exit_code(result: Result<(), Box<dyn std::error::Error>>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -25,7 +25,7 @@ use ipc_primitives::linux::shm::{Segment, ShmError};
 use serde_json::{Value, json};
 
 use super::{
-    Outcome,
+    Latency, Outcome,
     peer::{Follower, Leader, take_fds},
     rtt::{self, Plan, answer, check_pong, ping},
 };
@@ -98,7 +98,7 @@ pub fn load_msg(words: &[AtomicU64]) -> Msg {
 }
 
 /// One raw ping-pong run on a fresh line, timed per round trip.
-fn lead(leader: &mut Leader, plan: Plan) -> Result<Outcome, Box<dyn Error>> {
+fn lead(leader: &mut Leader, plan: Plan) -> Result<Latency, Box<dyn Error>> {
     let seg = segment("xproc-line")?;
     let line = &atomics(&seg)[0];
     // The probe's key too: the peer follows both the same way.
@@ -114,16 +114,16 @@ fn lead(leader: &mut Leader, plan: Plan) -> Result<Outcome, Box<dyn Error>> {
         }
     });
     leader.finish()?;
-    Ok(Outcome::Latency(latency))
+    Ok(latency)
 }
 
 /// `raw_line_rtt`.
 pub fn raw_line(leader: &mut Leader, _key: &'static str) -> Result<Outcome, Box<dyn Error>> {
-    lead(leader, rtt::FAST)
+    lead(leader, rtt::FAST).map(Outcome::Latency)
 }
 
 /// The probe beside each run.
-pub fn probe(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
+pub fn probe(leader: &mut Leader) -> Result<Latency, Box<dyn Error>> {
     lead(leader, PROBE)
 }
 

@@ -1,24 +1,30 @@
 //! `xproc`: this crate between two processes, against the physical limit and
 //! the other ways two processes talk.
 //!
-//! The leader (this process, core 0) starts a peer (this binary again,
-//! core 1; see [`peer`]). Every round runs every scenario once, in the order
-//! of [`SCENARIOS`], and beside each run a short raw cache-line ping-pong
+//! This process supervises a leader process (this binary again, core 0; see
+//! [`rounds`]), which starts the peers (core 1; see [`peer`]). Every round
+//! runs every scenario once, in the order of [`scenarios::GROUPS`], and
+//! beside each run a short raw cache-line ping-pong
 //! (the probe, [`line`]) records the state of the machine, which changes
 //! speed on its own. Each metric is the median over rounds of per-run
 //! figures: per-run p50 for round trips (with the medians of per-run p99
 //! and p999 beside it), per-run rates for throughput, per-run ns per message
-//! for producer costs. Targets compare medians from the same run.
+//! for producer costs. Targets compare medians from the same run. A run
+//! that fails (an error, a dead peer, past the watchdog's time) is reported
+//! as failed and the rounds go on.
 //!
 //! What each scenario measures is said in its module: [`line`]
 //! (`raw_line_rtt`), [`rtt`] (round trips), [`tput`] (throughput), [`push`]
-//! (producer cost).
+//! (producer cost), [`broadcast`], [`varlen`] (the record ring) and
+//! [`fanin`] (lanes). [`chart`] draws the SVG beside the JSON.
 
 mod broadcast;
+mod chart;
 mod fanin;
 mod line;
 mod peer;
 mod push;
+mod rounds;
 mod rtt;
 mod scenarios;
 mod targets;
@@ -26,23 +32,19 @@ mod tput;
 mod varlen;
 mod watchdog;
 
-use std::{
-    error::Error,
-    fs,
-    io::{self, Write},
-    time::Instant,
-};
+use std::{error::Error, fs, time::Instant};
 
 use serde_json::{Value, json};
 
 pub use peer::{PEER_COMMAND, main as peer_main};
+pub use rounds::{LEADER_COMMAND, leader_main};
 
 use crate::{
-    Options, inproc, pin,
+    Options, inproc,
     report::{self, Metric, Tails},
     stats::{Percentiles, Summary},
 };
-use peer::{LEADER_CORE, Leader, PEER_CORE};
+use peer::{LEADER_CORE, PEER_CORE};
 use scenarios::Scenario;
 
 const ROUNDS: usize = 11;
@@ -105,60 +107,137 @@ impl Outcome {
 /// One run and the probe beside it.
 #[derive(Debug, Clone, Copy)]
 pub struct Run {
+    /// From 1.
+    round: usize,
     outcome: Outcome,
     probe: Latency,
 }
 
-/// Runs the interleaved rounds, prints the table and the targets, and writes
-/// the JSON file if asked.
+impl Latency {
+    fn to_json(self) -> Value {
+        let Percentiles { p50, p99, p999 } = self.pct;
+        json!({ "p50": p50, "p99": p99, "p999": p999, "block_mean": self.block_mean })
+    }
+
+    fn from_json(v: &Value) -> Result<Self, Box<dyn Error>> {
+        Ok(Self {
+            pct: Percentiles {
+                p50: number(v, "p50")?,
+                p99: number(v, "p99")?,
+                p999: number(v, "p999")?,
+            },
+            block_mean: number(v, "block_mean")?,
+        })
+    }
+}
+
+impl Outcome {
+    fn to_json(self) -> Value {
+        match self {
+            Self::Latency(latency) => json!({ "latency": latency.to_json() }),
+            Self::Rate(rate) => json!({ "rate": rate }),
+            Self::Cost(c) => json!({ "cost": {
+                "ns_per_msg": c.ns_per_msg,
+                "full_per_msg": c.full_per_msg,
+                "wakes": c.wakes,
+                "signals": c.signals,
+            }}),
+            Self::NsPerMsg(ns) => json!({ "ns_per_msg": ns }),
+        }
+    }
+
+    fn from_json(v: &Value) -> Result<Self, Box<dyn Error>> {
+        if let Some(latency) = v.get("latency") {
+            return Ok(Self::Latency(Latency::from_json(latency)?));
+        }
+        if let Some(c) = v.get("cost") {
+            let count = |key| peer::field_u64(c, key);
+            return Ok(Self::Cost(Cost {
+                ns_per_msg: number(c, "ns_per_msg")?,
+                full_per_msg: number(c, "full_per_msg")?,
+                wakes: count("wakes")?,
+                signals: count("signals")?,
+            }));
+        }
+        if v.get("rate").is_some() {
+            return Ok(Self::Rate(number(v, "rate")?));
+        }
+        Ok(Self::NsPerMsg(number(v, "ns_per_msg")?))
+    }
+}
+
+impl Run {
+    /// The line the leader process writes for the supervisor.
+    fn to_json(self) -> Value {
+        json!({
+            "round": self.round,
+            "outcome": self.outcome.to_json(),
+            "probe": self.probe.to_json(),
+        })
+    }
+
+    fn from_json(v: &Value) -> Result<Self, Box<dyn Error>> {
+        Ok(Self {
+            round: usize::try_from(peer::field_u64(v, "round")?)?,
+            outcome: Outcome::from_json(&v["outcome"])?,
+            probe: Latency::from_json(&v["probe"])?,
+        })
+    }
+}
+
+/// A number field of a JSON object.
+fn number(v: &Value, key: &str) -> Result<f64, Box<dyn Error>> {
+    v[key]
+        .as_f64()
+        .ok_or_else(|| format!("`{key}` missing from {v}").into())
+}
+
+/// Runs the interleaved rounds (in a leader process, restarted after a
+/// failed run: see [`rounds`]), prints the tables and the targets, and
+/// writes the JSON file and the chart if asked.
 pub fn run(opts: &Options) -> Result<(), Box<dyn Error>> {
     let started = Instant::now();
     let rounds = if opts.quick { QUICK_ROUNDS } else { ROUNDS };
     let scenarios = scenarios::selected(&opts.only)?;
-    // Peer 0 runs the probe beside every run.
-    let peers = scenarios.iter().map(|s| s.peers).max().unwrap_or(0).max(1);
     let load_before = load_average();
     println!(
-        "xproc: 64-byte messages, leader on core {LEADER_CORE}, peer process on core \
-         {PEER_CORE}, {rounds} rounds of {} scenarios, a raw 1-line probe ({} round trips) \
-         beside each run; load average {load_before}",
+        "xproc: leader on core {LEADER_CORE}, peer processes on core {PEER_CORE}, {rounds} \
+         rounds of {} scenarios, a raw 1-line probe ({} round trips) beside each run; load \
+         average {load_before}",
         scenarios.len(),
         line::PROBE.samples,
     );
-    pin::to_core(LEADER_CORE);
-    let mut leader = Leader::spawn(peers)?;
-    let mut runs: Vec<Vec<Run>> = vec![Vec::with_capacity(rounds); scenarios.len()];
-    for round in 1..=rounds {
-        print!("round {round:>2}/{rounds} (ns; M msg/s):");
-        for (scenario, runs) in scenarios.iter().zip(&mut runs) {
-            let Outcome::Latency(probe) = line::probe(&mut leader)? else {
-                unreachable!("the probe measures round trips");
-            };
-            let outcome = (scenario.lead)(&mut leader, scenario.key)?;
-            print!(" {} {}", scenario.short, outcome.brief());
-            io::stdout().flush()?;
-            runs.push(Run { outcome, probe });
-        }
-        println!();
-    }
-    leader.shutdown()?;
+    let rounds::Results { runs, failures } = rounds::supervise(&scenarios, rounds)?;
     let elapsed = started.elapsed().as_secs_f64();
     let load_after = load_average();
 
     let metrics: Vec<Metric> = scenarios
         .iter()
         .zip(&runs)
-        .map(|(scenario, runs)| metric(scenario, runs))
+        .filter(|(_, runs)| !runs.is_empty())
+        .map(|(scenario, runs)| {
+            let mut metric = metric(scenario, runs);
+            let failed = failures.iter().filter(|f| f.key == scenario.key).count();
+            metric.extra.insert("failed_runs".into(), json!(failed));
+            metric
+        })
         .collect();
     report::print_percentile_table(
         &metrics,
         &[
             ("block mean (ns)", "block_mean"),
             ("probe p50 (ns)", "probe_p50"),
+            ("failed runs", "failed_runs"),
         ],
     );
     print_wakes(&metrics);
-    let targets = targets::check(&metrics, &runs);
+    let targets = targets::check(&metrics);
+    if !failures.is_empty() {
+        println!("\nfailed runs:");
+        for f in &failures {
+            println!("  round {} {}: {}", f.round, f.key, f.reason);
+        }
+    }
     println!(
         "\nxproc: {rounds} rounds in {elapsed:.1} s; load average before {load_before}, \
          after {load_after}"
@@ -168,6 +247,7 @@ pub fn run(opts: &Options) -> Result<(), Box<dyn Error>> {
         let meta = json!({
             "date": report::utc_now(),
             "command": "xproc",
+            "machine": machine(),
             "rounds": rounds,
             "quick": opts.quick,
             "scenarios": scenarios.iter().map(|s| s.key).collect::<Vec<_>>(),
@@ -189,13 +269,24 @@ pub fn run(opts: &Options) -> Result<(), Box<dyn Error>> {
                 over runs of per-run p99 and p999; block_mean: median over runs of the mean \
                 of a block of round trips timed as a whole; probe_p50: median over runs of \
                 the p50 of the raw 1-line probe beside each run; per_run and probe_per_run: \
-                one figure per run, in round order",
+                one figure per run, in round order (rounds: the round of each)",
             "eventfd_rtt_payload": "64 bytes each way through a shared line, written before \
                 the signal and read after the wake-up",
             "targets": targets,
+            "failures": failures.iter().map(|f| json!({
+                "round": f.round, "scenario": f.key, "reason": f.reason,
+            })).collect::<Vec<_>>(),
         });
-        report::write_json(path, &metrics, meta)?;
+        report::write_json(path, &metrics, meta.clone())?;
         println!("wrote {}", path.display());
+        let svg = path.with_extension("svg");
+        let title = format!(
+            "ipc-primitives bench xproc, {}, {}; {rounds} rounds",
+            meta["date"].as_str().unwrap_or_default(),
+            meta["machine"].as_str().unwrap_or_default(),
+        );
+        chart::write(&svg, &metrics, &title)?;
+        println!("wrote {}", svg.display());
     }
     Ok(())
 }
@@ -204,6 +295,7 @@ pub fn run(opts: &Options) -> Result<(), Box<dyn Error>> {
 fn metric(scenario: &Scenario, runs: &[Run]) -> Metric {
     let per_run: Vec<f64> = runs.iter().map(|run| run.outcome.figure()).collect();
     let probes: Vec<f64> = runs.iter().map(|run| run.probe.pct.p50).collect();
+    let rounds: Vec<usize> = runs.iter().map(|run| run.round).collect();
     let mut metric = Metric::new(
         scenario.key,
         scenario.label,
@@ -212,6 +304,7 @@ fn metric(scenario: &Scenario, runs: &[Run]) -> Metric {
     );
     let extra = &mut metric.extra;
     extra.insert("per_run".into(), json!(per_run));
+    extra.insert("rounds".into(), json!(rounds));
     extra.insert("probe_p50".into(), json!(Summary::of(&probes).median));
     extra.insert("probe_per_run".into(), json!(probes));
     let latencies: Vec<Latency> = runs
@@ -280,6 +373,17 @@ fn print_wakes(metrics: &[Metric]) {
             field("eventfd_signals"),
         );
     }
+}
+
+/// The CPU's model name and the number of CPUs, as `/proc/cpuinfo` has them.
+fn machine() -> String {
+    let info = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = info
+        .lines()
+        .find_map(|line| line.strip_prefix("model name")?.split_once(':'))
+        .map_or("unknown CPU", |(_, name)| name.trim());
+    let cpus = info.lines().filter(|l| l.starts_with("processor")).count();
+    format!("{model}, {cpus} CPUs")
 }
 
 /// The 1, 5 and 15 minute load averages, as `/proc/loadavg` has them.

@@ -3,8 +3,10 @@
 //! A thread of the leader (on the leader's core, asleep but for a `poll`
 //! every [`HANGUP_POLL`] while a run is on) watches every peer's control
 //! socket for a hang-up and the clock for [`RUN_TIMEOUT`]. Either one kills
-//! every peer and exits the process: the leader may be blocked where no
-//! error can reach it (a blocking eventfd read, a spin on shared memory).
+//! every peer and ends the leader process, saying why on its stdout: the
+//! leader may be blocked where no error can reach it (a blocking eventfd
+//! read, a spin on shared memory). The supervisor ([`super::rounds`]) then
+//! records the run as failed and goes on with a new leader.
 
 use std::{
     error::Error,
@@ -109,7 +111,8 @@ fn watch(shared: &(Mutex<Watch>, Condvar), peers: &[Watched]) {
         } else {
             continue;
         };
-        eprintln!("error: xproc: {failure}; stopping the benchmark");
+        // The supervisor reads why on the leader's stdout.
+        println!("{}", serde_json::json!({ "failed": failure }));
         for peer in peers {
             if let Some(pid) = Pid::from_raw(peer.pid.cast_signed()) {
                 let _ = kill_process(pid, Signal::KILL);
