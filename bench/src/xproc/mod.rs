@@ -4,8 +4,8 @@
 //! This process supervises a leader process (this binary again, core 0; see
 //! [`rounds`]), which starts the peers (core 1; see [`peer`]). Every round
 //! runs every scenario once, in the order of [`scenarios::GROUPS`], and
-//! beside each run a short raw cache-line ping-pong
-//! (the probe, [`line`]) records the state of the machine, which changes
+//! beside each run a short raw cache-line ping-pong (the probe,
+//! [`line`](mod@line)) records the state of the machine, which changes
 //! speed on its own. Each metric is the median over rounds of per-run
 //! figures: per-run p50 for round trips (with the medians of per-run p99
 //! and p999 beside it), per-run rates for throughput, per-run ns per message
@@ -13,7 +13,7 @@
 //! that fails (an error, a dead peer, past the watchdog's time) is reported
 //! as failed and the rounds go on.
 //!
-//! What each scenario measures is said in its module: [`line`]
+//! What each scenario measures is said in its module: [`line`](mod@line)
 //! (`raw_line_rtt`), [`rtt`] (round trips), [`tput`] (throughput), [`push`]
 //! (producer cost), [`broadcast`], [`varlen`] (the record ring) and
 //! [`fanin`] (lanes). [`chart`] draws the SVG beside the JSON.
