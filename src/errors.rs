@@ -28,10 +28,17 @@
 //! | [`Corrupted`](crate::Corrupted) | `push_slice`, `pop_slice`, `prepare_to_sleep`, `Session::drain` | a peer left the ring in a state no correct peer produces; the `Corrupted` variants of the enums below print the same text |
 //! | [`PushError<T>`](crate::spsc::PushError) | `try_push`, `grant` | `Full` or `Corrupted`, handing the value back |
 //! | [`PopError`](crate::spsc::PopError) | `try_pop` | `Empty` or `Corrupted` |
-//! | [`BlockingError<E>`](crate::spsc::BlockingError) | `pop_or_sleep`, `push_or_sleep`, and `pop_blocking` with `E` = `WaitError` | `Corrupted`, or `Sleep(E)`: the sleeper gave up (transparent) |
+//! | [`BlockingError<E>`](crate::spsc::BlockingError) | `pop_or_sleep`, `push_or_sleep`, and `pop_blocking` with `E` = `WaitError` | `Corrupted`, `Closed` (the peer closed its side; a pop drains first), or `Sleep(E)`: the sleeper gave up (transparent) |
+//! | [`ChunkError`](crate::spsc::ChunkError) | `write_chunk` | `TooFewSlots(free)`: fewer free slots than asked (nothing reserved), or `Corrupted` |
 //! | [`RecvError`](crate::broadcast::RecvError) | a broadcast reader's `try_recv` | `Empty`, `Lagged { missed }` (lapped by the writer; the reader goes on), or `Corrupted` |
 //! | [`broadcast::BlockingError<E>`](crate::broadcast::BlockingError) | `recv_or_sleep`, and `recv_blocking` with `E` = `WaitError` | as `RecvError`, `ReadOnly` (a read-only reader cannot sleep), or `Sleep(E)` (transparent) |
 //! | [`OutOfBounds`](crate::spsc::OutOfBounds) | `Grant::write_bytes` | a write past the element |
+//! | [`ReserveError`](crate::bytes::ReserveError) | a record ring's `reserve`, `push` | `TooLarge { len, max }` (never fits), `Full`, or `Corrupted` |
+//! | [`bytes::PopError`](crate::bytes::PopError) | a record ring's pops | `Empty`, `TooSmall { needed }` (the record stays), or `Corrupted` |
+//! | [`bytes::BlockingError<E>`](crate::bytes::BlockingError) | `wait_or_sleep`, and `pop_blocking` with `E` = `WaitError` | as `bytes::PopError` without `Empty`, or `Sleep(E)` (transparent) |
+//! | [`bytes::OutOfBounds`](crate::bytes::OutOfBounds) | a record grant's `write` | a write past the reserved length |
+//! | [`lanes::PopError`](crate::lanes::PopError) | `LanesConsumer::pop_into` | `Empty`, `TooSmall { lane, needed }`, or `Corrupted { lane }` (that lane is quarantined; the others go on) |
+//! | [`lanes::BlockingError<E>`](crate::lanes::BlockingError) | lanes' `pop_blocking` | as `lanes::PopError` without `Empty`, or `Sleep(E)` (transparent) |
 //! | [`ReadError`](crate::seqlock::ReadError) | seqlock reads | the writer stayed mid-write, died mid-write, or kept writing |
 //! | [`CreateError`](crate::CreateError) | every `create` | a capacity the structure refuses, or `Fit` (transparent) |
 //! | [`AttachError`](crate::AttachError) | every `attach` | the first field of the header that does not match, or `Fit` (transparent) |

@@ -106,6 +106,13 @@ impl Event {
         &self.epoch
     }
 
+    /// Whether a sleeper has announced itself and not been woken or withdrawn:
+    /// what an operator's tool shows as "asleep".
+    #[must_use]
+    pub fn has_sleeper(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) != 0
+    }
+
     /// The current epoch: a sleeper handed `epoch` should sleep only while this
     /// still equals it (a futex does that check atomically in the kernel).
     #[must_use]

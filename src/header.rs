@@ -60,7 +60,8 @@ pub(crate) struct Fingerprint {
     pub(crate) kind: Kind,
     pub(crate) elem: ElementLayout,
     pub(crate) capacity: u32,
-    /// A caller-chosen type tag; 0 when none was given.
+    /// A caller-chosen type tag; 0 when none was given. `Region::create`
+    /// records the region's own ([`Region::with_tag`](crate::Region::with_tag)).
     pub(crate) tag: u64,
 }
 

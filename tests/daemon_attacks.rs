@@ -16,7 +16,9 @@
 #![cfg(all(feature = "linux", target_os = "linux", not(loom), not(miri)))]
 
 use core::time::Duration;
+use std::fs;
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -474,12 +476,21 @@ fn the_daemon_serves_good_clients_through_every_attack() {
 /// Runs the example's client as `nobody` (uid and gid 65534): the policy
 /// refuses it, it says so, and the daemon logs it by pid and uid.
 fn nobody_is_refused(daemon: &mut Proc, socket: &str) {
+    // The build tree may sit below a directory `nobody` cannot enter (a
+    // clone in a `mktemp -d` directory is mode 0700): run a copy from a
+    // directory anyone can enter.
+    let dir = std::env::temp_dir().join(format!("ipc-primitives-nobody-{}", std::process::id()));
+    fs::create_dir_all(&dir).expect("a directory for nobody's copy");
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod 755");
+    let binary = dir.join("daemon");
+    fs::copy(example(), &binary).expect("copy the example for nobody");
     let mut nobody = {
-        let mut command = Command::new(example());
+        let mut command = Command::new(&binary);
         command.args(["client", "3", socket]).uid(65534).gid(65534);
         Proc::spawn("nobody's client", command)
     };
     let (status, output) = nobody.wait();
+    fs::remove_dir_all(&dir).expect("remove nobody's copy");
     assert!(!status.success());
     assert!(
         output

@@ -9,7 +9,7 @@
 #![cfg(loom)]
 
 use ipc_primitives::event::Event;
-use ipc_primitives::spsc::StaticSpsc;
+use ipc_primitives::spsc::{BlockingError, StaticSpsc};
 use loom::sync::{Arc, Condvar, Mutex};
 
 /// How the consumer sleeps and the producer wakes it.
@@ -191,4 +191,45 @@ fn both_sides_sleeping_are_never_left_asleep() {
         }
         producer.join().unwrap();
     });
+}
+
+/// The producer pushes one value and closes the ring, waking the consumer
+/// if `close` says so; the consumer pops it, then must learn of the close
+/// (`Closed`), never sleep on for ever: the close is a publish like any
+/// other, on the same announcement and fences.
+fn close_model<S: Sleeper + Default>() {
+    loom::model(|| {
+        let ring: &'static mut StaticSpsc<u32, 2> = Box::leak(Box::new(StaticSpsc::new()));
+        let (mut tx, mut rx) = ring.split();
+        let sleeper = Arc::new(S::default());
+
+        let waker = Arc::clone(&sleeper);
+        let producer = loom::thread::spawn(move || {
+            tx.try_push(7).unwrap();
+            if tx.wake_needed() {
+                waker.wake();
+            }
+            if tx.close() {
+                waker.wake();
+            }
+        });
+
+        let sleep = |event: &Event, epoch| {
+            sleeper.sleep(event, epoch);
+            Ok::<(), ()>(())
+        };
+        assert_eq!(rx.pop_or_sleep(0, sleep), Ok(7));
+        assert_eq!(rx.pop_or_sleep(0, sleep), Err(BlockingError::Closed));
+        producer.join().unwrap();
+    });
+}
+
+#[test]
+fn a_close_never_leaves_a_futex_sleeper_asleep() {
+    close_model::<Futex>();
+}
+
+#[test]
+fn a_close_never_leaves_an_eventfd_sleeper_asleep() {
+    close_model::<EventFd>();
 }

@@ -354,7 +354,7 @@ impl<'a, T: Pod> Broadcast<'a, T> {
     /// The first mismatch between the header and a ring of `T`, or the
     /// region's length ([`AttachError`]).
     pub fn attach<K>(region: Region<'a, K>) -> Result<Broadcast<'a, T, K>, AttachError> {
-        let (ring, keeper) = region.attach::<Shape<T>>(ElementLayout::of::<T>(), 0)?;
+        let (ring, keeper) = region.attach::<Shape<T>>(ElementLayout::of::<T>())?;
         Ok(Broadcast { ring, keeper })
     }
 
@@ -369,7 +369,7 @@ impl<'a, T: Pod> Broadcast<'a, T> {
         region: ReadRegion<'a, K>,
         start: Start,
     ) -> Result<Reader<'a, T, K>, AttachError> {
-        let (ring, keeper) = region.attach::<Shape<T>>(ElementLayout::of::<T>(), 0)?;
+        let (ring, keeper) = region.attach::<Shape<T>>(ElementLayout::of::<T>())?;
         Ok(Reader::new(ring, start, false, keeper))
     }
 }

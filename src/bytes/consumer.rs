@@ -273,6 +273,11 @@ impl<'a, K> Consumer<'a, K> {
         self.ready
     }
 
+    /// The ring's shared counters ([`Counters`](super::Counters)).
+    pub fn counters(&self) -> super::Counters {
+        self.ring.counters(self.ready)
+    }
+
     /// What keeps the ring's memory alive.
     pub fn keeper(&self) -> &K {
         &self.keeper

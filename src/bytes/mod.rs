@@ -81,7 +81,8 @@
 //! | offset | size         | what                                                       |
 //! |--------|--------------|------------------------------------------------------------|
 //! | 0      | 128          | [header](crate::layout): kind `Bytes`, element 8 bytes in 8-byte slots, capacity in words |
-//! | 128    | 128          | `head`: `u32`, words published (producer)                  |
+//! | 128    | 4            | `head`: `u32`, words published (producer)                  |
+//! | 132    | 124          | `full`: `u32`, reserves that found the ring full (producer; a counter for operators) |
 //! | 256    | 128          | `tail`: `u32`, words consumed (consumer)                   |
 //! | 384    | 128          | `ready`: [`Event`] the consumer sleeps on                   |
 //! | 512    | capacity x 8 | data words: record headers (`len: u32`, `kind: u32`, native-endian) and payload bytes |
@@ -162,6 +163,9 @@ pub(crate) struct Ring<'a> {
     /// Words published, wrapping. Written only by the producer (`Release`);
     /// in `tail ..= tail + capacity` unless the producer is corrupt.
     head: &'a AtomicU32,
+    /// Reserves that found the ring full, wrapping: a counter for operators.
+    /// Written only by the producer.
+    full: &'a AtomicU32,
     /// Words consumed, wrapping. Written only by the consumer (`Release`);
     /// in `head - capacity ..= head` unless the consumer is corrupt.
     tail: &'a AtomicU32,
@@ -204,7 +208,7 @@ impl<'a> Ring<'a> {
     ///
     /// # Safety
     /// `memory` is aligned; `head` and `tail` are multiples of 4 with 4
-    /// bytes each in bounds; `data` is a multiple of 8 with `capacity * 8`
+    /// bytes each in bounds, and so are the 4 bytes after `head` (`full`); `data` is a multiple of 8 with `capacity * 8`
     /// bytes in bounds; none of these overlap each other or anything else
     /// viewed with another type; `capacity` satisfies [`capacity_ok`].
     pub(crate) unsafe fn new(
@@ -218,6 +222,7 @@ impl<'a> Ring<'a> {
         unsafe {
             Self {
                 head: memory.u32_at(head),
+                full: memory.u32_at(head + 4),
                 tail: memory.u32_at(tail),
                 data: memory.slot_words_at(data, capacity as usize * WORD),
                 mask: capacity - 1,
@@ -238,9 +243,36 @@ impl<'a> Ring<'a> {
     /// Resets positions and data to an empty ring.
     pub(crate) fn init(&self) {
         self.head.store(0, Ordering::Relaxed);
+        self.full.store(0, Ordering::Relaxed);
         self.tail.store(0, Ordering::Relaxed);
         for word in self.data {
             WordCell::set(word, 0);
+        }
+    }
+
+    /// Counts a reserve that found the ring full (producer only).
+    #[cold]
+    pub(crate) fn count_full(&self) {
+        // Relaxed: a counter only this side writes; readers want a figure,
+        // not an ordering.
+        let full = self.full.load(Ordering::Relaxed);
+        self.full.store(full.wrapping_add(1), Ordering::Relaxed);
+    }
+
+    /// Reserves that found the ring full, wrapping.
+    pub(crate) fn full_count(&self) -> u32 {
+        self.full.load(Ordering::Relaxed)
+    }
+
+    /// The counters as they are now, with `ready` the event the consumer
+    /// sleeps on.
+    pub(crate) fn counters(&self, ready: &Event) -> Counters {
+        Counters {
+            published: self.head.load(Ordering::Relaxed),
+            consumed: self.tail.load(Ordering::Relaxed),
+            full: self.full_count(),
+            wakes: ready.epoch(),
+            consumer_asleep: ready.has_sleeper(),
         }
     }
 
@@ -357,7 +389,7 @@ impl<'a> Ring<'a> {
 struct Shape;
 
 // SAFETY: `Structure`'s conditions, by number:
-// 1. `view` reaches `head` at 128..132, `tail` at 256..260, `ready` at
+// 1. `view` reaches `head` at 128..132, `full` at 132..136, `tail` at 256..260, `ready` at
 //    384..392 and `capacity * 8` bytes of data words from `DATA` = 512:
 //    exactly `required_size` (8-byte elements, `SLOT_OVERHEAD` 0).
 // 2. Only through `u32_at`, `event_at` and `slot_words_at` (in `Ring::new`),
@@ -458,7 +490,7 @@ impl<'a> RecordRing<'a> {
     /// The first mismatch found, as an [`AttachError`]; `Corrupted` if the
     /// counters claim more words than the ring holds.
     pub fn attach<K>(region: Region<'a, K>) -> Result<RecordRing<'a, K>, AttachError> {
-        let ((ring, ready), keeper) = region.attach::<Shape>(ELEM, 0)?;
+        let ((ring, ready), keeper) = region.attach::<Shape>(ELEM)?;
         // Pairs with the sides' `Release` stores: counters as published.
         let head = ring.head.load(Ordering::Acquire);
         let tail = ring.tail.load(Ordering::Acquire);
@@ -481,6 +513,12 @@ impl<'a, K> RecordRing<'a, K> {
     /// The largest record, in bytes: [`max_record`] of the capacity.
     pub fn max_record(&self) -> usize {
         self.ring.max_record()
+    }
+
+    /// The ring's shared counters, read without making a side (so without
+    /// writing anything): what an inspect tool shows.
+    pub fn counters(&self) -> Counters {
+        self.ring.counters(self.ready)
     }
 
     /// The producing side. One producer per ring, across all processes (as
@@ -603,6 +641,37 @@ if_take_flag! {
 impl<const WORDS: usize> Default for StaticRecordRing<WORDS> {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// A snapshot of a record ring's shared counters, for a third process (an
+/// inspect tool attaches and reads them without making a side: it writes
+/// nothing) or for either side. Each field is read once, `Relaxed`: exact when
+/// read, not a consistent cut, and anything at all if a peer is hostile, so
+/// for display only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct Counters {
+    /// Words published (`head`: headers, payloads, padding), wrapping.
+    pub published: u32,
+    /// Words consumed (`tail`), wrapping.
+    pub consumed: u32,
+    /// Reserves that found the ring full, wrapping.
+    pub full: u32,
+    /// Wake-ups sent to the consumer (its event's epoch), wrapping. In a lane
+    /// set, the shared doorbell's.
+    pub wakes: u32,
+    /// Whether the consumer is announced asleep.
+    pub consumer_asleep: bool,
+}
+
+impl Counters {
+    /// Words in use: `published - consumed`, wrapping. More than the capacity
+    /// only if a side is corrupt.
+    #[must_use]
+    pub fn used_words(&self) -> u32 {
+        self.published.wrapping_sub(self.consumed)
     }
 }
 

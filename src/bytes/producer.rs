@@ -102,6 +102,7 @@ impl<'a, K> Producer<'a, K> {
         let to_end = self.ring.words_to_end(self.head);
         let pad = if words > to_end { to_end } else { 0 };
         if self.free(pad + words)? < pad + words {
+            self.ring.count_full();
             return Err(ReserveError::Full);
         }
         Ok(Grant {
@@ -109,6 +110,18 @@ impl<'a, K> Producer<'a, K> {
             pad,
             len,
         })
+    }
+
+    /// Reserves that found the ring full since it was created (wrapping): a
+    /// counter for operators, kept in shared memory where a third process
+    /// can read it.
+    pub fn full_count(&self) -> u32 {
+        self.ring.full_count()
+    }
+
+    /// The ring's shared counters ([`Counters`](super::Counters)).
+    pub fn counters(&self) -> super::Counters {
+        self.ring.counters(self.ready)
     }
 
     /// Sends `record`: [`reserve`](Self::reserve), copy, commit.

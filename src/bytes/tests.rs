@@ -19,7 +19,7 @@ fn shared(words: u32) -> Shared {
 /// The peer's view of the ring in `shared`, made without checking the
 /// counters: it writes headers with the same atomics the ring uses.
 fn peer(shared: &Shared) -> Ring<'_> {
-    let ((ring, _), ()) = shared.region().attach::<Shape>(ELEM, 0).unwrap();
+    let ((ring, _), ()) = shared.region().attach::<Shape>(ELEM).unwrap();
     ring
 }
 
@@ -608,4 +608,29 @@ fn errors_say_what_is_wrong() {
         std::format!("{tx:?} {rx:?}"),
         "Producer { head: 0, cached_tail: 0, .. } Consumer { tail: 0, cached_head: 0, .. }"
     );
+}
+
+#[test]
+fn a_reserve_that_finds_the_ring_full_is_counted_in_shared_memory() {
+    let mut ring = StaticRecordRing::<8>::new();
+    let (mut tx, _rx) = ring.split();
+    assert_eq!(tx.full_count(), 0);
+    // 8 words: two of the largest records (24 bytes and a header word
+    // each) fill it.
+    tx.push(&[7; 24]).unwrap();
+    tx.push(&[7; 24]).unwrap();
+    assert_eq!(tx.push(&[7; 24]), Err(ReserveError::Full));
+    assert_eq!(
+        tx.push(&[0; 99]).map_err(|_| ()),
+        Err(()),
+        "too large: not counted"
+    );
+    assert_eq!(tx.full_count(), 1);
+    // The counter lives in the ring's memory: a new producer reads it, and so
+    // do the consumer and the counters.
+    let (tx, rx) = ring.split();
+    assert_eq!(tx.full_count(), 1);
+    let counters = rx.counters();
+    assert_eq!((counters.full, counters.used_words()), (1, 8));
+    assert_eq!(counters, tx.counters());
 }

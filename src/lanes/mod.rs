@@ -347,7 +347,7 @@ impl<'a> Lanes<'a> {
     /// # Errors
     /// The first mismatch found, as an [`AttachError`].
     pub fn attach<K>(region: Region<'a, K>) -> Result<Lanes<'a, K>, AttachError> {
-        let (view, keeper) = region.attach::<Shape>(ELEM, 0)?;
+        let (view, keeper) = region.attach::<Shape>(ELEM)?;
         Ok(Lanes { view, keeper })
     }
 }
@@ -374,6 +374,13 @@ impl<'a, K> Lanes<'a, K> {
     pub fn state(&self, lane: usize) -> Option<LaneState> {
         (lane < self.view.lanes)
             .then(|| LaneState::of(self.view.state(lane).load(Ordering::Acquire)))
+    }
+
+    /// Lane `lane`'s shared counters (`None` past the last lane), read
+    /// without claiming it (so without writing anything): what an inspect tool
+    /// shows. Their `wakes` are the shared doorbell's.
+    pub fn lane_counters(&self, lane: usize) -> Option<bytes::Counters> {
+        (lane < self.view.lanes).then(|| self.view.ring(lane).counters(self.view.doorbell))
     }
 
     /// Claims the first free lane: its producer, or `None` if every lane is

@@ -410,3 +410,24 @@ fn errors_and_states_say_what_they_are() {
         "LanesConsumer { lanes: 1, next: 0, taken: 0, budget: 8, quarantined: 0x0, .. }"
     );
 }
+
+#[test]
+fn an_inspector_reads_each_lanes_counters_without_claiming_it() {
+    let shared = shared(2, 8);
+    let lanes = Lanes::create(shared.region(), 2, 8).unwrap();
+    let mut tx = lanes.claim_lane(1).unwrap();
+    tx.push(&[1; 24]).unwrap();
+    tx.push(&[2; 24]).unwrap();
+    assert_eq!(tx.push(&[3; 24]), Err(ReserveError::Full));
+    let inspector = Lanes::attach(shared.region()).unwrap();
+    let idle = inspector.lane_counters(0).unwrap();
+    let busy = inspector.lane_counters(1).unwrap();
+    assert_eq!((idle.used_words(), idle.full), (0, 0));
+    assert_eq!((busy.used_words(), busy.full), (8, 1));
+    assert!(inspector.lane_counters(2).is_none());
+    assert_eq!(
+        inspector.state(1),
+        Some(LaneState::Claimed { generation: 1 }),
+        "reading the counters claims nothing"
+    );
+}

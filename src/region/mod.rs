@@ -61,6 +61,9 @@ pub struct Region<'a, K = ()> {
     /// What keeps the memory alive, handed on to the structure made here
     /// (see [`from_raw_parts_owned`](Region::from_raw_parts_owned)).
     keeper: K,
+    /// The type tag a structure created here records, and one attached here
+    /// must have ([`with_tag`](Region::with_tag)); 0 by default.
+    tag: u64,
 }
 
 impl<K> fmt::Debug for Region<'_, K> {
@@ -83,7 +86,11 @@ impl<'a> Region<'a> {
         // exclusive borrow makes the bytes valid, initialised and reached
         // only through this region for `'a`.
         let memory = unsafe { Memory::new(NonNull::from(bytes).cast(), len) };
-        Self { memory, keeper: () }
+        Self {
+            memory,
+            keeper: (),
+            tag: 0,
+        }
     }
 
     /// A region over memory this process did not allocate, such as an `mmap`
@@ -125,6 +132,7 @@ impl<K> Region<'_, K> {
             // SAFETY: the caller's guarantee.
             memory: unsafe { Memory::new(ptr, len) },
             keeper,
+            tag: 0,
         }
     }
 
@@ -141,6 +149,7 @@ impl<'a> Region<'a> {
         Self {
             memory: Memory::loom(mem),
             keeper: (),
+            tag: 0,
         }
     }
 }
@@ -156,6 +165,40 @@ impl<'a, K> Region<'a, K> {
         self.len() == 0
     }
 
+    /// The region with a type tag: a fingerprint of the element type that the
+    /// user chooses (a `const` per payload type and version, say). A
+    /// structure created here records it in its header, and one attached
+    /// here must have it, so that a type of the same size and alignment but
+    /// another meaning does not attach. Regions have tag 0 unless given one.
+    ///
+    /// ```
+    /// use ipc_primitives::spsc::Spsc;
+    /// use ipc_primitives::{AttachError, Line, Region};
+    /// use zerocopy::IntoBytes;
+    ///
+    /// /// Prices in cents, layout version 2.
+    /// const PRICE_V2: u64 = 0x5052_4943_4500_0002;
+    ///
+    /// let mut memory = vec![Line::ZERO; Line::count_for(Spsc::<u64>::required_size(4).unwrap())];
+    /// let ring = Spsc::<u64>::create(Region::new(memory.as_mut_bytes()).with_tag(PRICE_V2), 4)?;
+    /// drop(ring);
+    /// // Another tag (here none) is refused, naming both.
+    /// let err = Spsc::<u64>::attach(Region::new(memory.as_mut_bytes())).unwrap_err();
+    /// assert!(matches!(err, AttachError::WrongTag { expected: 0, found: PRICE_V2 }));
+    /// let ring = Spsc::<u64>::attach(Region::new(memory.as_mut_bytes()).with_tag(PRICE_V2))?;
+    /// # drop(ring);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn with_tag(self, tag: u64) -> Self {
+        Self { tag, ..self }
+    }
+
+    /// The region's type tag ([`with_tag`](Self::with_tag)).
+    pub const fn tag(&self) -> u64 {
+        self.tag
+    }
+
     /// The memory and the keeper, apart.
     pub(crate) fn into_parts(self) -> (Memory<'a>, K) {
         (self.memory, self.keeper)
@@ -167,7 +210,11 @@ impl<'a, K> Region<'a, K> {
     /// `memory` is a range of a region's memory that nothing else will reach
     /// (handed out once), and `keeper` keeps that region's memory alive.
     pub(crate) unsafe fn from_memory(memory: Memory<'a>, keeper: K) -> Self {
-        Self { memory, keeper }
+        Self {
+            memory,
+            keeper,
+            tag: 0,
+        }
     }
 
     /// Checks that the region is aligned and holds `needed` bytes (`None`: a
@@ -186,8 +233,8 @@ impl<'a, K> Region<'a, K> {
     }
 
     /// Creates an `S`: checks the capacity and the fit, then writes the header
-    /// and the structure's initial state, and publishes both. Returns the
-    /// structure's view and the region's keeper.
+    /// (`fp`, with the region's tag) and the structure's initial state, and
+    /// publishes both. Returns the structure's view and the region's keeper.
     pub(crate) fn create<S: Structure>(
         self,
         fp: Fingerprint,
@@ -201,6 +248,10 @@ impl<'a, K> Region<'a, K> {
         fp: Fingerprint,
         init: impl FnOnce(&S::View<'a>),
     ) -> Result<(S::View<'a>, K), CreateError> {
+        let fp = Fingerprint {
+            tag: self.tag,
+            ..fp
+        };
         if !S::capacity_ok(fp.capacity) {
             return Err(CreateError::InvalidCapacity {
                 capacity: fp.capacity,
@@ -218,21 +269,20 @@ impl<'a, K> Region<'a, K> {
         Ok((view, self.keeper))
     }
 
-    /// Validates the header against an `S` of `elem` with `tag`, and against
-    /// the region's real length, and returns the structure's view and the
-    /// region's keeper. Reads only (relaxed loads), so
+    /// Validates the header against an `S` of `elem` with the region's tag,
+    /// and against the region's real length, and returns the structure's
+    /// view and the region's keeper. Reads only (relaxed loads), so
     /// [`ReadRegion::attach`] shares it.
     pub(crate) fn attach<S: Structure>(
         self,
         elem: ElementLayout,
-        tag: u64,
     ) -> Result<(S::View<'a>, K), AttachError> {
         self.fit(Some(FIELDS_LEN))?;
         // SAFETY: aligned, and holds the header's fields (checked above).
         let header = unsafe { self.memory.header() };
         let capacity = header
             .snapshot()?
-            .validate(S::KIND, elem, tag, S::capacity_ok)?;
+            .validate(S::KIND, elem, self.tag, S::capacity_ok)?;
         self.fit(S::size(elem, capacity))?;
         // SAFETY: aligned, and holds every slot the header records (checked).
         let view = unsafe { S::view(self.memory, elem, capacity) };
@@ -268,6 +318,8 @@ impl<'a, K> Region<'a, K> {
 pub struct ReadRegion<'a, K = ()> {
     memory: Memory<'a>,
     keeper: K,
+    /// As for [`Region`].
+    tag: u64,
 }
 
 impl<K> fmt::Debug for ReadRegion<'_, K> {
@@ -283,6 +335,7 @@ impl<'a, K> From<Region<'a, K>> for ReadRegion<'a, K> {
         Self {
             memory: region.memory,
             keeper: region.keeper,
+            tag: region.tag,
         }
     }
 }
@@ -302,6 +355,7 @@ impl<K> ReadRegion<'_, K> {
             // `ReadRegion` writes.
             memory: unsafe { Memory::new(ptr, len) },
             keeper,
+            tag: 0,
         }
     }
 }
@@ -317,6 +371,18 @@ impl<'a, K> ReadRegion<'a, K> {
         self.len() == 0
     }
 
+    /// The region with a type tag a structure attached here must have (see
+    /// [`Region::with_tag`]).
+    #[must_use]
+    pub fn with_tag(self, tag: u64) -> Self {
+        Self { tag, ..self }
+    }
+
+    /// The region's type tag.
+    pub const fn tag(&self) -> u64 {
+        self.tag
+    }
+
     /// The memory and the keeper, apart.
     pub(crate) fn into_parts(self) -> (Memory<'a>, K) {
         (self.memory, self.keeper)
@@ -327,7 +393,11 @@ impl<'a, K> ReadRegion<'a, K> {
     /// # Safety
     /// As for [`Region::from_memory`].
     pub(crate) unsafe fn from_memory(memory: Memory<'a>, keeper: K) -> Self {
-        Self { memory, keeper }
+        Self {
+            memory,
+            keeper,
+            tag: 0,
+        }
     }
 
     /// As [`Region::attach`], reading only: the structure's view for readers
@@ -335,13 +405,13 @@ impl<'a, K> ReadRegion<'a, K> {
     pub(crate) fn attach<S: Structure>(
         self,
         elem: ElementLayout,
-        tag: u64,
     ) -> Result<(S::View<'a>, K), AttachError> {
         Region {
             memory: self.memory,
             keeper: self.keeper,
+            tag: self.tag,
         }
-        .attach::<S>(elem, tag)
+        .attach::<S>(elem)
     }
 }
 

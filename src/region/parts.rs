@@ -235,7 +235,7 @@ impl<const N: usize> Plan<N> {
         // SAFETY: `memory` was a region's, and is only read here, by the
         // directory, before any part is handed out.
         let directory = unsafe { ReadRegion::from_memory(memory, ()) };
-        let (view, ()) = directory.attach::<Directory>(DIRECTORY_ENTRY, 0)?;
+        let (view, ()) = directory.attach::<Directory>(DIRECTORY_ENTRY)?;
         if view.count != self.count() {
             return Err(AttachError::WrongPartCount {
                 expected: self.count(),

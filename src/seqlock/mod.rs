@@ -222,7 +222,7 @@ impl<'a, T: Pod> SeqLock<'a, T> {
     /// The first mismatch between the region's header and a seqlock of `T`,
     /// or between the header and the region's length ([`AttachError`]).
     pub fn attach<K>(region: Region<'a, K>) -> Result<SeqLock<'a, T, K>, AttachError> {
-        let (lock, keeper) = region.attach::<Shape<T>>(ElementLayout::of::<T>(), 0)?;
+        let (lock, keeper) = region.attach::<Shape<T>>(ElementLayout::of::<T>())?;
         Ok(SeqLock { lock, keeper })
     }
 
@@ -232,7 +232,7 @@ impl<'a, T: Pod> SeqLock<'a, T> {
     /// # Errors
     /// As for [`attach`](Self::attach).
     pub fn attach_reader<K>(region: ReadRegion<'a, K>) -> Result<Reader<'a, T, K>, AttachError> {
-        let (lock, keeper) = region.attach::<Shape<T>>(ElementLayout::of::<T>(), 0)?;
+        let (lock, keeper) = region.attach::<Shape<T>>(ElementLayout::of::<T>())?;
         Ok(Reader::new(lock, keeper))
     }
 }

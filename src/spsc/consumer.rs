@@ -2,7 +2,8 @@
 
 use core::{cell::Cell, fmt, marker::PhantomData};
 
-use super::{BlockingError, PopError, Ring, stamp};
+use super::side::{self, Side};
+use super::{BlockingError, ChunkError, PopError, Ring, stamp};
 use crate::Corrupted;
 use crate::event::Event;
 use crate::payload::{self, Pod};
@@ -23,9 +24,19 @@ pub struct Consumer<'a, T, K = ()> {
     ring: Ring<'a, T>,
     /// Next counter value to read; the authoritative copy of the shared `tail`.
     tail: u32,
+    /// This handle's hold on its side's closed word.
+    side: Side<'a>,
     /// Keeps the ring's memory alive (see [`Spsc`](super::Spsc)).
     keeper: K,
     _not_sync: PhantomData<Cell<()>>,
+}
+
+/// Dropping the consumer closes the ring's consuming side (see
+/// [`Consumer::close`]).
+impl<T, K> Drop for Consumer<'_, T, K> {
+    fn drop(&mut self) {
+        self.side.close();
+    }
 }
 
 impl<T, K> fmt::Debug for Consumer<'_, T, K> {
@@ -44,6 +55,7 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
         Self {
             ring,
             tail,
+            side: Side::open(ring.consumer_closed),
             keeper,
             _not_sync: PhantomData,
         }
@@ -82,6 +94,9 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
     /// still being copied (the loom models catch it).
     #[inline]
     fn release(&mut self, count: u32) {
+        if count == 0 {
+            return;
+        }
         self.tail = self.tail.wrapping_add(count);
         // Pairs with the producer's `Acquire` loads of `tail` (`free`, and
         // `Producer::new`): the copies out of these slots happen before the
@@ -112,23 +127,62 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
     /// [`Corrupted`] if the producer's counter claims more elements than
     /// slots; nothing is popped.
     pub fn pop_slice(&mut self, out: &mut [T]) -> Result<usize, Corrupted> {
-        if out.is_empty() || !self.ready()? {
-            return Ok(0);
-        }
-        // The first is there; the others are there while their stamps say so
-        // (at most a ring's worth: the producer stamps no more).
-        let capacity = self.ring.capacity() as usize;
-        let mut count = 0_u32;
-        for item in out.iter_mut().take(capacity) {
-            let position = self.tail.wrapping_add(count);
-            if count > 0 && !self.stamped(position) {
-                break;
-            }
-            *item = payload::load(self.ring.payload(position));
-            count += 1;
+        let want = u32::try_from(out.len()).unwrap_or(u32::MAX);
+        // The elements are there while their stamps say so (at most a ring's
+        // worth: the producer stamps no more).
+        let count = self.waiting(want)?;
+        for (offset, item) in (0..count).zip(out.iter_mut()) {
+            *item = payload::load(self.ring.payload(self.tail.wrapping_add(offset)));
         }
         self.release(count);
         Ok(count as usize)
+    }
+
+    /// A copy of the oldest element, left in the ring: the next pop returns
+    /// it too (unless a hostile producer rewrote its slot meanwhile). A copy,
+    /// not a reference: nothing hands out memory the producer can write.
+    ///
+    /// # Errors
+    /// As for [`try_pop`](Self::try_pop).
+    pub fn peek(&self) -> Result<T, PopError> {
+        if !self.ready()? {
+            return Err(PopError::Empty);
+        }
+        Ok(payload::load(self.ring.payload(self.tail)))
+    }
+
+    /// Pops exactly `out.len()` elements into `out`, releasing their slots at
+    /// once, or none if fewer are waiting.
+    ///
+    /// # Errors
+    /// [`ChunkError::TooFewSlots`] with how many are waiting, if fewer than
+    /// `out.len()`; [`ChunkError::Corrupted`] as for
+    /// [`pop_slice`](Self::pop_slice). Nothing is popped.
+    pub fn pop_exact(&mut self, out: &mut [T]) -> Result<(), ChunkError> {
+        let want = u32::try_from(out.len()).unwrap_or(u32::MAX);
+        let waiting = self.waiting(want)?;
+        if waiting < want {
+            return Err(ChunkError::TooFewSlots(waiting as usize));
+        }
+        for (offset, item) in (0..want).zip(out.iter_mut()) {
+            *item = payload::load(self.ring.payload(self.tail.wrapping_add(offset)));
+        }
+        self.release(want);
+        Ok(())
+    }
+
+    /// How many elements are there from `tail` on, counting up to `want`
+    /// (and no more than the capacity): their stamps, in order.
+    fn waiting(&self, want: u32) -> Result<u32, Corrupted> {
+        if want == 0 || !self.ready()? {
+            return Ok(0);
+        }
+        let limit = want.min(self.ring.capacity());
+        let mut count = 1;
+        while count < limit && self.stamped(self.tail.wrapping_add(count)) {
+            count += 1;
+        }
+        Ok(count)
     }
 
     /// Announces that the consumer is about to sleep and checks the ring once
@@ -224,8 +278,9 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
     ///
     /// # Errors
     /// [`BlockingError::Sleep`] with what `sleep` returned, the
-    /// announcement withdrawn; [`BlockingError::Corrupted`] as for
-    /// [`try_pop`](Self::try_pop).
+    /// announcement withdrawn; [`BlockingError::Closed`] once the ring is
+    /// empty and the producer closed it ([`is_abandoned`](Self::is_abandoned));
+    /// [`BlockingError::Corrupted`] as for [`try_pop`](Self::try_pop).
     pub fn pop_or_sleep<E>(
         &mut self,
         spins: u32,
@@ -242,6 +297,17 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
                 Err(Corrupted) => return Err(BlockingError::Corrupted),
                 Ok(None) => return self.try_pop().map_err(|_| BlockingError::Corrupted),
                 Ok(Some(epoch)) => {
+                    // After the announcement's fence: either the producer's
+                    // `close` sees the announcement, or this sees its flag;
+                    // and what it published before is visible then.
+                    if self.is_abandoned() {
+                        self.event().withdraw();
+                        return match self.try_pop() {
+                            Ok(value) => Ok(value),
+                            Err(PopError::Empty) => Err(BlockingError::Closed),
+                            Err(_) => Err(BlockingError::Corrupted),
+                        };
+                    }
                     if let Err(err) = sleep(self.event(), epoch) {
                         self.event().withdraw();
                         return Err(BlockingError::Sleep(err));
@@ -249,6 +315,35 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
                 }
             }
         }
+    }
+
+    /// Whether the producer closed the ring ([`Producer::close`], or dropped
+    /// its handle): once the ring is empty, nothing more will come, unless a
+    /// new producer takes over. rtrb's `is_abandoned`. Elements pushed before
+    /// the close are still there to pop: pop until empty after seeing it. A
+    /// producer whose process died without closing is not seen here: the
+    /// Linux adapters watch the socket or the segment's creator for that.
+    ///
+    /// [`Producer::close`]: super::Producer::close
+    pub fn is_abandoned(&self) -> bool {
+        // Pairs with the producer's `Release` store of its flag (`close`):
+        // everything it published before is visible after this.
+        side::is_closed(self.ring.producer_closed)
+    }
+
+    /// Closes the ring's consuming side: the producer sees
+    /// [`is_abandoned`](super::Producer::is_abandoned), and its blocking push
+    /// into a full ring ends with [`BlockingError::Closed`]. Returns whether
+    /// the producer sleeps waiting for space and must be woken (through
+    /// [`peer_event`](Self::peer_event)) to learn it. Dropping the consumer
+    /// closes too, without that answer.
+    #[must_use = "a true result: the producer sleeps until woken"]
+    pub fn close(self) -> bool {
+        self.side.close();
+        // `needs_wake` begins with a `SeqCst` fence, ordering the flag's
+        // store before the load of the announcement; it pairs with the fence
+        // that ends the producer's `announce`, after which it reads the flag.
+        self.ring.space.needs_wake()
     }
 
     /// Elements ready to pop (at most the capacity, which is also what a
@@ -265,6 +360,11 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
     /// Whether nothing is ready to pop.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The ring's shared counters ([`Counters`](super::Counters)).
+    pub fn counters(&self) -> super::Counters {
+        self.ring.counters()
     }
 
     /// Number of slots.

@@ -102,6 +102,8 @@
 //! | 256 | 4 | `tail`: elements popped (consumer) |
 //! | 384 | 8 | `ready`: [`Event`] the consumer sleeps on |
 //! | 392 | 8 | `space`: [`Event`] the producer sleeps on while the ring is full |
+//! | 400 | 4 | `producer_closed`: bit 0 set once the producer closed the ring; bits 1 to 31 number its openings (by `create` and by each new producer), so a replaced handle cannot close its successor's side (producer) |
+//! | 404 | 4 | `consumer_closed`: the same for the consumer (consumer) |
 //! | 512 | capacity × (8 + stride) | slots: a stamp (`u32`), 4 unused bytes, then the payload, `size_of::<T>()` rounded up to 8 |
 //!
 //! A slot's stamp is `(position + 1) | 1 << 31` once the element at
@@ -112,12 +114,18 @@
 //! reads `head` only when the stamp says nothing is there.
 
 mod consumer;
+mod counters;
+mod error;
 mod producer;
+mod side;
 
 use core::{fmt, marker::PhantomData};
 
 pub use consumer::Consumer;
-pub use producer::{Grant, OutOfBounds, Producer};
+pub use counters::Counters;
+pub use error::{BlockingError, ChunkError, PopError, PushError};
+pub use producer::{Grant, OutOfBounds, Producer, SlotWriter, WriteChunk};
+use side::Side;
 
 use crate::Corrupted;
 use crate::event::Event;
@@ -149,6 +157,12 @@ const TAIL: usize = 256;
 const READY: usize = 384;
 /// Byte offset of the event the producer sleeps on, waiting for space.
 const SPACE: usize = 392;
+/// Byte offset of the producer's closed flag (on the events' line, which
+/// the sides write only to sleep, wake and close: polling it costs no
+/// transfer while they run).
+const PRODUCER_CLOSED: usize = 400;
+/// Byte offset of the consumer's closed flag.
+const CONSUMER_CLOSED: usize = 404;
 /// Byte offset of the first slot.
 const SLOTS: usize = 512;
 /// Bytes of a slot before its payload: the stamp and 4 unused bytes.
@@ -184,6 +198,12 @@ pub(crate) struct Ring<'a, T> {
     ready: &'a Event,
     /// The producer announces here that it will sleep until a slot frees.
     space: &'a Event,
+    /// Bit 0 set once the producer closed the ring (`Release`); the bits
+    /// above number the producers that opened it. Written only by the
+    /// producer (see `side`).
+    producer_closed: &'a AtomicU32,
+    /// The same for the consumer. Written only by the consumer.
+    consumer_closed: &'a AtomicU32,
     /// The slots: `capacity` of `slot_bytes` each, from byte `SLOTS`.
     memory: Memory<'a>,
     /// Bytes per slot: the stamp, then the element's stride.
@@ -213,7 +233,8 @@ struct Shape<T>(PhantomData<T>);
 
 // SAFETY: `Structure`'s conditions, by number:
 // 1. `view` reaches `head` at 128..132, `full` at 132..136, `tail` at
-//    256..260, `ready` at 384..392, `space` at 392..400, and the slots at
+//    256..260, `ready` at 384..392, `space` at 392..400, the closed flags
+//    at 400..404 and 404..408, and the slots at
 //    `SLOTS .. SLOTS + capacity * (STAMP_BYTES + stride)`, which is
 //    `required_size` (`SLOT_OVERHEAD` is `STAMP_BYTES`); `assertions` pins
 //    `SLOTS` and `required_size` for two element types.
@@ -221,7 +242,7 @@ struct Shape<T>(PhantomData<T>);
 //    are aligned for their type (the control words' are constants; a slot's
 //    stamp and payload start at multiples of 8), in bounds by 1; no other
 //    reference.
-// 3. `head` and `full`, `tail`, `ready` and `space`, and each slot's stamp
+// 3. `head` and `full`, `tail`, `ready`, `space` and the flags, and each slot's stamp
 //    and payload occupy disjoint ranges; the 4 bytes after a stamp are never
 //    accessed.
 // 4. `CONTROL` = `SLOTS` = 4 lines (`const_assert_eq!(SLOTS, 4 * LINE)`);
@@ -250,6 +271,8 @@ unsafe impl<T: Pod> Structure for Shape<T> {
                 tail: memory.u32_at(TAIL),
                 ready: memory.event_at(READY),
                 space: memory.event_at(SPACE),
+                producer_closed: memory.u32_at(PRODUCER_CLOSED),
+                consumer_closed: memory.u32_at(CONSUMER_CLOSED),
                 memory,
                 slot_bytes: STAMP_BYTES + elem.stride as usize,
                 mask: capacity - 1,
@@ -266,6 +289,10 @@ unsafe impl<T: Pod> Structure for Shape<T> {
         ring.tail.store(0, Ordering::Relaxed);
         ring.ready.reset();
         ring.space.reset();
+        // Open, under new numbers: handles left from before a re-create
+        // cannot close the new ring's sides.
+        Side::open(ring.producer_closed);
+        Side::open(ring.consumer_closed);
         for index in 0..ring.capacity() {
             ring.stamp(index).store(0, Ordering::Relaxed);
             for word in ring.payload(index) {
@@ -393,7 +420,7 @@ impl<'a, T: Pod> Spsc<'a, T> {
     /// between the header and the region's length; [`AttachError::Corrupted`]
     /// if the counters claim more elements than slots ([`AttachError`]).
     pub fn attach<K>(region: Region<'a, K>) -> Result<Spsc<'a, T, K>, AttachError> {
-        let (ring, keeper) = region.attach::<Shape<T>>(ElementLayout::of::<T>(), 0)?;
+        let (ring, keeper) = region.attach::<Shape<T>>(ElementLayout::of::<T>())?;
         // Only checked here, never used to reach a slot: the sides load the
         // counters again when they are made. `Acquire` (pairing with the
         // sides' `Release` stores) as everywhere the counters are read.
@@ -409,6 +436,12 @@ impl<'a, T: Pod, K> Spsc<'a, T, K> {
     /// Number of slots.
     pub fn capacity(&self) -> u32 {
         self.ring.capacity()
+    }
+
+    /// The ring's shared counters, read without making a side (so without
+    /// writing anything): what an inspect tool shows.
+    pub fn counters(&self) -> Counters {
+        self.ring.counters()
     }
 
     /// The producing side. Only one producer may use a ring at a time, across
@@ -539,127 +572,6 @@ if_take_flag! {
 impl<T: Pod, const N: usize> Default for StaticSpsc<T, N> {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-/// Why a push failed; the value is handed back.
-#[derive(Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PushError<T> {
-    /// Every slot is taken.
-    Full(T),
-    /// The consumer's counter is impossible; see [`Corrupted`] (whose text
-    /// this prints).
-    Corrupted(T),
-}
-
-impl<T> PushError<T> {
-    /// The value that was not pushed.
-    pub fn into_inner(self) -> T {
-        match self {
-            Self::Full(value) | Self::Corrupted(value) => value,
-        }
-    }
-
-    fn kind(&self) -> &'static str {
-        match self {
-            Self::Full(_) => "Full",
-            Self::Corrupted(_) => "Corrupted",
-        }
-    }
-}
-
-impl<T> fmt::Debug for PushError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}(..)", self.kind())
-    }
-}
-
-impl<T> fmt::Display for PushError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Full(_) => f.write_str("ring is full"),
-            Self::Corrupted(_) => fmt::Display::fmt(&Corrupted, f),
-        }
-    }
-}
-
-impl<T> core::error::Error for PushError<T> {}
-
-#[cfg(feature = "defmt")]
-impl<T> defmt::Format for PushError<T> {
-    fn format(&self, f: defmt::Formatter<'_>) {
-        defmt::write!(f, "{=str}(..)", self.kind())
-    }
-}
-
-/// Why a pop failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[non_exhaustive]
-pub enum PopError {
-    /// No element is waiting.
-    Empty,
-    /// The producer's counter is impossible; see [`Corrupted`] (whose text
-    /// this prints).
-    Corrupted,
-}
-
-impl fmt::Display for PopError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Empty => f.write_str("ring is empty"),
-            Self::Corrupted => fmt::Display::fmt(&Corrupted, f),
-        }
-    }
-}
-
-impl core::error::Error for PopError {}
-
-impl From<Corrupted> for PopError {
-    fn from(Corrupted: Corrupted) -> Self {
-        Self::Corrupted
-    }
-}
-
-/// Why a blocking pop ([`Consumer::pop_or_sleep`], and the Linux adapters'
-/// `pop_blocking`) returned without an element: the ring is corrupt, or the
-/// sleeper gave up with `E` (a timeout, a failed system call).
-///
-/// Transparent: each variant prints, and has the [`source`] of, what it holds.
-///
-/// [`source`]: core::error::Error::source
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[non_exhaustive]
-pub enum BlockingError<E> {
-    /// The producer's counter is impossible; see [`Corrupted`].
-    Corrupted,
-    /// The sleeper gave up: what it returned.
-    Sleep(E),
-}
-
-impl<E: fmt::Display> fmt::Display for BlockingError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Corrupted => fmt::Display::fmt(&Corrupted, f),
-            Self::Sleep(err) => fmt::Display::fmt(err, f),
-        }
-    }
-}
-
-impl<E: core::error::Error> core::error::Error for BlockingError<E> {
-    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
-        match self {
-            Self::Corrupted => None,
-            Self::Sleep(err) => err.source(),
-        }
-    }
-}
-
-impl<E> From<Corrupted> for BlockingError<E> {
-    fn from(Corrupted: Corrupted) -> Self {
-        Self::Corrupted
     }
 }
 

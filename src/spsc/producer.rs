@@ -2,11 +2,12 @@
 
 use core::{cell::Cell, fmt, marker::PhantomData};
 
-use super::{BlockingError, PushError, Ring, stamp};
+use super::side::{self, Side};
+use super::{BlockingError, ChunkError, PushError, Ring, stamp};
 use crate::Corrupted;
 use crate::event::Event;
 use crate::payload::{self, Pod};
-use crate::sync::{self, Ordering};
+use crate::sync::{self, Ordering, SlotWord};
 
 /// Pushes into a ring. One per ring; `Send` but not `Sync` or `Clone`.
 ///
@@ -23,9 +24,19 @@ pub struct Producer<'a, T, K = ()> {
     /// Pushes that found the ring full, wrapping; the authoritative copy of
     /// the shared `full`.
     full: u32,
+    /// This handle's hold on its side's closed word.
+    side: Side<'a>,
     /// Keeps the ring's memory alive (see [`Spsc`](super::Spsc)).
     keeper: K,
     _not_sync: PhantomData<Cell<()>>,
+}
+
+/// Dropping the producer closes the ring's producing side (see
+/// [`Producer::close`]).
+impl<T, K> Drop for Producer<'_, T, K> {
+    fn drop(&mut self) {
+        self.side.close();
+    }
 }
 
 impl<T, K> fmt::Debug for Producer<'_, T, K> {
@@ -82,6 +93,7 @@ impl<'a, T: Pod, K> Producer<'a, T, K> {
             } else {
                 head.wrapping_sub(ring.capacity())
             },
+            side: Side::open(ring.producer_closed),
             keeper,
             _not_sync: PhantomData,
         }
@@ -115,6 +127,16 @@ impl<'a, T: Pod, K> Producer<'a, T, K> {
         self.ring
             .stamp(position)
             .store(stamp(position), Ordering::Release);
+    }
+
+    /// A writer of the slot `offset` positions after `head` (which the
+    /// caller reserved: `free` counted it).
+    #[inline]
+    fn slot(&mut self, offset: u32) -> SlotWriter<'_, T> {
+        SlotWriter {
+            payload: self.ring.payload(self.head.wrapping_add(offset)),
+            _t: PhantomData,
+        }
     }
 
     /// Publishes `count` stamped slots in the shared `head`. `Release`: pairs
@@ -178,6 +200,59 @@ impl<'a, T: Pod, K> Producer<'a, T, K> {
             self.count_full();
         }
         Ok(count as usize)
+    }
+
+    /// Pushes all of `items`, in order, publishing them at once, or none if
+    /// fewer slots are free.
+    ///
+    /// # Errors
+    /// [`ChunkError::TooFewSlots`] with the free slots if they are fewer than
+    /// `items` (counted as a push that found the ring full);
+    /// [`ChunkError::Corrupted`] as for [`try_push`](Self::try_push).
+    /// Nothing is pushed.
+    pub fn push_all(&mut self, items: &[T]) -> Result<(), ChunkError> {
+        let mut chunk = self.write_chunk(items.len())?;
+        for (index, item) in items.iter().enumerate() {
+            chunk.write_at(index, item);
+        }
+        chunk.commit_all();
+        Ok(())
+    }
+
+    /// Reserves the next `len` slots for writing in place, all or none:
+    /// nothing is visible to the consumer until the chunk is committed, and
+    /// dropping it abandons it. rtrb's `write_chunk`, for `Pod` elements.
+    ///
+    /// ```
+    /// use ipc_primitives::spsc::StaticSpsc;
+    ///
+    /// let mut ring = StaticSpsc::<[u32; 4], 8>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// let mut chunk = tx.write_chunk(3)?;
+    /// for (index, value) in [[1; 4], [2; 4], [3; 4]].iter().enumerate() {
+    ///     chunk.slot(index).expect("in the chunk").write(value);
+    /// }
+    /// chunk.commit(2); // the first two; the third slot is not sent
+    /// assert_eq!((rx.try_pop(), rx.try_pop()), (Ok([1; 4]), Ok([2; 4])));
+    /// assert!(rx.is_empty());
+    /// # Ok::<(), ipc_primitives::spsc::ChunkError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ChunkError::TooFewSlots`] with the free slots if they are fewer than
+    /// `len` (counted as a push that found the ring full);
+    /// [`ChunkError::Corrupted`] as for [`try_push`](Self::try_push).
+    pub fn write_chunk(&mut self, len: usize) -> Result<WriteChunk<'_, 'a, T, K>, ChunkError> {
+        let want = u32::try_from(len).unwrap_or(u32::MAX);
+        let free = self.free(want)?;
+        if free < want {
+            self.count_full();
+            return Err(ChunkError::TooFewSlots(free as usize));
+        }
+        Ok(WriteChunk {
+            producer: self,
+            len: want,
+        })
     }
 
     /// Reserves the next slot for writing in place; nothing is visible to the
@@ -251,9 +326,10 @@ impl<'a, T: Pod, K> Producer<'a, T, K> {
     /// [`Consumer::pop_or_sleep`](super::Consumer::pop_or_sleep).
     ///
     /// # Errors
-    /// [`BlockingError::Sleep`] with what `sleep` returned, and
-    /// [`BlockingError::Corrupted`] as for [`try_push`](Self::try_push): both
-    /// hand `value` back.
+    /// [`BlockingError::Sleep`] with what `sleep` returned;
+    /// [`BlockingError::Closed`] if the ring is full and the consumer closed
+    /// it ([`is_abandoned`](Self::is_abandoned)); [`BlockingError::Corrupted`]
+    /// as for [`try_push`](Self::try_push). Each hands `value` back.
     pub fn push_or_sleep<E>(
         &mut self,
         value: T,
@@ -282,6 +358,12 @@ impl<'a, T: Pod, K> Producer<'a, T, K> {
                     }
                 },
                 Ok(Some(epoch)) => {
+                    // After the announcement's fence: either the consumer's
+                    // `close` sees the announcement, or this sees its flag.
+                    if self.is_abandoned() {
+                        self.event().withdraw();
+                        return Err((value, BlockingError::Closed));
+                    }
                     if let Err(err) = sleep(self.event(), epoch) {
                         self.event().withdraw();
                         return Err((value, BlockingError::Sleep(err)));
@@ -325,6 +407,43 @@ impl<'a, T: Pod, K> Producer<'a, T, K> {
         self.capacity() as usize - self.len()
     }
 
+    /// Whether every slot is taken: a push now would find the ring full.
+    pub fn is_full(&self) -> bool {
+        self.free_slots() == 0
+    }
+
+    /// Whether the consumer closed the ring ([`Consumer::close`], or dropped
+    /// its handle): nothing pushed now will be popped, unless a new consumer
+    /// takes over. rtrb's `is_abandoned`. A consumer whose process died
+    /// without closing is not seen here: the Linux adapters watch the socket
+    /// or the segment's creator for that.
+    ///
+    /// [`Consumer::close`]: super::Consumer::close
+    pub fn is_abandoned(&self) -> bool {
+        // Pairs with the consumer's `Release` store of its flag (`close`).
+        side::is_closed(self.ring.consumer_closed)
+    }
+
+    /// Closes the ring's producing side: the consumer sees
+    /// [`is_abandoned`](super::Consumer::is_abandoned) once it has popped
+    /// everything pushed, and its blocking pop ends with
+    /// [`BlockingError::Closed`]. Returns whether the consumer sleeps and
+    /// must be woken (through [`peer_event`](Self::peer_event)) to learn it.
+    /// Dropping the producer closes too, without that answer.
+    #[must_use = "a true result: the consumer sleeps until woken"]
+    pub fn close(self) -> bool {
+        self.side.close();
+        // `needs_wake` begins with a `SeqCst` fence, ordering the flag's
+        // store before the load of the announcement; it pairs with the fence
+        // that ends the consumer's `announce`, after which it reads the flag.
+        self.ring.ready.needs_wake()
+    }
+
+    /// The ring's shared counters ([`Counters`](super::Counters)).
+    pub fn counters(&self) -> super::Counters {
+        self.ring.counters()
+    }
+
     /// Number of slots.
     pub fn capacity(&self) -> u32 {
         self.ring.capacity()
@@ -350,7 +469,106 @@ impl<T, K> fmt::Debug for Grant<'_, '_, T, K> {
 impl<T: Pod, K> Grant<'_, '_, T, K> {
     /// Writes a whole value into the slot.
     pub fn write(&mut self, value: &T) {
-        payload::store(self.producer.ring.payload(self.producer.head), value);
+        self.producer.slot(0).write(value);
+    }
+
+    /// Writes `bytes` at byte `offset` of the value, leaving the rest as it is.
+    ///
+    /// # Errors
+    /// [`OutOfBounds`] if the bytes reach past the element; nothing is written.
+    pub fn write_bytes(&mut self, offset: usize, bytes: &[u8]) -> Result<(), OutOfBounds> {
+        self.producer.slot(0).write_bytes(offset, bytes)
+    }
+
+    /// Publishes the slot to the consumer.
+    pub fn commit(self) {
+        self.producer.stamp(self.producer.head);
+        self.producer.publish(1);
+    }
+}
+
+/// Several reserved slots ([`Producer::write_chunk`]), written in place
+/// through [`slot`](Self::slot) and published by [`commit`](Self::commit) or
+/// [`commit_all`](Self::commit_all). Dropping it publishes nothing.
+///
+/// The slots are not cleared: bytes not written keep whatever an earlier
+/// message left there.
+pub struct WriteChunk<'p, 'a, T, K = ()> {
+    producer: &'p mut Producer<'a, T, K>,
+    len: u32,
+}
+
+impl<T, K> fmt::Debug for WriteChunk<'_, '_, T, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteChunk")
+            .field("index", &self.producer.head)
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Pod, K> WriteChunk<'_, '_, T, K> {
+    /// Slots in the chunk.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether the chunk has no slots.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The chunk's slot `index` (from 0), to write; `None` past the chunk.
+    pub fn slot(&mut self, index: usize) -> Option<SlotWriter<'_, T>> {
+        let index = u32::try_from(index)
+            .ok()
+            .filter(|&index| index < self.len)?;
+        Some(self.producer.slot(index))
+    }
+
+    /// Writes `value` into slot `index`, which is in the chunk.
+    pub(super) fn write_at(&mut self, index: usize, value: &T) {
+        if let Some(mut slot) = self.slot(index) {
+            slot.write(value);
+        }
+    }
+
+    /// Publishes the chunk's first `count` slots (all of them if `count` is
+    /// larger) to the consumer, in order, at once.
+    pub fn commit(self, count: usize) {
+        let count = u32::try_from(count).map_or(self.len, |count| count.min(self.len));
+        let head = self.producer.head;
+        for offset in 0..count {
+            self.producer.stamp(head.wrapping_add(offset));
+        }
+        if count > 0 {
+            self.producer.publish(count);
+        }
+    }
+
+    /// Publishes every slot of the chunk.
+    pub fn commit_all(self) {
+        let len = self.len as usize;
+        self.commit(len);
+    }
+}
+
+/// Writes one reserved slot in place: a [`WriteChunk`]'s.
+pub struct SlotWriter<'s, T> {
+    payload: &'s [SlotWord],
+    _t: PhantomData<T>,
+}
+
+impl<T> fmt::Debug for SlotWriter<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SlotWriter").finish_non_exhaustive()
+    }
+}
+
+impl<T: Pod> SlotWriter<'_, T> {
+    /// Writes a whole value into the slot.
+    pub fn write(&mut self, value: &T) {
+        payload::store(self.payload, value);
     }
 
     /// Writes `bytes` at byte `offset` of the value, leaving the rest as it is.
@@ -361,11 +579,7 @@ impl<T: Pod, K> Grant<'_, '_, T, K> {
         let size = core::mem::size_of::<T>();
         match offset.checked_add(bytes.len()) {
             Some(end) if end <= size => {
-                payload::store_bytes(
-                    self.producer.ring.payload(self.producer.head),
-                    offset,
-                    bytes,
-                );
+                payload::store_bytes(self.payload, offset, bytes);
                 Ok(())
             }
             _ => Err(OutOfBounds {
@@ -374,12 +588,6 @@ impl<T: Pod, K> Grant<'_, '_, T, K> {
                 size,
             }),
         }
-    }
-
-    /// Publishes the slot to the consumer.
-    pub fn commit(self) {
-        self.producer.stamp(self.producer.head);
-        self.producer.publish(1);
     }
 }
 

@@ -95,7 +95,8 @@ fn main() -> ! {
             // Sleep until the next interrupt. One that pushed between the pop
             // and here is handled on the next wake-up, a tick later.
             Err(PopError::Empty) => cortex_m::asm::wfi(),
-            Err(err @ PopError::Corrupted) => defmt::panic!("{}", err),
+            // `PopError` is non-exhaustive: any other error is a corrupt ring.
+            Err(err) => defmt::panic!("{}", err),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Tests of the other direction: a producer that waits for space, and the
 //! consumer's pops that wake it.
 
+use core::mem;
 use core::time::Duration;
 use std::os::fd::AsFd;
 use std::thread;
@@ -192,7 +193,7 @@ fn a_producer_watching_a_named_segment_stops_once_its_consumer_is_gone() {
         .unlink_on_drop(true)
         .create(&name, len)
         .unwrap();
-    let rx = Spsc::<u64>::create(creator.into_region().unwrap(), 2)
+    let rx = Spsc::<u64>::create(creator.region().unwrap(), 2)
         .unwrap()
         .into_consumer();
     let opened = Segment::open(&name).unwrap();
@@ -210,10 +211,14 @@ fn a_producer_watching_a_named_segment_stops_once_its_consumer_is_gone() {
         );
     }
     let start = Instant::now();
+    // The consumer dies: its handle never closes the ring (a drop would, and
+    // `push_blocking` would report `Closed`), and its segment goes with its
+    // lock (below).
+    mem::forget(rx);
     thread::scope(|s| {
         s.spawn(move || {
             thread::sleep(Duration::from_millis(50));
-            drop(rx);
+            drop(creator);
         });
         let pushed =
             tx.push_blocking_watching(3, &Wakeup::Futex, &opened, SpinThenBlock::new(0), NEVER);
@@ -232,7 +237,7 @@ fn a_consumer_watching_a_named_segment_pops_what_is_left_then_stops() {
         .unlink_on_drop(true)
         .create(&name, len)
         .unwrap();
-    let mut tx = Spsc::<u64>::create(creator.into_region().unwrap(), 4)
+    let mut tx = Spsc::<u64>::create(creator.region().unwrap(), 4)
         .unwrap()
         .into_producer();
     let opened = Segment::open(&name).unwrap();
@@ -240,11 +245,15 @@ fn a_consumer_watching_a_named_segment_pops_what_is_left_then_stops() {
         .unwrap()
         .into_consumer();
     let wakeup = Wakeup::eventfds().unwrap();
+    tx.push_slice(&[5, 6]).unwrap();
+    // The producer dies: its handle never closes the ring (a drop would, and
+    // the pop would report `Closed`), and its segment goes with its lock
+    // (below, while the consumer waits).
+    mem::forget(tx);
     thread::scope(|s| {
         s.spawn(move || {
             thread::sleep(Duration::from_millis(50));
-            tx.push_slice(&[5, 6]).unwrap();
-            drop(tx);
+            drop(creator);
         });
         let strategy = SpinThenBlock::new(0);
         for expected in [5, 6] {

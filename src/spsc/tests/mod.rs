@@ -407,3 +407,21 @@ fn a_consumer_ahead_of_a_head_not_yet_published_sees_an_empty_ring() {
     tx.try_push(2).unwrap();
     assert_eq!(rx.try_pop(), Ok(2));
 }
+
+#[test]
+fn a_tagged_ring_attaches_only_with_its_tag() {
+    const TAG: u64 = 0xfeed_0001;
+    let mut mem = memory::<u64>(2);
+    Spsc::<u64>::create(Region::new(mem.as_mut_bytes()).with_tag(TAG), 2).unwrap();
+    assert!(matches!(
+        Spsc::<u64>::attach(Region::new(mem.as_mut_bytes())),
+        Err(AttachError::WrongTag {
+            expected: 0,
+            found: TAG
+        })
+    ));
+    assert!(Spsc::<u64>::attach(Region::new(mem.as_mut_bytes()).with_tag(TAG)).is_ok());
+}
+
+mod batches;
+mod close;

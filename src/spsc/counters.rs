@@ -1,0 +1,68 @@
+//! What an operator sees of a ring: its counters, read without disturbing
+//! either side.
+
+use super::{Ring, side};
+use crate::sync::Ordering;
+
+/// A snapshot of a ring's shared counters, for a third process (an inspect
+/// tool attaches and reads them without making a side: it writes nothing) or
+/// for either side. Every field is read once, `Relaxed`, one after another: the
+/// figures are each exact when read but not a consistent cut, and a hostile
+/// peer can make them anything, so they are for display, never for indexing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct Counters {
+    /// Elements pushed (`head`), wrapping.
+    pub pushed: u32,
+    /// Elements popped (`tail`), wrapping.
+    pub popped: u32,
+    /// Pushes that found the ring full, wrapping.
+    pub full: u32,
+    /// Wake-ups the producer sent the consumer (the `ready` event's epoch),
+    /// wrapping.
+    pub consumer_wakes: u32,
+    /// Wake-ups the consumer sent a producer waiting for space (the `space`
+    /// event's epoch), wrapping.
+    pub producer_wakes: u32,
+    /// Whether the consumer is announced asleep.
+    pub consumer_asleep: bool,
+    /// Whether the producer is announced asleep, waiting for space.
+    pub producer_asleep: bool,
+    /// Whether the producer closed its side.
+    pub producer_closed: bool,
+    /// Whether the consumer closed its side.
+    pub consumer_closed: bool,
+}
+
+impl Counters {
+    /// Elements waiting: `pushed - popped`, wrapping. More than the capacity
+    /// only if a side is corrupt.
+    #[must_use]
+    pub fn len(&self) -> u32 {
+        self.pushed.wrapping_sub(self.popped)
+    }
+
+    /// Whether nothing is waiting.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<T> Ring<'_, T> {
+    /// The counters as they are now.
+    pub(super) fn counters(&self) -> Counters {
+        Counters {
+            pushed: self.head.load(Ordering::Relaxed),
+            popped: self.tail.load(Ordering::Relaxed),
+            full: self.full.load(Ordering::Relaxed),
+            consumer_wakes: self.ready.epoch(),
+            producer_wakes: self.space.epoch(),
+            consumer_asleep: self.ready.has_sleeper(),
+            producer_asleep: self.space.has_sleeper(),
+            producer_closed: side::is_closed(self.producer_closed),
+            consumer_closed: side::is_closed(self.consumer_closed),
+        }
+    }
+}
