@@ -169,6 +169,18 @@ impl<T: Pod, K> Consumer<'_, T, K> {
     pub fn notify(&self, wakeup: &Wakeup) -> Result<(), SysError> {
         wake_if(self.wake_needed(), wakeup.space(), self.peer_event())
     }
+
+    /// Closes the ring's consuming side ([`Consumer::close`]) and wakes the
+    /// producer if it sleeps waiting for space ([`Wakeup::wake_producer`]),
+    /// so that its [`push_blocking`](Producer::push_blocking) ends with
+    /// [`BlockingError::Closed`] at once rather than at its timeout.
+    ///
+    /// # Errors
+    /// The failed `write` or `futex` call; the ring is closed all the same.
+    #[doc(alias("write", "futex"))]
+    pub fn close_notify(self, wakeup: &Wakeup) -> Result<(), SysError> {
+        self.close_and_wake(|event| wakeup.wake_producer(event))
+    }
 }
 
 /// Pushes that wake a sleeping consumer, and pushes that wait for space, for a
@@ -304,6 +316,19 @@ impl<T: Pod, K> Producer<'_, T, K> {
                 .map_err(|error| PushNotifyError::Wake { pushed: 1, error })?;
         }
         Ok(())
+    }
+
+    /// Closes the ring's producing side ([`Producer::close`]) and wakes the
+    /// consumer if it sleeps ([`Wakeup::wake`]), so that its
+    /// [`pop_blocking`](Consumer::pop_blocking) ends with
+    /// [`BlockingError::Closed`] at once (after popping what is left) rather
+    /// than at its timeout.
+    ///
+    /// # Errors
+    /// The failed `write` or `futex` call; the ring is closed all the same.
+    #[doc(alias("write", "futex"))]
+    pub fn close_notify(self, wakeup: &Wakeup) -> Result<(), SysError> {
+        self.close_and_wake(|event| wakeup.wake(event))
     }
 
     /// Pushes as many of `items` as fit ([`Producer::push_slice`]), then wakes

@@ -268,3 +268,61 @@ fn a_consumer_watching_a_named_segment_pops_what_is_left_then_stops() {
         );
     });
 }
+
+/// Waits (bounded by `NEVER`) until the side sleeping on `event` has
+/// announced itself.
+fn until_asleep(event: &crate::event::Event) {
+    let start = Instant::now();
+    while !event.has_sleeper() {
+        assert!(start.elapsed() < NEVER.unwrap(), "the peer never slept");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A consumer's `close_notify` ends the wait of a producer asleep on a full
+/// ring at once, with `Closed` (a plain close or drop would leave it asleep
+/// until its timeout).
+#[test]
+fn close_notify_wakes_a_producer_waiting_for_space() {
+    for wakeup in [Wakeup::eventfds().unwrap(), Wakeup::Futex] {
+        let mut ring = StaticSpsc::<u64, 2>::new();
+        let (mut tx, rx) = ring.split();
+        tx.push_slice(&[1, 2]).unwrap();
+        let start = Instant::now();
+        thread::scope(|s| {
+            let pusher = s.spawn(|| tx.push_blocking(3, &wakeup, SpinThenBlock::new(0), NEVER));
+            until_asleep(rx.peer_event());
+            rx.close_notify(&wakeup).unwrap();
+            assert_eq!(
+                pusher.join().unwrap(),
+                Err((3, BlockingError::Closed)),
+                "{wakeup:?}"
+            );
+        });
+        assert!(start.elapsed() < NEVER.unwrap(), "woken, not timed out");
+    }
+}
+
+/// A producer's `close_notify` ends the wait of a consumer asleep on an
+/// empty ring at once: it pops what is left, then stops with `Closed`.
+#[test]
+fn close_notify_wakes_a_sleeping_consumer() {
+    for wakeup in [Wakeup::eventfds().unwrap(), Wakeup::Futex] {
+        let mut ring = StaticSpsc::<u64, 4>::new();
+        let (tx, mut rx) = ring.split();
+        let start = Instant::now();
+        thread::scope(|s| {
+            let popper = s.spawn(|| {
+                let strategy = SpinThenBlock::new(0);
+                let first = rx.pop_blocking(&wakeup, strategy, NEVER);
+                (first, rx.pop_blocking(&wakeup, strategy, NEVER))
+            });
+            until_asleep(tx.peer_event());
+            tx.close_notify(&wakeup).unwrap();
+            let (first, second) = popper.join().unwrap();
+            assert_eq!(first, Err(BlockingError::Closed), "{wakeup:?}");
+            assert_eq!(second, Err(BlockingError::Closed), "{wakeup:?}");
+        });
+        assert!(start.elapsed() < NEVER.unwrap(), "woken, not timed out");
+    }
+}
