@@ -128,6 +128,13 @@ impl<T: Pod> Session<T> {
         &self.wakeup
     }
 
+    /// The consuming side, the wake-up and the socket together, for waits
+    /// that also watch the client's hang-up.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn parts_and_socket(&mut self) -> (&mut OwnedConsumer<T>, &Wakeup, BorrowedFd<'_>) {
+        (&mut self.consumer, &self.wakeup, self.stream.as_fd())
+    }
+
     /// The socket: `EPOLLHUP` on it means the client is gone.
     pub fn socket(&self) -> BorrowedFd<'_> {
         self.stream.as_fd()

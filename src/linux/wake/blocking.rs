@@ -55,7 +55,7 @@ impl Default for SpinThenBlock {
 /// announcement was just consumed). If the wake fails, the announcement is
 /// put back, so that the next wake-up check (the next pop or push) tries
 /// again: a failed wake is never forgotten.
-fn wake_if(needed: bool, channel: Channel<'_>, event: &Event) -> Result<(), SysError> {
+pub(crate) fn wake_if(needed: bool, channel: Channel<'_>, event: &Event) -> Result<(), SysError> {
     if needed && let Err(err) = channel.wake(event) {
         // Announces on the sleeper's behalf: `waiting` again, and the
         // sleeper's epoch already moved, so it sleeps no longer than before.

@@ -128,6 +128,23 @@ impl Wakeup {
         })
     }
 
+    /// The same wake-up through fds of its own ([`EventFd::try_clone`]),
+    /// for the other side of a ring in this process.
+    ///
+    /// # Errors
+    /// As for [`EventFd::try_clone`]; those already made are closed.
+    #[doc(alias("dup", "fcntl"))]
+    pub fn try_clone(&self) -> Result<Self, SysError> {
+        Ok(match self {
+            Self::EventFd(ready) => Self::EventFd(ready.try_clone()?),
+            Self::EventFds { ready, space } => Self::EventFds {
+                ready: ready.try_clone()?,
+                space: space.try_clone()?,
+            },
+            Self::Futex => Self::Futex,
+        })
+    }
+
     /// The consumer's eventfd, for an epoll set; `None` for a futex, which
     /// has no fd.
     pub fn as_eventfd(&self) -> Option<&EventFd> {
