@@ -146,7 +146,7 @@ fn check_region_size<T: Pod>(memfd: BorrowedFd<'_>, capacity: u32) -> Result<u64
 
 impl<T: Pod> Connection<T> {
     /// The producing side of this client's ring (for `len`, `free_slots`);
-    /// it lives as long as the connection.
+    /// it keeps the ring mapped while it lives (see [`OwnedConsumer`](super::OwnedConsumer)).
     pub fn producer(&self) -> &OwnedProducer<T> {
         &self.producer
     }

@@ -61,7 +61,7 @@ impl<T: Pod> Session<T> {
     }
 
     /// The consuming side of the client's ring (for `len`, `is_empty`); it
-    /// lives as long as the session.
+    /// keeps the ring mapped while it lives (see [`OwnedConsumer`]).
     pub fn consumer(&self) -> &OwnedConsumer<T> {
         &self.consumer
     }
