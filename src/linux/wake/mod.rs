@@ -99,6 +99,7 @@ mod futex;
 pub(crate) mod wakeup;
 pub(crate) mod watch;
 
+#[cfg(feature = "tokio")]
 pub(crate) use blocking::wake_if;
 pub use blocking::{PushNotifyError, SpinThenBlock};
 pub use eventfd::{EventFd, EventFdError};
