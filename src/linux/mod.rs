@@ -18,6 +18,7 @@ pub mod lanes;
 mod poll;
 pub mod shm;
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod tokio;
 pub mod uds;
 pub mod wake;

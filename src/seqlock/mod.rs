@@ -85,6 +85,7 @@ mod writer;
 use core::{fmt, marker::PhantomData};
 
 #[cfg(any(test, feature = "std"))]
+#[cfg_attr(docsrs, doc(auto_cfg = false, cfg(feature = "std")))]
 pub use patience::Budget;
 pub use patience::{Patience, Retry, Spins};
 pub use reader::Reader;

@@ -59,6 +59,7 @@ impl Patience for Spins {
 pub use budget::Budget;
 
 #[cfg(any(test, feature = "std"))]
+#[cfg_attr(docsrs, doc(auto_cfg = false))] // `seqlock` badges its re-export
 mod budget {
     use core::time::Duration;
     use std::time::Instant;
