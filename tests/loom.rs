@@ -239,15 +239,9 @@ fn spsc_a_producer_taking_over_carries_its_predecessors_writes() {
         });
         let second = thread::spawn(move || {
             for _ in 0..RETRIES {
-                // Reading the counters makes no side (so no close word to
-                // open and close again on every retry): the producer is made
-                // once the first one is done.
-                let ring = Spsc::<u64>::attach(Region::loom(mem)).unwrap();
-                if ring.counters().len() != 1 {
-                    thread::yield_now();
-                    continue;
-                }
-                let mut tx = ring.into_producer();
+                let mut tx = Spsc::<u64>::attach(Region::loom(mem))
+                    .unwrap()
+                    .into_producer();
                 // The first producer is done: take over after its element.
                 if tx.len() == 1 {
                     attached.store(true, Ordering::Relaxed);
@@ -314,13 +308,9 @@ fn spsc_a_consumer_taking_over_carries_its_predecessors_reads() {
         });
         let second = thread::spawn(move || {
             for _ in 0..RETRIES {
-                // As above: the consumer is made once the first one is done.
-                let ring = Spsc::<u64>::attach(Region::loom(mem)).unwrap();
-                if ring.counters().len() != 1 {
-                    thread::yield_now();
-                    continue;
-                }
-                let mut rx = ring.into_consumer();
+                let mut rx = Spsc::<u64>::attach(Region::loom(mem))
+                    .unwrap()
+                    .into_consumer();
                 // The first consumer is done: take over after its element.
                 if rx.len() == 1 {
                     attached.store(true, Ordering::Relaxed);
