@@ -1,5 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(not(any(test, loom, feature = "std")), no_std)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// Loom builds swap atomics for models; not something a reader chooses.
+#![cfg_attr(docsrs, doc(auto_cfg(hide(loom))))]
 // Here rather than in `Cargo.toml`'s `[lints]`, so that it keeps the library
 // (and its unit tests) `no_std`-clean without pushing `core::` paths into
 // examples and integration tests, where `std` is the natural choice.
@@ -13,6 +16,7 @@ pub mod event;
 mod header;
 // Claiming a lane needs compare-and-swap.
 #[cfg(any(loom, target_has_atomic = "32"))]
+#[cfg_attr(docsrs, doc(cfg(target_has_atomic = "32")))]
 pub mod lanes;
 pub mod layout;
 pub mod message;
@@ -35,4 +39,5 @@ pub use region::{AttachError, CreateError, FitError, PartInfo, ReadRegion, Regio
 
 // Not under loom: its atomics cannot live in mapped memory or be futex words.
 #[cfg(all(feature = "linux", target_os = "linux", not(loom)))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "linux", target_os = "linux"))))]
 pub mod linux;

@@ -115,6 +115,7 @@ pub(crate) use portable_atomic::AtomicBool as TakeFlag;
 macro_rules! if_take_flag {
     ($($item:item)*) => {$(
         #[cfg(any(loom, target_has_atomic = "8", feature = "portable-atomic"))]
+        #[cfg_attr(docsrs, doc(cfg(any(target_has_atomic = "8", feature = "portable-atomic"))))]
         $item
     )*};
 }

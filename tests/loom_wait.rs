@@ -1,8 +1,9 @@
-//! loom model of the wake-up protocol (`src/wait.rs`): a consumer that sleeps
-//! on an empty ring is always woken by the producer's next push, whether the
+//! loom model of the wake-up protocol (`src/event.rs`): a consumer that sleeps
+//! on an empty ring is always woken by the producer's next push, and a
+//! producer that sleeps on a full ring by the consumer's next pop, whether the
 //! sleeper behaves like a futex (sleeps while the epoch is unchanged) or like
-//! an eventfd (a counting semaphore). A lost wake-up leaves the consumer
-//! blocked forever, which loom reports as a deadlock.
+//! an eventfd (a counting semaphore). A lost wake-up leaves a side blocked
+//! forever, which loom reports as a deadlock.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" cargo test --release --test loom_wait`
 #![cfg(loom)]
@@ -105,6 +106,91 @@ fn futex_sleeper_is_never_left_asleep() {
 #[test]
 fn eventfd_sleeper_is_never_left_asleep() {
     model::<EventFd>(&[1, 2]);
+}
+
+/// The other direction: the producer pushes `values` into a one-slot ring,
+/// sleeping whenever it is full; the consumer pops them, spinning, and
+/// wakes the producer after each pop when told to.
+fn space_model<S: Sleeper + Default>(values: &'static [u32]) {
+    loom::model(move || {
+        let ring: &'static mut StaticSpsc<u32, 1> = Box::leak(Box::new(StaticSpsc::new()));
+        let (mut tx, mut rx) = ring.split();
+        let sleeper = Arc::new(S::default());
+
+        let waker = Arc::clone(&sleeper);
+        let consumer = loom::thread::spawn(move || {
+            for &expected in values {
+                let got = loop {
+                    match rx.try_pop() {
+                        Ok(value) => break value,
+                        Err(_) => loom::thread::yield_now(),
+                    }
+                };
+                assert_eq!(got, expected);
+                if rx.wake_needed() {
+                    waker.wake();
+                }
+            }
+        });
+
+        for &value in values {
+            let pushed = tx.push_or_sleep(value, 0, |event, epoch| {
+                sleeper.sleep(event, epoch);
+                Ok::<(), ()>(())
+            });
+            assert!(pushed.is_ok());
+        }
+        consumer.join().unwrap();
+    });
+}
+
+#[test]
+fn futex_producer_waiting_for_space_is_never_left_asleep() {
+    space_model::<Futex>(&[1, 2, 3]);
+}
+
+#[test]
+fn eventfd_producer_waiting_for_space_is_never_left_asleep() {
+    space_model::<EventFd>(&[1, 2, 3]);
+}
+
+/// Both directions at once, as `push_blocking` against `pop_blocking`: each
+/// side sleeps on its own sleeper (two eventfds, `Wakeup::EventFds`) and
+/// wakes the other's after each element it moves.
+#[test]
+fn both_sides_sleeping_are_never_left_asleep() {
+    loom::model(|| {
+        let ring: &'static mut StaticSpsc<u32, 1> = Box::leak(Box::new(StaticSpsc::new()));
+        let (mut tx, mut rx) = ring.split();
+        let ready = Arc::new(EventFd::default());
+        let space = Arc::new(EventFd::default());
+
+        let (ready_waker, space_sleeper) = (Arc::clone(&ready), Arc::clone(&space));
+        let producer = loom::thread::spawn(move || {
+            for value in [1, 2] {
+                let pushed = tx.push_or_sleep(value, 0, |event, epoch| {
+                    space_sleeper.sleep(event, epoch);
+                    Ok::<(), ()>(())
+                });
+                assert!(pushed.is_ok());
+                if tx.wake_needed() {
+                    ready_waker.wake();
+                }
+            }
+        });
+
+        for expected in [1, 2] {
+            let got = rx.pop_or_sleep(0, |event, epoch| {
+                ready.sleep(event, epoch);
+                Ok::<(), ()>(())
+            });
+            assert_eq!(got, Ok(expected));
+            if rx.wake_needed() {
+                space.wake();
+            }
+        }
+        producer.join().unwrap();
+    });
 }
 
 /// The producer pushes one value and closes the ring, waking the consumer

@@ -15,39 +15,14 @@ mod common;
 use core::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
-use common::{Rng, backoff};
+use common::{Rng, backoff, pop, push};
 use ipc_primitives::Region;
 use ipc_primitives::seqlock::{ReadError, Spins, StaticSeqLock};
-use ipc_primitives::spsc::{Consumer, PopError, Producer, PushError, Spsc, StaticSpsc};
+use ipc_primitives::spsc::{Consumer, PopError, Producer, Spsc, StaticSpsc};
 use zerocopy::IntoBytes;
 
 /// Elements each ring test sends.
 const N: u64 = if cfg!(miri) { 500 } else { 1_000_000 };
-
-/// Pushes `value`, retrying while the ring is full.
-fn push<T: ipc_primitives::Pod>(tx: &mut Producer<'_, T>, mut value: T) {
-    let mut attempt = 0;
-    loop {
-        match tx.try_push(value) {
-            Ok(()) => return,
-            Err(PushError::Full(back)) => value = back,
-            Err(e) => panic!("push failed: {e}"),
-        }
-        backoff(&mut attempt);
-    }
-}
-
-/// Pops one element, retrying while the ring is empty.
-fn pop<T: ipc_primitives::Pod>(rx: &mut Consumer<'_, T>) -> T {
-    let mut attempt = 0;
-    loop {
-        match rx.try_pop() {
-            Ok(value) => return value,
-            Err(PopError::Empty) => backoff(&mut attempt),
-            Err(e) => panic!("pop failed: {e}"),
-        }
-    }
-}
 
 /// Runs `producer` and `consumer` on two threads and checks the ring is empty
 /// afterwards.

@@ -15,7 +15,7 @@
 //! they are awake. An eventfd does not fit one writer and many readers: a
 //! wake is a count that the first reader to read it takes from the others,
 //! and one eventfd per reader would make the writer know its readers. So
-//! these receives take no [`Wakeup`]: the futex is the
+//! these receives take no [`Wakeup`](super::wake::Wakeup): the futex is the
 //! only way, and an event loop cannot wait on it (a reader driven by `epoll`
 //! polls the ring on its own timer instead).
 //!
@@ -71,15 +71,19 @@ use core::time::Duration;
 use std::time::Instant;
 
 use super::SysError;
-use super::shm::{Liveness, Segment};
-use super::wake::{SpinThenBlock, WaitError, Wakeup, futex_wake};
+#[cfg(doc)]
+use super::shm::Liveness;
+use super::shm::Segment;
+use super::wake::wakeup::Channel;
+use super::wake::watch::{Peer, Watch};
+use super::wake::{SpinThenBlock, WaitError, futex_wake};
 use crate::Pod;
 use crate::broadcast::{BlockingError, Reader, RecvError, Writer};
 use crate::event::Event;
 
 /// How often [`Reader::recv_blocking_watching`] asks, while it sleeps,
 /// whether the writer is alive.
-pub const LIVENESS_CHECK: Duration = Duration::from_millis(100);
+pub use super::wake::LIVENESS_CHECK;
 
 /// Publishes that wake sleeping readers, for a broadcast writer in a Linux
 /// process.
@@ -174,27 +178,9 @@ impl<T: Pod, K> Reader<'_, T, K> {
         timeout: Option<Duration>,
     ) -> Result<T, BlockingError<WaitError>> {
         let deadline = deadline(timeout);
-        let mut next_check = Instant::now() + LIVENESS_CHECK;
+        let mut watch = Watch::new(Peer::Creator(segment));
         let received = self.recv_or_sleep(strategy.spins, |event, epoch| {
-            // Sleep until the deadline or the next check, whichever comes first.
-            let until = deadline.map_or(next_check, |deadline| deadline.min(next_check));
-            match sleep(event, epoch, Some(until)) {
-                Err(WaitError::TimedOut) if Some(until) == deadline => {
-                    return Err(WaitError::TimedOut);
-                }
-                Ok(()) | Err(WaitError::TimedOut) => {}
-                Err(err) => return Err(err),
-            }
-            // Also after a wake: a peer changing the epoch all the time must
-            // not stop the checks.
-            let now = Instant::now();
-            if now >= next_check {
-                next_check = now + LIVENESS_CHECK;
-                if segment.creator_alive() == Liveness::Gone {
-                    return Err(WaitError::PeerGone);
-                }
-            }
-            Ok(())
+            watch.sleep(Channel::Futex, event, epoch, deadline)
         });
         match received {
             // Gone for good: whatever it published before it went is all
@@ -217,9 +203,9 @@ fn deadline(timeout: Option<Duration>) -> Option<Instant> {
 }
 
 /// Sleeps on the doorbell's futex while its epoch is `epoch`, until
-/// `deadline` (see [`Wakeup::sleep`]).
+/// `deadline` (see [`Wakeup::sleep`](super::wake::Wakeup::sleep)).
 fn sleep(event: &Event, epoch: u32, deadline: Option<Instant>) -> Result<(), WaitError> {
-    Wakeup::Futex.sleep(event, epoch, deadline)
+    Channel::Futex.sleep(event, epoch, deadline)
 }
 
 #[cfg(test)]

@@ -17,6 +17,9 @@ pub mod hello;
 pub mod lanes;
 mod poll;
 pub mod shm;
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub mod tokio;
 pub mod uds;
 pub mod wake;
 

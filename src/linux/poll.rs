@@ -1,8 +1,9 @@
 //! The one wait of the Linux layer: `poll` on one fd until a deadline.
 //!
-//! Every blocking wait in [`linux`](super) goes through [`poll_fd`]: the
-//! eventfd sleep, the blocking accept, the handshake's wait for the hello, the
-//! hang-up checks. One convention for time: a deadline is an
+//! Every blocking wait in [`linux`](super) goes through [`poll_fd`] (or
+//! [`poll_fds`], where a sleep also watches a socket): the eventfd sleep, the
+//! blocking accept, the handshake's wait for the hello, the hang-up checks.
+//! One convention for time: a deadline is an
 //! `Option<Instant>`, `None` waiting for ever; a timeout becomes one through
 //! [`deadline_after`]. A signal (`EINTR`) never ends a wait early: the poll
 //! is repeated with the time left.
@@ -34,14 +35,24 @@ pub(crate) fn poll_fd(
     events: PollFlags,
     deadline: Option<Instant>,
 ) -> Result<PollFlags, SysError> {
+    let mut fds = [PollFd::from_borrowed_fd(fd, events)];
+    poll_fds(&mut fds, deadline)?;
+    Ok(fds[0].revents())
+}
+
+/// Waits until one of `fds` reports one of its events (or an error or
+/// hang-up) or `deadline` passes, as [`poll_fd`] does for one fd; each
+/// entry's `revents` then says what occurred (none if the deadline passed
+/// first).
+#[doc(alias = "poll")]
+pub(crate) fn poll_fds(fds: &mut [PollFd<'_>], deadline: Option<Instant>) -> Result<(), SysError> {
     loop {
         // A wait too long for a `timespec` is a wait for ever.
         let timeout = deadline
             .map(|deadline| deadline.saturating_duration_since(Instant::now()))
             .and_then(|left| Timespec::try_from(left).ok());
-        let mut fds = [PollFd::new(&fd, events)];
-        match rustix::event::poll(&mut fds, timeout.as_ref()) {
-            Ok(_) => return Ok(fds[0].revents()),
+        match rustix::event::poll(fds, timeout.as_ref()) {
+            Ok(_) => return Ok(()),
             Err(Errno::INTR) => {}
             Err(errno) => return Err(SysError::new("poll", errno)),
         }
@@ -57,8 +68,13 @@ pub(crate) fn poll_now(fd: BorrowedFd<'_>, events: PollFlags) -> Result<PollFlag
 /// Whether the peer of the connected socket `fd` has hung up (closed its end,
 /// exited, been killed), without waiting: `poll` for `POLLRDHUP`.
 pub(crate) fn hung_up(fd: BorrowedFd<'_>) -> Result<bool, SysError> {
-    let revents = poll_now(fd, PollFlags::RDHUP)?;
-    Ok(revents.intersects(PollFlags::HUP | PollFlags::RDHUP | PollFlags::ERR))
+    poll_now(fd, PollFlags::RDHUP).map(is_hang_up)
+}
+
+/// Whether `revents` from a `poll` for `POLLRDHUP` on a connected socket say
+/// its peer hung up.
+pub(crate) fn is_hang_up(revents: PollFlags) -> bool {
+    revents.intersects(PollFlags::HUP | PollFlags::RDHUP | PollFlags::ERR)
 }
 
 #[cfg(test)]

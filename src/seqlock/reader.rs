@@ -49,6 +49,7 @@ impl<'a, T: Pod, K> Reader<'a, T, K> {
     ///
     /// [`Budget::default`]: super::Budget
     #[cfg(any(test, feature = "std"))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     pub fn read(&self) -> Result<T, ReadError> {
         self.read_with(super::Budget::default())
     }

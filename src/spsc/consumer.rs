@@ -339,11 +339,32 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
     /// closes too, without that answer.
     #[must_use = "a true result: the producer sleeps until woken"]
     pub fn close(self) -> bool {
+        let mut needed = false;
+        let _ = self.close_and_wake(|_| {
+            needed = true;
+            Ok::<(), ()>(())
+        });
+        needed
+    }
+
+    /// [`close`](Self::close), then `wake` the producer through
+    /// [`peer_event`](Self::peer_event) if it sleeps, while this handle still
+    /// keeps the ring's memory (an owned handle's keeper goes after): what
+    /// the Linux adapters' `close_notify` does. Returns what `wake` returned,
+    /// or `Ok` if nothing sleeps.
+    ///
+    /// # Errors
+    /// What `wake` returned.
+    pub fn close_and_wake<E>(self, wake: impl FnOnce(&Event) -> Result<(), E>) -> Result<(), E> {
         self.side.close();
         // `needs_wake` begins with a `SeqCst` fence, ordering the flag's
         // store before the load of the announcement; it pairs with the fence
         // that ends the producer's `announce`, after which it reads the flag.
-        self.ring.space.needs_wake()
+        if self.ring.space.needs_wake() {
+            wake(self.ring.space)
+        } else {
+            Ok(())
+        }
     }
 
     /// Elements ready to pop (at most the capacity, which is also what a

@@ -1,12 +1,13 @@
 //! Helpers shared by the integration tests: aligned memory for regions, raw access
 //! to a ring's counters (as a peer process has), a small deterministic random
-//! number generator, and a back-off for retry loops.
+//! number generator, a back-off for retry loops, and a push and a pop that retry
+//! with it.
 #![allow(dead_code, reason = "each test crate uses a subset of these helpers")]
 
 use core::ptr::NonNull;
 
 use ipc_primitives::seqlock::{SeqLock, Version};
-use ipc_primitives::spsc::Spsc;
+use ipc_primitives::spsc::{Consumer, PopError, Producer, PushError, Spsc};
 use ipc_primitives::{Line, Pod, Region};
 use zerocopy::IntoBytes;
 
@@ -82,6 +83,31 @@ pub(crate) fn backoff(attempt: &mut u32) {
         core::hint::spin_loop();
     }
     *attempt = attempt.saturating_add(1);
+}
+
+/// Pushes `value`, retrying (with [`backoff`]) while the ring is full.
+pub(crate) fn push<T: Pod, K>(tx: &mut Producer<'_, T, K>, mut value: T) {
+    let mut attempt = 0;
+    loop {
+        match tx.try_push(value) {
+            Ok(()) => return,
+            Err(PushError::Full(back)) => value = back,
+            Err(e) => panic!("push failed: {e}"),
+        }
+        backoff(&mut attempt);
+    }
+}
+
+/// Pops one element, retrying (with [`backoff`]) while the ring is empty.
+pub(crate) fn pop<T: Pod, K>(rx: &mut Consumer<'_, T, K>) -> T {
+    let mut attempt = 0;
+    loop {
+        match rx.try_pop() {
+            Ok(value) => return value,
+            Err(PopError::Empty) => backoff(&mut attempt),
+            Err(e) => panic!("pop failed: {e}"),
+        }
+    }
 }
 
 /// A seqlock version as `u64`, whatever its width on this target.

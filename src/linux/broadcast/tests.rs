@@ -12,6 +12,7 @@ use static_assertions::assert_impl_all;
 use super::*;
 use crate::broadcast::{BlockingError, Broadcast, Start};
 use crate::linux::shm::CreateOptions;
+use crate::linux::shm::Liveness;
 
 assert_impl_all!(BlockingError<WaitError>: Send, Sync);
 

@@ -11,8 +11,9 @@ use crate::linux::hello::{HELLO_LEN, Hello, Status};
 use crate::linux::poll::{deadline_after, hung_up, poll_fd};
 use crate::linux::shm::{Segment, ShmError};
 use crate::linux::uds::{AddrError, Credentials, SeqpacketStream, UdsError, UnixAddr};
-use crate::linux::wake::{EventFd, PushNotifyError, Wakeup};
-use crate::spsc::{PushError, Spsc};
+use crate::linux::wake::watch::Peer;
+use crate::linux::wake::{EventFd, PushNotifyError, SpinThenBlock, WaitError, Wakeup};
+use crate::spsc::{BlockingError, PushError, Spsc};
 use crate::{ElementLayout, Kind, Pod};
 
 /// A client's side of the handshake: its ring, and how it wakes the server.
@@ -145,7 +146,7 @@ fn check_region_size<T: Pod>(memfd: BorrowedFd<'_>, capacity: u32) -> Result<u64
 
 impl<T: Pod> Connection<T> {
     /// The producing side of this client's ring (for `len`, `free_slots`);
-    /// it lives as long as the connection.
+    /// it keeps the ring mapped while it lives (see [`OwnedConsumer`](super::OwnedConsumer)).
     pub fn producer(&self) -> &OwnedProducer<T> {
         &self.producer
     }
@@ -170,6 +171,31 @@ impl<T: Pod> Connection<T> {
     /// a full ring hands `value` back.
     pub fn push_notify(&mut self, value: T) -> Result<(), PushNotifyError<PushError<T>>> {
         self.producer.push_notify(value, &self.wakeup)
+    }
+
+    /// Pushes `value`, waiting for space while the ring is full
+    /// ([`Producer::push_blocking`](crate::spsc::Producer::push_blocking)
+    /// through this connection's wake-up), and stops once the server hangs
+    /// up: no one will ever drain a ring whose server is gone. The server
+    /// wakes this producer after its pops
+    /// ([`Session::pop_blocking`](super::Session::pop_blocking) does).
+    ///
+    /// # Errors
+    /// Each hands `value` back: `Sleep(`[`WaitError::PeerGone`]`)` once the
+    /// server has hung up (noticed within
+    /// [`LIVENESS_CHECK`](crate::linux::wake::LIVENESS_CHECK)),
+    /// [`BlockingError::Closed`] if it closed the ring; otherwise as for
+    /// `push_blocking`.
+    #[doc(alias("poll", "futex"))]
+    pub fn push_blocking(
+        &mut self,
+        value: T,
+        strategy: SpinThenBlock,
+        timeout: Option<Duration>,
+    ) -> Result<(), (T, BlockingError<WaitError>)> {
+        let peer = Peer::Socket(self.stream.as_fd());
+        self.producer
+            .push_watching(value, &self.wakeup, strategy, timeout, peer)
     }
 
     /// The memory the ring lives in (a sealed memfd): its fd, its length.

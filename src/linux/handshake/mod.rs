@@ -96,8 +96,47 @@ use crate::{ElementLayout, Kind};
 const ACCEPTED_FDS: usize = 2;
 
 /// The consuming side of a ring in a memfd it owns.
+///
+/// The lifetime rule, everywhere in the crate: a handle keeps the memory it
+/// uses mapped for as long as the handle lives (an owned one through its
+/// `Arc<Segment>`, a borrowed one through its borrow), so there is nothing
+/// else to keep alive, for a [`Session`]'s consumer as for any other.
 pub type OwnedConsumer<T> = Consumer<'static, T, Arc<Segment>>;
-/// The producing side of a ring in a memfd it owns.
+/// The producing side of a ring in a memfd it owns: `'static` and `Send`,
+/// so a struct, a `static` or another thread can hold it.
+///
+/// ```
+/// use std::sync::{Mutex, OnceLock};
+///
+/// use ipc_primitives::linux::handshake::OwnedProducer;
+/// use ipc_primitives::linux::shm::Segment;
+/// use ipc_primitives::linux::wake::Wakeup;
+/// use ipc_primitives::spsc::Spsc;
+///
+/// /// A global logger: the ring's producer and how to wake its reader.
+/// struct Logger {
+///     ring: OwnedProducer<u64>,
+///     wakeup: Wakeup,
+/// }
+///
+/// static LOGGER: OnceLock<Mutex<Logger>> = OnceLock::new();
+///
+/// let len = Spsc::<u64>::required_size(64).ok_or("too large")?;
+/// let segment = Segment::memfd("logger", len)?;
+/// let ring = Spsc::<u64>::create(segment.into_region()?, 64)?.into_producer();
+/// let logger = Logger { ring, wakeup: Wakeup::eventfd()? };
+/// assert!(LOGGER.set(Mutex::new(logger)).is_ok());
+///
+/// std::thread::spawn(|| {
+///     let mut logger = LOGGER.get().unwrap().lock().unwrap();
+///     let Logger { ring, wakeup } = &mut *logger;
+///     ring.push_notify(7, wakeup).unwrap();
+/// })
+/// .join()
+/// .unwrap();
+/// assert_eq!(LOGGER.get().unwrap().lock().unwrap().ring.len(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub type OwnedProducer<T> = Producer<'static, T, Arc<Segment>>;
 
 /// The hello a server sends for a ring of `T`.

@@ -1,6 +1,7 @@
 //! The server's side of one client.
 
 use core::fmt;
+use core::time::Duration;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 
@@ -8,8 +9,9 @@ use super::OwnedConsumer;
 use crate::linux::SysError;
 use crate::linux::poll::hung_up;
 use crate::linux::uds::{Credentials, SeqpacketStream};
-use crate::linux::wake::Wakeup;
-use crate::spsc::PopError;
+use crate::linux::wake::watch::Peer;
+use crate::linux::wake::{SpinThenBlock, WaitError, Wakeup};
+use crate::spsc::{BlockingError, PopError};
 use crate::{Corrupted, Pod};
 
 /// The server's side of one client: its credentials, its ring and its eventfd.
@@ -59,7 +61,7 @@ impl<T: Pod> Session<T> {
     }
 
     /// The consuming side of the client's ring (for `len`, `is_empty`); it
-    /// lives as long as the session.
+    /// keeps the ring mapped while it lives (see [`OwnedConsumer`]).
     pub fn consumer(&self) -> &OwnedConsumer<T> {
         &self.consumer
     }
@@ -73,6 +75,27 @@ impl<T: Pod> Session<T> {
     /// (`consumer.pop_blocking(wakeup, ..)`).
     pub fn parts(&mut self) -> (&mut OwnedConsumer<T>, &Wakeup) {
         (&mut self.consumer, &self.wakeup)
+    }
+
+    /// Pops the oldest element, waiting for one while the ring is empty
+    /// ([`Consumer::pop_blocking`](crate::spsc::Consumer::pop_blocking)
+    /// through this session's eventfd, which also wakes a client waiting for
+    /// space), and stops once the client hangs up: one `poll` on the eventfd
+    /// and the socket.
+    ///
+    /// # Errors
+    /// `Sleep(`[`WaitError::PeerGone`]`)` once the client has hung up and
+    /// everything it pushed has been popped; [`BlockingError::Closed`] once
+    /// it closed the ring and it is empty; otherwise as for `pop_blocking`.
+    #[doc(alias("poll", "futex"))]
+    pub fn pop_blocking(
+        &mut self,
+        strategy: SpinThenBlock,
+        timeout: Option<Duration>,
+    ) -> Result<T, BlockingError<WaitError>> {
+        let peer = Peer::Socket(self.stream.as_fd());
+        self.consumer
+            .pop_watching(&self.wakeup, strategy, timeout, peer)
     }
 
     /// Pops everything the client has published, passing each element to
@@ -103,6 +126,13 @@ impl<T: Pod> Session<T> {
     /// pushed to a ring whose consumer announced it would sleep.
     pub fn wakeup(&self) -> &Wakeup {
         &self.wakeup
+    }
+
+    /// The consuming side, the wake-up and the socket together, for waits
+    /// that also watch the client's hang-up.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn parts_and_socket(&mut self) -> (&mut OwnedConsumer<T>, &Wakeup, BorrowedFd<'_>) {
+        (&mut self.consumer, &self.wakeup, self.stream.as_fd())
     }
 
     /// The socket: `EPOLLHUP` on it means the client is gone.

@@ -306,3 +306,69 @@ fn bind_checks_the_capacity() {
         HandshakeError::Create(CreateError::InvalidCapacity { capacity: 3 })
     ));
 }
+
+/// A bound on the blocking calls below, so that a lost wake-up fails the test
+/// instead of hanging it; never reached when the code is right.
+const NEVER: Option<Duration> = Some(Duration::from_secs(20));
+
+/// The peer stopped: hung up, or closed the ring (a drop does both).
+fn stopped<E>(
+    result: &Result<E, crate::spsc::BlockingError<crate::linux::wake::WaitError>>,
+) -> bool {
+    use crate::linux::wake::WaitError;
+    use crate::spsc::BlockingError;
+    matches!(
+        result,
+        Err(BlockingError::Closed | BlockingError::Sleep(WaitError::PeerGone))
+    )
+}
+
+/// 200 values through a 4-slot ring: the client waits for space, the server
+/// for values, each waking the other; then the client goes and the server
+/// learns it.
+#[test]
+fn a_blocking_client_and_session_wake_each_other_then_the_session_stops() {
+    use crate::linux::wake::SpinThenBlock;
+    let addr = unique_addr();
+    let mut server = Server::<u64>::bind(&addr, 4, Policy::SameUser).unwrap();
+    let client = thread::spawn({
+        let addr = addr.clone();
+        move || {
+            let mut conn = connect::<u64>(&addr).unwrap();
+            for seq in 0..200 {
+                let pushed = conn.push_blocking(seq, SpinThenBlock::new(0), NEVER);
+                assert!(pushed.is_ok(), "push {seq}");
+            }
+        }
+    });
+    let mut session = server.accept().unwrap().unwrap();
+    for seq in 0..200 {
+        assert_eq!(session.pop_blocking(SpinThenBlock::new(0), NEVER), Ok(seq));
+    }
+    client.join().unwrap();
+    assert!(stopped(&session.pop_blocking(SpinThenBlock::new(0), NEVER)));
+}
+
+/// A client asleep on a full ring stops once its server drops the session,
+/// instead of waiting for ever: no one will drain that ring.
+#[test]
+fn a_client_waiting_for_space_stops_when_the_server_goes() {
+    use crate::linux::wake::SpinThenBlock;
+    let addr = unique_addr();
+    let mut server = Server::<u64>::bind(&addr, 4, Policy::SameUser).unwrap();
+    let client = thread::spawn({
+        let addr = addr.clone();
+        move || {
+            let mut conn = connect::<u64>(&addr).unwrap();
+            conn.producer_mut().push_all(&[0; 4]).unwrap();
+            conn.push_blocking(5, SpinThenBlock::new(0), NEVER)
+        }
+    });
+    let session = server.accept().unwrap().unwrap();
+    while !session.consumer().peer_event().has_sleeper() {
+        thread::sleep(Duration::from_millis(1));
+    }
+    drop(session);
+    let pushed = client.join().unwrap().map_err(|(_, err)| err);
+    assert!(stopped(&pushed), "{pushed:?}");
+}

@@ -163,6 +163,19 @@ impl EventFd {
         }
     }
 
+    /// Another fd for the same eventfd, e.g. for the other side in this
+    /// process: `fcntl(F_DUPFD_CLOEXEC)`
+    /// ([fcntl(2)](https://man7.org/linux/man-pages/man2/fcntl.2.html)).
+    ///
+    /// # Errors
+    /// The failed `fcntl` (e.g. `EMFILE`).
+    #[doc(alias("dup", "fcntl"))]
+    pub fn try_clone(&self) -> Result<Self, SysError> {
+        rustix::io::fcntl_dupfd_cloexec(&self.fd, 0)
+            .map(Self::from_fd_trusted)
+            .map_err(SysError::from_call("fcntl"))
+    }
+
     /// The fd, to send to the peer or keep elsewhere.
     pub fn into_fd(self) -> OwnedFd {
         self.fd

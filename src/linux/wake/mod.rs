@@ -1,5 +1,5 @@
 //! Wake-ups for the [`event`](crate::event) protocol: eventfd and futex, and the
-//! blocking pop and notifying push built on them.
+//! blocking pops and pushes and notifying pushes built on them.
 //!
 //! A consumer that finds its ring empty announces itself on the ring's
 //! [`Event`] and sleeps; the producer, after a push, asks
@@ -8,6 +8,13 @@
 //! [`Consumer::pop_blocking`] and [`Producer::push_notify`] do both halves;
 //! a [`Wakeup`] says how the consumer sleeps.
 //!
+//! The other direction is the mirror image: a producer that finds its ring
+//! full announces itself on the ring's `space` event and sleeps
+//! ([`Producer::push_blocking`]); the consumer, after its pops, asks
+//! [`Consumer::wake_needed`] and wakes it only if it says so
+//! ([`Consumer::pop_blocking`] does, and [`Consumer::notify`] after other
+//! pops).
+//!
 //! # Eventfd or futex
 //! Both sides of a ring must use the same kind (agree on it in the handshake).
 //!
@@ -15,7 +22,10 @@
 //!   producer writes to it. The fd is pollable, so an event loop (`epoll`, mio,
 //!   tokio's `AsyncFd`) waits on it beside its sockets and other rings: the
 //!   choice for a daemon. It is one more fd to hand the peer over the Unix
-//!   socket, next to the memory's.
+//!   socket, next to the memory's. With [`Wakeup::EventFd`] a producer
+//!   waiting for space sleeps on the futex; [`Wakeup::EventFds`] gives it an
+//!   eventfd of its own, for a producer in an event loop too (what the
+//!   handshake hands out).
 //! - **Futex** ([`Wakeup::Futex`], [`futex_wait`], [`futex_wake`]): the consumer
 //!   sleeps in the kernel on the event's epoch word itself, in the shared
 //!   memory. No fd, nothing to pass, the least overhead; but only a thread
@@ -75,6 +85,9 @@
 //! [`Event`]: crate::event::Event
 //! [`Producer::wake_needed`]: crate::spsc::Producer::wake_needed
 //! [`Producer::push_notify`]: crate::spsc::Producer::push_notify
+//! [`Producer::push_blocking`]: crate::spsc::Producer::push_blocking
+//! [`Consumer::wake_needed`]: crate::spsc::Consumer::wake_needed
+//! [`Consumer::notify`]: crate::spsc::Consumer::notify
 //! [`Consumer::pop_blocking`]: crate::spsc::Consumer::pop_blocking
 //! [`Consumer::prepare_to_sleep`]: crate::spsc::Consumer::prepare_to_sleep
 
@@ -83,17 +96,22 @@ use core::fmt;
 mod blocking;
 mod eventfd;
 mod futex;
-mod wakeup;
+pub(crate) mod wakeup;
+pub(crate) mod watch;
 
+#[cfg(feature = "tokio")]
+pub(crate) use blocking::wake_if;
 pub use blocking::{PushNotifyError, SpinThenBlock};
 pub use eventfd::{EventFd, EventFdError};
 pub use futex::{futex_wait, futex_wake};
 pub use wakeup::Wakeup;
+pub use watch::LIVENESS_CHECK;
 
 use super::SysError;
 
 /// Why a wait for a wake-up ([`EventFd::wait`], [`futex_wait`],
-/// [`Wakeup::sleep`], and so a blocking pop or receive) ended without one.
+/// [`Wakeup::sleep`], and so a blocking pop, push or receive) ended without
+/// one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WaitError {
@@ -132,5 +150,7 @@ impl core::error::Error for WaitError {
     }
 }
 
+#[cfg(test)]
+mod space_tests;
 #[cfg(test)]
 mod tests;

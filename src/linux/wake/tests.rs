@@ -35,15 +35,16 @@ fn peer_of(eventfd: &EventFd) -> EventFd {
 fn peer_wakeup(wakeup: &Wakeup) -> Wakeup {
     match wakeup {
         Wakeup::EventFd(eventfd) => Wakeup::EventFd(peer_of(eventfd)),
+        Wakeup::EventFds { ready, space } => Wakeup::EventFds {
+            ready: peer_of(ready),
+            space: peer_of(space),
+        },
         Wakeup::Futex => Wakeup::Futex,
     }
 }
 
 fn eventfd_of(wakeup: &Wakeup) -> &EventFd {
-    match wakeup {
-        Wakeup::EventFd(eventfd) => eventfd,
-        Wakeup::Futex => panic!("not an eventfd wake-up"),
-    }
+    wakeup.as_eventfd().expect("an eventfd wake-up")
 }
 
 /// Runs `consume` on this thread while another pushes `0..count` through
