@@ -28,6 +28,7 @@ mod rounds;
 mod rtt;
 mod scenarios;
 mod targets;
+mod tokio;
 mod tput;
 mod varlen;
 mod watchdog;

@@ -42,6 +42,7 @@
 use std::{
     error::Error,
     hint,
+    sync::Arc,
     io::{Read, Write},
     os::{
         fd::{AsFd, OwnedFd},
@@ -60,7 +61,7 @@ use ipc_primitives::{
         shm::Segment,
         wake::{EventFd, SpinThenBlock, Wakeup},
     },
-    spsc::Spsc,
+    spsc::{Consumer, Producer, Spsc},
 };
 use rustix::event::EventfdFlags;
 use serde_json::{Value, json};
@@ -459,7 +460,7 @@ pub fn eventfd_follow(
 // ---- spsc_blocking_rtt, spsc_blocking_spin_rtt, spsc_futex_blocking_rtt -------
 
 /// Two rings with wake-ups; `wakeup` is `"eventfd"` or `"futex"`.
-fn blocking(
+pub(super) fn blocking(
     leader: &mut Leader,
     key: &'static str,
     wakeup: &str,
@@ -509,28 +510,63 @@ pub fn spsc_futex_blocking(
     blocking(leader, key, "futex", 0, SLOW)
 }
 
+/// The peer's half of a blocking round trip, as the leader's command and fds
+/// set it up: its handles own their segments.
+pub struct BlockingPeer {
+    pub plan: Plan,
+    pub key: String,
+    pub strategy: SpinThenBlock,
+    /// Pops the pings.
+    pub rx: Consumer<'static, Msg, Arc<Segment>>,
+    /// Pushes the pongs.
+    pub tx: Producer<'static, Msg, Arc<Segment>>,
+    pub wake_ping: Wakeup,
+    pub wake_pong: Wakeup,
+}
+
+impl BlockingPeer {
+    pub fn new(cmd: &Value, fds: Vec<OwnedFd>) -> Result<Self, Box<dyn Error>> {
+        let plan = Plan::from_cmd(cmd)?;
+        let key = cmd["scenario"].as_str().unwrap_or_default().to_owned();
+        let strategy = SpinThenBlock::new(u32::try_from(field_u64(cmd, "spins")?)?);
+        let mut fds = fds.into_iter();
+        let mut next_fd = || fds.next().ok_or("missing fd");
+        let ping_seg = Segment::from_fd(next_fd()?)?;
+        let pong_seg = Segment::from_fd(next_fd()?)?;
+        let (wake_ping, wake_pong) = match cmd["wakeup"].as_str() {
+            Some("eventfd") => (
+                Wakeup::EventFd(EventFd::from_fd(next_fd()?)?),
+                Wakeup::EventFd(EventFd::from_fd(next_fd()?)?),
+            ),
+            Some("futex") => (Wakeup::Futex, Wakeup::Futex),
+            other => return Err(format!("unknown wake-up {other:?}").into()),
+        };
+        Ok(Self {
+            plan,
+            key,
+            strategy,
+            rx: Spsc::<Msg>::attach(ping_seg.into_region()?)?.into_consumer(),
+            tx: Spsc::<Msg>::attach(pong_seg.into_region()?)?.into_producer(),
+            wake_ping,
+            wake_pong,
+        })
+    }
+}
+
 pub fn blocking_follow(
     follower: &Follower,
     cmd: &Value,
     fds: Vec<OwnedFd>,
 ) -> Result<Value, Box<dyn Error>> {
-    let plan = Plan::from_cmd(cmd)?;
-    let key = cmd["scenario"].as_str().unwrap_or_default().to_owned();
-    let strategy = SpinThenBlock::new(u32::try_from(field_u64(cmd, "spins")?)?);
-    let mut fds = fds.into_iter();
-    let mut next_fd = || fds.next().ok_or("missing fd");
-    let ping_seg = Segment::from_fd(next_fd()?)?;
-    let pong_seg = Segment::from_fd(next_fd()?)?;
-    let (wake_ping, wake_pong) = match cmd["wakeup"].as_str() {
-        Some("eventfd") => (
-            Wakeup::EventFd(EventFd::from_fd(next_fd()?)?),
-            Wakeup::EventFd(EventFd::from_fd(next_fd()?)?),
-        ),
-        Some("futex") => (Wakeup::Futex, Wakeup::Futex),
-        other => return Err(format!("unknown wake-up {other:?}").into()),
-    };
-    let mut rx = Spsc::<Msg>::attach(ping_seg.region()?)?.into_consumer();
-    let mut tx = Spsc::<Msg>::attach(pong_seg.region()?)?.into_producer();
+    let BlockingPeer {
+        plan,
+        key,
+        strategy,
+        mut rx,
+        mut tx,
+        wake_ping,
+        wake_pong,
+    } = BlockingPeer::new(cmd, fds)?;
     follower.ready()?;
     for seq in 0..plan.total() {
         let got = rx.pop_blocking(&wake_ping, strategy, None)?;

@@ -8,7 +8,7 @@ use std::error::Error;
 use super::{
     Outcome, broadcast, fanin, line,
     peer::{Follow, Leader},
-    push, rtt, tput, varlen,
+    push, rtt, tokio, tput, varlen,
 };
 
 /// A scenario's leader half: runs once and returns the run's outcome. The
@@ -162,10 +162,6 @@ pub const GROUPS: &[Group] = &[
     },
     Group {
         name: "blocking",
-        // `async_rtt` goes here once the crate's `tokio` feature lands: a
-        // `recv().await` round trip after idle (its own module,
-        // `xproc/tokio.rs`), beside `spsc_blocking_rtt`, with the target
-        // `async_rtt / spsc_blocking_rtt <= 1.3` (issue 13) in `targets.rs`.
         scenarios: &[
             Scenario::xproc(
                 "spsc_blocking_spin_rtt",
@@ -190,6 +186,14 @@ pub const GROUPS: &[Group] = &[
                 "ns",
                 rtt::spsc_blocking,
                 rtt::blocking_follow,
+            ),
+            Scenario::xproc(
+                "async_rtt",
+                "spsc eventfd rtt, peer on tokio",
+                "async",
+                "ns",
+                tokio::async_rtt,
+                tokio::async_follow,
             ),
             Scenario::xproc(
                 "spsc_futex_blocking_rtt",
