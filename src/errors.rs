@@ -58,7 +58,7 @@
 | [`PushNotifyError<E>`](crate::linux::wake::PushNotifyError) | `push_notify` (`E` = `PushError<T>`), `push_slice_notify` (`E` = `Corrupted`) | how many were pushed | `Push(E)` transparent (nothing was pushed); `Wake` contextual over the failed `SysError` |
 | [`UdsError`](crate::linux::uds::UdsError) | socket operations | | `Sys` transparent |
 | [`AddrError<E>`](crate::linux::uds::AddrError) | `bind`, `connect`, `Server::accept` (`E` = `UdsError`); the handshake's `connect` and `Server::bind` (`E` = `HandshakeError`) | the socket address | contextual over `E` |
-| [`HandshakeError`](crate::linux::handshake::HandshakeError) | inside an `AddrError` | | `Socket`, `Create` and `Hello` transparent; `Shm`, `EventFd` and `Attach` contextual |
+| [`HandshakeError`](crate::linux::handshake::HandshakeError) | inside an `AddrError` | | `Socket`, `Create` and `Hello` transparent; `Shm`, `EventFd`, `SpaceEventFd` and `Attach` contextual |
 | [`ClientError`](crate::linux::handshake::ClientError) | `Server::accept`, for one client (the daemon goes on) | the client's pid and uid | contextual over a [`ClientFailure`](crate::linux::handshake::ClientFailure), whose variants that hold an error are contextual too |"#
 )]
 #![cfg_attr(

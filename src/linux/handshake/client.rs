@@ -50,10 +50,13 @@ pub fn connect<T: Pod>(addr: &UnixAddr) -> Result<Connection<T>, AddrError<Hands
 /// not end the wait.
 ///
 /// Checks the hello (magic, version, status, kind, element layout), that
-/// both fds arrived, that the memfd's size fits a ring of the hello's
+/// its three fds arrived, that the memfd's size fits a ring of the hello's
 /// capacity (equal to [`Spsc::required_size`], or larger by less than a
-/// page) before mapping it, that the memfd is sealed, that the eventfd is
-/// one, and attaches to the ring.
+/// page) before mapping it, that the memfd is sealed, that both eventfds are
+/// eventfds ([`EventFd::from_fd`]), and attaches to the ring. The
+/// connection's wake-up is [`Wakeup::EventFds`]: the client wakes the server
+/// through `ready`, and sleeps for space on `space`, in `poll` or an event
+/// loop.
 ///
 /// # Errors
 /// An [`AddrError`] naming `addr`, holding what went wrong
@@ -99,14 +102,15 @@ fn handshake<T: Pod>(addr: &UnixAddr, timeout: Duration) -> Result<Connection<T>
     }
     let found = fds.len();
     let fds = <[OwnedFd; ACCEPTED_FDS]>::try_from(fds).ok();
-    let Some([memfd, wake]) = fds.filter(|_| hello.fds as usize == ACCEPTED_FDS) else {
+    let Some([memfd, ready, space]) = fds.filter(|_| hello.fds as usize == ACCEPTED_FDS) else {
         return Err(HandshakeError::MissingFds {
             expected: ACCEPTED_FDS,
             found,
         });
     };
     let size = check_region_size::<T>(memfd.as_fd(), hello.capacity)?;
-    let wake = EventFd::from_fd(wake)?;
+    let ready = EventFd::from_fd(ready).map_err(HandshakeError::EventFd)?;
+    let space = EventFd::from_fd(space).map_err(HandshakeError::SpaceEventFd)?;
     let segment = Segment::from_fd(memfd)?;
     // The size was read before the seals were checked: a server that sealed
     // the memfd only after sending it could have resized it in between.
@@ -121,7 +125,7 @@ fn handshake<T: Pod>(addr: &UnixAddr, timeout: Duration) -> Result<Connection<T>
     Ok(Connection {
         stream,
         producer,
-        wakeup: Wakeup::EventFd(wake),
+        wakeup: Wakeup::EventFds { ready, space },
     })
 }
 
