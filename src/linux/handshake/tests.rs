@@ -512,3 +512,104 @@ fn both_sides_get_an_eventfd_for_each_direction() {
         drop(session);
     });
 }
+
+/// Runs `blocked` on a thread and returns what it returns, failing (not
+/// hanging) the test if it is still blocked after [`NEVER`].
+fn on_a_thread<R: Send + 'static>(
+    blocked: impl FnOnce() -> R + Send + 'static,
+) -> impl FnOnce() -> R {
+    let (done, result) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let _ = done.send(blocked());
+    });
+    move || {
+        result
+            .recv_timeout(NEVER.unwrap())
+            .expect("the blocked call never returned: the drop did not wake it")
+    }
+}
+
+/// A server blocked without a timeout, in a pop that watches nothing but its
+/// eventfd (`Session::parts`) or also the socket (`Session::pop_blocking`),
+/// learns `Closed` at once when the client drops its connection: the drop
+/// closes the ring and wakes it before the socket hangs up.
+#[test]
+fn dropping_a_connection_wakes_the_server_with_closed() {
+    use crate::linux::wake::SpinThenBlock;
+    use crate::spsc::BlockingError;
+    for watched in [false, true] {
+        let addr = unique_addr();
+        let mut server = Server::<u64>::bind(&addr, 4, Policy::SameUser).unwrap();
+        let client = thread::spawn({
+            let addr = addr.clone();
+            move || connect::<u64>(&addr).unwrap()
+        });
+        let mut session = server.accept().unwrap().unwrap();
+        let mut conn = client.join().unwrap();
+        conn.push_notify(1).unwrap();
+        let popped = on_a_thread(move || {
+            let strategy = SpinThenBlock::new(0);
+            let mut popped = Vec::new();
+            loop {
+                let result = if watched {
+                    session.pop_blocking(strategy, None)
+                } else {
+                    let (consumer, wakeup) = session.parts();
+                    consumer.pop_blocking(wakeup, strategy, None)
+                };
+                match result {
+                    Ok(value) => popped.push(value),
+                    Err(err) => return (popped, err),
+                }
+            }
+        });
+        while !conn.producer().peer_event().has_sleeper() {
+            thread::sleep(Duration::from_millis(1));
+        }
+        drop(conn);
+        assert_eq!(
+            popped(),
+            (vec![1], BlockingError::Closed),
+            "watched: {watched}"
+        );
+    }
+}
+
+/// A client blocked without a timeout on a full ring, in a push that watches
+/// nothing but its `space` eventfd (`Connection::parts`) or also the socket
+/// (`Connection::push_blocking`), learns `Closed` at once when the server
+/// drops the session.
+#[test]
+fn dropping_a_session_wakes_the_client_with_closed() {
+    use crate::linux::wake::SpinThenBlock;
+    use crate::spsc::BlockingError;
+    for watched in [false, true] {
+        let addr = unique_addr();
+        let mut server = Server::<u64>::bind(&addr, 4, Policy::SameUser).unwrap();
+        let client = thread::spawn({
+            let addr = addr.clone();
+            move || connect::<u64>(&addr).unwrap()
+        });
+        let session = server.accept().unwrap().unwrap();
+        let mut conn = client.join().unwrap();
+        conn.producer_mut().push_all(&[0; 4]).unwrap();
+        let pushed = on_a_thread(move || {
+            let strategy = SpinThenBlock::new(0);
+            if watched {
+                conn.push_blocking(5, strategy, None)
+            } else {
+                let (producer, wakeup) = conn.parts();
+                producer.push_blocking(5, wakeup, strategy, None)
+            }
+        });
+        while !session.consumer().peer_event().has_sleeper() {
+            thread::sleep(Duration::from_millis(1));
+        }
+        drop(session);
+        assert_eq!(
+            pushed(),
+            Err((5, BlockingError::Closed)),
+            "watched: {watched}"
+        );
+    }
+}

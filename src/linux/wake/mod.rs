@@ -97,6 +97,7 @@ mod blocking;
 mod eventfd;
 mod futex;
 pub(crate) mod wakeup;
+pub(crate) mod waking_side;
 pub(crate) mod watch;
 
 pub(crate) use blocking::wake_if;
@@ -104,6 +105,7 @@ pub use blocking::{PushNotifyError, SpinThenBlock};
 pub use eventfd::{EventFd, EventFdError};
 pub use futex::{futex_wait, futex_wake};
 pub use wakeup::Wakeup;
+pub(crate) use waking_side::WakingSide;
 pub use watch::LIVENESS_CHECK;
 
 use super::SysError;
