@@ -45,6 +45,15 @@
 //!   half-written until a new writer starts.
 //! - [`ReadError::Contended`]: writes kept landing during every attempt.
 //!
+//! What a reader can expect, measured (`bench seqlock`, 2026-11-27, two runs
+//! of 11 rounds of 300 ms on a 2-core x86-64 machine that other jobs kept
+//! busy): with a writer rewriting the value back to back on another core,
+//! [`Reader::read`] returned a value on every call, for 64-byte and 1 KiB
+//! values, with 1 and 2 readers. [`Reader::try_read`] returned one in 98 to
+//! 99.9% of calls by median, and in as few as 0.5% in a round where the
+//! scheduler preempted the writer mid-write: use it only where waiting is
+//! impossible, and treat its `WriterStalled` as "not now".
+//!
 //! # Sequence width
 //! The sequence is a 64-bit word on 64-bit targets: at one write per
 //! nanosecond it wraps after 292 years, so a stalled reader cannot mistake a

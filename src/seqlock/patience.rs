@@ -71,7 +71,8 @@ mod budget {
     ///
     /// The default budget, one second, is hundreds of scheduler time slices:
     /// a live writer preempted mid-write is back long before. A `Budget` is
-    /// meant for one read; it starts counting at the first failed attempt.
+    /// meant for one read; its clock starts once the spins are over (at the
+    /// first attempt that yields).
     #[derive(Debug, Clone, Copy)]
     pub struct Budget<A = fn() -> bool> {
         spins: u32,

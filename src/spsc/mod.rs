@@ -522,7 +522,7 @@ impl<T: Pod, const N: usize> StaticSpsc<T, N> {
             const {
                 assert!(
                     N <= MAX_CAPACITY as usize && capacity_ok(N as u32),
-                    "capacity must be a power of two up to 2^31"
+                    "capacity must be a power of two up to 2^30"
                 );
             }
             Self {

@@ -113,6 +113,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! A writer that dies *between* writes leaves a whole, valid value, which
+//! `Budget::watching` never questions (it is asked only while a write seems
+//! stuck): a reader that sees no new version for a while asks
+//! `creator_alive()` itself (`examples/quote.rs` does both).
+//!
 //! [`ReadError::WriterGone`]: crate::seqlock::ReadError::WriterGone
 //!
 //! The lock belongs to the creator's open file description, so it lasts as

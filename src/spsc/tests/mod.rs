@@ -278,7 +278,11 @@ fn a_peer_writing_every_padding_byte_disturbs_nothing() {
     let (mut tx, mut rx) = Spsc::<[u64; 2]>::create(shared.region(), 4)
         .unwrap()
         .split();
-    let padding = [36..128, 132..256, 260..384, 392..512];
+    // The header's unused bytes, each control line's beyond its words
+    // (`head` and `full`; `tail`; the two events and the closed words), and
+    // the 4 unused bytes after each slot's stamp (slots of 8 + 16 bytes).
+    let mut padding = std::vec![36..128, 136..256, 260..384, 408..512];
+    padding.extend((0..4).map(|slot| 512 + 24 * slot + 4..512 + 24 * slot + 8));
     std::thread::scope(|s| {
         s.spawn(|| shared.scribble(&padding, 20));
         for i in 0..200 {

@@ -1,0 +1,967 @@
+//! A quote publisher and its readers, in separate processes sharing a named
+//! seqlock in `/dev/shm`, and what each does when the other dies.
+//!
+//! `cargo run --example quote -- demo`
+//!
+//! The demo starts a publisher and two readers (this binary again), kills the
+//! publisher with `SIGKILL`, shows that both readers notice, starts a new
+//! publisher that takes the dead one's name over (a third, started while the
+//! second lives, is refused), shows the readers reattach and read its quotes,
+//! then stops the publisher with `SIGTERM`: it removes the segment, the
+//! readers see its last quote and exit, and nothing is left in `/dev/shm`.
+//!
+//! # Modes
+//! - `publish NAME`: creates the seqlock at `NAME` (e.g. `/quotes`), or takes
+//!   the name over if its creator is dead; refuses (exit 5) if that creator
+//!   lives. Writes a quote every 10 ms until `SIGINT` or `SIGTERM`, then
+//!   writes a last quote marked closed, removes the name and exits 0.
+//! - `read NAME [--follow]`: opens the seqlock read-only and prints a quote
+//!   every 200 ms until the publisher closes (exit 0). A publisher that dies
+//!   is reported as `WriterGone` (exit 4); with `--follow` the reader then
+//!   waits (up to a minute) for a new publisher to take the name over and
+//!   reads its quotes. A publisher that is alive but silent (preempted,
+//!   stopped) is waited out.
+//! - `demo`: the above, on a name unique to this process.
+//!
+//! # Liveness without timeouts
+//! The publisher's segment holds its *life lock* until it exits or dies
+//! (see `ipc_primitives::linux::shm`, Liveness). A reader asks
+//! `Segment::creator_alive()` in two places:
+//! - in the seqlock read, through `Budget::watching`: a writer stuck
+//!   mid-write that is alive is waited out, one that died mid-write ends the
+//!   read with `ReadError::WriterGone`;
+//! - after each read that found no new quote: a writer that died between
+//!   writes leaves a whole, valid, stale quote, which only the lock tells
+//!   apart from a quiet market.
+//!
+//! # Bad input
+//! A reader refuses, naming the segment, one it cannot trust or that holds
+//! no quote seqlock: missing, owned by someone else, of the wrong size (a
+//! structure of another kind), another payload type (another type tag) or
+//! garbage (exit 3). Each error is printed with its sources and its typed
+//! value (`[WriterGone { .. }]`).
+//!
+//! # Exit codes
+//! 0 done; 1 any other failure; 2 usage; 3 the segment was refused; 4 the
+//! publisher died; 5 (publisher) the name belongs to a live publisher.
+
+use std::error::Error;
+use std::fmt;
+use std::io::{BufRead, BufReader, Read};
+use std::mem::MaybeUninit;
+use std::path::Path;
+use std::process::{Command, ExitCode, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::time::{Duration, Instant};
+
+use ipc_primitives::AttachError;
+use ipc_primitives::linux::SysError;
+use ipc_primitives::linux::shm::{CreateOptions, Liveness, OpenOptions, Segment, ShmError};
+use ipc_primitives::seqlock::{Budget, ReadError, Reader, SeqLock, Version};
+use rustix::io::Errno;
+use rustix::process::{Pid, Signal};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// One quote, as the seqlock holds it: 32 bytes, no padding.
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+struct Quote {
+    /// Quotes this publisher wrote before this one.
+    number: u64,
+    /// Best bid, in cents.
+    bid: u64,
+    /// Best ask, in cents.
+    ask: u64,
+    /// The publisher's pid.
+    publisher: u32,
+    /// Non-zero on the publisher's last quote.
+    closed: u32,
+}
+
+/// The seqlock's type tag: a reader refuses a seqlock of another payload.
+const QUOTE_TAG: u64 = u64::from_be_bytes(*b"QUOTE\0v1");
+/// How often the publisher writes.
+const PERIOD: Duration = Duration::from_millis(10);
+/// How often a reader looks.
+const POLL: Duration = Duration::from_millis(20);
+/// How often, at most, a reader prints a quote.
+const PRINT_EVERY: Duration = Duration::from_millis(200);
+/// How long a publisher may say nothing before a reader mentions it.
+const SILENT_AFTER: Duration = Duration::from_millis(500);
+/// How long a reader keeps retrying a segment whose creator has not
+/// finished writing its header (`AttachError::NotInitialized`).
+const INIT_WAIT: Duration = Duration::from_secs(1);
+/// How long a `--follow` reader waits for a new publisher.
+const FOLLOW_WAIT: Duration = Duration::from_secs(60);
+/// How many times a publisher retries a name another process is moving.
+const BUSY_RETRIES: u32 = 100;
+/// How long the demo waits for any one thing a child should say or do.
+const DEMO_WAIT: Duration = Duration::from_secs(30);
+/// Set by the demo on its children: the pid they must die with.
+const PARENT_VAR: &str = "IPCP_QUOTE_PARENT";
+
+const EXIT_FAILURE: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+const EXIT_BAD_SEGMENT: u8 = 3;
+const EXIT_WRITER_GONE: u8 = 4;
+const EXIT_NAME_IN_USE: u8 = 5;
+
+const USAGE: &str = "usage: quote publish NAME | quote read NAME [--follow] | quote demo";
+
+type BoxError = Box<dyn Error + Send + Sync>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    if let Err(err) = die_with_demo() {
+        eprintln!("{}: error: {}", role(&args), chain(err.as_ref()));
+        return ExitCode::from(EXIT_FAILURE);
+    }
+    let code = match args[..] {
+        ["publish", name] => report(&args, publish(name)),
+        ["read", name] => report(&args, read(name, false)),
+        ["read", name, "--follow"] => report(&args, read(name, true)),
+        ["demo"] => report(&args, demo()),
+        _ => {
+            eprintln!("{USAGE}");
+            EXIT_USAGE
+        }
+    };
+    ExitCode::from(code)
+}
+
+/// "publisher 123", "reader 456", "demo": how this process signs its lines.
+fn role(args: &[&str]) -> String {
+    let pid = std::process::id();
+    match args.first() {
+        Some(&"publish") => format!("publisher {pid}"),
+        Some(&"read") => format!("reader {pid}"),
+        _ => "demo".to_owned(),
+    }
+}
+
+/// Prints a failure with its sources and its typed value; the exit code.
+fn report<E: Failure>(args: &[&str], result: Result<(), E>) -> u8 {
+    match result {
+        Ok(()) => 0,
+        Err(err) => {
+            eprintln!("{}: error: {} [{err:?}]", role(args), chain(&err));
+            err.exit_code()
+        }
+    }
+}
+
+/// An error with the exit code it ends the process with.
+trait Failure: Error {
+    fn exit_code(&self) -> u8;
+}
+
+/// `err` and its sources, joined by ": ".
+fn chain(err: &dyn Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(err) = source {
+        text = format!("{text}: {err}");
+        source = err.source();
+    }
+    text
+}
+
+/// Under the demo: asks for `SIGTERM` when the demo dies, so that no child
+/// outlives it (a publisher then removes its segment). `prctl`.
+fn die_with_demo() -> Result<(), BoxError> {
+    let Ok(parent) = std::env::var(PARENT_VAR) else {
+        return Ok(());
+    };
+    rustix::process::set_parent_process_death_signal(Some(Signal::TERM))
+        .map_err(|errno| SysError::new("prctl(PR_SET_PDEATHSIG)", errno))?;
+    // The demo may have died before the call: then there is no one to serve.
+    if rustix::process::getppid().map(Pid::as_raw_nonzero) != parent.parse().ok() {
+        return Err("the demo that started this process is gone".into());
+    }
+    Ok(())
+}
+
+/// The bytes a quote seqlock takes: its segment's exact size.
+fn segment_len() -> usize {
+    SeqLock::<Quote>::required_size().expect("a seqlock of 32 bytes fits in usize")
+}
+
+// ---------------------------------------------------------------------------
+// Publisher
+// ---------------------------------------------------------------------------
+
+/// Why a publisher stopped.
+#[derive(Debug)]
+enum PublishError {
+    /// Creating the segment failed (transparent: the error names it).
+    Create(ShmError),
+    /// A structure could not be created in the segment (contextual).
+    Seqlock {
+        name: String,
+        source: ipc_primitives::CreateError,
+    },
+    /// Waiting for `SIGINT`/`SIGTERM` failed (transparent).
+    Signals(SysError),
+}
+
+impl fmt::Display for PublishError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Create(err) => fmt::Display::fmt(err, f),
+            Self::Seqlock { name, .. } => write!(f, "cannot create a seqlock in {name:?}"),
+            Self::Signals(err) => fmt::Display::fmt(err, f),
+        }
+    }
+}
+
+impl Error for PublishError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            Self::Create(err) => err.source(),
+            Self::Seqlock { source, .. } => Some(source),
+            Self::Signals(err) => err.source(),
+        }
+    }
+}
+
+impl Failure for PublishError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Self::Create(ShmError::CreatorAlive { .. }) => EXIT_NAME_IN_USE,
+            _ => EXIT_FAILURE,
+        }
+    }
+}
+
+/// `publish NAME`.
+fn publish(name: &str) -> Result<(), PublishError> {
+    let me = std::process::id();
+    // Blocked before anything else, so that a signal sent from now on waits
+    // for `next` instead of killing the process with the segment in place.
+    let stop = StopSignals::block().map_err(PublishError::Signals)?;
+    let (segment, took_over) = create_or_take_over(name).map_err(PublishError::Create)?;
+    let mut writer = SeqLock::<Quote>::create(
+        segment
+            .region()
+            .map_err(PublishError::Create)?
+            .with_tag(QUOTE_TAG),
+    )
+    .map_err(|source| PublishError::Seqlock {
+        name: name.to_owned(),
+        source,
+    })?
+    .into_writer();
+    let mut quote = quote_at(0, me);
+    writer.write(&quote);
+    let how = if took_over {
+        "took over (its publisher was dead)"
+    } else {
+        "created"
+    };
+    println!(
+        "publisher {me}: {name:?} {how}; publishing a quote every {} ms",
+        PERIOD.as_millis()
+    );
+    let mut next = Instant::now();
+    let signal = loop {
+        // A steady rate; after a stop (SIGSTOP, a long preemption), no burst.
+        next = (next + PERIOD).max(Instant::now());
+        if let Some(signal) = stop
+            .next(next.saturating_duration_since(Instant::now()))
+            .map_err(PublishError::Signals)?
+        {
+            break signal;
+        }
+        quote = quote_at(quote.number + 1, me);
+        writer.write(&quote);
+    };
+    quote.closed = 1;
+    writer.write(&quote);
+    // Dropping the segment (the writer's last use is above) removes the
+    // name, if it still names this segment, then releases the life lock.
+    drop(segment);
+    println!(
+        "publisher {me}: {signal}: closed {name:?} after {} quotes; name removed",
+        quote.number + 1
+    );
+    Ok(())
+}
+
+/// Creates the segment, or takes the name over from a dead creator (then
+/// `true`).
+fn create_or_take_over(name: &str) -> Result<(Segment, bool), ShmError> {
+    let fresh = CreateOptions::new().unlink_on_drop(true);
+    let mut busy = 0;
+    loop {
+        let result = match fresh.create(name, segment_len()) {
+            Err(ShmError::Exists { .. }) => fresh
+                .take_over(true)
+                .create(name, segment_len())
+                .map(|segment| (segment, true)),
+            other => other.map(|segment| (segment, false)),
+        };
+        match result {
+            // Another process is moving the name right now: look again.
+            Err(ShmError::Busy { .. }) if busy < BUSY_RETRIES => {
+                busy += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            result => return result,
+        }
+    }
+}
+
+/// The `number`th quote: a walk around 100.00, 5 cents wide.
+fn quote_at(number: u64, publisher: u32) -> Quote {
+    let bid = 10_000 + number.wrapping_mul(7919) % 200;
+    Quote {
+        number,
+        bid,
+        ask: bid + 5,
+        publisher,
+        closed: 0,
+    }
+}
+
+/// `SIGINT` and `SIGTERM`, blocked in this (single-threaded) process so that
+/// they wait in the kernel until [`next`](Self::next) takes one: the
+/// publisher's clock and its stop signal in one call, no handler.
+///
+/// libc, not rustix: rustix has signal masks and `sigtimedwait` only in its
+/// experimental `runtime` module.
+struct StopSignals {
+    set: libc::sigset_t,
+}
+
+impl StopSignals {
+    /// Blocks the two signals: `sigemptyset`, `sigaddset`, `pthread_sigmask`.
+    fn block() -> Result<Self, SysError> {
+        let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: `sigemptyset` initialises the set behind the pointer, which
+        // is valid for writes of a `sigset_t`; it cannot fail for a valid
+        // pointer.
+        unsafe { libc::sigemptyset(set.as_mut_ptr()) };
+        // SAFETY: initialised by `sigemptyset` just above.
+        let mut set = unsafe { set.assume_init() };
+        for signal in [libc::SIGINT, libc::SIGTERM] {
+            // SAFETY: `set` is an initialised `sigset_t`, and the signals are
+            // valid, so this cannot fail.
+            unsafe { libc::sigaddset(&mut set, signal) };
+        }
+        // SAFETY: `set` is initialised; a null old set asks for none back.
+        let failed = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+        if failed != 0 {
+            return Err(SysError::new(
+                "pthread_sigmask",
+                Errno::from_raw_os_error(failed),
+            ));
+        }
+        Ok(Self { set })
+    }
+
+    /// Waits up to `timeout` for one of the signals: `sigtimedwait`. `None`
+    /// when the time is up (or a stop and continue interrupted the wait).
+    fn next(&self, timeout: Duration) -> Result<Option<&'static str>, SysError> {
+        #[allow(
+            clippy::unnecessary_fallible_conversions,
+            reason = "infallible where `c_long` has 64 bits, not on 32-bit targets \
+                      (nanoseconds, below 10^9, fit either way)"
+        )]
+        let timeout = libc::timespec {
+            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+            tv_nsec: libc::c_long::try_from(timeout.subsec_nanos()).unwrap_or(0),
+        };
+        // SAFETY: `set` and `timeout` are initialised and outlive the call; a
+        // null `info` asks for no details.
+        let signal = unsafe { libc::sigtimedwait(&self.set, std::ptr::null_mut(), &timeout) };
+        match signal {
+            libc::SIGINT => Ok(Some("SIGINT")),
+            libc::SIGTERM => Ok(Some("SIGTERM")),
+            _ => match Errno::from_io_error(&std::io::Error::last_os_error()) {
+                Some(Errno::AGAIN | Errno::INTR) => Ok(None),
+                Some(errno) => Err(SysError::new("sigtimedwait", errno)),
+                None => Ok(None),
+            },
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reader
+// ---------------------------------------------------------------------------
+
+/// A reader of the quote seqlock that owns its segment.
+type QuoteReader = Reader<'static, Quote, Arc<Segment>>;
+
+/// Why a reader stopped.
+#[derive(Debug)]
+enum ReadFailure {
+    /// The segment could not be opened (transparent: the error names it):
+    /// missing, untrusted, or of the wrong size (another kind of structure).
+    Open(ShmError),
+    /// The segment holds no quote seqlock: another kind, another payload,
+    /// garbage (contextual).
+    NotQuotes { name: String, source: AttachError },
+    /// The publisher died: its life lock is free. `mid_write` if it died
+    /// while writing (the seqlock read said `ReadError::WriterGone`), else
+    /// its last quote is whole but stale.
+    WriterGone {
+        name: String,
+        publisher: u32,
+        version: Version,
+        mid_write: bool,
+    },
+    /// The segment's publisher stayed alive but stopped mid-write, or writes
+    /// never let a read through, longer than any budget (contextual).
+    Read { name: String, source: ReadError },
+}
+
+impl fmt::Display for ReadFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Open(err) => fmt::Display::fmt(err, f),
+            Self::NotQuotes { name, .. } => write!(f, "segment {name:?} holds no quote seqlock"),
+            Self::WriterGone {
+                name,
+                publisher,
+                version,
+                mid_write,
+            } => write!(
+                f,
+                "the publisher {publisher} of {name:?} is gone after {version} quotes ({})",
+                if *mid_write {
+                    "it died mid-write"
+                } else {
+                    "its last quote is stale"
+                }
+            ),
+            Self::Read { name, .. } => write!(f, "cannot read the quote in {name:?}"),
+        }
+    }
+}
+
+impl Error for ReadFailure {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            Self::Open(err) => err.source(),
+            Self::NotQuotes { source, .. } => Some(source),
+            Self::Read { source, .. } => Some(source),
+            Self::WriterGone { .. } => None,
+        }
+    }
+}
+
+impl Failure for ReadFailure {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Self::Open(_) | Self::NotQuotes { .. } => EXIT_BAD_SEGMENT,
+            Self::WriterGone { .. } => EXIT_WRITER_GONE,
+            Self::Read { .. } => EXIT_FAILURE,
+        }
+    }
+}
+
+/// What a reader's watch of one publisher ended with.
+enum Ending {
+    /// The publisher wrote its last quote.
+    Closed(Quote),
+    /// The publisher died.
+    Gone(ReadFailure),
+}
+
+/// `read NAME [--follow]`.
+fn read(name: &str, follow: bool) -> Result<(), ReadFailure> {
+    let me = std::process::id();
+    let mut reader = attach(name)?;
+    loop {
+        match watch(name, &reader)? {
+            Ending::Closed(quote) => {
+                println!(
+                    "reader {me}: publisher {} closed {name:?} after {} quotes",
+                    quote.publisher,
+                    quote.number + 1
+                );
+                return Ok(());
+            }
+            Ending::Gone(gone) if follow => {
+                println!(
+                    "reader {me}: {} [{gone:?}]; waiting for a new publisher",
+                    chain(&gone)
+                );
+                reader = wait_for_successor(name, gone)?;
+                println!("reader {me}: reattached to {name:?}");
+            }
+            Ending::Gone(gone) => return Err(gone),
+        }
+    }
+}
+
+/// Opens `name` read-only, checked and of the exact size, and attaches a
+/// quote reader; retries for [`INIT_WAIT`] while the creator has not
+/// finished its header.
+fn attach(name: &str) -> Result<QuoteReader, ReadFailure> {
+    let start = Instant::now();
+    loop {
+        let segment = OpenOptions::new()
+            .read_only(true)
+            .len(segment_len())
+            .open(name)
+            .map_err(ReadFailure::Open)?;
+        match SeqLock::<Quote>::attach_reader(segment.into_read_region().with_tag(QUOTE_TAG)) {
+            Err(AttachError::NotInitialized) if start.elapsed() < INIT_WAIT => {
+                std::thread::sleep(POLL);
+            }
+            result => {
+                return result.map_err(|source| ReadFailure::NotQuotes {
+                    name: name.to_owned(),
+                    source,
+                });
+            }
+        }
+    }
+}
+
+/// Reads quotes until the publisher closes or dies; waits out one that is
+/// alive but silent.
+fn watch(name: &str, reader: &QuoteReader) -> Result<Ending, ReadFailure> {
+    let me = std::process::id();
+    let segment = reader.keeper();
+    let alive = || segment.creator_alive() != Liveness::Gone;
+    // The last quote read and its version; when the version last changed;
+    // when a quote was last printed; whether the silence was reported.
+    let mut last: Option<(Quote, Version)> = None;
+    let (mut last_change, mut last_print, mut silent) = (Instant::now(), None::<Instant>, false);
+    loop {
+        // Asked before the read: a publisher's writes all come before its
+        // lock goes, so a read after `Gone` sees its last quote, for good.
+        let liveness = segment.creator_alive();
+        let (quote, version) = match reader.read_versioned(Budget::default().watching(alive)) {
+            Ok(read) => read,
+            Err(ReadError::WriterGone) => {
+                let publisher = last.map_or(0, |(quote, _)| quote.publisher);
+                return Ok(Ending::Gone(gone(name, publisher, reader.version(), true)));
+            }
+            // Alive, but stopped mid-write for a whole budget, or writing
+            // through every attempt: look again.
+            Err(err @ (ReadError::WriterStalled | ReadError::Contended)) => {
+                println!("reader {me}: {err}; retrying");
+                continue;
+            }
+            Err(source) => {
+                return Err(ReadFailure::Read {
+                    name: name.to_owned(),
+                    source,
+                });
+            }
+        };
+        if quote.closed != 0 {
+            return Ok(Ending::Closed(quote));
+        }
+        if liveness == Liveness::Gone {
+            return Ok(Ending::Gone(gone(name, quote.publisher, version, false)));
+        }
+        let now = Instant::now();
+        if last.is_none_or(|(_, seen)| seen != version) {
+            // Version 0: created, nothing written yet.
+            if version != 0 && (silent || last_print.is_none_or(|at| now - at >= PRINT_EVERY)) {
+                println!(
+                    "reader {me}: quote #{} from publisher {}: bid {} ask {}",
+                    quote.number,
+                    quote.publisher,
+                    cents(quote.bid),
+                    cents(quote.ask)
+                );
+                last_print = Some(now);
+            }
+            (last, last_change, silent) = (Some((quote, version)), now, false);
+        } else if !silent && now - last_change >= SILENT_AFTER {
+            println!(
+                "reader {me}: publisher {} alive but silent for {} ms; waiting",
+                quote.publisher,
+                SILENT_AFTER.as_millis()
+            );
+            silent = true;
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// The `WriterGone` failure for `name`.
+fn gone(name: &str, publisher: u32, version: Version, mid_write: bool) -> ReadFailure {
+    ReadFailure::WriterGone {
+        name: name.to_owned(),
+        publisher,
+        version,
+        mid_write,
+    }
+}
+
+/// Waits up to [`FOLLOW_WAIT`] for a live publisher at `name`: until then
+/// the name is missing or still names the dead segment. `gone` if none
+/// comes.
+fn wait_for_successor(name: &str, gone: ReadFailure) -> Result<QuoteReader, ReadFailure> {
+    let start = Instant::now();
+    while start.elapsed() < FOLLOW_WAIT {
+        match attach(name) {
+            Ok(reader) if reader.keeper().creator_alive() != Liveness::Gone => return Ok(reader),
+            // The dead publisher's segment, still at the name.
+            Ok(_) => {}
+            Err(ReadFailure::Open(ShmError::Named { source, .. }))
+                if source.errno == Errno::NOENT => {}
+            Err(err) => return Err(err),
+        }
+        std::thread::sleep(POLL);
+    }
+    Err(gone)
+}
+
+/// `cents` as `units.cc`.
+fn cents(cents: u64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
+// ---------------------------------------------------------------------------
+// Demo
+// ---------------------------------------------------------------------------
+
+/// Why the demo failed: what a child did or did not do.
+#[derive(Debug)]
+enum DemoError {
+    /// A child could not be started or waited for (contextual).
+    Spawn { who: String, source: std::io::Error },
+    /// A child said nothing matching `what` in time, or exited first.
+    Missing {
+        who: String,
+        what: String,
+        exited: bool,
+    },
+    /// A child ended other than expected.
+    Status {
+        who: String,
+        status: ExitStatus,
+        expected: &'static str,
+    },
+    /// The segment outlived the demo.
+    LeftBehind { name: String },
+}
+
+impl fmt::Display for DemoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Spawn { who, .. } => write!(f, "cannot run {who}"),
+            Self::Missing {
+                who,
+                what,
+                exited: true,
+            } => write!(f, "{who} exited without saying {what:?}"),
+            Self::Missing { who, what, .. } => write!(
+                f,
+                "{who} did not say {what:?} within {} s",
+                DEMO_WAIT.as_secs()
+            ),
+            Self::Status {
+                who,
+                status,
+                expected,
+            } => write!(f, "{who} ended with {status}, expected {expected}"),
+            Self::LeftBehind { name } => write!(f, "{name:?} is left in /dev/shm"),
+        }
+    }
+}
+
+impl Error for DemoError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            Self::Spawn { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl Failure for DemoError {
+    fn exit_code(&self) -> u8 {
+        EXIT_FAILURE
+    }
+}
+
+/// A line a child printed (on stderr if `true`), or the end of one of its
+/// two output streams.
+enum Event {
+    Line(usize, String, bool),
+    End(usize),
+}
+
+/// A child process of the demo.
+struct Child {
+    /// "publisher 123", as it signs its lines.
+    who: String,
+    process: std::process::Child,
+    /// Output streams not yet at their end.
+    open_streams: u8,
+}
+
+/// The demo's children and everything they printed. Dropping it kills and
+/// reaps the children still running and removes the segment: an early
+/// failure leaves nothing behind.
+struct Demo {
+    name: String,
+    children: Vec<Child>,
+    events: Receiver<Event>,
+    send: Sender<Event>,
+    /// Every line read, with its child's index.
+    lines: Vec<(usize, String)>,
+}
+
+/// `demo`.
+fn demo() -> Result<(), DemoError> {
+    let name = format!("/ipcp-quote-{}", std::process::id());
+    println!("demo: segment {name:?}");
+    let mut demo = Demo::new(name.clone());
+
+    let first = demo.spawn("publish", &[])?;
+    demo.wait_for(first, "publishing", 0)?;
+    let readers = [
+        demo.spawn("read", &["--follow"])?,
+        demo.spawn("read", &["--follow"])?,
+    ];
+    for reader in readers {
+        let first = demo.wait_for(reader, "quote #", 0)?;
+        demo.wait_for(reader, "quote #", first + 1)?;
+    }
+
+    let mark = demo.mark();
+    println!("demo: killing {} with SIGKILL", demo.who(first));
+    demo.kill(first, Signal::KILL);
+    demo.expect_exit(first, "death by SIGKILL", |status| {
+        std::os::unix::process::ExitStatusExt::signal(&status) == Some(libc::SIGKILL)
+    })?;
+    for reader in readers {
+        demo.wait_for(reader, "WriterGone", mark)?;
+    }
+
+    println!("demo: starting a new publisher");
+    let second = demo.spawn("publish", &[])?;
+    demo.wait_for(second, "took over", 0)?;
+    println!("demo: starting a third publisher while the second lives");
+    let third = demo.spawn("publish", &[])?;
+    demo.wait_for(third, "CreatorAlive", 0)?;
+    demo.expect_exit(third, "exit code 5 (name in use)", |status| {
+        status.code() == Some(EXIT_NAME_IN_USE.into())
+    })?;
+    for reader in readers {
+        let reattached = demo.wait_for(reader, "reattached", mark)?;
+        demo.wait_for(reader, "quote #", reattached)?;
+    }
+
+    println!("demo: stopping {} with SIGTERM", demo.who(second));
+    demo.kill(second, Signal::TERM);
+    demo.expect_exit(second, "exit code 0", |status| status.success())?;
+    for reader in readers {
+        demo.wait_for(reader, "closed", mark)?;
+        demo.expect_exit(reader, "exit code 0", |status| status.success())?;
+    }
+    if shm_path(&name).exists() {
+        return Err(DemoError::LeftBehind { name });
+    }
+    println!("demo: done; nothing left in /dev/shm");
+    Ok(())
+}
+
+/// Where a segment's name lives.
+fn shm_path(name: &str) -> std::path::PathBuf {
+    Path::new("/dev/shm").join(name.trim_start_matches('/'))
+}
+
+impl Demo {
+    fn new(name: String) -> Self {
+        let (send, events) = channel();
+        Self {
+            name,
+            children: Vec::new(),
+            events,
+            send,
+            lines: Vec::new(),
+        }
+    }
+
+    /// Starts this binary in `mode` on the demo's segment; the child's index.
+    fn spawn(&mut self, mode: &str, options: &[&str]) -> Result<usize, DemoError> {
+        let spawn_error = |source| DemoError::Spawn {
+            who: format!("{mode} {}", self.name),
+            source,
+        };
+        let exe = std::env::current_exe().map_err(spawn_error)?;
+        let mut process = Command::new(exe)
+            .arg(mode)
+            .arg(&self.name)
+            .args(options)
+            .env(PARENT_VAR, std::process::id().to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(spawn_error)?;
+        let index = self.children.len();
+        let streams: [(Box<dyn Read + Send>, bool); 2] = [
+            (Box::new(process.stdout.take().expect("piped")), false),
+            (Box::new(process.stderr.take().expect("piped")), true),
+        ];
+        for (stream, stderr) in streams {
+            let send = self.send.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    if send.send(Event::Line(index, line, stderr)).is_err() {
+                        return;
+                    }
+                }
+                let _ = send.send(Event::End(index));
+            });
+        }
+        let role = if mode == "publish" {
+            "publisher"
+        } else {
+            "reader"
+        };
+        self.children.push(Child {
+            who: format!("{role} {}", process.id()),
+            process,
+            open_streams: 2,
+        });
+        Ok(index)
+    }
+
+    fn who(&self, child: usize) -> &str {
+        &self.children[child].who
+    }
+
+    /// Where the lines read so far end: `wait_for` from here looks only at
+    /// later ones.
+    fn mark(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// Waits until `child` prints a line containing `what`, at or after line
+    /// `since`; prints every line as it arrives. The matching line's index.
+    fn wait_for(&mut self, child: usize, what: &str, since: usize) -> Result<usize, DemoError> {
+        let deadline = Instant::now() + DEMO_WAIT;
+        let mut at = since;
+        loop {
+            if let Some(found) = self.lines[at..]
+                .iter()
+                .position(|(who, line)| *who == child && line.contains(what))
+            {
+                return Ok(at + found);
+            }
+            at = self.lines.len();
+            let exited = self.children[child].open_streams == 0;
+            if exited || !self.pump(deadline) {
+                return Err(DemoError::Missing {
+                    who: self.who(child).to_owned(),
+                    what: what.to_owned(),
+                    exited,
+                });
+            }
+        }
+    }
+
+    /// Waits until `child`'s output ends (it exited: it starts no process
+    /// of its own to inherit its pipes), printing what it says until then.
+    fn wait_for_end(&mut self, child: usize) -> Result<(), DemoError> {
+        let deadline = Instant::now() + DEMO_WAIT;
+        while self.children[child].open_streams > 0 {
+            if !self.pump(deadline) {
+                return Err(DemoError::Missing {
+                    who: self.who(child).to_owned(),
+                    what: "its exit".to_owned(),
+                    exited: false,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the next event, printing and recording a line; `false` if none
+    /// came before `deadline`.
+    fn pump(&mut self, deadline: Instant) -> bool {
+        match self
+            .events
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            Ok(Event::Line(who, line, stderr)) => {
+                if stderr {
+                    eprintln!("{line}");
+                } else {
+                    println!("{line}");
+                }
+                self.lines.push((who, line));
+            }
+            Ok(Event::End(who)) => self.children[who].open_streams -= 1,
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return false,
+        }
+        true
+    }
+
+    fn kill(&self, child: usize, signal: Signal) {
+        let pid = Pid::from_child(&self.children[child].process);
+        // It may have died already: that shows when it is reaped.
+        let _ = rustix::process::kill_process(pid, signal);
+    }
+
+    /// Waits (up to [`DEMO_WAIT`]) for `child` to exit, printing what it
+    /// says until then, and checks how it ended.
+    fn expect_exit(
+        &mut self,
+        child: usize,
+        expected: &'static str,
+        ok: impl Fn(ExitStatus) -> bool,
+    ) -> Result<(), DemoError> {
+        self.wait_for_end(child)?;
+        let deadline = Instant::now() + DEMO_WAIT;
+        let Child { who, process, .. } = &mut self.children[child];
+        let status = loop {
+            let spawn_error = |source| DemoError::Spawn {
+                who: who.clone(),
+                source,
+            };
+            if let Some(status) = process.try_wait().map_err(spawn_error)? {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                return Err(DemoError::Missing {
+                    who: who.clone(),
+                    what: "its exit".to_owned(),
+                    exited: false,
+                });
+            }
+            std::thread::sleep(POLL);
+        };
+        println!("demo: {who} ended: {status}");
+        if ok(status) {
+            Ok(())
+        } else {
+            Err(DemoError::Status {
+                who: who.clone(),
+                status,
+                expected,
+            })
+        }
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            if matches!(child.process.try_wait(), Ok(None)) {
+                let _ = child.process.kill();
+                let _ = child.process.wait();
+            }
+        }
+        // Left only by a publisher killed above or a failed demo.
+        if shm_path(&self.name).exists() {
+            let _ = ipc_primitives::linux::shm::unlink(&self.name);
+        }
+    }
+}
