@@ -3,7 +3,6 @@
 //! `Session` and `Connection`, the `tokio` wrappers) are made of.
 
 use core::mem::ManuallyDrop;
-use core::ptr;
 
 use super::Wakeup;
 use crate::Pod;
@@ -72,6 +71,7 @@ impl<S> WakingSide<S> {
 
     /// The side and the wake-up back, neither closed nor woken: the side
     /// closes (without a wake) when it is dropped, as any side does.
+    #[cfg(feature = "tokio")]
     pub(crate) fn into_parts(self) -> (S, Wakeup) {
         let mut this = ManuallyDrop::new(self);
         // SAFETY: `this` is never dropped, so `side` is taken once, here,
@@ -79,7 +79,7 @@ impl<S> WakingSide<S> {
         let side = unsafe { ManuallyDrop::take(&mut this.side) };
         // SAFETY: as above: `wakeup` is read out once and `this`, which
         // would drop it, is never dropped.
-        let wakeup = unsafe { ptr::read(&this.wakeup) };
+        let wakeup = unsafe { core::ptr::read(&this.wakeup) };
         (side, wakeup)
     }
 }
