@@ -71,7 +71,7 @@ const RING_CAPACITY: u32 = 1024;
 const BATCH: u32 = 256;
 /// Most connections accepted per wake-up.
 const ACCEPT_BATCH: usize = 64;
-/// Default cap on sessions: 3 fds each, well under the usual 1024 fds.
+/// Default cap on sessions: 4 fds each, well under the usual 1024 fds.
 const MAX_SESSIONS: usize = 64;
 
 const LISTENER: u64 = u64::MAX;

@@ -2,14 +2,19 @@
 //! each its own ring, and serves each in its own task (`recv().await` on an
 //! owned, `'static` session), reporting per client how it ended: a client
 //! that closes is done, one that dies or corrupts its ring is reported and
-//! the daemon goes on. Clients push with the blocking push, which waits for
-//! space while the daemon is behind. Nothing is left behind: the socket
-//! file is removed, and rings live in memfds (nothing in /dev/shm).
+//! the daemon goes on. Clients wait for space while the daemon is behind,
+//! either in the blocking push or, on tokio too, in `send().await` (on the
+//! `space` eventfd the handshake gives each client). A client's drop closes
+//! its ring and wakes the daemon, which reports it closed. Nothing is left
+//! behind: the socket file is removed, and rings live in memfds (nothing in
+//! /dev/shm).
 //!
 //! Run: `cargo run --features tokio --example tokio_daemon -- demo`
 //! (the daemon and three clients, one of which crashes), or the parts:
 //! - `serve <socket> <clients>`: serves `clients` clients, then exits;
-//! - `client <socket> <count>`: pushes `0..count`, then closes;
+//! - `client <socket> <count>`: pushes `0..count` (blocking), then closes;
+//! - `async-client <socket> <count>`: sends `0..count` with `send().await`,
+//!   then closes;
 //! - `crash <socket>`: pushes three values and exits without closing.
 
 use std::error::Error;
@@ -17,7 +22,7 @@ use std::path::Path;
 use std::process::{Command, ExitCode};
 
 use ipc_primitives::linux::handshake::{Policy, Server, connect};
-use ipc_primitives::linux::tokio::{AsyncServer, AsyncSession};
+use ipc_primitives::linux::tokio::{AsyncConnection, AsyncServer, AsyncSession};
 use ipc_primitives::linux::uds::{SeqpacketListener, UnixAddr};
 use ipc_primitives::linux::wake::{SpinThenBlock, WaitError};
 use ipc_primitives::spsc::BlockingError;
@@ -97,6 +102,22 @@ fn client(path: &Path, count: u64) -> Result<(), BoxError> {
     Ok(()) // dropping the connection closes the ring
 }
 
+/// `async-client <socket> <count>`: the same on tokio, each send awaiting
+/// space (its task asleep, no thread blocked) while the ring is full.
+fn async_client(path: &Path, count: u64) -> Result<(), BoxError> {
+    let conn = connect::<u64>(&UnixAddr::path(path)?)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    runtime.block_on(async {
+        let mut conn = AsyncConnection::new(conn)?;
+        for value in 0..count {
+            conn.send(value).await.map_err(|(_, err)| err)?;
+        }
+        Ok(()) // dropping the connection closes the ring and wakes the daemon
+    })
+}
+
 /// `crash <socket>`: exits without running destructors, as a crash would.
 fn crash(path: &Path) -> Result<(), BoxError> {
     let mut conn = connect::<u64>(&UnixAddr::path(path)?)?;
@@ -120,7 +141,11 @@ fn demo() -> Result<(), BoxError> {
     while !socket.exists() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    for args in [&["client", "1000"][..], &["crash"], &["client", "1000"]] {
+    for args in [
+        &["client", "1000"][..],
+        &["crash"],
+        &["async-client", "1000"],
+    ] {
         let status = Command::new(&me)
             .arg(args[0])
             .arg(&socket)
@@ -148,9 +173,17 @@ fn main() -> ExitCode {
             .parse()
             .map_err(BoxError::from)
             .and_then(|count| client(Path::new(path), count)),
+        ["async-client", path, count] => count
+            .parse()
+            .map_err(BoxError::from)
+            .and_then(|count| async_client(Path::new(path), count)),
         ["crash", path] => crash(Path::new(path)),
         ["demo"] => demo(),
-        _ => Err("usage: tokio_daemon demo | serve <socket> <clients> | client <socket> <count> | crash <socket>".into()),
+        _ => Err(
+            "usage: tokio_daemon demo | serve <socket> <clients> | client <socket> <count> \
+                  | async-client <socket> <count> | crash <socket>"
+                .into(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -28,7 +28,7 @@
 //! | [`Corrupted`](crate::Corrupted) | `push_slice`, `pop_slice`, `prepare_to_sleep`, `Session::drain` | a peer left the ring in a state no correct peer produces; the `Corrupted` variants of the enums below print the same text |
 //! | [`PushError<T>`](crate::spsc::PushError) | `try_push`, `grant` | `Full` or `Corrupted`, handing the value back |
 //! | [`PopError`](crate::spsc::PopError) | `try_pop` | `Empty` or `Corrupted` |
-//! | [`BlockingError<E>`](crate::spsc::BlockingError) | `pop_or_sleep`, `push_or_sleep`; `pop_blocking`, `push_blocking` (handing the value back), `Session::pop_blocking`, `Connection::push_blocking` and the `tokio` feature's `recv`/`send` with `E` = `WaitError` | `Corrupted`, `Closed` (the peer closed its side; a pop drains first), or `Sleep(E)`: the sleeper gave up (transparent) |
+//! | [`BlockingError<E>`](crate::spsc::BlockingError) | `pop_or_sleep`, `push_or_sleep`; `pop_blocking`, `push_blocking` (handing the value back), `Session::pop_blocking`, `Connection::push_blocking` and the `tokio` feature's `recv`/`send` with `E` = `WaitError` | `Corrupted`, `Closed` (the peer closed its side, or dropped an owned Linux handle; a pop drains first), or `Sleep(E)`: the sleeper gave up (transparent) |
 //! | [`ChunkError`](crate::spsc::ChunkError) | `write_chunk` | `TooFewSlots(free)`: fewer free slots than asked (nothing reserved), or `Corrupted` |
 //! | [`RecvError`](crate::broadcast::RecvError) | a broadcast reader's `try_recv` | `Empty`, `Lagged { missed }` (lapped by the writer; the reader goes on), or `Corrupted` |
 //! | [`broadcast::BlockingError<E>`](crate::broadcast::BlockingError) | `recv_or_sleep`, and `recv_blocking` with `E` = `WaitError` | as `RecvError`, `ReadOnly` (a read-only reader cannot sleep), or `Sleep(E)` (transparent) |
@@ -58,10 +58,10 @@
 | [`PushNotifyError<E>`](crate::linux::wake::PushNotifyError) | `push_notify` (`E` = `PushError<T>`), `push_slice_notify` (`E` = `Corrupted`) | how many were pushed | `Push(E)` transparent (nothing was pushed); `Wake` contextual over the failed `SysError` |
 | [`UdsError`](crate::linux::uds::UdsError) | socket operations | | `Sys` transparent |
 | [`AddrError<E>`](crate::linux::uds::AddrError) | `bind`, `connect`, `Server::accept` (`E` = `UdsError`); the handshake's `connect` and `Server::bind` (`E` = `HandshakeError`) | the socket address | contextual over `E` |
-| [`HandshakeError`](crate::linux::handshake::HandshakeError) | inside an `AddrError` | | `Socket`, `Create` and `Hello` transparent; `Shm`, `EventFd` and `Attach` contextual |
+| [`HandshakeError`](crate::linux::handshake::HandshakeError) | inside an `AddrError` | | `Socket`, `Create` and `Hello` transparent; `Shm`, `EventFd`, `SpaceEventFd` and `Attach` contextual |
 | [`ClientError`](crate::linux::handshake::ClientError) | `Server::accept`, for one client (the daemon goes on) | the client's pid and uid | contextual over a [`ClientFailure`](crate::linux::handshake::ClientFailure), whose variants that hold an error are contextual too |"#
 )]
 #![cfg_attr(
     all(feature = "tokio", target_os = "linux", not(loom)),
-    doc = r#"| [`RegisterError`](crate::linux::tokio::RegisterError) | `AsyncConsumer::new`, `AsyncProducer::new`, `AsyncServer::new`, `AsyncSession::new` | | `NoEventFd` (a futex cannot be awaited), or `Sys` transparent (`epoll_ctl`) |"#
+    doc = r#"| [`RegisterError`](crate::linux::tokio::RegisterError) | `AsyncConsumer::new`, `AsyncProducer::new`, `AsyncServer::new`, `AsyncSession::new`, `AsyncConnection::new` | | `NoEventFd` (a futex cannot be awaited), or `Sys` transparent (`epoll_ctl`) |"#
 )]

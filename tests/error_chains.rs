@@ -114,7 +114,7 @@ fn an_attach_of_the_wrong_kind_through_the_handshake_says_where_and_what() {
     let len = Spsc::<u32>::required_size(4).unwrap();
     let memory = Segment::memfd("not-a-ring", len).unwrap();
     SeqLock::<u32>::create(memory.region().unwrap()).unwrap();
-    let wake = EventFd::new().unwrap();
+    let [ready, space] = [(); 2].map(|()| EventFd::new().unwrap());
     let server = thread::spawn(move || {
         let stream = listener.accept().unwrap();
         let hello = Hello {
@@ -123,10 +123,13 @@ fn an_attach_of_the_wrong_kind_through_the_handshake_says_where_and_what() {
             elem: ElementLayout::of::<u32>(),
             capacity: 4,
             region_len: len as u64,
-            fds: 2,
+            fds: 3,
         };
         stream
-            .send_with_fds(&hello.encode(), &[memory.as_fd(), wake.as_fd()])
+            .send_with_fds(
+                &hello.encode(),
+                &[memory.as_fd(), ready.as_fd(), space.as_fd()],
+            )
             .unwrap();
         // Keeps the socket open until the client has read.
         let _ = stream.recv(&mut [0; 1]);

@@ -464,7 +464,7 @@ fn a_server_out_of_fds_drops_newcomers_with_a_status() {
             let stream = SeqpacketStream::connect(&addr).expect("connect");
             wait_readable(&stream, &mut [server], "the hello");
             let mut buf = [0; HELLO_LEN];
-            let (len, fds) = stream.recv_with_fds(&mut buf, 2).expect("the hello");
+            let (len, fds) = stream.recv_with_fds(&mut buf, 3).expect("the hello");
             let hello = Hello::decode(&buf[..len]).expect("a valid hello");
             (hello.status, (stream, fds))
         };

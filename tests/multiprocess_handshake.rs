@@ -177,7 +177,7 @@ fn memfd(len: u64, seals: SealFlags) -> OwnedFd {
 }
 
 /// Listens as a fake server, sends a connecting child an accepting hello
-/// with `memfd` and an eventfd, and checks the child's `connect` fails with
+/// with `memfd` and two eventfds, and checks the child's `connect` fails with
 /// `expected` (the child also checks it leaked no fd). `vars` go to the
 /// child's environment.
 fn fake_server(
@@ -200,11 +200,14 @@ fn fake_server(
         elem: ElementLayout::of::<Msg>(),
         capacity: 1024,
         region_len: len as u64,
-        fds: 2,
+        fds: 3,
     };
-    let eventfd = EventFd::new().expect("eventfd");
+    let [ready, space] = [(); 2].map(|()| EventFd::new().expect("eventfd"));
     stream
-        .send_with_fds(&hello.encode(), &[memfd.as_fd(), eventfd.as_fd()])
+        .send_with_fds(
+            &hello.encode(),
+            &[memfd.as_fd(), ready.as_fd(), space.as_fd()],
+        )
         .expect("send the hello");
     let results = child.wait_success();
     assert_eq!(

@@ -1,6 +1,8 @@
 //! `examples/tokio_daemon.rs` end to end, in real processes: the daemon
-//! serves two good clients and one that crashes, reports each, exits 0, and
-//! leaves no socket file and nothing in /dev/shm.
+//! serves two good clients (one on the blocking push, one on
+//! `send().await`) and one that crashes, reports each (the good ones closed,
+//! since a dropped connection closes its ring and wakes the daemon before it
+//! hangs up), exits 0, and leaves no socket file and nothing in /dev/shm.
 //!
 //! Run: `cargo test --features tokio --test tokio_daemon` (which builds the
 //! example beside this test's binary).
@@ -70,10 +72,11 @@ fn the_daemon_survives_a_crashing_client_and_cleans_up() {
             .status()
             .unwrap()
     };
-    // 5000 values through 64 slots: the client waits for space many times.
+    // 5000 values through 64 slots: each client waits for space many
+    // times, blocked in `poll` or awaiting the `space` eventfd.
     assert!(run(&["client", "5000"]).success());
     assert_eq!(run(&["crash"]).code(), Some(3));
-    assert!(run(&["client", "5000"]).success());
+    assert!(run(&["async-client", "5000"]).success());
 
     let output = daemon.wait_with_output().unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();

@@ -74,8 +74,8 @@ fn hello_from(input: &mut Input<'_>) -> Hello {
     }
 }
 
-/// What `Hello::decode` must return for `bytes`, from the wire format alone:
-/// 40 bytes, little-endian: magic `u32` at 0, version `u16` at 4, status `u16`
+/// What `Hello::decode` must return for `bytes`, from the wire format alone
+/// (version 3): 40 bytes, little-endian: magic `u32` at 0, version `u16` (3) at 4, status `u16`
 /// at 6, kind `u32` at 8, element size and stride `u32` at 12 and 16,
 /// capacity `u32` at 20, region length `u64` at 24, fds `u32` at 32, reserved
 /// `u32` (zero) at 36. Status is 0 accepted, 1 refused, 2 session limit, 3
@@ -97,9 +97,9 @@ fn expected(bytes: &[u8]) -> Result<Hello, HelloError> {
         return Err(HelloError::Magic { found: magic });
     }
     let version = u16_at(4);
-    if version != 2 {
+    if version != 3 {
         return Err(HelloError::Version {
-            expected: 2,
+            expected: 3,
             found: version,
         });
     }

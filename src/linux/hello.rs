@@ -4,6 +4,34 @@
 //! 40 bytes, little-endian, the same on every target. [`Hello::decode`] checks
 //! every field and names the first one that is wrong; it never panics, whatever
 //! the bytes (the `hello` fuzz target holds it to that).
+//!
+//! # Wire format (version 3)
+//!
+//! | offset | type  | field         | value                                            |
+//! |-------:|-------|---------------|--------------------------------------------------|
+//! | 0      | `u32` | magic         | `b"IPCH"` ([`HELLO_MAGIC`])                      |
+//! | 4      | `u16` | version       | 3 ([`HELLO_VERSION`])                            |
+//! | 6      | `u16` | status        | 0 accepted, 1 refused, 2 session limit, 3 out of resources |
+//! | 8      | `u32` | kind          | the structure's [`Kind`] (1 to 6)                |
+//! | 12     | `u32` | element size  | any                                              |
+//! | 16     | `u32` | element stride | any                                             |
+//! | 20     | `u32` | capacity      | any                                              |
+//! | 24     | `u64` | region length | any                                              |
+//! | 32     | `u32` | fds           | fds sent with the message                        |
+//! | 36     | `u32` | reserved      | 0                                                |
+//!
+//! The fields are checked in the order length, magic, version, status, kind,
+//! reserved; the others take any value here, and the client checks them
+//! against what it expects. An accepted hello carries three fds, in this
+//! order: the ring's sealed memfd, the `ready` eventfd (the client writes it
+//! after a push to wake the server) and the `space` eventfd (the server
+//! writes it after a pop to wake a client waiting for space). Any other
+//! status carries none.
+//!
+//! Versions: 1 carried the element's alignment where 2 carries its stride;
+//! 2 carried two fds (memfd, one eventfd: a client waiting for space slept
+//! on the futex); 3 adds the `space` eventfd. A build refuses every version
+//! but its own with [`HelloError::Version`], which names both.
 
 use core::fmt;
 
@@ -16,9 +44,7 @@ use crate::{ElementLayout, Kind};
 pub const HELLO_MAGIC: u32 = u32::from_le_bytes(*b"IPCH");
 
 /// The version of the hello message this build speaks.
-// Version 2 carries the element's slot stride where version 1 carried its
-// alignment.
-pub const HELLO_VERSION: u16 = 2;
+pub const HELLO_VERSION: u16 = 3;
 
 /// Bytes in an encoded hello.
 pub const HELLO_LEN: usize = core::mem::size_of::<Wire>();
@@ -42,7 +68,8 @@ struct Wire {
 /// The server's answer. Every status but `Accepted` carries no fds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
-    /// The client's ring follows: a sealed memfd and an eventfd.
+    /// The client's ring follows: a sealed memfd, the `ready` eventfd and the
+    /// `space` eventfd.
     Accepted = 0,
     /// The server's policy refused the client's credentials.
     Refused = 1,
@@ -219,7 +246,7 @@ mod tests {
             elem: ElementLayout::of::<[u64; 8]>(),
             capacity: 1024,
             region_len: 66_048,
-            fds: 2,
+            fds: 3,
         }
     }
 
@@ -247,6 +274,33 @@ mod tests {
         assert_eq!(bytes[4..6], HELLO_VERSION.to_le_bytes());
         assert_eq!(bytes[20..24], 1024u32.to_le_bytes());
         assert_eq!(bytes[24..32], 66_048u64.to_le_bytes());
+        assert_eq!(bytes[32..36], 3u32.to_le_bytes());
+    }
+
+    /// A hello from a build of another version (2: two fds, no `space`
+    /// eventfd) is refused by version, naming both, before any other field
+    /// is read.
+    #[test]
+    fn other_versions_are_refused_by_number() {
+        assert_eq!(HELLO_VERSION, 3);
+        for old in [1u16, 2, 4] {
+            let mut bytes = sample().encode();
+            bytes[4..6].copy_from_slice(&old.to_le_bytes());
+            // A status no version has: the version is checked first.
+            bytes[6..8].copy_from_slice(&99u16.to_le_bytes());
+            let err = Hello::decode(&bytes).unwrap_err();
+            assert_eq!(
+                err,
+                HelloError::Version {
+                    expected: 3,
+                    found: old
+                }
+            );
+            assert_eq!(
+                err.to_string(),
+                format!("hello version {old}, this build speaks 3")
+            );
+        }
     }
 
     #[test]

@@ -363,7 +363,7 @@ pub(crate) fn error_chain(err: &dyn core::error::Error) -> String {
 
 /// A server with no fd to spare: binds at `IPCP_ADDR`, fills its fd table
 /// (under `RLIMIT_NOFILE` 256), frees room for exactly one session (socket,
-/// memfd, eventfd), says it is ready and reports the outcome of each of
+/// memfd, two eventfds), says it is ready and reports the outcome of each of
 /// `IPCP_CLIENTS` connections. Then it drops its sessions and reports the
 /// outcome of one more.
 fn fd_starved_server() {
@@ -382,7 +382,7 @@ fn fd_starved_server() {
             Err(errno) => panic!("dup: {errno}"),
         }
     }
-    filler.truncate(filler.len() - 3);
+    filler.truncate(filler.len() - 4);
     println!("{READY}");
     let outcome = |server: &mut Server<Msg>| match server.accept().expect("the listener works") {
         Ok(session) => {

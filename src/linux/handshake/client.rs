@@ -12,15 +12,21 @@ use crate::linux::poll::{deadline_after, hung_up, poll_fd};
 use crate::linux::shm::{Segment, ShmError};
 use crate::linux::uds::{AddrError, Credentials, SeqpacketStream, UdsError, UnixAddr};
 use crate::linux::wake::watch::Peer;
-use crate::linux::wake::{EventFd, PushNotifyError, SpinThenBlock, WaitError, Wakeup};
+use crate::linux::wake::{EventFd, PushNotifyError, SpinThenBlock, WaitError, Wakeup, WakingSide};
 use crate::spsc::{BlockingError, PushError, Spsc};
 use crate::{ElementLayout, Kind, Pod};
 
 /// A client's side of the handshake: its ring, and how it wakes the server.
+///
+/// Dropping the connection closes the ring's producing side and wakes the
+/// server if it sleeps ([`Producer::close_notify`](crate::spsc::Producer::close_notify)),
+/// so that its blocking pop ends with [`BlockingError::Closed`] at once (after
+/// popping what is left); then hangs up and unmaps the ring.
 pub struct Connection<T> {
+    // Declared first, so closed (and the server woken) before the socket
+    // hangs up: the server learns `Closed`, not a hang-up.
+    side: WakingSide<OwnedProducer<T>>,
     stream: SeqpacketStream,
-    producer: OwnedProducer<T>,
-    wakeup: Wakeup,
 }
 
 impl<T> fmt::Debug for Connection<T> {
@@ -50,10 +56,13 @@ pub fn connect<T: Pod>(addr: &UnixAddr) -> Result<Connection<T>, AddrError<Hands
 /// not end the wait.
 ///
 /// Checks the hello (magic, version, status, kind, element layout), that
-/// both fds arrived, that the memfd's size fits a ring of the hello's
+/// its three fds arrived, that the memfd's size fits a ring of the hello's
 /// capacity (equal to [`Spsc::required_size`], or larger by less than a
-/// page) before mapping it, that the memfd is sealed, that the eventfd is
-/// one, and attaches to the ring.
+/// page) before mapping it, that the memfd is sealed, that both eventfds are
+/// eventfds ([`EventFd::from_fd`]), and attaches to the ring. The
+/// connection's wake-up is [`Wakeup::EventFds`]: the client wakes the server
+/// through `ready`, and sleeps for space on `space`, in `poll` or an event
+/// loop.
 ///
 /// # Errors
 /// An [`AddrError`] naming `addr`, holding what went wrong
@@ -99,14 +108,15 @@ fn handshake<T: Pod>(addr: &UnixAddr, timeout: Duration) -> Result<Connection<T>
     }
     let found = fds.len();
     let fds = <[OwnedFd; ACCEPTED_FDS]>::try_from(fds).ok();
-    let Some([memfd, wake]) = fds.filter(|_| hello.fds as usize == ACCEPTED_FDS) else {
+    let Some([memfd, ready, space]) = fds.filter(|_| hello.fds as usize == ACCEPTED_FDS) else {
         return Err(HandshakeError::MissingFds {
             expected: ACCEPTED_FDS,
             found,
         });
     };
     let size = check_region_size::<T>(memfd.as_fd(), hello.capacity)?;
-    let wake = EventFd::from_fd(wake)?;
+    let ready = EventFd::from_fd(ready).map_err(HandshakeError::EventFd)?;
+    let space = EventFd::from_fd(space).map_err(HandshakeError::SpaceEventFd)?;
     let segment = Segment::from_fd(memfd)?;
     // The size was read before the seals were checked: a server that sealed
     // the memfd only after sending it could have resized it in between.
@@ -119,9 +129,8 @@ fn handshake<T: Pod>(addr: &UnixAddr, timeout: Duration) -> Result<Connection<T>
     }
     let producer = Spsc::<T>::attach(segment.into_region()?)?.into_producer();
     Ok(Connection {
+        side: WakingSide::new(producer, Wakeup::EventFds { ready, space }),
         stream,
-        producer,
-        wakeup: Wakeup::EventFd(wake),
     })
 }
 
@@ -148,18 +157,18 @@ impl<T: Pod> Connection<T> {
     /// The producing side of this client's ring (for `len`, `free_slots`);
     /// it keeps the ring mapped while it lives (see [`OwnedConsumer`](super::OwnedConsumer)).
     pub fn producer(&self) -> &OwnedProducer<T> {
-        &self.producer
+        self.side.side()
     }
 
     /// The producing side of this client's ring, to push to.
     pub fn producer_mut(&mut self) -> &mut OwnedProducer<T> {
-        &mut self.producer
+        self.side.side_mut()
     }
 
     /// The producing side and the wake-up together, for pushes that wake the
     /// server (`producer.push_slice_notify(items, wakeup)`).
     pub fn parts(&mut self) -> (&mut OwnedProducer<T>, &Wakeup) {
-        (&mut self.producer, &self.wakeup)
+        self.side.parts()
     }
 
     /// Pushes `value` and wakes the server if it sleeps:
@@ -170,7 +179,8 @@ impl<T: Pod> Connection<T> {
     /// As for [`Producer::push_notify`](crate::spsc::Producer::push_notify):
     /// a full ring hands `value` back.
     pub fn push_notify(&mut self, value: T) -> Result<(), PushNotifyError<PushError<T>>> {
-        self.producer.push_notify(value, &self.wakeup)
+        let (producer, wakeup) = self.side.parts();
+        producer.push_notify(value, wakeup)
     }
 
     /// Pushes `value`, waiting for space while the ring is full
@@ -194,19 +204,19 @@ impl<T: Pod> Connection<T> {
         timeout: Option<Duration>,
     ) -> Result<(), (T, BlockingError<WaitError>)> {
         let peer = Peer::Socket(self.stream.as_fd());
-        self.producer
-            .push_watching(value, &self.wakeup, strategy, timeout, peer)
+        let (producer, wakeup) = self.side.parts();
+        producer.push_watching(value, wakeup, strategy, timeout, peer)
     }
 
     /// The memory the ring lives in (a sealed memfd): its fd, its length.
     pub fn segment(&self) -> &Segment {
-        self.producer.keeper()
+        self.side.side().keeper()
     }
 
     /// How to wake the server after a push: pass it to `push_notify`, or call
     /// `wake` when `wake_needed` says so.
     pub fn wakeup(&self) -> &Wakeup {
-        &self.wakeup
+        self.side.wakeup()
     }
 
     /// The server's credentials: `getsockopt(SO_PEERCRED)`
@@ -217,6 +227,14 @@ impl<T: Pod> Connection<T> {
     #[doc(alias("getsockopt", "SO_PEERCRED"))]
     pub fn server_credentials(&self) -> Result<Credentials, UdsError> {
         self.stream.peer_credentials()
+    }
+
+    /// The producing side, the wake-up and the socket together, for waits
+    /// that also watch the server's hang-up.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn parts_and_socket(&mut self) -> (&mut OwnedProducer<T>, &Wakeup, BorrowedFd<'_>) {
+        let (producer, wakeup) = self.side.parts();
+        (producer, wakeup, self.stream.as_fd())
     }
 
     /// The socket, e.g. to notice the server going away (`EPOLLHUP`).

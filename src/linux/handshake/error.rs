@@ -23,8 +23,12 @@ pub enum HandshakeError {
     /// The memory the server sent is unusable: it could not be mapped, or is
     /// not sealed (contextual).
     Shm(ShmError),
-    /// The wake-up fd the server sent is not a usable eventfd (contextual).
+    /// The hello's second fd, the `ready` eventfd the client wakes the
+    /// server through, is not a usable eventfd (contextual).
     EventFd(EventFdError),
+    /// The hello's third fd, the `space` eventfd the server wakes a client
+    /// waiting for space through, is not a usable eventfd (contextual).
+    SpaceEventFd(EventFdError),
     /// No ring can have the capacity the server was given.
     Create(CreateError),
     /// The ring the server sent does not validate (contextual).
@@ -71,7 +75,12 @@ impl fmt::Display for HandshakeError {
         match self {
             Self::Socket(err) => fmt::Display::fmt(err, f),
             Self::Shm(_) => f.write_str("the memory the server sent is unusable"),
-            Self::EventFd(_) => f.write_str("the wake-up fd the server sent is unusable"),
+            Self::EventFd(_) => {
+                f.write_str("the server's `ready` eventfd (the hello's second fd) is unusable")
+            }
+            Self::SpaceEventFd(_) => {
+                f.write_str("the server's `space` eventfd (the hello's third fd) is unusable")
+            }
             Self::Create(err) => fmt::Display::fmt(err, f),
             Self::Attach(_) => f.write_str("the ring the server sent does not validate"),
             Self::Hello(err) => fmt::Display::fmt(err, f),
@@ -111,7 +120,7 @@ impl core::error::Error for HandshakeError {
         match self {
             Self::Socket(err) => err.source(),
             Self::Shm(err) => Some(err),
-            Self::EventFd(err) => Some(err),
+            Self::EventFd(err) | Self::SpaceEventFd(err) => Some(err),
             Self::Create(err) => err.source(),
             Self::Attach(err) => Some(err),
             Self::Hello(err) => err.source(),
@@ -139,7 +148,6 @@ macro_rules! from_errors {
 from_errors!(
     Socket(UdsError),
     Shm(ShmError),
-    EventFd(EventFdError),
     Create(CreateError),
     Attach(AttachError),
     Hello(HelloError)
@@ -211,7 +219,7 @@ pub enum ClientFailure {
     Memory(ShmError),
     /// Its ring could not be created in that memory; it was told.
     Ring(CreateError),
-    /// Its eventfd could not be created; it was told.
+    /// One of its two eventfds could not be created; it was told.
     EventFd(SysError),
     /// Its socket failed: reading its credentials or sending the hello.
     Socket(UdsError),

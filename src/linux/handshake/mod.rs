@@ -1,6 +1,8 @@
 //! The daemon handshake: a server accepts a client on a Unix socket, checks who
-//! it is, creates that client's ring in a sealed memfd with an eventfd to wake
-//! the server, and sends both fds with a versioned hello message.
+//! it is, creates that client's ring in a sealed memfd with two eventfds (one
+//! for the client to wake the server after a push, one for the server to wake
+//! a client waiting for space after a pop), and sends the three fds with a
+//! versioned [hello message](super::hello).
 //!
 //! Each client gets its own SPSC ring (fan-in by lanes): a client killed at any
 //! instruction can leave at most its own ring half-written, never block the
@@ -69,7 +71,8 @@
 //! [`connect`] checks the hello field by field, that both fds came, that the
 //! memfd's size is what a ring of the hello's capacity needs (before mapping
 //! it: a server cannot make the client map a sparse terabyte), that it is
-//! sealed against resizing, that the eventfd is one, and the ring's header.
+//! sealed against resizing, that both eventfds are eventfds, and the ring's
+//! header.
 //! Every failure comes in an [`AddrError`](crate::linux::uds::AddrError)
 //! naming the server's address, holding the [`HandshakeError`].
 
@@ -92,8 +95,9 @@ use super::shm::Segment;
 use crate::spsc::{Consumer, Producer};
 use crate::{ElementLayout, Kind};
 
-/// Fds a hello carries when the client is accepted: the memfd and the eventfd.
-const ACCEPTED_FDS: usize = 2;
+/// Fds a hello carries when the client is accepted: the memfd, the `ready`
+/// eventfd and the `space` eventfd, in that order.
+const ACCEPTED_FDS: usize = 3;
 
 /// The consuming side of a ring in a memfd it owns.
 ///

@@ -153,8 +153,9 @@ impl<T: Pod> Server<T> {
     /// [`ClientFailure::SessionLimit`]; a session frees its place when it is
     /// dropped.
     ///
-    /// Each session holds three fds (socket, memfd, eventfd): a cap below a
-    /// third of the fds left to the server keeps the fds for the sessions.
+    /// Each session holds four fds (socket, memfd, two eventfds): a cap below
+    /// a quarter of the fds left to the server keeps the fds for the
+    /// sessions.
     pub fn set_max_sessions(&mut self, max: Option<usize>) {
         self.max_sessions = max;
     }
@@ -190,8 +191,8 @@ impl<T: Pod> Server<T> {
     /// ([accept4(2)](https://man7.org/linux/man-pages/man2/accept4.2.html)): `None` if no client is waiting.
     ///
     /// For a waiting client: checks its credentials against the policy and
-    /// the session cap, creates its ring (`memfd_create`, `mmap`) and
-    /// eventfd, and sends them with the hello. A client that fails any step
+    /// the session cap, creates its ring (`memfd_create`, `mmap`) and its
+    /// two eventfds, and sends them with the hello. A client that fails any step
     /// is told why when the hello can say it, its connection is
     /// closed, and it comes back as a [`ClientError`]: log it and go on.
     /// Out of fds, the newcomer is dropped through the spare fd (see
@@ -260,12 +261,12 @@ impl<T: Pod> Server<T> {
             self.tell(&stream, Status::SessionLimit);
             return Err(fail(ClientFailure::SessionLimit { max }));
         }
-        let (consumer, wake, size) = self.ring().map_err(|failure| {
+        let (consumer, [ready, space], size) = self.ring().map_err(|failure| {
             self.tell(&stream, Status::OutOfResources);
             fail(failure)
         })?;
         let hello = hello::<T>(Status::Accepted, self.capacity, size, ACCEPTED_FDS);
-        let fds = [consumer.keeper().as_fd(), wake.as_fd()];
+        let fds = [consumer.keeper().as_fd(), ready.as_fd(), space.as_fd()];
         match stream.send_with_fds(&hello.encode(), &fds) {
             Ok(()) => {}
             Err(UdsError::PeerClosed) => return Err(fail(ClientFailure::Gone)),
@@ -274,15 +275,15 @@ impl<T: Pod> Server<T> {
         Ok(Session::new(
             stream,
             consumer,
-            Wakeup::EventFd(wake),
+            Wakeup::EventFds { ready, space },
             peer,
             Arc::clone(&self.seats),
         ))
     }
 
     /// A new client's ring (its consuming side, which owns the memfd), its
-    /// eventfd, and the ring's size.
-    fn ring(&self) -> Result<(OwnedConsumer<T>, EventFd, usize), ClientFailure> {
+    /// `ready` and `space` eventfds, and the ring's size.
+    fn ring(&self) -> Result<(OwnedConsumer<T>, [EventFd; 2], usize), ClientFailure> {
         let size = Spsc::<T>::required_size(self.capacity).ok_or(ClientFailure::Ring(
             CreateError::InvalidCapacity {
                 capacity: self.capacity,
@@ -293,8 +294,9 @@ impl<T: Pod> Server<T> {
         let consumer = Spsc::<T>::create(region, self.capacity)
             .map_err(ClientFailure::Ring)?
             .into_consumer();
-        let wake = EventFd::new().map_err(ClientFailure::EventFd)?;
-        Ok((consumer, wake, size))
+        let ready = EventFd::new().map_err(ClientFailure::EventFd)?;
+        let space = EventFd::new().map_err(ClientFailure::EventFd)?;
+        Ok((consumer, [ready, space], size))
     }
 
     /// Best effort: the client learns why it is dropped; the outcome stands

@@ -10,19 +10,23 @@ use crate::linux::SysError;
 use crate::linux::poll::hung_up;
 use crate::linux::uds::{Credentials, SeqpacketStream};
 use crate::linux::wake::watch::Peer;
-use crate::linux::wake::{SpinThenBlock, WaitError, Wakeup};
+use crate::linux::wake::{SpinThenBlock, WaitError, Wakeup, WakingSide};
 use crate::spsc::{BlockingError, PopError};
 use crate::{Corrupted, Pod};
 
-/// The server's side of one client: its credentials, its ring and its eventfd.
+/// The server's side of one client: its credentials, its ring and its
+/// eventfds.
 ///
-/// Dropping the session closes the socket and the eventfd, unmaps the ring,
-/// and frees its place under
-/// [`Server::set_max_sessions`](super::Server::set_max_sessions).
+/// Dropping the session closes the ring's consuming side and wakes the client
+/// if it waits for space ([`Consumer::close_notify`](crate::spsc::Consumer::close_notify)),
+/// so that its blocking push ends with [`BlockingError::Closed`] at once;
+/// then closes the socket and the eventfds, unmaps the ring, and frees its
+/// place under [`Server::set_max_sessions`](super::Server::set_max_sessions).
 pub struct Session<T> {
+    // Declared first, so closed (and the client woken) before the socket
+    // hangs up: the client learns `Closed`, not a hang-up.
+    side: WakingSide<OwnedConsumer<T>>,
     stream: SeqpacketStream,
-    consumer: OwnedConsumer<T>,
-    wakeup: Wakeup,
     peer: Credentials,
     /// Its place in its server's count
     /// ([`Server::sessions`](super::Server::sessions)), given back when it
@@ -47,9 +51,8 @@ impl<T: Pod> Session<T> {
         seat: Arc<()>,
     ) -> Self {
         Self {
+            side: WakingSide::new(consumer, wakeup),
             stream,
-            consumer,
-            wakeup,
             peer,
             _seat: seat,
         }
@@ -63,18 +66,18 @@ impl<T: Pod> Session<T> {
     /// The consuming side of the client's ring (for `len`, `is_empty`); it
     /// keeps the ring mapped while it lives (see [`OwnedConsumer`]).
     pub fn consumer(&self) -> &OwnedConsumer<T> {
-        &self.consumer
+        self.side.side()
     }
 
     /// The consuming side of the client's ring, to pop from.
     pub fn consumer_mut(&mut self) -> &mut OwnedConsumer<T> {
-        &mut self.consumer
+        self.side.side_mut()
     }
 
     /// The consuming side and the wake-up together, for a blocking pop
     /// (`consumer.pop_blocking(wakeup, ..)`).
     pub fn parts(&mut self) -> (&mut OwnedConsumer<T>, &Wakeup) {
-        (&mut self.consumer, &self.wakeup)
+        self.side.parts()
     }
 
     /// Pops the oldest element, waiting for one while the ring is empty
@@ -94,8 +97,8 @@ impl<T: Pod> Session<T> {
         timeout: Option<Duration>,
     ) -> Result<T, BlockingError<WaitError>> {
         let peer = Peer::Socket(self.stream.as_fd());
-        self.consumer
-            .pop_watching(&self.wakeup, strategy, timeout, peer)
+        let (consumer, wakeup) = self.side.parts();
+        consumer.pop_watching(wakeup, strategy, timeout, peer)
     }
 
     /// Pops everything the client has published, passing each element to
@@ -106,7 +109,7 @@ impl<T: Pod> Session<T> {
     /// [`Corrupted`] if the client corrupted the ring's counters; the
     /// elements before were passed to `sink`.
     pub fn drain(&mut self, mut sink: impl FnMut(T)) -> Result<usize, Corrupted> {
-        let rx = &mut self.consumer;
+        let rx = self.side.side_mut();
         let mut count = 0;
         // Bounded: at most one ring's worth was published before the drain.
         for _ in 0..rx.capacity() {
@@ -125,14 +128,15 @@ impl<T: Pod> Session<T> {
     /// How the client wakes the server: the eventfd, readable after the client
     /// pushed to a ring whose consumer announced it would sleep.
     pub fn wakeup(&self) -> &Wakeup {
-        &self.wakeup
+        self.side.wakeup()
     }
 
     /// The consuming side, the wake-up and the socket together, for waits
     /// that also watch the client's hang-up.
     #[cfg(feature = "tokio")]
     pub(crate) fn parts_and_socket(&mut self) -> (&mut OwnedConsumer<T>, &Wakeup, BorrowedFd<'_>) {
-        (&mut self.consumer, &self.wakeup, self.stream.as_fd())
+        let (consumer, wakeup) = self.side.parts();
+        (consumer, wakeup, self.stream.as_fd())
     }
 
     /// The socket: `EPOLLHUP` on it means the client is gone.

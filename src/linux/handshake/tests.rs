@@ -13,8 +13,9 @@ use super::*;
 use crate::CreateError;
 use crate::linux::hello::{HELLO_LEN, HelloError};
 use crate::linux::shm::ShmError;
+use crate::linux::uds::UdsError;
 use crate::linux::uds::{SeqpacketListener, SeqpacketStream, UnixAddr};
-use crate::linux::wake::EventFd;
+use crate::linux::wake::{EventFd, EventFdError};
 use crate::spsc::Spsc;
 
 fn unique_addr() -> UnixAddr {
@@ -33,6 +34,27 @@ fn fake_server(addr: &UnixAddr, bytes: Vec<u8>, fds: Vec<OwnedFd>) -> thread::Jo
         // Keep the socket open until the client has read.
         let _ = stream.recv(&mut [0; 1]);
     })
+}
+
+/// `memfd` and two new eventfds: what an accepted hello carries.
+fn with_eventfds(memfd: OwnedFd) -> Vec<OwnedFd> {
+    vec![
+        memfd,
+        EventFd::new().unwrap().into(),
+        EventFd::new().unwrap().into(),
+    ]
+}
+
+/// A sealed memfd of the right size for a ring of 4 `u32`s, as a real
+/// server sends (the ring itself is not written: the tests below fail
+/// before the client attaches).
+fn ring_memfd() -> (OwnedFd, usize) {
+    let size = Spsc::<u32>::required_size(4).unwrap();
+    let segment = crate::linux::shm::Segment::memfd("fake", size).unwrap();
+    (
+        rustix::io::fcntl_dupfd_cloexec(segment.as_fd(), 0).unwrap(),
+        size,
+    )
 }
 
 #[test]
@@ -127,7 +149,7 @@ fn hello_without_fds_is_refused() {
     assert!(matches!(
         err,
         HandshakeError::MissingFds {
-            expected: 2,
+            expected: 3,
             found: 0
         }
     ));
@@ -155,9 +177,8 @@ fn unsealed_memfd_is_refused() {
     let memfd = rustix::fs::memfd_create("unsealed", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
     let size = Spsc::<u32>::required_size(4).unwrap();
     rustix::fs::ftruncate(&memfd, size as u64).unwrap();
-    let wake = EventFd::new().unwrap();
     let hello = hello::<u32>(Status::Accepted, 4, size, ACCEPTED_FDS);
-    let server = fake_server(&addr, hello.encode().to_vec(), vec![memfd, wake.into()]);
+    let server = fake_server(&addr, hello.encode().to_vec(), with_eventfds(memfd));
     let err = connect::<u32>(&addr).unwrap_err().into_error();
     assert!(
         matches!(err, HandshakeError::Shm(ShmError::NotSealed { .. })),
@@ -280,9 +301,8 @@ fn a_memfd_of_the_wrong_size_is_refused_before_mapping() {
         .unwrap();
         rustix::fs::ftruncate(&memfd, size).unwrap();
         rustix::fs::fcntl_add_seals(&memfd, crate::linux::shm::REQUIRED_SEALS).unwrap();
-        let wake = EventFd::new().unwrap();
         let hello = hello::<u32>(Status::Accepted, 4, size as usize, ACCEPTED_FDS);
-        let server = fake_server(&addr, hello.encode().to_vec(), vec![memfd, wake.into()]);
+        let server = fake_server(&addr, hello.encode().to_vec(), with_eventfds(memfd));
         let err = connect::<u32>(&addr).unwrap_err().into_error();
         assert!(
             matches!(
@@ -371,4 +391,225 @@ fn a_client_waiting_for_space_stops_when_the_server_goes() {
     drop(session);
     let pushed = client.join().unwrap().map_err(|(_, err)| err);
     assert!(stopped(&pushed), "{pushed:?}");
+}
+
+/// A client of this version (3) refuses the hello of a server of version 2,
+/// which sent two fds: a typed error naming both versions, whatever the fds.
+#[test]
+fn a_server_of_the_previous_version_is_refused_by_version() {
+    let addr = unique_addr();
+    let (memfd, size) = ring_memfd();
+    let mut bytes = hello::<u32>(Status::Accepted, 4, size, 2).encode();
+    bytes[4..6].copy_from_slice(&2u16.to_le_bytes());
+    let eventfd = EventFd::new().unwrap();
+    let server = fake_server(&addr, bytes.to_vec(), vec![memfd, eventfd.into()]);
+    let err = connect::<u32>(&addr).unwrap_err();
+    assert_eq!(
+        error_chain(&err),
+        format!("socket {addr}: hello version 2, this build speaks 3")
+    );
+    assert!(matches!(
+        err.into_error(),
+        HandshakeError::Hello(HelloError::Version {
+            expected: 3,
+            found: 2
+        })
+    ));
+    server.join().unwrap();
+}
+
+/// Too few fds, or too many, for what the hello says: typed errors, the fds
+/// that came closed, never a panic.
+#[test]
+fn the_wrong_number_of_fds_is_refused() {
+    for count in [1, 2] {
+        let addr = unique_addr();
+        let (memfd, size) = ring_memfd();
+        let mut fds = with_eventfds(memfd);
+        fds.truncate(count);
+        let hello = hello::<u32>(Status::Accepted, 4, size, ACCEPTED_FDS);
+        let server = fake_server(&addr, hello.encode().to_vec(), fds);
+        let err = connect::<u32>(&addr).unwrap_err().into_error();
+        assert!(
+            matches!(err, HandshakeError::MissingFds { expected: 3, found } if found == count),
+            "{count} fds: {err:?}"
+        );
+        server.join().unwrap();
+    }
+    for count in [4, 5, 8] {
+        let addr = unique_addr();
+        let (memfd, size) = ring_memfd();
+        let mut fds = with_eventfds(memfd);
+        fds.extend((3..count).map(|_| EventFd::new().unwrap().into()));
+        let hello = hello::<u32>(Status::Accepted, 4, size, count);
+        let server = fake_server(&addr, hello.encode().to_vec(), fds);
+        let err = connect::<u32>(&addr).unwrap_err().into_error();
+        assert!(
+            matches!(
+                err,
+                HandshakeError::Socket(UdsError::TooManyFds { .. } | UdsError::ControlTruncated)
+            ),
+            "{count} fds: {err:?}"
+        );
+        server.join().unwrap();
+    }
+}
+
+/// Either eventfd replaced by a pipe: refused, and the error says which.
+#[test]
+fn a_wake_up_fd_that_is_no_eventfd_is_refused_by_position() {
+    for position in [1, 2] {
+        let addr = unique_addr();
+        let (memfd, size) = ring_memfd();
+        let mut fds = with_eventfds(memfd);
+        let (pipe, _writer) = rustix::pipe::pipe().unwrap();
+        fds[position] = pipe;
+        let hello = hello::<u32>(Status::Accepted, 4, size, ACCEPTED_FDS);
+        let server = fake_server(&addr, hello.encode().to_vec(), fds);
+        let err = connect::<u32>(&addr).unwrap_err().into_error();
+        match (position, &err) {
+            (1, HandshakeError::EventFd(EventFdError::NotEventFd))
+            | (2, HandshakeError::SpaceEventFd(EventFdError::NotEventFd)) => {}
+            _ => panic!("a pipe as fd {position}: {err:?}"),
+        }
+        let which = [
+            "",
+            "`ready` eventfd (the hello's second",
+            "`space` eventfd (the hello's third",
+        ];
+        assert!(error_chain(&err).contains(which[position]), "{err}");
+        server.join().unwrap();
+    }
+}
+
+/// What the handshake hands out: an eventfd for each direction, on both
+/// sides, the same two kernel objects.
+#[test]
+fn both_sides_get_an_eventfd_for_each_direction() {
+    let addr = unique_addr();
+    let mut server = Server::<u64>::bind(&addr, 4, Policy::SameUser).unwrap();
+    thread::scope(|s| {
+        let client = s.spawn(|| connect::<u64>(&addr).unwrap());
+        let session = server.accept().unwrap().unwrap();
+        let conn = client.join().unwrap();
+        let (Some(ready), Some(space)) =
+            (conn.wakeup().as_eventfd(), conn.wakeup().as_space_eventfd())
+        else {
+            panic!(
+                "the client has no eventfd for each direction: {:?}",
+                conn.wakeup()
+            );
+        };
+        // The client's `ready` write wakes the server's, its `space` write
+        // the server's `space` (the same objects).
+        ready.signal().unwrap();
+        let server_ready = session.wakeup().as_eventfd().unwrap();
+        let server_space = session.wakeup().as_space_eventfd().unwrap();
+        assert_eq!(server_ready.drain().unwrap(), 1);
+        assert_eq!(server_space.drain().unwrap(), 0);
+        space.signal().unwrap();
+        assert_eq!(server_space.drain().unwrap(), 1);
+        drop(session);
+    });
+}
+
+/// Runs `blocked` on a thread and returns what it returns, failing (not
+/// hanging) the test if it is still blocked after [`NEVER`].
+fn on_a_thread<R: Send + 'static>(
+    blocked: impl FnOnce() -> R + Send + 'static,
+) -> impl FnOnce() -> R {
+    let (done, result) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let _ = done.send(blocked());
+    });
+    move || {
+        result
+            .recv_timeout(NEVER.unwrap())
+            .expect("the blocked call never returned: the drop did not wake it")
+    }
+}
+
+/// A server blocked without a timeout, in a pop that watches nothing but its
+/// eventfd (`Session::parts`) or also the socket (`Session::pop_blocking`),
+/// learns `Closed` at once when the client drops its connection: the drop
+/// closes the ring and wakes it before the socket hangs up.
+#[test]
+fn dropping_a_connection_wakes_the_server_with_closed() {
+    use crate::linux::wake::SpinThenBlock;
+    use crate::spsc::BlockingError;
+    for watched in [false, true] {
+        let addr = unique_addr();
+        let mut server = Server::<u64>::bind(&addr, 4, Policy::SameUser).unwrap();
+        let client = thread::spawn({
+            let addr = addr.clone();
+            move || connect::<u64>(&addr).unwrap()
+        });
+        let mut session = server.accept().unwrap().unwrap();
+        let mut conn = client.join().unwrap();
+        conn.push_notify(1).unwrap();
+        let popped = on_a_thread(move || {
+            let strategy = SpinThenBlock::new(0);
+            let mut popped = Vec::new();
+            loop {
+                let result = if watched {
+                    session.pop_blocking(strategy, None)
+                } else {
+                    let (consumer, wakeup) = session.parts();
+                    consumer.pop_blocking(wakeup, strategy, None)
+                };
+                match result {
+                    Ok(value) => popped.push(value),
+                    Err(err) => return (popped, err),
+                }
+            }
+        });
+        while !conn.producer().peer_event().has_sleeper() {
+            thread::sleep(Duration::from_millis(1));
+        }
+        drop(conn);
+        assert_eq!(
+            popped(),
+            (vec![1], BlockingError::Closed),
+            "watched: {watched}"
+        );
+    }
+}
+
+/// A client blocked without a timeout on a full ring, in a push that watches
+/// nothing but its `space` eventfd (`Connection::parts`) or also the socket
+/// (`Connection::push_blocking`), learns `Closed` at once when the server
+/// drops the session.
+#[test]
+fn dropping_a_session_wakes_the_client_with_closed() {
+    use crate::linux::wake::SpinThenBlock;
+    use crate::spsc::BlockingError;
+    for watched in [false, true] {
+        let addr = unique_addr();
+        let mut server = Server::<u64>::bind(&addr, 4, Policy::SameUser).unwrap();
+        let client = thread::spawn({
+            let addr = addr.clone();
+            move || connect::<u64>(&addr).unwrap()
+        });
+        let session = server.accept().unwrap().unwrap();
+        let mut conn = client.join().unwrap();
+        conn.producer_mut().push_all(&[0; 4]).unwrap();
+        let pushed = on_a_thread(move || {
+            let strategy = SpinThenBlock::new(0);
+            if watched {
+                conn.push_blocking(5, strategy, None)
+            } else {
+                let (producer, wakeup) = conn.parts();
+                producer.push_blocking(5, wakeup, strategy, None)
+            }
+        });
+        while !session.consumer().peer_event().has_sleeper() {
+            thread::sleep(Duration::from_millis(1));
+        }
+        drop(session);
+        assert_eq!(
+            pushed(),
+            Err((5, BlockingError::Closed)),
+            "watched: {watched}"
+        );
+    }
 }

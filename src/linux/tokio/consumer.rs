@@ -8,7 +8,7 @@ use super::RegisterError;
 use super::readiness::Readiness;
 use crate::Pod;
 use crate::linux::SysError;
-use crate::linux::wake::{WaitError, Wakeup};
+use crate::linux::wake::{WaitError, Wakeup, WakingSide};
 use crate::spsc::{BlockingError, Consumer, PopError};
 use rustix::io::Errno;
 
@@ -17,13 +17,15 @@ use rustix::io::Errno;
 ///
 /// It owns the consumer and the [`Wakeup`] (whose consumer's eventfd it
 /// registers, once); an owned consumer (`Consumer<'static, T, Arc<Segment>>`)
-/// makes it `'static` and `Send`, for `tokio::spawn`.
+/// makes it `'static` and `Send`, for `tokio::spawn`. Dropping it closes the
+/// ring and wakes the producer if it waits for space
+/// ([`Consumer::close_notify`]); [`into_parts`](Self::into_parts) does
+/// neither.
 #[derive(Debug)]
 pub struct AsyncConsumer<'a, T, K = ()> {
-    // Declared before `wakeup`, so dropped before the eventfd closes.
+    // Declared before `side`, so dropped before the eventfd closes.
     ready: Readiness,
-    consumer: Consumer<'a, T, K>,
-    wakeup: Wakeup,
+    side: WakingSide<Consumer<'a, T, K>>,
 }
 
 impl<'a, T: Pod, K> AsyncConsumer<'a, T, K> {
@@ -35,21 +37,18 @@ impl<'a, T: Pod, K> AsyncConsumer<'a, T, K> {
     /// # Errors
     /// [`RegisterError::NoEventFd`] for [`Wakeup::Futex`], which no reactor
     /// can wait on; [`RegisterError::Sys`] if the registration failed. The
-    /// consumer is dropped (which closes the ring).
+    /// consumer is dropped: the ring is closed and the producer woken.
     ///
     /// # Panics
     /// Outside a tokio runtime with I/O enabled (as tokio does).
     #[doc(alias = "epoll_ctl")]
     pub fn new(consumer: Consumer<'a, T, K>, wakeup: Wakeup) -> Result<Self, RegisterError> {
-        let eventfd = wakeup.as_eventfd().ok_or(RegisterError::NoEventFd)?;
-        // SAFETY: the eventfd belongs to `wakeup`, which `Self` owns and
-        // drops after `ready`.
+        let side = WakingSide::new(consumer, wakeup);
+        let eventfd = side.wakeup().as_eventfd().ok_or(RegisterError::NoEventFd)?;
+        // SAFETY: the eventfd belongs to `side`'s wake-up, which `Self` owns
+        // and drops after `ready`.
         let ready = unsafe { Readiness::register(eventfd.as_fd()) }?;
-        Ok(Self {
-            ready,
-            consumer,
-            wakeup,
-        })
+        Ok(Self { ready, side })
     }
 
     /// Pops the oldest element, awaiting one while the ring is empty, then
@@ -64,28 +63,26 @@ impl<'a, T: Pod, K> AsyncConsumer<'a, T, K> {
     /// empty; [`BlockingError::Corrupted`] as for `try_pop`;
     /// `Sleep(`[`WaitError::Sys`]`)` if the reactor or a read failed.
     pub async fn recv(&mut self) -> Result<T, BlockingError<WaitError>> {
-        recv(&mut self.consumer, &self.wakeup, &self.ready, None).await
+        let (consumer, wakeup) = self.side.parts();
+        recv(consumer, wakeup, &self.ready, None).await
     }
 
     /// The consumer, for `len`, `try_pop` and the rest.
     pub fn consumer(&mut self) -> &mut Consumer<'a, T, K> {
-        &mut self.consumer
+        self.side.side_mut()
     }
 
-    /// The wake-up, e.g. to [`Consumer::close_notify`] through it.
+    /// The wake-up, e.g. to [`Consumer::notify`] through it.
     pub fn wakeup(&self) -> &Wakeup {
-        &self.wakeup
+        self.side.wakeup()
     }
 
-    /// The consumer and the wake-up back; the registration ends.
+    /// The consumer and the wake-up back, the ring still open; the
+    /// registration ends.
     pub fn into_parts(self) -> (Consumer<'a, T, K>, Wakeup) {
-        let Self {
-            ready,
-            consumer,
-            wakeup,
-        } = self;
+        let Self { ready, side } = self;
         drop(ready);
-        (consumer, wakeup)
+        side.into_parts()
     }
 }
 
@@ -144,6 +141,11 @@ pub(super) async fn recv<T: Pod, K>(
             return match (err, consumer.try_pop()) {
                 (WaitError::PeerGone, Ok(value)) => Ok(value),
                 (_, Err(PopError::Corrupted)) => Err(BlockingError::Corrupted),
+                // A producer that closed before it hung up (its handle
+                // dropped first) closed the ring: say so.
+                (WaitError::PeerGone, Err(PopError::Empty)) if consumer.is_abandoned() => {
+                    Err(BlockingError::Closed)
+                }
                 (err, _) => Err(BlockingError::Sleep(err)),
             };
         }

@@ -1,6 +1,10 @@
 //! Rings on tokio's reactor (feature `tokio`): `recv().await` on a consumer,
-//! `send().await` on a producer, `accept().await` on a handshake server, and
-//! sessions that end with a typed error when their client hangs up.
+//! `send().await` on a producer, `accept().await` on a handshake server,
+//! sessions and client connections that end with a typed error when their
+//! peer hangs up (`AsyncSession::recv`, `AsyncConnection::send`).
+//!
+//! Dropping any of them closes its ring and wakes the peer if it sleeps
+//! (`close_notify`): a peer blocked without a timeout learns `Closed` at once.
 //!
 //! Each type owns what it waits on and registers each fd with the reactor
 //! once (`tokio::io::unix::AsyncFd`); a waiting task holds no thread and uses
@@ -45,11 +49,13 @@ use core::fmt;
 
 use crate::linux::SysError;
 
+mod client;
 mod consumer;
 mod producer;
 mod readiness;
 mod server;
 
+pub use client::AsyncConnection;
 pub use consumer::AsyncConsumer;
 pub use producer::AsyncProducer;
 pub use server::{AsyncServer, AsyncSession};

@@ -78,7 +78,9 @@ impl<T: Pod> AsyncServer<T> {
 
 /// A [`Session`] on tokio's reactor: [`recv`](Self::recv) awaits the
 /// client's next element, and ends with a typed error once the client hangs
-/// up. Owns the session; `'static` and `Send`, for `tokio::spawn`.
+/// up. Owns the session; `'static` and `Send`, for `tokio::spawn`. Dropping
+/// it closes the ring and wakes the client if it waits for space (as
+/// dropping the session does).
 pub struct AsyncSession<T> {
     // Declared before `session`, so dropped before its fds close.
     ready: Readiness,

@@ -138,8 +138,11 @@ impl<T: Pod, K> Consumer<'_, T, K> {
             // Gone for good: what it pushed before it went is all there will
             // be, and the ring was empty when it was found gone, unless a
             // last element landed since the look before the sleep.
+            // A producer that closed before it went (a handle dropped before
+            // its socket) closed the ring: that is what it reports.
             Err(BlockingError::Sleep(WaitError::PeerGone)) => {
                 self.try_pop().map_err(|err| match err {
+                    PopError::Empty if self.is_abandoned() => BlockingError::Closed,
                     PopError::Empty => BlockingError::Sleep(WaitError::PeerGone),
                     PopError::Corrupted => BlockingError::Corrupted,
                 })
@@ -286,6 +289,14 @@ impl<T: Pod, K> Producer<'_, T, K> {
         let channel = wakeup.space();
         self.push_or_sleep(value, strategy.spins, |event, epoch| {
             watch.sleep(channel, event, epoch, deadline)
+        })
+        .map_err(|(value, err)| match err {
+            // A consumer that closed before it went (a handle dropped before
+            // its socket) closed the ring: that is what it reports.
+            BlockingError::Sleep(WaitError::PeerGone) if self.is_abandoned() => {
+                (value, BlockingError::Closed)
+            }
+            err => (value, err),
         })?;
         // A failure stays announced for the next push (see above).
         let _ = wake_if(self.wake_needed(), wakeup.ready(), self.peer_event());

@@ -97,6 +97,7 @@ mod blocking;
 mod eventfd;
 mod futex;
 pub(crate) mod wakeup;
+pub(crate) mod waking_side;
 pub(crate) mod watch;
 
 #[cfg(feature = "tokio")]
@@ -105,6 +106,7 @@ pub use blocking::{PushNotifyError, SpinThenBlock};
 pub use eventfd::{EventFd, EventFdError};
 pub use futex::{futex_wait, futex_wake};
 pub use wakeup::Wakeup;
+pub(crate) use waking_side::WakingSide;
 pub use watch::LIVENESS_CHECK;
 
 use super::SysError;
