@@ -42,12 +42,12 @@
 use std::{
     error::Error,
     hint,
-    sync::Arc,
     io::{Read, Write},
     os::{
         fd::{AsFd, OwnedFd},
         unix::net::UnixStream,
     },
+    sync::Arc,
     time::{Instant, SystemTime, UNIX_EPOCH},
 };
 
