@@ -21,7 +21,7 @@ use serde_json::json;
 
 use crate::{
     Options,
-    loops::{Msg, consume, produce, spsc_pop, spsc_push},
+    loops::{Msg, Words, consume, produce, spsc_pop, spsc_push},
     pin,
     report::{self, Metric},
     stats::Summary,
@@ -29,8 +29,15 @@ use crate::{
 
 /// Elements each ring holds.
 pub const CAPACITY: usize = 1024;
-/// Messages moved per run: about 0.2-0.5 s at typical rates.
+/// 64-byte messages moved per run: about 0.2-0.5 s at typical rates.
 pub const MESSAGES: u64 = 10_000_000;
+
+/// Messages of `W` words moved per run: [`MESSAGES`] of 64 bytes, four
+/// times as many smaller ones, which move about that much faster (a run
+/// takes about as long).
+pub const fn messages<const W: usize>() -> u64 {
+    if W < 8 { 4 * MESSAGES } else { MESSAGES }
+}
 const PRODUCER_CORE: usize = 0;
 const CONSUMER_CORE: usize = 1;
 const ROUNDS: usize = 11;
@@ -54,12 +61,12 @@ const CONTENDERS: [Contender; 4] = [
     Contender {
         label: "spsc (this crate)",
         key: "inproc_spsc_tput",
-        run: ours,
+        run: ours::<8>,
     },
     Contender {
         label: "rtrb",
         key: "inproc_rtrb_tput",
-        run: rtrb,
+        run: rtrb::<8>,
     },
     Contender {
         label: "crossbeam ArrayQueue",
@@ -124,26 +131,30 @@ pub fn run(opts: &Options) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// This crate's ring, in a heap region; `xproc` runs it too.
-pub fn ours() -> Result<Duration, Box<dyn Error>> {
-    let size = Spsc::<Msg>::required_size(CAPACITY as u32).ok_or("ring size overflows")?;
+/// This crate's ring of `W`-word messages, in a heap region, moving
+/// [`messages::<W>()`](messages); `xproc` runs it too.
+pub fn ours<const W: usize>() -> Result<Duration, Box<dyn Error>> {
+    let size = Spsc::<Words<W>>::required_size(CAPACITY as u32).ok_or("ring size overflows")?;
     let mut mem = vec![Line::ZERO; Line::count_for(size)];
     let region = Region::new(zerocopy::IntoBytes::as_mut_bytes(&mut mem[..]));
-    let (tx, rx) = Spsc::<Msg>::create(region, CAPACITY as u32)?.split();
+    let (tx, rx) = Spsc::<Words<W>>::create(region, CAPACITY as u32)?.split();
     let (mut tx, mut rx) = (Own(tx), Own(rx));
     Ok(timed(
         "spsc",
+        messages::<W>(),
         |msg| spsc_push(&mut tx.0, msg),
         || spsc_pop(&mut rx.0),
     ))
 }
 
-/// rtrb's ring; `xproc` runs it too, as its in-process reference.
-pub fn rtrb() -> Result<Duration, Box<dyn Error>> {
-    let (tx, rx) = rtrb::RingBuffer::<Msg>::new(CAPACITY);
+/// rtrb's ring of `W`-word messages, moving [`messages::<W>()`](messages);
+/// `xproc` runs it too, as its in-process reference.
+pub fn rtrb<const W: usize>() -> Result<Duration, Box<dyn Error>> {
+    let (tx, rx) = rtrb::RingBuffer::<Words<W>>::new(CAPACITY);
     let (mut tx, mut rx) = (Own(tx), Own(rx));
     Ok(timed(
         "rtrb",
+        messages::<W>(),
         |msg| tx.0.push(msg).map_err(|rtrb::PushError::Full(msg)| msg),
         || rx.0.pop().ok(),
     ))
@@ -151,7 +162,12 @@ pub fn rtrb() -> Result<Duration, Box<dyn Error>> {
 
 fn crossbeam() -> Result<Duration, Box<dyn Error>> {
     let queue = crossbeam_queue::ArrayQueue::<Msg>::new(CAPACITY);
-    Ok(timed("crossbeam", |msg| queue.push(msg), || queue.pop()))
+    Ok(timed(
+        "crossbeam",
+        MESSAGES,
+        |msg| queue.push(msg),
+        || queue.pop(),
+    ))
 }
 
 /// heapless's `Queue<T, N>` holds `N - 1` elements, so `N = CAPACITY + 1`
@@ -166,30 +182,33 @@ fn heapless() -> Result<Duration, Box<dyn Error>> {
     let (mut tx, mut rx) = (Own(tx), Own(rx));
     Ok(timed(
         "heapless",
+        MESSAGES,
         |msg| tx.0.enqueue(msg),
         || rx.0.dequeue(),
     ))
 }
 
-/// Runs `produce` and `consume` on two pinned threads, started together, and
-/// returns the consumer's time from the start to the last message.
-fn timed(
+/// Runs `produce` and `consume` of `count` messages on two pinned threads,
+/// started together, and returns the consumer's time from the start to the
+/// last message.
+fn timed<const W: usize>(
     name: &str,
-    push: impl FnMut(Msg) -> Result<(), Msg> + Send,
-    pop: impl FnMut() -> Option<Msg> + Send,
+    count: u64,
+    push: impl FnMut(Words<W>) -> Result<(), Words<W>> + Send,
+    pop: impl FnMut() -> Option<Words<W>> + Send,
 ) -> Duration {
     let start = Barrier::new(2);
     thread::scope(|s| {
         s.spawn(|| {
             pin::to_core(PRODUCER_CORE);
             start.wait();
-            produce(MESSAGES, push);
+            produce(count, push);
         });
         let consumer = s.spawn(|| {
             pin::to_core(CONSUMER_CORE);
             start.wait();
             let t0 = Instant::now();
-            consume(name, MESSAGES, pop);
+            consume(name, count, pop);
             t0.elapsed()
         });
         consumer.join().expect("consumer thread panicked")

@@ -13,10 +13,13 @@
 //! - `inproc`: SPSC throughput of 64-byte messages between two threads pinned
 //!   to cores 0 and 1: this crate's ring vs rtrb, crossbeam-queue's
 //!   `ArrayQueue` and heapless's `spsc::Queue`, in interleaved rounds.
-//! - `xproc`: between two processes pinned to cores 0 and 1: round trips
+//! - `xproc`: between processes pinned to cores 0 and 1: round trips
 //!   (busy-poll and blocking) against a raw cache-line ping-pong, iceoryx2,
 //!   Unix sockets and eventfds; throughput against rtrb, Unix sockets and
-//!   pipes; the producer's cost of `push_notify`. See [`xproc`].
+//!   pipes; the producer's cost of `push_notify`; the broadcast ring (1, 2
+//!   and 4 reader processes), the record ring and fan-in lanes (4 producer
+//!   processes); the targets the issues set, as a table. With `--json F`,
+//!   also a chart, `F` with the extension `.svg`. See [`xproc`].
 //! - `seqlock`: the share of seqlock reads that return a value under a busy
 //!   writer (64-byte and 1 KiB values, 1 and 2 readers). See [`seqlock`].
 //!
@@ -38,16 +41,19 @@ usage: ipc-primitives-bench <COMMAND> [--quick] [--json FILE]
 commands:
   inproc       SPSC throughput between two pinned threads: this crate vs rtrb,
                crossbeam-queue ArrayQueue and heapless spsc
-  xproc        between two pinned processes: round trips, throughput and
+  xproc        between pinned processes: round trips, throughput and
                producer cost, against the raw cache-line limit, iceoryx2,
-               Unix sockets, pipes, eventfds and rtrb
+               Unix sockets, pipes, eventfds and rtrb; broadcast, record
+               ring and fan-in; the targets, as a table
   seqlock      the share of seqlock reads that return a value under a busy
                writer, with try_read and read, 1 and 2 readers
 
 options:
   --quick      3 rounds instead of 11 (a smoke test; figures are not reliable)
-  --json FILE  also write the results to FILE as JSON
-  --only KEYS  xproc: run only these scenarios (comma-separated metric keys);
+  --json FILE  also write the results to FILE as JSON (xproc: and a chart
+               to FILE with the extension .svg)
+  --only KEYS  xproc: run only these scenarios (comma-separated metric keys
+               or group names: latency, blocking, tput, structures, push);
                targets are checked where both of their metrics ran
 ";
 
@@ -91,15 +97,11 @@ fn main() -> ExitCode {
         print!("{USAGE}");
         return ExitCode::SUCCESS;
     }
-    if command.as_deref() == Some(xproc::PEER_COMMAND) {
-        // The other process of `xproc`, started by it; not for users.
-        return match xproc::peer_main(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(err) => {
-                eprintln!("error: {err}");
-                ExitCode::FAILURE
-            }
-        };
+    match command.as_deref() {
+        // The processes of `xproc`, started by it; not for users.
+        Some(xproc::PEER_COMMAND) => return exit_code(xproc::peer_main(args)),
+        Some(xproc::LEADER_COMMAND) => return exit_code(xproc::leader_main(args)),
+        _ => {}
     }
     let opts = match Options::parse(args) {
         Ok(opts) => opts,
@@ -112,6 +114,10 @@ fn main() -> ExitCode {
         Some(other) => return usage_error(&format!("unknown command `{other}`")),
         None => return usage_error("missing command"),
     };
+    exit_code(result)
+}
+
+fn exit_code(result: Result<(), Box<dyn std::error::Error>>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -90,7 +90,11 @@ pub fn print_table(metrics: &[Metric], scale: f64, scaled_unit: &str) {
 /// must be in ns. Rates in msg/s are shown in M msg/s.
 pub fn print_percentile_table(metrics: &[Metric], columns: &[(&str, &str)]) {
     let width = metrics.iter().map(|m| m.label.len()).max().unwrap_or(0);
-    let cell = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
+    let cell = |value: Option<f64>| match value {
+        None => "-".to_owned(),
+        Some(v) if v.fract() == 0.0 => format!("{v:.0}"),
+        Some(v) => format!("{v:.1}"),
+    };
     println!();
     print!(
         "{:<width$}  {:>12}  {:>10}  {:>10}  {:<7}  {:>4}",

@@ -25,7 +25,7 @@ use ipc_primitives::linux::shm::{Segment, ShmError};
 use serde_json::{Value, json};
 
 use super::{
-    Outcome,
+    Latency, Outcome,
     peer::{Follower, Leader, take_fds},
     rtt::{self, Plan, answer, check_pong, ping},
 };
@@ -98,9 +98,10 @@ pub fn load_msg(words: &[AtomicU64]) -> Msg {
 }
 
 /// One raw ping-pong run on a fresh line, timed per round trip.
-fn lead(leader: &mut Leader, plan: Plan) -> Result<Outcome, Box<dyn Error>> {
+fn lead(leader: &mut Leader, plan: Plan) -> Result<Latency, Box<dyn Error>> {
     let seg = segment("xproc-line")?;
     let line = &atomics(&seg)[0];
+    // The probe's key too: the peer follows both the same way.
     leader.start(
         &json!({ "scenario": "raw_line_rtt", "plan": plan.to_json() }),
         &[seg.as_fd()],
@@ -113,16 +114,16 @@ fn lead(leader: &mut Leader, plan: Plan) -> Result<Outcome, Box<dyn Error>> {
         }
     });
     leader.finish()?;
-    Ok(Outcome::Latency(latency))
+    Ok(latency)
 }
 
 /// `raw_line_rtt`.
-pub fn raw_line(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
-    lead(leader, rtt::FAST)
+pub fn raw_line(leader: &mut Leader, _key: &'static str) -> Result<Outcome, Box<dyn Error>> {
+    lead(leader, rtt::FAST).map(Outcome::Latency)
 }
 
 /// The probe beside each run.
-pub fn probe(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
+pub fn probe(leader: &mut Leader) -> Result<Latency, Box<dyn Error>> {
     lead(leader, PROBE)
 }
 
@@ -148,22 +149,22 @@ pub fn follow(
 }
 
 /// `raw_payload_rtt`.
-pub fn raw_payload(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
+pub fn raw_payload(leader: &mut Leader, key: &'static str) -> Result<Outcome, Box<dyn Error>> {
     let seg = segment("xproc-payload")?;
     let words = atomics(&seg);
     let line = &words[0];
     leader.start(
-        &json!({ "scenario": "raw_payload_rtt", "plan": rtt::FAST.to_json() }),
+        &json!({ "scenario": key, "plan": rtt::FAST.to_json() }),
         &[seg.as_fd()],
     )?;
     let latency = rtt::measure(rtt::FAST, |seq| {
         let bump = 2 * seq + 1;
-        store_msg(&words[PING_WORDS..], &ping(seq));
+        store_msg(&words[PING_WORDS..], &ping::<8>(seq));
         line.store(bump, Ordering::Release);
         while line.load(Ordering::Acquire) != bump + 1 {
             hint::spin_loop();
         }
-        check_pong("raw_payload_rtt", seq, &load_msg(&words[PONG_WORDS..]));
+        check_pong(key, seq, &load_msg(&words[PONG_WORDS..]));
     });
     leader.finish()?;
     Ok(Outcome::Latency(latency))

@@ -1,42 +1,52 @@
 //! `xproc`: this crate between two processes, against the physical limit and
 //! the other ways two processes talk.
 //!
-//! The leader (this process, core 0) starts a peer (this binary again,
-//! core 1; see [`peer`]). Every round runs every scenario once, in the order
-//! of [`SCENARIOS`], and beside each run a short raw cache-line ping-pong
-//! (the probe, [`line`]) records the state of the machine, which changes
+//! This process supervises a leader process (this binary again, core 0; see
+//! [`rounds`]), which starts the peers (core 1; see [`peer`]). Every round
+//! runs every scenario once, in the order of [`scenarios::GROUPS`], and
+//! beside each run a short raw cache-line ping-pong (the probe,
+//! [`line`](mod@line)) records the state of the machine, which changes
 //! speed on its own. Each metric is the median over rounds of per-run
 //! figures: per-run p50 for round trips (with the medians of per-run p99
 //! and p999 beside it), per-run rates for throughput, per-run ns per message
-//! for producer costs. Targets compare medians from the same run.
+//! for producer costs. Targets compare medians from the same run. A run
+//! that fails (an error, a dead peer, past the watchdog's time) is reported
+//! as failed and the rounds go on.
 //!
-//! What each scenario measures is said in its module: [`line`]
+//! What each scenario measures is said in its module: [`line`](mod@line)
 //! (`raw_line_rtt`), [`rtt`] (round trips), [`tput`] (throughput), [`push`]
-//! (producer cost).
+//! (producer cost), [`broadcast`], [`varlen`] (the record ring) and
+//! [`fanin`] (lanes). [`chart`] draws the SVG beside the JSON.
 
+mod broadcast;
+mod chart;
+mod fanin;
 mod line;
 mod peer;
 mod push;
+mod rounds;
 mod rtt;
+mod scenarios;
+mod targets;
+mod tokio;
 mod tput;
+mod varlen;
+mod watchdog;
 
-use std::{
-    error::Error,
-    fs,
-    io::{self, Write},
-    time::Instant,
-};
+use std::{error::Error, fs, time::Instant};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 pub use peer::{PEER_COMMAND, main as peer_main};
+pub use rounds::{LEADER_COMMAND, leader_main};
 
 use crate::{
-    Options, inproc, pin,
+    Options, inproc,
     report::{self, Metric, Tails},
     stats::{Percentiles, Summary},
 };
-use peer::{Follow, LEADER_CORE, Leader, PEER_CORE};
+use peer::{LEADER_CORE, PEER_CORE};
+use scenarios::Scenario;
 
 const ROUNDS: usize = 11;
 const QUICK_ROUNDS: usize = 3;
@@ -48,6 +58,8 @@ pub enum Outcome {
     /// Messages per second.
     Rate(f64),
     Cost(Cost),
+    /// ns per message of a stream.
+    NsPerMsg(f64),
 }
 
 /// One run of round trips, in ns.
@@ -73,11 +85,12 @@ pub struct Cost {
 
 impl Outcome {
     /// The figure a metric's median is taken of.
-    fn figure(&self) -> f64 {
+    pub fn figure(&self) -> f64 {
         match self {
             Self::Latency(latency) => latency.pct.p50,
             Self::Rate(rate) => *rate,
             Self::Cost(cost) => cost.ns_per_msg,
+            Self::NsPerMsg(ns) => *ns,
         }
     }
 
@@ -87,265 +100,145 @@ impl Outcome {
             Self::Latency(latency) => format!("{:.0}", latency.pct.p50),
             Self::Rate(rate) => format!("{:.2}M", rate / 1e6),
             Self::Cost(cost) => format!("{:.1}", cost.ns_per_msg),
+            Self::NsPerMsg(ns) => format!("{ns:.1}"),
         }
     }
 }
 
-/// A scenario: its leader's half, and its peer's half if it has one.
-pub struct Scenario {
-    /// Key in the JSON output and in commands to the peer.
-    pub key: &'static str,
-    /// Name in the table; `short` in the progress lines.
-    pub label: &'static str,
-    pub short: &'static str,
-    pub unit: &'static str,
-    pub lead: fn(&mut Leader) -> Result<Outcome, Box<dyn Error>>,
-    pub follow: Option<Follow>,
-}
-
-/// Every scenario, in the order each round runs them; pairs that targets
-/// compare are neighbours.
-pub const SCENARIOS: [Scenario; 17] = [
-    Scenario {
-        key: "raw_line_rtt",
-        label: "raw 1-line ping-pong",
-        short: "raw",
-        unit: "ns",
-        lead: line::raw_line,
-        follow: Some(line::follow),
-    },
-    Scenario {
-        key: "raw_payload_rtt",
-        label: "raw seq + 64-byte payload rtt",
-        short: "rawp",
-        unit: "ns",
-        lead: line::raw_payload,
-        follow: Some(line::payload_follow),
-    },
-    Scenario {
-        key: "spsc_rtt",
-        label: "spsc busy-poll rtt",
-        short: "spsc",
-        unit: "ns",
-        lead: rtt::spsc,
-        follow: Some(rtt::spsc_follow),
-    },
-    Scenario {
-        key: "iceoryx2_rtt",
-        label: "iceoryx2 busy-poll rtt",
-        short: "ice",
-        unit: "ns",
-        lead: rtt::iceoryx2,
-        follow: Some(rtt::iceoryx2_follow),
-    },
-    Scenario {
-        key: "spsc_blocking_spin_rtt",
-        label: "spsc eventfd rtt, default spin",
-        short: "spin",
-        unit: "ns",
-        lead: rtt::spsc_blocking_spin,
-        follow: Some(rtt::blocking_follow),
-    },
-    Scenario {
-        key: "eventfd_rtt",
-        label: "raw blocking eventfd rtt",
-        short: "efd",
-        unit: "ns",
-        lead: rtt::eventfd,
-        follow: Some(rtt::eventfd_follow),
-    },
-    Scenario {
-        key: "spsc_blocking_rtt",
-        label: "spsc eventfd blocking rtt",
-        short: "blk",
-        unit: "ns",
-        lead: rtt::spsc_blocking,
-        follow: Some(rtt::blocking_follow),
-    },
-    Scenario {
-        key: "spsc_futex_blocking_rtt",
-        label: "spsc futex blocking rtt",
-        short: "ftx",
-        unit: "ns",
-        lead: rtt::spsc_futex_blocking,
-        follow: Some(rtt::blocking_follow),
-    },
-    Scenario {
-        key: "uds_rtt",
-        label: "unix stream socket rtt",
-        short: "uds",
-        unit: "ns",
-        lead: rtt::uds,
-        follow: Some(rtt::uds_follow),
-    },
-    Scenario {
-        key: "spsc_tput",
-        label: "spsc tput (2 processes)",
-        short: "spsc",
-        unit: "msg/s",
-        lead: tput::spsc,
-        follow: Some(tput::spsc_follow),
-    },
-    Scenario {
-        key: "rtrb_tput",
-        label: "rtrb tput (in-process)",
-        short: "rtrb",
-        unit: "msg/s",
-        lead: tput::rtrb,
-        follow: None,
-    },
-    Scenario {
-        key: "spsc_inproc_tput",
-        label: "spsc tput (in-process)",
-        short: "spsc-in",
-        unit: "msg/s",
-        lead: tput::spsc_inproc,
-        follow: None,
-    },
-    Scenario {
-        key: "uds_tput",
-        label: "unix stream tput, 1/write",
-        short: "uds",
-        unit: "msg/s",
-        lead: tput::uds,
-        follow: Some(tput::stream_follow),
-    },
-    Scenario {
-        key: "pipe_tput",
-        label: "pipe tput, 1/write",
-        short: "pipe",
-        unit: "msg/s",
-        lead: tput::pipe,
-        follow: Some(tput::stream_follow),
-    },
-    Scenario {
-        key: "push_ns",
-        label: "push, consumer awake",
-        short: "push",
-        unit: "ns",
-        lead: push::push,
-        follow: Some(push::follow),
-    },
-    Scenario {
-        key: "push_fence_ns",
-        label: "push + SeqCst fence, awake",
-        short: "fence",
-        unit: "ns",
-        lead: push::push_fence,
-        follow: Some(push::follow),
-    },
-    Scenario {
-        key: "push_notify_ns",
-        label: "push_notify, consumer awake",
-        short: "notify",
-        unit: "ns",
-        lead: push::push_notify,
-        follow: Some(push::follow),
-    },
-];
-
-/// The scenario `key` names.
-pub fn scenario_by_key(key: &str) -> Option<&'static Scenario> {
-    SCENARIOS.iter().find(|s| s.key == key)
-}
-
-/// A target: `numerator / denominator` must be at most (or at least)
-/// `bound`.
-struct Target {
-    numerator: &'static str,
-    denominator: &'static str,
-    at_most: bool,
-    bound: f64,
-}
-
-const TARGETS: [Target; 5] = [
-    Target {
-        numerator: "spsc_rtt",
-        denominator: "raw_line_rtt",
-        at_most: true,
-        bound: 1.5,
-    },
-    Target {
-        numerator: "spsc_tput",
-        denominator: "rtrb_tput",
-        at_most: false,
-        bound: 1.0,
-    },
-    Target {
-        numerator: "spsc_tput",
-        denominator: "uds_tput",
-        at_most: false,
-        bound: 50.0,
-    },
-    Target {
-        numerator: "spsc_blocking_rtt",
-        denominator: "eventfd_rtt",
-        at_most: true,
-        bound: 1.1,
-    },
-    Target {
-        numerator: "push_notify_ns",
-        denominator: "push_ns",
-        at_most: true,
-        bound: 1.1,
-    },
-];
-
 /// One run and the probe beside it.
 #[derive(Debug, Clone, Copy)]
-struct Run {
+pub struct Run {
+    /// From 1.
+    round: usize,
     outcome: Outcome,
     probe: Latency,
 }
 
-/// Runs the interleaved rounds, prints the table and the targets, and writes
-/// the JSON file if asked.
+impl Latency {
+    fn to_json(self) -> Value {
+        let Percentiles { p50, p99, p999 } = self.pct;
+        json!({ "p50": p50, "p99": p99, "p999": p999, "block_mean": self.block_mean })
+    }
+
+    fn from_json(v: &Value) -> Result<Self, Box<dyn Error>> {
+        Ok(Self {
+            pct: Percentiles {
+                p50: number(v, "p50")?,
+                p99: number(v, "p99")?,
+                p999: number(v, "p999")?,
+            },
+            block_mean: number(v, "block_mean")?,
+        })
+    }
+}
+
+impl Outcome {
+    fn to_json(self) -> Value {
+        match self {
+            Self::Latency(latency) => json!({ "latency": latency.to_json() }),
+            Self::Rate(rate) => json!({ "rate": rate }),
+            Self::Cost(c) => json!({ "cost": {
+                "ns_per_msg": c.ns_per_msg,
+                "full_per_msg": c.full_per_msg,
+                "wakes": c.wakes,
+                "signals": c.signals,
+            }}),
+            Self::NsPerMsg(ns) => json!({ "ns_per_msg": ns }),
+        }
+    }
+
+    fn from_json(v: &Value) -> Result<Self, Box<dyn Error>> {
+        if let Some(latency) = v.get("latency") {
+            return Ok(Self::Latency(Latency::from_json(latency)?));
+        }
+        if let Some(c) = v.get("cost") {
+            let count = |key| peer::field_u64(c, key);
+            return Ok(Self::Cost(Cost {
+                ns_per_msg: number(c, "ns_per_msg")?,
+                full_per_msg: number(c, "full_per_msg")?,
+                wakes: count("wakes")?,
+                signals: count("signals")?,
+            }));
+        }
+        if v.get("rate").is_some() {
+            return Ok(Self::Rate(number(v, "rate")?));
+        }
+        Ok(Self::NsPerMsg(number(v, "ns_per_msg")?))
+    }
+}
+
+impl Run {
+    /// The line the leader process writes for the supervisor.
+    fn to_json(self) -> Value {
+        json!({
+            "round": self.round,
+            "outcome": self.outcome.to_json(),
+            "probe": self.probe.to_json(),
+        })
+    }
+
+    fn from_json(v: &Value) -> Result<Self, Box<dyn Error>> {
+        Ok(Self {
+            round: usize::try_from(peer::field_u64(v, "round")?)?,
+            outcome: Outcome::from_json(&v["outcome"])?,
+            probe: Latency::from_json(&v["probe"])?,
+        })
+    }
+}
+
+/// A number field of a JSON object.
+fn number(v: &Value, key: &str) -> Result<f64, Box<dyn Error>> {
+    v[key]
+        .as_f64()
+        .ok_or_else(|| format!("`{key}` missing from {v}").into())
+}
+
+/// Runs the interleaved rounds (in a leader process, restarted after a
+/// failed run: see [`rounds`]), prints the tables and the targets, and
+/// writes the JSON file and the chart if asked.
 pub fn run(opts: &Options) -> Result<(), Box<dyn Error>> {
     let started = Instant::now();
     let rounds = if opts.quick { QUICK_ROUNDS } else { ROUNDS };
-    let scenarios = selected(&opts.only)?;
+    let scenarios = scenarios::selected(&opts.only)?;
     let load_before = load_average();
     println!(
-        "xproc: 64-byte messages, leader on core {LEADER_CORE}, peer process on core \
-         {PEER_CORE}, {rounds} rounds of {} scenarios, a raw 1-line probe ({} round trips) \
-         beside each run; load average {load_before}",
+        "xproc: leader on core {LEADER_CORE}, peer processes on core {PEER_CORE}, {rounds} \
+         rounds of {} scenarios, a raw 1-line probe ({} round trips) beside each run; load \
+         average {load_before}",
         scenarios.len(),
         line::PROBE.samples,
     );
-    pin::to_core(LEADER_CORE);
-    let mut leader = Leader::spawn()?;
-    let mut runs: Vec<Vec<Run>> = vec![Vec::with_capacity(rounds); scenarios.len()];
-    for round in 1..=rounds {
-        print!("round {round:>2}/{rounds} (ns; M msg/s):");
-        for (scenario, runs) in scenarios.iter().zip(&mut runs) {
-            let Outcome::Latency(probe) = line::probe(&mut leader)? else {
-                unreachable!("the probe measures round trips");
-            };
-            let outcome = (scenario.lead)(&mut leader)?;
-            print!(" {} {}", scenario.short, outcome.brief());
-            io::stdout().flush()?;
-            runs.push(Run { outcome, probe });
-        }
-        println!();
-    }
-    leader.shutdown()?;
+    let rounds::Results { runs, failures } = rounds::supervise(&scenarios, rounds)?;
     let elapsed = started.elapsed().as_secs_f64();
     let load_after = load_average();
 
     let metrics: Vec<Metric> = scenarios
         .iter()
         .zip(&runs)
-        .map(|(scenario, runs)| metric(scenario, runs))
+        .filter(|(_, runs)| !runs.is_empty())
+        .map(|(scenario, runs)| {
+            let mut metric = metric(scenario, runs);
+            let failed = failures.iter().filter(|f| f.key == scenario.key).count();
+            metric.extra.insert("failed_runs".into(), json!(failed));
+            metric
+        })
         .collect();
     report::print_percentile_table(
         &metrics,
         &[
             ("block mean (ns)", "block_mean"),
             ("probe p50 (ns)", "probe_p50"),
+            ("failed runs", "failed_runs"),
         ],
     );
     print_wakes(&metrics);
-    let targets = targets(&metrics, &runs);
+    let targets = targets::check(&metrics);
+    if !failures.is_empty() {
+        println!("\nfailed runs:");
+        for f in &failures {
+            println!("  round {} {}: {}", f.round, f.key, f.reason);
+        }
+    }
     println!(
         "\nxproc: {rounds} rounds in {elapsed:.1} s; load average before {load_before}, \
          after {load_after}"
@@ -355,6 +248,7 @@ pub fn run(opts: &Options) -> Result<(), Box<dyn Error>> {
         let meta = json!({
             "date": report::utc_now(),
             "command": "xproc",
+            "machine": machine(),
             "rounds": rounds,
             "quick": opts.quick,
             "scenarios": scenarios.iter().map(|s| s.key).collect::<Vec<_>>(),
@@ -376,32 +270,33 @@ pub fn run(opts: &Options) -> Result<(), Box<dyn Error>> {
                 over runs of per-run p99 and p999; block_mean: median over runs of the mean \
                 of a block of round trips timed as a whole; probe_p50: median over runs of \
                 the p50 of the raw 1-line probe beside each run; per_run and probe_per_run: \
-                one figure per run, in round order",
+                one figure per run, in round order (rounds: the round of each)",
             "eventfd_rtt_payload": "64 bytes each way through a shared line, written before \
                 the signal and read after the wake-up",
             "targets": targets,
+            "failures": failures.iter().map(|f| json!({
+                "round": f.round, "scenario": f.key, "reason": f.reason,
+            })).collect::<Vec<_>>(),
         });
-        report::write_json(path, &metrics, meta)?;
+        report::write_json(path, &metrics, meta.clone())?;
         println!("wrote {}", path.display());
+        let svg = path.with_extension("svg");
+        let title = format!(
+            "ipc-primitives bench xproc, {}, {}; {rounds} rounds",
+            meta["date"].as_str().unwrap_or_default(),
+            meta["machine"].as_str().unwrap_or_default(),
+        );
+        chart::write(&svg, &metrics, &title)?;
+        println!("wrote {}", svg.display());
     }
     Ok(())
-}
-
-/// The scenarios `only` names (all if it is empty), in table order.
-fn selected(only: &[String]) -> Result<Vec<&'static Scenario>, String> {
-    if let Some(unknown) = only.iter().find(|key| scenario_by_key(key).is_none()) {
-        return Err(format!("--only: no scenario `{unknown}`"));
-    }
-    Ok(SCENARIOS
-        .iter()
-        .filter(|s| only.is_empty() || only.iter().any(|key| key == s.key))
-        .collect())
 }
 
 /// Summarises a scenario's runs.
 fn metric(scenario: &Scenario, runs: &[Run]) -> Metric {
     let per_run: Vec<f64> = runs.iter().map(|run| run.outcome.figure()).collect();
     let probes: Vec<f64> = runs.iter().map(|run| run.probe.pct.p50).collect();
+    let rounds: Vec<usize> = runs.iter().map(|run| run.round).collect();
     let mut metric = Metric::new(
         scenario.key,
         scenario.label,
@@ -410,6 +305,7 @@ fn metric(scenario: &Scenario, runs: &[Run]) -> Metric {
     );
     let extra = &mut metric.extra;
     extra.insert("per_run".into(), json!(per_run));
+    extra.insert("rounds".into(), json!(rounds));
     extra.insert("probe_p50".into(), json!(Summary::of(&probes).median));
     extra.insert("probe_per_run".into(), json!(probes));
     let latencies: Vec<Latency> = runs
@@ -480,53 +376,15 @@ fn print_wakes(metrics: &[Metric]) {
     }
 }
 
-/// Prints each target's ratio of medians and verdict, with the median of
-/// per-round ratios beside it; returns them for the JSON.
-fn targets(metrics: &[Metric], runs: &[Vec<Run>]) -> Vec<Value> {
-    let index = |key: &str| metrics.iter().position(|m| m.key == key);
-    println!("\ntargets (ratios of medians from this run):");
-    let mut out = Vec::new();
-    for t in &TARGETS {
-        let (Some(n), Some(d)) = (index(t.numerator), index(t.denominator)) else {
-            continue;
-        };
-        let (num, den) = (&metrics[n], &metrics[d]);
-        let ratio = num.summary.median / den.summary.median;
-        let met = if t.at_most {
-            ratio <= t.bound
-        } else {
-            ratio >= t.bound
-        };
-        let per_round: Vec<f64> = runs[n]
-            .iter()
-            .zip(&runs[d])
-            .map(|(n, d)| n.outcome.figure() / d.outcome.figure())
-            .collect();
-        let paired = Summary::of(&per_round).median;
-        let mut entry = Map::new();
-        entry.insert("ratio".into(), json!(ratio));
-        entry.insert("paired_median".into(), json!(paired));
-        let mut line = format!(
-            "  {} / {} = {ratio:.3}x (target {} {}x): {}; median of per-round ratios {paired:.3}x",
-            t.numerator,
-            t.denominator,
-            if t.at_most { "<=" } else { ">=" },
-            t.bound,
-            if met { "met" } else { "NOT met" },
-        );
-        if let (Some(n), Some(d)) = (num.extra_f64("block_mean"), den.extra_f64("block_mean")) {
-            line += &format!("; block means {:.3}x", n / d);
-            entry.insert("block_mean_ratio".into(), json!(n / d));
-        }
-        println!("{line}");
-        entry.insert("numerator".into(), json!(t.numerator));
-        entry.insert("denominator".into(), json!(t.denominator));
-        entry.insert("bound".into(), json!(t.bound));
-        entry.insert("at_most".into(), json!(t.at_most));
-        entry.insert("met".into(), json!(met));
-        out.push(Value::Object(entry));
-    }
-    out
+/// The CPU's model name and the number of CPUs, as `/proc/cpuinfo` has them.
+fn machine() -> String {
+    let info = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = info
+        .lines()
+        .find_map(|line| line.strip_prefix("model name")?.split_once(':'))
+        .map_or("unknown CPU", |(_, name)| name.trim());
+    let cpus = info.lines().filter(|l| l.starts_with("processor")).count();
+    format!("{model}, {cpus} CPUs")
 }
 
 /// The 1, 5 and 15 minute load averages, as `/proc/loadavg` has them.

@@ -1,53 +1,54 @@
-//! The two processes and how they talk.
+//! The processes and how they talk.
 //!
 //! The leader (this process, pinned to core 0) re-executes this binary as
-//! `xproc-peer` (pinned to core 1). They talk over a Unix seqpacket socket
-//! (this crate's `uds` adapter): for each run the leader sends a command (a
-//! JSON object naming the scenario) with the fds it needs attached (memfd
-//! segments, eventfds, sockets, pipes); the peer sets up its half and says
-//! `ready`, both run, and the peer says `done`, with any figure it measured.
+//! `xproc-peer`, once per peer process a scenario needs (most need one;
+//! broadcast readers and fan-in producers need up to four); every peer pins
+//! itself to core 1. They talk over Unix seqpacket sockets (this crate's
+//! `uds` adapter), one per peer: for each run the leader sends each peer it
+//! uses a command (a JSON object naming the scenario) with the fds it needs
+//! attached (memfd segments, eventfds, sockets, pipes); each peer sets up
+//! its half and says `ready`, all run, and each says `done`, with any
+//! figure it measured.
 //!
 //! Nothing outlives the benchmark, whatever goes wrong:
 //! - segments are memfds and the socket's address is abstract: no names to
 //!   unlink;
-//! - the peer dies with the leader (`PR_SET_PDEATHSIG`), and the leader kills
-//!   and reaps the peer when it returns early ([`Leader`]'s drop);
-//! - a [`Watchdog`] bounds every run: if the peer dies, or a run has not
-//!   finished after [`RUN_TIMEOUT`], it kills the peer and ends the process,
-//!   even if the leader is stuck in a blocking read or a spin.
+//! - the peers die with the leader (`PR_SET_PDEATHSIG`), and the leader
+//!   kills and reaps them when it returns early ([`Leader`]'s drop);
+//! - a [`Watchdog`] bounds every run: if a peer dies, or a run has not
+//!   finished after [`RUN_TIMEOUT`](super::watchdog::RUN_TIMEOUT), it kills
+//!   the peers and ends the process, even if the leader is stuck in a
+//!   blocking read or a spin.
 
 use std::{
     env,
     error::Error,
     os::fd::{AsFd, BorrowedFd, OwnedFd},
     process::{self, Child, Command, Stdio},
-    sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError},
-    thread::{self, JoinHandle},
+    thread,
     time::{Duration, Instant},
 };
 
 use ipc_primitives::linux::uds::{SeqpacketListener, SeqpacketStream, UdsError, UnixAddr};
 use rustix::{
-    event::{PollFd, PollFlags, Timespec, poll},
-    process::{Pid, Signal, getppid, kill_process, set_parent_process_death_signal},
+    event::PollFlags,
+    process::{Pid, Signal, getppid, set_parent_process_death_signal},
 };
 use serde_json::{Value, json};
 
-use super::scenario_by_key;
+use super::{
+    scenarios::scenario_by_key,
+    watchdog::{Watchdog, Watched, wait_for},
+};
 use crate::pin;
 
-/// The hidden command that runs the peer.
+/// The hidden command that runs a peer.
 pub const PEER_COMMAND: &str = "xproc-peer";
-/// The cores of the leader and the peer.
+/// The cores of the leader and of every peer.
 pub const LEADER_CORE: usize = 0;
 pub const PEER_CORE: usize = 1;
-/// The longest a run may take, from command to `done`: about 100 times the
-/// longest run on a slow stretch of this machine.
-pub const RUN_TIMEOUT: Duration = Duration::from_secs(120);
-/// The longest the peer may take to start and connect.
+/// The longest a peer may take to start and connect.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
-/// How often the watchdog looks for a dead peer while a run is on.
-const HANGUP_POLL: Duration = Duration::from_millis(250);
 /// Most fds one command carries.
 const MAX_FDS: usize = 4;
 /// Largest control message.
@@ -55,84 +56,162 @@ const MAX_MESSAGE: usize = 16 * 1024;
 
 type Result<T, E = Box<dyn Error>> = std::result::Result<T, E>;
 
-/// The leader's end: the peer process, the control socket, the watchdog.
+/// A command for one peer: the JSON object and the fds it carries.
+pub type PeerCommand<'a> = (Value, Vec<BorrowedFd<'a>>);
+
+/// The leader's end: the peer processes, their control sockets, the
+/// watchdog.
 #[derive(Debug)]
 pub struct Leader {
-    ctl: SeqpacketStream,
+    /// Declared first: stopped before the peers are killed.
     watchdog: Watchdog,
+    /// In the order they were started; peer 0 runs every one-peer scenario.
+    peers: Vec<Peer>,
+    /// Peers given a command in the run in progress.
+    running: usize,
+}
+
+#[derive(Debug)]
+struct Peer {
+    ctl: SeqpacketStream,
     /// Dropped last: killed and reaped unless it has exited.
     child: KillOnDrop,
 }
 
 impl Leader {
-    /// Starts the peer and waits until it has connected.
-    pub fn spawn() -> Result<Self> {
+    /// Starts `count` peers and waits until each has connected.
+    pub fn spawn(count: usize) -> Result<Self> {
         let pid = process::id();
         let name = format!("ipc-primitives-bench/xproc/{pid}");
         let listener = SeqpacketListener::bind(&UnixAddr::abstract_name(&name)?)?;
-        let child = Command::new(env::current_exe()?)
-            .args([PEER_COMMAND, &name, &pid.to_string()])
-            .stdin(Stdio::null())
-            .spawn()
-            .map_err(|err| format!("starting the peer process: {err}"))?;
-        let child = KillOnDrop(child);
-        if !wait_readable(&listener, PollFlags::IN, CONNECT_TIMEOUT)? {
-            return Err(format!("the peer did not connect within {CONNECT_TIMEOUT:?}").into());
+        let mut children = Vec::with_capacity(count);
+        for _ in 0..count {
+            let child = Command::new(env::current_exe()?)
+                .args([PEER_COMMAND, &name, &pid.to_string()])
+                .stdin(Stdio::null())
+                .spawn()
+                .map_err(|err| format!("starting a peer process: {err}"))?;
+            children.push(Some(KillOnDrop(child)));
         }
-        let ctl = listener.accept()?;
-        // Anyone may connect to an abstract address: check it is our child.
-        let peer = ctl
-            .peer_credentials()?
-            .pid
-            .map(|pid| pid.as_raw_nonzero().get());
-        if peer.map(i32::unsigned_abs) != Some(child.0.id()) {
-            return Err(format!("unexpected process {peer:?} connected as the peer").into());
+        let mut connected: Vec<Option<SeqpacketStream>> = (0..count).map(|_| None).collect();
+        for _ in 0..count {
+            if !wait_for([listener.as_fd()], PollFlags::IN, CONNECT_TIMEOUT)? {
+                return Err(format!("a peer did not connect within {CONNECT_TIMEOUT:?}").into());
+            }
+            let ctl = listener.accept()?;
+            // Anyone may connect to an abstract address: check it is one of
+            // our children, not yet connected.
+            let peer = ctl
+                .peer_credentials()?
+                .pid
+                .map(|pid| pid.as_raw_nonzero().get().unsigned_abs());
+            let index = children
+                .iter()
+                .position(|c| c.as_ref().map(|c| c.0.id()) == peer)
+                .filter(|&i| connected[i].is_none())
+                .ok_or_else(|| format!("unexpected process {peer:?} connected as a peer"))?;
+            connected[index] = Some(ctl);
         }
-        let watchdog = Watchdog::start(child.0.id(), ctl.as_fd().try_clone_to_owned()?);
+        let peers: Vec<Peer> = connected
+            .into_iter()
+            .zip(children)
+            .map(|(ctl, child)| Peer {
+                ctl: ctl.expect("every peer connected"),
+                child: child.expect("every peer started"),
+            })
+            .collect();
+        let watched = peers
+            .iter()
+            .map(|p| {
+                Ok(Watched {
+                    pid: p.child.0.id(),
+                    ctl: p.ctl.as_fd().try_clone_to_owned()?,
+                })
+            })
+            .collect::<Result<_>>()?;
         Ok(Self {
-            ctl,
-            watchdog,
-            child,
+            watchdog: Watchdog::start(watched),
+            peers,
+            running: 0,
         })
     }
 
-    /// Sends `cmd` (which names its `"scenario"`) with `fds`, arms the
-    /// watchdog, and waits for the peer to be ready.
+    /// Sends `cmd` (which names its `"scenario"`) with `fds` to peer 0, arms
+    /// the watchdog, and waits for the peer to be ready.
     pub fn start(&mut self, cmd: &Value, fds: &[BorrowedFd<'_>]) -> Result<()> {
-        let what = cmd["scenario"].as_str().unwrap_or("a run").to_owned();
-        self.watchdog.arm(what);
-        send(&self.ctl, cmd, fds)?;
-        match reply(&self.ctl, "ready")? {
-            Value::Bool(true) => Ok(()),
-            other => Err(format!("unexpected reply from the peer: {other}").into()),
-        }
+        self.start_all(vec![(cmd.clone(), fds.to_vec())])
     }
 
-    /// Waits for the peer's `done`, returns what it carries and disarms the
+    /// Sends the `i`th command to peer `i`, arms the watchdog, and waits
+    /// until every one of them is ready.
+    pub fn start_all(&mut self, cmds: Vec<PeerCommand<'_>>) -> Result<()> {
+        if cmds.len() > self.peers.len() {
+            return Err(format!(
+                "a run needs {} peers, {} were started",
+                cmds.len(),
+                self.peers.len()
+            )
+            .into());
+        }
+        let what = cmds
+            .first()
+            .and_then(|(cmd, _)| cmd["scenario"].as_str())
+            .unwrap_or("a run")
+            .to_owned();
+        self.watchdog.arm(what);
+        self.running = cmds.len();
+        for (peer, (cmd, fds)) in self.peers.iter().zip(&cmds) {
+            send(&peer.ctl, cmd, fds)?;
+        }
+        for peer in &self.peers[..self.running] {
+            match reply(&peer.ctl, "ready")? {
+                Value::Bool(true) => {}
+                other => return Err(format!("unexpected reply from a peer: {other}").into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for peer 0's `done`, returns what it carries and disarms the
     /// watchdog.
     pub fn finish(&mut self) -> Result<Value> {
-        let done = reply(&self.ctl, "done")?;
+        let mut done = self.finish_all()?;
+        Ok(done.swap_remove(0))
+    }
+
+    /// Waits for the `done` of every peer the run started, returns what
+    /// each carries, in peer order, and disarms the watchdog.
+    pub fn finish_all(&mut self) -> Result<Vec<Value>> {
+        let done = self.peers[..self.running]
+            .iter()
+            .map(|peer| reply(&peer.ctl, "done"))
+            .collect::<Result<Vec<_>>>()?;
+        self.running = 0;
         self.watchdog.disarm();
         Ok(done)
     }
 
-    /// Tells the peer to exit and reaps it.
+    /// Tells every peer to exit and reaps them.
     pub fn shutdown(mut self) -> Result<()> {
-        send(&self.ctl, &json!({ "scenario": "quit" }), &[])?;
-        let deadline = Instant::now() + CONNECT_TIMEOUT;
-        loop {
-            if let Some(status) = self.child.0.try_wait()? {
-                return if status.success() {
-                    Ok(())
-                } else {
-                    Err(format!("the peer exited with {status}").into())
-                };
-            }
-            if Instant::now() > deadline {
-                return Err("the peer did not exit when told to".into());
-            }
-            thread::sleep(Duration::from_millis(5));
+        for peer in &self.peers {
+            send(&peer.ctl, &json!({ "scenario": "quit" }), &[])?;
         }
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        for peer in &mut self.peers {
+            loop {
+                if let Some(status) = peer.child.0.try_wait()? {
+                    if !status.success() {
+                        return Err(format!("a peer exited with {status}").into());
+                    }
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Err("a peer did not exit when told to".into());
+                }
+                thread::sleep(Duration::from_millis(5));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -148,103 +227,6 @@ impl Drop for KillOnDrop {
         }
         let _ = self.0.wait();
     }
-}
-
-/// Ends the benchmark when a run hangs or the peer dies during one.
-///
-/// A thread of the leader (on the leader's core, asleep but for a `poll`
-/// every [`HANGUP_POLL`] while a run is on) watches the control socket for a
-/// hang-up and the clock for [`RUN_TIMEOUT`]. Either one kills the peer and
-/// exits the process: the leader may be blocked where no error can reach
-/// it (a blocking eventfd read, a spin on shared memory).
-#[derive(Debug)]
-struct Watchdog {
-    shared: Arc<(Mutex<Watch>, Condvar)>,
-    thread: Option<JoinHandle<()>>,
-}
-
-#[derive(Debug, Default)]
-struct Watch {
-    /// The run in progress and when it must end.
-    run: Option<(String, Instant)>,
-    stop: bool,
-}
-
-impl Watchdog {
-    fn start(peer: u32, ctl: OwnedFd) -> Self {
-        let shared = Arc::new((Mutex::new(Watch::default()), Condvar::new()));
-        let thread = thread::spawn({
-            let shared = Arc::clone(&shared);
-            move || watch(&shared, peer, &ctl)
-        });
-        Self {
-            shared,
-            thread: Some(thread),
-        }
-    }
-
-    fn arm(&self, what: String) {
-        self.lock().run = Some((what, Instant::now() + RUN_TIMEOUT));
-        self.shared.1.notify_one();
-    }
-
-    fn disarm(&self) {
-        self.lock().run = None;
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Watch> {
-        self.shared.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.lock().stop = true;
-        self.shared.1.notify_one();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn watch(shared: &(Mutex<Watch>, Condvar), peer: u32, ctl: &OwnedFd) {
-    let (lock, wake) = shared;
-    let mut state = lock.lock().unwrap_or_else(PoisonError::into_inner);
-    loop {
-        if state.stop {
-            return;
-        }
-        let Some((what, deadline)) = state.run.clone() else {
-            state = wake.wait(state).unwrap_or_else(PoisonError::into_inner);
-            continue;
-        };
-        drop(state);
-        // Only hang-ups are asked for: a reply to read is the leader's business.
-        let hung_up = wait_readable(ctl, PollFlags::RDHUP, HANGUP_POLL).unwrap_or(false);
-        state = lock.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.run.as_ref().map(|(_, d)| *d) != Some(deadline) {
-            continue; // That run finished meanwhile.
-        }
-        let failure = if hung_up {
-            format!("the peer process died during `{what}`")
-        } else if Instant::now() >= deadline {
-            format!("`{what}` did not finish within {RUN_TIMEOUT:?}")
-        } else {
-            continue;
-        };
-        eprintln!("error: xproc: {failure}; stopping the benchmark");
-        if let Some(pid) = Pid::from_raw(peer.cast_signed()) {
-            let _ = kill_process(pid, Signal::KILL);
-        }
-        process::exit(1);
-    }
-}
-
-/// Waits up to `timeout` for any of `events` (or a hang-up or error) on `fd`.
-fn wait_readable(fd: impl AsFd, events: PollFlags, timeout: Duration) -> Result<bool> {
-    let timeout = Timespec::try_from(timeout)?;
-    let mut fds = [PollFd::new(&fd, events)];
-    Ok(rustix::io::retry_on_intr(|| poll(&mut fds, Some(&timeout)))? > 0)
 }
 
 /// The peer's end, handed to each scenario's `follow`.
@@ -264,7 +246,7 @@ impl Follower {
 /// `done` payload.
 pub type Follow = fn(&Follower, &Value, Vec<OwnedFd>) -> Result<Value>;
 
-/// The peer process: `xproc-peer <socket name> <leader pid>`. Pins itself,
+/// A peer process: `xproc-peer <socket name> <leader pid>`. Pins itself,
 /// connects and serves commands until told to quit or the leader hangs up.
 pub fn main(mut args: impl Iterator<Item = String>) -> Result<()> {
     let name = args.next().ok_or("xproc-peer: missing socket name")?;

@@ -53,21 +53,21 @@ enum Mode {
     Notify(Wakeup),
 }
 
-pub fn push(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
-    lead(leader, "push_ns", Mode::Plain)
+pub fn push(leader: &mut Leader, key: &'static str) -> Result<Outcome, Box<dyn Error>> {
+    lead(leader, key, Mode::Plain)
 }
 
-pub fn push_fence(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
-    lead(leader, "push_fence_ns", Mode::Fence)
+pub fn push_fence(leader: &mut Leader, key: &'static str) -> Result<Outcome, Box<dyn Error>> {
+    lead(leader, key, Mode::Fence)
 }
 
-pub fn push_notify(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
-    lead(leader, "push_notify_ns", Mode::Notify(Wakeup::eventfd()?))
+pub fn push_notify(leader: &mut Leader, key: &'static str) -> Result<Outcome, Box<dyn Error>> {
+    lead(leader, key, Mode::Notify(Wakeup::eventfd()?))
 }
 
 /// Times the pushes.
 fn lead(leader: &mut Leader, key: &str, mode: Mode) -> Result<Outcome, Box<dyn Error>> {
-    let seg = ring_segment()?;
+    let seg = ring_segment::<Msg>()?;
     let mut tx = Spsc::<Msg>::create(seg.region()?, CAPACITY as u32)?.into_producer();
     let eventfd = match &mode {
         Mode::Notify(wakeup) => wakeup.as_eventfd(),

@@ -1,14 +1,17 @@
 //! Round trips between the two processes.
 //!
 //! The leader (core 0) sends a ping and waits for the pong; the peer (core 1)
-//! waits for the ping, checks it and sends the pong. A ping is a 64-byte
-//! [`Msg`] holding its sequence number in every word; the peer checks every
-//! word and answers with every word inverted, which the leader checks in
-//! turn: both payloads are written and read in full. Scenarios:
+//! waits for the ping, checks it and sends the pong. A ping is a message of
+//! 64 bytes ([`Msg`]) unless said otherwise, holding its sequence number in
+//! every word; the peer checks every word and answers with every word
+//! inverted, which the leader checks in turn: both payloads are written and
+//! read in full. Scenarios:
 //!
-//! - `spsc_rtt`: two of this crate's rings (one each way, capacity
-//!   [`RING_CAPACITY`]) in memfd segments; both sides busy-poll `try_pop`
-//!   with a spin-loop hint between tries.
+//! - `spsc_rtt`, `spsc_rtt_56`, `spsc_rtt_8`: two of this crate's rings (one
+//!   each way, capacity [`RING_CAPACITY`]) in memfd segments, carrying
+//!   messages of 64, 56 and 8 bytes; both sides busy-poll `try_pop` with a
+//!   spin-loop hint between tries. A slot is an 8-byte stamp and the
+//!   payload: 16 bytes for 8, 64 (one line) for 56, 72 (two lines) for 64.
 //! - `iceoryx2_rtt`: iceoryx2 publish-subscribe (`ipc::Service`), one
 //!   service each way, set up as iceoryx2's own benchmark does (history 0,
 //!   subscriber buffer 1, safe overflow, one publisher and one subscriber);
@@ -44,6 +47,7 @@ use std::{
         fd::{AsFd, OwnedFd},
         unix::net::UnixStream,
     },
+    sync::Arc,
     time::{Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -52,11 +56,12 @@ use iceoryx2::{
     prelude::*,
 };
 use ipc_primitives::{
+    Pod,
     linux::{
         shm::Segment,
         wake::{EventFd, SpinThenBlock, Wakeup},
     },
-    spsc::Spsc,
+    spsc::{Consumer, Producer, Spsc},
 };
 use rustix::event::EventfdFlags;
 use serde_json::{Value, json};
@@ -68,7 +73,7 @@ use super::{
     peer::{Follower, Leader, field_u64, take_fds},
 };
 use crate::{
-    loops::{Msg, pop_spinning, push_spinning, spsc_pop, spsc_push},
+    loops::{Msg, Words, message, pop_spinning, push_spinning, spsc_pop, spsc_push},
     stats::Percentiles,
 };
 
@@ -164,19 +169,25 @@ pub fn measure(plan: Plan, mut round_trip: impl FnMut(u64)) -> Latency {
 
 /// The ping with sequence number `seq`.
 #[inline(always)]
-pub fn ping(seq: u64) -> Msg {
-    [seq; 8]
+pub fn ping<const W: usize>(seq: u64) -> Words<W> {
+    message(seq)
 }
 
 /// The answer to `ping`: every word inverted.
 #[inline(always)]
-pub fn pong(ping: &Msg) -> Msg {
+pub fn pong<const W: usize>(ping: &Words<W>) -> Words<W> {
     ping.map(|word| !word)
 }
 
 /// Panics unless `got` is `want`, naming the scenario and the message.
 #[inline(always)]
-pub fn check(scenario: &str, what: &str, seq: u64, got: &Msg, want: &Msg) {
+pub fn check<const W: usize>(
+    scenario: &str,
+    what: &str,
+    seq: u64,
+    got: &Words<W>,
+    want: &Words<W>,
+) {
     if got != want {
         panic!("{scenario}: {what} {seq} arrived as {got:x?}, expected {want:x?}");
     }
@@ -184,54 +195,60 @@ pub fn check(scenario: &str, what: &str, seq: u64, got: &Msg, want: &Msg) {
 
 /// The leader's checks of a pong, and the peer's of a ping, answered.
 #[inline(always)]
-pub fn check_pong(scenario: &str, seq: u64, got: &Msg) {
+pub fn check_pong<const W: usize>(scenario: &str, seq: u64, got: &Words<W>) {
     check(scenario, "pong", seq, got, &pong(&ping(seq)));
 }
 
 #[inline(always)]
-pub fn answer(scenario: &str, seq: u64, got: &Msg) -> Msg {
+pub fn answer<const W: usize>(scenario: &str, seq: u64, got: &Words<W>) -> Words<W> {
     check(scenario, "ping", seq, got, &ping(seq));
     pong(got)
 }
 
-/// A memfd segment sized for one round-trip ring.
-fn ring_segment(label: &str) -> Result<Segment, Box<dyn Error>> {
-    let len = Spsc::<Msg>::required_size(RING_CAPACITY).ok_or("ring size overflows")?;
+/// A memfd segment sized for one round-trip ring of `T`.
+fn ring_segment<T: Pod>(label: &str) -> Result<Segment, Box<dyn Error>> {
+    let len = Spsc::<T>::required_size(RING_CAPACITY).ok_or("ring size overflows")?;
     Ok(Segment::memfd(label, len)?)
 }
 
-// ---- spsc_rtt -------------------------------------------------------------
+// ---- spsc_rtt, spsc_rtt_56, spsc_rtt_8 ------------------------------------
 
-pub fn spsc(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
-    let (ping_seg, pong_seg) = (ring_segment("xproc-ping")?, ring_segment("xproc-pong")?);
-    let mut tx = Spsc::<Msg>::create(ping_seg.region()?, RING_CAPACITY)?.into_producer();
-    let mut rx = Spsc::<Msg>::create(pong_seg.region()?, RING_CAPACITY)?.into_consumer();
+/// Round trips of `W`-word messages.
+pub fn spsc<const W: usize>(
+    leader: &mut Leader,
+    key: &'static str,
+) -> Result<Outcome, Box<dyn Error>> {
+    let ping_seg = ring_segment::<Words<W>>("xproc-ping")?;
+    let pong_seg = ring_segment::<Words<W>>("xproc-pong")?;
+    let mut tx = Spsc::<Words<W>>::create(ping_seg.region()?, RING_CAPACITY)?.into_producer();
+    let mut rx = Spsc::<Words<W>>::create(pong_seg.region()?, RING_CAPACITY)?.into_consumer();
     leader.start(
-        &json!({ "scenario": "spsc_rtt", "plan": FAST.to_json() }),
+        &json!({ "scenario": key, "plan": FAST.to_json() }),
         &[ping_seg.as_fd(), pong_seg.as_fd()],
     )?;
     let latency = measure(FAST, |seq| {
-        push_spinning(|msg| spsc_push(&mut tx, msg), ping(seq));
-        check_pong("spsc_rtt", seq, &pop_spinning(|| spsc_pop(&mut rx)));
+        push_spinning(|msg| spsc_push(&mut tx, msg), ping::<W>(seq));
+        check_pong(key, seq, &pop_spinning(|| spsc_pop(&mut rx)));
     });
     leader.finish()?;
     Ok(Outcome::Latency(latency))
 }
 
-pub fn spsc_follow(
+pub fn spsc_follow<const W: usize>(
     follower: &Follower,
     cmd: &Value,
     fds: Vec<OwnedFd>,
 ) -> Result<Value, Box<dyn Error>> {
     let plan = Plan::from_cmd(cmd)?;
+    let key = cmd["scenario"].as_str().unwrap_or_default();
     let [ping_fd, pong_fd] = take_fds(fds)?;
     let (ping_seg, pong_seg) = (Segment::from_fd(ping_fd)?, Segment::from_fd(pong_fd)?);
-    let mut rx = Spsc::<Msg>::attach(ping_seg.region()?)?.into_consumer();
-    let mut tx = Spsc::<Msg>::attach(pong_seg.region()?)?.into_producer();
+    let mut rx = Spsc::<Words<W>>::attach(ping_seg.region()?)?.into_consumer();
+    let mut tx = Spsc::<Words<W>>::attach(pong_seg.region()?)?.into_producer();
     follower.ready()?;
     for seq in 0..plan.total() {
         let got = pop_spinning(|| spsc_pop(&mut rx));
-        push_spinning(|msg| spsc_push(&mut tx, msg), answer("spsc_rtt", seq, &got));
+        push_spinning(|msg| spsc_push(&mut tx, msg), answer(key, seq, &got));
     }
     Ok(Value::Null)
 }
@@ -301,7 +318,7 @@ impl IcePorts {
     }
 }
 
-pub fn iceoryx2(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
+pub fn iceoryx2(leader: &mut Leader, key: &'static str) -> Result<Outcome, Box<dyn Error>> {
     // Fresh names for every run: nothing left over from another can match.
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
     let base = format!("ipc-primitives-bench/{}/{now}", std::process::id());
@@ -309,7 +326,7 @@ pub fn iceoryx2(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
     let ports = IcePorts::new(&ping_name, &pong_name, true)?;
     leader.start(
         &json!({
-            "scenario": "iceoryx2_rtt",
+            "scenario": key,
             "plan": FAST.to_json(),
             "ping": ping_name,
             "pong": pong_name,
@@ -318,7 +335,7 @@ pub fn iceoryx2(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
     )?;
     let latency = measure(FAST, |seq| {
         ports.send(ping(seq));
-        check_pong("iceoryx2_rtt", seq, &ports.receive());
+        check_pong(key, seq, &ports.receive());
     });
     leader.finish()?;
     Ok(Outcome::Latency(latency))
@@ -347,19 +364,19 @@ pub fn iceoryx2_follow(
 
 // ---- uds_rtt -----------------------------------------------------------------
 
-pub fn uds(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
+pub fn uds(leader: &mut Leader, key: &'static str) -> Result<Outcome, Box<dyn Error>> {
     let (mut mine, theirs) = UnixStream::pair()?;
     leader.start(
-        &json!({ "scenario": "uds_rtt", "plan": SLOW.to_json() }),
+        &json!({ "scenario": key, "plan": SLOW.to_json() }),
         &[theirs.as_fd()],
     )?;
     drop(theirs);
     let latency = measure(SLOW, |seq| {
-        mine.write_all(ping(seq).as_bytes())
+        mine.write_all(ping::<8>(seq).as_bytes())
             .expect("uds_rtt: write");
         let mut got = [0; 8];
         mine.read_exact(got.as_mut_bytes()).expect("uds_rtt: read");
-        check_pong("uds_rtt", seq, &got);
+        check_pong(key, seq, &got);
     });
     leader.finish()?;
     Ok(Outcome::Latency(latency))
@@ -403,19 +420,19 @@ fn wait(fd: &OwnedFd) {
     rustix::io::retry_on_intr(|| rustix::io::read(fd, &mut count)).expect("eventfd read");
 }
 
-pub fn eventfd(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
+pub fn eventfd(leader: &mut Leader, key: &'static str) -> Result<Outcome, Box<dyn Error>> {
     let seg = line::segment("xproc-eventfd")?;
     let words = atomics(&seg);
     let (ping_fd, pong_fd) = (blocking_eventfd()?, blocking_eventfd()?);
     leader.start(
-        &json!({ "scenario": "eventfd_rtt", "plan": SLOW.to_json() }),
+        &json!({ "scenario": key, "plan": SLOW.to_json() }),
         &[seg.as_fd(), ping_fd.as_fd(), pong_fd.as_fd()],
     )?;
     let latency = measure(SLOW, |seq| {
         store_msg(&words[PING_WORDS..], &ping(seq));
         signal(&ping_fd);
         wait(&pong_fd);
-        check_pong("eventfd_rtt", seq, &load_msg(&words[PONG_WORDS..]));
+        check_pong(key, seq, &load_msg(&words[PONG_WORDS..]));
     });
     leader.finish()?;
     Ok(Outcome::Latency(latency))
@@ -443,14 +460,15 @@ pub fn eventfd_follow(
 // ---- spsc_blocking_rtt, spsc_blocking_spin_rtt, spsc_futex_blocking_rtt -------
 
 /// Two rings with wake-ups; `wakeup` is `"eventfd"` or `"futex"`.
-fn blocking(
+pub(super) fn blocking(
     leader: &mut Leader,
     key: &'static str,
     wakeup: &str,
     spins: u32,
     plan: Plan,
 ) -> Result<Outcome, Box<dyn Error>> {
-    let (ping_seg, pong_seg) = (ring_segment("xproc-ping")?, ring_segment("xproc-pong")?);
+    let ping_seg = ring_segment::<Msg>("xproc-ping")?;
+    let pong_seg = ring_segment::<Msg>("xproc-pong")?;
     let mut tx = Spsc::<Msg>::create(ping_seg.region()?, RING_CAPACITY)?.into_producer();
     let mut rx = Spsc::<Msg>::create(pong_seg.region()?, RING_CAPACITY)?.into_consumer();
     let (wake_ping, wake_pong) = match wakeup {
@@ -474,17 +492,65 @@ fn blocking(
     Ok(Outcome::Latency(latency))
 }
 
-pub fn spsc_blocking(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
-    blocking(leader, "spsc_blocking_rtt", "eventfd", 0, SLOW)
+pub fn spsc_blocking(leader: &mut Leader, key: &'static str) -> Result<Outcome, Box<dyn Error>> {
+    blocking(leader, key, "eventfd", 0, SLOW)
 }
 
-pub fn spsc_blocking_spin(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
-    let spins = SpinThenBlock::DEFAULT_SPINS;
-    blocking(leader, "spsc_blocking_spin_rtt", "eventfd", spins, MIXED)
+pub fn spsc_blocking_spin(
+    leader: &mut Leader,
+    key: &'static str,
+) -> Result<Outcome, Box<dyn Error>> {
+    blocking(leader, key, "eventfd", SpinThenBlock::DEFAULT_SPINS, MIXED)
 }
 
-pub fn spsc_futex_blocking(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
-    blocking(leader, "spsc_futex_blocking_rtt", "futex", 0, SLOW)
+pub fn spsc_futex_blocking(
+    leader: &mut Leader,
+    key: &'static str,
+) -> Result<Outcome, Box<dyn Error>> {
+    blocking(leader, key, "futex", 0, SLOW)
+}
+
+/// The peer's half of a blocking round trip, as the leader's command and fds
+/// set it up: its handles own their segments.
+pub struct BlockingPeer {
+    pub plan: Plan,
+    pub key: String,
+    pub strategy: SpinThenBlock,
+    /// Pops the pings.
+    pub rx: Consumer<'static, Msg, Arc<Segment>>,
+    /// Pushes the pongs.
+    pub tx: Producer<'static, Msg, Arc<Segment>>,
+    pub wake_ping: Wakeup,
+    pub wake_pong: Wakeup,
+}
+
+impl BlockingPeer {
+    pub fn new(cmd: &Value, fds: Vec<OwnedFd>) -> Result<Self, Box<dyn Error>> {
+        let plan = Plan::from_cmd(cmd)?;
+        let key = cmd["scenario"].as_str().unwrap_or_default().to_owned();
+        let strategy = SpinThenBlock::new(u32::try_from(field_u64(cmd, "spins")?)?);
+        let mut fds = fds.into_iter();
+        let mut next_fd = || fds.next().ok_or("missing fd");
+        let ping_seg = Segment::from_fd(next_fd()?)?;
+        let pong_seg = Segment::from_fd(next_fd()?)?;
+        let (wake_ping, wake_pong) = match cmd["wakeup"].as_str() {
+            Some("eventfd") => (
+                Wakeup::EventFd(EventFd::from_fd(next_fd()?)?),
+                Wakeup::EventFd(EventFd::from_fd(next_fd()?)?),
+            ),
+            Some("futex") => (Wakeup::Futex, Wakeup::Futex),
+            other => return Err(format!("unknown wake-up {other:?}").into()),
+        };
+        Ok(Self {
+            plan,
+            key,
+            strategy,
+            rx: Spsc::<Msg>::attach(ping_seg.into_region()?)?.into_consumer(),
+            tx: Spsc::<Msg>::attach(pong_seg.into_region()?)?.into_producer(),
+            wake_ping,
+            wake_pong,
+        })
+    }
 }
 
 pub fn blocking_follow(
@@ -492,23 +558,15 @@ pub fn blocking_follow(
     cmd: &Value,
     fds: Vec<OwnedFd>,
 ) -> Result<Value, Box<dyn Error>> {
-    let plan = Plan::from_cmd(cmd)?;
-    let key = cmd["scenario"].as_str().unwrap_or_default().to_owned();
-    let strategy = SpinThenBlock::new(u32::try_from(field_u64(cmd, "spins")?)?);
-    let mut fds = fds.into_iter();
-    let mut next_fd = || fds.next().ok_or("missing fd");
-    let ping_seg = Segment::from_fd(next_fd()?)?;
-    let pong_seg = Segment::from_fd(next_fd()?)?;
-    let (wake_ping, wake_pong) = match cmd["wakeup"].as_str() {
-        Some("eventfd") => (
-            Wakeup::EventFd(EventFd::from_fd(next_fd()?)?),
-            Wakeup::EventFd(EventFd::from_fd(next_fd()?)?),
-        ),
-        Some("futex") => (Wakeup::Futex, Wakeup::Futex),
-        other => return Err(format!("unknown wake-up {other:?}").into()),
-    };
-    let mut rx = Spsc::<Msg>::attach(ping_seg.region()?)?.into_consumer();
-    let mut tx = Spsc::<Msg>::attach(pong_seg.region()?)?.into_producer();
+    let BlockingPeer {
+        plan,
+        key,
+        strategy,
+        mut rx,
+        mut tx,
+        wake_ping,
+        wake_pong,
+    } = BlockingPeer::new(cmd, fds)?;
     follower.ready()?;
     for seq in 0..plan.total() {
         let got = rx.pop_blocking(&wake_ping, strategy, None)?;
@@ -526,8 +584,8 @@ mod tests {
 
     #[test]
     fn pongs_invert_every_word() {
-        assert_eq!(pong(&ping(5)), [!5; 8]);
-        assert_eq!(pong(&pong(&ping(9))), ping(9));
+        assert_eq!(pong(&ping::<8>(5)), [!5; 8]);
+        assert_eq!(pong(&pong(&ping::<1>(9))), ping(9));
     }
 
     #[test]

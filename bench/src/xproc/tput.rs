@@ -10,9 +10,13 @@
 //! - `rtrb_tput`: rtrb between two pinned threads of the leader process (the
 //!   peer idles), exactly as `inproc` runs it; `spsc_inproc_tput` is this
 //!   crate's ring the same way, to tell the ring from the two processes.
-//! - `uds_tput`: a Unix stream socketpair, one 64-byte `write` per message;
-//!   the consumer reads as much as is there (up to 64 KiB) per `read`,
-//!   the best case for the socket.
+//! - `spsc_tput_8`, `rtrb_tput_8`: the same with 8-byte messages (one word,
+//!   four times as many per run: [`inproc::messages`]). This ring's slots
+//!   are then 16 bytes (an 8-byte stamp beside each payload), 4 to a line;
+//!   rtrb's are 8.
+//! - `uds_tput`, `uds_tput_1k`: a Unix stream socketpair, one `write` per
+//!   message of 64 bytes or 1 KiB; the consumer reads as much as is there
+//!   (up to 64 KiB) per `read`, the best case for the socket.
 //! - `pipe_tput`: a pipe, the same way.
 
 use std::{
@@ -26,7 +30,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ipc_primitives::{linux::shm::Segment, spsc::Spsc};
+use ipc_primitives::{Pod, linux::shm::Segment, spsc::Spsc};
 use serde_json::{Value, json};
 use zerocopy::{FromBytes, IntoBytes};
 
@@ -36,102 +40,127 @@ use super::{
 };
 use crate::{
     inproc::{self, CAPACITY, MESSAGES},
-    loops::{Msg, consume, produce, spsc_pop, spsc_push},
+    loops::{Words, consume, produce, spsc_pop, spsc_push},
 };
 
 /// Messages per run through a socket or a pipe (one system call per
-/// message): about 0.2 s at this machine's rates.
+/// message): about 0.2 s at this machine's rates; a quarter as many of
+/// 1 KiB.
 const UDS_MESSAGES: u64 = 200_000;
 const PIPE_MESSAGES: u64 = 400_000;
 
 /// Messages per second from the consumer's `done`.
-fn rate(messages: u64, done: &Value) -> Result<Outcome, Box<dyn Error>> {
+pub fn rate(messages: u64, done: &Value) -> Result<Outcome, Box<dyn Error>> {
     let ns = field_u64(done, "ns")?;
     Ok(Outcome::Rate(messages as f64 / (ns as f64 * 1e-9)))
 }
 
 /// The consumer's `done`: its time since `start`.
-fn elapsed(start: Instant) -> Value {
+pub fn elapsed(start: Instant) -> Value {
     json!({ "ns": start.elapsed().as_nanos() as u64 })
 }
 
-/// A memfd segment sized for one throughput ring.
-pub fn ring_segment() -> Result<Segment, Box<dyn Error>> {
-    let len = Spsc::<Msg>::required_size(CAPACITY as u32).ok_or("ring size overflows")?;
+/// A memfd segment sized for one throughput ring of `T`.
+pub fn ring_segment<T: Pod>() -> Result<Segment, Box<dyn Error>> {
+    let len = Spsc::<T>::required_size(CAPACITY as u32).ok_or("ring size overflows")?;
     Ok(Segment::memfd("xproc-tput", len)?)
 }
 
-pub fn spsc(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
-    let seg = ring_segment()?;
-    let mut tx = Spsc::<Msg>::create(seg.region()?, CAPACITY as u32)?.into_producer();
+/// `spsc_tput` (`W` = 8) and `spsc_tput_8` (`W` = 1).
+pub fn spsc<const W: usize>(
+    leader: &mut Leader,
+    key: &'static str,
+) -> Result<Outcome, Box<dyn Error>> {
+    let messages = inproc::messages::<W>();
+    let seg = ring_segment::<Words<W>>()?;
+    let mut tx = Spsc::<Words<W>>::create(seg.region()?, CAPACITY as u32)?.into_producer();
     leader.start(
-        &json!({ "scenario": "spsc_tput", "messages": MESSAGES }),
+        &json!({ "scenario": key, "messages": messages }),
         &[seg.as_fd()],
     )?;
-    produce(MESSAGES, |msg| spsc_push(&mut tx, msg));
-    rate(MESSAGES, &leader.finish()?)
+    produce(messages, |msg| spsc_push(&mut tx, msg));
+    rate(messages, &leader.finish()?)
 }
 
-pub fn spsc_follow(
+pub fn spsc_follow<const W: usize>(
     follower: &Follower,
     cmd: &Value,
     fds: Vec<OwnedFd>,
 ) -> Result<Value, Box<dyn Error>> {
     let messages = field_u64(cmd, "messages")?;
+    let key = cmd["scenario"].as_str().unwrap_or_default();
     let [fd] = take_fds(fds)?;
     let seg = Segment::from_fd(fd)?;
-    let mut rx = Spsc::<Msg>::attach(seg.region()?)?.into_consumer();
+    let mut rx = Spsc::<Words<W>>::attach(seg.region()?)?.into_consumer();
     follower.ready()?;
     let start = Instant::now();
-    consume("spsc_tput", messages, || spsc_pop(&mut rx));
+    consume(key, messages, || spsc_pop(&mut rx));
     Ok(elapsed(start))
 }
 
-/// Messages per second of an in-process contender of `inproc`.
-fn in_process(run: fn() -> Result<Duration, Box<dyn Error>>) -> Result<Outcome, Box<dyn Error>> {
-    Ok(Outcome::Rate(MESSAGES as f64 / run()?.as_secs_f64()))
+/// Messages per second of an in-process contender of `inproc`, which moves
+/// `messages` messages.
+fn in_process(
+    messages: u64,
+    run: fn() -> Result<Duration, Box<dyn Error>>,
+) -> Result<Outcome, Box<dyn Error>> {
+    Ok(Outcome::Rate(messages as f64 / run()?.as_secs_f64()))
 }
 
-pub fn rtrb(_leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
-    in_process(inproc::rtrb)
+/// `rtrb_tput` (`W` = 8) and `rtrb_tput_8` (`W` = 1).
+pub fn rtrb<const W: usize>(
+    _leader: &mut Leader,
+    _key: &'static str,
+) -> Result<Outcome, Box<dyn Error>> {
+    in_process(inproc::messages::<W>(), inproc::rtrb::<W>)
 }
 
-pub fn spsc_inproc(_leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
-    in_process(inproc::ours)
+pub fn spsc_inproc(_leader: &mut Leader, _key: &'static str) -> Result<Outcome, Box<dyn Error>> {
+    in_process(MESSAGES, inproc::ours::<8>)
 }
 
-/// Writes `messages` 64-byte messages to `out`, one `write` each.
-fn write_messages(mut out: impl Write, messages: u64) {
-    produce(messages, |msg| {
+/// Writes `messages` messages of `W` words to `out`, one `write` each.
+fn write_messages<const W: usize>(mut out: impl Write, messages: u64) {
+    produce(messages, |msg: Words<W>| {
         out.write_all(msg.as_bytes()).expect("write");
         Ok(())
     });
 }
 
-pub fn uds(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
+/// `uds_tput` (`W` = 8) and `uds_tput_1k` (`W` = 128).
+pub fn uds<const W: usize>(
+    leader: &mut Leader,
+    key: &'static str,
+) -> Result<Outcome, Box<dyn Error>> {
+    let messages = if W > 8 {
+        UDS_MESSAGES / 4
+    } else {
+        UDS_MESSAGES
+    };
     let (mine, theirs) = UnixStream::pair()?;
     leader.start(
-        &json!({ "scenario": "uds_tput", "messages": UDS_MESSAGES }),
+        &json!({ "scenario": key, "messages": messages }),
         &[theirs.as_fd()],
     )?;
     drop(theirs);
-    write_messages(&mine, UDS_MESSAGES);
-    rate(UDS_MESSAGES, &leader.finish()?)
+    write_messages::<W>(&mine, messages);
+    rate(messages, &leader.finish()?)
 }
 
-pub fn pipe(leader: &mut Leader) -> Result<Outcome, Box<dyn Error>> {
+pub fn pipe(leader: &mut Leader, key: &'static str) -> Result<Outcome, Box<dyn Error>> {
     let (reader, writer) = io::pipe()?;
     leader.start(
-        &json!({ "scenario": "pipe_tput", "messages": PIPE_MESSAGES }),
+        &json!({ "scenario": key, "messages": PIPE_MESSAGES }),
         &[reader.as_fd()],
     )?;
     drop(reader);
-    write_messages(&writer, PIPE_MESSAGES);
+    write_messages::<8>(&writer, PIPE_MESSAGES);
     rate(PIPE_MESSAGES, &leader.finish()?)
 }
 
-/// The consumer of `uds_tput` and `pipe_tput`: reads the byte stream.
-pub fn stream_follow(
+/// The consumer of `uds_tput*` and `pipe_tput`: reads the byte stream, cut
+/// into messages of `W` words.
+pub fn stream_follow<const W: usize>(
     follower: &Follower,
     cmd: &Value,
     fds: Vec<OwnedFd>,
@@ -139,15 +168,16 @@ pub fn stream_follow(
     let messages = field_u64(cmd, "messages")?;
     let name = cmd["scenario"].as_str().unwrap_or_default();
     let [fd] = take_fds(fds)?;
-    let mut reader = MsgReader::new(File::from(fd));
+    let mut reader = MsgReader::<_, W>::new(File::from(fd));
     follower.ready()?;
     let start = Instant::now();
     consume(name, messages, || Some(reader.next()));
     Ok(elapsed(start))
 }
 
-/// Cuts a byte stream into messages, reading as much as is there each time.
-struct MsgReader<R> {
+/// Cuts a byte stream into messages of `W` words, reading as much as is
+/// there each time.
+struct MsgReader<R, const W: usize> {
     src: R,
     buf: Vec<u8>,
     /// Unread bytes are `buf[start..end]`.
@@ -155,7 +185,7 @@ struct MsgReader<R> {
     end: usize,
 }
 
-impl<R: Read> MsgReader<R> {
+impl<R: Read, const W: usize> MsgReader<R, W> {
     const BUF: usize = 64 * 1024;
 
     fn new(src: R) -> Self {
@@ -172,9 +202,9 @@ impl<R: Read> MsgReader<R> {
     /// # Panics
     /// If the stream fails or ends first.
     #[inline(always)]
-    fn next(&mut self) -> Msg {
-        const LEN: usize = size_of::<Msg>();
-        while self.end - self.start < LEN {
+    fn next(&mut self) -> Words<W> {
+        let len = size_of::<Words<W>>();
+        while self.end - self.start < len {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
@@ -185,9 +215,9 @@ impl<R: Read> MsgReader<R> {
                 Err(err) => panic!("read: {err}"),
             }
         }
-        let bytes = &self.buf[self.start..self.start + LEN];
-        self.start += LEN;
-        Msg::read_from_bytes(bytes).expect("64 bytes")
+        let bytes = &self.buf[self.start..self.start + len];
+        self.start += len;
+        Words::<W>::read_from_bytes(bytes).expect("a message's bytes")
     }
 }
 
@@ -220,7 +250,7 @@ mod tests {
         let msgs: Vec<[u64; 8]> = (0..100).map(|seq| [seq; 8]).collect();
         for step in [1, 7, 64, 100, 4096] {
             let bytes = msgs.as_bytes().to_vec();
-            let mut reader = MsgReader::new(Trickle {
+            let mut reader = MsgReader::<_, 8>::new(Trickle {
                 bytes,
                 pos: 0,
                 step,

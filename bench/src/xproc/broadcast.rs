@@ -1,0 +1,213 @@
+//! This crate's broadcast ring (one writer, many readers) between
+//! processes.
+//!
+//! - `broadcast_rtt`: two rings of 64-byte messages, one each way, one
+//!   reader each, both sides busy-polling `try_recv`; otherwise as
+//!   `spsc_rtt` (the same pings, pongs and checks). The peer maps the ring
+//!   it reads read-only.
+//! - `broadcast_tput_r1`, `_r2`, `_r4`: the leader (core 0) publishes
+//!   [`MESSAGES`] 64-byte messages to 1, 2 or 4 reader processes, all on
+//!   core 1; every reader maps the ring read-only and checks every word of
+//!   every message, in order. The writer never waits for readers, so the
+//!   bench adds flow control outside the ring: each reader stores how many
+//!   messages it has received in a line of its own (another segment) every
+//!   [`ACK_EVERY`] messages, and the writer, before it would lap the
+//!   slowest, re-reads those lines (spinning, then yielding, while it
+//!   must wait). A lap would be a failed run. Readers that find the ring
+//!   empty spin a while, then yield the core to the other readers. The rate
+//!   is messages over the time from the writer's first publish to the last
+//!   reader's last message (one monotonic clock for every process).
+//!
+//! Readers sharing one core each get a share of it: with `n` readers on
+//! core 1, each message is checked `n` times there.
+
+use std::{
+    error::Error,
+    hint,
+    os::fd::{AsFd, OwnedFd},
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use ipc_primitives::{
+    broadcast::{Broadcast, Reader, RecvError, Start, Writer},
+    linux::shm::Segment,
+};
+use serde_json::{Value, json};
+
+use super::{
+    Outcome,
+    line::{self, atomics},
+    peer::{Follower, Leader, PeerCommand, field_u64, take_fds},
+    rtt::{FAST, Plan, answer, check_pong, measure, ping},
+};
+use crate::{
+    inproc::{CAPACITY, MESSAGES},
+    loops::{Backoff, Msg, message, monotonic_ns},
+};
+
+/// Slots of each round-trip ring.
+const RTT_CAPACITY: u32 = 64;
+/// A reader stores its count after this many messages.
+const ACK_EVERY: u64 = 16;
+/// Words between two readers' counts in the acknowledgement segment: a
+/// 128-byte line each.
+const ACK_STRIDE: usize = 16;
+
+/// A memfd segment sized for a broadcast ring of `capacity` messages.
+fn ring_segment(label: &str, capacity: u32) -> Result<Segment, Box<dyn Error>> {
+    let len = Broadcast::<Msg>::required_size(capacity).ok_or("ring size overflows")?;
+    Ok(Segment::memfd(label, len)?)
+}
+
+/// A reader of the ring in `fd`, mapped read-only, from the first message.
+fn read_only_reader(seg: &Segment) -> Result<Reader<'_, Msg>, Box<dyn Error>> {
+    Ok(Broadcast::<Msg>::attach_reader(
+        seg.read_region()?,
+        Start::Oldest,
+    )?)
+}
+
+/// The next message, busy-polling; panics on a lap or a corrupt ring (one
+/// message is ever in flight: neither can happen).
+#[inline(always)]
+fn recv_spinning(key: &str, reader: &mut Reader<'_, Msg>) -> Msg {
+    loop {
+        match reader.try_recv() {
+            Ok(msg) => return msg,
+            Err(RecvError::Empty) => hint::spin_loop(),
+            Err(err) => panic!("{key}: {err}"),
+        }
+    }
+}
+
+// ---- broadcast_rtt ----------------------------------------------------------
+
+pub fn rtt(leader: &mut Leader, key: &'static str) -> Result<Outcome, Box<dyn Error>> {
+    let ping_seg = ring_segment("xproc-ping", RTT_CAPACITY)?;
+    let pong_seg = ring_segment("xproc-pong", RTT_CAPACITY)?;
+    let mut tx = Broadcast::<Msg>::create(ping_seg.region()?, RTT_CAPACITY)?.into_writer();
+    let mut rx =
+        Broadcast::<Msg>::create(pong_seg.region()?, RTT_CAPACITY)?.into_reader(Start::Oldest);
+    leader.start(
+        &json!({ "scenario": key, "plan": FAST.to_json() }),
+        &[ping_seg.as_fd(), pong_seg.as_fd()],
+    )?;
+    let latency = measure(FAST, |seq| {
+        tx.publish(&ping(seq));
+        check_pong(key, seq, &recv_spinning(key, &mut rx));
+    });
+    leader.finish()?;
+    Ok(Outcome::Latency(latency))
+}
+
+pub fn rtt_follow(
+    follower: &Follower,
+    cmd: &Value,
+    fds: Vec<OwnedFd>,
+) -> Result<Value, Box<dyn Error>> {
+    let plan = Plan::from_cmd(cmd)?;
+    let key = cmd["scenario"].as_str().unwrap_or_default();
+    let [ping_fd, pong_fd] = take_fds(fds)?;
+    let ping_seg = Segment::from_fd_read_only(ping_fd)?;
+    let pong_seg = Segment::from_fd(pong_fd)?;
+    let mut rx = read_only_reader(&ping_seg)?;
+    let mut tx: Writer<'_, Msg> = Broadcast::<Msg>::attach(pong_seg.region()?)?.into_writer();
+    follower.ready()?;
+    for seq in 0..plan.total() {
+        let got = recv_spinning(key, &mut rx);
+        tx.publish(&answer(key, seq, &got));
+    }
+    Ok(Value::Null)
+}
+
+// ---- broadcast_tput_r1, _r2, _r4 ---------------------------------------------
+
+/// Publishes to `READERS` reader processes.
+pub fn tput<const READERS: usize>(
+    leader: &mut Leader,
+    key: &'static str,
+) -> Result<Outcome, Box<dyn Error>> {
+    let capacity = CAPACITY as u32;
+    let seg = ring_segment("xproc-broadcast", capacity)?;
+    let acks_seg = line::segment("xproc-acks")?;
+    let acks = atomics(&acks_seg);
+    let mut tx = Broadcast::<Msg>::create(seg.region()?, capacity)?.into_writer();
+    let cmds: Vec<PeerCommand<'_>> = (0..READERS)
+        .map(|reader| {
+            let cmd = json!({ "scenario": key, "messages": MESSAGES, "reader": reader });
+            (cmd, vec![seg.as_fd(), acks_seg.as_fd()])
+        })
+        .collect();
+    leader.start_all(cmds)?;
+    let counts: Vec<&AtomicU64> = (0..READERS).map(|r| &acks[r * ACK_STRIDE]).collect();
+    // Never lap the slowest reader: the ring keeps `capacity - 1` whole.
+    let window = u64::from(capacity) - 1;
+    let slowest = || {
+        counts
+            .iter()
+            .map(|c| c.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(0)
+    };
+    let mut allowed = window;
+    let mut backoff = Backoff::default();
+    let start = monotonic_ns();
+    for seq in 0..MESSAGES {
+        while seq >= allowed {
+            allowed = slowest() + window;
+            if seq >= allowed {
+                backoff.wait();
+            }
+        }
+        backoff.reset();
+        tx.publish(&message(seq));
+    }
+    let ends = leader
+        .finish_all()?
+        .iter()
+        .map(|done| field_u64(done, "end_ns"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let end = ends.into_iter().max().ok_or("no reader")?;
+    Ok(Outcome::Rate(
+        MESSAGES as f64 / (end.saturating_sub(start) as f64 * 1e-9),
+    ))
+}
+
+/// One reader of `broadcast_tput_r*`: receives and checks every message,
+/// counting them in its line of the acknowledgement segment.
+pub fn tput_follow(
+    follower: &Follower,
+    cmd: &Value,
+    fds: Vec<OwnedFd>,
+) -> Result<Value, Box<dyn Error>> {
+    let messages = field_u64(cmd, "messages")?;
+    let reader = usize::try_from(field_u64(cmd, "reader")?)?;
+    let key = cmd["scenario"].as_str().unwrap_or_default();
+    let [ring_fd, acks_fd] = take_fds(fds)?;
+    let ring_seg = Segment::from_fd_read_only(ring_fd)?;
+    let acks_seg = Segment::from_fd(acks_fd)?;
+    let count = atomics(&acks_seg)
+        .get(reader * ACK_STRIDE)
+        .ok_or("reader index out of range")?;
+    let mut rx = read_only_reader(&ring_seg)?;
+    let mut backoff = Backoff::default();
+    follower.ready()?;
+    let mut seq = 0;
+    while seq < messages {
+        match rx.try_recv() {
+            Ok(msg) => {
+                if msg.iter().any(|&word| word != seq) {
+                    return Err(format!("{key}: message {seq} arrived as {msg:?}").into());
+                }
+                seq += 1;
+                if seq % ACK_EVERY == 0 || seq == messages {
+                    count.store(seq, Ordering::Release);
+                }
+                backoff.reset();
+            }
+            Err(RecvError::Empty) => backoff.wait(),
+            Err(err) => return Err(format!("{key}: reader {reader} at {seq}: {err}").into()),
+        }
+    }
+    Ok(json!({ "end_ns": monotonic_ns() }))
+}
