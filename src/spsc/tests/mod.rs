@@ -383,6 +383,10 @@ fn stamps_mark_positions_and_never_look_like_an_empty_slot() {
     assert_eq!(stamp(0), 1 | STAMPED);
     assert_eq!(stamp(u32::MAX), STAMPED, "wraps to 0, marked");
     assert_ne!(stamp(u32::MAX), 0);
+    // Positions whose successor has bit 31 set keep the mark too.
+    for position in [STAMPED - 2, STAMPED - 1, STAMPED, u32::MAX - 1] {
+        assert_eq!(stamp(position), position.wrapping_add(1) | STAMPED);
+    }
     // A slot one lap behind never carries the stamp expected of it.
     for position in [0, 1, MAX_CAPACITY - 1, u32::MAX - 3] {
         assert_ne!(stamp(position), stamp(position.wrapping_sub(MAX_CAPACITY)));
@@ -565,6 +569,22 @@ fn re_creating_a_used_ring_resets_counters_events_flags_and_slots() {
     assert!(!tx.wake_needed(), "the old announcement is gone");
     assert_eq!(rx.try_pop(), Ok([0, 0]));
     assert!(!rx.wake_needed(), "the old announcement is gone");
+}
+
+#[test]
+fn an_empty_ring_at_any_position_never_pops_an_unwritten_slot() {
+    // A ring attached with counters a peer left anywhere (here where
+    // `position + 1` is 2^31): every slot is unwritten, so nothing pops.
+    for position in [STAMPED - 1, STAMPED, u32::MAX] {
+        let shared = shared::<u64>(4);
+        Spsc::<u64>::create(shared.region(), 4).unwrap();
+        poke_head(&shared, position);
+        poke_tail(&shared, position);
+        let (mut tx, mut rx) = Spsc::<u64>::attach(shared.region()).unwrap().split();
+        assert_eq!(rx.try_pop(), Err(PopError::Empty), "at {position:#x}");
+        tx.try_push(7).unwrap();
+        assert_eq!(rx.try_pop(), Ok(7));
+    }
 }
 
 mod batches;
