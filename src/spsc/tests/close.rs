@@ -164,6 +164,7 @@ fn a_third_attach_reads_the_counters_without_disturbing_the_sides() {
     assert!(tx.wake_needed());
     let seen = inspect();
     assert_eq!((seen.pushed, seen.popped, seen.len()), (3, 2, 1));
+    assert!(!seen.is_empty());
     assert_eq!(seen.full, 1);
     assert_eq!((seen.consumer_wakes, seen.producer_wakes), (1, 0));
     assert!(!seen.consumer_asleep && !seen.producer_asleep);
