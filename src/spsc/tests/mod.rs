@@ -401,6 +401,9 @@ fn a_full_producer_sleeps_until_the_consumer_frees_a_slot() {
     assert_eq!(tx.full_count(), 0);
     let mut slept = 0;
     let pushed = tx.push_or_sleep(3, 1, |event: &Event, epoch| -> Result<(), ()> {
+        // One sleep is all a correct ring needs; a broken one must fail
+        // here, not loop for ever.
+        assert_eq!(slept, 0, "slept again after a pop and a wake");
         slept += 1;
         // The consumer, woken into action: pops, then wakes the producer.
         assert_eq!(rx.try_pop(), Ok(1));
