@@ -590,5 +590,83 @@ fn an_empty_ring_at_any_position_never_pops_an_unwritten_slot() {
     }
 }
 
+#[test]
+fn a_new_producer_adopts_what_a_dead_one_stamped_but_did_not_publish() {
+    let shared = shared::<u64>(4);
+    {
+        let mut tx = Spsc::<u64>::create(shared.region(), 4)
+            .unwrap()
+            .into_producer();
+        tx.try_push(1).unwrap();
+        // As if the producer died between stamping the slot and storing
+        // `head`.
+        poke_head(&shared, 0);
+    }
+    let (mut tx, mut rx) = Spsc::<u64>::attach(shared.region()).unwrap().split();
+    assert_eq!(shared.peek(HEAD), 1, "the adopted element is published");
+    assert_eq!((tx.len(), rx.len()), (1, 1));
+    tx.try_push(2).unwrap();
+    assert_eq!((rx.try_pop(), rx.try_pop()), (Ok(1), Ok(2)));
+}
+
+#[test]
+fn a_new_producer_adopts_at_most_a_rings_worth_even_of_forged_stamps() {
+    let shared = shared::<u64>(4);
+    {
+        let mut tx = Spsc::<u64>::create(shared.region(), 4)
+            .unwrap()
+            .into_producer();
+        tx.push_slice(&[1, 2, 3, 4]).unwrap();
+    }
+    // A hostile peer stamps slot 0 as holding position 4, the next lap's.
+    shared.poke(SLOTS, stamp(4));
+    let mut tx = Spsc::<u64>::attach(shared.region())
+        .unwrap()
+        .into_producer();
+    assert_eq!(shared.peek(HEAD), 4, "a ring's worth, no more");
+    assert_eq!(tx.try_push(9), Err(PushError::Full(9)));
+}
+
+/// An error with a cause, as a sleeper's error may be.
+#[derive(Debug)]
+struct WithCause(Corrupted);
+
+impl core::fmt::Display for WithCause {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("sleeper failed")
+    }
+}
+
+impl core::error::Error for WithCause {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+#[test]
+fn blocking_and_chunk_errors_print_and_chain_what_they_hold() {
+    use core::error::Error;
+    let sleep = BlockingError::Sleep(WithCause(Corrupted));
+    assert_eq!(std::format!("{sleep}"), "sleeper failed");
+    assert_eq!(
+        sleep.source().map(std::string::ToString::to_string),
+        Some(std::format!("{Corrupted}")),
+        "transparent: the sleeper's error's source"
+    );
+    assert!(BlockingError::<WithCause>::Closed.source().is_none());
+    assert_eq!(
+        std::format!("{}", BlockingError::<WithCause>::Closed),
+        "the other side closed the ring"
+    );
+    assert_eq!(
+        std::format!("{}", ChunkError::TooFewSlots(3)),
+        "only 3 slots available in the ring"
+    );
+    assert_eq!(
+        std::format!("{}", ChunkError::Corrupted),
+        std::format!("{Corrupted}")
+    );
+}
+
 mod batches;
 mod close;
