@@ -294,4 +294,6 @@ fn the_header_records_all_64_bits_of_a_type_tag() {
     let read = ReadRegion::from(Region::new(mem.as_mut_bytes())).with_tag(TAG);
     assert_eq!((read.tag(), read.len(), read.is_empty()), (TAG, 640, false));
     assert_eq!(std::format!("{read:?}"), "ReadRegion { len: 640, .. }");
+    let empty = ReadRegion::from(Region::new(&mut mem.as_mut_bytes()[..0]));
+    assert_eq!((empty.len(), empty.is_empty()), (0, true));
 }
