@@ -185,6 +185,9 @@ mod tests {
         let (mut tx, mut rx) = ring.split();
         let mut epochs = Vec::new();
         let got = rx.pop_or_sleep(3, |event: &Event, epoch| -> Result<(), ()> {
+            // One sleep is all a correct ring needs; a broken one must fail
+            // here, not loop (and fill memory) for ever.
+            assert!(epochs.is_empty(), "slept again after a push and a wake");
             epochs.push(epoch);
             // The "producer" pushes during the first sleep, and wakes.
             if epochs.len() == 1 {

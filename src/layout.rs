@@ -224,5 +224,6 @@ mod tests {
         assert_eq!(Line::count_for(1), 1);
         assert_eq!(Line::count_for(128), 1);
         assert_eq!(Line::count_for(129), 2);
+        assert_eq!(std::format!("{:?}", Line::ZERO), "Line(..)");
     }
 }

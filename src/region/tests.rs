@@ -235,3 +235,65 @@ fn errors_display_what_is_wrong() {
         assert_eq!(std::format!("{err}"), text);
     }
 }
+
+/// The `creation` word of a region's header.
+fn creation(mem: &[Line]) -> u32 {
+    u32::from_ne_bytes(mem.as_bytes()[32..36].try_into().unwrap())
+}
+
+#[test]
+fn creating_over_a_creator_that_died_mid_creation_publishes() {
+    let mut mem = ring_memory();
+    assert_eq!(creation(&mem), 2, "one creation, published even");
+    // A creator that died mid-creation left `creation` odd.
+    mem.as_mut_bytes()[32..36].copy_from_slice(&5u32.to_ne_bytes());
+    assert_eq!(
+        Spsc::<u64>::attach(Region::new(mem.as_mut_bytes())).map(|_| ()),
+        Err(AttachError::NotInitialized)
+    );
+    Spsc::<u64>::create(Region::new(mem.as_mut_bytes()), 4).unwrap();
+    assert_eq!(
+        creation(&mem),
+        6,
+        "the next even value after the dead one's"
+    );
+    assert_eq!(
+        Spsc::<u64>::attach(Region::new(mem.as_mut_bytes())).map(|_| ()),
+        Ok(())
+    );
+    Spsc::<u64>::create(Region::new(mem.as_mut_bytes()), 4).unwrap();
+    assert_eq!(creation(&mem), 8, "+2 per creation");
+}
+
+#[test]
+fn the_header_records_all_64_bits_of_a_type_tag() {
+    const TAG: u64 = 0x0123_4567_89ab_cdef;
+    let mut mem = std::vec![Line::ZERO; 5];
+    Spsc::<u64>::create(Region::new(mem.as_mut_bytes()).with_tag(TAG), 4).unwrap();
+    assert_eq!(
+        mem.as_bytes()[24..32],
+        [
+            (TAG as u32).to_ne_bytes(),
+            ((TAG >> 32) as u32).to_ne_bytes()
+        ]
+        .concat()[..],
+        "low half at 24, high half at 28"
+    );
+    let region = Region::new(mem.as_mut_bytes()).with_tag(TAG);
+    assert_eq!(region.tag(), TAG);
+    assert_eq!(Spsc::<u64>::attach(region).map(|_| ()), Ok(()));
+    for other in [0, TAG as u32 as u64, TAG ^ (1 << 32), TAG ^ (1 << 63)] {
+        assert_eq!(
+            Spsc::<u64>::attach(Region::new(mem.as_mut_bytes()).with_tag(other)).map(|_| ()),
+            Err(AttachError::WrongTag {
+                expected: other,
+                found: TAG
+            })
+        );
+    }
+    let read = ReadRegion::from(Region::new(mem.as_mut_bytes())).with_tag(TAG);
+    assert_eq!((read.tag(), read.len(), read.is_empty()), (TAG, 640, false));
+    assert_eq!(std::format!("{read:?}"), "ReadRegion { len: 640, .. }");
+    let empty = ReadRegion::from(Region::new(&mut mem.as_mut_bytes()[..0]));
+    assert_eq!((empty.len(), empty.is_empty()), (0, true));
+}

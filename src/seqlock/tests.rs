@@ -186,17 +186,123 @@ fn every_width_and_byte_order_reads_the_low_half_of_the_sequence() {
 
 #[test]
 fn a_peer_writing_every_padding_byte_disturbs_nothing() {
-    // Run under Miri with Stacked and Tree Borrows (`.ci/run`).
+    // Run under Miri with Stacked and Tree Borrows (`.ci/run`). The writer
+    // and a reader are moved into a thread after the peer's first writes
+    // (see the ring's test of the same name).
     let shared = Shared::new(SIZE);
     let lock = SeqLock::<Value>::create(shared.region()).unwrap();
     let reader = lock.reader();
     let mut writer = lock.into_writer();
     let padding = [36..128, SEQ + 8..DATA];
+    let started = core::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
-        s.spawn(|| shared.scribble(&padding, 20));
-        for i in 0..200 {
-            writer.write(&[i, i, i]);
-            assert_eq!(reader.try_read(), Ok([i, i, i]));
+        s.spawn(|| {
+            shared.scribble(&padding, 1);
+            started.store(true, core::sync::atomic::Ordering::Release);
+            shared.scribble(&padding, 20);
+        });
+        while !started.load(core::sync::atomic::Ordering::Acquire) {
+            std::thread::yield_now();
         }
+        s.spawn(move || {
+            for i in 1..=200 {
+                writer.write(&[i, i, i]);
+                assert_eq!(reader.try_read(), Ok([i, i, i]));
+            }
+        });
     });
+    assert_eq!(reader.read_versioned(Spins(1)), Ok(([200; 3], 200)));
+}
+
+#[test]
+fn handles_and_errors_print_what_they_are() {
+    let mut stat = StaticSeqLock::<Value>::new();
+    assert_eq!(std::format!("{stat:?}"), "StaticSeqLock { .. }");
+    let (mut writer, reader) = stat.split();
+    writer.write(&[1, 2, 3]);
+    assert_eq!(std::format!("{writer:?}"), "Writer { seq: 2, .. }");
+    assert_eq!(std::format!("{reader:?}"), "Reader { .. }");
+    let shared = Shared::new(SIZE);
+    let lock = SeqLock::<Value>::create(shared.region()).unwrap();
+    assert_eq!(std::format!("{lock:?}"), "SeqLock { .. }");
+    assert_eq!(
+        std::format!("{}", ReadError::WriterStalled),
+        "seqlock writer stayed stopped mid-write while the reader waited"
+    );
+    assert_eq!(
+        std::format!("{}", ReadError::WriterGone),
+        "seqlock writer died mid-write"
+    );
+    assert_eq!(
+        std::format!("{}", ReadError::Contended),
+        "seqlock value changed during every read attempt"
+    );
+}
+
+#[test]
+fn spins_allow_exactly_their_number_of_attempts() {
+    let mut spins = Spins(3);
+    let answers: Vec<_> = (1..=3).map(|attempts| spins.again(attempts)).collect();
+    assert_eq!(answers, [Retry::Again, Retry::Again, Retry::GiveUp]);
+    assert_eq!(Spins(0).again(1), Retry::GiveUp);
+}
+
+#[test]
+fn a_budget_spins_first_then_asks_liveness_and_the_clock() {
+    let asked = core::cell::Cell::new(0);
+    let alive = || {
+        asked.set(asked.get() + 1);
+        true
+    };
+    // Spinning: neither the clock nor the writer's liveness is asked.
+    let mut budget = Budget::new(core::time::Duration::ZERO).watching(alive);
+    for attempts in 1..Budget::SPINS {
+        assert_eq!(budget.again(attempts), Retry::Again);
+    }
+    assert_eq!(asked.get(), 0);
+    // Then a spent budget gives up at its first look at the clock, after
+    // asking once whether the writer lives.
+    assert_eq!(budget.again(Budget::SPINS), Retry::GiveUp);
+    assert_eq!(asked.get(), 1);
+    // A budget with time left tries again.
+    let mut budget = Budget::new(core::time::Duration::from_secs(3600));
+    for attempts in 1..=Budget::SPINS + 10 {
+        assert_eq!(budget.again(attempts), Retry::Again);
+    }
+}
+
+#[test]
+fn a_budget_asks_liveness_at_most_once_per_check_interval() {
+    // However fast or slow the calls come, the asks are at least
+    // `CHECK_EVERY` apart, so there are at most elapsed / CHECK_EVERY + 1.
+    let asked = core::cell::Cell::new(0u32);
+    let mut budget = Budget::new(core::time::Duration::from_secs(3600)).watching(|| {
+        asked.set(asked.get() + 1);
+        true
+    });
+    let start = std::time::Instant::now();
+    for attempts in 1..Budget::SPINS + 200 {
+        assert_eq!(budget.again(attempts), Retry::Again);
+    }
+    let elapsed = start.elapsed();
+    let bound = elapsed.as_nanos() / Budget::CHECK_EVERY.as_nanos() + 1;
+    assert!(
+        asked.get() >= 1,
+        "liveness is asked once the spins are over"
+    );
+    assert!(
+        u128::from(asked.get()) <= bound,
+        "asked {} times in {elapsed:?}",
+        asked.get()
+    );
+}
+
+#[test]
+fn re_creating_a_used_lock_resets_value_and_version() {
+    let shared = Shared::new(SIZE);
+    let lock = SeqLock::<Value>::create(shared.region()).unwrap();
+    let mut writer = lock.into_writer();
+    writer.write(&[1, 2, 3]);
+    let lock = SeqLock::<Value>::create(shared.region()).unwrap();
+    assert_eq!(lock.reader().read_versioned(Spins(1)), Ok(([0; 3], 0)));
 }

@@ -136,3 +136,32 @@ fn batches_report_a_corrupt_peer_and_move_nothing() {
     assert_eq!(rx.pop_exact(&mut out[..1]), Err(ChunkError::Corrupted));
     assert_eq!(rx.peek(), Err(PopError::Corrupted));
 }
+
+#[test]
+fn empty_batches_write_no_shared_counter() {
+    // Polling an empty ring, or pushing nothing, must not write the side's
+    // line (the peer's core would have to fetch it back). A marker no side
+    // would write shows whether a counter was stored.
+    const MARK: u32 = 0x7e57;
+    let shared = shared::<u64>(4);
+    let (mut tx, mut rx) = Spsc::<u64>::create(shared.region(), 4).unwrap().split();
+    poke_head(&shared, MARK);
+    assert_eq!(tx.push_slice(&[]), Ok(0));
+    assert_eq!(tx.push_all(&[]), Ok(()));
+    tx.write_chunk(0).unwrap().commit_all();
+    assert_eq!(shared.peek(HEAD), MARK, "pushing nothing published");
+    assert_eq!(tx.full_count(), 0, "pushing nothing found the ring full");
+    poke_head(&shared, 0);
+    poke_tail(&shared, MARK);
+    assert_eq!(rx.pop_slice(&mut [0; 4]), Ok(0));
+    assert_eq!(rx.pop_slice(&mut []), Ok(0));
+    assert_eq!(rx.pop_exact(&mut []), Ok(()));
+    assert_eq!(rx.try_pop(), Err(PopError::Empty));
+    assert_eq!(shared.peek(TAIL), MARK, "an empty poll released");
+    poke_tail(&shared, 0);
+    assert_eq!(tx.push_slice(&[1, 2, 3, 4]), Ok(4));
+    poke_head(&shared, MARK);
+    assert_eq!(tx.push_slice(&[5]), Ok(0));
+    assert_eq!(shared.peek(HEAD), MARK, "a push into a full ring published");
+    assert_eq!(tx.full_count(), 1);
+}

@@ -1,6 +1,8 @@
 //! End of stream: `close`, dropping a side, `is_abandoned`, and blocking
 //! calls that end with `Closed`; a new side reopens the ring.
 
+use std::sync::mpsc;
+
 use super::*;
 
 /// A sleeper that gives up at once: the ring must not need it.
@@ -40,26 +42,41 @@ fn a_blocking_pop_drains_what_was_pushed_then_reports_closed() {
     assert!(!rx.event().has_sleeper(), "the announcement was withdrawn");
 }
 
+/// A sleeper for a blocking call in another thread: tells the test it is
+/// asleep, waits until the test says it woke it, and checks that the wake
+/// moved the epoch. A ring that never sleeps, sleeps twice, or does not wake
+/// it fails the test instead of hanging it.
+fn sleeps_once(
+    asleep: mpsc::Sender<()>,
+    woken: mpsc::Receiver<()>,
+) -> impl FnMut(&Event, u32) -> Result<(), ()> {
+    let mut slept = false;
+    move |event: &Event, epoch| {
+        assert!(!slept, "slept again after the wake");
+        slept = true;
+        asleep.send(()).unwrap();
+        woken.recv().expect("the test wakes the sleeper");
+        assert_ne!(event.epoch(), epoch, "the wake moved the epoch");
+        Ok(())
+    }
+}
+
 #[test]
 fn closing_wakes_a_sleeping_consumer_which_then_sees_closed() {
     let mut ring = StaticSpsc::<u32, 4>::new();
     let (tx, mut rx) = ring.split();
     std::thread::scope(|s| {
-        let sleeper = s.spawn(move || {
-            rx.pop_or_sleep(0, |event, epoch| -> Result<(), ()> {
-                while event.epoch() == epoch {
-                    std::thread::yield_now();
-                }
-                Ok(())
-            })
-        });
-        // Wait until the consumer announced itself, then close: the answer
-        // says to wake it (the epoch moved; a real producer also makes a
-        // system call here).
-        while !tx.peer_event().has_sleeper() {
-            std::thread::yield_now();
-        }
+        // In the scope's closure: a failing assertion drops `wake`, so the
+        // sleeper's wait ends before the scope joins it.
+        let (asleep_tx, asleep) = mpsc::channel();
+        let (wake, woken) = mpsc::channel();
+        let sleeper = s.spawn(move || rx.pop_or_sleep(0, sleeps_once(asleep_tx, woken)));
+        // Once the consumer announced itself, close: the answer says to wake
+        // it (the epoch moved; a real producer also makes a system call here).
+        asleep.recv().expect("the consumer went to sleep");
+        assert!(tx.peer_event().has_sleeper());
         assert!(tx.close(), "the consumer sleeps: wake it");
+        wake.send(()).unwrap();
         assert_eq!(sleeper.join().unwrap(), Err(BlockingError::Closed));
     });
 }
@@ -84,18 +101,15 @@ fn closing_wakes_a_producer_waiting_for_space() {
     let (mut tx, rx) = ring.split();
     tx.try_push(1).unwrap();
     std::thread::scope(|s| {
-        let sleeper = s.spawn(move || {
-            tx.push_or_sleep(2, 0, |event, epoch| -> Result<(), ()> {
-                while event.epoch() == epoch {
-                    std::thread::yield_now();
-                }
-                Ok(())
-            })
-        });
-        while !rx.peer_event().has_sleeper() {
-            std::thread::yield_now();
-        }
+        // In the scope's closure: a failing assertion drops `wake`, so the
+        // sleeper's wait ends before the scope joins it.
+        let (asleep_tx, asleep) = mpsc::channel();
+        let (wake, woken) = mpsc::channel();
+        let sleeper = s.spawn(move || tx.push_or_sleep(2, 0, sleeps_once(asleep_tx, woken)));
+        asleep.recv().expect("the producer went to sleep");
+        assert!(rx.peer_event().has_sleeper());
         assert!(rx.close(), "the producer sleeps: wake it");
+        wake.send(()).unwrap();
         assert_eq!(sleeper.join().unwrap(), Err((2, BlockingError::Closed)));
     });
 }
@@ -150,6 +164,7 @@ fn a_third_attach_reads_the_counters_without_disturbing_the_sides() {
     assert!(tx.wake_needed());
     let seen = inspect();
     assert_eq!((seen.pushed, seen.popped, seen.len()), (3, 2, 1));
+    assert!(!seen.is_empty());
     assert_eq!(seen.full, 1);
     assert_eq!((seen.consumer_wakes, seen.producer_wakes), (1, 0));
     assert!(!seen.consumer_asleep && !seen.producer_asleep);

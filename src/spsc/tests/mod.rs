@@ -274,24 +274,48 @@ fn create_checks_capacity_alignment_and_size() {
 fn a_peer_writing_every_padding_byte_disturbs_nothing() {
     // Run under Miri with Stacked and Tree Borrows (`.ci/run`): a reference
     // over any of these bytes while the peer writes them would be reported.
+    // The handles are moved into a thread (and so retagged, and protected
+    // while its closure runs) after the peer's first writes: a handle
+    // holding a reference over padding, as the old `&SpscControl` did, fails
+    // here under both models. One worker owns both handles, so a broken ring
+    // fails the test instead of hanging it.
     let shared = shared::<[u64; 2]>(4);
     let (mut tx, mut rx) = Spsc::<[u64; 2]>::create(shared.region(), 4)
         .unwrap()
         .split();
-    // The header's unused bytes, each control line's beyond its words
-    // (`head` and `full`; `tail`; the two events and the closed words), and
-    // the 4 unused bytes after each slot's stamp (slots of 8 + 16 bytes).
-    let mut padding = std::vec![36..128, 136..256, 260..384, 408..512];
-    padding.extend((0..4).map(|slot| 512 + 24 * slot + 4..512 + 24 * slot + 8));
+    // The header's unused bytes, the rest of each control line, and the 4
+    // bytes after each slot's stamp.
+    let slot = STAMP_BYTES + 16;
+    let mut padding = std::vec![
+        36..128,
+        FULL + 4..TAIL,
+        TAIL + 4..READY,
+        CONSUMER_CLOSED + 4..SLOTS
+    ];
+    padding.extend((0..4).map(|i| SLOTS + i * slot + 4..SLOTS + i * slot + STAMP_BYTES));
+    let started = core::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
-        s.spawn(|| shared.scribble(&padding, 20));
-        for i in 0..200 {
-            tx.try_push([i, !i]).unwrap();
-            assert!(!tx.wake_needed());
-            assert_eq!(rx.try_pop(), Ok([i, !i]));
+        s.spawn(|| {
+            shared.scribble(&padding, 1);
+            started.store(true, core::sync::atomic::Ordering::Release);
+            shared.scribble(&padding, 20);
+        });
+        while !started.load(core::sync::atomic::Ordering::Acquire) {
+            std::thread::yield_now();
         }
+        let worker = s.spawn(move || {
+            for i in 0..200 {
+                tx.try_push([i, !i]).unwrap();
+                assert!(!tx.wake_needed());
+                assert_eq!(rx.try_pop(), Ok([i, !i]));
+                assert!(!rx.wake_needed());
+            }
+            (tx, rx)
+        });
+        let (tx, mut rx) = worker.join().unwrap();
+        assert!(tx.is_empty());
+        assert_eq!(rx.try_pop(), Err(PopError::Empty));
     });
-    assert_eq!(rx.try_pop(), Err(PopError::Empty));
 }
 
 #[test]
@@ -359,6 +383,10 @@ fn stamps_mark_positions_and_never_look_like_an_empty_slot() {
     assert_eq!(stamp(0), 1 | STAMPED);
     assert_eq!(stamp(u32::MAX), STAMPED, "wraps to 0, marked");
     assert_ne!(stamp(u32::MAX), 0);
+    // Positions whose successor has bit 31 set keep the mark too.
+    for position in [STAMPED - 2, STAMPED - 1, STAMPED, u32::MAX - 1] {
+        assert_eq!(stamp(position), position.wrapping_add(1) | STAMPED);
+    }
     // A slot one lap behind never carries the stamp expected of it.
     for position in [0, 1, MAX_CAPACITY - 1, u32::MAX - 3] {
         assert_ne!(stamp(position), stamp(position.wrapping_sub(MAX_CAPACITY)));
@@ -373,6 +401,9 @@ fn a_full_producer_sleeps_until_the_consumer_frees_a_slot() {
     assert_eq!(tx.full_count(), 0);
     let mut slept = 0;
     let pushed = tx.push_or_sleep(3, 1, |event: &Event, epoch| -> Result<(), ()> {
+        // One sleep is all a correct ring needs; a broken one must fail
+        // here, not loop for ever.
+        assert_eq!(slept, 0, "slept again after a pop and a wake");
         slept += 1;
         // The consumer, woken into action: pops, then wakes the producer.
         assert_eq!(rx.try_pop(), Ok(1));
@@ -425,6 +456,216 @@ fn a_tagged_ring_attaches_only_with_its_tag() {
         })
     ));
     assert!(Spsc::<u64>::attach(Region::new(mem.as_mut_bytes()).with_tag(TAG)).is_ok());
+}
+
+#[test]
+fn handles_print_their_counters_not_their_payloads() {
+    let mut mem = memory::<u64>(4);
+    let ring = Spsc::<u64>::create(Region::new(mem.as_mut_bytes()), 4).unwrap();
+    assert_eq!(std::format!("{ring:?}"), "Spsc { capacity: 4, .. }");
+    let (mut tx, mut rx) = ring.split();
+    tx.push_slice(&[1, 2, 3]).unwrap();
+    assert_eq!(rx.try_pop(), Ok(1));
+    assert_eq!(
+        std::format!("{tx:?}"),
+        "Producer { head: 3, cached_tail: 0, .. }"
+    );
+    assert_eq!(std::format!("{rx:?}"), "Consumer { tail: 1, .. }");
+    assert_eq!(
+        std::format!("{:?}", tx.grant().unwrap()),
+        "Grant { index: 3, .. }"
+    );
+    let mut chunk = tx.write_chunk(1).unwrap();
+    assert_eq!(
+        std::format!("{chunk:?}"),
+        "WriteChunk { index: 3, len: 1, .. }"
+    );
+    assert_eq!(
+        std::format!("{:?}", chunk.slot(0).unwrap()),
+        "SlotWriter { .. }"
+    );
+    let one = StaticSpsc::<u64, 1>::new();
+    assert_eq!(std::format!("{one:?}"), "StaticSpsc { capacity: 1, .. }");
+}
+
+#[test]
+fn sizes_and_emptiness_follow_the_elements() {
+    let mut mem = memory::<u64>(8);
+    let ring = Spsc::<u64>::create(Region::new(mem.as_mut_bytes()), 8).unwrap();
+    assert_eq!(ring.capacity(), 8);
+    let (mut tx, mut rx) = ring.split();
+    assert_eq!((tx.capacity(), rx.capacity()), (8, 8));
+    assert_eq!((tx.len(), tx.free_slots(), tx.is_empty()), (0, 8, true));
+    tx.push_slice(&[1, 2, 3]).unwrap();
+    assert_eq!((tx.len(), tx.free_slots(), tx.is_empty()), (3, 5, false));
+    assert_eq!((rx.len(), rx.is_empty()), (3, false));
+    rx.pop_slice(&mut [0; 3]).unwrap();
+    assert_eq!((rx.len(), rx.is_empty(), tx.free_slots()), (0, true, 8));
+}
+
+#[test]
+fn multi_word_elements_keep_their_own_slots_across_wraps() {
+    // Two words per element: each slot's payload starts `2 * index` words
+    // (and a stamp per slot) in.
+    let mut ring = StaticSpsc::<[u64; 2], 4>::new();
+    let (mut tx, mut rx) = ring.split();
+    for round in 0..3u64 {
+        for i in 0..4 {
+            tx.try_push([round * 10 + i, !i]).unwrap();
+        }
+        for i in 0..4 {
+            assert_eq!(rx.try_pop(), Ok([round * 10 + i, !i]));
+        }
+    }
+}
+
+#[test]
+fn a_grant_writes_a_whole_value() {
+    let mut ring = StaticSpsc::<[u8; 12], 2>::new();
+    let (mut tx, mut rx) = ring.split();
+    let mut grant = tx.grant().unwrap();
+    grant.write(&[7; 12]);
+    grant.commit();
+    assert_eq!(rx.try_pop(), Ok([7; 12]));
+}
+
+#[test]
+fn re_creating_a_used_ring_resets_counters_events_flags_and_slots() {
+    let shared = shared::<[u64; 2]>(4);
+    let (mut tx, mut rx) = Spsc::<[u64; 2]>::create(shared.region(), 4)
+        .unwrap()
+        .split();
+    assert_eq!(rx.prepare_to_sleep(), Ok(Some(0)));
+    tx.push_slice(&[[1, 1], [2, 2], [3, 3], [4, 4]]).unwrap();
+    assert!(tx.wake_needed());
+    assert_eq!(tx.try_push([5, 5]), Err(PushError::Full([5, 5])));
+    assert_eq!(tx.prepare_to_sleep(), Ok(Some(0)));
+    assert_eq!(rx.try_pop(), Ok([1, 1]));
+    assert!(rx.wake_needed());
+    tx.try_push([5, 5]).unwrap();
+    assert_eq!(tx.prepare_to_sleep(), Ok(Some(1)));
+    rx.pop_slice(&mut [[0; 2]; 4]).unwrap();
+    assert_eq!(rx.prepare_to_sleep(), Ok(Some(1)));
+    drop(tx);
+    // Both sides announced on epochs at 1, `full` at 1, head and tail at 5,
+    // the producer closed, the slots full of old elements: all of it is the
+    // old ring's.
+    let before = rx.counters();
+    assert_eq!(
+        (before.pushed, before.full, before.consumer_wakes),
+        (5, 1, 1)
+    );
+    assert!(before.consumer_asleep && before.producer_asleep && before.producer_closed);
+    let ring = Spsc::<[u64; 2]>::create(shared.region(), 4).unwrap();
+    let fresh = ring.counters();
+    assert_eq!((fresh.pushed, fresh.popped, fresh.full), (0, 0, 0));
+    assert_eq!((fresh.consumer_wakes, fresh.producer_wakes), (0, 0));
+    assert!(!fresh.consumer_asleep && !fresh.producer_asleep);
+    assert!(!fresh.producer_closed && !fresh.consumer_closed);
+    let (mut tx, mut rx) = ring.split();
+    assert_eq!((tx.len(), tx.full_count()), (0, 0));
+    for offset in (SLOTS..SLOTS + 4 * (STAMP_BYTES + 16)).step_by(4) {
+        assert_eq!(shared.peek(offset), 0, "slot byte {offset} not cleared");
+    }
+    // An unwritten grant publishes the cleared slot.
+    tx.grant().unwrap().commit();
+    assert!(!tx.wake_needed(), "the old announcement is gone");
+    assert_eq!(rx.try_pop(), Ok([0, 0]));
+    assert!(!rx.wake_needed(), "the old announcement is gone");
+}
+
+#[test]
+fn an_empty_ring_at_any_position_never_pops_an_unwritten_slot() {
+    // A ring attached with counters a peer left anywhere (here where
+    // `position + 1` is 2^31): every slot is unwritten, so nothing pops.
+    for position in [STAMPED - 1, STAMPED, u32::MAX] {
+        let shared = shared::<u64>(4);
+        Spsc::<u64>::create(shared.region(), 4).unwrap();
+        poke_head(&shared, position);
+        poke_tail(&shared, position);
+        let (mut tx, mut rx) = Spsc::<u64>::attach(shared.region()).unwrap().split();
+        assert_eq!(rx.try_pop(), Err(PopError::Empty), "at {position:#x}");
+        tx.try_push(7).unwrap();
+        assert_eq!(rx.try_pop(), Ok(7));
+    }
+}
+
+#[test]
+fn a_new_producer_adopts_what_a_dead_one_stamped_but_did_not_publish() {
+    let shared = shared::<u64>(4);
+    {
+        let mut tx = Spsc::<u64>::create(shared.region(), 4)
+            .unwrap()
+            .into_producer();
+        tx.try_push(1).unwrap();
+        // As if the producer died between stamping the slot and storing
+        // `head`.
+        poke_head(&shared, 0);
+    }
+    let (mut tx, mut rx) = Spsc::<u64>::attach(shared.region()).unwrap().split();
+    assert_eq!(shared.peek(HEAD), 1, "the adopted element is published");
+    assert_eq!((tx.len(), rx.len()), (1, 1));
+    tx.try_push(2).unwrap();
+    assert_eq!((rx.try_pop(), rx.try_pop()), (Ok(1), Ok(2)));
+}
+
+#[test]
+fn a_new_producer_adopts_at_most_a_rings_worth_even_of_forged_stamps() {
+    let shared = shared::<u64>(4);
+    {
+        let mut tx = Spsc::<u64>::create(shared.region(), 4)
+            .unwrap()
+            .into_producer();
+        tx.push_slice(&[1, 2, 3, 4]).unwrap();
+    }
+    // A hostile peer stamps slot 0 as holding position 4, the next lap's.
+    shared.poke(SLOTS, stamp(4));
+    let mut tx = Spsc::<u64>::attach(shared.region())
+        .unwrap()
+        .into_producer();
+    assert_eq!(shared.peek(HEAD), 4, "a ring's worth, no more");
+    assert_eq!(tx.try_push(9), Err(PushError::Full(9)));
+}
+
+/// An error with a cause, as a sleeper's error may be.
+#[derive(Debug)]
+struct WithCause(Corrupted);
+
+impl core::fmt::Display for WithCause {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("sleeper failed")
+    }
+}
+
+impl core::error::Error for WithCause {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+#[test]
+fn blocking_and_chunk_errors_print_and_chain_what_they_hold() {
+    use core::error::Error;
+    let sleep = BlockingError::Sleep(WithCause(Corrupted));
+    assert_eq!(std::format!("{sleep}"), "sleeper failed");
+    assert_eq!(
+        sleep.source().map(std::string::ToString::to_string),
+        Some(std::format!("{Corrupted}")),
+        "transparent: the sleeper's error's source"
+    );
+    assert!(BlockingError::<WithCause>::Closed.source().is_none());
+    assert_eq!(
+        std::format!("{}", BlockingError::<WithCause>::Closed),
+        "the other side closed the ring"
+    );
+    assert_eq!(
+        std::format!("{}", ChunkError::TooFewSlots(3)),
+        "only 3 slots available in the ring"
+    );
+    assert_eq!(
+        std::format!("{}", ChunkError::Corrupted),
+        std::format!("{Corrupted}")
+    );
 }
 
 mod batches;
