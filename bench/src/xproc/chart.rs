@@ -79,7 +79,7 @@ pub fn write(path: &Path, metrics: &[Metric], title: &str) -> Result<(), Box<dyn
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()?;
@@ -123,7 +123,8 @@ fn bars<'a>(
     let (lo, hi) = values
         .filter(|v| v.is_finite() && *v > 0.0)
         .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    // Room right of the longest bar for its figure, or the legend.
+    // Room right of the longest bar for its figure; the legend goes top
+    // right, beside the shortest round trips (the raw ones, listed first).
     let (lo, hi) = if lo <= hi {
         (lo / 2.0, hi * 4.0)
     } else {
