@@ -80,20 +80,27 @@ use std::sync::Arc;
 
 mod client;
 mod error;
+mod offer;
+mod records;
 mod server;
 mod session;
 
 /// Why the server's hello could not be decoded ([`HandshakeError::Hello`]).
 pub use super::hello::HelloError;
-pub use client::{Connection, HELLO_TIMEOUT, connect, connect_timeout};
+pub use client::{
+    Connection, HELLO_TIMEOUT, connect, connect_records, connect_records_timeout, connect_timeout,
+};
 pub use error::{ClientError, ClientFailure, HandshakeError};
+pub use offer::{Offer, Records};
+pub use records::{DrainError, RecordConnection, RecordSession};
 pub use server::{Accepted, Policy, Server};
 pub use session::Session;
+use session::Link;
 
 use super::hello::{Hello, Status};
 use super::shm::Segment;
 use crate::spsc::{Consumer, Producer};
-use crate::{ElementLayout, Kind};
+use offer::private::Ring;
 
 /// Fds a hello carries when the client is accepted: the memfd, the `ready`
 /// eventfd and the `space` eventfd, in that order.
@@ -143,12 +150,12 @@ pub type OwnedConsumer<T> = Consumer<'static, T, Arc<Segment>>;
 /// ```
 pub type OwnedProducer<T> = Producer<'static, T, Arc<Segment>>;
 
-/// The hello a server sends for a ring of `T`.
-fn hello<T>(status: Status, capacity: u32, region_len: usize, fds: usize) -> Hello {
+/// The hello a server sends for what `T` offers.
+fn hello<T: Ring>(status: Status, capacity: u32, region_len: usize, fds: usize) -> Hello {
     Hello {
         status,
-        kind: Kind::Spsc,
-        elem: ElementLayout::of::<T>(),
+        kind: T::KIND,
+        elem: T::elem(),
         capacity,
         region_len: region_len as u64,
         fds: fds as u32,

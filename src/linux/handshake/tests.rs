@@ -10,7 +10,7 @@ use rustix::event::PollFlags;
 use rustix::process::geteuid;
 
 use super::*;
-use crate::CreateError;
+use crate::{CreateError, ElementLayout, Kind};
 use crate::linux::hello::{HELLO_LEN, HelloError};
 use crate::linux::shm::ShmError;
 use crate::linux::uds::UdsError;
