@@ -159,7 +159,9 @@ impl<K> Producer<'_, K> {
         let fits = |producer: &mut Self| match producer.reserve(len) {
             Ok(_) => Ok(true),
             Err(ReserveError::Full) => Ok(false),
-            Err(ReserveError::TooLarge { len, max }) => Err(PushBlockingError::TooLarge { len, max }),
+            Err(ReserveError::TooLarge { len, max }) => {
+                Err(PushBlockingError::TooLarge { len, max })
+            }
             Err(ReserveError::Corrupted) => Err(PushBlockingError::Corrupted),
         };
         for _ in 0..=strategy.spins {

@@ -7,6 +7,7 @@ use rustix::event::PollFlags;
 
 use super::offer::{Attach, private::Ring};
 use super::{ACCEPTED_FDS, HandshakeError, OwnedProducer, RecordConnection, Records};
+use crate::Pod;
 use crate::linux::SysError;
 use crate::linux::hello::{HELLO_LEN, Hello, Status};
 use crate::linux::poll::{deadline_after, hung_up, poll_fd};
@@ -14,7 +15,6 @@ use crate::linux::shm::{Segment, ShmError};
 use crate::linux::uds::{AddrError, Credentials, SeqpacketStream, UdsError, UnixAddr};
 use crate::linux::wake::watch::Peer;
 use crate::linux::wake::{EventFd, PushNotifyError, SpinThenBlock, WaitError, Wakeup, WakingSide};
-use crate::Pod;
 use crate::spsc::{BlockingError, PushError};
 
 /// A client's side of the handshake: its ring, and how it wakes the server.
@@ -165,10 +165,7 @@ fn handshake<T: Attach>(
 
 /// The memfd's size (`fstat`), if a ring of `capacity` elements of `T` fits
 /// it: at least what the ring needs, and less than a page more.
-fn check_region_size<T: Ring>(
-    memfd: BorrowedFd<'_>,
-    capacity: u32,
-) -> Result<u64, HandshakeError> {
+fn check_region_size<T: Ring>(memfd: BorrowedFd<'_>, capacity: u32) -> Result<u64, HandshakeError> {
     let found = rustix::fs::fstat(memfd)
         .map_err(|errno| ShmError::Sys(SysError::new("fstat", errno)))?
         .st_size

@@ -94,8 +94,8 @@ pub use error::{ClientError, ClientFailure, HandshakeError};
 pub use offer::{Offer, Records};
 pub use records::{DrainError, RecordConnection, RecordSession};
 pub use server::{Accepted, Policy, Server};
-pub use session::Session;
 use session::Link;
+pub use session::Session;
 
 use super::hello::{Hello, Status};
 use super::shm::Segment;

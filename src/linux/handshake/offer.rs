@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use super::{Link, OwnedConsumer, OwnedProducer, RecordConnection, RecordSession, Session};
 use super::{Connection, records};
+use super::{Link, OwnedConsumer, OwnedProducer, RecordConnection, RecordSession, Session};
 use crate::bytes::{self, RecordRing};
 use crate::linux::shm::Segment;
 use crate::linux::uds::SeqpacketStream;

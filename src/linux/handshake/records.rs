@@ -55,7 +55,7 @@ type OwnedRecordProducer = Producer<'static, Arc<Segment>>;
 #[derive(Debug)]
 pub struct Side<S> {
     pub(super) side: S,
-    space: &'static Event,
+    pub(super) space: &'static Event,
 }
 
 impl<S> Side<S> {
@@ -75,7 +75,7 @@ impl<S> Side<S> {
 /// [`wakeup`](Self::wakeup)'s eventfd and its [`socket`](Self::socket) in
 /// `epoll`.
 pub struct RecordSession {
-    side: Side<OwnedRecordConsumer>,
+    pub(super) side: Side<OwnedRecordConsumer>,
     wakeup: Wakeup,
     /// A record's copy: [`max_record`](Self::max_record) bytes.
     buf: Vec<u8>,
@@ -307,7 +307,9 @@ impl RecordConnection {
             Ok(grant) => Ok((grant, &self.wakeup)),
             // Only this side takes room: what was there is there still.
             Err(ReserveError::Full | ReserveError::Corrupted) => Err(PushBlockingError::Corrupted),
-            Err(ReserveError::TooLarge { len, max }) => Err(PushBlockingError::TooLarge { len, max }),
+            Err(ReserveError::TooLarge { len, max }) => {
+                Err(PushBlockingError::TooLarge { len, max })
+            }
         }
     }
 

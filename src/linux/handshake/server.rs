@@ -10,6 +10,7 @@ use rustix::process::geteuid;
 
 use super::offer::private::Ring;
 use super::{ACCEPTED_FDS, ClientError, ClientFailure, HandshakeError, Link, Offer, hello};
+use crate::CreateError;
 use crate::linux::SysError;
 use crate::linux::hello::Status;
 use crate::linux::poll::poll_fd;
@@ -18,7 +19,6 @@ use crate::linux::uds::{
     AddrError, Credentials, SeqpacketListener, SeqpacketStream, UdsError, UnixAddr,
 };
 use crate::linux::wake::{EventFd, Wakeup};
-use crate::CreateError;
 
 /// Which clients a server accepts, judged on their `SO_PEERCRED` credentials.
 pub enum Policy {
@@ -276,7 +276,11 @@ impl<T: Offer> Server<T> {
             Err(err) => return Err(fail(ClientFailure::Socket(err))),
         }
         let link = Link::new(stream, peer, Arc::clone(&self.seats));
-        Ok(T::session(link, consumer, Wakeup::EventFds { ready, space }))
+        Ok(T::session(
+            link,
+            consumer,
+            Wakeup::EventFds { ready, space },
+        ))
     }
 
     /// A new client's ring (its consuming side, which owns the memfd), its
