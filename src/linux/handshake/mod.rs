@@ -75,6 +75,44 @@
 //! header.
 //! Every failure comes in an [`AddrError`](crate::linux::uds::AddrError)
 //! naming the server's address, holding the [`HandshakeError`].
+//!
+//! # Record rings
+//! `Server<`[`Records`]`>` hands each client a ring of variable-length
+//! records ([`crate::bytes`]), such as log lines, instead of an SPSC ring:
+//! the same accept, policy, session cap, hello and checks, the hello naming
+//! the structure ([`Kind::Bytes`](crate::Kind::Bytes)) so that a client of
+//! the other kind refuses it ([`HandshakeError::WrongRing`]). The client
+//! connects with [`connect_records`] and writes in place
+//! ([`RecordConnection::reserve_blocking`], which waits while the ring is
+//! full); the server drains a bounded number of records at a time
+//! ([`RecordSession::drain`]). `examples/logd.rs` is a whole daemon.
+//!
+//! ```
+//! use ipc_primitives::linux::handshake::{connect_records, Policy, Records, Server};
+//! use ipc_primitives::linux::uds::UnixAddr;
+//!
+//! let addr = UnixAddr::abstract_name(format!("ipcp-doc-rec-{}", std::process::id()))?;
+//! // 1024 words: records of up to 4088 bytes.
+//! let mut server = Server::<Records>::bind(&addr, 1024, Policy::SameUser)?;
+//! let client = std::thread::spawn(move || -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//!     let mut conn = connect_records(&addr)?;
+//!     conn.push_notify(b"hello")?;
+//!     conn.push_notify(&[b'x'; 4088])?;
+//!     Ok(())
+//! });
+//! let mut session = server.accept()??;
+//! client.join().unwrap().unwrap();
+//! let mut lens = Vec::new();
+//! session.drain(16, |record| lens.push(record.len()))?;
+//! assert_eq!(lens, [5, 4088]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The record ring has no end-of-stream mark: each side learns that the
+//! other is gone from the socket's hang-up ([`RecordSession::peer_closed`],
+//! [`RecordConnection::server_closed`]), and a blocking push ends with
+//! [`WaitError::PeerGone`](crate::linux::wake::WaitError::PeerGone) when
+//! the server drops the session.
 
 use std::sync::Arc;
 

@@ -1,33 +1,5 @@
-//! Both sides of a handshake that hands out a record ring
-//! (`Server<`[`Records`](super::Records)`>`): variable-length records, such
-//! as log lines, one ring per client.
-//!
-//! ```
-//! use ipc_primitives::linux::handshake::{connect_records, Policy, Records, Server};
-//! use ipc_primitives::linux::uds::UnixAddr;
-//!
-//! let addr = UnixAddr::abstract_name(format!("ipcp-doc-rec-{}", std::process::id()))?;
-//! // 1024 words: records of up to 4088 bytes.
-//! let mut server = Server::<Records>::bind(&addr, 1024, Policy::SameUser)?;
-//! let client = std::thread::spawn(move || -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-//!     let mut conn = connect_records(&addr)?;
-//!     conn.push_notify(b"hello")?;
-//!     conn.push_notify(&[b'x'; 4088])?;
-//!     Ok(())
-//! });
-//! let mut session = server.accept()??;
-//! client.join().unwrap().unwrap();
-//! let mut lens = Vec::new();
-//! session.drain(16, |record| lens.push(record.len()))?;
-//! assert_eq!(lens, [5, 4088]);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
-//!
-//! The record ring has no end-of-stream mark: each side learns that the
-//! other is gone from the socket's hang-up ([`RecordSession::peer_closed`],
-//! [`RecordConnection::server_closed`]), and a blocking push ends with
-//! [`WaitError::PeerGone`](crate::linux::wake::WaitError::PeerGone) when
-//! the server drops the session.
+//! Both sides of a handshake that hands out a record ring: see
+//! [Record rings](super#record-rings).
 
 use core::fmt;
 use core::time::Duration;
