@@ -443,7 +443,10 @@ pub struct RecordRing<'a, K = ()> {
     ready: &'a Event,
     /// Where a producer waiting for room sleeps; only the Linux handshake's
     /// sides use it.
-    #[cfg_attr(not(feature = "linux"), allow(dead_code))]
+    #[cfg_attr(
+        not(all(feature = "linux", target_os = "linux", not(loom))),
+        allow(dead_code)
+    )]
     space: &'a Event,
     keeper: K,
 }
@@ -535,7 +538,7 @@ impl<'a, K> RecordRing<'a, K> {
 
     /// The event a producer waiting for room sleeps on and the consumer
     /// wakes it through (the Linux handshake's blocking push).
-    #[cfg(feature = "linux")]
+    #[cfg(all(feature = "linux", target_os = "linux", not(loom)))]
     pub(crate) fn space(&self) -> &'a Event {
         self.space
     }

@@ -4,7 +4,8 @@
 //! a client waiting for space after a pop), and sends the three fds with a
 //! versioned [hello message](super::hello).
 //!
-//! Each client gets its own SPSC ring (fan-in by lanes): a client killed at any
+//! Each client gets its own SPSC ring (or its own record ring: see
+//! [Record rings](#record-rings)) (fan-in by lanes): a client killed at any
 //! instruction can leave at most its own ring half-written, never block the
 //! server or another client. The server learns of a death from the socket
 //! hang-up ([`Session::peer_closed`], or `EPOLLHUP` on [`Session::socket`]),

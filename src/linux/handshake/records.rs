@@ -100,6 +100,7 @@ impl RecordSession {
     /// session is of no further use (drop it). [`DrainError::Wake`] if the
     /// records were popped but waking the client failed (it stays
     /// announced, and the next drain tries again).
+    #[doc(alias = "write")]
     pub fn drain(&mut self, max: usize, mut sink: impl FnMut(&[u8])) -> Result<usize, DrainError> {
         let mut count = 0;
         let mut corrupted = false;
