@@ -826,6 +826,12 @@ mod assertions {
     use super::{Consumer, Producer, RecordRing, StaticRecordRing};
 
     const_assert_eq!(super::DATA, 4 * crate::layout::LINE);
+    // `space` follows `ready` in its line, before the data.
+    const_assert_eq!(
+        super::SPACE,
+        super::READY + core::mem::size_of::<super::Event>()
+    );
+    static_assertions::const_assert!(super::SPACE + 8 <= super::DATA);
     const_assert_eq!(super::max_record(4), 8);
     const_assert_eq!(super::max_record(super::MAX_CAPACITY), (1 << 31) - 8);
     const_assert_eq!(
