@@ -155,20 +155,30 @@ impl<K> Producer<'_, K> {
         timeout: Option<Duration>,
         peer: Peer<'_>,
     ) -> Result<(), PushBlockingError> {
-        // A grant made and dropped publishes nothing: it only asks for room.
-        let fits = |producer: &mut Self| match producer.reserve(len) {
-            Ok(_) => Ok(true),
-            Err(ReserveError::Full) => Ok(false),
-            Err(ReserveError::TooLarge { len, max }) => {
-                Err(PushBlockingError::TooLarge { len, max })
-            }
-            Err(ReserveError::Corrupted) => Err(PushBlockingError::Corrupted),
+        let refused = |err| match err {
+            ReserveError::TooLarge { len, max } => PushBlockingError::TooLarge { len, max },
+            // `room` says `Ok(None)` for a full ring.
+            ReserveError::Full | ReserveError::Corrupted => PushBlockingError::Corrupted,
         };
-        for _ in 0..=strategy.spins {
+        // The first look reserves (a grant dropped publishes nothing), and so
+        // counts one full ring per wait (`full_count`); the others ask
+        // without counting, not one count per spin.
+        match self.reserve(len) {
+            Ok(_) => return Ok(()),
+            Err(ReserveError::Full) => {}
+            Err(err) => return Err(refused(err)),
+        }
+        let fits = |producer: &mut Self| {
+            producer
+                .room(len)
+                .map(|room| room.is_some())
+                .map_err(refused)
+        };
+        for _ in 0..strategy.spins {
+            sync::spin_loop();
             if fits(self)? {
                 return Ok(());
             }
-            sync::spin_loop();
         }
         let deadline = deadline_after(timeout);
         let mut watch = Watch::new(peer);
