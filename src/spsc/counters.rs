@@ -1,8 +1,11 @@
 //! What an operator sees of a ring: its counters, read without disturbing
 //! either side.
 
-use super::{Ring, side};
+use super::{Ring, Shape, side};
+use crate::layout::ElementLayout;
+use crate::region::ReadRegion;
 use crate::sync::Ordering;
+use crate::AttachError;
 
 /// A snapshot of a ring's shared counters, for a third process (an inspect
 /// tool attaches and reads them without making a side: it writes nothing) or
@@ -65,4 +68,19 @@ impl<T> Ring<'_, T> {
             consumer_closed: side::is_closed(self.consumer_closed),
         }
     }
+}
+
+/// The counters of the ring in `region`, whatever its element type, and
+/// whether they count a possible number of elements: for
+/// [`crate::inspect`], which passes the header's own `elem` (its stride
+/// checked to be a multiple of 8). Validates the header as
+/// [`Spsc::attach`](super::Spsc::attach) does; reads only, no slot.
+pub(crate) fn inspect(
+    region: ReadRegion<'_>,
+    elem: ElementLayout,
+) -> Result<(Counters, bool), AttachError> {
+    let (ring, ()) = region.attach::<Shape<u8>>(elem)?;
+    let counters = ring.counters();
+    let possible = ring.published(counters.pushed, counters.popped).is_ok();
+    Ok((counters, possible))
 }
