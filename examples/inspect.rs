@@ -178,11 +178,18 @@ fn daemon_memfds(socket: &str) -> Result<Vec<Target>, Error> {
     if inodes.is_empty() {
         return Err(format!("socket {socket:?}: no socket is bound there").into());
     }
-    let links: Vec<String> = inodes.iter().map(|inode| format!("socket:[{inode}]")).collect();
+    let links: Vec<String> = inodes
+        .iter()
+        .map(|inode| format!("socket:[{inode}]"))
+        .collect();
     let mut pids = Vec::new();
     let mut refused = 0;
     for entry in std::fs::read_dir("/proc")?.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
@@ -264,7 +271,11 @@ fn socket_inodes(socket: &str) -> Result<Vec<u32>, Error> {
             Some((stat.st_ino as u32, dev))
         }
     };
-    let diag = open(AddressFamily::NETLINK, SocketType::DGRAM, Some(netlink::SOCK_DIAG))?;
+    let diag = open(
+        AddressFamily::NETLINK,
+        SocketType::DGRAM,
+        Some(netlink::SOCK_DIAG),
+    )?;
     // nlmsghdr (len, type, flags, seq, pid), then unix_diag_req (family,
     // protocol, pad, states, ino, show, cookie[2]).
     let mut request = Vec::with_capacity(40);
@@ -277,7 +288,12 @@ fn socket_inodes(socket: &str) -> Result<Vec<u32>, Error> {
     request.extend(0_u32.to_ne_bytes());
     request.extend(SHOW_NAME_AND_VFS.to_ne_bytes());
     request.extend([0; 8]);
-    sendto(&diag, &request, SendFlags::empty(), &netlink::SocketAddrNetlink::new(0, 0))?;
+    sendto(
+        &diag,
+        &request,
+        SendFlags::empty(),
+        &netlink::SocketAddrNetlink::new(0, 0),
+    )?;
     let mut found = Vec::new();
     let mut buf = vec![0_u8; 64 * 1024];
     for _ in 0..MAX_DUMP_READS {
@@ -314,19 +330,18 @@ fn matches_socket(socket: &str, file: Option<(u32, u32)>, mut attrs: &[u8]) -> b
             return false;
         }
         let value = &attrs[4..len];
-        match (kind, file) {
-            (UNIX_DIAG_VFS, Some((ino, dev))) if value.len() >= 8 => {
-                if u32_at(value, 0) == ino && u32_at(value, 4) == dev {
-                    return true;
-                }
+        let named = match (kind, file) {
+            (UNIX_DIAG_VFS, Some((ino, dev))) => {
+                value.len() >= 8 && u32_at(value, 0) == ino && u32_at(value, 4) == dev
             }
             // An abstract name starts with a NUL where `@` is written.
             (UNIX_DIAG_NAME, None) => {
-                if value.first() == Some(&0) && value[1..] == socket.as_bytes()[1..] {
-                    return true;
-                }
+                value.first() == Some(&0) && value[1..] == socket.as_bytes()[1..]
             }
-            _ => {}
+            _ => false,
+        };
+        if named {
+            return true;
         }
         attrs = &attrs[len.next_multiple_of(4).min(attrs.len())..];
     }
@@ -439,9 +454,10 @@ fn quote(s: &str, out: &mut String) {
 fn describe(mut seen: Inspection<'_>, depth: u32) -> (Vec<(&'static str, J)>, bool) {
     let mut fields = Vec::new();
     if let Some(header) = seen.header() {
-        let kind = header
-            .kind()
-            .map_or_else(|| format!("unknown ({})", header.kind), |kind| kind.to_string());
+        let kind = header.kind().map_or_else(
+            || format!("unknown ({})", header.kind),
+            |kind| kind.to_string(),
+        );
         fields.push(("kind", J::S(kind)));
         fields.push(("abi_version", J::N(header.version.into())));
         fields.push(("byte_order", J::S(header.byte_order().to_string())));
@@ -467,7 +483,10 @@ fn describe(mut seen: Inspection<'_>, depth: u32) -> (Vec<(&'static str, J)>, bo
         }
         Some(Figures::Records(c)) => {
             let capacity = seen.header().map_or(0, |h| h.capacity);
-            fields.push(("fill_words", J::S(format!("{} / {capacity}", c.used_words()))));
+            fields.push((
+                "fill_words",
+                J::S(format!("{} / {capacity}", c.used_words())),
+            ));
             records(&mut fields, &c);
         }
         Some(Figures::Broadcast { published, wakes }) => {

@@ -95,6 +95,22 @@ impl Drop for Proc {
     }
 }
 
+/// Removes a path (a socket file) or unlinks a named segment when the test
+/// ends, even early; either may already be gone.
+enum Remove {
+    File(String),
+    Segment(String),
+}
+
+impl Drop for Remove {
+    fn drop(&mut self) {
+        match self {
+            Remove::File(path) => drop(std::fs::remove_file(path)),
+            Remove::Segment(name) => drop(unlink(name)),
+        }
+    }
+}
+
 /// Runs the inspect tool; its output.
 fn inspect(args: &[&str]) -> Output {
     Command::new(examples().join("inspect"))
@@ -140,6 +156,7 @@ fn shm_names(prefix: &str) -> Vec<String> {
 #[test]
 fn a_publishers_named_seqlock_as_a_table_and_as_json_untouched() {
     let name = format!("/ipcp-inspect-quote-{}", std::process::id());
+    let _remove = Remove::Segment(name.clone());
     let mut publisher = Proc::spawn("quote", &["publish", &name]);
     let _lines = publisher.wait_for("publishing");
     // Stopped, it writes nothing: any change to the bytes is the tool's.
@@ -154,7 +171,10 @@ fn a_publishers_named_seqlock_as_a_table_and_as_json_untouched() {
     assert_eq!(row(&text, "abi_version"), ["2"]);
     assert_eq!(row(&text, "byte_order"), ["native"]);
     assert_eq!(row(&text, "element_size"), ["32"]);
-    assert_eq!(row(&text, "tag"), [format!("{:#x}", u64::from_be_bytes(*b"QUOTE\0v1"))]);
+    assert_eq!(
+        row(&text, "tag"),
+        [format!("{:#x}", u64::from_be_bytes(*b"QUOTE\0v1"))]
+    );
     assert_eq!(row(&text, "writing"), ["false"]);
     assert_eq!(row(&text, "creator"), ["alive (holds its life lock)"]);
     assert_eq!(row(&text, "status"), ["ok"]);
@@ -174,14 +194,22 @@ fn a_publishers_named_seqlock_as_a_table_and_as_json_untouched() {
         assert!(doc.contains(&field), "{field} in {doc}");
     }
     assert_eq!(doc.lines().count(), 1, "one document");
-    assert_eq!(checksum(&object), before, "the inspection changed the segment");
+    assert_eq!(
+        checksum(&object),
+        before,
+        "the inspection changed the segment"
+    );
 
     // Killed, it leaves the segment and a free life lock.
     publisher.signal(Signal::KILL);
     assert_eq!(publisher.wait(), None, "killed by a signal");
     let text = stdout(&inspect(&[&name]));
-    assert_eq!(row(&text, "creator"), ["gone (its life lock is free)"], "{text}");
-    unlink(&name).expect("unlink the dead publisher's segment");
+    assert_eq!(
+        row(&text, "creator"),
+        ["gone (its life lock is free)"],
+        "{text}"
+    );
+    unlink(&name).expect("the dead publisher's segment, left for the inspection");
     assert!(shm_names(&name[1..]).is_empty());
 }
 
@@ -189,6 +217,7 @@ fn a_publishers_named_seqlock_as_a_table_and_as_json_untouched() {
 fn a_daemons_session_ring_through_proc_and_through_its_socket() {
     let socket = std::env::temp_dir().join(format!("ipcp-inspect-{}.sock", std::process::id()));
     let socket = socket.to_str().expect("UTF-8").to_owned();
+    let _remove = Remove::File(socket.clone());
     let mut daemon = Proc::spawn("daemon", &["serve", &socket]);
     let _lines = daemon.wait_for("listening");
     let mut conn = connect::<Message<120>>(&UnixAddr::path(&socket).expect("a path"))
@@ -219,7 +248,10 @@ fn a_daemons_session_ring_through_proc_and_through_its_socket() {
     let text = stdout(&table);
     assert_eq!(row(&text, "kind"), ["SPSC ring"], "{text}");
     assert_eq!(row(&text, "capacity"), ["1024"]);
-    assert_eq!(row(&text, "element_size"), [size_of::<Message<120>>().to_string()]);
+    assert_eq!(
+        row(&text, "element_size"),
+        [size_of::<Message<120>>().to_string()]
+    );
     assert_eq!(row(&text, "fill"), ["3 / 1024"]);
     assert_eq!(row(&text, "head"), ["3"]);
     assert_eq!(row(&text, "tail"), ["0"]);
@@ -250,7 +282,10 @@ fn a_daemons_session_ring_through_proc_and_through_its_socket() {
     drop(conn);
     drop(daemon.0.stdin.take()); // the daemon stops when its stdin closes
     assert_eq!(daemon.wait(), Some(0));
-    assert!(!Path::new(&socket).exists(), "the daemon removed its socket");
+    assert!(
+        !Path::new(&socket).exists(),
+        "the daemon removed its socket"
+    );
 }
 
 #[test]
@@ -261,7 +296,7 @@ fn a_corrupted_segment_exits_2_and_says_what() {
         .unlink_on_drop(true)
         .create(&name, len)
         .expect("create");
-    let ring = Spsc::<u64>::create(segment.region().expect("region"), 8).expect("ring");
+    Spsc::<u64>::create(segment.region().expect("region"), 8).expect("ring");
     let object = std::fs::OpenOptions::new()
         .write(true)
         .open(format!("/dev/shm{name}"))
@@ -271,7 +306,9 @@ fn a_corrupted_segment_exits_2_and_says_what() {
     assert_eq!(healthy.status.code(), Some(0), "{healthy:?}");
 
     // `head` (byte 128) counting 99 elements in 8 slots.
-    object.write_all_at(&99_u32.to_ne_bytes(), 128).expect("write");
+    object
+        .write_all_at(&99_u32.to_ne_bytes(), 128)
+        .expect("write");
     let bad = inspect(&[&name]);
     assert_eq!(bad.status.code(), Some(2), "{bad:?}");
     let text = stdout(&bad);
@@ -284,7 +321,9 @@ fn a_corrupted_segment_exits_2_and_says_what() {
     assert!(json.starts_with(r#"{"healthy":false,"#), "{json}");
 
     // A scribbled magic.
-    object.write_all_at(&0xdead_beef_u32.to_ne_bytes(), 0).expect("write");
+    object
+        .write_all_at(&0xdead_beef_u32.to_ne_bytes(), 0)
+        .expect("write");
     let bad = inspect(&[&name]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(stdout(&bad).contains("magic 0xdeadbeef"), "{bad:?}");
@@ -294,8 +333,22 @@ fn a_corrupted_segment_exits_2_and_says_what() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains(&format!("{name}-missing")));
 
-    drop(ring);
     drop(segment);
     assert!(shm_names(&name[1..]).is_empty(), "nothing left in /dev/shm");
     let _ = std::io::stdout().flush();
+}
+
+#[test]
+fn an_abstract_socket_of_a_daemon_without_sessions_lists_no_region() {
+    let socket = format!("ipcp-inspect-abstract-{}", std::process::id());
+    let mut daemon = Proc::spawn("daemon", &["serve", &socket]);
+    let _lines = daemon.wait_for("listening");
+    let json = inspect(&["--json", "--socket", &format!("@{socket}")]);
+    assert_eq!(json.status.code(), Some(0), "{json:?}");
+    assert_eq!(stdout(&json), "{\"healthy\":true,\"regions\":[]}\n");
+    drop(daemon.0.stdin.take());
+    assert_eq!(daemon.wait(), Some(0));
+    // Once it is gone, nobody holds the name.
+    let gone = inspect(&["--socket", &format!("@{socket}")]);
+    assert_eq!(gone.status.code(), Some(1), "{gone:?}");
 }

@@ -301,7 +301,10 @@ impl<'a, T: Pod> Ring<'a, T> {
 /// passes the header's own `elem` (its stride checked to be a multiple of
 /// 8). Validates the header as [`Broadcast::attach`] does; reads only, no
 /// slot.
-pub(crate) fn inspect(region: ReadRegion<'_>, elem: ElementLayout) -> Result<(u32, u32), AttachError> {
+pub(crate) fn inspect(
+    region: ReadRegion<'_>,
+    elem: ElementLayout,
+) -> Result<(u32, u32), AttachError> {
     let (ring, ()) = region.attach::<Shape<u8>>(elem)?;
     Ok((ring.published(), ring.wakes()))
 }

@@ -270,9 +270,7 @@ impl<'a> Ring<'a> {
     /// [`crate::inspect`] shows of a ring or a lane.
     pub(crate) fn inspect(&self, ready: &Event) -> (Counters, bool) {
         let counters = self.counters(ready);
-        let possible = self
-            .distance(counters.published, counters.consumed)
-            .is_ok();
+        let possible = self.distance(counters.published, counters.consumed).is_ok();
         (counters, possible)
     }
 

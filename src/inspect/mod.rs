@@ -48,11 +48,11 @@ mod tests;
 use core::fmt;
 
 use crate::header::Snapshot;
+#[cfg(any(loom, target_has_atomic = "32"))]
+use crate::lanes::{self, LaneState};
 use crate::layout::{ElementLayout, Kind, MAGIC, MAX_ELEMENT_SIZE};
 use crate::region::parts::{self, Listing};
 use crate::{AttachError, PartInfo, ReadRegion, broadcast, bytes, seqlock, spsc};
-#[cfg(any(loom, target_has_atomic = "32"))]
-use crate::lanes::{self, LaneState};
 
 /// What a region's header records, as read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,6 +250,24 @@ enum Detail<'a> {
     Layout(Listing<'a>),
 }
 
+impl Detail<'_> {
+    /// The first lane whose counters or state word are impossible.
+    fn problem(&self) -> Option<Problem> {
+        match self {
+            #[cfg(any(loom, target_has_atomic = "32"))]
+            Detail::Lanes(view) => (0..view.geometry().0)
+                .find(|&lane| {
+                    view.inspect_lane(lane).is_some_and(|(state, _, possible)| {
+                        !possible || matches!(state, LaneState::Unknown(_))
+                    })
+                })
+                // Below `MAX_LANES`.
+                .map(|lane| Problem::Lane(lane as u32)),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Debug for Inspection<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Inspection")
@@ -316,7 +334,9 @@ pub struct Parts<'a>(Listing<'a>);
 
 impl fmt::Debug for Parts<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Parts").field("count", &self.0.listed()).finish_non_exhaustive()
+        f.debug_struct("Parts")
+            .field("count", &self.0.listed())
+            .finish_non_exhaustive()
     }
 }
 
@@ -338,8 +358,7 @@ impl<'a> Iterator for Parts<'a> {
     type Item = Part<'a>;
 
     fn next(&mut self) -> Option<Part<'a>> {
-        // Below `count`, a `u32`.
-        let index = self.0.position() as u32;
+        let index = self.0.position();
         let (listed, region) = self.0.next()?;
         let inspection = match region {
             Ok(region) => {
@@ -396,6 +415,10 @@ pub fn inspect(region: ReadRegion<'_>) -> Inspection<'_> {
             (Figures::Broadcast { published, wakes }, true, Detail::None)
         }),
         Kind::SeqLock => seqlock::inspect(region, elem).map(|sequence| {
+            #[allow(
+                clippy::useless_conversion,
+                reason = "`Version` is `u32` on targets without 64-bit atomics"
+            )]
             let sequence = u64::from(sequence);
             let writing = sequence & 1 == 1;
             (Figures::SeqLock { sequence, writing }, true, Detail::None)
@@ -421,17 +444,9 @@ pub fn inspect(region: ReadRegion<'_>) -> Inspection<'_> {
         Ok(read) => read,
         Err(err) => return Inspection::refused(Some(header), Problem::Header(err)),
     };
-    let mut problem = (!possible).then_some(Problem::Counters);
-    #[cfg(any(loom, target_has_atomic = "32"))]
-    if let Detail::Lanes(view) = &detail {
-        let bad = (0..view.geometry().0).find(|&lane| {
-            view.inspect_lane(lane).is_some_and(|(state, _, possible)| {
-                !possible || matches!(state, LaneState::Unknown(_))
-            })
-        });
-        // Below `MAX_LANES`.
-        problem = problem.or(bad.map(|lane| Problem::Lane(lane as u32)));
-    }
+    let problem = (!possible)
+        .then_some(Problem::Counters)
+        .or_else(|| detail.problem());
     Inspection {
         header: Some(header),
         figures: Some(figures),

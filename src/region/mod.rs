@@ -268,8 +268,7 @@ impl<'a, K> Region<'a, K> {
         self,
         elem: ElementLayout,
     ) -> Result<(S::View<'a>, K), AttachError> {
-        let capacity = snapshot(self.memory)?
-            .validate(S::KIND, elem, self.tag, S::capacity_ok)?;
+        let capacity = snapshot(self.memory)?.validate(S::KIND, elem, self.tag, S::capacity_ok)?;
         self.fit(S::size(elem, capacity))?;
         // SAFETY: aligned, and holds every slot the header records (checked).
         let view = unsafe { S::view(self.memory, elem, capacity) };

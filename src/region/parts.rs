@@ -489,10 +489,7 @@ impl<'a> Listing<'a> {
     /// The memory of the part `info` lists, if a plan could have placed it
     /// there; else what is wrong with the entry.
     fn place(&mut self, info: PartInfo) -> Result<ReadRegion<'a>, &'static str> {
-        let start = self
-            .start
-            .take()
-            .ok_or("comes after an impossible entry")?;
+        let start = self.start.take().ok_or("comes after an impossible entry")?;
         if info.offset_lines != start {
             return Err("does not start where the part before it ends");
         }
@@ -501,7 +498,11 @@ impl<'a> Listing<'a> {
         }
         let end = start
             .checked_add(info.len_lines)
-            .filter(|&end| (end as usize).checked_mul(LINE).is_some_and(|end| end <= self.memory.len()))
+            .filter(|&end| {
+                (end as usize)
+                    .checked_mul(LINE)
+                    .is_some_and(|end| end <= self.memory.len())
+            })
             .ok_or("ends past the region")?;
         self.start = Some(end);
         let (offset, len) = (start as usize * LINE, info.len_lines as usize * LINE);

@@ -2,10 +2,10 @@
 //! either side.
 
 use super::{Ring, Shape, side};
+use crate::AttachError;
 use crate::layout::ElementLayout;
 use crate::region::ReadRegion;
 use crate::sync::Ordering;
-use crate::AttachError;
 
 /// A snapshot of a ring's shared counters, for a third process (an inspect
 /// tool attaches and reads them without making a side: it writes nothing) or
