@@ -24,7 +24,9 @@
 //!
 //! # Exit codes
 //! 0: every region healthy; 1: usage, or a target that could not be opened
-//! (the message names it); 2: corruption found.
+//! (the message names it); 2: corruption found. A daemon's memfd that
+//! cannot be mapped (closed meanwhile, or not sealed: not this crate's) is
+//! listed as not inspected and changes no exit code.
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -85,18 +87,20 @@ fn run(args: &[String]) -> Result<bool, Error> {
     let mut healthy = true;
     let mut regions = Vec::new();
     for target in &targets {
-        let region = target
-            .segment
-            .read_region()
-            .map_err(|err| format!("{}: {err}", target.label))?;
-        let (node, ok) = describe(inspect(region), 0);
-        healthy &= ok;
-        let mut fields = vec![
-            ("target", J::S(target.label.clone())),
-            ("bytes", J::N(target.segment.len() as u64)),
-            ("creator", J::S(target.liveness.clone())),
-        ];
-        fields.extend(node);
+        let mut fields = vec![("target", J::S(target.label.clone()))];
+        match &target.segment {
+            Ok(segment) => {
+                let region = segment
+                    .read_region()
+                    .map_err(|err| format!("{}: {}", target.label, chain(&err)))?;
+                let (node, ok) = describe(inspect(region), 0);
+                healthy &= ok;
+                fields.push(("bytes", J::N(segment.len() as u64)));
+                fields.push(("creator", J::S(target.liveness.clone())));
+                fields.extend(node);
+            }
+            Err(why) => fields.push(("status", J::S(format!("not inspected: {why}")))),
+        }
         regions.push(J::O(fields));
     }
     let document = J::O(vec![("healthy", J::B(healthy)), ("regions", J::A(regions))]);
@@ -111,11 +115,24 @@ fn run(args: &[String]) -> Result<bool, Error> {
     Ok(healthy)
 }
 
-/// A mapped region to inspect, named as the user named it.
+/// A mapped region to inspect, named as the user named it; or, for a
+/// daemon's memfd, why it could not be mapped (it was closed meanwhile, or
+/// is not sealed, so not one of this crate's).
 struct Target {
     label: String,
     liveness: String,
-    segment: Segment,
+    segment: Result<Segment, String>,
+}
+
+/// `err` and its sources, joined by ": ".
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(err) = source {
+        text = format!("{text}: {err}");
+        source = err.source();
+    }
+    text
 }
 
 /// A named segment (`/name`, one slash) or a memfd path.
@@ -124,7 +141,7 @@ fn open(target: &str) -> Result<Target, Error> {
         let segment = OpenOptions::new()
             .read_only(true)
             .open(target)
-            .map_err(|err| format!("segment {target:?}: {err}"))?;
+            .map_err(|err| chain(&err))?;
         let liveness = match segment.creator_alive() {
             Liveness::Alive => "alive (holds its life lock)",
             Liveness::Gone => "gone (its life lock is free)",
@@ -133,13 +150,13 @@ fn open(target: &str) -> Result<Target, Error> {
         return Ok(Target {
             label: target.to_owned(),
             liveness: liveness.to_owned(),
-            segment,
+            segment: Ok(segment),
         });
     }
     // `O_RDONLY | O_CLOEXEC`; a `/proc/<pid>/fd/<n>` link reopens the object.
     let file = File::open(target).map_err(|err| format!("{target}: {err}{}", proc_hint(target)))?;
     let segment = Segment::from_fd_read_only(OwnedFd::from(file))
-        .map_err(|err| format!("{target}: {err}"))?;
+        .map_err(|err| format!("{target}: {}", chain(&err)))?;
     let liveness = match holder_pid(target) {
         Some(pid) if std::path::Path::new(&format!("/proc/{pid}")).exists() => {
             format!("unknown (holder pid {pid} alive)")
@@ -150,7 +167,7 @@ fn open(target: &str) -> Result<Target, Error> {
     Ok(Target {
         label: target.to_owned(),
         liveness,
-        segment,
+        segment: Ok(segment),
     })
 }
 
@@ -226,9 +243,16 @@ fn daemon_memfds(socket: &str) -> Result<Vec<Target>, Error> {
             .collect();
         memfds.sort();
         for (n, link) in memfds {
-            let mut target = open(&format!("{dir}/{n}"))?;
-            target.label = format!("{} ({link})", target.label);
-            targets.push(target);
+            let path = format!("{dir}/{n}");
+            let label = format!("{path} ({link})");
+            targets.push(match open(&path) {
+                Ok(target) => Target { label, ..target },
+                Err(err) => Target {
+                    label,
+                    liveness: String::new(),
+                    segment: Err(err.to_string()),
+                },
+            });
         }
     }
     Ok(targets)
@@ -468,9 +492,9 @@ fn describe(mut seen: Inspection<'_>, depth: u32) -> (Vec<(&'static str, J)>, bo
     }
     let mut healthy = seen.problem().is_none_or(Problem::is_uninitialized);
     match seen.figures().copied() {
-        Some(Figures::Spsc(c)) => {
+        Some(Figures::Spsc { counters: c, fill }) => {
             let capacity = seen.header().map_or(0, |h| h.capacity);
-            fields.push(("fill", J::S(format!("{} / {capacity}", c.len()))));
+            fields.push(("fill", J::S(format!("{fill} / {capacity}"))));
             fields.push(("head", J::N(c.pushed.into())));
             fields.push(("tail", J::N(c.popped.into())));
             fields.push(("full", J::N(c.full.into())));

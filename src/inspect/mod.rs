@@ -23,8 +23,8 @@
 //!
 //! let seen = inspect(ReadRegion::from(Region::new(mem.as_mut_bytes())));
 //! assert_eq!(seen.header().unwrap().kind(), Some(Kind::Spsc));
-//! let Some(Figures::Spsc(counters)) = seen.figures() else { panic!("an SPSC ring") };
-//! assert_eq!(counters.len(), 1);
+//! let Some(Figures::Spsc { fill, .. }) = seen.figures() else { panic!("an SPSC ring") };
+//! assert_eq!(*fill, 1);
 //! assert!(seen.problem().is_none());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -132,8 +132,15 @@ impl fmt::Display for ByteOrder {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Figures {
-    /// An SPSC ring's counters (fill: [`spsc::Counters::len`]).
-    Spsc(spsc::Counters),
+    /// An SPSC ring.
+    Spsc {
+        /// Its counters.
+        counters: spsc::Counters,
+        /// Elements waiting, as `head` counts them (0 while the consumer
+        /// is ahead of a `head` not yet published; `head - tail`, wrapping,
+        /// if the counters are impossible).
+        fill: u32,
+    },
     /// A record ring's counters (fill: [`bytes::Counters::used_words`]).
     Records(bytes::Counters),
     /// A broadcast ring: its writer's figures.
@@ -407,8 +414,13 @@ pub fn inspect(region: ReadRegion<'_>) -> Inspection<'_> {
     }
     let region = region.with_tag(snapshot.tag);
     let read = match expected {
-        Kind::Spsc => spsc::inspect(region, elem)
-            .map(|(counters, possible)| (Figures::Spsc(counters), possible, Detail::None)),
+        Kind::Spsc => spsc::inspect(region, elem).map(|(counters, fill)| {
+            let figures = Figures::Spsc {
+                counters,
+                fill: fill.unwrap_or(counters.len()),
+            };
+            (figures, fill.is_some(), Detail::None)
+        }),
         Kind::Bytes => bytes::inspect(region)
             .map(|(counters, possible)| (Figures::Records(counters), possible, Detail::None)),
         Kind::Broadcast => broadcast::inspect(region, elem).map(|(published, wakes)| {

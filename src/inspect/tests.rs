@@ -40,15 +40,15 @@ fn an_spsc_ring_shows_its_header_fill_and_counters() {
     assert_eq!(header.elem, ElementLayout::of::<[u8; 13]>());
     assert_eq!(header.capacity, 8);
     assert_eq!(header.tag, 0xfeed);
-    let Some(Figures::Spsc(counters)) = seen.figures() else {
+    let Some(&Figures::Spsc { counters, fill }) = seen.figures() else {
         panic!("{seen:?}")
     };
     assert_eq!((counters.pushed, counters.popped, counters.full), (8, 1, 1));
-    assert_eq!(counters.len(), 7);
+    assert_eq!(fill, 7);
     assert!(!counters.producer_closed && !counters.consumer_closed);
     assert_eq!(seen.problem(), None);
     drop(tx);
-    let Some(Figures::Spsc(counters)) = look(&shared).figures().copied() else {
+    let Some(Figures::Spsc { counters, .. }) = look(&shared).figures().copied() else {
         panic!("an SPSC ring")
     };
     assert!(counters.producer_closed, "closing shows");
@@ -158,7 +158,10 @@ fn a_layout_lists_its_parts_each_inspected_once() {
         })
     );
     let second = listed[1].inspection.as_ref().unwrap();
-    assert!(matches!(second.figures(), Some(Figures::Spsc(c)) if c.len() == 1));
+    assert!(matches!(
+        second.figures(),
+        Some(Figures::Spsc { fill: 1, .. })
+    ));
     assert_eq!(listed[1].listed.kind, Kind::Spsc as u32);
     assert!(
         listed
@@ -239,7 +242,20 @@ fn impossible_counters_are_a_problem_with_the_figures_shown() {
     shared.poke(128, 9); // head 9, tail 0: 9 elements in 4 slots
     let seen = look(&shared);
     assert_eq!(seen.problem(), Some(&Problem::Counters));
-    assert!(matches!(seen.figures(), Some(Figures::Spsc(c)) if c.pushed == 9));
+    assert!(matches!(
+        seen.figures(),
+        Some(Figures::Spsc { counters, fill: 9 }) if counters.pushed == 9
+    ));
+    // The consumer ahead of an unpublished `head` (by up to a ring): 0
+    // waiting, no problem.
+    shared.poke(128, 0);
+    shared.poke(256, 3);
+    let seen = look(&shared);
+    assert_eq!(seen.problem(), None);
+    assert!(matches!(
+        seen.figures(),
+        Some(Figures::Spsc { fill: 0, .. })
+    ));
 
     let shared = Shared::new(RecordRing::required_size(8).unwrap());
     RecordRing::create(shared.region(), 8).unwrap();

@@ -71,16 +71,17 @@ impl<T> Ring<'_, T> {
 }
 
 /// The counters of the ring in `region`, whatever its element type, and
-/// whether they count a possible number of elements: for
+/// the elements they count as published (`None`: no possible number; 0
+/// while the consumer is ahead of a `head` not yet published): for
 /// [`crate::inspect`], which passes the header's own `elem` (its stride
 /// checked to be a multiple of 8). Validates the header as
 /// [`Spsc::attach`](super::Spsc::attach) does; reads only, no slot.
 pub(crate) fn inspect(
     region: ReadRegion<'_>,
     elem: ElementLayout,
-) -> Result<(Counters, bool), AttachError> {
+) -> Result<(Counters, Option<u32>), AttachError> {
     let (ring, ()) = region.attach::<Shape<u8>>(elem)?;
     let counters = ring.counters();
-    let possible = ring.published(counters.pushed, counters.popped).is_ok();
-    Ok((counters, possible))
+    let fill = ring.published(counters.pushed, counters.popped).ok();
+    Ok((counters, fill))
 }
