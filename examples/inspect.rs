@@ -490,6 +490,12 @@ fn describe(mut seen: Inspection<'_>, depth: u32) -> (Vec<(&'static str, J)>, bo
         fields.push(("capacity", J::N(header.capacity.into())));
         fields.push(("tag", J::S(format!("{:#x}", header.tag))));
     }
+    let status = match seen.problem() {
+        None => "ok".to_owned(),
+        Some(problem) if problem.is_uninitialized() => format!("not initialized: {problem}"),
+        Some(problem) => format!("corrupted: {problem}"),
+    };
+    fields.push(("status", J::S(status)));
     let mut healthy = seen.problem().is_none_or(Problem::is_uninitialized);
     match seen.figures().copied() {
         Some(Figures::Spsc { counters: c, fill }) => {
@@ -570,12 +576,6 @@ fn describe(mut seen: Inspection<'_>, depth: u32) -> (Vec<(&'static str, J)>, bo
         // `Figures` may grow: a kind this tool does not know yet.
         Some(_) | None => {}
     }
-    let status = match seen.problem() {
-        None => "ok".to_owned(),
-        Some(problem) if problem.is_uninitialized() => format!("not initialized: {problem}"),
-        Some(problem) => format!("corrupted: {problem}"),
-    };
-    fields.push(("status", J::S(status)));
     (fields, healthy)
 }
 

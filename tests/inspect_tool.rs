@@ -189,7 +189,7 @@ fn a_publishers_named_seqlock_as_a_table_and_as_json_untouched() {
         format!(r#""target":"{name}""#),
         r#""kind":"seqlock""#.to_owned(),
         format!(r#""writes":{writes},"writing":false"#),
-        r#""status":"ok"}]}"#.to_owned(),
+        r#""status":"ok","sequence":"#.to_owned(),
     ] {
         assert!(doc.contains(&field), "{field} in {doc}");
     }
@@ -351,4 +351,93 @@ fn an_abstract_socket_of_a_daemon_without_sessions_lists_no_region() {
     // Once it is gone, nobody holds the name.
     let gone = inspect(&["--socket", &format!("@{socket}")]);
     assert_eq!(gone.status.code(), Some(1), "{gone:?}");
+}
+
+#[test]
+fn a_laid_out_segment_shows_each_part_and_a_bad_entry_exits_2() {
+    use ipc_primitives::Kind;
+    use ipc_primitives::broadcast::Broadcast;
+    use ipc_primitives::lanes::Lanes;
+    use ipc_primitives::parts::Plan;
+    use ipc_primitives::seqlock::SeqLock;
+
+    let name = format!("/ipcp-inspect-plan-{}", std::process::id());
+    let mut plan = Plan::<3>::new();
+    plan.add(
+        Kind::SeqLock,
+        SeqLock::<[u64; 2]>::required_size().expect("size"),
+    )
+    .expect("plan");
+    plan.add(
+        Kind::Broadcast,
+        Broadcast::<u64>::required_size(8).expect("size"),
+    )
+    .expect("plan");
+    plan.add(Kind::Lanes, Lanes::required_size(2, 16).expect("size"))
+        .expect("plan");
+    let segment = CreateOptions::new()
+        .unlink_on_drop(true)
+        .create(&name, plan.size().expect("size"))
+        .expect("create");
+    let mut parts = plan
+        .create(segment.region().expect("region"))
+        .expect("parts");
+    let mut quote = SeqLock::<[u64; 2]>::create(parts.next().expect("part"))
+        .expect("seqlock")
+        .into_writer();
+    quote.write(&[1, 2]);
+    let mut ticks = Broadcast::<u64>::create(parts.next().expect("part"), 8)
+        .expect("broadcast")
+        .into_writer();
+    for n in 0..5 {
+        ticks.publish(&n);
+    }
+    let lanes = Lanes::create(parts.next().expect("part"), 2, 16).expect("lanes");
+    let mut lane = lanes.claim_lane(1).expect("a free lane");
+    lane.push(b"hi").expect("room");
+
+    let json = inspect(&["--json", &name]);
+    assert_eq!(json.status.code(), Some(0), "{json:?}");
+    let doc = stdout(&json);
+    for field in [
+        r#""kind":"layout directory""#,
+        r#""parts":3,"part":[{"index":0,"offset_lines":2,"#,
+        r#""kind":"seqlock""#,
+        r#""sequence":2,"writes":1,"writing":false"#,
+        r#""kind":"broadcast ring""#,
+        r#""published":5"#,
+        r#""kind":"fan-in lanes""#,
+        r#""lanes":2,"lane_words":16,"lane":[{"state":"Free { generation: 0 }""#,
+        r#"{"state":"Claimed { generation: 1 }","fill_words":"2 / 16""#,
+    ] {
+        assert!(doc.contains(field), "{field} in {doc}");
+    }
+    let table = stdout(&inspect(&[&name]));
+    assert_eq!(row(&table, "status"), ["ok", "ok", "ok", "ok"], "{table}");
+
+    // Part 1's directory entry (at 128 + 16) made to list another kind.
+    let object = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/dev/shm{name}"))
+        .expect("open the object to corrupt it");
+    object
+        .write_all_at(&(Kind::Spsc as u32).to_ne_bytes(), 128 + 16)
+        .expect("write");
+    let bad = inspect(&[&name]);
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    let table = stdout(&bad);
+    assert_eq!(
+        row(&table, "status"),
+        [
+            "ok",
+            "ok",
+            "corrupted: part 1: holds another kind than the directory lists",
+            "ok"
+        ],
+        "{table}"
+    );
+    drop(lane);
+    drop(lanes);
+    drop(segment);
+    assert!(shm_names(&name[1..]).is_empty(), "nothing left in /dev/shm");
 }
