@@ -437,7 +437,6 @@ fn a_laid_out_segment_shows_each_part_and_a_bad_entry_exits_2() {
         "{table}"
     );
     drop(lane);
-    drop(lanes);
     drop(segment);
     assert!(shm_names(&name[1..]).is_empty(), "nothing left in /dev/shm");
 }
