@@ -217,7 +217,9 @@ impl fmt::Display for Failure {
 
 impl Error for Failure {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
-        self.source.as_deref().map(|err| err as &(dyn Error + 'static))
+        self.source
+            .as_deref()
+            .map(|err| err as &(dyn Error + 'static))
     }
 }
 
@@ -245,7 +247,10 @@ fn parsed<T: std::str::FromStr>(options: &[&str], flag: &str, default: T) -> Res
         Some(value) => value
             .parse()
             .map_err(|_| Failure::new(EXIT_USAGE, format!("bad {flag} {value:?}; {USAGE}"))),
-        None => Err(Failure::new(EXIT_USAGE, format!("{flag} needs a value; {USAGE}"))),
+        None => Err(Failure::new(
+            EXIT_USAGE,
+            format!("{flag} needs a value; {USAGE}"),
+        )),
     }
 }
 
@@ -275,7 +280,8 @@ fn plan() -> Plan<PARTS> {
         .into_iter()
         .chain([(Kind::SeqLock, quote); INSTRUMENTS]);
     for (kind, len) in parts {
-        plan.add(kind, len).expect("PARTS parts of at most 160 KiB fit");
+        plan.add(kind, len)
+            .expect("PARTS parts of at most 160 KiB fit");
     }
     plan
 }
@@ -309,7 +315,8 @@ fn publish(options: &[&str]) -> Result<(), Failure> {
     let rate: f64 = parsed(options, "--rate", 100_000.0)?;
     let seconds: f64 = parsed(options, "--seconds", f64::INFINITY)?;
     if !(rate > 0.0 && seconds > 0.0) {
-        return Err(Failure::new(EXIT_USAGE, "--rate and --seconds must be positive"));
+        let positive = format!("--rate and --seconds must be positive; {USAGE}");
+        return Err(Failure::new(EXIT_USAGE, positive));
     }
     // Blocked before anything else, so that a signal sent from now on waits
     // for `next` instead of killing the process with the segment in place.
@@ -329,7 +336,11 @@ fn publish(options: &[&str]) -> Result<(), Failure> {
         })?;
     let lay_out = format!("cannot lay out {name:?}");
     let mut parts = plan
-        .create(segment.region().map_err(Failure::caused(EXIT_FAILURE, &lay_out))?)
+        .create(
+            segment
+                .region()
+                .map_err(Failure::caused(EXIT_FAILURE, &lay_out))?,
+        )
         .map_err(Failure::caused(EXIT_FAILURE, &lay_out))?;
     let mut part = || parts.next().expect("each part was planned");
     let mut ticks = Broadcast::<Tick>::create(part().with_tag(TICK_TAG), CAPACITY)
@@ -505,7 +516,10 @@ fn attach(name: &str, read_only: bool, start: Start) -> Result<Feed, Failure> {
             .map_err(|err| {
                 let missing = matches!(&err, ShmError::Named { source, .. }
                     if source.errno == Errno::NOENT);
-                (missing, Failure::caused(EXIT_BAD_SEGMENT, "cannot open the feed")(err))
+                (
+                    missing,
+                    Failure::caused(EXIT_BAD_SEGMENT, "cannot open the feed")(err),
+                )
             })
             .and_then(|segment| {
                 attach_parts(segment, read_only, start).map_err(|err| {
@@ -528,18 +542,18 @@ fn attach(name: &str, read_only: bool, start: Start) -> Result<Feed, Failure> {
 /// or read-write for a ring reader that may sleep.
 fn attach_parts(segment: Segment, read_only: bool, start: Start) -> Result<Feed, AttachError> {
     let plan = plan();
-    let (ticks, mut rest): (_, Box<dyn Iterator<Item = ReadRegion<'static, Keeper>>>) =
-        if read_only {
-            let mut parts = plan.attach_read(segment.into_read_region())?;
-            let ring = parts.next().expect("planned").with_tag(TICK_TAG);
-            (Broadcast::attach_reader(ring, start)?, Box::new(parts))
-        } else {
-            let region = segment.into_region().expect("opened read-write");
-            let mut parts = plan.attach(region)?;
-            let ring = parts.next().expect("planned").with_tag(TICK_TAG);
-            let reader = Broadcast::attach(ring)?.into_reader(start);
-            (reader, Box::new(parts.map(ReadRegion::from)))
-        };
+    let (ticks, mut rest): (_, Box<dyn Iterator<Item = ReadRegion<'static, Keeper>>>) = if read_only
+    {
+        let mut parts = plan.attach_read(segment.into_read_region())?;
+        let ring = parts.next().expect("planned").with_tag(TICK_TAG);
+        (Broadcast::attach_reader(ring, start)?, Box::new(parts))
+    } else {
+        let region = segment.into_region().expect("opened read-write");
+        let mut parts = plan.attach(region)?;
+        let ring = parts.next().expect("planned").with_tag(TICK_TAG);
+        let reader = Broadcast::attach(ring)?.into_reader(start);
+        (reader, Box::new(parts.map(ReadRegion::from)))
+    };
     let status = SeqLock::attach_reader(rest.next().expect("planned").with_tag(STATUS_TAG))?;
     let quotes = rest
         .map(|part| SeqLock::attach_reader(part.with_tag(QUOTE_TAG)))
@@ -866,7 +880,10 @@ impl Children {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
-            .map_err(Failure::caused(EXIT_FAILURE, format!("cannot start {what}")))?;
+            .map_err(Failure::caused(
+                EXIT_FAILURE,
+                format!("cannot start {what}"),
+            ))?;
         let index = self.running.len();
         let stdout = child.stdout.take().expect("piped");
         let send = self.send.clone();
@@ -899,7 +916,10 @@ impl Children {
             }
         }
         let who = &self.running[child].0;
-        Err(Failure::new(EXIT_FAILURE, format!("{who} did not say {what:?}")))
+        Err(Failure::new(
+            EXIT_FAILURE,
+            format!("{who} did not say {what:?}"),
+        ))
     }
 
     /// Waits for `child` to exit with `code`.
@@ -907,9 +927,10 @@ impl Children {
         let (who, process) = &mut self.running[child];
         let deadline = Instant::now() + CHILD_WAIT;
         loop {
-            let status = process
-                .try_wait()
-                .map_err(Failure::caused(EXIT_FAILURE, format!("cannot wait for {who}")))?;
+            let status = process.try_wait().map_err(Failure::caused(
+                EXIT_FAILURE,
+                format!("cannot wait for {who}"),
+            ))?;
             match status {
                 Some(status) if status.code() == Some(code) => return Ok(()),
                 Some(status) => {
@@ -1018,10 +1039,10 @@ fn run_all() -> Result<(), Failure> {
             field("torn"),
         );
     }
-    let name = children.name.clone();
-    drop(children);
-    if shm_path(&name).exists() {
-        return Err(Failure::new(EXIT_FAILURE, format!("{name:?} is left in /dev/shm")));
+    // Asked before `children` drops (which removes what a failure left).
+    if shm_path(&children.name).exists() {
+        let left = format!("the publisher left {:?} in /dev/shm", children.name);
+        return Err(Failure::new(EXIT_FAILURE, left));
     }
     println!("market: a polling reader's latency includes its {POLL:?} poll period; one that");
     println!("market: joins at the oldest tick starts a ring behind, and its latency counts that");
