@@ -509,32 +509,26 @@ struct Feed {
 fn attach(name: &str, read_only: bool, start: Start) -> Result<Feed, Failure> {
     let deadline = Instant::now() + ATTACH_WAIT;
     loop {
-        let result = OpenOptions::new()
+        let open = OpenOptions::new()
             .read_only(read_only)
             .len(plan().size().expect("the plan fits in memory"))
-            .open(name)
-            .map_err(|err| {
-                let missing = matches!(&err, ShmError::Named { source, .. }
-                    if source.errno == Errno::NOENT);
-                (
-                    missing,
-                    Failure::caused(EXIT_BAD_SEGMENT, "cannot open the feed")(err),
-                )
-            })
-            .and_then(|segment| {
-                attach_parts(segment, read_only, start).map_err(|err| {
-                    let early = err == AttachError::NotInitialized;
-                    let context = format!("{name:?} holds no market feed");
-                    (early, Failure::caused(EXIT_BAD_SEGMENT, context)(err))
-                })
-            });
-        match result {
-            Ok(feed) => return Ok(feed),
-            Err((true, _)) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err((_, failure)) => return Err(failure),
+            .open(name);
+        // Whether to try again, and the failure to report if not.
+        let (early, failure) = match open.map(|segment| attach_parts(segment, read_only, start)) {
+            Ok(Ok(feed)) => return Ok(feed),
+            Ok(Err(err)) => (
+                err == AttachError::NotInitialized,
+                Failure::caused(EXIT_BAD_SEGMENT, format!("{name:?} holds no market feed"))(err),
+            ),
+            Err(err) => (
+                matches!(&err, ShmError::Named { source, .. } if source.errno == Errno::NOENT),
+                Failure::caused(EXIT_BAD_SEGMENT, "cannot open the feed")(err),
+            ),
+        };
+        if !early || Instant::now() >= deadline {
+            return Err(failure);
         }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -21,7 +21,11 @@ use std::sync::OnceLock;
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
+use ipc_primitives::Kind;
+use ipc_primitives::broadcast::Broadcast;
 use ipc_primitives::linux::shm::CreateOptions;
+use ipc_primitives::parts::Plan;
+use ipc_primitives::seqlock::SeqLock;
 use rustix::process::{Pid, Signal, kill_process};
 
 /// How long any one process may take to say or do what is expected before
@@ -327,6 +331,21 @@ impl Outcome {
     }
 }
 
+/// The bytes of the example's segment: its plan (a ring of 40-byte ticks,
+/// a 16-byte status, 16 quotes of 32 bytes).
+fn feed_size() -> usize {
+    let mut plan = Plan::<18>::new();
+    let ring = Broadcast::<[u64; 5]>::required_size(CAPACITY as u32).unwrap();
+    plan.add(Kind::Broadcast, ring).unwrap();
+    plan.add(Kind::SeqLock, SeqLock::<[u64; 2]>::required_size().unwrap())
+        .unwrap();
+    for _ in 0..16 {
+        plan.add(Kind::SeqLock, SeqLock::<[u64; 4]>::required_size().unwrap())
+            .unwrap();
+    }
+    plan.size().unwrap()
+}
+
 /// A publisher on `name` that runs until signalled, once it publishes.
 fn publisher(name: &ShmName) -> Proc {
     let mut publisher = Proc::spawn(&["publish", "--name", &name.0]);
@@ -393,7 +412,7 @@ fn late_readers_join_at_the_newest_or_the_oldest_tick() {
     let mut publisher = publisher(&name);
     // Started once a ring's worth of ticks is gone by.
     publisher.next_progress();
-    let joined = |reader: &mut Proc| -> (u64, u64) {
+    let joined = |reader: &Proc| -> (u64, u64) {
         let line = reader
             .seen
             .iter()
@@ -408,11 +427,11 @@ fn late_readers_join_at_the_newest_or_the_oldest_tick() {
     };
     let mut newest = reader(&name, &[]);
     let mut oldest = reader(&name, &["--oldest"]);
-    let (at, published) = joined(&mut oldest);
+    let (at, published) = joined(&oldest);
     // The oldest still whole: a ring (less the slot being rewritten) back,
     // or more if the publisher went on before the reader printed.
     assert!(published - at >= CAPACITY - 1, "{:?}", oldest.seen);
-    let (at, published) = joined(&mut newest);
+    let (at, published) = joined(&newest);
     assert!(at > 0 && at < published, "{:?}", newest.seen);
     newest.expect(&["seen"]);
     oldest.expect(&["seen"]);
@@ -461,10 +480,11 @@ fn a_stopped_reader_does_not_slow_the_publisher_and_then_reports_what_it_missed(
     // Progress lines printed after the stop: the count keeps rising, by more
     // than a ring, so both readers are lapped.
     let first = publisher.next_progress();
-    let mut last = publisher.next_progress();
+    let mut last = first;
     while last < first + 2 * CAPACITY {
-        assert!(last > first, "the publisher stopped at {last}");
-        last = publisher.next_progress();
+        let next = publisher.next_progress();
+        assert!(next > last, "the publisher stalled at {last} ticks");
+        last = next;
     }
     sleeping.signal(Signal::CONT);
     polling.signal(Signal::CONT);
@@ -511,6 +531,18 @@ fn a_reader_refuses_a_segment_that_holds_no_feed() {
     let output = reader.exits_with(EXIT_BAD_SEGMENT);
     assert!(output.contains("cannot open the feed"), "{output}");
     assert!(output.contains(&name.0), "{output}");
+
+    // The right size, but garbage where the directory should be.
+    let name = ShmName::new("garbage");
+    let segment = CreateOptions::new()
+        .unlink_on_drop(true)
+        .create(&name.0, feed_size())
+        .unwrap();
+    rustix::io::pwrite(&segment, &vec![0xde; feed_size()], 0).unwrap();
+    let mut reader = Proc::spawn(&["read", "--name", &name.0, "--read-only"]);
+    let output = reader.exits_with(EXIT_BAD_SEGMENT);
+    assert!(output.contains("holds no market feed"), "{output}");
+    assert!(output.contains("magic"), "{output}");
 
     // Nothing at the name, for as long as the reader waits.
     let missing = ShmName::new("missing");
