@@ -402,7 +402,8 @@ fn publish(options: &[&str]) -> Result<(), Failure> {
         });
         if now >= report {
             println!("publisher {me}: {published} ticks published");
-            report += REPORT_EVERY;
+            // After a stop, one line, not one per second missed.
+            report = now + REPORT_EVERY;
         }
         next = (next + STEP).max(Instant::now());
         let signal = stop
@@ -671,12 +672,13 @@ fn read(options: &[&str]) -> Result<(), Failure> {
             Next::Silent => {}
             Next::Gone => break,
         }
-        if Instant::now() >= report {
+        let now = Instant::now();
+        if now >= report {
             println!(
                 "reader {me}: {} seen, {} missed",
                 counts.seen, counts.missed
             );
-            report += REPORT_EVERY;
+            report = now + REPORT_EVERY;
         }
     }
     finish(&feed, &segment, &counts, joined, died_mid_write)

@@ -2,7 +2,8 @@
 //! output lines and exit codes. The no-argument mode runs and every reader
 //! accounts for every tick; a late reader joins; readers exit with the
 //! publisher-gone code when the publisher is `SIGKILL`ed; a stopped reader
-//! does not stop the publisher and then reports what it missed; `SIGTERM`
+//! does not stop the publisher and then reports what it missed; readers wait
+//! out a stopped publisher; `SIGTERM`
 //! and `SIGINT` make the publisher remove its segment; a reader refuses a
 //! segment that holds no feed. After each test nothing is left in
 //! `/dev/shm` and no process runs.
@@ -497,6 +498,26 @@ fn a_stopped_reader_does_not_slow_the_publisher_and_then_reports_what_it_missed(
         let result = Outcome::of(&reader.exits_with(0));
         result.check(true);
         assert!(result.get("missed") > 0, "{:?}", result.0);
+    }
+    assert!(!name.exists(), "the publisher left its segment");
+}
+
+#[test]
+fn readers_wait_out_a_stopped_publisher() {
+    let name = ShmName::new("quiet");
+    let mut publisher = publisher(&name);
+    let mut sleeping = reader(&name, &[]);
+    let mut polling = reader(&name, &["--read-only"]);
+
+    publisher.signal(Signal::STOP);
+    sleeping.expect(&["publisher alive but silent; waiting"]);
+    polling.expect(&["publisher alive but silent; waiting"]);
+    publisher.signal(Signal::CONT);
+    publisher.next_progress();
+    publisher.signal(Signal::TERM);
+    publisher.exits_with(0);
+    for reader in [&mut sleeping, &mut polling] {
+        Outcome::of(&reader.exits_with(0)).check(true);
     }
     assert!(!name.exists(), "the publisher left its segment");
 }
