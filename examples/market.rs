@@ -240,6 +240,20 @@ fn option<'a>(options: &[&'a str], flag: &str) -> Option<&'a str> {
     options.get(at + 1).copied()
 }
 
+/// Refuses an option not in `valued` (which take a value) or `switches`.
+fn known(options: &[&str], valued: &[&str], switches: &[&str]) -> Result<(), Failure> {
+    let mut rest = options.iter();
+    while let Some(option) = rest.next() {
+        if valued.contains(option) {
+            rest.next();
+        } else if !switches.contains(option) {
+            let unknown = format!("unknown option {option:?}; {USAGE}");
+            return Err(Failure::new(EXIT_USAGE, unknown));
+        }
+    }
+    Ok(())
+}
+
 /// The parsed value of `--flag VALUE`, `default` if absent.
 fn parsed<T: std::str::FromStr>(options: &[&str], flag: &str, default: T) -> Result<T, Failure> {
     match option(options, flag) {
@@ -311,6 +325,7 @@ fn shm_path(name: &str) -> std::path::PathBuf {
 /// `publish --name NAME [--rate R] [--seconds S]`.
 fn publish(options: &[&str]) -> Result<(), Failure> {
     let me = std::process::id();
+    known(options, &["--name", "--rate", "--seconds"], &[])?;
     let name = option(options, "--name").ok_or_else(|| Failure::new(EXIT_USAGE, USAGE))?;
     let rate: f64 = parsed(options, "--rate", 100_000.0)?;
     let seconds: f64 = parsed(options, "--seconds", f64::INFINITY)?;
@@ -626,6 +641,7 @@ struct Counts {
 /// `read --name NAME [--oldest] [--read-only]`.
 fn read(options: &[&str]) -> Result<(), Failure> {
     let me = std::process::id();
+    known(options, &["--name"], &["--oldest", "--read-only"])?;
     let name = option(options, "--name").ok_or_else(|| Failure::new(EXIT_USAGE, USAGE))?;
     let (start, joined_as) = if options.contains(&"--oldest") {
         (Start::Oldest, "oldest")

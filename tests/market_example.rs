@@ -580,6 +580,8 @@ fn bad_arguments_print_the_usage() {
         &["publish", "--name", "/a", "--rate", "fast"],
         &["publish", "--name", "/a", "--seconds", "0"],
         &["subscribe"],
+        &["read", "--name", "/a", "--late"],
+        &["publish", "--name", "/a", "--oldest"],
     ] {
         let output = Proc::spawn(args).exits_with(2);
         assert!(output.contains("usage: market"), "{args:?}: {output}");
