@@ -73,6 +73,7 @@ mod error;
 pub mod errors;
 pub mod event;
 mod header;
+pub mod inspect;
 // Claiming a lane needs compare-and-swap.
 #[cfg(any(loom, target_has_atomic = "32"))]
 #[cfg_attr(docsrs, doc(cfg(target_has_atomic = "32")))]
