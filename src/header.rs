@@ -68,12 +68,12 @@ pub(crate) struct Fingerprint {
 /// The raw fields of a header, copied out of shared memory at one creation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Snapshot {
-    magic: u32,
-    version: u32,
-    kind: u32,
-    elem: ElementLayout,
-    capacity: u32,
-    tag: u64,
+    pub(crate) magic: u32,
+    pub(crate) version: u32,
+    pub(crate) kind: u32,
+    pub(crate) elem: ElementLayout,
+    pub(crate) capacity: u32,
+    pub(crate) tag: u64,
 }
 
 impl Header {

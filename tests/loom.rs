@@ -22,7 +22,7 @@
 //!
 //! Run with
 //! `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=/tmp/target-loom cargo test --release --test loom`.
-//! The preemption bound is `PREEMPTIONS` below unless `LOOM_MAX_PREEMPTIONS` is set.
+//! The preemption bound is `PREEMPTIONS` in `tests/loom_support` unless `LOOM_MAX_PREEMPTIONS` is set.
 #![cfg(loom)]
 
 use ipc_primitives::seqlock::{ReadError, Spins, StaticSeqLock};
@@ -31,57 +31,8 @@ use ipc_primitives::{AttachError, ElementLayout, LoomMemory, Region};
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
 
-/// Preemptions loom explores per execution when `LOOM_MAX_PREEMPTIONS` is unset.
-const PREEMPTIONS: usize = 3;
-
-/// Retries of a full or empty ring before declaring the peer stuck. Under loom a
-/// thread that yields is not resumed until its peer has run and, once resumed,
-/// does not re-read values it saw before yielding, so a few retries suffice.
-const RETRIES: usize = 20;
-
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(PREEMPTIONS);
-    }
-    builder.check(f);
-}
-
-/// [`model`] with at most `preemptions`, whatever `LOOM_MAX_PREEMPTIONS`
-/// says: for the take-over models, three threads that each make handles,
-/// whose executions at 3 preemptions run for over half an hour and fill
-/// 20 GB. Each is checked to still fail with the ordering it guards weakened.
-fn model_bounded(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(preemptions);
-    builder.check(f);
-}
-
-/// Memory that one execution of a model shares with its threads as
-/// `&'static`, freed when the execution ends (dropped last: declare it
-/// first, and join every thread that uses it).
-struct PerExecution(&'static LoomMemory);
-
-impl PerExecution {
-    fn new(len: usize) -> Self {
-        Self(Box::leak(Box::new(LoomMemory::new(len))))
-    }
-}
-
-impl Drop for PerExecution {
-    fn drop(&mut self) {
-        // SAFETY: the box was leaked in `new`, and it is freed once: every
-        // user of the reference (the execution's joined threads, and handles
-        // declared after this guard, so dropped before it) is gone.
-        drop(unsafe { Box::from_raw(core::ptr::from_ref(self.0).cast_mut()) });
-    }
-}
-
-/// Structures under loom must be made inside the model, and threads spawned by
-/// loom need `'static` data: each execution leaks its (small) structure.
-fn leak<T>(value: T) -> &'static mut T {
-    Box::leak(Box::new(value))
-}
+mod loom_support;
+use loom_support::{PerExecution, RETRIES, leak, model, model_bounded};
 
 #[test]
 fn spsc_single_push_pop_is_fifo() {

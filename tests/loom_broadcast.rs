@@ -21,7 +21,7 @@
 //!
 //! Run with
 //! `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test --release --test loom_broadcast`.
-//! The preemption bound is `PREEMPTIONS` below unless `LOOM_MAX_PREEMPTIONS`
+//! The preemption bound is `PREEMPTIONS` in `tests/loom_support` unless `LOOM_MAX_PREEMPTIONS`
 //! is set.
 #![cfg(loom)]
 
@@ -31,20 +31,12 @@ use ipc_primitives::{LoomMemory, Region};
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
 
-/// Preemptions loom explores per execution when `LOOM_MAX_PREEMPTIONS` is unset.
-const PREEMPTIONS: usize = 3;
+mod loom_support;
+use loom_support::model;
 
 /// Receive attempts a reader makes while the writer runs. Under loom a thread
 /// that yields is not resumed until its peer has run, so a few suffice.
 const ATTEMPTS: usize = 4;
-
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(PREEMPTIONS);
-    }
-    builder.check(f);
-}
 
 /// Loom memory for a ring of `capacity` `T`s, leaked (threads spawned by
 /// loom need `'static` data; each execution leaks its small ring).

@@ -25,20 +25,8 @@ use ipc_primitives::{LoomMemory, Region};
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
 
-/// Preemptions loom explores per execution when `LOOM_MAX_PREEMPTIONS` is unset.
-const PREEMPTIONS: usize = 3;
-
-/// Retries of a full or empty ring before declaring the peer stuck (see
-/// `tests/loom.rs`).
-const RETRIES: usize = 20;
-
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(PREEMPTIONS);
-    }
-    builder.check(f);
-}
+mod loom_support;
+use loom_support::{RETRIES, model};
 
 /// Memory for a ring of `words` words, leaked: loom threads need `'static`.
 fn memory(words: u32) -> &'static LoomMemory {

@@ -30,19 +30,8 @@ use ipc_primitives::{LoomMemory, Region};
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
 
-/// Preemptions loom explores per execution when `LOOM_MAX_PREEMPTIONS` is unset.
-const PREEMPTIONS: usize = 3;
-
-/// Retries before declaring a peer stuck (see `tests/loom.rs`).
-const RETRIES: usize = 20;
-
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(PREEMPTIONS);
-    }
-    builder.check(f);
-}
+mod loom_support;
+use loom_support::{RETRIES, model};
 
 /// Memory for `lanes` lanes of 4 words, leaked: loom threads need `'static`.
 fn memory(lanes: usize) -> &'static LoomMemory {

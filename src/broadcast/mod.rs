@@ -296,6 +296,19 @@ impl<'a, T: Pod> Ring<'a, T> {
     }
 }
 
+/// Messages published and wake-ups sent by the writer of the ring in
+/// `region`, whatever its element type: for [`crate::inspect`], which
+/// passes the header's own `elem` (its stride checked to be a multiple of
+/// 8). Validates the header as [`Broadcast::attach`] does; reads only, no
+/// slot.
+pub(crate) fn inspect(
+    region: ReadRegion<'_>,
+    elem: ElementLayout,
+) -> Result<(u32, u32), AttachError> {
+    let (ring, ()) = region.attach::<Shape<u8>>(elem)?;
+    Ok((ring.published(), ring.wakes()))
+}
+
 /// A broadcast ring in a [`Region`], not yet turned into its writer or a
 /// reader.
 ///

@@ -103,7 +103,7 @@ use crate::Corrupted;
 use crate::event::Event;
 use crate::header::Fingerprint;
 use crate::layout::{ElementLayout, Kind, LINE};
-use crate::region::{Memory, Region, Structure, required_size as region_size};
+use crate::region::{Memory, ReadRegion, Region, Structure, required_size as region_size};
 use crate::storage::StaticMemory;
 use crate::sync::{
     AtomicU32, Ordering, SlotWord, WORD_BYTES, WordCell, WordInt, const_fn_unless_loom,
@@ -270,6 +270,14 @@ impl<'a> Ring<'a> {
 
     /// The counters as they are now, with `ready` the event the consumer
     /// sleeps on.
+    /// The counters and whether they count a possible number of words: what
+    /// [`crate::inspect`] shows of a ring or a lane.
+    pub(crate) fn inspect(&self, ready: &Event) -> (Counters, bool) {
+        let counters = self.counters(ready);
+        let possible = self.distance(counters.published, counters.consumed).is_ok();
+        (counters, possible)
+    }
+
     pub(crate) fn counters(&self, ready: &Event) -> Counters {
         Counters {
             published: self.head.load(Ordering::Relaxed),
@@ -564,6 +572,14 @@ impl<'a, K> RecordRing<'a, K> {
             Consumer::new(self.ring, self.ready, self.keeper),
         )
     }
+}
+
+/// The counters of the record ring in `region`, and whether they count a
+/// possible number of words: for [`crate::inspect`]. Validates the header
+/// as [`RecordRing::attach`] does; reads only.
+pub(crate) fn inspect(region: ReadRegion<'_>) -> Result<(Counters, bool), AttachError> {
+    let ((ring, ready, _space), ()) = region.attach::<Shape>(ELEM)?;
+    Ok(ring.inspect(ready))
 }
 
 /// A record ring and its data words in one value, for a `static` or a local.

@@ -120,7 +120,7 @@ use crate::bytes::{self, Ring};
 use crate::event::Event;
 use crate::header::Fingerprint;
 use crate::layout::{ElementLayout, Kind, LINE};
-use crate::region::{Memory, Region, Structure};
+use crate::region::{Memory, ReadRegion, Region, Structure};
 use crate::sync::{AtomicU32, Ordering};
 use crate::{AttachError, CreateError};
 
@@ -214,6 +214,26 @@ impl<'a> View<'a> {
         unsafe { Ring::new(self.memory, base, base + LINE, base + 2 * LINE, self.words) }
     }
 
+    /// Lanes, and words per lane.
+    pub(crate) fn geometry(&self) -> (usize, u32) {
+        (self.lanes, self.words)
+    }
+
+    /// Lane `lane`'s state as its word shows it now (`None` past the last
+    /// lane).
+    pub(crate) fn lane_state(&self, lane: usize) -> Option<LaneState> {
+        (lane < self.lanes).then(|| LaneState::of(self.state(lane).load(Ordering::Acquire)))
+    }
+
+    /// Lane `lane`'s state, counters, and whether they count a possible
+    /// number of words (`None` past the last lane): what
+    /// [`crate::inspect`] shows. Reads only.
+    pub(crate) fn inspect_lane(&self, lane: usize) -> Option<(LaneState, bytes::Counters, bool)> {
+        let state = self.lane_state(lane)?;
+        let (counters, possible) = self.ring(lane).inspect(self.doorbell);
+        Some((state, counters, possible))
+    }
+
     /// Lane `lane`'s state word, `lane < self.lanes`.
     fn state(&self, lane: usize) -> &'a AtomicU32 {
         assert!(lane < self.lanes, "lane {lane} of {}", self.lanes);
@@ -277,6 +297,12 @@ unsafe impl Structure for Shape {
             view.ring(lane).init();
         }
     }
+}
+
+/// The view of the lane set in `region`, its header validated as
+/// [`Lanes::attach`] does: for [`crate::inspect`], which only reads.
+pub(crate) fn inspect(region: ReadRegion<'_>) -> Result<View<'_>, AttachError> {
+    region.attach::<Shape>(ELEM).map(|(view, ())| view)
 }
 
 /// A lane set in a [`Region`]: claim lanes from it, or turn it into the
@@ -372,8 +398,7 @@ impl<'a, K> Lanes<'a, K> {
     /// The state of lane `lane` as its state word shows it now (`None` past
     /// the last lane).
     pub fn state(&self, lane: usize) -> Option<LaneState> {
-        (lane < self.view.lanes)
-            .then(|| LaneState::of(self.view.state(lane).load(Ordering::Acquire)))
+        self.view.lane_state(lane)
     }
 
     /// Lane `lane`'s shared counters (`None` past the last lane), read

@@ -34,7 +34,7 @@ pub use error::{AttachError, CreateError, FitError, PartInfo};
 pub use memory::LoomMemory;
 pub(crate) use memory::Memory;
 
-use crate::header::{FIELDS_LEN, Fingerprint};
+use crate::header::{FIELDS_LEN, Fingerprint, Snapshot};
 use crate::layout::{ElementLayout, Kind, LINE};
 
 /// Memory that may be shared with another thread or process and is only ever
@@ -220,16 +220,7 @@ impl<'a, K> Region<'a, K> {
     /// Checks that the region is aligned and holds `needed` bytes (`None`: a
     /// size that overflows `usize`).
     fn fit(&self, needed: Option<usize>) -> Result<(), FitError> {
-        if !self.memory.is_aligned() {
-            return Err(FitError::Misaligned { required: LINE });
-        }
-        match needed {
-            Some(needed) if needed <= self.len() => Ok(()),
-            needed => Err(FitError::TooSmall {
-                needed: needed.unwrap_or(usize::MAX),
-                actual: self.len(),
-            }),
-        }
+        fit(self.memory, needed)
     }
 
     /// Creates an `S`: checks the capacity and the fit, then writes the header
@@ -277,12 +268,7 @@ impl<'a, K> Region<'a, K> {
         self,
         elem: ElementLayout,
     ) -> Result<(S::View<'a>, K), AttachError> {
-        self.fit(Some(FIELDS_LEN))?;
-        // SAFETY: aligned, and holds the header's fields (checked above).
-        let header = unsafe { self.memory.header() };
-        let capacity = header
-            .snapshot()?
-            .validate(S::KIND, elem, self.tag, S::capacity_ok)?;
+        let capacity = snapshot(self.memory)?.validate(S::KIND, elem, self.tag, S::capacity_ok)?;
         self.fit(S::size(elem, capacity))?;
         // SAFETY: aligned, and holds every slot the header records (checked).
         let view = unsafe { S::view(self.memory, elem, capacity) };
@@ -400,6 +386,13 @@ impl<'a, K> ReadRegion<'a, K> {
         }
     }
 
+    /// The header's fields as they are, unvalidated (see
+    /// [`Region::attach`] for what validating them means): what an inspector
+    /// reads first, to learn which structure to attach as.
+    pub(crate) fn snapshot(&self) -> Result<Snapshot, AttachError> {
+        snapshot(self.memory)
+    }
+
     /// As [`Region::attach`], reading only: the structure's view for readers
     /// that never write, and the region's keeper.
     pub(crate) fn attach<S: Structure>(
@@ -413,6 +406,29 @@ impl<'a, K> ReadRegion<'a, K> {
         }
         .attach::<S>(elem)
     }
+}
+
+/// Checks that `memory` is aligned and holds `needed` bytes (`None`: a size
+/// that overflows `usize`).
+fn fit(memory: Memory<'_>, needed: Option<usize>) -> Result<(), FitError> {
+    if !memory.is_aligned() {
+        return Err(FitError::Misaligned { required: LINE });
+    }
+    match needed {
+        Some(needed) if needed <= memory.len() => Ok(()),
+        needed => Err(FitError::TooSmall {
+            needed: needed.unwrap_or(usize::MAX),
+            actual: memory.len(),
+        }),
+    }
+}
+
+/// The header's fields in `memory`, copied out at one creation (relaxed
+/// loads), if the memory is aligned and holds them.
+fn snapshot(memory: Memory<'_>) -> Result<Snapshot, AttachError> {
+    fit(memory, Some(FIELDS_LEN))?;
+    // SAFETY: aligned, and holds the header's fields (checked above).
+    unsafe { memory.header() }.snapshot()
 }
 
 /// A kind of structure, as it lies in a region: a control block (the header

@@ -441,6 +441,97 @@ impl<'a, K: Clone, const N: usize> Iterator for ReadParts<'a, K, N> {
     }
 }
 
+/// The parts a region's directory lists, read without a plan: what
+/// [`crate::inspect`] shows of a region laid out by a [`Plan`]. Each entry is
+/// read once; a part is handed out only where a plan would have placed it
+/// (right after the directory or the part before, inside the region), so no
+/// two parts, and no part and the directory, overlap, whatever a peer wrote.
+pub(crate) struct Listing<'a> {
+    memory: Memory<'a>,
+    view: DirectoryView<'a>,
+    /// The next entry to read.
+    next: u32,
+    /// The line where that entry's part must start; `None` once an entry
+    /// was impossible, after which no offset can be trusted.
+    start: Option<u32>,
+}
+
+/// The directory in `region`, its header validated as [`Plan::attach`]
+/// does (kind, version, a part count up to [`MAX_PARTS`], the entries inside
+/// the region).
+pub(crate) fn list(region: ReadRegion<'_>) -> Result<Listing<'_>, AttachError> {
+    let (memory, ()) = region.into_parts();
+    // SAFETY: `memory` was a region's; the directory only reads it, and the
+    // parts `Listing` hands out lie after the directory's lines.
+    let directory = unsafe { ReadRegion::from_memory(memory, ()) };
+    let (view, ()) = directory.attach::<Directory>(DIRECTORY_ENTRY)?;
+    // At most `MAX_PARTS` entries: a few lines, within `u32`.
+    let start = Some(directory_lines(view.count as usize) as u32);
+    Ok(Listing {
+        memory,
+        view,
+        next: 0,
+        start,
+    })
+}
+
+impl<'a> Listing<'a> {
+    /// Parts the directory lists.
+    pub(crate) fn listed(&self) -> u32 {
+        self.view.count
+    }
+
+    /// The index of the next entry.
+    pub(crate) fn position(&self) -> u32 {
+        self.next
+    }
+
+    /// The memory of the part `info` lists, if a plan could have placed it
+    /// there; else what is wrong with the entry.
+    fn place(&mut self, info: PartInfo) -> Result<ReadRegion<'a>, &'static str> {
+        let start = self.start.take().ok_or("comes after an impossible entry")?;
+        if info.offset_lines != start {
+            return Err("does not start where the part before it ends");
+        }
+        if info.len_lines == 0 {
+            return Err("has no lines");
+        }
+        let end = start
+            .checked_add(info.len_lines)
+            .filter(|&end| {
+                (end as usize)
+                    .checked_mul(LINE)
+                    .is_some_and(|end| end <= self.memory.len())
+            })
+            .ok_or("ends past the region")?;
+        self.start = Some(end);
+        let (offset, len) = (start as usize * LINE, info.len_lines as usize * LINE);
+        // SAFETY: `offset + len` is `end * LINE`, within the memory (checked
+        // above). Each part starts where the one before ended (the first
+        // after the directory's lines), so the parts handed out, and the
+        // directory, never overlap: every byte is read as one structure's.
+        let memory = unsafe { self.memory.sub(offset, len) };
+        // SAFETY: a range of the region's memory that nothing else in this
+        // listing reaches (see above); only read.
+        Ok(unsafe { ReadRegion::from_memory(memory, ()) })
+    }
+}
+
+impl<'a> Iterator for Listing<'a> {
+    /// An entry as listed, and its part's memory or what is wrong with it.
+    type Item = (PartInfo, Result<ReadRegion<'a>, &'static str>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.view.count {
+            return None;
+        }
+        // SAFETY: `next < count`.
+        let info = unsafe { self.view.read(self.next as usize) };
+        self.next += 1;
+        Some((info, self.place(info)))
+    }
+}
+
 /// Why a part could not be added to a plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

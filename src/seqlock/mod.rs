@@ -153,8 +153,9 @@ struct Shape<T>(PhantomData<T>);
 //    big-endian target: aligned for a `Word` of that width) and `words_at`
 //    (at 256), in bounds by 1; no other reference.
 // 3. The sequence field and the value lie on separate lines.
-// 4. `CONTROL` = `DATA` = 2 lines; `elem` is always `ElementLayout::of::<T>()`,
-//    whose stride is a multiple of 8.
+// 4. `CONTROL` = `DATA` = 2 lines; `elem` is `ElementLayout::of::<T>()`,
+//    whose stride is a multiple of 8, or a header's layout with such a
+//    stride (`inspect`).
 // 5. Every offset is a constant or comes from `elem`.
 unsafe impl<T: Pod> Structure for Shape<T> {
     type View<'a> = Lock<'a, T>;
@@ -184,6 +185,15 @@ unsafe impl<T: Pod> Structure for Shape<T> {
             word.set(0);
         }
     }
+}
+
+/// The sequence word of the seqlock in `region`, whatever its element
+/// type: for [`crate::inspect`], which passes the header's own `elem` (its
+/// stride checked to be a multiple of 8). Validates the header as
+/// [`SeqLock::attach`] does; one relaxed load.
+pub(crate) fn inspect(region: ReadRegion<'_>, elem: ElementLayout) -> Result<Version, AttachError> {
+    let (lock, ()) = region.attach::<Shape<u8>>(elem)?;
+    Ok(lock.seq.load(Ordering::Relaxed))
 }
 
 /// A seqlock in a [`Region`].

@@ -1,7 +1,10 @@
 //! What an operator sees of a ring: its counters, read without disturbing
 //! either side.
 
-use super::{Ring, side};
+use super::{Ring, Shape, side};
+use crate::AttachError;
+use crate::layout::ElementLayout;
+use crate::region::ReadRegion;
 use crate::sync::Ordering;
 
 /// A snapshot of a ring's shared counters, for a third process (an inspect
@@ -65,4 +68,20 @@ impl<T> Ring<'_, T> {
             consumer_closed: side::is_closed(self.consumer_closed),
         }
     }
+}
+
+/// The counters of the ring in `region`, whatever its element type, and
+/// the elements they count as published (`None`: no possible number; 0
+/// while the consumer is ahead of a `head` not yet published): for
+/// [`crate::inspect`], which passes the header's own `elem` (its stride
+/// checked to be a multiple of 8). Validates the header as
+/// [`Spsc::attach`](super::Spsc::attach) does; reads only, no slot.
+pub(crate) fn inspect(
+    region: ReadRegion<'_>,
+    elem: ElementLayout,
+) -> Result<(Counters, Option<u32>), AttachError> {
+    let (ring, ()) = region.attach::<Shape<u8>>(elem)?;
+    let counters = ring.counters();
+    let fill = ring.published(counters.pushed, counters.popped).ok();
+    Ok((counters, fill))
 }

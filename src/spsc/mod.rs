@@ -123,6 +123,7 @@ use core::{fmt, marker::PhantomData};
 
 pub use consumer::Consumer;
 pub use counters::Counters;
+pub(crate) use counters::inspect;
 pub use error::{BlockingError, ChunkError, PopError, PushError};
 pub use producer::{Grant, OutOfBounds, Producer, SlotWriter, WriteChunk};
 use side::Side;
@@ -246,8 +247,9 @@ struct Shape<T>(PhantomData<T>);
 //    and payload occupy disjoint ranges; the 4 bytes after a stamp are never
 //    accessed.
 // 4. `CONTROL` = `SLOTS` = 4 lines (`const_assert_eq!(SLOTS, 4 * LINE)`);
-//    `elem` is always `ElementLayout::of::<T>()` (`create`, `attach`,
-//    `StaticSpsc`), whose stride is a multiple of 8, as `STAMP_BYTES` is.
+//    `elem` is `ElementLayout::of::<T>()` (`create`, `attach`,
+//    `StaticSpsc`), whose stride is a multiple of 8, as `STAMP_BYTES` is,
+//    or a header's layout with such a stride (`counters::inspect`).
 // 5. Offsets are constants or `SLOTS + (index & mask) * slot_bytes`, with
 //    `mask` and `slot_bytes` from the `capacity` and `elem` the view was made
 //    for (`Ring::slot_offset`), never re-read.

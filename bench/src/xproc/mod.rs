@@ -15,12 +15,14 @@
 //!
 //! What each scenario measures is said in its module: [`line`](mod@line)
 //! (`raw_line_rtt`), [`rtt`] (round trips), [`tput`] (throughput), [`push`]
-//! (producer cost), [`broadcast`], [`varlen`] (the record ring) and
+//! (producer cost), [`broadcast`], [`varlen`] (the record ring),
+//! [`ice_tput`] (iceoryx2 streams) and
 //! [`fanin`] (lanes). [`chart`] draws the SVG beside the JSON.
 
 mod broadcast;
 mod chart;
 mod fanin;
+mod ice_tput;
 mod line;
 mod peer;
 mod push;

@@ -6,7 +6,7 @@
 use std::error::Error;
 
 use super::{
-    Outcome, broadcast, fanin, line,
+    Outcome, broadcast, fanin, ice_tput, line,
     peer::{Follow, Leader},
     push, rtt, tokio, tput, varlen,
 };
@@ -293,6 +293,23 @@ pub const GROUPS: &[Group] = &[
             )
             .peers(4),
             Scenario::xproc(
+                "iceoryx2_tput_r1",
+                "iceoryx2 pub-sub tput, 64 B, 1 subscriber",
+                "ice1",
+                "msg/s",
+                ice_tput::tput::<1, 8>,
+                ice_tput::tput_follow,
+            ),
+            Scenario::xproc(
+                "iceoryx2_tput_r4",
+                "iceoryx2 pub-sub tput, 64 B, 4 subscribers",
+                "ice4",
+                "msg/s",
+                ice_tput::tput::<4, 8>,
+                ice_tput::tput_follow,
+            )
+            .peers(4),
+            Scenario::xproc(
                 "fanin_tput",
                 "fan-in tput, 64 B, 4 producers",
                 "fanin",
@@ -316,6 +333,14 @@ pub const GROUPS: &[Group] = &[
                 "msg/s",
                 varlen::tput::<128>,
                 varlen::tput_follow::<128>,
+            ),
+            Scenario::xproc(
+                "iceoryx2_tput_1k",
+                "iceoryx2 pub-sub tput, 1 KiB",
+                "ice1k",
+                "msg/s",
+                ice_tput::tput::<1, 128>,
+                ice_tput::tput_follow,
             ),
             Scenario::xproc(
                 "uds_tput_1k",

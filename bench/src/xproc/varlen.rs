@@ -58,7 +58,7 @@ const fn tput_words<const W: usize>() -> u32 {
 
 /// Records of `W` words a throughput run moves: [`MESSAGES`] of 64 bytes,
 /// an eighth as many of 1 KiB.
-const fn tput_messages<const W: usize>() -> u64 {
+pub const fn tput_messages<const W: usize>() -> u64 {
     if W > 8 { MESSAGES / 8 } else { MESSAGES }
 }
 
