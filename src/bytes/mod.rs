@@ -84,7 +84,8 @@
 //! | 128    | 4            | `head`: `u32`, words published (producer)                  |
 //! | 132    | 124          | `full`: `u32`, reserves that found the ring full (producer; a counter for operators) |
 //! | 256    | 128          | `tail`: `u32`, words consumed (consumer)                   |
-//! | 384    | 128          | `ready`: [`Event`] the consumer sleeps on                   |
+//! | 384    | 8            | `ready`: [`Event`] the consumer sleeps on                   |
+//! | 392    | 120          | `space`: [`Event`] a producer waiting for room sleeps on (the Linux handshake's blocking push) |
 //! | 512    | capacity x 8 | data words: record headers (`len: u32`, `kind: u32`, native-endian) and payload bytes |
 
 mod consumer;
@@ -127,6 +128,9 @@ const HEAD: usize = 128;
 const TAIL: usize = 256;
 /// Byte offset of the consumer's wake-up event.
 const READY: usize = 384;
+/// Byte offset of the event a producer waiting for room sleeps on, in the
+/// rest of `ready`'s line (both events are written by both sides).
+const SPACE: usize = 392;
 /// Byte offset of the first data word.
 const DATA: usize = 512;
 
@@ -398,7 +402,7 @@ struct Shape;
 
 // SAFETY: `Structure`'s conditions, by number:
 // 1. `view` reaches `head` at 128..132, `full` at 132..136, `tail` at 256..260, `ready` at
-//    384..392 and `capacity * 8` bytes of data words from `DATA` = 512:
+//    384..392, `space` at 392..400 and `capacity * 8` bytes of data words from `DATA` = 512:
 //    exactly `required_size` (8-byte elements, `SLOT_OVERHEAD` 0).
 // 2. Only through `u32_at`, `event_at` and `slot_words_at` (in `Ring::new`),
 //    at constant offsets aligned for their types, in bounds by 1.
@@ -409,7 +413,7 @@ struct Shape;
 // 5. Offsets are constants or `DATA + (position & mask) * 8`, with `mask`
 //    from the `capacity` the view was made for, never re-read.
 unsafe impl Structure for Shape {
-    type View<'a> = (Ring<'a>, &'a Event);
+    type View<'a> = (Ring<'a>, &'a Event, &'a Event);
     const KIND: Kind = Kind::Bytes;
     const CONTROL: usize = DATA;
     const SLOT_OVERHEAD: usize = 0;
@@ -426,13 +430,15 @@ unsafe impl Structure for Shape {
             (
                 Ring::new(memory, HEAD, TAIL, DATA, capacity),
                 memory.event_at(READY),
+                memory.event_at(SPACE),
             )
         }
     }
 
-    fn init((ring, ready): &Self::View<'_>) {
+    fn init((ring, ready, space): &Self::View<'_>) {
         ring.init();
         ready.reset();
+        space.reset();
     }
 }
 
@@ -443,6 +449,13 @@ unsafe impl Structure for Shape {
 pub struct RecordRing<'a, K = ()> {
     ring: Ring<'a>,
     ready: &'a Event,
+    /// Where a producer waiting for room sleeps; only the Linux handshake's
+    /// sides use it.
+    #[cfg_attr(
+        not(all(feature = "linux", target_os = "linux", not(loom))),
+        allow(dead_code)
+    )]
+    space: &'a Event,
     keeper: K,
 }
 
@@ -478,7 +491,7 @@ impl<'a> RecordRing<'a> {
     /// region is misaligned or shorter than
     /// [`required_size`](Self::required_size).
     pub fn create<K>(region: Region<'a, K>, words: u32) -> Result<RecordRing<'a, K>, CreateError> {
-        let ((ring, ready), keeper) = region.create::<Shape>(Fingerprint {
+        let ((ring, ready, space), keeper) = region.create::<Shape>(Fingerprint {
             kind: Kind::Bytes,
             elem: ELEM,
             capacity: words,
@@ -487,6 +500,7 @@ impl<'a> RecordRing<'a> {
         Ok(RecordRing {
             ring,
             ready,
+            space,
             keeper,
         })
     }
@@ -498,7 +512,7 @@ impl<'a> RecordRing<'a> {
     /// The first mismatch found, as an [`AttachError`]; `Corrupted` if the
     /// counters claim more words than the ring holds.
     pub fn attach<K>(region: Region<'a, K>) -> Result<RecordRing<'a, K>, AttachError> {
-        let ((ring, ready), keeper) = region.attach::<Shape>(ELEM)?;
+        let ((ring, ready, space), keeper) = region.attach::<Shape>(ELEM)?;
         // Pairs with the sides' `Release` stores: counters as published.
         let head = ring.head.load(Ordering::Acquire);
         let tail = ring.tail.load(Ordering::Acquire);
@@ -507,6 +521,7 @@ impl<'a> RecordRing<'a> {
         Ok(RecordRing {
             ring,
             ready,
+            space,
             keeper,
         })
     }
@@ -527,6 +542,13 @@ impl<'a, K> RecordRing<'a, K> {
     /// writing anything): what an inspect tool shows.
     pub fn counters(&self) -> Counters {
         self.ring.counters(self.ready)
+    }
+
+    /// The event a producer waiting for room sleeps on and the consumer
+    /// wakes it through (the Linux handshake's blocking push).
+    #[cfg(all(feature = "linux", target_os = "linux", not(loom)))]
+    pub(crate) fn space(&self) -> &'a Event {
+        self.space
     }
 
     /// The producing side. One producer per ring, across all processes (as
@@ -556,7 +578,7 @@ impl<'a, K> RecordRing<'a, K> {
 /// possible number of words: for [`crate::inspect`]. Validates the header
 /// as [`RecordRing::attach`] does; reads only.
 pub(crate) fn inspect(region: ReadRegion<'_>) -> Result<(Counters, bool), AttachError> {
-    let ((ring, ready), ()) = region.attach::<Shape>(ELEM)?;
+    let ((ring, ready, _space), ()) = region.attach::<Shape>(ELEM)?;
     Ok(ring.inspect(ready))
 }
 
@@ -613,14 +635,15 @@ impl<const WORDS: usize> StaticRecordRing<WORDS> {
         // `WORDS` words (`StaticMemory`'s guarantee); `WORDS` is a valid
         // capacity (checked at compile time in `new`); all zeroes is an
         // empty ring.
-        unsafe {
+        let (ring, ready, _space) = unsafe {
             self.memory.region().describe::<Shape>(Fingerprint {
                 kind: Kind::Bytes,
                 elem: ELEM,
                 capacity: WORDS as u32,
                 tag: 0,
             })
-        }
+        };
+        (ring, ready)
     }
 
     /// The two sides. They borrow the ring; splitting again later resumes
@@ -819,6 +842,12 @@ mod assertions {
     use super::{Consumer, Producer, RecordRing, StaticRecordRing};
 
     const_assert_eq!(super::DATA, 4 * crate::layout::LINE);
+    // `space` follows `ready` in its line, before the data.
+    const_assert_eq!(
+        super::SPACE,
+        super::READY + core::mem::size_of::<super::Event>()
+    );
+    static_assertions::const_assert!(super::SPACE + 8 <= super::DATA);
     const_assert_eq!(super::max_record(4), 8);
     const_assert_eq!(super::max_record(super::MAX_CAPACITY), (1 << 31) - 8);
     const_assert_eq!(

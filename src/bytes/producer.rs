@@ -93,6 +93,24 @@ impl<'a, K> Producer<'a, K> {
     /// [`ReserveError::Corrupted`] if the consumer's counter is impossible.
     #[inline]
     pub fn reserve(&mut self, len: usize) -> Result<Grant<'_, 'a, K>, ReserveError> {
+        match self.room(len)? {
+            Some(pad) => Ok(Grant {
+                producer: self,
+                pad,
+                len,
+            }),
+            None => {
+                self.ring.count_full();
+                Err(ReserveError::Full)
+            }
+        }
+    }
+
+    /// The padding a record of `len` bytes needs before it if it fits now,
+    /// `None` if the ring is too full; counts nothing (a blocking push asks
+    /// again and again while it waits).
+    #[inline]
+    pub(crate) fn room(&mut self, len: usize) -> Result<Option<u32>, ReserveError> {
         let max = self.ring.max_record();
         if len > max {
             return Err(ReserveError::TooLarge { len, max });
@@ -101,15 +119,7 @@ impl<'a, K> Producer<'a, K> {
         let words = 1 + len.div_ceil(WORD) as u32;
         let to_end = self.ring.words_to_end(self.head);
         let pad = if words > to_end { to_end } else { 0 };
-        if self.free(pad + words)? < pad + words {
-            self.ring.count_full();
-            return Err(ReserveError::Full);
-        }
-        Ok(Grant {
-            producer: self,
-            pad,
-            len,
-        })
+        Ok((self.free(pad + words)? >= pad + words).then_some(pad))
     }
 
     /// Reserves that found the ring full since it was created (wrapping): a

@@ -19,7 +19,7 @@ fn shared(words: u32) -> Shared {
 /// The peer's view of the ring in `shared`, made without checking the
 /// counters: it writes headers with the same atomics the ring uses.
 fn peer(shared: &Shared) -> Ring<'_> {
-    let ((ring, _), ()) = shared.region().attach::<Shape>(ELEM).unwrap();
+    let ((ring, _, _), ()) = shared.region().attach::<Shape>(ELEM).unwrap();
     ring
 }
 

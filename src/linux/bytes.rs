@@ -30,12 +30,17 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use core::fmt;
 use core::time::Duration;
 use std::time::Instant;
 
 use crate::bytes::{BlockingError, Consumer, Grant, PopError, Producer, ReserveError};
+use crate::event::Event;
 use crate::linux::SysError;
-use crate::linux::wake::{PushNotifyError, SpinThenBlock, WaitError, Wakeup};
+use crate::linux::poll::deadline_after;
+use crate::linux::wake::watch::{Peer, Watch};
+use crate::linux::wake::{PushNotifyError, SpinThenBlock, WaitError, Wakeup, wake_if};
+use crate::sync;
 
 /// Blocking pops, for a record ring's consumer in a Linux process.
 impl<K> Consumer<'_, K> {
@@ -126,6 +131,127 @@ impl<K> Grant<'_, '_, K> {
     pub fn commit_notify(self, len: usize, wakeup: &Wakeup) -> Result<(), SysError> {
         let producer = self.commit_returning(len);
         producer.notify(wakeup)
+    }
+}
+
+/// Waiting for room, for a record ring whose `space` event the two sides
+/// share (the handshake's [`RecordConnection`](crate::linux::handshake::RecordConnection)
+/// and [`RecordSession`](crate::linux::handshake::RecordSession)).
+///
+/// The protocol is that of [`crate::event`] in the other direction: the
+/// producer announces on `space` and re-checks for room before it sleeps;
+/// the consumer, after releasing words, wakes it if it announced.
+impl<K> Producer<'_, K> {
+    /// Waits until a record of `len` bytes fits: looks once, retries
+    /// `strategy.spins` times, then sleeps on `space` through
+    /// `wakeup`'s `space` direction until the consumer frees room, watching
+    /// `peer`.
+    pub(crate) fn wait_for_room(
+        &mut self,
+        len: usize,
+        space: &Event,
+        wakeup: &Wakeup,
+        strategy: SpinThenBlock,
+        timeout: Option<Duration>,
+        peer: Peer<'_>,
+    ) -> Result<(), PushBlockingError> {
+        let refused = |err| match err {
+            ReserveError::TooLarge { len, max } => PushBlockingError::TooLarge { len, max },
+            // `room` says `Ok(None)` for a full ring.
+            ReserveError::Full | ReserveError::Corrupted => PushBlockingError::Corrupted,
+        };
+        // The first look reserves (a grant dropped publishes nothing), and so
+        // counts one full ring per wait (`full_count`); the others ask
+        // without counting, not one count per spin.
+        match self.reserve(len) {
+            Ok(_) => return Ok(()),
+            Err(ReserveError::Full) => {}
+            Err(err) => return Err(refused(err)),
+        }
+        let fits = |producer: &mut Self| {
+            producer
+                .room(len)
+                .map(|room| room.is_some())
+                .map_err(refused)
+        };
+        for _ in 0..strategy.spins {
+            sync::spin_loop();
+            if fits(self)? {
+                return Ok(());
+            }
+        }
+        let deadline = deadline_after(timeout);
+        let mut watch = Watch::new(peer);
+        let channel = wakeup.space();
+        loop {
+            let epoch = space.announce();
+            let found = fits(self);
+            if !matches!(found, Ok(false)) {
+                space.withdraw();
+                return found.map(drop);
+            }
+            if let Err(err) = watch.sleep(channel, space, epoch, deadline) {
+                space.withdraw();
+                return Err(PushBlockingError::Sleep(err));
+            }
+        }
+    }
+}
+
+impl<K> Consumer<'_, K> {
+    /// Wakes a producer waiting for room on `space` (through `wakeup`'s
+    /// `space` direction) if it announced itself: a `SeqCst` fence, and a
+    /// system call only if it sleeps. Call it after popping; a failed wake
+    /// stays announced for the next call.
+    pub(crate) fn notify_space(&self, space: &Event, wakeup: &Wakeup) -> Result<(), SysError> {
+        wake_if(space.needs_wake(), wakeup.space(), space)
+    }
+}
+
+/// Why a blocking push to a record ring sent nothing.
+///
+/// Transparent: `Sleep` prints, and has the source of, the [`WaitError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PushBlockingError {
+    /// The record is longer than any this ring takes; it never will fit.
+    TooLarge {
+        /// Bytes asked for.
+        len: usize,
+        /// The ring's largest record.
+        max: usize,
+    },
+    /// The consumer's counter is impossible; see [`Corrupted`](crate::Corrupted).
+    Corrupted,
+    /// The wait for room ended: timed out, the consumer is gone
+    /// ([`WaitError::PeerGone`]), or a system call failed.
+    Sleep(WaitError),
+    /// The record *was* sent, but waking the consumer failed (transparent:
+    /// prints, and has the source of, the [`SysError`]); the next commit
+    /// tries again.
+    Wake(SysError),
+}
+
+impl fmt::Display for PushBlockingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::TooLarge { len, max } => {
+                fmt::Display::fmt(&ReserveError::TooLarge { len, max }, f)
+            }
+            Self::Corrupted => fmt::Display::fmt(&crate::Corrupted, f),
+            Self::Sleep(err) => fmt::Display::fmt(&err, f),
+            Self::Wake(err) => fmt::Display::fmt(&err, f),
+        }
+    }
+}
+
+impl core::error::Error for PushBlockingError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Sleep(err) => err.source(),
+            Self::Wake(err) => err.source(),
+            Self::TooLarge { .. } | Self::Corrupted => None,
+        }
     }
 }
 

@@ -5,7 +5,9 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::event::PollFlags;
 
-use super::{ACCEPTED_FDS, HandshakeError, OwnedProducer};
+use super::offer::{Attach, private::Ring};
+use super::{ACCEPTED_FDS, HandshakeError, OwnedProducer, RecordConnection, Records};
+use crate::Pod;
 use crate::linux::SysError;
 use crate::linux::hello::{HELLO_LEN, Hello, Status};
 use crate::linux::poll::{deadline_after, hung_up, poll_fd};
@@ -13,8 +15,7 @@ use crate::linux::shm::{Segment, ShmError};
 use crate::linux::uds::{AddrError, Credentials, SeqpacketStream, UdsError, UnixAddr};
 use crate::linux::wake::watch::Peer;
 use crate::linux::wake::{EventFd, PushNotifyError, SpinThenBlock, WaitError, Wakeup, WakingSide};
-use crate::spsc::{BlockingError, PushError, Spsc};
-use crate::{ElementLayout, Kind, Pod};
+use crate::spsc::{BlockingError, PushError};
 
 /// A client's side of the handshake: its ring, and how it wakes the server.
 ///
@@ -57,7 +58,7 @@ pub fn connect<T: Pod>(addr: &UnixAddr) -> Result<Connection<T>, AddrError<Hands
 ///
 /// Checks the hello (magic, version, status, kind, element layout), that
 /// its three fds arrived, that the memfd's size fits a ring of the hello's
-/// capacity (equal to [`Spsc::required_size`], or larger by less than a
+/// capacity (equal to [`Spsc::required_size`](crate::spsc::Spsc::required_size), or larger by less than a
 /// page) before mapping it, that the memfd is sealed, that both eventfds are
 /// eventfds ([`EventFd::from_fd`]), and attaches to the ring. The
 /// connection's wake-up is [`Wakeup::EventFds`]: the client wakes the server
@@ -77,11 +78,42 @@ pub fn connect_timeout<T: Pod>(
     addr: &UnixAddr,
     timeout: Duration,
 ) -> Result<Connection<T>, AddrError<HandshakeError>> {
-    handshake(addr, timeout).map_err(|err| AddrError::new(addr, err))
+    handshake::<T>(addr, timeout).map_err(|err| AddrError::new(addr, err))
+}
+
+/// Connects to a `Server<`[`Records`]`>` at `addr` and receives this
+/// client's record ring, waiting at most [`HELLO_TIMEOUT`]: see
+/// [`connect_records_timeout`].
+///
+/// # Errors
+/// As for [`connect_records_timeout`].
+pub fn connect_records(addr: &UnixAddr) -> Result<RecordConnection, AddrError<HandshakeError>> {
+    connect_records_timeout(addr, HELLO_TIMEOUT)
+}
+
+/// Connects to a `Server<`[`Records`]`>` at `addr` and receives this
+/// client's record ring, checking everything as [`connect_timeout`] does for
+/// an SPSC ring: the hello must offer a record ring
+/// ([`Kind::Bytes`](crate::Kind::Bytes), else
+/// [`HandshakeError::WrongRing`]), the memfd must fit a record ring of the
+/// hello's capacity in words and be sealed, and both wake-up fds must be
+/// eventfds.
+///
+/// # Errors
+/// As for [`connect_timeout`].
+#[doc(alias("connect", "poll", "fstat"))]
+pub fn connect_records_timeout(
+    addr: &UnixAddr,
+    timeout: Duration,
+) -> Result<RecordConnection, AddrError<HandshakeError>> {
+    handshake::<Records>(addr, timeout).map_err(|err| AddrError::new(addr, err))
 }
 
 /// [`connect_timeout`], its errors not yet naming `addr`.
-fn handshake<T: Pod>(addr: &UnixAddr, timeout: Duration) -> Result<Connection<T>, HandshakeError> {
+fn handshake<T: Attach>(
+    addr: &UnixAddr,
+    timeout: Duration,
+) -> Result<T::Connection, HandshakeError> {
     let deadline = deadline_after(Some(timeout));
     let stream = SeqpacketStream::connect_until(addr, deadline).map_err(|err| match err {
         UdsError::TimedOut => HandshakeError::TimedOut,
@@ -100,7 +132,7 @@ fn handshake<T: Pod>(addr: &UnixAddr, timeout: Duration) -> Result<Connection<T>
         Status::SessionLimit => return Err(HandshakeError::SessionLimit),
         Status::OutOfResources => return Err(HandshakeError::ServerOutOfResources),
     }
-    if hello.kind != Kind::Spsc || hello.elem != ElementLayout::of::<T>() {
+    if hello.kind != T::KIND || hello.elem != T::elem() {
         return Err(HandshakeError::WrongRing {
             kind: hello.kind,
             elem: hello.elem,
@@ -123,25 +155,22 @@ fn handshake<T: Pod>(addr: &UnixAddr, timeout: Duration) -> Result<Connection<T>
     if segment.len() as u64 != size {
         return Err(HandshakeError::RegionSize {
             capacity: hello.capacity,
-            needed: Spsc::<T>::required_size(hello.capacity),
+            needed: T::required_size(hello.capacity),
             found: segment.len() as u64,
         });
     }
-    let producer = Spsc::<T>::attach(segment.into_region()?)?.into_producer();
-    Ok(Connection {
-        side: WakingSide::new(producer, Wakeup::EventFds { ready, space }),
-        stream,
-    })
+    let wakeup = Wakeup::EventFds { ready, space };
+    Ok(T::connect(segment.into_region()?, stream, wakeup)?)
 }
 
 /// The memfd's size (`fstat`), if a ring of `capacity` elements of `T` fits
-/// it: at least [`Spsc::required_size`], and less than a page more.
-fn check_region_size<T: Pod>(memfd: BorrowedFd<'_>, capacity: u32) -> Result<u64, HandshakeError> {
+/// it: at least what the ring needs, and less than a page more.
+fn check_region_size<T: Ring>(memfd: BorrowedFd<'_>, capacity: u32) -> Result<u64, HandshakeError> {
     let found = rustix::fs::fstat(memfd)
         .map_err(|errno| ShmError::Sys(SysError::new("fstat", errno)))?
         .st_size
         .cast_unsigned();
-    let needed = Spsc::<T>::required_size(capacity);
+    let needed = T::required_size(capacity);
     let page = rustix::param::page_size() as u64;
     match needed {
         Some(needed) if (needed as u64..needed as u64 + page).contains(&found) => Ok(found),
@@ -154,6 +183,13 @@ fn check_region_size<T: Pod>(memfd: BorrowedFd<'_>, capacity: u32) -> Result<u64
 }
 
 impl<T: Pod> Connection<T> {
+    pub(super) fn new(stream: SeqpacketStream, producer: OwnedProducer<T>, wakeup: Wakeup) -> Self {
+        Self {
+            side: WakingSide::new(producer, wakeup),
+            stream,
+        }
+    }
+
     /// The producing side of this client's ring (for `len`, `free_slots`);
     /// it keeps the ring mapped while it lives (see [`OwnedConsumer`](super::OwnedConsumer)).
     pub fn producer(&self) -> &OwnedProducer<T> {

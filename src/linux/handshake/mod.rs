@@ -4,7 +4,8 @@
 //! a client waiting for space after a pop), and sends the three fds with a
 //! versioned [hello message](super::hello).
 //!
-//! Each client gets its own SPSC ring (fan-in by lanes): a client killed at any
+//! Each client gets its own SPSC ring (or its own record ring: see
+//! [Record rings](#record-rings)) (fan-in by lanes): a client killed at any
 //! instruction can leave at most its own ring half-written, never block the
 //! server or another client. The server learns of a death from the socket
 //! hang-up ([`Session::peer_closed`], or `EPOLLHUP` on [`Session::socket`]),
@@ -75,25 +76,70 @@
 //! header.
 //! Every failure comes in an [`AddrError`](crate::linux::uds::AddrError)
 //! naming the server's address, holding the [`HandshakeError`].
+//!
+//! # Record rings
+//! `Server<`[`Records`]`>` hands each client a ring of variable-length
+//! records ([`crate::bytes`]), such as log lines, instead of an SPSC ring:
+//! the same accept, policy, session cap, hello and checks, the hello naming
+//! the structure ([`Kind::Bytes`](crate::Kind::Bytes)) so that a client of
+//! the other kind refuses it ([`HandshakeError::WrongRing`]). The client
+//! connects with [`connect_records`] and writes in place
+//! ([`RecordConnection::reserve_blocking`], which waits while the ring is
+//! full); the server drains a bounded number of records at a time
+//! ([`RecordSession::drain`]). `examples/logd.rs` is a whole daemon.
+//!
+//! ```
+//! use ipc_primitives::linux::handshake::{connect_records, Policy, Records, Server};
+//! use ipc_primitives::linux::uds::UnixAddr;
+//!
+//! let addr = UnixAddr::abstract_name(format!("ipcp-doc-rec-{}", std::process::id()))?;
+//! // 1024 words: records of up to 4088 bytes.
+//! let mut server = Server::<Records>::bind(&addr, 1024, Policy::SameUser)?;
+//! let client = std::thread::spawn(move || -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//!     let mut conn = connect_records(&addr)?;
+//!     conn.push_notify(b"hello")?;
+//!     conn.push_notify(&[b'x'; 4088])?;
+//!     Ok(())
+//! });
+//! let mut session = server.accept()??;
+//! client.join().unwrap().unwrap();
+//! let mut lens = Vec::new();
+//! session.drain(16, |record| lens.push(record.len()))?;
+//! assert_eq!(lens, [5, 4088]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The record ring has no end-of-stream mark: each side learns that the
+//! other is gone from the socket's hang-up ([`RecordSession::peer_closed`],
+//! [`RecordConnection::server_closed`]), and a blocking push ends with
+//! [`WaitError::PeerGone`](crate::linux::wake::WaitError::PeerGone) when
+//! the server drops the session.
 
 use std::sync::Arc;
 
 mod client;
 mod error;
+mod offer;
+mod records;
 mod server;
 mod session;
 
 /// Why the server's hello could not be decoded ([`HandshakeError::Hello`]).
 pub use super::hello::HelloError;
-pub use client::{Connection, HELLO_TIMEOUT, connect, connect_timeout};
+pub use client::{
+    Connection, HELLO_TIMEOUT, connect, connect_records, connect_records_timeout, connect_timeout,
+};
 pub use error::{ClientError, ClientFailure, HandshakeError};
+pub use offer::{Offer, Records};
+pub use records::{DrainError, RecordConnection, RecordSession};
 pub use server::{Accepted, Policy, Server};
+use session::Link;
 pub use session::Session;
 
 use super::hello::{Hello, Status};
 use super::shm::Segment;
 use crate::spsc::{Consumer, Producer};
-use crate::{ElementLayout, Kind};
+use offer::private::Ring;
 
 /// Fds a hello carries when the client is accepted: the memfd, the `ready`
 /// eventfd and the `space` eventfd, in that order.
@@ -143,12 +189,12 @@ pub type OwnedConsumer<T> = Consumer<'static, T, Arc<Segment>>;
 /// ```
 pub type OwnedProducer<T> = Producer<'static, T, Arc<Segment>>;
 
-/// The hello a server sends for a ring of `T`.
-fn hello<T>(status: Status, capacity: u32, region_len: usize, fds: usize) -> Hello {
+/// The hello a server sends for what `T` offers.
+fn hello<T: Ring>(status: Status, capacity: u32, region_len: usize, fds: usize) -> Hello {
     Hello {
         status,
-        kind: Kind::Spsc,
-        elem: ElementLayout::of::<T>(),
+        kind: T::KIND,
+        elem: T::elem(),
         capacity,
         region_len: region_len as u64,
         fds: fds as u32,

@@ -8,9 +8,9 @@ use rustix::event::PollFlags;
 use rustix::io::Errno;
 use rustix::process::geteuid;
 
-use super::{
-    ACCEPTED_FDS, ClientError, ClientFailure, HandshakeError, OwnedConsumer, Session, hello,
-};
+use super::offer::private::Ring;
+use super::{ACCEPTED_FDS, ClientError, ClientFailure, HandshakeError, Link, Offer, hello};
+use crate::CreateError;
 use crate::linux::SysError;
 use crate::linux::hello::Status;
 use crate::linux::poll::poll_fd;
@@ -19,8 +19,6 @@ use crate::linux::uds::{
     AddrError, Credentials, SeqpacketListener, SeqpacketStream, UdsError, UnixAddr,
 };
 use crate::linux::wake::{EventFd, Wakeup};
-use crate::spsc::Spsc;
-use crate::{CreateError, Pod};
 
 /// Which clients a server accepts, judged on their `SO_PEERCRED` credentials.
 pub enum Policy {
@@ -55,10 +53,14 @@ impl fmt::Debug for Policy {
     }
 }
 
-/// One accepted connection: a session, or why that client was dropped.
-pub type Accepted<T> = Result<Session<T>, ClientError>;
+/// One accepted connection: a session ([`Session`](super::Session) for an
+/// SPSC ring, [`RecordSession`](super::RecordSession) for
+/// [`Records`](super::Records)), or why that client was dropped.
+pub type Accepted<T> = Result<<T as Ring>::Session, ClientError>;
 
-/// A daemon's listening socket, handing each client a ring of `T`.
+/// A daemon's listening socket, handing each client a ring of `T` (an SPSC
+/// ring of any [`Pod`](crate::Pod) `T`), or a record ring
+/// (`Server<`[`Records`](super::Records)`>`): see [`Offer`].
 pub struct Server<T> {
     listener: SeqpacketListener,
     capacity: u32,
@@ -84,16 +86,17 @@ impl<T> fmt::Debug for Server<T> {
     }
 }
 
-impl<T: Pod> Server<T> {
+impl<T: Offer> Server<T> {
     /// Listens on `addr` ([`SeqpacketListener::bind`]:
     /// [bind(2)](https://man7.org/linux/man-pages/man2/bind.2.html),
     /// [listen(2)](https://man7.org/linux/man-pages/man2/listen.2.html)); each accepted client gets a ring of
-    /// `capacity` elements.
+    /// `capacity` elements (of a record ring: `capacity` 8-byte words).
     ///
     /// # Errors
     /// An [`AddrError`] naming `addr`, holding [`HandshakeError::Create`] for
-    /// a capacity no ring of `T` can have (not a power of two up to
-    /// [`MAX_CAPACITY`](crate::spsc::MAX_CAPACITY), or too large for
+    /// a capacity no such ring can have (not a power of two up to
+    /// [`MAX_CAPACITY`](crate::spsc::MAX_CAPACITY) (or
+    /// [`bytes::MAX_CAPACITY`](crate::bytes::MAX_CAPACITY)), or too large for
     /// memory), and [`HandshakeError::Socket`] if binding failed or the
     /// spare fd could not be taken.
     #[doc(alias("socket", "listen"))]
@@ -142,7 +145,7 @@ impl<T: Pod> Server<T> {
     }
 
     fn check_capacity(capacity: u32) -> Result<(), HandshakeError> {
-        match Spsc::<T>::required_size(capacity) {
+        match T::required_size(capacity) {
             Some(_) => Ok(()),
             None => Err(CreateError::InvalidCapacity { capacity }.into()),
         }
@@ -266,34 +269,31 @@ impl<T: Pod> Server<T> {
             fail(failure)
         })?;
         let hello = hello::<T>(Status::Accepted, self.capacity, size, ACCEPTED_FDS);
-        let fds = [consumer.keeper().as_fd(), ready.as_fd(), space.as_fd()];
+        let fds = [T::memfd(&consumer).as_fd(), ready.as_fd(), space.as_fd()];
         match stream.send_with_fds(&hello.encode(), &fds) {
             Ok(()) => {}
             Err(UdsError::PeerClosed) => return Err(fail(ClientFailure::Gone)),
             Err(err) => return Err(fail(ClientFailure::Socket(err))),
         }
-        Ok(Session::new(
-            stream,
+        let link = Link::new(stream, peer, Arc::clone(&self.seats));
+        Ok(T::session(
+            link,
             consumer,
             Wakeup::EventFds { ready, space },
-            peer,
-            Arc::clone(&self.seats),
         ))
     }
 
     /// A new client's ring (its consuming side, which owns the memfd), its
     /// `ready` and `space` eventfds, and the ring's size.
-    fn ring(&self) -> Result<(OwnedConsumer<T>, [EventFd; 2], usize), ClientFailure> {
-        let size = Spsc::<T>::required_size(self.capacity).ok_or(ClientFailure::Ring(
+    fn ring(&self) -> Result<(T::Consumer, [EventFd; 2], usize), ClientFailure> {
+        let size = T::required_size(self.capacity).ok_or(ClientFailure::Ring(
             CreateError::InvalidCapacity {
                 capacity: self.capacity,
             },
         ))?;
         let segment = Segment::memfd("ipc-primitives-ring", size).map_err(ClientFailure::Memory)?;
         let region = segment.into_region().map_err(ClientFailure::Memory)?;
-        let consumer = Spsc::<T>::create(region, self.capacity)
-            .map_err(ClientFailure::Ring)?
-            .into_consumer();
+        let consumer = T::create(region, self.capacity).map_err(ClientFailure::Ring)?;
         let ready = EventFd::new().map_err(ClientFailure::EventFd)?;
         let space = EventFd::new().map_err(ClientFailure::EventFd)?;
         Ok((consumer, [ready, space], size))

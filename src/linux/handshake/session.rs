@@ -26,41 +26,55 @@ pub struct Session<T> {
     // Declared first, so closed (and the client woken) before the socket
     // hangs up: the client learns `Closed`, not a hang-up.
     side: WakingSide<OwnedConsumer<T>>,
-    stream: SeqpacketStream,
-    peer: Credentials,
+    link: Link,
+}
+
+impl<T> fmt::Debug for Session<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("peer", &self.link.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What every session holds beside its ring: the client's socket, its
+/// credentials and its place in its server's count.
+#[derive(Debug)]
+pub struct Link {
+    pub(super) stream: SeqpacketStream,
+    pub(super) peer: Credentials,
     /// Its place in its server's count
     /// ([`Server::sessions`](super::Server::sessions)), given back when it
     /// drops.
     _seat: Arc<()>,
 }
 
-impl<T> fmt::Debug for Session<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Session")
-            .field("peer", &self.peer)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<T: Pod> Session<T> {
-    pub(super) fn new(
-        stream: SeqpacketStream,
-        consumer: OwnedConsumer<T>,
-        wakeup: Wakeup,
-        peer: Credentials,
-        seat: Arc<()>,
-    ) -> Self {
+impl Link {
+    pub(super) fn new(stream: SeqpacketStream, peer: Credentials, seat: Arc<()>) -> Self {
         Self {
-            side: WakingSide::new(consumer, wakeup),
             stream,
             peer,
             _seat: seat,
         }
     }
 
+    /// Whether the client has closed its end, without blocking: `poll`.
+    pub(super) fn peer_closed(&self) -> Result<bool, SysError> {
+        hung_up(self.stream.as_fd())
+    }
+}
+
+impl<T: Pod> Session<T> {
+    pub(super) fn new(link: Link, consumer: OwnedConsumer<T>, wakeup: Wakeup) -> Self {
+        Self {
+            side: WakingSide::new(consumer, wakeup),
+            link,
+        }
+    }
+
     /// The client's credentials, as the kernel reported them at connect.
     pub fn credentials(&self) -> Credentials {
-        self.peer
+        self.link.peer
     }
 
     /// The consuming side of the client's ring (for `len`, `is_empty`); it
@@ -96,7 +110,7 @@ impl<T: Pod> Session<T> {
         strategy: SpinThenBlock,
         timeout: Option<Duration>,
     ) -> Result<T, BlockingError<WaitError>> {
-        let peer = Peer::Socket(self.stream.as_fd());
+        let peer = Peer::Socket(self.link.stream.as_fd());
         let (consumer, wakeup) = self.side.parts();
         consumer.pop_watching(wakeup, strategy, timeout, peer)
     }
@@ -136,12 +150,12 @@ impl<T: Pod> Session<T> {
     #[cfg(feature = "tokio")]
     pub(crate) fn parts_and_socket(&mut self) -> (&mut OwnedConsumer<T>, &Wakeup, BorrowedFd<'_>) {
         let (consumer, wakeup) = self.side.parts();
-        (consumer, wakeup, self.stream.as_fd())
+        (consumer, wakeup, self.link.stream.as_fd())
     }
 
     /// The socket: `EPOLLHUP` on it means the client is gone.
     pub fn socket(&self) -> BorrowedFd<'_> {
-        self.stream.as_fd()
+        self.link.stream.as_fd()
     }
 
     /// Whether the client has closed its end (exited or been killed), without
@@ -152,6 +166,6 @@ impl<T: Pod> Session<T> {
     /// A [`SysError`] if `poll` fails.
     #[doc(alias = "poll")]
     pub fn peer_closed(&self) -> Result<bool, SysError> {
-        hung_up(self.stream.as_fd())
+        self.link.peer_closed()
     }
 }

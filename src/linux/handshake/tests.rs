@@ -10,13 +10,13 @@ use rustix::event::PollFlags;
 use rustix::process::geteuid;
 
 use super::*;
-use crate::CreateError;
 use crate::linux::hello::{HELLO_LEN, HelloError};
 use crate::linux::shm::ShmError;
 use crate::linux::uds::UdsError;
 use crate::linux::uds::{SeqpacketListener, SeqpacketStream, UnixAddr};
 use crate::linux::wake::{EventFd, EventFdError};
 use crate::spsc::Spsc;
+use crate::{CreateError, ElementLayout, Kind};
 
 fn unique_addr() -> UnixAddr {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -612,4 +612,191 @@ fn dropping_a_session_wakes_the_client_with_closed() {
             "watched: {watched}"
         );
     }
+}
+
+/// Record rings (`Server<Records>`): the record `n` of the tests below, `len`
+/// bytes that say which record they are.
+fn record(n: usize, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (n * 7 + i) as u8).collect()
+}
+
+/// Records of every length from 0 to the largest cross in order through a
+/// small ring: the client waits for room, the server drains a few at a time
+/// and sleeps between, each waking the other.
+#[test]
+fn record_clients_send_every_length_in_order_waiting_for_room() {
+    use crate::linux::wake::SpinThenBlock;
+    let addr = unique_addr();
+    let mut server = Server::<Records>::bind(&addr, 64, Policy::SameUser).unwrap();
+    let max = crate::bytes::max_record(64);
+    let client = thread::spawn({
+        let addr = addr.clone();
+        move || {
+            let mut conn = connect_records(&addr).unwrap();
+            assert_eq!(conn.max_record(), max);
+            for n in 0..1_000 {
+                let pushed =
+                    conn.push_blocking(&record(n, n % (max + 1)), SpinThenBlock::new(0), NEVER);
+                assert_eq!(pushed, Ok(()), "record {n}");
+            }
+        }
+    });
+    let mut session = server.accept().unwrap().unwrap();
+    assert_eq!(session.max_record(), max);
+    let ready = session.wakeup().as_eventfd().unwrap().try_clone().unwrap();
+    let mut got = Vec::new();
+    while got.len() < 1_000 {
+        let drained = session.drain(3, |bytes| got.push(bytes.to_vec())).unwrap();
+        if drained == 0 && session.prepare_to_sleep().unwrap() {
+            ready.wait(NEVER).unwrap();
+        }
+    }
+    client.join().unwrap();
+    for (n, bytes) in got.iter().enumerate() {
+        assert_eq!(*bytes, record(n, n % (max + 1)), "record {n}");
+    }
+    assert_eq!(session.drain(8, |_| panic!("nothing more")), Ok(0));
+}
+
+/// A client asking for a structure the server does not offer is told what
+/// it offers, both ways.
+#[test]
+fn record_and_spsc_clients_refuse_each_others_server() {
+    let addr = unique_addr();
+    let mut server = Server::<Records>::bind(&addr, 64, Policy::SameUser).unwrap();
+    let client = thread::spawn({
+        let addr = addr.clone();
+        move || connect::<u64>(&addr).map(drop).unwrap_err().into_error()
+    });
+    let _session = server.accept().unwrap().unwrap();
+    assert!(matches!(
+        client.join().unwrap(),
+        HandshakeError::WrongRing { kind: Kind::Bytes, elem } if elem == ElementLayout::of::<[u8; 8]>()
+    ));
+
+    let addr = unique_addr();
+    let mut server = Server::<u64>::bind(&addr, 64, Policy::SameUser).unwrap();
+    let client = thread::spawn({
+        let addr = addr.clone();
+        move || connect_records(&addr).map(drop).unwrap_err().into_error()
+    });
+    let _session = server.accept().unwrap().unwrap();
+    assert!(matches!(
+        client.join().unwrap(),
+        HandshakeError::WrongRing {
+            kind: Kind::Spsc,
+            ..
+        }
+    ));
+    assert!(matches!(
+        Server::<Records>::bind(&unique_addr(), 48, Policy::SameUser)
+            .unwrap_err()
+            .into_error(),
+        HandshakeError::Create(CreateError::InvalidCapacity { capacity: 48 })
+    ));
+}
+
+/// A record over the largest is refused at the client, at once and without
+/// waiting, and what was accepted before still arrives.
+#[test]
+fn a_record_too_large_is_refused_and_loses_nothing() {
+    use crate::linux::bytes::PushBlockingError;
+    use crate::linux::wake::SpinThenBlock;
+    let addr = unique_addr();
+    let mut server = Server::<Records>::bind(&addr, 16, Policy::SameUser).unwrap();
+    let client = thread::spawn({
+        let addr = addr.clone();
+        move || {
+            let mut conn = connect_records(&addr).unwrap();
+            conn.push_notify(b"first").unwrap();
+            let too_large = conn.push_blocking(&[0; 57], SpinThenBlock::new(0), NEVER);
+            assert_eq!(
+                too_large,
+                Err(PushBlockingError::TooLarge { len: 57, max: 56 })
+            );
+            assert_eq!(
+                too_large.unwrap_err().to_string(),
+                "record of 57 bytes is larger than the ring's largest, 56 bytes"
+            );
+            conn.push_notify(b"second").unwrap();
+        }
+    });
+    let mut session = server.accept().unwrap().unwrap();
+    client.join().unwrap();
+    let mut got = Vec::new();
+    session.drain(8, |bytes| got.push(bytes.to_vec())).unwrap();
+    assert_eq!(got, [b"first".to_vec(), b"second".to_vec()]);
+}
+
+/// A client asleep on a full record ring stops once its server drops the
+/// session: the socket's hang-up ends its `poll`.
+#[test]
+fn a_record_client_waiting_for_room_stops_when_the_server_goes() {
+    use crate::linux::bytes::PushBlockingError;
+    use crate::linux::wake::{SpinThenBlock, WaitError};
+    let addr = unique_addr();
+    let mut server = Server::<Records>::bind(&addr, 16, Policy::SameUser).unwrap();
+    let client = thread::spawn({
+        let addr = addr.clone();
+        move || {
+            let mut conn = connect_records(&addr).unwrap();
+            while conn.push_notify(&[1; 8]).is_ok() {}
+            conn.push_blocking(&[2; 8], SpinThenBlock::new(0), NEVER)
+        }
+    });
+    let session = server.accept().unwrap().unwrap();
+    while !session.side.space.has_sleeper() {
+        thread::sleep(Duration::from_millis(1));
+    }
+    drop(session);
+    assert_eq!(
+        client.join().unwrap(),
+        Err(PushBlockingError::Sleep(WaitError::PeerGone))
+    );
+}
+
+/// A client that scribbles on its ring's counter gets its session a typed
+/// error (the records before it were drained), never a panic; another
+/// session of the same server goes on.
+#[test]
+fn a_scribbling_record_client_is_a_typed_error_for_its_session_only() {
+    let addr = unique_addr();
+    let mut server = Server::<Records>::bind(&addr, 16, Policy::SameUser).unwrap();
+    let scribbler = thread::spawn({
+        let addr = addr.clone();
+        move || {
+            let mut conn = connect_records(&addr).unwrap();
+            conn.push_notify(b"before").unwrap();
+            // `head`, at byte 128, far beyond anything the ring holds:
+            // written through the memfd's file, as another process could.
+            rustix::io::pwrite(conn.segment(), &u32::MAX.to_ne_bytes(), 128).unwrap();
+            conn
+        }
+    });
+    let mut bad = server.accept().unwrap().unwrap();
+    let conn = scribbler.join().unwrap();
+    let honest = thread::spawn({
+        let addr = addr.clone();
+        move || {
+            let mut conn = connect_records(&addr).unwrap();
+            conn.push_notify(b"honest").unwrap();
+            conn
+        }
+    });
+    let mut good = server.accept().unwrap().unwrap();
+    let _honest = honest.join().unwrap();
+    let mut got = Vec::new();
+    assert_eq!(
+        bad.drain(8, |bytes| got.push(bytes.to_vec())),
+        Err(DrainError::Corrupted)
+    );
+    assert!(
+        got.is_empty(),
+        "the scribbled head hides the record before it"
+    );
+    assert_eq!(bad.prepare_to_sleep(), Err(DrainError::Corrupted));
+    drop((bad, conn));
+    assert_eq!(good.drain(8, |bytes| got.push(bytes.to_vec())), Ok(1));
+    assert_eq!(got, [b"honest".to_vec()]);
+    assert_eq!(server.sessions(), 1);
 }

@@ -100,7 +100,6 @@ pub(crate) mod wakeup;
 pub(crate) mod waking_side;
 pub(crate) mod watch;
 
-#[cfg(feature = "tokio")]
 pub(crate) use blocking::wake_if;
 pub use blocking::{PushNotifyError, SpinThenBlock};
 pub use eventfd::{EventFd, EventFdError};

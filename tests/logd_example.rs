@@ -1,0 +1,556 @@
+//! `examples/logd.rs` end to end, as a user runs it: a daemon process and
+//! client processes over real sockets, memfds and eventfds. Several clients'
+//! records of every length from 1 byte to the largest arrive complete and in
+//! per-client order; a record over the largest is refused at its client and
+//! loses nothing sent before; a client `SIGKILL`ed in the middle of a record
+//! and a client that scribbles on its ring are named by pid while everyone
+//! else's records arrive; a flooding client and one that connects and sends
+//! garbage do not stop the daemon; `SIGTERM` writes what was published,
+//! removes the socket and exits 0. After each test: no socket file, nothing
+//! new in `/dev/shm`, no process left.
+//!
+//! Run: `cargo test --test logd_example`. The test builds the example itself
+//! (`$CARGO build --example logd`, with this test's target dir, profile and
+//! features; a no-op when it is up to date).
+#![cfg(all(feature = "linux", target_os = "linux", not(loom), not(miri)))]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use ipc_primitives::linux::uds::{SeqpacketStream, UnixAddr};
+use rustix::process::{Pid, Signal, kill_process};
+
+/// How long any one process may take to say or do what is expected before
+/// the test gives up on it (a bound against hangs, not a timing assertion).
+const PATIENCE: Duration = Duration::from_secs(120);
+/// The example's longest text: its ring's largest record (1024 words) less
+/// its 16-byte header.
+const MAX_TEXT: usize = 4072;
+
+// ---------------------------------------------------------------------------
+// The example binary
+// ---------------------------------------------------------------------------
+
+/// The example binary, built once per test process.
+fn example() -> &'static Path {
+    static EXAMPLE: OnceLock<PathBuf> = OnceLock::new();
+    EXAMPLE.get_or_init(build_example)
+}
+
+/// Runs `cargo build --example logd` into this test's target dir, with the
+/// profile `cargo test` builds examples with and this test's features, and
+/// returns the binary's path.
+///
+/// This test is `<target>[/<triple>]/<profile dir>/deps/<test>`; the target
+/// dir is the one holding `CACHEDIR.TAG` (cargo writes it at its root).
+fn build_example() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("<target>/<profile>/deps/<test>");
+    let above = profile_dir.parent().expect("a target dir");
+    let (target_dir, triple) = if above.join("CACHEDIR.TAG").exists() {
+        (above, None)
+    } else {
+        (
+            above.parent().expect("<target>/<triple>"),
+            above.file_name(),
+        )
+    };
+    // `cargo test` builds examples with the `test` profile (`bench` with
+    // `--release`), into `debug` (`release`).
+    let profile = match profile_dir.file_name().and_then(|name| name.to_str()) {
+        Some("debug") => "test",
+        Some("release") => "bench",
+        Some(custom) => custom,
+        None => panic!("no profile dir in {}", exe.display()),
+    };
+    // `default` too: it is part of the library's fingerprint.
+    let features: Vec<&str> = [
+        ("default", cfg!(feature = "default")),
+        ("std", cfg!(feature = "std")),
+        ("linux", cfg!(feature = "linux")),
+        ("tokio", cfg!(feature = "tokio")),
+        ("defmt", cfg!(feature = "defmt")),
+        ("portable-atomic", cfg!(feature = "portable-atomic")),
+    ]
+    .into_iter()
+    .filter_map(|(feature, on)| on.then_some(feature))
+    .collect();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let mut build = Command::new(cargo);
+    build
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("CARGO_TARGET_DIR", target_dir)
+        .args([
+            "build",
+            "--quiet",
+            "--example",
+            "logd",
+            "--profile",
+            profile,
+        ])
+        .args(["--no-default-features", "--features", &features.join(",")]);
+    if let Some(triple) = triple {
+        build.arg("--target").arg(triple);
+    }
+    let output = build.output().expect("run cargo build --example logd");
+    assert!(
+        output.status.success(),
+        "{build:?}: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let example = profile_dir.join("examples").join("logd");
+    assert!(
+        example.exists(),
+        "{build:?} succeeded but left no {}",
+        example.display()
+    );
+    example
+}
+
+// ---------------------------------------------------------------------------
+// Processes, sockets, output
+// ---------------------------------------------------------------------------
+
+/// The example running with `args`, its stdout and stderr lines read by
+/// threads. Killed and reaped on drop, so no test leaves a process behind.
+struct Proc {
+    what: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    /// Every line read so far ("out: ..." or "err: ...").
+    seen: Vec<String>,
+    status: Option<ExitStatus>,
+}
+
+impl Proc {
+    fn spawn(args: &[&str]) -> Self {
+        let what = args.join(" ");
+        let mut child = Command::new(example())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|err| panic!("spawn logd {what}: {err}"));
+        let (send, lines) = channel();
+        let streams: [(&str, Box<dyn Read + Send>); 2] = [
+            ("out", Box::new(child.stdout.take().expect("piped"))),
+            ("err", Box::new(child.stderr.take().expect("piped"))),
+        ];
+        for (stream, out) in streams {
+            let send = send.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines() {
+                    let Ok(line) = line else { break };
+                    if send.send(format!("{stream}: {line}")).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Self {
+            what,
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            seen: Vec::new(),
+            status: None,
+        }
+    }
+
+    /// A client of the daemon at `socket`, with `args` after `--socket`.
+    fn client(socket: &Path, args: &[&str]) -> Self {
+        let socket = socket.to_str().expect("a UTF-8 path");
+        let mut all = vec!["client", "--socket", socket];
+        all.extend_from_slice(args);
+        let mut client = Self::spawn(&all);
+        if !args.is_empty() {
+            // Generated load: nothing to read on stdin.
+            client.stdin = None;
+        }
+        client
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for a line containing every one of `parts`, among the lines
+    /// seen so far or those to come; returns it.
+    fn expect(&mut self, parts: &[&str]) -> String {
+        let matches = |line: &String| parts.iter().all(|part| line.contains(part));
+        if let Some(line) = self.seen.iter().find(|line| matches(line)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "logd {}: no line with {parts:?}; it said:\n{}",
+                        self.what,
+                        self.seen.join("\n")
+                    )
+                });
+            self.seen.push(line.clone());
+            if matches(&line) {
+                return line;
+            }
+        }
+    }
+
+    fn signal(&self, signal: Signal) {
+        let pid = Pid::from_child(&self.child);
+        kill_process(pid, signal).unwrap_or_else(|err| panic!("kill {}: {err}", self.what));
+    }
+
+    /// Waits for the exit and the rest of the output.
+    fn finish(&mut self) -> ExitStatus {
+        self.stdin = None;
+        let deadline = Instant::now() + PATIENCE;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "logd {} did not exit; it said:\n{}",
+                self.what,
+                self.seen.join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        // The readers end with the process: every line is in the channel.
+        while let Ok(line) = self.lines.recv_timeout(PATIENCE) {
+            self.seen.push(line);
+        }
+        self.status = Some(status);
+        assert!(
+            !Path::new(&format!("/proc/{}", self.pid())).exists(),
+            "process {} reaped",
+            self.pid()
+        );
+        status
+    }
+
+    /// Waits for the exit, asserts its code, and returns the output.
+    fn exits_with(&mut self, code: i32) -> String {
+        let status = self.finish();
+        let output = self.seen.join("\n");
+        assert_eq!(
+            status.code(),
+            Some(code),
+            "logd {}: {status}; it said:\n{output}",
+            self.what
+        );
+        output
+    }
+
+    /// Waits for the death by `SIGKILL`.
+    fn killed(&mut self) {
+        let status = self.finish();
+        assert_eq!(
+            status.signal(),
+            Some(libc_sigkill()),
+            "logd {}: {status}",
+            self.what
+        );
+    }
+}
+
+/// `SIGKILL`'s number.
+fn libc_sigkill() -> i32 {
+    Signal::KILL.as_raw()
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A test's directory: the daemon's socket and output file. Checks on
+/// [`Place::done`] that the socket is gone and `/dev/shm` holds nothing new.
+struct Place {
+    dir: PathBuf,
+    shm_before: Vec<std::ffi::OsString>,
+}
+
+impl Place {
+    fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("logd-test-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create the test's directory");
+        Self {
+            dir,
+            shm_before: shm_entries(),
+        }
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.join("logd.sock")
+    }
+
+    fn out(&self) -> PathBuf {
+        self.dir.join("logd.out")
+    }
+
+    /// The daemon, writing to [`out`](Self::out); returns once it listens.
+    fn daemon(&self) -> Proc {
+        let socket = self.socket();
+        let out = self.out();
+        let mut daemon = Proc::spawn(&[
+            "--socket",
+            socket.to_str().expect("a UTF-8 path"),
+            "--out",
+            out.to_str().expect("a UTF-8 path"),
+        ]);
+        daemon.expect(&["listening on"]);
+        daemon
+    }
+
+    /// Each client's texts, in the order the daemon wrote them, by pid.
+    fn records(&self) -> BTreeMap<u32, Vec<String>> {
+        let out = std::fs::read_to_string(self.out()).expect("read the daemon's output");
+        let mut by_pid: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+        for line in out.lines() {
+            // `<time> pid <pid> uid <uid> <LEVEL> <text>`
+            let fields: Vec<&str> = line.splitn(7, ' ').collect();
+            assert!(
+                fields.len() == 7 && fields[1] == "pid",
+                "a log line: {line:?}"
+            );
+            let pid = fields[2].parse().expect("a pid");
+            by_pid.entry(pid).or_default().push(fields[6].to_owned());
+        }
+        by_pid
+    }
+
+    /// No socket file, nothing new in `/dev/shm`; removes the directory.
+    fn done(self) {
+        assert!(!self.socket().exists(), "the daemon removed its socket");
+        let now = shm_entries();
+        let new: Vec<_> = now
+            .iter()
+            .filter(|e| !self.shm_before.contains(e))
+            .collect();
+        assert!(new.is_empty(), "new entries in /dev/shm: {new:?}");
+        std::fs::remove_dir_all(&self.dir).expect("remove the test's directory");
+    }
+}
+
+fn shm_entries() -> Vec<std::ffi::OsString> {
+    std::fs::read_dir("/dev/shm")
+        .map(|dir| dir.filter_map(|e| e.ok().map(|e| e.file_name())).collect())
+        .unwrap_or_default()
+}
+
+/// The example's generated record `n` (its `generated`): `"<n> "` then
+/// letters, cut to `len` bytes.
+fn generated(n: u64, len: usize) -> String {
+    let mut text = format!("{n} ").into_bytes();
+    text.extend((0..len).map(|i| b'a' + ((n as usize + i) % 26) as u8));
+    text.truncate(len);
+    String::from_utf8(text).expect("ASCII")
+}
+
+/// The example's `generated_len`.
+fn generated_len(n: u64, max: usize) -> usize {
+    if n % 50 == 49 {
+        max
+    } else {
+        1 + (n as usize).wrapping_mul(7919) % max
+    }
+}
+
+/// The texts of `--lines lines --len len`, up to the first too long.
+fn expected(lines: u64, len: usize) -> Vec<String> {
+    (0..lines)
+        .map(|n| generated(n, generated_len(n, len)))
+        .take_while(|text| text.len() <= MAX_TEXT)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------
+
+/// Three clients, 300 records each of 1 to 4072 bytes: every record
+/// arrives, complete and in its client's order.
+#[test]
+fn several_clients_records_of_every_length_arrive_in_order() {
+    let place = Place::new();
+    let mut daemon = place.daemon();
+    let mut clients: Vec<Proc> = (0..3)
+        .map(|_| Proc::client(&place.socket(), &["--lines", "300", "--len", "4072"]))
+        .collect();
+    for client in &mut clients {
+        client.exits_with(0);
+    }
+    for client in &clients {
+        daemon.expect(&[
+            &format!("client pid {} uid", client.pid()),
+            "hung up; 300 records",
+        ]);
+    }
+    daemon.signal(Signal::TERM);
+    daemon.exits_with(0);
+    let records = place.records();
+    let want = expected(300, 4072);
+    assert!(want.iter().any(|text| text.len() == 1) && want.iter().any(|t| t.len() == MAX_TEXT));
+    for client in &clients {
+        assert!(
+            records[&client.pid()] == want,
+            "client {}'s records",
+            client.pid()
+        );
+    }
+    assert_eq!(records.len(), 3);
+    place.done();
+}
+
+/// A record one byte over the largest is refused at the client with a
+/// clear error and exit code 2; every record before it arrives.
+#[test]
+fn a_record_over_the_maximum_is_refused_at_the_client_losing_nothing() {
+    let place = Place::new();
+    let mut daemon = place.daemon();
+    let mut client = Proc::client(&place.socket(), &["--lines", "100", "--len", "4073"]);
+    let output = client.exits_with(2);
+    let want = expected(100, 4073);
+    assert!(
+        output.contains(&format!(
+            "record {} refused; the ones before were sent",
+            want.len()
+        )) && output.contains("record of 4089 bytes is larger than the ring's largest, 4088 bytes"),
+        "{output}"
+    );
+    daemon.expect(&[&format!("client pid {} uid", client.pid()), "hung up"]);
+    daemon.signal(Signal::INT);
+    daemon.exits_with(0);
+    assert_eq!(place.records()[&client.pid()], want);
+    place.done();
+}
+
+/// A client `SIGKILL`ed holding a half-written record, and one that
+/// scribbles on its ring, are each named by pid; the killed one's committed
+/// records and an honest client's all arrive.
+#[test]
+fn a_killed_client_and_a_scribbler_are_named_and_the_others_arrive() {
+    let place = Place::new();
+    let mut daemon = place.daemon();
+    let mut honest = Proc::client(&place.socket(), &["--lines", "2000", "--len", "300"]);
+    let mut killed = Proc::client(&place.socket(), &["--lines", "20", "--len", "50", "--hang"]);
+    killed.expect(&["holding a half-written record"]);
+    killed.signal(Signal::KILL);
+    killed.killed();
+    daemon.expect(&[
+        &format!("client pid {} uid", killed.pid()),
+        "hung up; 20 records",
+    ]);
+    let mut scribbler = Proc::client(
+        &place.socket(),
+        &["--lines", "5", "--len", "10", "--scribble"],
+    );
+    scribbler.expect(&["dropped by the daemon"]);
+    scribbler.exits_with(0);
+    daemon.expect(&[
+        &format!("client pid {} uid", scribbler.pid()),
+        "dropped after",
+        "shared memory is corrupted",
+    ]);
+    honest.exits_with(0);
+    daemon.expect(&[
+        &format!("client pid {} uid", honest.pid()),
+        "hung up; 2000 records",
+    ]);
+    daemon.signal(Signal::TERM);
+    daemon.exits_with(0);
+    let records = place.records();
+    assert_eq!(records[&killed.pid()], expected(20, 50));
+    assert!(
+        records[&honest.pid()] == expected(2000, 300),
+        "the honest client's records"
+    );
+    place.done();
+}
+
+/// A client floods (100 000 small records through its 8 KiB ring), another
+/// connects and sends garbage on its socket then sits: the daemon serves an
+/// honest client all the same, and still stops cleanly on `SIGTERM`.
+#[test]
+fn a_flood_and_a_client_sending_garbage_do_not_stop_the_daemon() {
+    let place = Place::new();
+    let mut daemon = place.daemon();
+    let addr = UnixAddr::path(place.socket()).expect("a socket path");
+    let squatter = SeqpacketStream::connect(&addr).expect("connect");
+    let _ = squatter.send(b"not a hello, not anything");
+    let mut flood = Proc::client(&place.socket(), &["--lines", "100000", "--len", "8"]);
+    let mut honest = Proc::client(&place.socket(), &["--lines", "500", "--len", "1000"]);
+    honest.exits_with(0);
+    flood.exits_with(0);
+    daemon.expect(&[
+        &format!("client pid {} uid", honest.pid()),
+        "hung up; 500 records",
+    ]);
+    daemon.expect(&[
+        &format!("client pid {} uid", flood.pid()),
+        "hung up; 100000 records",
+    ]);
+    daemon.signal(Signal::TERM);
+    let output = daemon.exits_with(0);
+    assert!(
+        output.contains("still connected at the stop; 0 records"),
+        "{output}"
+    );
+    drop(squatter);
+    let records = place.records();
+    assert!(records[&honest.pid()] == expected(500, 1000));
+    assert!(records[&flood.pid()] == expected(100_000, 8));
+    place.done();
+}
+
+/// Records published while the daemon was stopped (`SIGSTOP`) are written
+/// when `SIGTERM` ends it: it drains, removes its socket and exits 0.
+#[test]
+fn sigterm_writes_what_was_published_removes_the_socket_and_exits_0() {
+    let place = Place::new();
+    let mut daemon = place.daemon();
+    let mut client = Proc::client(&place.socket(), &[]);
+    daemon.expect(&[&format!("client pid {} uid", client.pid()), "connected"]);
+    daemon.signal(Signal::STOP);
+    let mut stdin = client.stdin.take().expect("piped");
+    for n in 0..100 {
+        writeln!(stdin, "line {n} written while the daemon was stopped").expect("write");
+    }
+    drop(stdin);
+    client.expect(&["sent 100 records"]);
+    client.exits_with(0);
+    daemon.signal(Signal::TERM);
+    daemon.signal(Signal::CONT);
+    let output = daemon.exits_with(0);
+    assert!(output.contains("SIGTERM: wrote what every client published; socket removed"));
+    let want: Vec<String> = (0..100)
+        .map(|n| format!("line {n} written while the daemon was stopped"))
+        .collect();
+    assert_eq!(place.records()[&client.pid()], want);
+    place.done();
+}
