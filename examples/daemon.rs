@@ -61,6 +61,11 @@ use rustix::event::epoll;
 use rustix::fs::Mode;
 use rustix::io::Errno;
 
+#[path = "support/chain.rs"]
+mod chain;
+
+use chain::chain;
+
 /// One log record: up to 120 bytes of text, tagged with the client's id.
 type Record = Message<120>;
 
@@ -103,17 +108,6 @@ fn run(args: &[&str]) -> Result<(), Error> {
                 .into(),
         ),
     }
-}
-
-/// `err` and its sources, joined by ": ".
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(err) = source {
-        text = format!("{text}: {err}");
-        source = err.source();
-    }
-    text
 }
 
 /// A socket argument: a path if it starts with `/`, else an abstract name.

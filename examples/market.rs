@@ -56,24 +56,34 @@
 use std::error::Error;
 use std::fmt;
 use std::io::{BufRead, BufReader};
-use std::mem::MaybeUninit;
-use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use ipc_primitives::broadcast::{self, BlockingError, Broadcast, RecvError, Start};
-use ipc_primitives::linux::SysError;
 use ipc_primitives::linux::shm::{CreateOptions, Liveness, OpenOptions, Segment, ShmError};
 use ipc_primitives::linux::wake::{SpinThenBlock, WaitError};
 use ipc_primitives::parts::Plan;
 use ipc_primitives::seqlock::{self, Budget, ReadError, SeqLock};
 use ipc_primitives::{AttachError, Kind, ReadRegion};
 use rustix::io::Errno;
-use rustix::process::{Pid, Signal};
 use rustix::time::{ClockId, clock_gettime};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+#[path = "support/chain.rs"]
+mod chain;
+#[path = "support/parent.rs"]
+mod parent;
+#[path = "support/shm_path.rs"]
+mod shm_path;
+#[path = "support/stop_signals.rs"]
+mod stop_signals;
+
+use chain::chain;
+use parent::die_with_parent;
+use shm_path::shm_path;
+use stop_signals::StopSignals;
 
 /// One tick: 40 bytes, no padding.
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -161,7 +171,7 @@ fn main() -> ExitCode {
         Some(&"read") => format!("reader {}", std::process::id()),
         _ => "market".to_owned(),
     };
-    let result = die_with_parent().and_then(|()| match args[..] {
+    let result = follow_parent().and_then(|()| match args[..] {
         [] => run_all(),
         ["publish", ref options @ ..] => publish(options),
         ["read", ref options @ ..] => read(options),
@@ -223,17 +233,6 @@ impl Error for Failure {
     }
 }
 
-/// `err` and its sources, joined by ": ".
-fn chain(err: &dyn Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(err) = source {
-        text = format!("{text}: {err}");
-        source = err.source();
-    }
-    text
-}
-
 /// The value of `--flag VALUE` in `options`, if given.
 fn option<'a>(options: &[&'a str], flag: &str) -> Option<&'a str> {
     let at = options.iter().position(|option| *option == flag)?;
@@ -268,17 +267,12 @@ fn parsed<T: std::str::FromStr>(options: &[&str], flag: &str, default: T) -> Res
     }
 }
 
-/// Under the default mode: asks for `SIGTERM` when the parent dies, so that
-/// no child outlives it (a publisher then removes its segment). `prctl`.
-fn die_with_parent() -> Result<(), Failure> {
-    let Ok(parent) = std::env::var(PARENT_VAR) else {
-        return Ok(());
-    };
-    rustix::process::set_parent_process_death_signal(Some(Signal::TERM))
-        .map_err(|errno| SysError::new("prctl(PR_SET_PDEATHSIG)", errno))
+/// Under the default mode: dies with the parent, so that no child outlives
+/// it (a publisher then removes its segment).
+fn follow_parent() -> Result<(), Failure> {
+    let alive = die_with_parent(PARENT_VAR)
         .map_err(Failure::caused(EXIT_FAILURE, "cannot follow the parent"))?;
-    // The parent may have died before the call: then there is no one to serve.
-    if rustix::process::getppid().map(Pid::as_raw_nonzero) != parent.parse().ok() {
+    if !alive {
         return Err(Failure::new(EXIT_FAILURE, "the parent process is gone"));
     }
     Ok(())
@@ -311,11 +305,6 @@ fn now_ns() -> u64 {
     let now = clock_gettime(ClockId::Monotonic);
     // Monotonic time is never negative.
     now.tv_sec.unsigned_abs() * 1_000_000_000 + now.tv_nsec.unsigned_abs()
-}
-
-/// Where a segment's name lives.
-fn shm_path(name: &str) -> std::path::PathBuf {
-    Path::new("/dev/shm").join(name.trim_start_matches('/'))
 }
 
 // ---------------------------------------------------------------------------
@@ -441,69 +430,6 @@ fn publish(options: &[&str]) -> Result<(), Failure> {
          removed {name:?}"
     );
     Ok(())
-}
-
-/// `SIGINT` and `SIGTERM`, blocked in this (single-threaded) process so that
-/// they wait in the kernel until [`next`](Self::next) takes one: the
-/// publisher's clock and its stop signal in one call, no handler.
-///
-/// libc, not rustix: rustix has signal masks and `sigtimedwait` only in its
-/// experimental `runtime` module. (`examples/quote.rs` has the same: a
-/// candidate for library API.)
-struct StopSignals {
-    set: libc::sigset_t,
-}
-
-impl StopSignals {
-    /// Blocks the two signals: `sigemptyset`, `sigaddset`, `pthread_sigmask`.
-    fn block() -> Result<Self, SysError> {
-        let mut set = MaybeUninit::<libc::sigset_t>::uninit();
-        // SAFETY: `sigemptyset` initialises the set behind the pointer, which
-        // is valid for writes of a `sigset_t`; it cannot fail for a valid
-        // pointer.
-        unsafe { libc::sigemptyset(set.as_mut_ptr()) };
-        // SAFETY: initialised by `sigemptyset` just above.
-        let mut set = unsafe { set.assume_init() };
-        for signal in [libc::SIGINT, libc::SIGTERM] {
-            // SAFETY: `set` is an initialised `sigset_t`, and the signals are
-            // valid, so this cannot fail.
-            unsafe { libc::sigaddset(&mut set, signal) };
-        }
-        // SAFETY: `set` is initialised; a null old set asks for none back.
-        let failed = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-        if failed != 0 {
-            return Err(SysError::new(
-                "pthread_sigmask",
-                Errno::from_raw_os_error(failed),
-            ));
-        }
-        Ok(Self { set })
-    }
-
-    /// Waits up to `timeout` for one of the signals: `sigtimedwait`. `None`
-    /// when the time is up (or a stop and continue interrupted the wait).
-    fn next(&self, timeout: Duration) -> Result<Option<&'static str>, SysError> {
-        #[allow(
-            clippy::unnecessary_fallible_conversions,
-            reason = "infallible where `c_long` has 64 bits, not on 32-bit targets \
-                      (nanoseconds, below 10^9, fit either way)"
-        )]
-        let timeout = libc::timespec {
-            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
-            tv_nsec: libc::c_long::try_from(timeout.subsec_nanos()).unwrap_or(0),
-        };
-        // SAFETY: `set` and `timeout` are initialised and outlive the call; a
-        // null `info` asks for no details.
-        let signal = unsafe { libc::sigtimedwait(&self.set, std::ptr::null_mut(), &timeout) };
-        match signal {
-            libc::SIGINT => Ok(Some("SIGINT")),
-            libc::SIGTERM => Ok(Some("SIGTERM")),
-            _ => match Errno::from_io_error(&std::io::Error::last_os_error()) {
-                Some(Errno::AGAIN | Errno::INTR) | None => Ok(None),
-                Some(errno) => Err(SysError::new("sigtimedwait", errno)),
-            },
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------

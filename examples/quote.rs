@@ -48,8 +48,6 @@
 use std::error::Error;
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};
-use std::mem::MaybeUninit;
-use std::path::Path;
 use std::process::{Command, ExitCode, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
@@ -62,6 +60,20 @@ use ipc_primitives::seqlock::{Budget, ReadError, Reader, SeqLock, Version};
 use rustix::io::Errno;
 use rustix::process::{Pid, Signal};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+#[path = "support/chain.rs"]
+mod chain;
+#[path = "support/parent.rs"]
+mod parent;
+#[path = "support/shm_path.rs"]
+mod shm_path;
+#[path = "support/stop_signals.rs"]
+mod stop_signals;
+
+use chain::chain;
+use parent::die_with_parent;
+use shm_path::shm_path;
+use stop_signals::StopSignals;
 
 /// One quote, as the seqlock holds it: 32 bytes, no padding.
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -157,30 +169,14 @@ trait Failure: Error {
     fn exit_code(&self) -> u8;
 }
 
-/// `err` and its sources, joined by ": ".
-fn chain(err: &dyn Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(err) = source {
-        text = format!("{text}: {err}");
-        source = err.source();
-    }
-    text
-}
-
-/// Under the demo: asks for `SIGTERM` when the demo dies, so that no child
-/// outlives it (a publisher then removes its segment). `prctl`.
+/// Under the demo: dies with it, so that no child outlives it (a publisher
+/// then removes its segment).
 fn die_with_demo() -> Result<(), BoxError> {
-    let Ok(parent) = std::env::var(PARENT_VAR) else {
-        return Ok(());
-    };
-    rustix::process::set_parent_process_death_signal(Some(Signal::TERM))
-        .map_err(|errno| SysError::new("prctl(PR_SET_PDEATHSIG)", errno))?;
-    // The demo may have died before the call: then there is no one to serve.
-    if rustix::process::getppid().map(Pid::as_raw_nonzero) != parent.parse().ok() {
-        return Err("the demo that started this process is gone".into());
+    if die_with_parent(PARENT_VAR)? {
+        Ok(())
+    } else {
+        Err("the demo that started this process is gone".into())
     }
-    Ok(())
 }
 
 /// The bytes a quote seqlock takes: its segment's exact size.
@@ -322,69 +318,6 @@ fn quote_at(number: u64, publisher: u32) -> Quote {
         ask: bid + 5,
         publisher,
         closed: 0,
-    }
-}
-
-/// `SIGINT` and `SIGTERM`, blocked in this (single-threaded) process so that
-/// they wait in the kernel until [`next`](Self::next) takes one: the
-/// publisher's clock and its stop signal in one call, no handler.
-///
-/// libc, not rustix: rustix has signal masks and `sigtimedwait` only in its
-/// experimental `runtime` module.
-struct StopSignals {
-    set: libc::sigset_t,
-}
-
-impl StopSignals {
-    /// Blocks the two signals: `sigemptyset`, `sigaddset`, `pthread_sigmask`.
-    fn block() -> Result<Self, SysError> {
-        let mut set = MaybeUninit::<libc::sigset_t>::uninit();
-        // SAFETY: `sigemptyset` initialises the set behind the pointer, which
-        // is valid for writes of a `sigset_t`; it cannot fail for a valid
-        // pointer.
-        unsafe { libc::sigemptyset(set.as_mut_ptr()) };
-        // SAFETY: initialised by `sigemptyset` just above.
-        let mut set = unsafe { set.assume_init() };
-        for signal in [libc::SIGINT, libc::SIGTERM] {
-            // SAFETY: `set` is an initialised `sigset_t`, and the signals are
-            // valid, so this cannot fail.
-            unsafe { libc::sigaddset(&mut set, signal) };
-        }
-        // SAFETY: `set` is initialised; a null old set asks for none back.
-        let failed = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-        if failed != 0 {
-            return Err(SysError::new(
-                "pthread_sigmask",
-                Errno::from_raw_os_error(failed),
-            ));
-        }
-        Ok(Self { set })
-    }
-
-    /// Waits up to `timeout` for one of the signals: `sigtimedwait`. `None`
-    /// when the time is up (or a stop and continue interrupted the wait).
-    fn next(&self, timeout: Duration) -> Result<Option<&'static str>, SysError> {
-        #[allow(
-            clippy::unnecessary_fallible_conversions,
-            reason = "infallible where `c_long` has 64 bits, not on 32-bit targets \
-                      (nanoseconds, below 10^9, fit either way)"
-        )]
-        let timeout = libc::timespec {
-            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
-            tv_nsec: libc::c_long::try_from(timeout.subsec_nanos()).unwrap_or(0),
-        };
-        // SAFETY: `set` and `timeout` are initialised and outlive the call; a
-        // null `info` asks for no details.
-        let signal = unsafe { libc::sigtimedwait(&self.set, std::ptr::null_mut(), &timeout) };
-        match signal {
-            libc::SIGINT => Ok(Some("SIGINT")),
-            libc::SIGTERM => Ok(Some("SIGTERM")),
-            _ => match Errno::from_io_error(&std::io::Error::last_os_error()) {
-                Some(Errno::AGAIN | Errno::INTR) => Ok(None),
-                Some(errno) => Err(SysError::new("sigtimedwait", errno)),
-                None => Ok(None),
-            },
-        }
     }
 }
 
@@ -767,11 +700,6 @@ fn demo() -> Result<(), DemoError> {
     }
     println!("demo: done; nothing left in /dev/shm");
     Ok(())
-}
-
-/// Where a segment's name lives.
-fn shm_path(name: &str) -> std::path::PathBuf {
-    Path::new("/dev/shm").join(name.trim_start_matches('/'))
 }
 
 impl Demo {
