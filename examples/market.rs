@@ -55,10 +55,8 @@
 
 use std::error::Error;
 use std::fmt;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{ExitCode, ExitStatus};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use ipc_primitives::broadcast::{self, BlockingError, Broadcast, RecvError, Start};
@@ -73,6 +71,8 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 #[path = "support/chain.rs"]
 mod chain;
+#[path = "support/children.rs"]
+mod children;
 #[path = "support/parent.rs"]
 mod parent;
 #[path = "support/shm_path.rs"]
@@ -81,6 +81,7 @@ mod shm_path;
 mod stop_signals;
 
 use chain::chain;
+use children::{ChildError, Children};
 use parent::die_with_parent;
 use shm_path::shm_path;
 use stop_signals::StopSignals;
@@ -796,165 +797,63 @@ impl Histogram {
 // Default mode: a publisher, three readers, a summary
 // ---------------------------------------------------------------------------
 
-/// The default mode's children, and the lines they print. Dropping it kills
-/// and reaps the children still running and removes the segment: a failure
-/// leaves nothing behind.
-struct Children {
-    name: String,
-    running: Vec<(String, std::process::Child)>,
-    lines: Receiver<(usize, Option<String>)>,
-    send: std::sync::mpsc::Sender<(usize, Option<String>)>,
-}
-
-impl Children {
-    /// Starts this binary with `args` on the segment; its index.
-    fn spawn(&mut self, what: &str, args: &[&str]) -> Result<usize, Failure> {
-        let exe = std::env::current_exe()
-            .map_err(Failure::caused(EXIT_FAILURE, "where is this binary?"))?;
-        let mut child = Command::new(exe)
-            .args(args)
-            .args(["--name", &self.name])
-            .env(PARENT_VAR, std::process::id().to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(Failure::caused(
-                EXIT_FAILURE,
-                format!("cannot start {what}"),
-            ))?;
-        let index = self.running.len();
-        let stdout = child.stdout.take().expect("piped");
-        let send = self.send.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                println!("{line}");
-                if send.send((index, Some(line))).is_err() {
-                    return;
-                }
-            }
-            let _ = send.send((index, None));
-        });
-        self.running.push((what.to_owned(), child));
-        Ok(index)
-    }
-
-    /// Waits for a line of `child` containing `what`; the line.
-    fn wait_for(&self, child: usize, what: &str) -> Result<String, Failure> {
-        let deadline = Instant::now() + CHILD_WAIT;
-        loop {
-            let wait = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(wait) {
-                Ok((index, Some(line))) if index == child && line.contains(what) => {
-                    return Ok(line);
-                }
-                Ok((index, None)) if index == child => break,
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        let who = &self.running[child].0;
-        Err(Failure::new(
-            EXIT_FAILURE,
-            format!("{who} did not say {what:?}"),
-        ))
-    }
-
-    /// Waits for `child` to exit with `code`.
-    fn expect_exit(&mut self, child: usize, code: i32) -> Result<(), Failure> {
-        let (who, process) = &mut self.running[child];
-        let deadline = Instant::now() + CHILD_WAIT;
-        loop {
-            let status = process.try_wait().map_err(Failure::caused(
-                EXIT_FAILURE,
-                format!("cannot wait for {who}"),
-            ))?;
-            match status {
-                Some(status) if status.code() == Some(code) => return Ok(()),
-                Some(status) => {
-                    let what = format!("{who} ended with {status}, expected exit code {code}");
-                    return Err(Failure::new(EXIT_FAILURE, what));
-                }
-                None if Instant::now() >= deadline => {
-                    return Err(Failure::new(EXIT_FAILURE, format!("{who} did not exit")));
-                }
-                None => std::thread::sleep(Duration::from_millis(10)),
-            }
-        }
+impl From<ChildError> for Failure {
+    fn from(err: ChildError) -> Self {
+        Failure::caused(EXIT_FAILURE, "a child failed")(err)
     }
 }
 
-impl Drop for Children {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.running {
-            if matches!(child.try_wait(), Ok(None)) {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-        // Left only by a publisher killed above.
-        if shm_path(&self.name).exists() {
-            let _ = ipc_primitives::linux::shm::unlink(&self.name);
-        }
-    }
+/// Starts this binary with `args` on the segment, as `role`; its index.
+fn spawn(children: &mut Children, role: &str, args: &[&str]) -> Result<usize, ChildError> {
+    let name = children.segment().to_owned();
+    children.spawn(role, &[args, &["--name", &name]].concat())
 }
 
 /// No arguments: a publisher for [`RUN_SECONDS`], two readers from the
 /// start (one sleeping, one read-only), one started a second late at the
 /// oldest tick; then a table of what each saw.
 fn run_all() -> Result<(), Failure> {
-    let (send, lines) = channel();
-    let mut children = Children {
-        name: format!("/ipcp-market-{}", std::process::id()),
-        running: Vec::new(),
-        lines,
-        send,
-    };
-    let publisher = children.spawn("the publisher", &["publish", "--seconds", RUN_SECONDS])?;
-    children.wait_for(publisher, "publishing")?;
+    let name = format!("/ipcp-market-{}", std::process::id());
+    let mut children = Children::new(name, PARENT_VAR, CHILD_WAIT);
+    let publisher = spawn(
+        &mut children,
+        "publisher",
+        &["publish", "--seconds", RUN_SECONDS],
+    )?;
+    children.wait_for(publisher, "publishing", 0)?;
     let mut readers = vec![
-        (children.spawn("reader 1", &["read"])?, "newest, sleeps"),
+        (spawn(&mut children, "reader", &["read"])?, "newest, sleeps"),
         (
-            children.spawn("reader 2", &["read", "--read-only"])?,
+            spawn(&mut children, "reader", &["read", "--read-only"])?,
             "newest, read-only, polls",
         ),
     ];
-    children.wait_for(publisher, "ticks published")?;
+    children.wait_for(publisher, "ticks published", 0)?;
     readers.push((
-        children.spawn("reader 3", &["read", "--oldest"])?,
+        spawn(&mut children, "reader", &["read", "--oldest"])?,
         "late, oldest, sleeps",
     ));
-    // Each child's lines arrive in order, so the publisher's last line and
-    // each reader's result come in any order: collect them as they come.
-    let mut results = vec![None; readers.len()];
-    let mut total = None;
-    let deadline = Instant::now() + CHILD_WAIT;
-    while total.is_none() || results.iter().any(Option::is_none) {
-        let wait = deadline.saturating_duration_since(Instant::now());
-        let Ok((index, line)) = children.lines.recv_timeout(wait) else {
-            return Err(Failure::new(EXIT_FAILURE, "a child did not finish"));
-        };
-        let Some(line) = line else { continue };
-        if index == publisher && line.contains("published") && line.contains(" in ") {
-            total = Some(line);
-        } else if let Some(at) = readers.iter().position(|(reader, _)| *reader == index)
-            && line.contains(" result ")
-        {
-            results[at] = Some(line);
-        }
-    }
-    children.expect_exit(publisher, 0)?;
+    // Each child's lines are kept, so the publisher's last line and each
+    // reader's result may come in any order.
+    let total = children.wait_for(publisher, " ticks in ", 0)?;
+    let total = children.line(total).to_owned();
+    let mut results = Vec::new();
     for &(reader, _) in &readers {
-        children.expect_exit(reader, 0)?;
+        let result = children.wait_for(reader, " result ", 0)?;
+        results.push(children.line(result).to_owned());
+    }
+    let exit_0 = |status: ExitStatus| status.success();
+    children.expect_exit(publisher, "exit code 0", exit_0)?;
+    for &(reader, _) in &readers {
+        children.expect_exit(reader, "exit code 0", exit_0)?;
     }
     println!();
-    println!("market: {}", total.unwrap_or_default());
+    println!("market: {total}");
     println!(
         "{:<26} {:>10} {:>10} {:>8} {:>8} {:>8} {:>9} {:>6}",
         "reader", "joined at", "seen", "missed", "p50 us", "p99 us", "p99.9 us", "torn"
     );
     for ((_, how), line) in readers.iter().zip(results) {
-        let line = line.unwrap_or_default();
         let field = |key: &str| {
             line.split_whitespace()
                 .find_map(|word| word.strip_prefix(key)?.strip_prefix('='))
@@ -978,8 +877,8 @@ fn run_all() -> Result<(), Failure> {
         );
     }
     // Asked before `children` drops (which removes what a failure left).
-    if shm_path(&children.name).exists() {
-        let left = format!("the publisher left {:?} in /dev/shm", children.name);
+    if shm_path(children.segment()).exists() {
+        let left = format!("the publisher left {:?} in /dev/shm", children.segment());
         return Err(Failure::new(EXIT_FAILURE, left));
     }
     println!("market: a polling reader's latency includes its {POLL:?} poll period; one that");
