@@ -67,10 +67,13 @@ use rustix::fs::Mode;
 
 #[path = "support/chain.rs"]
 mod chain;
+#[path = "support/options.rs"]
+mod options;
 #[path = "support/stop_signals.rs"]
 mod stop_signals;
 
 use chain::chain;
+use options::Options;
 use stop_signals::StopSignals;
 
 /// Each client's ring: 1024 words, 8 KiB.
@@ -114,26 +117,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// The value of each `--name value` pair in `options`, checked against
-/// `known`; flags (`--name` alone) are in `flags`.
-fn options<'a>(
-    options: &[&'a str],
-    known: &[&str],
-    flags: &[&str],
-) -> Result<Vec<(&'a str, &'a str)>, Error> {
-    let mut found = Vec::new();
-    let mut rest = options.iter();
-    while let Some(&name) = rest.next() {
-        if flags.contains(&name) {
-            found.push((name, ""));
-        } else if known.contains(&name) {
-            let value = rest.next().ok_or(format!("{name} needs a value"))?;
-            found.push((name, value));
-        } else {
-            return Err(format!("unknown option {name:?}; see the top of examples/logd.rs").into());
-        }
-    }
-    Ok(found)
+/// The options in `args` (see [`Options::parse`]); refused with a pointer to
+/// the usage.
+fn options<'a>(args: &[&'a str], valued: &[&str], switches: &[&str]) -> Result<Options<'a>, Error> {
+    Options::parse(args, valued, switches)
+        .map_err(|err| format!("{err}; see the top of examples/logd.rs").into())
 }
 
 // ---------------------------------------------------------------------------
@@ -182,26 +170,23 @@ fn generated_len(n: u64, max: usize) -> usize {
 }
 
 fn client(args: &[&str]) -> Result<(), Error> {
-    let mut socket = None;
-    let (mut level, mut lines, mut len) = (1u8, None, MAX_TEXT);
-    let (mut hang, mut scribble) = (false, false);
-    let known = ["--socket", "--level", "--lines", "--len"];
-    for (name, value) in options(args, &known, &["--hang", "--scribble"])? {
-        match name {
-            "--socket" => socket = Some(UnixAddr::path(value)?),
-            "--level" => {
-                level = LEVELS
-                    .iter()
-                    .position(|l| l.eq_ignore_ascii_case(value))
-                    .ok_or(format!("unknown level {value:?}"))? as u8;
-            }
-            "--lines" => lines = Some(value.parse::<u64>()?),
-            "--len" => len = value.parse()?,
-            "--hang" => hang = true,
-            _ => scribble = true,
-        }
-    }
-    let socket = socket.ok_or("client needs --socket PATH")?;
+    let valued = ["--socket", "--level", "--lines", "--len"];
+    let options = options(args, &valued, &["--hang", "--scribble"])?;
+    let socket = UnixAddr::path(
+        options
+            .value("--socket")
+            .ok_or("client needs --socket PATH")?,
+    )?;
+    let level = match options.value("--level") {
+        Some(value) => LEVELS
+            .iter()
+            .position(|l| l.eq_ignore_ascii_case(value))
+            .ok_or(format!("unknown level {value:?}"))? as u8,
+        None => 1,
+    };
+    let lines: Option<u64> = options.parsed("--lines")?;
+    let len = options.parsed("--len")?.unwrap_or(MAX_TEXT);
+    let (hang, scribble) = (options.has("--hang"), options.has("--scribble"));
     let mut conn = connect_records(&socket)?;
     let me = std::process::id();
     let mut sent = 0;
@@ -416,14 +401,12 @@ struct Daemon {
 }
 
 fn daemon(args: &[&str]) -> Result<(), Error> {
-    let mut socket = None;
-    let mut out: Box<dyn Write> = Box::new(std::io::stdout());
-    for (name, value) in options(args, &["--socket", "--out"], &[])? {
-        match name {
-            "--socket" => socket = Some(UnixAddr::path(value)?),
-            _ => out = Box::new(BufWriter::new(File::create(value)?)),
-        }
-    }
+    let options = options(args, &["--socket", "--out"], &[])?;
+    let out: Box<dyn Write> = match options.value("--out") {
+        Some(path) => Box::new(BufWriter::new(File::create(path)?)),
+        None => Box::new(std::io::stdout()),
+    };
+    let socket = options.value("--socket").map(UnixAddr::path).transpose()?;
     let socket = socket.ok_or("usage: logd --socket PATH [--out FILE] (or logd client ...)")?;
     // Blocked before the socket exists, so that a signal sent once a client
     // could connect waits in the signalfd.

@@ -73,6 +73,8 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 mod chain;
 #[path = "support/children.rs"]
 mod children;
+#[path = "support/options.rs"]
+mod options;
 #[path = "support/parent.rs"]
 mod parent;
 #[path = "support/shm_path.rs"]
@@ -82,6 +84,7 @@ mod stop_signals;
 
 use chain::chain;
 use children::{ChildError, Children};
+use options::{OptionError, Options};
 use parent::die_with_parent;
 use shm_path::shm_path;
 use stop_signals::StopSignals;
@@ -234,38 +237,9 @@ impl Error for Failure {
     }
 }
 
-/// The value of `--flag VALUE` in `options`, if given.
-fn option<'a>(options: &[&'a str], flag: &str) -> Option<&'a str> {
-    let at = options.iter().position(|option| *option == flag)?;
-    options.get(at + 1).copied()
-}
-
-/// Refuses an option not in `valued` (which take a value) or `switches`.
-fn known(options: &[&str], valued: &[&str], switches: &[&str]) -> Result<(), Failure> {
-    let mut rest = options.iter();
-    while let Some(option) = rest.next() {
-        if valued.contains(option) {
-            rest.next();
-        } else if !switches.contains(option) {
-            let unknown = format!("unknown option {option:?}; {USAGE}");
-            return Err(Failure::new(EXIT_USAGE, unknown));
-        }
-    }
-    Ok(())
-}
-
-/// The parsed value of `--flag VALUE`, `default` if absent.
-fn parsed<T: std::str::FromStr>(options: &[&str], flag: &str, default: T) -> Result<T, Failure> {
-    match option(options, flag) {
-        None if !options.contains(&flag) => Ok(default),
-        Some(value) => value
-            .parse()
-            .map_err(|_| Failure::new(EXIT_USAGE, format!("bad {flag} {value:?}; {USAGE}"))),
-        None => Err(Failure::new(
-            EXIT_USAGE,
-            format!("{flag} needs a value; {USAGE}"),
-        )),
-    }
+/// A usage error: what is wrong, then the usage.
+fn usage(err: OptionError) -> Failure {
+    Failure::new(EXIT_USAGE, format!("{err}; {USAGE}"))
 }
 
 /// Under the default mode: dies with the parent, so that no child outlives
@@ -315,10 +289,19 @@ fn now_ns() -> u64 {
 /// `publish --name NAME [--rate R] [--seconds S]`.
 fn publish(options: &[&str]) -> Result<(), Failure> {
     let me = std::process::id();
-    known(options, &["--name", "--rate", "--seconds"], &[])?;
-    let name = option(options, "--name").ok_or_else(|| Failure::new(EXIT_USAGE, USAGE))?;
-    let rate: f64 = parsed(options, "--rate", 100_000.0)?;
-    let seconds: f64 = parsed(options, "--seconds", f64::INFINITY)?;
+    let options =
+        Options::parse(options, &["--name", "--rate", "--seconds"], &[]).map_err(usage)?;
+    let name = options
+        .value("--name")
+        .ok_or_else(|| Failure::new(EXIT_USAGE, USAGE))?;
+    let rate: f64 = options
+        .parsed("--rate")
+        .map_err(usage)?
+        .unwrap_or(100_000.0);
+    let seconds = options
+        .parsed("--seconds")
+        .map_err(usage)?
+        .unwrap_or(f64::INFINITY);
     if !(rate > 0.0 && seconds > 0.0) {
         let positive = format!("--rate and --seconds must be positive; {USAGE}");
         return Err(Failure::new(EXIT_USAGE, positive));
@@ -568,14 +551,17 @@ struct Counts {
 /// `read --name NAME [--oldest] [--read-only]`.
 fn read(options: &[&str]) -> Result<(), Failure> {
     let me = std::process::id();
-    known(options, &["--name"], &["--oldest", "--read-only"])?;
-    let name = option(options, "--name").ok_or_else(|| Failure::new(EXIT_USAGE, USAGE))?;
-    let (start, joined_as) = if options.contains(&"--oldest") {
+    let options =
+        Options::parse(options, &["--name"], &["--oldest", "--read-only"]).map_err(usage)?;
+    let name = options
+        .value("--name")
+        .ok_or_else(|| Failure::new(EXIT_USAGE, USAGE))?;
+    let (start, joined_as) = if options.has("--oldest") {
         (Start::Oldest, "oldest")
     } else {
         (Start::Newest, "newest")
     };
-    let read_only = options.contains(&"--read-only");
+    let read_only = options.has("--read-only");
     let mut feed = attach(name, read_only, start)?;
     let segment = Arc::clone(feed.ticks.keeper());
     let joined = feed.ticks.position();
