@@ -1,6 +1,8 @@
 //! A demo's child processes: this binary started again in a role, sharing a
 //! named segment; what they print echoed and kept; on drop, killed, reaped
 //! and the segment removed, so that a failure leaves nothing behind.
+//!
+//! Include `shm_path.rs` beside it, as `mod shm_path`.
 
 use std::error::Error;
 use std::fmt;
@@ -11,8 +13,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal};
 
-#[path = "shm_path.rs"]
-mod shm_path;
+use super::shm_path::shm_path;
 
 /// Why a child did not do what the demo waited for.
 #[derive(Debug)]
@@ -294,7 +295,7 @@ impl Drop for Children {
             }
         }
         // Left only by a publisher killed above or a failed demo.
-        if shm_path::shm_path(&self.segment).exists() {
+        if shm_path(&self.segment).exists() {
             let _ = ipc_primitives::linux::shm::unlink(&self.segment);
         }
     }
