@@ -61,6 +61,14 @@ use rustix::event::epoll;
 use rustix::fs::Mode;
 use rustix::io::Errno;
 
+#[path = "support/chain.rs"]
+mod chain;
+#[path = "support/options.rs"]
+mod options;
+
+use chain::chain;
+use options::Options;
+
 /// One log record: up to 120 bytes of text, tagged with the client's id.
 type Record = Message<120>;
 
@@ -103,17 +111,6 @@ fn run(args: &[&str]) -> Result<(), Error> {
                 .into(),
         ),
     }
-}
-
-/// `err` and its sources, joined by ": ".
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(err) = source {
-        text = format!("{text}: {err}");
-        source = err.source();
-    }
-    text
 }
 
 /// A socket argument: a path if it starts with `/`, else an abstract name.
@@ -439,15 +436,12 @@ fn server(listener: SeqpacketListener, max_sessions: usize) -> Result<Server<Rec
 
 /// `serve <socket> [--max-sessions N] [--mode OCTAL]`: until stdin closes.
 fn serve(socket: &str, options: &[&str]) -> Result<(), Error> {
-    let mut max_sessions = MAX_SESSIONS;
-    let mut mode = 0o600;
-    for pair in options.chunks(2) {
-        match pair {
-            ["--max-sessions", n] => max_sessions = n.parse()?,
-            ["--mode", octal] => mode = u32::from_str_radix(octal, 8)?,
-            _ => return Err(format!("unknown option {pair:?}").into()),
-        }
-    }
+    let options = Options::parse(options, &["--max-sessions", "--mode"], &[])?;
+    let max_sessions = options.parsed("--max-sessions")?.unwrap_or(MAX_SESSIONS);
+    let mode = match options.value("--mode") {
+        Some(octal) => u32::from_str_radix(octal, 8)?,
+        None => 0o600,
+    };
     let addr = socket_addr(socket)?;
     let mut listener = if addr.as_path().is_some() {
         SeqpacketListener::bind_with_mode(&addr, Mode::from_raw_mode(mode))?

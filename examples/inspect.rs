@@ -36,6 +36,11 @@ use std::process::ExitCode;
 use ipc_primitives::inspect::{Figures, Inspection, Problem, inspect};
 use ipc_primitives::linux::shm::{Liveness, OpenOptions, Segment};
 
+#[path = "support/chain.rs"]
+mod chain;
+
+use chain::chain;
+
 /// How deep layouts nested in layouts are followed.
 const MAX_DEPTH: u32 = 8;
 
@@ -122,17 +127,6 @@ struct Target {
     label: String,
     liveness: String,
     segment: Result<Segment, String>,
-}
-
-/// `err` and its sources, joined by ": ".
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(err) = source {
-        text = format!("{text}: {err}");
-        source = err.source();
-    }
-    text
 }
 
 /// A named segment (`/name`, one slash) or a memfd path.

@@ -49,8 +49,7 @@
 use std::fmt;
 use std::fs::File;
 use std::io::{BufRead, BufWriter, Write};
-use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -65,6 +64,17 @@ use ipc_primitives::linux::wake::SpinThenBlock;
 use rustix::buffer::spare_capacity;
 use rustix::event::epoll;
 use rustix::fs::Mode;
+
+#[path = "support/chain.rs"]
+mod chain;
+#[path = "support/options.rs"]
+mod options;
+#[path = "support/stop_signals.rs"]
+mod stop_signals;
+
+use chain::chain;
+use options::Options;
+use stop_signals::StopSignals;
 
 /// Each client's ring: 1024 words, 8 KiB.
 const RING_WORDS: u32 = 1024;
@@ -107,37 +117,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// `err` and its sources, joined by ": ".
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(err) = source {
-        text = format!("{text}: {err}");
-        source = err.source();
-    }
-    text
-}
-
-/// The value of each `--name value` pair in `options`, checked against
-/// `known`; flags (`--name` alone) are in `flags`.
-fn options<'a>(
-    options: &[&'a str],
-    known: &[&str],
-    flags: &[&str],
-) -> Result<Vec<(&'a str, &'a str)>, Error> {
-    let mut found = Vec::new();
-    let mut rest = options.iter();
-    while let Some(&name) = rest.next() {
-        if flags.contains(&name) {
-            found.push((name, ""));
-        } else if known.contains(&name) {
-            let value = rest.next().ok_or(format!("{name} needs a value"))?;
-            found.push((name, value));
-        } else {
-            return Err(format!("unknown option {name:?}; see the top of examples/logd.rs").into());
-        }
-    }
-    Ok(found)
+/// The options in `args` (see [`Options::parse`]); refused with a pointer to
+/// the usage.
+fn options<'a>(args: &[&'a str], valued: &[&str], switches: &[&str]) -> Result<Options<'a>, Error> {
+    Options::parse(args, valued, switches)
+        .map_err(|err| format!("{err}; see the top of examples/logd.rs").into())
 }
 
 // ---------------------------------------------------------------------------
@@ -186,26 +170,23 @@ fn generated_len(n: u64, max: usize) -> usize {
 }
 
 fn client(args: &[&str]) -> Result<(), Error> {
-    let mut socket = None;
-    let (mut level, mut lines, mut len) = (1u8, None, MAX_TEXT);
-    let (mut hang, mut scribble) = (false, false);
-    let known = ["--socket", "--level", "--lines", "--len"];
-    for (name, value) in options(args, &known, &["--hang", "--scribble"])? {
-        match name {
-            "--socket" => socket = Some(UnixAddr::path(value)?),
-            "--level" => {
-                level = LEVELS
-                    .iter()
-                    .position(|l| l.eq_ignore_ascii_case(value))
-                    .ok_or(format!("unknown level {value:?}"))? as u8;
-            }
-            "--lines" => lines = Some(value.parse::<u64>()?),
-            "--len" => len = value.parse()?,
-            "--hang" => hang = true,
-            _ => scribble = true,
-        }
-    }
-    let socket = socket.ok_or("client needs --socket PATH")?;
+    let valued = ["--socket", "--level", "--lines", "--len"];
+    let options = options(args, &valued, &["--hang", "--scribble"])?;
+    let socket = UnixAddr::path(
+        options
+            .value("--socket")
+            .ok_or("client needs --socket PATH")?,
+    )?;
+    let level = match options.value("--level") {
+        Some(value) => LEVELS
+            .iter()
+            .position(|l| l.eq_ignore_ascii_case(value))
+            .ok_or(format!("unknown level {value:?}"))? as u8,
+        None => 1,
+    };
+    let lines: Option<u64> = options.parsed("--lines")?;
+    let len = options.parsed("--len")?.unwrap_or(MAX_TEXT);
+    let (hang, scribble) = (options.has("--hang"), options.has("--scribble"));
     let mut conn = connect_records(&socket)?;
     let me = std::process::id();
     let mut sent = 0;
@@ -410,7 +391,7 @@ impl Client {
 struct Daemon {
     server: Server<Records>,
     epoll: OwnedFd,
-    signals: OwnedFd,
+    stop: StopSignals,
     clients: std::collections::BTreeMap<u64, Client>,
     ready: std::collections::VecDeque<u64>,
     next_token: u64,
@@ -420,18 +401,18 @@ struct Daemon {
 }
 
 fn daemon(args: &[&str]) -> Result<(), Error> {
-    let mut socket = None;
-    let mut out: Box<dyn Write> = Box::new(std::io::stdout());
-    for (name, value) in options(args, &["--socket", "--out"], &[])? {
-        match name {
-            "--socket" => socket = Some(UnixAddr::path(value)?),
-            _ => out = Box::new(BufWriter::new(File::create(value)?)),
-        }
-    }
+    let options = options(args, &["--socket", "--out"], &[])?;
+    let out: Box<dyn Write> = match options.value("--out") {
+        Some(path) => Box::new(BufWriter::new(File::create(path)?)),
+        None => Box::new(std::io::stdout()),
+    };
+    let socket = options.value("--socket").map(UnixAddr::path).transpose()?;
     let socket = socket.ok_or("usage: logd --socket PATH [--out FILE] (or logd client ...)")?;
     // Blocked before the socket exists, so that a signal sent once a client
     // could connect waits in the signalfd.
-    let signals = stop_signals()?;
+    let stop = StopSignals::block()?;
+    // Readable while a stop signal waits in `stop`; open until this returns.
+    let signals = stop.fd()?;
     let mut listener = SeqpacketListener::bind_with_mode(&socket, Mode::from_raw_mode(0o600))?;
     listener.set_unlink_on_drop(true);
     let mut server = Server::<Records>::with_listener(listener, RING_WORDS, Policy::SameUser)?;
@@ -443,7 +424,7 @@ fn daemon(args: &[&str]) -> Result<(), Error> {
     let mut daemon = Daemon {
         server,
         epoll,
-        signals,
+        stop,
         clients: Default::default(),
         ready: Default::default(),
         next_token: 0,
@@ -471,33 +452,6 @@ fn daemon(args: &[&str]) -> Result<(), Error> {
     Ok(())
 }
 
-/// Blocks `SIGINT` and `SIGTERM` and returns a signalfd that reads them.
-/// libc, not rustix: rustix has no `signalfd`.
-fn stop_signals() -> Result<OwnedFd, Error> {
-    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: `sigemptyset` initialises the set behind the pointer, valid
-    // for writes of a `sigset_t`.
-    unsafe { libc::sigemptyset(set.as_mut_ptr()) };
-    // SAFETY: initialised by `sigemptyset` just above.
-    let mut set = unsafe { set.assume_init() };
-    for signal in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: `set` is an initialised `sigset_t`; the signals are valid.
-        unsafe { libc::sigaddset(&mut set, signal) };
-    }
-    // SAFETY: `set` is initialised; a null old set asks for none back.
-    let failed = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-    if failed != 0 {
-        return Err(std::io::Error::from_raw_os_error(failed).into());
-    }
-    // SAFETY: `set` is initialised; -1 asks for a new fd.
-    let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error().into());
-    }
-    // SAFETY: `signalfd` returned a new fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
 impl Daemon {
     /// One wake-up: waits (not at all while a client has records left),
     /// handles the events, serves a round. `Some(signal)` to stop.
@@ -513,7 +467,7 @@ impl Daemon {
         for event in events.iter() {
             match event.data.u64() {
                 LISTENER => self.accept_some()?,
-                SIGNALS => stop = self.signal()?,
+                SIGNALS => stop = self.stop.next(Duration::ZERO)?,
                 token if token % 2 == 0 => self.woken(token / 2),
                 token => self.finish(token / 2, "hung up")?,
             }
@@ -521,23 +475,6 @@ impl Daemon {
         self.serve_round()?;
         self.flush()?;
         Ok(stop)
-    }
-
-    /// Which stop signal came, if one did: reads the signalfd.
-    fn signal(&mut self) -> Result<Option<&'static str>, Error> {
-        let mut info = [0u8; 128];
-        match rustix::io::read(&self.signals, &mut info) {
-            Ok(128) => {
-                let signo = u32::from_ne_bytes([info[0], info[1], info[2], info[3]]);
-                Ok(Some(if signo == libc::SIGINT as u32 {
-                    "SIGINT"
-                } else {
-                    "SIGTERM"
-                }))
-            }
-            Ok(_) | Err(Errno::AGAIN | Errno::INTR) => Ok(None),
-            Err(errno) => Err(errno.into()),
-        }
     }
 
     fn accept_some(&mut self) -> Result<(), Error> {

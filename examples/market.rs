@@ -55,25 +55,39 @@
 
 use std::error::Error;
 use std::fmt;
-use std::io::{BufRead, BufReader};
-use std::mem::MaybeUninit;
-use std::path::Path;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{ExitCode, ExitStatus};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use ipc_primitives::broadcast::{self, BlockingError, Broadcast, RecvError, Start};
-use ipc_primitives::linux::SysError;
 use ipc_primitives::linux::shm::{CreateOptions, Liveness, OpenOptions, Segment, ShmError};
 use ipc_primitives::linux::wake::{SpinThenBlock, WaitError};
 use ipc_primitives::parts::Plan;
 use ipc_primitives::seqlock::{self, Budget, ReadError, SeqLock};
 use ipc_primitives::{AttachError, Kind, ReadRegion};
 use rustix::io::Errno;
-use rustix::process::{Pid, Signal};
 use rustix::time::{ClockId, clock_gettime};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+#[path = "support/chain.rs"]
+mod chain;
+#[path = "support/children.rs"]
+mod children;
+#[path = "support/options.rs"]
+mod options;
+#[path = "support/parent.rs"]
+mod parent;
+#[path = "support/shm_path.rs"]
+mod shm_path;
+#[path = "support/stop_signals.rs"]
+mod stop_signals;
+
+use chain::chain;
+use children::{ChildError, Children};
+use options::{OptionError, Options};
+use parent::die_with_parent;
+use shm_path::shm_path;
+use stop_signals::StopSignals;
 
 /// One tick: 40 bytes, no padding.
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -161,7 +175,7 @@ fn main() -> ExitCode {
         Some(&"read") => format!("reader {}", std::process::id()),
         _ => "market".to_owned(),
     };
-    let result = die_with_parent().and_then(|()| match args[..] {
+    let result = follow_parent().and_then(|()| match args[..] {
         [] => run_all(),
         ["publish", ref options @ ..] => publish(options),
         ["read", ref options @ ..] => read(options),
@@ -223,62 +237,17 @@ impl Error for Failure {
     }
 }
 
-/// `err` and its sources, joined by ": ".
-fn chain(err: &dyn Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(err) = source {
-        text = format!("{text}: {err}");
-        source = err.source();
-    }
-    text
+/// A usage error: what is wrong, then the usage.
+fn usage(err: OptionError) -> Failure {
+    Failure::new(EXIT_USAGE, format!("{err}; {USAGE}"))
 }
 
-/// The value of `--flag VALUE` in `options`, if given.
-fn option<'a>(options: &[&'a str], flag: &str) -> Option<&'a str> {
-    let at = options.iter().position(|option| *option == flag)?;
-    options.get(at + 1).copied()
-}
-
-/// Refuses an option not in `valued` (which take a value) or `switches`.
-fn known(options: &[&str], valued: &[&str], switches: &[&str]) -> Result<(), Failure> {
-    let mut rest = options.iter();
-    while let Some(option) = rest.next() {
-        if valued.contains(option) {
-            rest.next();
-        } else if !switches.contains(option) {
-            let unknown = format!("unknown option {option:?}; {USAGE}");
-            return Err(Failure::new(EXIT_USAGE, unknown));
-        }
-    }
-    Ok(())
-}
-
-/// The parsed value of `--flag VALUE`, `default` if absent.
-fn parsed<T: std::str::FromStr>(options: &[&str], flag: &str, default: T) -> Result<T, Failure> {
-    match option(options, flag) {
-        None if !options.contains(&flag) => Ok(default),
-        Some(value) => value
-            .parse()
-            .map_err(|_| Failure::new(EXIT_USAGE, format!("bad {flag} {value:?}; {USAGE}"))),
-        None => Err(Failure::new(
-            EXIT_USAGE,
-            format!("{flag} needs a value; {USAGE}"),
-        )),
-    }
-}
-
-/// Under the default mode: asks for `SIGTERM` when the parent dies, so that
-/// no child outlives it (a publisher then removes its segment). `prctl`.
-fn die_with_parent() -> Result<(), Failure> {
-    let Ok(parent) = std::env::var(PARENT_VAR) else {
-        return Ok(());
-    };
-    rustix::process::set_parent_process_death_signal(Some(Signal::TERM))
-        .map_err(|errno| SysError::new("prctl(PR_SET_PDEATHSIG)", errno))
+/// Under the default mode: dies with the parent, so that no child outlives
+/// it (a publisher then removes its segment).
+fn follow_parent() -> Result<(), Failure> {
+    let alive = die_with_parent(PARENT_VAR)
         .map_err(Failure::caused(EXIT_FAILURE, "cannot follow the parent"))?;
-    // The parent may have died before the call: then there is no one to serve.
-    if rustix::process::getppid().map(Pid::as_raw_nonzero) != parent.parse().ok() {
+    if !alive {
         return Err(Failure::new(EXIT_FAILURE, "the parent process is gone"));
     }
     Ok(())
@@ -313,11 +282,6 @@ fn now_ns() -> u64 {
     now.tv_sec.unsigned_abs() * 1_000_000_000 + now.tv_nsec.unsigned_abs()
 }
 
-/// Where a segment's name lives.
-fn shm_path(name: &str) -> std::path::PathBuf {
-    Path::new("/dev/shm").join(name.trim_start_matches('/'))
-}
-
 // ---------------------------------------------------------------------------
 // Publisher
 // ---------------------------------------------------------------------------
@@ -325,10 +289,19 @@ fn shm_path(name: &str) -> std::path::PathBuf {
 /// `publish --name NAME [--rate R] [--seconds S]`.
 fn publish(options: &[&str]) -> Result<(), Failure> {
     let me = std::process::id();
-    known(options, &["--name", "--rate", "--seconds"], &[])?;
-    let name = option(options, "--name").ok_or_else(|| Failure::new(EXIT_USAGE, USAGE))?;
-    let rate: f64 = parsed(options, "--rate", 100_000.0)?;
-    let seconds: f64 = parsed(options, "--seconds", f64::INFINITY)?;
+    let options =
+        Options::parse(options, &["--name", "--rate", "--seconds"], &[]).map_err(usage)?;
+    let name = options
+        .value("--name")
+        .ok_or_else(|| Failure::new(EXIT_USAGE, USAGE))?;
+    let rate: f64 = options
+        .parsed("--rate")
+        .map_err(usage)?
+        .unwrap_or(100_000.0);
+    let seconds = options
+        .parsed("--seconds")
+        .map_err(usage)?
+        .unwrap_or(f64::INFINITY);
     if !(rate > 0.0 && seconds > 0.0) {
         let positive = format!("--rate and --seconds must be positive; {USAGE}");
         return Err(Failure::new(EXIT_USAGE, positive));
@@ -441,69 +414,6 @@ fn publish(options: &[&str]) -> Result<(), Failure> {
          removed {name:?}"
     );
     Ok(())
-}
-
-/// `SIGINT` and `SIGTERM`, blocked in this (single-threaded) process so that
-/// they wait in the kernel until [`next`](Self::next) takes one: the
-/// publisher's clock and its stop signal in one call, no handler.
-///
-/// libc, not rustix: rustix has signal masks and `sigtimedwait` only in its
-/// experimental `runtime` module. (`examples/quote.rs` has the same: a
-/// candidate for library API.)
-struct StopSignals {
-    set: libc::sigset_t,
-}
-
-impl StopSignals {
-    /// Blocks the two signals: `sigemptyset`, `sigaddset`, `pthread_sigmask`.
-    fn block() -> Result<Self, SysError> {
-        let mut set = MaybeUninit::<libc::sigset_t>::uninit();
-        // SAFETY: `sigemptyset` initialises the set behind the pointer, which
-        // is valid for writes of a `sigset_t`; it cannot fail for a valid
-        // pointer.
-        unsafe { libc::sigemptyset(set.as_mut_ptr()) };
-        // SAFETY: initialised by `sigemptyset` just above.
-        let mut set = unsafe { set.assume_init() };
-        for signal in [libc::SIGINT, libc::SIGTERM] {
-            // SAFETY: `set` is an initialised `sigset_t`, and the signals are
-            // valid, so this cannot fail.
-            unsafe { libc::sigaddset(&mut set, signal) };
-        }
-        // SAFETY: `set` is initialised; a null old set asks for none back.
-        let failed = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-        if failed != 0 {
-            return Err(SysError::new(
-                "pthread_sigmask",
-                Errno::from_raw_os_error(failed),
-            ));
-        }
-        Ok(Self { set })
-    }
-
-    /// Waits up to `timeout` for one of the signals: `sigtimedwait`. `None`
-    /// when the time is up (or a stop and continue interrupted the wait).
-    fn next(&self, timeout: Duration) -> Result<Option<&'static str>, SysError> {
-        #[allow(
-            clippy::unnecessary_fallible_conversions,
-            reason = "infallible where `c_long` has 64 bits, not on 32-bit targets \
-                      (nanoseconds, below 10^9, fit either way)"
-        )]
-        let timeout = libc::timespec {
-            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
-            tv_nsec: libc::c_long::try_from(timeout.subsec_nanos()).unwrap_or(0),
-        };
-        // SAFETY: `set` and `timeout` are initialised and outlive the call; a
-        // null `info` asks for no details.
-        let signal = unsafe { libc::sigtimedwait(&self.set, std::ptr::null_mut(), &timeout) };
-        match signal {
-            libc::SIGINT => Ok(Some("SIGINT")),
-            libc::SIGTERM => Ok(Some("SIGTERM")),
-            _ => match Errno::from_io_error(&std::io::Error::last_os_error()) {
-                Some(Errno::AGAIN | Errno::INTR) | None => Ok(None),
-                Some(errno) => Err(SysError::new("sigtimedwait", errno)),
-            },
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -641,14 +551,17 @@ struct Counts {
 /// `read --name NAME [--oldest] [--read-only]`.
 fn read(options: &[&str]) -> Result<(), Failure> {
     let me = std::process::id();
-    known(options, &["--name"], &["--oldest", "--read-only"])?;
-    let name = option(options, "--name").ok_or_else(|| Failure::new(EXIT_USAGE, USAGE))?;
-    let (start, joined_as) = if options.contains(&"--oldest") {
+    let options =
+        Options::parse(options, &["--name"], &["--oldest", "--read-only"]).map_err(usage)?;
+    let name = options
+        .value("--name")
+        .ok_or_else(|| Failure::new(EXIT_USAGE, USAGE))?;
+    let (start, joined_as) = if options.has("--oldest") {
         (Start::Oldest, "oldest")
     } else {
         (Start::Newest, "newest")
     };
-    let read_only = options.contains(&"--read-only");
+    let read_only = options.has("--read-only");
     let mut feed = attach(name, read_only, start)?;
     let segment = Arc::clone(feed.ticks.keeper());
     let joined = feed.ticks.position();
@@ -870,165 +783,63 @@ impl Histogram {
 // Default mode: a publisher, three readers, a summary
 // ---------------------------------------------------------------------------
 
-/// The default mode's children, and the lines they print. Dropping it kills
-/// and reaps the children still running and removes the segment: a failure
-/// leaves nothing behind.
-struct Children {
-    name: String,
-    running: Vec<(String, std::process::Child)>,
-    lines: Receiver<(usize, Option<String>)>,
-    send: std::sync::mpsc::Sender<(usize, Option<String>)>,
-}
-
-impl Children {
-    /// Starts this binary with `args` on the segment; its index.
-    fn spawn(&mut self, what: &str, args: &[&str]) -> Result<usize, Failure> {
-        let exe = std::env::current_exe()
-            .map_err(Failure::caused(EXIT_FAILURE, "where is this binary?"))?;
-        let mut child = Command::new(exe)
-            .args(args)
-            .args(["--name", &self.name])
-            .env(PARENT_VAR, std::process::id().to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(Failure::caused(
-                EXIT_FAILURE,
-                format!("cannot start {what}"),
-            ))?;
-        let index = self.running.len();
-        let stdout = child.stdout.take().expect("piped");
-        let send = self.send.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                println!("{line}");
-                if send.send((index, Some(line))).is_err() {
-                    return;
-                }
-            }
-            let _ = send.send((index, None));
-        });
-        self.running.push((what.to_owned(), child));
-        Ok(index)
-    }
-
-    /// Waits for a line of `child` containing `what`; the line.
-    fn wait_for(&self, child: usize, what: &str) -> Result<String, Failure> {
-        let deadline = Instant::now() + CHILD_WAIT;
-        loop {
-            let wait = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(wait) {
-                Ok((index, Some(line))) if index == child && line.contains(what) => {
-                    return Ok(line);
-                }
-                Ok((index, None)) if index == child => break,
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        let who = &self.running[child].0;
-        Err(Failure::new(
-            EXIT_FAILURE,
-            format!("{who} did not say {what:?}"),
-        ))
-    }
-
-    /// Waits for `child` to exit with `code`.
-    fn expect_exit(&mut self, child: usize, code: i32) -> Result<(), Failure> {
-        let (who, process) = &mut self.running[child];
-        let deadline = Instant::now() + CHILD_WAIT;
-        loop {
-            let status = process.try_wait().map_err(Failure::caused(
-                EXIT_FAILURE,
-                format!("cannot wait for {who}"),
-            ))?;
-            match status {
-                Some(status) if status.code() == Some(code) => return Ok(()),
-                Some(status) => {
-                    let what = format!("{who} ended with {status}, expected exit code {code}");
-                    return Err(Failure::new(EXIT_FAILURE, what));
-                }
-                None if Instant::now() >= deadline => {
-                    return Err(Failure::new(EXIT_FAILURE, format!("{who} did not exit")));
-                }
-                None => std::thread::sleep(Duration::from_millis(10)),
-            }
-        }
+impl From<ChildError> for Failure {
+    fn from(err: ChildError) -> Self {
+        Failure::caused(EXIT_FAILURE, "a child failed")(err)
     }
 }
 
-impl Drop for Children {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.running {
-            if matches!(child.try_wait(), Ok(None)) {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-        // Left only by a publisher killed above.
-        if shm_path(&self.name).exists() {
-            let _ = ipc_primitives::linux::shm::unlink(&self.name);
-        }
-    }
+/// Starts this binary with `args` on the segment, as `role`; its index.
+fn spawn(children: &mut Children, role: &str, args: &[&str]) -> Result<usize, ChildError> {
+    let name = children.segment().to_owned();
+    children.spawn(role, &[args, &["--name", &name]].concat())
 }
 
 /// No arguments: a publisher for [`RUN_SECONDS`], two readers from the
 /// start (one sleeping, one read-only), one started a second late at the
 /// oldest tick; then a table of what each saw.
 fn run_all() -> Result<(), Failure> {
-    let (send, lines) = channel();
-    let mut children = Children {
-        name: format!("/ipcp-market-{}", std::process::id()),
-        running: Vec::new(),
-        lines,
-        send,
-    };
-    let publisher = children.spawn("the publisher", &["publish", "--seconds", RUN_SECONDS])?;
-    children.wait_for(publisher, "publishing")?;
+    let name = format!("/ipcp-market-{}", std::process::id());
+    let mut children = Children::new(name, PARENT_VAR, CHILD_WAIT);
+    let publisher = spawn(
+        &mut children,
+        "publisher",
+        &["publish", "--seconds", RUN_SECONDS],
+    )?;
+    children.wait_for(publisher, "publishing", 0)?;
     let mut readers = vec![
-        (children.spawn("reader 1", &["read"])?, "newest, sleeps"),
+        (spawn(&mut children, "reader", &["read"])?, "newest, sleeps"),
         (
-            children.spawn("reader 2", &["read", "--read-only"])?,
+            spawn(&mut children, "reader", &["read", "--read-only"])?,
             "newest, read-only, polls",
         ),
     ];
-    children.wait_for(publisher, "ticks published")?;
+    children.wait_for(publisher, "ticks published", 0)?;
     readers.push((
-        children.spawn("reader 3", &["read", "--oldest"])?,
+        spawn(&mut children, "reader", &["read", "--oldest"])?,
         "late, oldest, sleeps",
     ));
-    // Each child's lines arrive in order, so the publisher's last line and
-    // each reader's result come in any order: collect them as they come.
-    let mut results = vec![None; readers.len()];
-    let mut total = None;
-    let deadline = Instant::now() + CHILD_WAIT;
-    while total.is_none() || results.iter().any(Option::is_none) {
-        let wait = deadline.saturating_duration_since(Instant::now());
-        let Ok((index, line)) = children.lines.recv_timeout(wait) else {
-            return Err(Failure::new(EXIT_FAILURE, "a child did not finish"));
-        };
-        let Some(line) = line else { continue };
-        if index == publisher && line.contains("published") && line.contains(" in ") {
-            total = Some(line);
-        } else if let Some(at) = readers.iter().position(|(reader, _)| *reader == index)
-            && line.contains(" result ")
-        {
-            results[at] = Some(line);
-        }
-    }
-    children.expect_exit(publisher, 0)?;
+    // Each child's lines are kept, so the publisher's last line and each
+    // reader's result may come in any order.
+    let total = children.wait_for(publisher, " ticks in ", 0)?;
+    let total = children.line(total).to_owned();
+    let mut results = Vec::new();
     for &(reader, _) in &readers {
-        children.expect_exit(reader, 0)?;
+        let result = children.wait_for(reader, " result ", 0)?;
+        results.push(children.line(result).to_owned());
+    }
+    let exit_0 = |status: ExitStatus| status.success();
+    children.expect_exit(publisher, "exit code 0", exit_0)?;
+    for &(reader, _) in &readers {
+        children.expect_exit(reader, "exit code 0", exit_0)?;
     }
     println!();
-    println!("market: {}", total.unwrap_or_default());
+    println!("market: {total}");
     println!(
         "{:<26} {:>10} {:>10} {:>8} {:>8} {:>8} {:>9} {:>6}",
         "reader", "joined at", "seen", "missed", "p50 us", "p99 us", "p99.9 us", "torn"
     );
     for ((_, how), line) in readers.iter().zip(results) {
-        let line = line.unwrap_or_default();
         let field = |key: &str| {
             line.split_whitespace()
                 .find_map(|word| word.strip_prefix(key)?.strip_prefix('='))
@@ -1052,8 +863,8 @@ fn run_all() -> Result<(), Failure> {
         );
     }
     // Asked before `children` drops (which removes what a failure left).
-    if shm_path(&children.name).exists() {
-        let left = format!("the publisher left {:?} in /dev/shm", children.name);
+    if shm_path(children.segment()).exists() {
+        let left = format!("the publisher left {:?} in /dev/shm", children.segment());
         return Err(Failure::new(EXIT_FAILURE, left));
     }
     println!("market: a polling reader's latency includes its {POLL:?} poll period; one that");

@@ -47,12 +47,8 @@
 
 use std::error::Error;
 use std::fmt;
-use std::io::{BufRead, BufReader, Read};
-use std::mem::MaybeUninit;
-use std::path::Path;
-use std::process::{Command, ExitCode, ExitStatus, Stdio};
+use std::process::{ExitCode, ExitStatus};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
 
 use ipc_primitives::AttachError;
@@ -60,8 +56,25 @@ use ipc_primitives::linux::SysError;
 use ipc_primitives::linux::shm::{CreateOptions, Liveness, OpenOptions, Segment, ShmError};
 use ipc_primitives::seqlock::{Budget, ReadError, Reader, SeqLock, Version};
 use rustix::io::Errno;
-use rustix::process::{Pid, Signal};
+use rustix::process::Signal;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+#[path = "support/chain.rs"]
+mod chain;
+#[path = "support/children.rs"]
+mod children;
+#[path = "support/parent.rs"]
+mod parent;
+#[path = "support/shm_path.rs"]
+mod shm_path;
+#[path = "support/stop_signals.rs"]
+mod stop_signals;
+
+use chain::chain;
+use children::{ChildError, Children};
+use parent::die_with_parent;
+use shm_path::shm_path;
+use stop_signals::StopSignals;
 
 /// One quote, as the seqlock holds it: 32 bytes, no padding.
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -157,30 +170,14 @@ trait Failure: Error {
     fn exit_code(&self) -> u8;
 }
 
-/// `err` and its sources, joined by ": ".
-fn chain(err: &dyn Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(err) = source {
-        text = format!("{text}: {err}");
-        source = err.source();
-    }
-    text
-}
-
-/// Under the demo: asks for `SIGTERM` when the demo dies, so that no child
-/// outlives it (a publisher then removes its segment). `prctl`.
+/// Under the demo: dies with it, so that no child outlives it (a publisher
+/// then removes its segment).
 fn die_with_demo() -> Result<(), BoxError> {
-    let Ok(parent) = std::env::var(PARENT_VAR) else {
-        return Ok(());
-    };
-    rustix::process::set_parent_process_death_signal(Some(Signal::TERM))
-        .map_err(|errno| SysError::new("prctl(PR_SET_PDEATHSIG)", errno))?;
-    // The demo may have died before the call: then there is no one to serve.
-    if rustix::process::getppid().map(Pid::as_raw_nonzero) != parent.parse().ok() {
-        return Err("the demo that started this process is gone".into());
+    if die_with_parent(PARENT_VAR)? {
+        Ok(())
+    } else {
+        Err("the demo that started this process is gone".into())
     }
-    Ok(())
 }
 
 /// The bytes a quote seqlock takes: its segment's exact size.
@@ -322,69 +319,6 @@ fn quote_at(number: u64, publisher: u32) -> Quote {
         ask: bid + 5,
         publisher,
         closed: 0,
-    }
-}
-
-/// `SIGINT` and `SIGTERM`, blocked in this (single-threaded) process so that
-/// they wait in the kernel until [`next`](Self::next) takes one: the
-/// publisher's clock and its stop signal in one call, no handler.
-///
-/// libc, not rustix: rustix has signal masks and `sigtimedwait` only in its
-/// experimental `runtime` module.
-struct StopSignals {
-    set: libc::sigset_t,
-}
-
-impl StopSignals {
-    /// Blocks the two signals: `sigemptyset`, `sigaddset`, `pthread_sigmask`.
-    fn block() -> Result<Self, SysError> {
-        let mut set = MaybeUninit::<libc::sigset_t>::uninit();
-        // SAFETY: `sigemptyset` initialises the set behind the pointer, which
-        // is valid for writes of a `sigset_t`; it cannot fail for a valid
-        // pointer.
-        unsafe { libc::sigemptyset(set.as_mut_ptr()) };
-        // SAFETY: initialised by `sigemptyset` just above.
-        let mut set = unsafe { set.assume_init() };
-        for signal in [libc::SIGINT, libc::SIGTERM] {
-            // SAFETY: `set` is an initialised `sigset_t`, and the signals are
-            // valid, so this cannot fail.
-            unsafe { libc::sigaddset(&mut set, signal) };
-        }
-        // SAFETY: `set` is initialised; a null old set asks for none back.
-        let failed = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-        if failed != 0 {
-            return Err(SysError::new(
-                "pthread_sigmask",
-                Errno::from_raw_os_error(failed),
-            ));
-        }
-        Ok(Self { set })
-    }
-
-    /// Waits up to `timeout` for one of the signals: `sigtimedwait`. `None`
-    /// when the time is up (or a stop and continue interrupted the wait).
-    fn next(&self, timeout: Duration) -> Result<Option<&'static str>, SysError> {
-        #[allow(
-            clippy::unnecessary_fallible_conversions,
-            reason = "infallible where `c_long` has 64 bits, not on 32-bit targets \
-                      (nanoseconds, below 10^9, fit either way)"
-        )]
-        let timeout = libc::timespec {
-            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
-            tv_nsec: libc::c_long::try_from(timeout.subsec_nanos()).unwrap_or(0),
-        };
-        // SAFETY: `set` and `timeout` are initialised and outlive the call; a
-        // null `info` asks for no details.
-        let signal = unsafe { libc::sigtimedwait(&self.set, std::ptr::null_mut(), &timeout) };
-        match signal {
-            libc::SIGINT => Ok(Some("SIGINT")),
-            libc::SIGTERM => Ok(Some("SIGTERM")),
-            _ => match Errno::from_io_error(&std::io::Error::last_os_error()) {
-                Some(Errno::AGAIN | Errno::INTR) => Ok(None),
-                Some(errno) => Err(SysError::new("sigtimedwait", errno)),
-                None => Ok(None),
-            },
-        }
     }
 }
 
@@ -626,23 +560,11 @@ fn cents(cents: u64) -> String {
 // Demo
 // ---------------------------------------------------------------------------
 
-/// Why the demo failed: what a child did or did not do.
+/// Why the demo failed: what a child did or did not do, or what it left.
 #[derive(Debug)]
 enum DemoError {
-    /// A child could not be started or waited for (contextual).
-    Spawn { who: String, source: std::io::Error },
-    /// A child said nothing matching `what` in time, or exited first.
-    Missing {
-        who: String,
-        what: String,
-        exited: bool,
-    },
-    /// A child ended other than expected.
-    Status {
-        who: String,
-        status: ExitStatus,
-        expected: &'static str,
-    },
+    /// A child did not do what the demo waited for (transparent).
+    Child(ChildError),
     /// The segment outlived the demo.
     LeftBehind { name: String },
 }
@@ -650,22 +572,7 @@ enum DemoError {
 impl fmt::Display for DemoError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Spawn { who, .. } => write!(f, "cannot run {who}"),
-            Self::Missing {
-                who,
-                what,
-                exited: true,
-            } => write!(f, "{who} exited without saying {what:?}"),
-            Self::Missing { who, what, .. } => write!(
-                f,
-                "{who} did not say {what:?} within {} s",
-                DEMO_WAIT.as_secs()
-            ),
-            Self::Status {
-                who,
-                status,
-                expected,
-            } => write!(f, "{who} ended with {status}, expected {expected}"),
+            Self::Child(err) => fmt::Display::fmt(err, f),
             Self::LeftBehind { name } => write!(f, "{name:?} is left in /dev/shm"),
         }
     }
@@ -674,9 +581,15 @@ impl fmt::Display for DemoError {
 impl Error for DemoError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
-            Self::Spawn { source, .. } => Some(source),
-            _ => None,
+            Self::Child(err) => err.source(),
+            Self::LeftBehind { .. } => None,
         }
+    }
+}
+
+impl From<ChildError> for DemoError {
+    fn from(err: ChildError) -> Self {
+        Self::Child(err)
     }
 }
 
@@ -686,45 +599,41 @@ impl Failure for DemoError {
     }
 }
 
-/// A line a child printed (on stderr if `true`), or the end of one of its
-/// two output streams.
-enum Event {
-    Line(usize, String, bool),
-    End(usize),
+/// Starts this binary as a publisher (`publish`) or reader (`read`) of the
+/// demo's segment; the child's index.
+fn spawn(demo: &mut Children, mode: &str, options: &[&str]) -> Result<usize, ChildError> {
+    let role = if mode == "publish" {
+        "publisher"
+    } else {
+        "reader"
+    };
+    let name = demo.segment().to_owned();
+    demo.spawn(role, &[&[mode, &name], options].concat())
 }
 
-/// A child process of the demo.
-struct Child {
-    /// "publisher 123", as it signs its lines.
-    who: String,
-    process: std::process::Child,
-    /// Output streams not yet at their end.
-    open_streams: u8,
-}
-
-/// The demo's children and everything they printed. Dropping it kills and
-/// reaps the children still running and removes the segment: an early
-/// failure leaves nothing behind.
-struct Demo {
-    name: String,
-    children: Vec<Child>,
-    events: Receiver<Event>,
-    send: Sender<Event>,
-    /// Every line read, with its child's index.
-    lines: Vec<(usize, String)>,
+/// Waits for `child` to exit as `expected` (`ok`), and says how it ended.
+fn expect_exit(
+    demo: &mut Children,
+    child: usize,
+    expected: &'static str,
+    ok: impl Fn(ExitStatus) -> bool,
+) -> Result<(), ChildError> {
+    let status = demo.expect_exit(child, expected, ok)?;
+    println!("demo: {} ended: {status}", demo.who(child));
+    Ok(())
 }
 
 /// `demo`.
 fn demo() -> Result<(), DemoError> {
     let name = format!("/ipcp-quote-{}", std::process::id());
     println!("demo: segment {name:?}");
-    let mut demo = Demo::new(name.clone());
+    let mut demo = Children::new(name.clone(), PARENT_VAR, DEMO_WAIT);
 
-    let first = demo.spawn("publish", &[])?;
+    let first = spawn(&mut demo, "publish", &[])?;
     demo.wait_for(first, "publishing", 0)?;
     let readers = [
-        demo.spawn("read", &["--follow"])?,
-        demo.spawn("read", &["--follow"])?,
+        spawn(&mut demo, "read", &["--follow"])?,
+        spawn(&mut demo, "read", &["--follow"])?,
     ];
     for reader in readers {
         let first = demo.wait_for(reader, "quote #", 0)?;
@@ -734,7 +643,7 @@ fn demo() -> Result<(), DemoError> {
     let mark = demo.mark();
     println!("demo: killing {} with SIGKILL", demo.who(first));
     demo.kill(first, Signal::KILL);
-    demo.expect_exit(first, "death by SIGKILL", |status| {
+    expect_exit(&mut demo, first, "death by SIGKILL", |status| {
         std::os::unix::process::ExitStatusExt::signal(&status) == Some(libc::SIGKILL)
     })?;
     for reader in readers {
@@ -742,12 +651,12 @@ fn demo() -> Result<(), DemoError> {
     }
 
     println!("demo: starting a new publisher");
-    let second = demo.spawn("publish", &[])?;
+    let second = spawn(&mut demo, "publish", &[])?;
     demo.wait_for(second, "took over", 0)?;
     println!("demo: starting a third publisher while the second lives");
-    let third = demo.spawn("publish", &[])?;
+    let third = spawn(&mut demo, "publish", &[])?;
     demo.wait_for(third, "CreatorAlive", 0)?;
-    demo.expect_exit(third, "exit code 5 (name in use)", |status| {
+    expect_exit(&mut demo, third, "exit code 5 (name in use)", |status| {
         status.code() == Some(EXIT_NAME_IN_USE.into())
     })?;
     for reader in readers {
@@ -757,211 +666,14 @@ fn demo() -> Result<(), DemoError> {
 
     println!("demo: stopping {} with SIGTERM", demo.who(second));
     demo.kill(second, Signal::TERM);
-    demo.expect_exit(second, "exit code 0", |status| status.success())?;
+    expect_exit(&mut demo, second, "exit code 0", |status| status.success())?;
     for reader in readers {
         demo.wait_for(reader, "closed", mark)?;
-        demo.expect_exit(reader, "exit code 0", |status| status.success())?;
+        expect_exit(&mut demo, reader, "exit code 0", |status| status.success())?;
     }
     if shm_path(&name).exists() {
         return Err(DemoError::LeftBehind { name });
     }
     println!("demo: done; nothing left in /dev/shm");
     Ok(())
-}
-
-/// Where a segment's name lives.
-fn shm_path(name: &str) -> std::path::PathBuf {
-    Path::new("/dev/shm").join(name.trim_start_matches('/'))
-}
-
-impl Demo {
-    fn new(name: String) -> Self {
-        let (send, events) = channel();
-        Self {
-            name,
-            children: Vec::new(),
-            events,
-            send,
-            lines: Vec::new(),
-        }
-    }
-
-    /// Starts this binary in `mode` on the demo's segment; the child's index.
-    fn spawn(&mut self, mode: &str, options: &[&str]) -> Result<usize, DemoError> {
-        let spawn_error = |source| DemoError::Spawn {
-            who: format!("{mode} {}", self.name),
-            source,
-        };
-        let exe = std::env::current_exe().map_err(spawn_error)?;
-        let mut process = Command::new(exe)
-            .arg(mode)
-            .arg(&self.name)
-            .args(options)
-            .env(PARENT_VAR, std::process::id().to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(spawn_error)?;
-        let index = self.children.len();
-        let streams: [(Box<dyn Read + Send>, bool); 2] = [
-            (Box::new(process.stdout.take().expect("piped")), false),
-            (Box::new(process.stderr.take().expect("piped")), true),
-        ];
-        for (stream, stderr) in streams {
-            let send = self.send.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines() {
-                    let Ok(line) = line else { break };
-                    if send.send(Event::Line(index, line, stderr)).is_err() {
-                        return;
-                    }
-                }
-                let _ = send.send(Event::End(index));
-            });
-        }
-        let role = if mode == "publish" {
-            "publisher"
-        } else {
-            "reader"
-        };
-        self.children.push(Child {
-            who: format!("{role} {}", process.id()),
-            process,
-            open_streams: 2,
-        });
-        Ok(index)
-    }
-
-    fn who(&self, child: usize) -> &str {
-        &self.children[child].who
-    }
-
-    /// Where the lines read so far end: `wait_for` from here looks only at
-    /// later ones.
-    fn mark(&self) -> usize {
-        self.lines.len()
-    }
-
-    /// Waits until `child` prints a line containing `what`, at or after line
-    /// `since`; prints every line as it arrives. The matching line's index.
-    fn wait_for(&mut self, child: usize, what: &str, since: usize) -> Result<usize, DemoError> {
-        let deadline = Instant::now() + DEMO_WAIT;
-        let mut at = since;
-        loop {
-            if let Some(found) = self.lines[at..]
-                .iter()
-                .position(|(who, line)| *who == child && line.contains(what))
-            {
-                return Ok(at + found);
-            }
-            at = self.lines.len();
-            let exited = self.children[child].open_streams == 0;
-            if exited || !self.pump(deadline) {
-                return Err(DemoError::Missing {
-                    who: self.who(child).to_owned(),
-                    what: what.to_owned(),
-                    exited,
-                });
-            }
-        }
-    }
-
-    /// Waits until `child`'s output ends (it exited: it starts no process
-    /// of its own to inherit its pipes), printing what it says until then.
-    fn wait_for_end(&mut self, child: usize) -> Result<(), DemoError> {
-        let deadline = Instant::now() + DEMO_WAIT;
-        while self.children[child].open_streams > 0 {
-            if !self.pump(deadline) {
-                return Err(DemoError::Missing {
-                    who: self.who(child).to_owned(),
-                    what: "its exit".to_owned(),
-                    exited: false,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Takes the next event, printing and recording a line; `false` if none
-    /// came before `deadline`.
-    fn pump(&mut self, deadline: Instant) -> bool {
-        match self
-            .events
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            Ok(Event::Line(who, line, stderr)) => {
-                if stderr {
-                    eprintln!("{line}");
-                } else {
-                    println!("{line}");
-                }
-                self.lines.push((who, line));
-            }
-            Ok(Event::End(who)) => self.children[who].open_streams -= 1,
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return false,
-        }
-        true
-    }
-
-    fn kill(&self, child: usize, signal: Signal) {
-        let pid = Pid::from_child(&self.children[child].process);
-        // It may have died already: that shows when it is reaped.
-        let _ = rustix::process::kill_process(pid, signal);
-    }
-
-    /// Waits (up to [`DEMO_WAIT`]) for `child` to exit, printing what it
-    /// says until then, and checks how it ended.
-    fn expect_exit(
-        &mut self,
-        child: usize,
-        expected: &'static str,
-        ok: impl Fn(ExitStatus) -> bool,
-    ) -> Result<(), DemoError> {
-        self.wait_for_end(child)?;
-        let deadline = Instant::now() + DEMO_WAIT;
-        let Child { who, process, .. } = &mut self.children[child];
-        let status = loop {
-            let spawn_error = |source| DemoError::Spawn {
-                who: who.clone(),
-                source,
-            };
-            if let Some(status) = process.try_wait().map_err(spawn_error)? {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                return Err(DemoError::Missing {
-                    who: who.clone(),
-                    what: "its exit".to_owned(),
-                    exited: false,
-                });
-            }
-            std::thread::sleep(POLL);
-        };
-        println!("demo: {who} ended: {status}");
-        if ok(status) {
-            Ok(())
-        } else {
-            Err(DemoError::Status {
-                who: who.clone(),
-                status,
-                expected,
-            })
-        }
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            if matches!(child.process.try_wait(), Ok(None)) {
-                let _ = child.process.kill();
-                let _ = child.process.wait();
-            }
-        }
-        // Left only by a publisher killed above or a failed demo.
-        if shm_path(&self.name).exists() {
-            let _ = ipc_primitives::linux::shm::unlink(&self.name);
-        }
-    }
 }

@@ -1,6 +1,5 @@
-//! `examples/daemon.rs` under attack: the built example binary (which `cargo
-//! test` builds next to this test's binary, in `target/<profile>/examples/`)
-//! runs as a long-lived server (`daemon serve <socket>`), real client
+//! `examples/daemon.rs` under attack: the example binary (which the test
+//! builds itself, see `tests/example_bin`) runs as a long-lived server (`daemon serve <socket>`), real client
 //! processes attack it, and good clients must still be served.
 //!
 //! The attackers: a client running as `nobody`, a client killed before its
@@ -15,20 +14,22 @@
 //! run again with `DAEMON_ATTACK_ROLE` set (the `child` test plays the role).
 #![cfg(all(feature = "linux", target_os = "linux", not(loom), not(miri)))]
 
-use core::time::Duration;
+mod example_bin;
+
 use std::fs;
-use std::io::{BufRead, BufReader};
+
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::time::Instant;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
+use example_bin::{PATIENCE, Proc};
 use ipc_primitives::linux::handshake::{Connection, connect};
 use ipc_primitives::linux::uds::{SeqpacketStream, UnixAddr};
 use ipc_primitives::message::Message;
-use rustix::process::{Pid, Signal, kill_process};
+use rustix::process::Signal;
 
 /// The example's record type.
 type Record = Message<120>;
@@ -37,198 +38,32 @@ const ROLE_VAR: &str = "DAEMON_ATTACK_ROLE";
 const ADDR_VAR: &str = "DAEMON_ATTACK_SOCKET";
 /// Byte offset of an SPSC ring's `head` counter (its `# Layout` table).
 const HEAD_OFFSET: u64 = 128;
-/// How long any one process may run before the test gives up on it.
-const PATIENCE: Duration = Duration::from_secs(120);
 
 // ---------------------------------------------------------------------------
 // Processes
 // ---------------------------------------------------------------------------
 
-/// The example binary, built by `cargo test` beside this test's binary.
-fn example() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    // target/<profile>/deps/<this test> -> target/<profile>/examples/daemon
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps");
-    let example = profile_dir.join("examples").join("daemon");
-    assert!(
-        example.exists(),
-        "{} is missing: `cargo test` builds it; with a --test filter, run \
-         `cargo build --example daemon` first",
-        example.display()
-    );
-    example
+/// The example binary, built once per test process.
+fn example() -> &'static Path {
+    static EXAMPLE: OnceLock<PathBuf> = OnceLock::new();
+    EXAMPLE.get_or_init(|| example_bin::build(&["daemon"]).join("daemon"))
 }
 
-/// A process whose stdout and stderr lines are read by threads into one
-/// channel. Killed (and reaped) on drop.
-struct Proc {
-    what: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-    /// Every line read so far.
-    seen: Vec<String>,
-    /// Lines read that no [`expect`](Self::expect) has matched yet.
-    unmatched: Vec<String>,
-    status: Option<ExitStatus>,
-    deadline: Instant,
+/// The example's client `id` sending `records` records to `socket`.
+fn client(id: u32, socket: &str, records: u32) -> Proc {
+    let mut command = Command::new(example());
+    command.args(["client", &id.to_string(), socket, &records.to_string()]);
+    Proc::spawn(format!("client {id}"), command)
 }
 
-impl Proc {
-    fn spawn(what: &str, mut command: Command) -> Self {
-        command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|err| panic!("spawn {what}: {err}"));
-        let (send, lines) = channel();
-        for (stream, out) in [
-            (
-                "out",
-                child
-                    .stdout
-                    .take()
-                    .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            ),
-            (
-                "err",
-                child
-                    .stderr
-                    .take()
-                    .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            ),
-        ] {
-            let send = send.clone();
-            let out = out.expect("piped");
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines() {
-                    let Ok(line) = line else { break };
-                    if send.send(format!("{stream}: {line}")).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        Self {
-            what: what.to_owned(),
-            stdin: child.stdin.take(),
-            child,
-            lines,
-            seen: Vec::new(),
-            unmatched: Vec::new(),
-            status: None,
-            deadline: Instant::now() + PATIENCE,
-        }
-    }
-
-    /// The example's client `id` sending `records` records to `socket`.
-    fn client(id: u32, socket: &str, records: u32) -> Self {
-        let mut command = Command::new(example());
-        command.args(["client", &id.to_string(), socket, &records.to_string()]);
-        Self::spawn(&format!("client {id}"), command)
-    }
-
-    /// This test binary playing `role` against `socket`.
-    fn attacker(role: &str, socket: &str) -> Self {
-        let mut command = Command::new(std::env::current_exe().expect("current_exe"));
-        command
-            .args(["--exact", "child", "--nocapture", "--test-threads=1", "-q"])
-            .env(ROLE_VAR, role)
-            .env(ADDR_VAR, socket);
-        Self::spawn(role, command)
-    }
-
-    fn pid(&self) -> i32 {
-        i32::try_from(self.child.id()).expect("pid fits i32")
-    }
-
-    fn signal(&self, signal: Signal) {
-        let pid = Pid::from_raw(self.pid()).expect("a child's pid is not 0");
-        kill_process(pid, signal).unwrap_or_else(|err| panic!("kill {}: {err}", self.what));
-    }
-
-    fn exited(&mut self) -> Option<ExitStatus> {
-        if self.status.is_none() {
-            self.status = self.child.try_wait().expect("waitpid");
-        }
-        self.status
-    }
-
-    /// Waits for a line (stdout lines start `out: `, stderr lines `err: `)
-    /// that `matches` and no earlier call matched, and returns it. Panics if
-    /// the process exits first or its time runs out.
-    fn expect(&mut self, what: &str, matches: impl Fn(&str) -> bool) -> String {
-        if let Some(at) = self.unmatched.iter().position(|line| matches(line)) {
-            return self.unmatched.remove(at);
-        }
-        loop {
-            match self.lines.recv_timeout(Duration::from_millis(20)) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if matches(&line) {
-                        return line;
-                    }
-                    self.unmatched.push(line);
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    assert!(
-                        self.exited().is_none(),
-                        "{} exited while the test waited for {what}; it printed {:#?}",
-                        self.what,
-                        self.seen
-                    );
-                    assert!(
-                        Instant::now() < self.deadline,
-                        "{} timed out waiting for {what}; it printed {:#?}",
-                        self.what,
-                        self.seen
-                    );
-                }
-                Err(RecvTimeoutError::Disconnected) => panic!(
-                    "{} closed its output before {what}; it printed {:#?}",
-                    self.what, self.seen
-                ),
-            }
-        }
-    }
-
-    /// Waits for the process to exit and returns its status and every line
-    /// it printed.
-    fn wait(&mut self) -> (ExitStatus, Vec<String>) {
-        drop(self.stdin.take());
-        let status = loop {
-            if let Some(status) = self.exited() {
-                break status;
-            }
-            assert!(
-                Instant::now() < self.deadline,
-                "{} did not exit in time; it printed {:#?}",
-                self.what,
-                self.seen
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        // The readers end at end of file, once the process and its children
-        // have closed the pipes.
-        while let Ok(line) = self.lines.recv_timeout(PATIENCE) {
-            self.seen.push(line);
-        }
-        (status, self.seen.clone())
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.exited().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// This test binary playing `role` against `socket`.
+fn attacker(role: &str, socket: &str) -> Proc {
+    let mut command = Command::new(std::env::current_exe().expect("current_exe"));
+    command
+        .args(["--exact", "child", "--nocapture", "--test-threads=1", "-q"])
+        .env(ROLE_VAR, role)
+        .env(ADDR_VAR, socket);
+    Proc::spawn(role, command)
 }
 
 /// A fresh directory for the daemon's socket, removed on drop.
@@ -267,14 +102,14 @@ fn daemon(dir: &TempDir, nofile: u32, options: &[&str]) -> (Proc, String) {
         .args(["serve", &socket])
         .args(options);
     let mut daemon = Proc::spawn("daemon", command);
-    daemon.expect("the daemon to listen", |line| {
+    daemon.expect_where("the daemon to listen", |line| {
         line.starts_with("out: daemon: listening on")
     });
     (daemon, socket)
 }
 
 /// The daemon's log line that its client `pid` finished, with `records`.
-fn finished(pid: i32, records: u32) -> impl Fn(&str) -> bool {
+fn finished(pid: u32, records: u32) -> impl Fn(&str) -> bool {
     move |line| {
         line.starts_with(&format!("out: daemon: finished client pid {pid} uid "))
             && line.ends_with(&format!(": {records} records, complete and in order"))
@@ -282,7 +117,7 @@ fn finished(pid: i32, records: u32) -> impl Fn(&str) -> bool {
 }
 
 /// The daemon's log line that it dropped client `pid` for `why`.
-fn dropped(pid: i32, why: &'static str) -> impl Fn(&str) -> bool {
+fn dropped(pid: u32, why: &'static str) -> impl Fn(&str) -> bool {
     move |line| {
         line.starts_with(&format!("err: daemon: dropped client pid {pid} uid "))
             && line.contains(why)
@@ -292,10 +127,11 @@ fn dropped(pid: i32, why: &'static str) -> impl Fn(&str) -> bool {
 /// Runs a good client to completion: it exits 0 and the daemon reports its
 /// records complete.
 fn good_client(daemon: &mut Proc, socket: &str, id: u32, records: u32) {
-    let mut client = Proc::client(id, socket, records);
-    let (status, output) = client.wait();
+    let mut client = client(id, socket, records);
+    let status = client.finish();
+    let output = client.lines();
     assert!(status.success(), "good client {id} failed: {output:#?}");
-    daemon.expect("a good client's records", finished(client.pid(), records));
+    daemon.expect_where("a good client's records", finished(client.pid(), records));
 }
 
 // ---------------------------------------------------------------------------
@@ -365,9 +201,9 @@ fn the_daemon_serves_good_clients_through_every_attack() {
     good_client(&mut daemon, &socket, 1, 100_000);
 
     // A good client that streams until the end of the test.
-    let mut streaming = Proc::client(2, &socket, u32::MAX);
+    let mut streaming = client(2, &socket, u32::MAX);
     let accepted = format!("out: daemon: accepted client pid {} ", streaming.pid());
-    daemon.expect("the streaming client", |line| line.starts_with(&accepted));
+    daemon.expect_where("the streaming client", |line| line.starts_with(&accepted));
 
     // A client running as nobody: refused by the policy, and told so.
     if rustix::process::geteuid().is_root() {
@@ -380,25 +216,26 @@ fn the_daemon_serves_good_clients_through_every_attack() {
     // A client killed before its hello: the daemon is stopped while it
     // connects, so the connection waits in the backlog until it is dead.
     daemon.signal(Signal::STOP);
-    let mut victim = Proc::attacker("connect-and-wait", &socket);
-    victim.expect("the victim to connect", |line| line == "out: connected");
+    let mut victim = attacker("connect-and-wait", &socket);
+    victim.expect_where("the victim to connect", |line| line == "out: connected");
     victim.signal(Signal::KILL);
-    let (status, _) = victim.wait();
+    let status = victim.finish();
     assert_eq!(status.signal(), Some(Signal::KILL.as_raw()));
     daemon.signal(Signal::CONT);
-    daemon.expect(
+    daemon.expect_where(
         "the dead client",
         dropped(victim.pid(), "hung up before its hello"),
     );
     good_client(&mut daemon, &socket, 5, 1000);
 
     // A client that writes garbage over its ring's header and counters.
-    let mut scribbler = Proc::attacker("scribble", &socket);
-    daemon.expect(
+    let mut scribbler = attacker("scribble", &socket);
+    daemon.expect_where(
         "the scribbler",
         dropped(scribbler.pid(), "its ring's counters are corrupted"),
     );
-    let (status, output) = scribbler.wait();
+    let status = scribbler.finish();
+    let output = scribbler.lines();
     assert!(status.success(), "{output:#?}");
     assert!(output.contains(&"out: dropped by the daemon".to_owned()));
     good_client(&mut daemon, &socket, 6, 1000);
@@ -420,7 +257,7 @@ fn the_daemon_serves_good_clients_through_every_attack() {
     let mut sessions = 0;
     let mut shed = 0;
     while sessions + shed < SILENT {
-        let line = daemon.expect("each silent client's outcome", |line| {
+        let line = daemon.expect_where("each silent client's outcome", |line| {
             line.contains(&format!(" client pid {me} "))
         });
         if line.starts_with("out: daemon: accepted") {
@@ -436,15 +273,15 @@ fn the_daemon_serves_good_clients_through_every_attack() {
     assert!(daemon.exited().is_none(), "the daemon survived the flood");
     drop(silent);
     for _ in 0..sessions {
-        daemon.expect("each silent session to end", finished(me as i32, 0));
+        daemon.expect_where("each silent session to end", finished(me, 0));
     }
     good_client(&mut daemon, &socket, 7, 100_000);
 
     // The streaming client was served all along: every record it sent
     // arrives, in order, when it is stopped.
     streaming.signal(Signal::KILL);
-    streaming.wait();
-    let line = daemon.expect("the streaming client's records", |line| {
+    streaming.finish();
+    let line = daemon.expect_where("the streaming client's records", |line| {
         line.starts_with(&format!(
             "out: daemon: finished client pid {} ",
             streaming.pid()
@@ -452,7 +289,8 @@ fn the_daemon_serves_good_clients_through_every_attack() {
     });
     assert!(!line.contains(": 0 records"), "{line}");
 
-    let (status, output) = daemon.wait();
+    let status = daemon.finish();
+    let output = daemon.lines();
     assert!(status.success(), "the daemon failed: {output:#?}");
     assert!(
         output
@@ -489,7 +327,8 @@ fn nobody_is_refused(daemon: &mut Proc, socket: &str) {
         command.args(["client", "3", socket]).uid(65534).gid(65534);
         Proc::spawn("nobody's client", command)
     };
-    let (status, output) = nobody.wait();
+    let status = nobody.finish();
+    let output = nobody.lines();
     fs::remove_dir_all(&dir).expect("remove nobody's copy");
     assert!(!status.success());
     assert!(
@@ -498,7 +337,7 @@ fn nobody_is_refused(daemon: &mut Proc, socket: &str) {
             .any(|line| line.contains("the server's policy refused this client")),
         "{output:#?}"
     );
-    daemon.expect("nobody's refusal", move |line| {
+    daemon.expect_where("nobody's refusal", move |line| {
         line == format!(
             "err: daemon: dropped client pid {} uid 65534: refused by the server's policy",
             nobody.pid()
@@ -517,15 +356,16 @@ fn at_its_session_cap_the_daemon_refuses_newcomers_with_a_status() {
     let mut silent: Vec<_> = (0..2)
         .map(|_| {
             let stream = SeqpacketStream::connect(&addr).expect("connect");
-            daemon.expect("a silent session", |line| {
+            daemon.expect_where("a silent session", |line| {
                 line.starts_with(&format!("out: daemon: accepted client pid {me} "))
             });
             stream
         })
         .collect();
 
-    let mut over = Proc::client(1, &socket, 1000);
-    let (status, output) = over.wait();
+    let mut over = client(1, &socket, 1000);
+    let status = over.finish();
+    let output = over.lines();
     assert!(!status.success());
     assert!(
         output
@@ -533,16 +373,17 @@ fn at_its_session_cap_the_daemon_refuses_newcomers_with_a_status() {
             .any(|line| line.contains("the server serves as many clients as it allows")),
         "{output:#?}"
     );
-    daemon.expect(
+    daemon.expect_where(
         "the refusal",
         dropped(over.pid(), "over the limit of 2 sessions"),
     );
 
     drop(silent.pop());
-    daemon.expect("the silent session to end", finished(me as i32, 0));
+    daemon.expect_where("the silent session to end", finished(me, 0));
     good_client(&mut daemon, &socket, 2, 1000);
     drop(silent);
-    let (status, output) = daemon.wait();
+    let status = daemon.finish();
+    let output = daemon.lines();
     assert!(status.success(), "{output:#?}");
     assert!(!Path::new(&socket).exists());
 }
@@ -553,17 +394,16 @@ fn at_its_session_cap_the_daemon_refuses_newcomers_with_a_status() {
 fn clients_stop_when_the_daemon_dies() {
     let dir = TempDir::new("orphans");
     let (mut daemon, socket) = daemon(&dir, 1024, &[]);
-    let mut clients: Vec<Proc> = (0..2)
-        .map(|id| Proc::client(id, &socket, u32::MAX))
-        .collect();
+    let mut clients: Vec<Proc> = (0..2).map(|id| client(id, &socket, u32::MAX)).collect();
     for client in &clients {
         let accepted = format!("out: daemon: accepted client pid {} ", client.pid());
-        daemon.expect("the clients", |line| line.starts_with(&accepted));
+        daemon.expect_where("the clients", |line| line.starts_with(&accepted));
     }
     daemon.signal(Signal::KILL);
-    daemon.wait();
+    daemon.finish();
     for client in &mut clients {
-        let (status, output) = client.wait();
+        let status = client.finish();
+        let output = client.lines();
         assert_eq!(status.code(), Some(1), "{output:#?}");
         assert!(
             output
@@ -579,7 +419,8 @@ fn clients_stop_when_the_daemon_dies() {
 #[test]
 fn the_demo_serves_its_clients_and_exits_0() {
     let mut demo = Proc::spawn("demo", Command::new(example()));
-    let (status, output) = demo.wait();
+    let status = demo.finish();
+    let output = demo.lines();
     assert!(status.success(), "{output:#?}");
     assert!(
         output

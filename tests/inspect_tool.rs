@@ -11,88 +11,23 @@
 
 mod example_bin;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
-use std::sync::mpsc::channel;
-use std::time::Duration;
 
+use example_bin::{Proc, shm_entries};
 use ipc_primitives::linux::handshake::connect;
 use ipc_primitives::linux::shm::{CreateOptions, unlink};
 use ipc_primitives::linux::uds::UnixAddr;
 use ipc_primitives::message::Message;
 use ipc_primitives::spsc::Spsc;
-use rustix::process::{Pid, Signal, kill_process};
-
-/// How long a process may take to say what is expected (a bound against
-/// hangs, not a timing assertion).
-const PATIENCE: Duration = Duration::from_secs(120);
+use rustix::process::Signal;
 
 fn examples() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| example_bin::build(&["inspect", "quote", "daemon"]))
-}
-
-/// A child process, killed and reaped if the test ends early.
-struct Proc(Child);
-
-impl Proc {
-    fn spawn(example: &str, args: &[&str]) -> Self {
-        let child = Command::new(examples().join(example))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn example");
-        Self(child)
-    }
-
-    fn pid(&self) -> Pid {
-        Pid::from_raw(self.0.id() as i32).expect("a pid")
-    }
-
-    fn signal(&self, signal: Signal) {
-        kill_process(self.pid(), signal).expect("kill");
-    }
-
-    /// Reads stdout until a line contains `marker` (at most `PATIENCE`).
-    fn wait_for(&mut self, marker: &str) -> BufReader<ChildStdout> {
-        let stdout = self.0.stdout.take().expect("stdout piped");
-        let (tx, rx) = channel();
-        let marker = marker.to_owned();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout);
-            let mut line = String::new();
-            while lines.read_line(&mut line).is_ok_and(|n| n > 0) {
-                if line.contains(&marker) {
-                    let _ = tx.send(Some(lines));
-                    return;
-                }
-                line.clear();
-            }
-            let _ = tx.send(None);
-        });
-        rx.recv_timeout(PATIENCE)
-            .ok()
-            .flatten()
-            .expect("the example said it was ready")
-    }
-
-    /// Waits for the exit; its code.
-    fn wait(mut self) -> Option<i32> {
-        let status = self.0.wait().expect("wait");
-        std::mem::forget(self);
-        status.code()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Removes a path (a socket file) or unlinks a named segment when the test
@@ -144,21 +79,12 @@ fn row<'a>(table: &'a str, key: &str) -> Vec<&'a str> {
         .collect()
 }
 
-fn shm_names(prefix: &str) -> Vec<String> {
-    std::fs::read_dir("/dev/shm")
-        .expect("/dev/shm")
-        .flatten()
-        .filter_map(|entry| entry.file_name().into_string().ok())
-        .filter(|name| name.starts_with(prefix))
-        .collect()
-}
-
 #[test]
 fn a_publishers_named_seqlock_as_a_table_and_as_json_untouched() {
     let name = format!("/ipcp-inspect-quote-{}", std::process::id());
     let _remove = Remove::Segment(name.clone());
-    let mut publisher = Proc::spawn("quote", &["publish", &name]);
-    let _lines = publisher.wait_for("publishing");
+    let mut publisher = Proc::run(&examples().join("quote"), &["publish", &name]);
+    publisher.expect(&["publishing"]);
     // Stopped, it writes nothing: any change to the bytes is the tool's.
     publisher.signal(Signal::STOP);
     let object = format!("/dev/shm{name}");
@@ -202,7 +128,7 @@ fn a_publishers_named_seqlock_as_a_table_and_as_json_untouched() {
 
     // Killed, it leaves the segment and a free life lock.
     publisher.signal(Signal::KILL);
-    assert_eq!(publisher.wait(), None, "killed by a signal");
+    assert_eq!(publisher.finish().code(), None, "killed by a signal");
     let text = stdout(&inspect(&[&name]));
     assert_eq!(
         row(&text, "creator"),
@@ -210,7 +136,11 @@ fn a_publishers_named_seqlock_as_a_table_and_as_json_untouched() {
         "{text}"
     );
     unlink(&name).expect("the dead publisher's segment, left for the inspection");
-    assert!(shm_names(&name[1..]).is_empty());
+    assert!(
+        !shm_entries()
+            .iter()
+            .any(|entry| entry.starts_with(&name[1..]))
+    );
 }
 
 #[test]
@@ -218,8 +148,8 @@ fn a_daemons_session_ring_through_proc_and_through_its_socket() {
     let socket = std::env::temp_dir().join(format!("ipcp-inspect-{}.sock", std::process::id()));
     let socket = socket.to_str().expect("UTF-8").to_owned();
     let _remove = Remove::File(socket.clone());
-    let mut daemon = Proc::spawn("daemon", &["serve", &socket]);
-    let _lines = daemon.wait_for("listening");
+    let mut daemon = Proc::run(&examples().join("daemon"), &["serve", &socket]);
+    daemon.expect(&["listening"]);
     let mut conn = connect::<Message<120>>(&UnixAddr::path(&socket).expect("a path"))
         .expect("the daemon accepts");
     // Stopped, the daemon pops nothing: the records wait in the ring.
@@ -229,7 +159,7 @@ fn a_daemons_session_ring_through_proc_and_through_its_socket() {
         let record = Message::new(7, text.as_bytes()).expect("fits");
         conn.push_notify(record).expect("room");
     }
-    let dir = format!("/proc/{}/fd", daemon.0.id());
+    let dir = format!("/proc/{}/fd", daemon.pid());
     let memfds: Vec<String> = std::fs::read_dir(&dir)
         .expect("the daemon's fds")
         .flatten()
@@ -257,7 +187,7 @@ fn a_daemons_session_ring_through_proc_and_through_its_socket() {
     assert_eq!(row(&text, "tail"), ["0"]);
     assert_eq!(
         row(&text, "creator"),
-        [format!("unknown (holder pid {} alive)", daemon.0.id())]
+        [format!("unknown (holder pid {} alive)", daemon.pid())]
     );
 
     let json = inspect(&["--json", "--socket", &socket]);
@@ -280,8 +210,8 @@ fn a_daemons_session_ring_through_proc_and_through_its_socket() {
 
     daemon.signal(Signal::CONT);
     drop(conn);
-    drop(daemon.0.stdin.take()); // the daemon stops when its stdin closes
-    assert_eq!(daemon.wait(), Some(0));
+    drop(daemon.stdin.take()); // the daemon stops when its stdin closes
+    assert_eq!(daemon.finish().code(), Some(0));
     assert!(
         !Path::new(&socket).exists(),
         "the daemon removed its socket"
@@ -334,20 +264,25 @@ fn a_corrupted_segment_exits_2_and_says_what() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains(&format!("{name}-missing")));
 
     drop(segment);
-    assert!(shm_names(&name[1..]).is_empty(), "nothing left in /dev/shm");
+    assert!(
+        !shm_entries()
+            .iter()
+            .any(|entry| entry.starts_with(&name[1..])),
+        "nothing left in /dev/shm"
+    );
     let _ = std::io::stdout().flush();
 }
 
 #[test]
 fn an_abstract_socket_of_a_daemon_without_sessions_lists_no_region() {
     let socket = format!("ipcp-inspect-abstract-{}", std::process::id());
-    let mut daemon = Proc::spawn("daemon", &["serve", &socket]);
-    let _lines = daemon.wait_for("listening");
+    let mut daemon = Proc::run(&examples().join("daemon"), &["serve", &socket]);
+    daemon.expect(&["listening"]);
     let json = inspect(&["--json", "--socket", &format!("@{socket}")]);
     assert_eq!(json.status.code(), Some(0), "{json:?}");
     assert_eq!(stdout(&json), "{\"healthy\":true,\"regions\":[]}\n");
-    drop(daemon.0.stdin.take());
-    assert_eq!(daemon.wait(), Some(0));
+    drop(daemon.stdin.take());
+    assert_eq!(daemon.finish().code(), Some(0));
     // Once it is gone, nobody holds the name.
     let gone = inspect(&["--socket", &format!("@{socket}")]);
     assert_eq!(gone.status.code(), Some(1), "{gone:?}");
@@ -438,5 +373,10 @@ fn a_laid_out_segment_shows_each_part_and_a_bad_entry_exits_2() {
     );
     drop(lane);
     drop(segment);
-    assert!(shm_names(&name[1..]).is_empty(), "nothing left in /dev/shm");
+    assert!(
+        !shm_entries()
+            .iter()
+            .any(|entry| entry.starts_with(&name[1..])),
+        "nothing left in /dev/shm"
+    );
 }

@@ -14,22 +14,19 @@
 //! features; a no-op when it is up to date).
 #![cfg(all(feature = "linux", target_os = "linux", not(loom), not(miri)))]
 
+mod example_bin;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, channel};
-use std::time::{Duration, Instant};
 
+use example_bin::{Proc, shm_entries};
 use ipc_primitives::linux::uds::{SeqpacketStream, UnixAddr};
-use rustix::process::{Pid, Signal, kill_process};
+use rustix::process::Signal;
 
-/// How long any one process may take to say or do what is expected before
-/// the test gives up on it (a bound against hangs, not a timing assertion).
-const PATIENCE: Duration = Duration::from_secs(120);
 /// The example's longest text: its ring's largest record (1024 words) less
 /// its 16-byte header.
 const MAX_TEXT: usize = 4072;
@@ -41,256 +38,18 @@ const MAX_TEXT: usize = 4072;
 /// The example binary, built once per test process.
 fn example() -> &'static Path {
     static EXAMPLE: OnceLock<PathBuf> = OnceLock::new();
-    EXAMPLE.get_or_init(build_example)
-}
-
-/// Runs `cargo build --example logd` into this test's target dir, with the
-/// profile `cargo test` builds examples with and this test's features, and
-/// returns the binary's path.
-///
-/// This test is `<target>[/<triple>]/<profile dir>/deps/<test>`; the target
-/// dir is the one holding `CACHEDIR.TAG` (cargo writes it at its root).
-fn build_example() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("<target>/<profile>/deps/<test>");
-    let above = profile_dir.parent().expect("a target dir");
-    let (target_dir, triple) = if above.join("CACHEDIR.TAG").exists() {
-        (above, None)
-    } else {
-        (
-            above.parent().expect("<target>/<triple>"),
-            above.file_name(),
-        )
-    };
-    // `cargo test` builds examples with the `test` profile (`bench` with
-    // `--release`), into `debug` (`release`).
-    let profile = match profile_dir.file_name().and_then(|name| name.to_str()) {
-        Some("debug") => "test",
-        Some("release") => "bench",
-        Some(custom) => custom,
-        None => panic!("no profile dir in {}", exe.display()),
-    };
-    // `default` too: it is part of the library's fingerprint.
-    let features: Vec<&str> = [
-        ("default", cfg!(feature = "default")),
-        ("std", cfg!(feature = "std")),
-        ("linux", cfg!(feature = "linux")),
-        ("tokio", cfg!(feature = "tokio")),
-        ("defmt", cfg!(feature = "defmt")),
-        ("portable-atomic", cfg!(feature = "portable-atomic")),
-    ]
-    .into_iter()
-    .filter_map(|(feature, on)| on.then_some(feature))
-    .collect();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-    let mut build = Command::new(cargo);
-    build
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("CARGO_TARGET_DIR", target_dir)
-        .args([
-            "build",
-            "--quiet",
-            "--example",
-            "logd",
-            "--profile",
-            profile,
-        ])
-        .args(["--no-default-features", "--features", &features.join(",")]);
-    if let Some(triple) = triple {
-        build.arg("--target").arg(triple);
-    }
-    let output = build.output().expect("run cargo build --example logd");
-    assert!(
-        output.status.success(),
-        "{build:?}: {}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let example = profile_dir.join("examples").join("logd");
-    assert!(
-        example.exists(),
-        "{build:?} succeeded but left no {}",
-        example.display()
-    );
-    example
+    EXAMPLE.get_or_init(|| example_bin::build(&["logd"]).join("logd"))
 }
 
 // ---------------------------------------------------------------------------
 // Processes, sockets, output
 // ---------------------------------------------------------------------------
 
-/// The example running with `args`, its stdout and stderr lines read by
-/// threads. Killed and reaped on drop, so no test leaves a process behind.
-struct Proc {
-    what: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-    /// Every line read so far ("out: ..." or "err: ...").
-    seen: Vec<String>,
-    status: Option<ExitStatus>,
-}
-
-impl Proc {
-    fn spawn(args: &[&str]) -> Self {
-        let what = args.join(" ");
-        let mut child = Command::new(example())
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|err| panic!("spawn logd {what}: {err}"));
-        let (send, lines) = channel();
-        let streams: [(&str, Box<dyn Read + Send>); 2] = [
-            ("out", Box::new(child.stdout.take().expect("piped"))),
-            ("err", Box::new(child.stderr.take().expect("piped"))),
-        ];
-        for (stream, out) in streams {
-            let send = send.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines() {
-                    let Ok(line) = line else { break };
-                    if send.send(format!("{stream}: {line}")).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        Self {
-            what,
-            stdin: child.stdin.take(),
-            child,
-            lines,
-            seen: Vec::new(),
-            status: None,
-        }
-    }
-
-    /// A client of the daemon at `socket`, with `args` after `--socket`.
-    fn client(socket: &Path, args: &[&str]) -> Self {
-        let socket = socket.to_str().expect("a UTF-8 path");
-        let mut all = vec!["client", "--socket", socket];
-        all.extend_from_slice(args);
-        let mut client = Self::spawn(&all);
-        if !args.is_empty() {
-            // Generated load: nothing to read on stdin.
-            client.stdin = None;
-        }
-        client
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Waits for a line containing every one of `parts`, among the lines
-    /// seen so far or those to come; returns it.
-    fn expect(&mut self, parts: &[&str]) -> String {
-        let matches = |line: &String| parts.iter().all(|part| line.contains(part));
-        if let Some(line) = self.seen.iter().find(|line| matches(line)) {
-            return line.clone();
-        }
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "logd {}: no line with {parts:?}; it said:\n{}",
-                        self.what,
-                        self.seen.join("\n")
-                    )
-                });
-            self.seen.push(line.clone());
-            if matches(&line) {
-                return line;
-            }
-        }
-    }
-
-    fn signal(&self, signal: Signal) {
-        let pid = Pid::from_child(&self.child);
-        kill_process(pid, signal).unwrap_or_else(|err| panic!("kill {}: {err}", self.what));
-    }
-
-    /// Waits for the exit and the rest of the output.
-    fn finish(&mut self) -> ExitStatus {
-        self.stdin = None;
-        let deadline = Instant::now() + PATIENCE;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "logd {} did not exit; it said:\n{}",
-                self.what,
-                self.seen.join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        // The readers end with the process: every line is in the channel.
-        while let Ok(line) = self.lines.recv_timeout(PATIENCE) {
-            self.seen.push(line);
-        }
-        self.status = Some(status);
-        assert!(
-            !Path::new(&format!("/proc/{}", self.pid())).exists(),
-            "process {} reaped",
-            self.pid()
-        );
-        status
-    }
-
-    /// Waits for the exit, asserts its code, and returns the output.
-    fn exits_with(&mut self, code: i32) -> String {
-        let status = self.finish();
-        let output = self.seen.join("\n");
-        assert_eq!(
-            status.code(),
-            Some(code),
-            "logd {}: {status}; it said:\n{output}",
-            self.what
-        );
-        output
-    }
-
-    /// Waits for the death by `SIGKILL`.
-    fn killed(&mut self) {
-        let status = self.finish();
-        assert_eq!(
-            status.signal(),
-            Some(libc_sigkill()),
-            "logd {}: {status}",
-            self.what
-        );
-    }
-}
-
-/// `SIGKILL`'s number.
-fn libc_sigkill() -> i32 {
-    Signal::KILL.as_raw()
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.status.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// A test's directory: the daemon's socket and output file. Checks on
 /// [`Place::done`] that the socket is gone and `/dev/shm` holds nothing new.
 struct Place {
     dir: PathBuf,
-    shm_before: Vec<std::ffi::OsString>,
+    shm_before: Vec<String>,
 }
 
 impl Place {
@@ -317,13 +76,16 @@ impl Place {
     fn daemon(&self) -> Proc {
         let socket = self.socket();
         let out = self.out();
-        let mut daemon = Proc::spawn(&[
-            "--socket",
-            socket.to_str().expect("a UTF-8 path"),
-            "--out",
-            out.to_str().expect("a UTF-8 path"),
-        ]);
-        daemon.expect(&["listening on"]);
+        let mut daemon = Proc::run(
+            example(),
+            &[
+                "--socket",
+                socket.to_str().expect("a UTF-8 path"),
+                "--out",
+                out.to_str().expect("a UTF-8 path"),
+            ],
+        );
+        daemon.expect_unordered(&["listening on"]);
         daemon
     }
 
@@ -357,10 +119,17 @@ impl Place {
     }
 }
 
-fn shm_entries() -> Vec<std::ffi::OsString> {
-    std::fs::read_dir("/dev/shm")
-        .map(|dir| dir.filter_map(|e| e.ok().map(|e| e.file_name())).collect())
-        .unwrap_or_default()
+/// A client of the daemon at `socket`, with `args` after `--socket`.
+fn client(socket: &Path, args: &[&str]) -> Proc {
+    let socket = socket.to_str().expect("a UTF-8 path");
+    let mut all = vec!["client", "--socket", socket];
+    all.extend_from_slice(args);
+    let mut client = Proc::run(example(), &all);
+    if !args.is_empty() {
+        // Generated load: nothing to read on stdin.
+        client.stdin = None;
+    }
+    client
 }
 
 /// The example's generated record `n` (its `generated`): `"<n> "` then
@@ -400,13 +169,13 @@ fn several_clients_records_of_every_length_arrive_in_order() {
     let place = Place::new();
     let mut daemon = place.daemon();
     let mut clients: Vec<Proc> = (0..3)
-        .map(|_| Proc::client(&place.socket(), &["--lines", "300", "--len", "4072"]))
+        .map(|_| client(&place.socket(), &["--lines", "300", "--len", "4072"]))
         .collect();
     for client in &mut clients {
         client.exits_with(0);
     }
     for client in &clients {
-        daemon.expect(&[
+        daemon.expect_unordered(&[
             &format!("client pid {} uid", client.pid()),
             "hung up; 300 records",
         ]);
@@ -433,7 +202,7 @@ fn several_clients_records_of_every_length_arrive_in_order() {
 fn a_record_over_the_maximum_is_refused_at_the_client_losing_nothing() {
     let place = Place::new();
     let mut daemon = place.daemon();
-    let mut client = Proc::client(&place.socket(), &["--lines", "100", "--len", "4073"]);
+    let mut client = client(&place.socket(), &["--lines", "100", "--len", "4073"]);
     let output = client.exits_with(2);
     let want = expected(100, 4073);
     assert!(
@@ -443,7 +212,7 @@ fn a_record_over_the_maximum_is_refused_at_the_client_losing_nothing() {
         )) && output.contains("record of 4089 bytes is larger than the ring's largest, 4088 bytes"),
         "{output}"
     );
-    daemon.expect(&[&format!("client pid {} uid", client.pid()), "hung up"]);
+    daemon.expect_unordered(&[&format!("client pid {} uid", client.pid()), "hung up"]);
     daemon.signal(Signal::INT);
     daemon.exits_with(0);
     assert_eq!(place.records()[&client.pid()], want);
@@ -457,28 +226,29 @@ fn a_record_over_the_maximum_is_refused_at_the_client_losing_nothing() {
 fn a_killed_client_and_a_scribbler_are_named_and_the_others_arrive() {
     let place = Place::new();
     let mut daemon = place.daemon();
-    let mut honest = Proc::client(&place.socket(), &["--lines", "2000", "--len", "300"]);
-    let mut killed = Proc::client(&place.socket(), &["--lines", "20", "--len", "50", "--hang"]);
-    killed.expect(&["holding a half-written record"]);
+    let mut honest = client(&place.socket(), &["--lines", "2000", "--len", "300"]);
+    let mut killed = client(&place.socket(), &["--lines", "20", "--len", "50", "--hang"]);
+    killed.expect_unordered(&["holding a half-written record"]);
     killed.signal(Signal::KILL);
-    killed.killed();
-    daemon.expect(&[
+    let status = killed.finish();
+    assert_eq!(status.signal(), Some(Signal::KILL.as_raw()), "{status}");
+    daemon.expect_unordered(&[
         &format!("client pid {} uid", killed.pid()),
         "hung up; 20 records",
     ]);
-    let mut scribbler = Proc::client(
+    let mut scribbler = client(
         &place.socket(),
         &["--lines", "5", "--len", "10", "--scribble"],
     );
-    scribbler.expect(&["dropped by the daemon"]);
+    scribbler.expect_unordered(&["dropped by the daemon"]);
     scribbler.exits_with(0);
-    daemon.expect(&[
+    daemon.expect_unordered(&[
         &format!("client pid {} uid", scribbler.pid()),
         "dropped after",
         "shared memory is corrupted",
     ]);
     honest.exits_with(0);
-    daemon.expect(&[
+    daemon.expect_unordered(&[
         &format!("client pid {} uid", honest.pid()),
         "hung up; 2000 records",
     ]);
@@ -503,15 +273,15 @@ fn a_flood_and_a_client_sending_garbage_do_not_stop_the_daemon() {
     let addr = UnixAddr::path(place.socket()).expect("a socket path");
     let squatter = SeqpacketStream::connect(&addr).expect("connect");
     let _ = squatter.send(b"not a hello, not anything");
-    let mut flood = Proc::client(&place.socket(), &["--lines", "100000", "--len", "8"]);
-    let mut honest = Proc::client(&place.socket(), &["--lines", "500", "--len", "1000"]);
+    let mut flood = client(&place.socket(), &["--lines", "100000", "--len", "8"]);
+    let mut honest = client(&place.socket(), &["--lines", "500", "--len", "1000"]);
     honest.exits_with(0);
     flood.exits_with(0);
-    daemon.expect(&[
+    daemon.expect_unordered(&[
         &format!("client pid {} uid", honest.pid()),
         "hung up; 500 records",
     ]);
-    daemon.expect(&[
+    daemon.expect_unordered(&[
         &format!("client pid {} uid", flood.pid()),
         "hung up; 100000 records",
     ]);
@@ -534,15 +304,15 @@ fn a_flood_and_a_client_sending_garbage_do_not_stop_the_daemon() {
 fn sigterm_writes_what_was_published_removes_the_socket_and_exits_0() {
     let place = Place::new();
     let mut daemon = place.daemon();
-    let mut client = Proc::client(&place.socket(), &[]);
-    daemon.expect(&[&format!("client pid {} uid", client.pid()), "connected"]);
+    let mut client = client(&place.socket(), &[]);
+    daemon.expect_unordered(&[&format!("client pid {} uid", client.pid()), "connected"]);
     daemon.signal(Signal::STOP);
     let mut stdin = client.stdin.take().expect("piped");
     for n in 0..100 {
         writeln!(stdin, "line {n} written while the daemon was stopped").expect("write");
     }
     drop(stdin);
-    client.expect(&["sent 100 records"]);
+    client.expect_unordered(&["sent 100 records"]);
     client.exits_with(0);
     daemon.signal(Signal::TERM);
     daemon.signal(Signal::CONT);

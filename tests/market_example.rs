@@ -13,25 +13,21 @@
 //! profile and features; a no-op when it is up to date).
 #![cfg(all(feature = "linux", target_os = "linux", not(loom), not(miri)))]
 
+mod example_bin;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
-use std::sync::mpsc::{Receiver, channel};
-use std::time::{Duration, Instant};
 
+use example_bin::{Proc, shm_path};
 use ipc_primitives::Kind;
 use ipc_primitives::broadcast::Broadcast;
 use ipc_primitives::linux::shm::CreateOptions;
 use ipc_primitives::parts::Plan;
 use ipc_primitives::seqlock::SeqLock;
-use rustix::process::{Pid, Signal, kill_process};
+use rustix::process::Signal;
 
-/// How long any one process may take to say or do what is expected before
-/// the test gives up on it (a bound against hangs, not a timing assertion).
-const PATIENCE: Duration = Duration::from_secs(120);
 /// The example's tick ring holds this many slots.
 const CAPACITY: u64 = 4096;
 
@@ -46,199 +42,12 @@ const EXIT_NAME_IN_USE: i32 = 5;
 /// The example binary, built once per test process.
 fn example() -> &'static Path {
     static EXAMPLE: OnceLock<PathBuf> = OnceLock::new();
-    EXAMPLE.get_or_init(build_example)
-}
-
-/// Runs `cargo build --example market` into this test's target dir, with the
-/// profile `cargo test` builds examples with and this test's features, and
-/// returns the binary's path (as `tests/quote_example.rs` does).
-fn build_example() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("<target>/<profile>/deps/<test>");
-    let above = profile_dir.parent().expect("a target dir");
-    let (target_dir, triple) = if above.join("CACHEDIR.TAG").exists() {
-        (above, None)
-    } else {
-        (
-            above.parent().expect("<target>/<triple>"),
-            above.file_name(),
-        )
-    };
-    let profile = match profile_dir.file_name().and_then(|name| name.to_str()) {
-        Some("debug") => "test",
-        Some("release") => "bench",
-        Some(custom) => custom,
-        None => panic!("no profile dir in {}", exe.display()),
-    };
-    let features: Vec<&str> = [
-        ("default", cfg!(feature = "default")),
-        ("std", cfg!(feature = "std")),
-        ("linux", cfg!(feature = "linux")),
-        ("tokio", cfg!(feature = "tokio")),
-        ("defmt", cfg!(feature = "defmt")),
-        ("portable-atomic", cfg!(feature = "portable-atomic")),
-    ]
-    .into_iter()
-    .filter_map(|(feature, on)| on.then_some(feature))
-    .collect();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-    let mut build = Command::new(cargo);
-    build
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("CARGO_TARGET_DIR", target_dir)
-        .args(["build", "--quiet", "--example", "market", "--profile"])
-        .arg(profile)
-        .args(["--no-default-features", "--features", &features.join(",")]);
-    if let Some(triple) = triple {
-        build.arg("--target").arg(triple);
-    }
-    let output = build.output().expect("run cargo build --example market");
-    assert!(
-        output.status.success(),
-        "{build:?}: {}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let example = profile_dir.join("examples").join("market");
-    assert!(example.exists(), "{build:?} left no {}", example.display());
-    example
+    EXAMPLE.get_or_init(|| example_bin::build(&["market"]).join("market"))
 }
 
 // ---------------------------------------------------------------------------
 // Processes and names
 // ---------------------------------------------------------------------------
-
-/// The example running with `args`, its stdout and stderr lines read by
-/// threads. Killed and reaped on drop, so no test leaves a process behind.
-struct Proc {
-    what: String,
-    child: Child,
-    lines: Receiver<String>,
-    /// Every line read so far ("out: ..." or "err: ...").
-    seen: Vec<String>,
-    status: Option<ExitStatus>,
-}
-
-impl Proc {
-    fn spawn(args: &[&str]) -> Self {
-        let what = args.join(" ");
-        let mut child = Command::new(example())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|err| panic!("spawn market {what}: {err}"));
-        let (send, lines) = channel();
-        let streams: [(&str, Box<dyn Read + Send>); 2] = [
-            ("out", Box::new(child.stdout.take().expect("piped"))),
-            ("err", Box::new(child.stderr.take().expect("piped"))),
-        ];
-        for (stream, out) in streams {
-            let send = send.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines() {
-                    let Ok(line) = line else { break };
-                    if send.send(format!("{stream}: {line}")).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        Self {
-            what,
-            child,
-            lines,
-            seen: Vec::new(),
-            status: None,
-        }
-    }
-
-    /// Waits for a line containing every one of `parts`, printed after the
-    /// lines already matched or skipped; returns it.
-    fn expect(&mut self, parts: &[&str]) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "market {}: no line with {parts:?}; it said:\n{}",
-                        self.what,
-                        self.seen.join("\n")
-                    )
-                });
-            self.seen.push(line.clone());
-            if parts.iter().all(|part| line.contains(part)) {
-                return line;
-            }
-        }
-    }
-
-    /// The count in the publisher's next progress line.
-    fn next_progress(&mut self) -> u64 {
-        let line = self.expect(&["ticks published"]);
-        let count = line.split_whitespace().rev().nth(2);
-        count
-            .and_then(|count| count.parse().ok())
-            .unwrap_or_else(|| panic!("no count in {line:?}"))
-    }
-
-    fn signal(&self, signal: Signal) {
-        let pid = Pid::from_child(&self.child);
-        kill_process(pid, signal).unwrap_or_else(|err| panic!("kill {}: {err}", self.what));
-    }
-
-    /// Waits for the process to exit and for the rest of its output.
-    fn finish(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + PATIENCE;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "market {} did not exit; it said:\n{}",
-                self.what,
-                self.seen.join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        // The reading threads end with the process: every line is in the
-        // channel.
-        while let Ok(line) = self.lines.recv_timeout(PATIENCE) {
-            self.seen.push(line);
-        }
-        self.status = Some(status);
-        status
-    }
-
-    /// Waits for the exit, asserts its code, and returns the output.
-    fn exits_with(&mut self, code: i32) -> String {
-        let status = self.finish();
-        let output = self.seen.join("\n");
-        assert_eq!(
-            status.code(),
-            Some(code),
-            "market {}: {status}; it said:\n{output}",
-            self.what
-        );
-        output
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.status.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 /// A segment name unique to this test process and `test`. Dropping it
 /// asserts nothing is left there (removing what a killed publisher left,
@@ -269,10 +78,6 @@ impl Drop for ShmName {
             }
         }
     }
-}
-
-fn shm_path(name: &str) -> PathBuf {
-    Path::new("/dev/shm").join(name.trim_start_matches('/'))
 }
 
 /// Whether process `pid` is the example binary, running or a zombie.
@@ -349,16 +154,25 @@ fn feed_size() -> usize {
 
 /// A publisher on `name` that runs until signalled, once it publishes.
 fn publisher(name: &ShmName) -> Proc {
-    let mut publisher = Proc::spawn(&["publish", "--name", &name.0]);
+    let mut publisher = Proc::run(example(), &["publish", "--name", &name.0]);
     publisher.expect(&["created", &name.0]);
     publisher
 }
 
 /// A reader on `name` with `options`, once it has joined.
+/// The count in the publisher's next progress line.
+fn next_progress(publisher: &mut Proc) -> u64 {
+    let line = publisher.expect(&["ticks published"]);
+    let count = line.split_whitespace().rev().nth(2);
+    count
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {line:?}"))
+}
+
 fn reader(name: &ShmName, options: &[&str]) -> Proc {
     let mut args = vec!["read", "--name", &name.0];
     args.extend(options);
-    let mut reader = Proc::spawn(&args);
+    let mut reader = Proc::run(example(), &args);
     reader.expect(&["joined", &name.0]);
     reader
 }
@@ -369,7 +183,7 @@ fn reader(name: &ShmName, options: &[&str]) -> Proc {
 
 #[test]
 fn the_default_mode_runs_three_readers_and_prints_a_summary() {
-    let mut market = Proc::spawn(&[]);
+    let mut market = Proc::run(example(), &[]);
     let output = market.exits_with(0);
     let results: Vec<&str> = output
         .lines()
@@ -390,7 +204,7 @@ fn the_default_mode_runs_three_readers_and_prints_a_summary() {
         assert!(output.contains(header), "{header}:\n{output}");
     }
     assert!(output.contains("late, oldest, sleeps"), "{output}");
-    let name = format!("/ipcp-market-{}", market.child.id());
+    let name = format!("/ipcp-market-{}", market.pid());
     assert!(!shm_path(&name).exists(), "{name} is left behind");
     // Every child it started (they sign their lines with their pid) is gone.
     let children: Vec<u32> = output
@@ -412,10 +226,10 @@ fn late_readers_join_at_the_newest_or_the_oldest_tick() {
     let name = ShmName::new("late");
     let mut publisher = publisher(&name);
     // Started once a ring's worth of ticks is gone by.
-    publisher.next_progress();
+    next_progress(&mut publisher);
     let joined = |reader: &Proc| -> (u64, u64) {
         let line = reader
-            .seen
+            .lines()
             .iter()
             .find(|line| line.contains("joined"))
             .unwrap();
@@ -431,9 +245,9 @@ fn late_readers_join_at_the_newest_or_the_oldest_tick() {
     let (at, published) = joined(&oldest);
     // The oldest still whole: a ring (less the slot being rewritten) back,
     // or more if the publisher went on before the reader printed.
-    assert!(published - at >= CAPACITY - 1, "{:?}", oldest.seen);
+    assert!(published - at >= CAPACITY - 1, "{:?}", oldest.lines());
     let (at, published) = joined(&newest);
-    assert!(at > 0 && at < published, "{:?}", newest.seen);
+    assert!(at > 0 && at < published, "{:?}", newest.lines());
     newest.expect(&["seen"]);
     oldest.expect(&["seen"]);
 
@@ -480,10 +294,10 @@ fn a_stopped_reader_does_not_slow_the_publisher_and_then_reports_what_it_missed(
     polling.signal(Signal::STOP);
     // Progress lines printed after the stop: the count keeps rising, by more
     // than a ring, so both readers are lapped.
-    let first = publisher.next_progress();
+    let first = next_progress(&mut publisher);
     let mut last = first;
     while last < first + 2 * CAPACITY {
-        let next = publisher.next_progress();
+        let next = next_progress(&mut publisher);
         assert!(next > last, "the publisher stalled at {last} ticks");
         last = next;
     }
@@ -513,7 +327,7 @@ fn readers_wait_out_a_stopped_publisher() {
     sleeping.expect(&["publisher alive but silent; waiting"]);
     polling.expect(&["publisher alive but silent; waiting"]);
     publisher.signal(Signal::CONT);
-    publisher.next_progress();
+    next_progress(&mut publisher);
     publisher.signal(Signal::TERM);
     publisher.exits_with(0);
     for reader in [&mut sleeping, &mut polling] {
@@ -529,7 +343,7 @@ fn sigterm_and_sigint_make_the_publisher_remove_its_segment() {
         let mut publisher = publisher(&name);
         assert!(name.exists());
         // A second publisher is refused while the first lives.
-        let mut second = Proc::spawn(&["publish", "--name", &name.0]);
+        let mut second = Proc::run(example(), &["publish", "--name", &name.0]);
         let output = second.exits_with(EXIT_NAME_IN_USE);
         assert!(output.contains("is alive; not taking it over"), "{output}");
 
@@ -548,7 +362,7 @@ fn a_reader_refuses_a_segment_that_holds_no_feed() {
         .unlink_on_drop(true)
         .create(&name.0, 4096)
         .unwrap();
-    let mut reader = Proc::spawn(&["read", "--name", &name.0]);
+    let mut reader = Proc::run(example(), &["read", "--name", &name.0]);
     let output = reader.exits_with(EXIT_BAD_SEGMENT);
     assert!(output.contains("cannot open the feed"), "{output}");
     assert!(output.contains(&name.0), "{output}");
@@ -560,14 +374,14 @@ fn a_reader_refuses_a_segment_that_holds_no_feed() {
         .create(&name.0, feed_size())
         .unwrap();
     rustix::io::pwrite(&segment, &vec![0xde; feed_size()], 0).unwrap();
-    let mut reader = Proc::spawn(&["read", "--name", &name.0, "--read-only"]);
+    let mut reader = Proc::run(example(), &["read", "--name", &name.0, "--read-only"]);
     let output = reader.exits_with(EXIT_BAD_SEGMENT);
     assert!(output.contains("holds no market feed"), "{output}");
     assert!(output.contains("magic"), "{output}");
 
     // Nothing at the name, for as long as the reader waits.
     let missing = ShmName::new("missing");
-    let mut reader = Proc::spawn(&["read", "--name", &missing.0]);
+    let mut reader = Proc::run(example(), &["read", "--name", &missing.0]);
     let output = reader.exits_with(EXIT_BAD_SEGMENT);
     assert!(output.contains("cannot open the feed"), "{output}");
 }
@@ -583,7 +397,7 @@ fn bad_arguments_print_the_usage() {
         &["read", "--name", "/a", "--late"],
         &["publish", "--name", "/a", "--oldest"],
     ] {
-        let output = Proc::spawn(args).exits_with(2);
+        let output = Proc::run(example(), args).exits_with(2);
         assert!(output.contains("usage: market"), "{args:?}: {output}");
     }
 }

@@ -12,22 +12,18 @@
 //! so a `--test` filter never runs a missing or stale binary.
 #![cfg(all(feature = "linux", target_os = "linux", not(loom), not(miri)))]
 
-use std::io::{BufRead, BufReader, Read};
+mod example_bin;
+
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
-use std::sync::mpsc::{Receiver, channel};
-use std::time::{Duration, Instant};
 
+use example_bin::{Proc, shm_path};
 use ipc_primitives::linux::shm::{CreateOptions, Mode};
 use ipc_primitives::seqlock::SeqLock;
 use ipc_primitives::spsc::Spsc;
-use rustix::process::{Pid, Signal, kill_process};
+use rustix::process::Signal;
 
-/// How long any one process may take to say or do what is expected before
-/// the test gives up on it (a bound against hangs, not a timing assertion).
-const PATIENCE: Duration = Duration::from_secs(120);
 /// The example's payload: 32 bytes, as `[u64; 4]` (number, bid, ask, then
 /// the publisher's pid and the closed flag as two `u32`s).
 type QuoteLayout = [u64; 4];
@@ -47,209 +43,12 @@ const EXIT_NAME_IN_USE: i32 = 5;
 /// The example binary, built once per test process.
 fn example() -> &'static Path {
     static EXAMPLE: OnceLock<PathBuf> = OnceLock::new();
-    EXAMPLE.get_or_init(build_example)
-}
-
-/// Runs `cargo build --example quote` into this test's target dir, with the
-/// profile `cargo test` builds examples with and this test's features, and
-/// returns the binary's path.
-///
-/// This test is `<target>[/<triple>]/<profile dir>/deps/<test>`; the target
-/// dir is the one holding `CACHEDIR.TAG` (cargo writes it at its root).
-fn build_example() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("<target>/<profile>/deps/<test>");
-    let above = profile_dir.parent().expect("a target dir");
-    let (target_dir, triple) = if above.join("CACHEDIR.TAG").exists() {
-        (above, None)
-    } else {
-        (
-            above.parent().expect("<target>/<triple>"),
-            above.file_name(),
-        )
-    };
-    // `cargo test` builds examples with the `test` profile (`bench` with
-    // `--release`), into `debug` (`release`).
-    let profile = match profile_dir.file_name().and_then(|name| name.to_str()) {
-        Some("debug") => "test",
-        Some("release") => "bench",
-        Some(custom) => custom,
-        None => panic!("no profile dir in {}", exe.display()),
-    };
-    // `default` too: it is part of the library's fingerprint.
-    let features: Vec<&str> = [
-        ("default", cfg!(feature = "default")),
-        ("std", cfg!(feature = "std")),
-        ("linux", cfg!(feature = "linux")),
-        ("tokio", cfg!(feature = "tokio")),
-        ("defmt", cfg!(feature = "defmt")),
-        ("portable-atomic", cfg!(feature = "portable-atomic")),
-    ]
-    .into_iter()
-    .filter_map(|(feature, on)| on.then_some(feature))
-    .collect();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-    let mut build = Command::new(cargo);
-    build
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("CARGO_TARGET_DIR", target_dir)
-        .args([
-            "build",
-            "--quiet",
-            "--example",
-            "quote",
-            "--profile",
-            profile,
-        ])
-        .args(["--no-default-features", "--features", &features.join(",")]);
-    if let Some(triple) = triple {
-        build.arg("--target").arg(triple);
-    }
-    let output = build.output().expect("run cargo build --example quote");
-    assert!(
-        output.status.success(),
-        "{build:?}: {}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let example = profile_dir.join("examples").join("quote");
-    assert!(
-        example.exists(),
-        "{build:?} succeeded but left no {}",
-        example.display()
-    );
-    example
+    EXAMPLE.get_or_init(|| example_bin::build(&["quote"]).join("quote"))
 }
 
 // ---------------------------------------------------------------------------
 // Processes and names
 // ---------------------------------------------------------------------------
-
-/// The example running with `args`, its stdout and stderr lines read by
-/// threads. Killed and reaped on drop, so no test leaves a process behind.
-struct Proc {
-    what: String,
-    child: Child,
-    lines: Receiver<String>,
-    /// Every line read so far ("out: ..." or "err: ...").
-    seen: Vec<String>,
-    status: Option<ExitStatus>,
-}
-
-impl Proc {
-    fn spawn(args: &[&str]) -> Self {
-        let what = args.join(" ");
-        let mut child = Command::new(example())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|err| panic!("spawn quote {what}: {err}"));
-        let (send, lines) = channel();
-        let streams: [(&str, Box<dyn Read + Send>); 2] = [
-            ("out", Box::new(child.stdout.take().expect("piped"))),
-            ("err", Box::new(child.stderr.take().expect("piped"))),
-        ];
-        for (stream, out) in streams {
-            let send = send.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines() {
-                    let Ok(line) = line else { break };
-                    if send.send(format!("{stream}: {line}")).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        Self {
-            what,
-            child,
-            lines,
-            seen: Vec::new(),
-            status: None,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Waits for a line containing every one of `parts` printed after the
-    /// lines already matched or skipped; returns it.
-    fn expect(&mut self, parts: &[&str]) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "quote {}: no line with {parts:?}; it said:\n{}",
-                        self.what,
-                        self.seen.join("\n")
-                    )
-                });
-            self.seen.push(line.clone());
-            if parts.iter().all(|part| line.contains(part)) {
-                return line;
-            }
-        }
-    }
-
-    fn signal(&self, signal: Signal) {
-        let pid = Pid::from_child(&self.child);
-        kill_process(pid, signal).unwrap_or_else(|err| panic!("kill {}: {err}", self.what));
-    }
-
-    /// Waits for the process to exit and for the rest of its output.
-    fn finish(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + PATIENCE;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "quote {} did not exit; it said:\n{}",
-                self.what,
-                self.seen.join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        // The readers end with the process: every line is in the channel.
-        while let Ok(line) = self.lines.recv_timeout(PATIENCE) {
-            self.seen.push(line);
-        }
-        self.status = Some(status);
-        status
-    }
-
-    /// Waits for the exit, asserts its code, and returns the output.
-    fn exits_with(&mut self, code: i32) -> String {
-        let status = self.finish();
-        let output = self.seen.join("\n");
-        assert_eq!(
-            status.code(),
-            Some(code),
-            "quote {}: {status}; it said:\n{output}",
-            self.what
-        );
-        output
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.status.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 /// A segment name unique to this test process and `test`; removed on drop
 /// if a failing test (or a killed publisher) left it.
@@ -274,10 +73,6 @@ impl Drop for ShmName {
     }
 }
 
-fn shm_path(name: &str) -> PathBuf {
-    Path::new("/dev/shm").join(name.trim_start_matches('/'))
-}
-
 /// Whether process `pid` is the example binary, running or a zombie.
 fn example_runs_as(pid: u32) -> bool {
     std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == example())
@@ -289,7 +84,7 @@ fn example_runs_as(pid: u32) -> bool {
 
 #[test]
 fn the_demo_runs_end_to_end_and_leaves_nothing_behind() {
-    let mut demo = Proc::spawn(&["demo"]);
+    let mut demo = Proc::run(example(), &["demo"]);
     let output = demo.exits_with(0);
     let name = format!("/ipcp-quote-{}", demo.pid());
     for (what, count) in [
@@ -322,9 +117,9 @@ fn the_demo_runs_end_to_end_and_leaves_nothing_behind() {
 #[test]
 fn a_reader_reports_a_killed_publisher_and_a_successor_takes_the_name_over() {
     let name = ShmName::new("takeover");
-    let mut first = Proc::spawn(&["publish", &name.0]);
+    let mut first = Proc::run(example(), &["publish", &name.0]);
     first.expect(&["created", &name.0]);
-    let mut reader = Proc::spawn(&["read", &name.0]);
+    let mut reader = Proc::run(example(), &["read", &name.0]);
     reader.expect(&["quote #", &format!("from publisher {}", first.pid())]);
 
     first.signal(Signal::KILL);
@@ -340,21 +135,21 @@ fn a_reader_reports_a_killed_publisher_and_a_successor_takes_the_name_over() {
     );
     assert!(name.exists(), "the killed publisher's segment stays");
     // A reader that comes later says so at once, with no stale quote.
-    let mut late = Proc::spawn(&["read", &name.0]);
+    let mut late = Proc::run(example(), &["read", &name.0]);
     let output = late.exits_with(EXIT_WRITER_GONE);
     assert!(output.contains("[WriterGone {"), "{output}");
     assert!(!output.contains("quote #"), "{output}");
 
-    let mut second = Proc::spawn(&["publish", &name.0]);
+    let mut second = Proc::run(example(), &["publish", &name.0]);
     second.expect(&["took over (its publisher was dead)", &name.0]);
-    let mut third = Proc::spawn(&["publish", &name.0]);
+    let mut third = Proc::run(example(), &["publish", &name.0]);
     let output = third.exits_with(EXIT_NAME_IN_USE);
     assert!(
         output.contains(&format!("[Create(CreatorAlive {{ name: {:?} }})]", name.0)),
         "{output}"
     );
 
-    let mut reader = Proc::spawn(&["read", &name.0]);
+    let mut reader = Proc::run(example(), &["read", &name.0]);
     reader.expect(&["quote #", &format!("from publisher {}", second.pid())]);
     second.signal(Signal::TERM);
     second.exits_with(0);
@@ -366,15 +161,15 @@ fn a_reader_reports_a_killed_publisher_and_a_successor_takes_the_name_over() {
 #[test]
 fn a_following_reader_reattaches_to_the_successor() {
     let name = ShmName::new("follow");
-    let mut first = Proc::spawn(&["publish", &name.0]);
+    let mut first = Proc::run(example(), &["publish", &name.0]);
     first.expect(&["created"]);
-    let mut reader = Proc::spawn(&["read", &name.0, "--follow"]);
+    let mut reader = Proc::run(example(), &["read", &name.0, "--follow"]);
     reader.expect(&["quote #"]);
     first.signal(Signal::KILL);
     first.finish();
     reader.expect(&["WriterGone", "waiting for a new publisher"]);
 
-    let mut second = Proc::spawn(&["publish", &name.0]);
+    let mut second = Proc::run(example(), &["publish", &name.0]);
     second.expect(&["took over"]);
     reader.expect(&["reattached", &name.0]);
     reader.expect(&["quote #", &format!("from publisher {}", second.pid())]);
@@ -387,9 +182,9 @@ fn a_following_reader_reattaches_to_the_successor() {
 #[test]
 fn a_reader_waits_out_a_stopped_publisher() {
     let name = ShmName::new("stopped");
-    let mut publisher = Proc::spawn(&["publish", &name.0]);
+    let mut publisher = Proc::run(example(), &["publish", &name.0]);
     publisher.expect(&["created"]);
-    let mut reader = Proc::spawn(&["read", &name.0]);
+    let mut reader = Proc::run(example(), &["read", &name.0]);
     reader.expect(&["quote #"]);
 
     publisher.signal(Signal::STOP);
@@ -418,7 +213,7 @@ fn a_reader_waits_out_a_stalled_write_and_reports_a_death_mid_write() {
         .unwrap()
         .into_writer()
         .write(&[7, 10_000, 10_005, 0]);
-    let mut reader = Proc::spawn(&["read", &name.0]);
+    let mut reader = Proc::run(example(), &["read", &name.0]);
     reader.expect(&["quote #7", "bid 100.00 ask 100.05"]);
 
     // Mid-write: the second write's odd sequence, never completed.
@@ -439,7 +234,7 @@ fn a_reader_waits_out_a_stalled_write_and_reports_a_death_mid_write() {
 /// What a reader says of `name`, which holds no quotes: its exit code and
 /// output.
 fn read_refused(name: &str) -> String {
-    let mut reader = Proc::spawn(&["read", name]);
+    let mut reader = Proc::run(example(), &["read", name]);
     reader.exits_with(EXIT_BAD_SEGMENT)
 }
 
@@ -525,7 +320,7 @@ fn bad_arguments_print_the_usage() {
         &["publish", "/a", "/b"],
         &["read", "/a", "--x"],
     ] {
-        let output = Proc::spawn(args).exits_with(2);
+        let output = Proc::run(example(), args).exits_with(2);
         assert!(output.contains("usage: quote"), "{args:?}: {output}");
     }
 }

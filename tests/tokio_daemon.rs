@@ -4,58 +4,29 @@
 //! since a dropped connection closes its ring and wakes the daemon before it
 //! hangs up), exits 0, and leaves no socket file and nothing in /dev/shm.
 //!
-//! Run: `cargo test --features tokio --test tokio_daemon` (which builds the
-//! example beside this test's binary).
+//! Run: `cargo test --features tokio --test tokio_daemon` (the test builds
+//! the example itself, see `tests/example_bin`).
 #![cfg(all(target_os = "linux", feature = "tokio"))]
 
-use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+mod example_bin;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// The example binary, built by `cargo test` beside this test's binary.
-fn example() -> PathBuf {
-    // target/<profile>/deps/<this test> -> target/<profile>/examples/tokio_daemon
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("profile dir");
-    let example = profile_dir.join("examples").join("tokio_daemon");
-    assert!(
-        example.exists(),
-        "{} is missing: `cargo test --features tokio` builds it; with a --test filter, run \
-         `cargo build --features tokio --example tokio_daemon` first",
-        example.display()
-    );
-    example
-}
-
-fn shm_entries() -> BTreeSet<std::ffi::OsString> {
-    std::fs::read_dir("/dev/shm")
-        .map(|dir| {
-            dir.filter_map(|entry| entry.ok().map(|entry| entry.file_name()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use example_bin::{Proc, shm_entries};
 
 #[test]
 fn the_daemon_survives_a_crashing_client_and_cleans_up() {
-    let example = example();
+    let example = example_bin::build(&["tokio_daemon"]).join("tokio_daemon");
     let dir = std::env::temp_dir().join(format!("ipcp-tokio-daemon-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir(&dir).unwrap();
     let socket = dir.join("daemon.sock");
     let shm_before = shm_entries();
 
-    let daemon = Command::new(&example)
-        .arg("serve")
-        .arg(&socket)
-        .arg("3")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut serve = Command::new(&example);
+    serve.arg("serve").arg(&socket).arg("3");
+    let mut daemon = Proc::spawn("tokio_daemon serve", serve);
     let start = Instant::now();
     while !socket.exists() {
         assert!(
@@ -78,13 +49,12 @@ fn the_daemon_survives_a_crashing_client_and_cleans_up() {
     assert_eq!(run(&["crash"]).code(), Some(3));
     assert!(run(&["async-client", "5000"]).success());
 
-    let output = daemon.wait_with_output().unwrap();
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    assert!(
-        output.status.success(),
-        "daemon: {:?}\n{stdout}",
-        output.status
-    );
+    let status = daemon.finish();
+    let stdout: Vec<&str> = (daemon.lines().iter())
+        .filter_map(|line| line.strip_prefix("out: "))
+        .collect();
+    let stdout = stdout.join("\n");
+    assert!(status.success(), "daemon: {status:?}\n{stdout}");
     assert_eq!(
         stdout
             .matches("closed after 5000 values (sum 12497500)")
