@@ -119,11 +119,11 @@ impl Demo {
     /// Reads its output until it exits; its status and output.
     fn finish(&mut self) -> (ExitStatus, String) {
         let mut out = self.child.stdout.take().expect("piped");
-        let reader = std::thread::spawn(move || {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
             let mut text = String::new();
-            out.read_to_string(&mut text)
-                .expect("read the demo's output");
-            text
+            let read = out.read_to_string(&mut text).map(|_| text);
+            let _ = tx.send(read);
         });
         let deadline = Instant::now() + PATIENCE;
         let status = loop {
@@ -133,7 +133,12 @@ impl Demo {
             assert!(Instant::now() < deadline, "the demo ran for {PATIENCE:?}");
             std::thread::sleep(Duration::from_millis(20));
         };
-        let text = reader.join().expect("the reader thread");
+        // The output ends when every process holding it has gone: a child
+        // left running keeps it open.
+        let text = rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("the demo exited, but its output is still open"))
+            .expect("read the demo's output");
         print!("{text}");
         (status, text)
     }
@@ -169,7 +174,12 @@ fn dev_shm() -> BTreeSet<String> {
 /// in `/dev/shm` since `before` goes (others' tests may hold one for a
 /// moment; one the demo left would stay).
 fn assert_nothing_left(before: &BTreeSet<String>) {
-    assert_eq!(example_processes(), Vec::<u32>::new(), "processes left");
+    let left = example_processes();
+    for &pid in &left {
+        // Ours (they run this target dir's example): gone before failing.
+        let _ = kill_process(Pid::from_raw(pid as i32).expect("a pid"), Signal::KILL);
+    }
+    assert_eq!(left, Vec::<u32>::new(), "processes left");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let new: Vec<String> = dev_shm().difference(before).cloned().collect();
