@@ -345,7 +345,7 @@ fn logging(
 
 /// The daemon's side: the clients' lanes, or their sockets.
 enum Inbox {
-    Lanes(LanesConsumer<'static, Arc<Segment>>),
+    Lanes(Box<LanesConsumer<'static, Arc<Segment>>>),
     Sockets(Vec<Option<OwnedFd>>),
 }
 
@@ -364,7 +364,7 @@ impl Inbox {
                     .map(|_| lanes.keeper().as_fd().try_clone_to_owned())
                     .collect::<Result<_, _>>()
                     .context("dup the memfd")?;
-                Ok((Self::Lanes(lanes.into_consumer()), ends))
+                Ok((Self::Lanes(Box::new(lanes.into_consumer())), ends))
             }
             Transport::Socket => {
                 let (ours, theirs) = socket_pairs(CLIENTS)?;
@@ -487,7 +487,7 @@ fn log_client(transport: Transport, id: u32, seconds: f64) -> Result<()> {
 
 /// A client's side: its lane, or its socket.
 enum Outbox {
-    Lane(LockedLane<'static, Arc<Segment>>),
+    Lane(Box<LockedLane<'static, Arc<Segment>>>),
     Socket(OwnedFd),
 }
 
@@ -506,7 +506,9 @@ impl Outbox {
                 let lane = lanes
                     .claim_locked(&**lanes.keeper())
                     .context("claim a lane")?;
-                Self::Lane(lane.ok_or(DemoError::Check("no free lane".into()))?)
+                Self::Lane(Box::new(
+                    lane.ok_or(DemoError::Check("no free lane".into()))?,
+                ))
             }
             Transport::Socket => Self::Socket(fd),
         })
@@ -605,7 +607,7 @@ fn market(
         tick.price = 10_000 + tick.seq % 97;
         fanout.publish(&tick)?;
         tick.seq += 1;
-        if tick.seq % 256 == 0 && checked.elapsed() >= Duration::from_millis(50) {
+        if tick.seq.is_multiple_of(256) && checked.elapsed() >= Duration::from_millis(50) {
             checked = Instant::now();
             stop.check()?;
             progress.update(&format!("{} ticks", count(tick.seq)));
@@ -743,7 +745,7 @@ impl Feed {
         match self {
             Self::Ring(ring) => match ring.recv_blocking(SpinThenBlock::default(), None) {
                 Ok(tick) => Ok(Ok(tick)),
-                Err(broadcast::BlockingError::Lagged { missed }) => Ok(Err(missed.into())),
+                Err(broadcast::BlockingError::Lagged { missed }) => Ok(Err(missed)),
                 Err(err) => Err(DemoError::Check(format!("ring: {err}"))),
             },
             Self::Socket(fd) => {
@@ -1220,7 +1222,7 @@ fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(digit);
