@@ -18,6 +18,7 @@
 //! was.
 #![cfg(not(loom))]
 
+#[path = "../../../tests/common/mod.rs"]
 mod common;
 
 use std::collections::VecDeque;

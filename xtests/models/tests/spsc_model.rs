@@ -12,6 +12,7 @@
 //! last value written" and a write counter.
 #![cfg(not(loom))]
 
+#[path = "../../../tests/common/mod.rs"]
 mod common;
 
 use core::fmt::Debug;

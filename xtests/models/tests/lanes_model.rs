@@ -14,6 +14,7 @@
 //! and every lane's state word matches the model after every operation.
 #![cfg(not(loom))]
 
+#[path = "../../../tests/common/mod.rs"]
 mod common;
 
 use std::collections::VecDeque;
