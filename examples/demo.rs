@@ -51,15 +51,19 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 const CLIENTS: usize = 4;
 /// Tick readers.
 const READERS: usize = 3;
-/// Words (8 bytes) per client lane: 32 KiB, about 30 lines (a deeper lane
-/// only queues longer while the daemon is behind).
-const LANE_WORDS: u32 = 4 * 1024;
+/// Words (8 bytes) per client lane: 64 KiB, about 60 lines, in the range a
+/// socket buffer holds (a deeper lane only queues longer while the daemon is
+/// behind, a shallower one leaves clients asleep while it catches up).
+const LANE_WORDS: u32 = 8 * 1024;
 /// Ticks the broadcast ring holds (2 MiB); it keeps the last `CAPACITY - 1`
 /// whole: 65 ms at [`TICK_RATE`].
 const CAPACITY: u32 = 64 * 1024;
 /// Ticks per second the publisher offers: as fast as it can if it cannot
 /// keep up.
 const TICK_RATE: u64 = 1_000_000;
+/// The shortest sleep of a publisher ahead of schedule: ticks fall due
+/// meanwhile and go out back to back.
+const BATCH: Duration = Duration::from_micros(100);
 /// The longest log line, header included.
 const MAX_LINE: usize = 2000;
 /// Seconds of measured work by default, split between the four runs.
@@ -518,21 +522,17 @@ impl Outbox {
     fn send(&mut self, line: &[u8]) -> Result<()> {
         match self {
             Self::Lane(lane) => {
-                let mut attempts = 0_u32;
                 loop {
                     match lane.push_notify(line, &Wakeup::Futex) {
                         Ok(()) => return Ok(()),
                         // Full: the daemon is behind. Lanes have no wake-up
-                        // for space, so spin briefly, then nap and look again.
-                        Err(PushNotifyError::Push(ReserveError::Full)) if attempts < 100 => {
-                            core::hint::spin_loop();
-                        }
+                        // for space: sleep, leaving the daemon the core, and
+                        // look again.
                         Err(PushNotifyError::Push(ReserveError::Full)) => {
-                            std::thread::sleep(Duration::from_micros(50));
+                            std::thread::sleep(Duration::from_micros(100));
                         }
                         Err(err) => return Err(DemoError::Check(format!("push: {err}"))),
                     }
-                    attempts += 1;
                 }
             }
             Self::Socket(fd) => {
@@ -596,13 +596,15 @@ fn market(
         price: 10_000,
     };
     loop {
-        // On schedule, or behind it (then at once).
+        // On schedule, or behind it (then at once). Ahead of it, sleep
+        // rather than spin, leaving the cores to the readers, and send what
+        // fell due meanwhile back to back.
         let due = start_ns + tick.seq * 1_000_000_000 / TICK_RATE;
-        tick.sent_ns = now_ns();
-        while tick.sent_ns < due {
-            core::hint::spin_loop();
-            tick.sent_ns = now_ns();
+        let now = now_ns();
+        if now < due {
+            std::thread::sleep(Duration::from_nanos(due - now).max(BATCH));
         }
+        tick.sent_ns = now_ns();
         tick.instrument = tick.seq % 16;
         tick.price = 10_000 + tick.seq % 97;
         fanout.publish(&tick)?;
