@@ -18,7 +18,7 @@ use crate::{Corrupted, Pod};
 /// How long a blocking pop or push retries before it sleeps.
 ///
 /// Each spin is one [`Consumer::try_pop`] (or [`Producer::try_push`]) and a spin-loop hint: about 25 ns on
-/// the reference machine (AMD EPYC, see `BASELINES.md`), where a blocking
+/// the reference machine (AMD EPYC, see the README's benchmarks), where a blocking
 /// wake-up takes about 5 us one way. Spinning for about as long as a sleep and
 /// wake cost is the classic spin-then-block rule: if the element comes during
 /// the spin, the wake-up latency is saved; if not, the spin wasted at most what
