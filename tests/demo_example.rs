@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process};
 
-/// How long the demo may take before the test gives up on it (a bound
-/// against hangs, not a timing assertion).
-const PATIENCE: Duration = Duration::from_secs(120);
+mod example_bin;
+
+use example_bin::{PATIENCE, shm_entries};
 
 /// One demo at a time: each test checks that no process of the example is
 /// left, which another test's running demo would break.
@@ -32,71 +32,7 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 /// The example binary, built once per test process.
 fn example() -> &'static Path {
     static EXAMPLE: OnceLock<PathBuf> = OnceLock::new();
-    EXAMPLE.get_or_init(build_example)
-}
-
-/// Runs `cargo build --example demo` into this test's target dir, with the
-/// profile `cargo test` builds examples with and this test's features, and
-/// returns the binary's path (as `tests/quote_example.rs` does).
-fn build_example() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("<target>/<profile>/deps/<test>");
-    let above = profile_dir.parent().expect("a target dir");
-    let (target_dir, triple) = if above.join("CACHEDIR.TAG").exists() {
-        (above, None)
-    } else {
-        (
-            above.parent().expect("<target>/<triple>"),
-            above.file_name(),
-        )
-    };
-    let profile = match profile_dir.file_name().and_then(|name| name.to_str()) {
-        Some("debug") => "test",
-        Some("release") => "bench",
-        Some(custom) => custom,
-        None => panic!("no profile dir in {}", exe.display()),
-    };
-    let features: Vec<&str> = [
-        ("default", cfg!(feature = "default")),
-        ("std", cfg!(feature = "std")),
-        ("linux", cfg!(feature = "linux")),
-        ("tokio", cfg!(feature = "tokio")),
-        ("defmt", cfg!(feature = "defmt")),
-        ("portable-atomic", cfg!(feature = "portable-atomic")),
-    ]
-    .into_iter()
-    .filter_map(|(feature, on)| on.then_some(feature))
-    .collect();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-    let mut build = Command::new(cargo);
-    build
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("CARGO_TARGET_DIR", target_dir)
-        .args([
-            "build",
-            "--quiet",
-            "--example",
-            "demo",
-            "--profile",
-            profile,
-        ])
-        .args(["--no-default-features", "--features", &features.join(",")]);
-    if let Some(triple) = triple {
-        build.arg("--target").arg(triple);
-    }
-    let output = build.output().expect("run cargo build --example demo");
-    assert!(
-        output.status.success(),
-        "{build:?}: {}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let example = profile_dir.join("examples").join("demo");
-    assert!(example.exists(), "no {}", example.display());
-    example
+    EXAMPLE.get_or_init(|| example_bin::build(&["demo"]).join("demo"))
 }
 
 /// The demo running with `args`, stdout piped (so not a terminal: plain
@@ -163,13 +99,6 @@ fn example_processes() -> Vec<u32> {
         .collect()
 }
 
-fn dev_shm() -> BTreeSet<String> {
-    std::fs::read_dir("/dev/shm")
-        .expect("/dev/shm")
-        .filter_map(|entry| Some(entry.ok()?.file_name().to_str()?.to_owned()))
-        .collect()
-}
-
 /// Asserts that no process of the example is left and that every entry new
 /// in `/dev/shm` since `before` goes (others' tests may hold one for a
 /// moment; one the demo left would stay).
@@ -182,7 +111,12 @@ fn assert_nothing_left(before: &BTreeSet<String>) {
     assert_eq!(left, Vec::<u32>::new(), "processes left");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let new: Vec<String> = dev_shm().difference(before).cloned().collect();
+        let new: Vec<String> = shm_entries()
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+            .difference(before)
+            .cloned()
+            .collect();
         if new.is_empty() {
             return;
         }
@@ -206,7 +140,7 @@ fn a_short_run_compares_both_transports_and_loses_nothing() {
     let _one = ONE_AT_A_TIME
         .lock()
         .unwrap_or_else(|poison| poison.into_inner());
-    let before = dev_shm();
+    let before = shm_entries().into_iter().collect::<BTreeSet<_>>();
     let (status, output) = Demo::spawn(&["--seconds", "1"]).finish();
     assert!(status.success(), "{status}");
     assert!(
@@ -233,7 +167,7 @@ fn sigint_stops_the_children_and_leaves_nothing_behind() {
     let _one = ONE_AT_A_TIME
         .lock()
         .unwrap_or_else(|poison| poison.into_inner());
-    let before = dev_shm();
+    let before = shm_entries().into_iter().collect::<BTreeSet<_>>();
     let mut demo = Demo::spawn(&["--seconds", "60"]);
     // Long enough for the children of the first run to be at work.
     let started = Instant::now();
