@@ -83,11 +83,11 @@ step "portable-atomic feature on ${NO_CAS_TARGETS[*]} (single-core cfg)"
 pa_target=$(target_dir .)/portable-atomic
 for target in "${NO_CAS_TARGETS[@]}"; do
     RUSTFLAGS="--cfg portable_atomic_unsafe_assume_single_core" CARGO_TARGET_DIR=$pa_target \
-        cargo build --locked --lib --no-default-features --features portable-atomic --target "$target"
+        cargo build --locked -p ipc-primitives --lib --no-default-features --features portable-atomic --target "$target"
 done
 
 step "portable-atomic feature without the cfg: the error names the fix"
-if log=$(cargo build --locked --lib --no-default-features --features portable-atomic \
+if log=$(cargo build --locked -p ipc-primitives --lib --no-default-features --features portable-atomic \
     --target thumbv6m-none-eabi 2>&1); then
     fail "built on thumbv6m without a way to swap atomically"
 fi
