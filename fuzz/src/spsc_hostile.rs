@@ -276,6 +276,13 @@ fn hostile_step<T: Elem>(
     }
 }
 
+/// Whether either side's closed word has its closed bit set.
+fn closed_sides(memory: &SharedMemory) -> bool {
+    [offsets::CLOSED, offsets::CLOSED + 4]
+        .into_iter()
+        .any(|at| memory.peek_u32(at) & 1 != 0)
+}
+
 fn run_ring<T: Elem>(capacity: u32, input: &mut Input<'_>) {
     let size = Spsc::<T>::required_size(capacity).expect("a small ring");
     let memory = SharedMemory::zeroed(size, Widths::ring::<T>());
@@ -335,6 +342,16 @@ fn run_ring<T: Elem>(capacity: u32, input: &mut Input<'_>) {
                                 _ => (tx, rx) = ring.split(),
                             }
                         }
+                    }
+                    // Handles replaced above were dropped after their
+                    // successors opened. Each closes its side only while its
+                    // opening number is still the side's word, but a peer
+                    // that rewound that word earlier can make an old number
+                    // come round again: then the old handle closes the new
+                    // side. `Closed` is then all anyone can expect, and the
+                    // model, which never closes, stops being exact.
+                    if model.is_some() && closed_sides(&memory) {
+                        model = None;
                     }
                 }
                 op => match model.as_mut() {

@@ -30,6 +30,9 @@ pub mod offsets {
     pub const TAIL: usize = 256;
     /// A ring's `ready` event (`waiting`, then `epoch`).
     pub const READY: usize = 384;
+    /// A ring's `producer_closed` word (`consumer_closed` follows at +4): bit 0
+    /// set once that side is closed.
+    pub const CLOSED: usize = 400;
     /// A ring's first slot.
     pub const SLOTS: usize = 512;
     /// Bytes of a ring's slot before its payload: the stamp (`u32`) and 4
