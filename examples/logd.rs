@@ -228,10 +228,16 @@ fn client(args: &[&str]) -> Result<(), Error> {
         }
     }
     if scribble {
-        // `head` (byte 128 of the ring) far past anything the ring holds,
-        // written through the memfd as any process holding it could; then
-        // wake the daemon to look.
-        rustix::io::pwrite(conn.segment(), &u32::MAX.to_ne_bytes(), 128)?;
+        // `head` (byte 128 of the ring) half the counter's range away from
+        // where it is, neither ahead nor behind by any number of words the
+        // ring holds, written through the memfd as any process holding it
+        // could; then wake the daemon to look.
+        let head = conn.producer().counters().published;
+        rustix::io::pwrite(
+            conn.segment(),
+            &head.wrapping_add(1 << 31).to_ne_bytes(),
+            128,
+        )?;
         if let Some(ready) = conn.wakeup().as_eventfd() {
             ready.signal()?;
         }

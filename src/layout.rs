@@ -56,8 +56,9 @@ pub const MAGIC: u32 = u32::from_le_bytes(*b"IPCP");
 /// Version 2 records the element's size and slot stride (not its alignment,
 /// which differs between targets without changing any byte in memory), an
 /// optional type tag, and a creation sequence that lets an attacher detect a
-/// concurrent (re-)creation.
-pub const ABI_VERSION: u32 = 2;
+/// concurrent (re-)creation. Version 3 seals each record header of a
+/// [record ring](crate::bytes) and a [lane](crate::lanes) with its position.
+pub const ABI_VERSION: u32 = 3;
 
 /// Which structure a region holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -169,12 +169,14 @@ fn hostile(counter: usize) {
     let max = max_record(WORDS) as u32;
     let mut rng = Rng(env_parse::<u64>("IPCP_SEED") | 1);
     let at = |offset| word(&segment, base, offset);
-    // A header word at ring position `pos`: `len`, then `kind`.
-    let header = |pos: u32, len: u32, kind: u32| {
+    // A header word at ring position `pos`: `len` (bit 31 for padding),
+    // then the seal, `pos | 1 << 31` for a header published at `pos`.
+    let header = |pos: u32, len: u32, seal: u32| {
         let offset = DATA + (pos % WORDS) as usize * 8;
         at(offset).store(len, Ordering::Relaxed);
-        at(offset + 4).store(kind, Ordering::Relaxed);
+        at(offset + 4).store(seal, Ordering::Release);
     };
+    let sealed = |pos: u32| pos | 1 << 31;
     for round in 0..count {
         let r = rng.next();
         let other = if counter == HEAD { TAIL } else { HEAD };
@@ -190,14 +192,15 @@ fn hostile(counter: usize) {
                 1 => max + 1 + rng.next() as u32 % 64,
                 _ => rng.next() as u32 % (max + 1),
             };
-            let kind = match (r >> 16) % 8 {
-                0 => rng.next() as u32,
-                1 => 1,
-                _ => 0,
+            let (len, seal) = match (r >> 16) % 8 {
+                0 => (len, rng.next() as u32),
+                1 => (len | 1 << 31, sealed(seen)),
+                _ => (len, sealed(seen)),
             };
-            header(seen, len, kind);
+            header(seen, len, seal);
             if (r >> 24).is_multiple_of(4) {
-                header(rng.next() as u32, rng.next() as u32 % (max + 9), 1);
+                let pos = rng.next() as u32;
+                header(pos, rng.next() as u32 % (max + 9) | 1 << 31, sealed(pos));
             }
         }
         at(counter).store(value, Ordering::Release);

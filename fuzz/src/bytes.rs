@@ -7,7 +7,8 @@
 //! The model is a `VecDeque` of the records in flight and the word positions
 //! the documented rules give (a header word and `ceil(len / 8)` payload
 //! words per record, padding to the end when a record would straddle it,
-//! records of at most `(capacity / 2 - 1) * 8` bytes). Checked after every
+//! one word kept free after the last record for the marker, records of at
+//! most `(capacity / 2 - 1) * 8` bytes). Checked after every
 //! operation: every pop returns exactly the oldest record, or `Empty`,
 //! `TooSmall { needed }` (the record stays) and nothing written past it;
 //! `Full` and `TooLarge` come exactly when the model says; grants write in
@@ -202,7 +203,9 @@ impl Model {
         if len > max {
             return Err(ReserveError::TooLarge { len, max });
         }
-        let need = self.padding(len) + 1 + len.div_ceil(8) as u32;
+        // Padding, header and payload, and the word after them for the
+        // marker.
+        let need = self.padding(len) + 1 + len.div_ceil(8) as u32 + 1;
         if need > self.capacity - self.used() {
             return Err(ReserveError::Full);
         }

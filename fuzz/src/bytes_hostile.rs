@@ -8,8 +8,9 @@
 //! create and making the handles); a byte from it up rewrites bytes of the
 //! region: header fields, `head` (128) and `tail` (256) near their values or
 //! anywhere, the `ready` event (384), record headers at the consumer's
-//! position (plausible lengths, garbage lengths, padding of any length,
-//! unknown kinds), payload words, or anywhere.
+//! position or after a padding there (plausible lengths, garbage lengths,
+//! padding of any length, sealed for their position, for another, or not),
+//! payload words, or anywhere.
 //!
 //! The ring lives in [`SharedMemory`]: an allocation exactly as long as the
 //! region, so AddressSanitizer reports any access past its end. Checked:
@@ -54,11 +55,14 @@ fn expect() -> Expect {
 }
 
 /// What `RecordRing::attach` must return for the region's bytes: the header
-/// as `expected_attach` checks it, then `head - tail <= capacity`.
+/// as `expected_attach` checks it, then `head - tail <= capacity`, or `tail`
+/// ahead of `head` by at most the capacity (a producer that died between
+/// sealing records and publishing `head`).
 fn expected(bytes: &[u8]) -> Result<u32, AttachError> {
     let capacity = expected_attach(bytes, true, expect())?;
     let u32_at = |at: usize| u32::from_ne_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
-    if u32_at(offsets::HEAD).wrapping_sub(u32_at(offsets::TAIL)) > capacity {
+    let (head, tail) = (u32_at(offsets::HEAD), u32_at(offsets::TAIL));
+    if head.wrapping_sub(tail) > capacity && tail.wrapping_sub(head) > capacity {
         return Err(AttachError::Corrupted);
     }
     Ok(capacity)
@@ -199,11 +203,24 @@ fn near(input: &mut Input<'_>, current: u32) -> u32 {
     }
 }
 
-/// A record header: `len`, then `kind`, native-endian.
-fn header(len: u32, kind: u32) -> Vec<u8> {
+/// A record header: `len` (bit 31 for padding), then the seal,
+/// native-endian.
+fn header(len: u32, seal: u32) -> Vec<u8> {
     let mut raw = len.to_ne_bytes().to_vec();
-    raw.extend_from_slice(&kind.to_ne_bytes());
+    raw.extend_from_slice(&seal.to_ne_bytes());
     raw
+}
+
+/// The seal of a header at `pos`, or (`valid` false) a wrong one: another
+/// lap's, zero, or anything.
+fn seal(input: &mut Input<'_>, pos: u32, valid: bool) -> u32 {
+    const SEALED: u32 = 1 << 31;
+    match (valid, input.u8() % 3) {
+        (true, _) => pos | SEALED,
+        (false, 0) => pos.wrapping_add(input.u32() | 1) | SEALED,
+        (false, 1) => 0,
+        (false, _) => input.u32(),
+    }
 }
 
 /// Where a hostile rewrite lands, and what it writes.
@@ -227,26 +244,33 @@ fn hostile_write(input: &mut Input<'_>, memory: &SharedMemory, capacity: u32) ->
             let offset = offsets::READY + 4 * input.below(2);
             (offset, input.u32().to_ne_bytes().to_vec())
         }
-        // A header at the consumer's position: plausible or not.
+        // A header at the consumer's position (or at the start of the next
+        // lap, after a padding there): plausible or not, sealed or not.
         5 | 6 => {
-            let kind = match input.u8() % 8 {
-                0 => input.u32(),
-                1 | 2 => 1,
-                _ => 0,
-            };
+            let padding = if input.u8() % 4 == 0 { 1 << 31 } else { 0 };
             let len = match input.u8() % 6 {
                 0 => input.u32(),
                 1 => max + 1 + input.below(64) as u32,
                 2 => (capacity - tail % capacity - 1) * 8,
                 _ => input.below(max as usize + 1) as u32,
             };
-            (header_at(tail), header(len, kind))
+            let pos = if input.u8() % 4 == 0 {
+                tail.wrapping_add(capacity - tail % capacity)
+            } else {
+                tail
+            };
+            let valid = input.u8() % 4 != 0;
+            (
+                header_at(pos),
+                header(len | padding, seal(input, pos, valid)),
+            )
         }
-        // A header anywhere in the data.
+        // A header anywhere in the data, sealed for its position or not.
         7 => {
             let pos = input.u32();
-            let raw = header(input.u32() % (max + 16), input.u32() % 3);
-            (header_at(pos), raw)
+            let len = input.u32() % (max + 16) | (input.u32() & 1 << 31);
+            let valid = input.u8() % 2 == 0;
+            (header_at(pos), header(len, seal(input, pos, valid)))
         }
         8 => {
             let offset = DATA + input.below(len - DATA);

@@ -227,7 +227,8 @@ impl Model {
             return Err(ReserveError::TooLarge { len, max });
         }
         let state = &self.lanes[lane];
-        if self.words_for(lane, len) > self.words - state.head.wrapping_sub(state.tail) {
+        // The record's words, and one more after it for the marker.
+        if self.words_for(lane, len) >= self.words - state.head.wrapping_sub(state.tail) {
             return Err(ReserveError::Full);
         }
         Ok(())

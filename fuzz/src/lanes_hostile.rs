@@ -9,7 +9,7 @@
 //! doorbell, lane state words (garbage, or a valid state of another
 //! generation, which lets a second producer claim a lane), a lane's `head`
 //! or `tail` near its value or anywhere, record headers at the consumer's
-//! position, data words, or anywhere.
+//! position (sealed for it or not), data words, or anywhere.
 //!
 //! The lane set lives in [`SharedMemory`]: an allocation exactly as long as
 //! the region, so AddressSanitizer reports any access past its end. Checked:
@@ -317,11 +317,21 @@ fn hostile_step(
             tail,
             near(input, memory.peek_u32(tail)).to_ne_bytes().to_vec(),
         ),
-        // A record header at the consumer's position.
+        // A record header at the consumer's position: a plausible length or
+        // any, sealed for the position (`pos | 1 << 31`) or anything.
         6 => {
-            let at = data + (memory.peek_u32(tail) % words) as usize * 8;
-            let mut raw = input.u32().to_ne_bytes().to_vec();
-            raw.extend_from_slice(&u32::from(input.u8() % 3).to_ne_bytes());
+            let pos = memory.peek_u32(tail);
+            let at = data + (pos % words) as usize * 8;
+            let len = match input.u8() % 2 {
+                0 => input.u32() % 128,
+                _ => input.u32(),
+            };
+            let seal = match input.u8() % 2 {
+                0 => pos | 1 << 31,
+                _ => input.u32(),
+            };
+            let mut raw = len.to_ne_bytes().to_vec();
+            raw.extend_from_slice(&seal.to_ne_bytes());
             (at, raw)
         }
         7 | 8 => (

@@ -13,9 +13,6 @@ use crate::sync::{self, Ordering};
 pub(crate) struct Cursor {
     /// Next word to read; the authoritative copy of the shared `tail`.
     tail: u32,
-    /// The producer's `head` when last read and found valid: in
-    /// `tail ..= tail + capacity`, at or behind the real one.
-    cached_head: u32,
 }
 
 impl Cursor {
@@ -23,42 +20,38 @@ impl Cursor {
     pub(crate) fn new(ring: &Ring<'_>) -> Self {
         // `Acquire` on its own counter: a consumer taking over from an
         // earlier one sees the state its predecessor left.
-        let tail = ring.tail.load(Ordering::Acquire);
         Self {
-            tail,
-            cached_head: tail,
+            tail: ring.tail.load(Ordering::Acquire),
         }
-    }
-
-    /// Words published beyond `tail`, re-reading the producer's counter
-    /// only when the cached one shows none.
-    #[inline]
-    pub(crate) fn available(&mut self, ring: &Ring<'_>) -> Result<u32, Corrupted> {
-        let ready = self.cached_head.wrapping_sub(self.tail);
-        if ready > 0 {
-            return Ok(ready);
-        }
-        // Pairs with the producer's `Release` store of `head`: the words it
-        // published are written.
-        let head = ring.head.load(Ordering::Acquire);
-        let ready = ring.distance(head, self.tail)?;
-        self.cached_head = head;
-        Ok(ready)
     }
 
     /// The next record, validated (see [Trust](super#trust)), without
-    /// taking it.
+    /// taking it: the header sealed at `tail`, and only when there is none,
+    /// the producer's `head`.
+    ///
+    /// A seal missing while `head` (`Acquire`, pairing with the producer's
+    /// `Release` store after sealing) counts words beyond `tail` can be a
+    /// stale read of the header, so it is read once more; missing again, the
+    /// producer is corrupt.
     #[inline]
-    pub(crate) fn next(&mut self, ring: &Ring<'_>) -> Result<Found, PopError> {
-        let used = self.available(ring)?;
-        match ring.find(self.tail, used) {
-            Ok(found) => found.ok_or(PopError::Empty),
-            Err(Corrupted) => {
-                // Read `head` afresh next time: once the peer behaves again,
-                // so does the ring.
-                self.cached_head = self.tail;
-                Err(PopError::Corrupted)
-            }
+    pub(crate) fn next(&self, ring: &Ring<'_>) -> Result<Found, PopError> {
+        if let Some(found) = ring.find(self.tail)? {
+            return Ok(found);
+        }
+        let head = ring.head.load(Ordering::Acquire);
+        if ring.published(head, self.tail)? == 0 {
+            return Err(PopError::Empty);
+        }
+        ring.find(self.tail)?.ok_or(PopError::Corrupted)
+    }
+
+    /// Whether a record is waiting, validated as [`next`](Self::next) does.
+    #[inline]
+    pub(crate) fn ready(&self, ring: &Ring<'_>) -> Result<bool, Corrupted> {
+        match self.next(ring) {
+            Ok(_) => Ok(true),
+            Err(PopError::Empty) => Ok(false),
+            Err(_) => Err(Corrupted),
         }
     }
 
@@ -88,19 +81,20 @@ impl Cursor {
         Ok(found.len)
     }
 
-    /// Makes the ring empty at this cursor: `head` back to `tail`. Only for a
-    /// ring no producer owns (a freed lane whose producer left it corrupt).
+    /// Makes the ring empty at this cursor: the marker at `tail`, and `head`
+    /// back to `tail`. Only for a ring no producer owns (a freed lane whose
+    /// producer left it corrupt), so its next producer starts clean.
     #[cfg(any(loom, target_has_atomic = "32"))]
     pub(crate) fn reset(&mut self, ring: &Ring<'_>) {
+        ring.mark(self.tail);
         ring.head.store(self.tail, Ordering::Relaxed);
-        self.cached_head = self.tail;
     }
 
     /// Words published and not yet consumed (the capacity for a corrupt
     /// `head`), from a fresh load of `head`.
     pub(crate) fn used(&self, ring: &Ring<'_>) -> u32 {
         let head = ring.head.load(Ordering::Acquire);
-        ring.distance(head, self.tail).unwrap_or(ring.capacity())
+        ring.published(head, self.tail).unwrap_or(ring.capacity())
     }
 }
 
@@ -127,7 +121,6 @@ impl<K> fmt::Debug for Consumer<'_, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Consumer")
             .field("tail", &self.cursor.tail)
-            .field("cached_head", &self.cursor.cached_head)
             .finish_non_exhaustive()
     }
 }
@@ -196,8 +189,8 @@ impl<'a, K> Consumer<'a, K> {
     /// announcement is withdrawn).
     pub fn prepare_to_sleep(&mut self) -> Result<Option<u32>, Corrupted> {
         let epoch = self.ready.announce();
-        match self.cursor.available(&self.ring) {
-            Ok(0) => Ok(Some(epoch)),
+        match self.cursor.ready(&self.ring) {
+            Ok(false) => Ok(Some(epoch)),
             other => {
                 self.ready.withdraw();
                 other.map(|_| None)
@@ -225,9 +218,9 @@ impl<'a, K> Consumer<'a, K> {
         mut sleep: impl FnMut(&Event, u32) -> Result<(), E>,
     ) -> Result<(), BlockingError<E>> {
         for _ in 0..=spins {
-            match self.cursor.available(&self.ring) {
-                Ok(0) => sync::spin_loop(),
-                Ok(_) => return Ok(()),
+            match self.cursor.ready(&self.ring) {
+                Ok(false) => sync::spin_loop(),
+                Ok(true) => return Ok(()),
                 Err(Corrupted) => return Err(BlockingError::Corrupted),
             }
         }
@@ -245,10 +238,10 @@ impl<'a, K> Consumer<'a, K> {
         }
     }
 
-    /// Whether no record is waiting (a corrupt producer counter counts as
+    /// Whether no record is waiting (a corrupt producer counts as
     /// something waiting: the next pop reports it).
     pub fn is_empty(&self) -> bool {
-        self.cursor.used(&self.ring) == 0
+        self.cursor.ready(&self.ring) == Ok(false)
     }
 
     /// Words published and not yet popped, headers and padding included (at

@@ -33,32 +33,48 @@
 //!
 //! # Records
 //! Positions count 8-byte *words* and wrap at 2^32. A record is a header word
-//! (`len: u32`, the payload's bytes, then `kind: u32`, 0 for a record)
-//! followed by `ceil(len / 8)` payload words. A record never straddles the
-//! end of the ring: one that does not fit before the end is preceded by a
-//! *padding* record (`kind` 1) that fills the rest of the ring, and starts at
-//! word 0; both are published together.
+//! followed by `ceil(len / 8)` payload words. The header's bytes 0..4 hold
+//! `len`, the payload's bytes, with bit 31 set for *padding*; bytes 4..8
+//! hold the *seal*, `position | 1 << 31`: a header is published when its
+//! seal names the position it is at. Zeroes are never a seal. A record never straddles the end of the ring: one
+//! that does not fit before the end is preceded by padding that fills the
+//! rest of the ring, and starts at word 0; both are published together.
 //!
 //! The largest payload is [`max_record`] `= (capacity / 2 - 1) * 8` bytes
 //! (half the ring, with its header), enforced by [`Producer::reserve`]
-//! ([`ReserveError::TooLarge`]). With records at most half the ring, a
-//! padding record and any record fit in an empty ring, so
-//! [`ReserveError::Full`] always clears once the consumer catches up.
+//! ([`ReserveError::TooLarge`]). A reserve also needs the word after the
+//! record free, for the marker below, so one word of the ring always stays
+//! free. With records at most half the ring, padding, a record and the
+//! marker fit in an empty ring, so [`ReserveError::Full`] always clears
+//! once the consumer catches up.
 //!
 //! # Protocol
+//! The consumer polls the header at its position, beside the payload: a
+//! small record crosses in the cache line that holds both, without a load
+//! of the producer's counter.
+//!
+//! | access | ordering | pairs with | without it |
+//! |--------|----------|------------|------------|
+//! | producer writes the *marker* (a zero header, never a seal) at the word after the record | `Relaxed`, before the seal | the consumer's load of that header, after it acquires this record's seal | payload bytes left there by an earlier lap could read as a sealed header: forged records |
+//! | producer seals the record's header | `Release`, after the payload | the consumer's `Acquire` load of the header | the consumer could copy the payload before the producer's stores reach it |
+//! | producer seals the padding before a record, after the record's seal | `Release` | the consumer's `Acquire` load of the padding | the consumer could skip the padding and find the record unsealed: `Corrupted` |
+//! | producer publishes `head`, after the seals | `Release` | the consumer's `Acquire` load of `head` when it finds no seal | a consumer that finds `head` counting a record could still read its old header and call the ring corrupt |
+//! | consumer publishes `tail`, after copying | `Release` | the producer's `Acquire` load of `tail` | the producer could rewrite words the consumer is still copying |
+//!
 //! - The producer keeps its position `head` locally and a cached copy of the
-//!   consumer's `tail`, refreshed (`Acquire`, pairing with the consumer's
-//!   `Release` store of `tail`: the consumer's copies out of the words it
-//!   released happen before the producer rewrites them) only when the cached
-//!   copy shows too little room. It writes headers and payload with relaxed
-//!   word stores, then publishes with one `Release` store of `head`: the
-//!   padding and the record become visible together, and a grant dropped
-//!   uncommitted was never visible.
-//! - The consumer keeps `tail` locally and a cached copy of `head`,
-//!   refreshed (`Acquire`, pairing with the producer's `Release` store: the
-//!   words up to `head` are written) only when the cached copy shows nothing.
-//!   It validates the record's header, copies the payload out, then
-//!   publishes the new `tail` with `Release`.
+//!   consumer's `tail`, refreshed only when the cached copy shows too little
+//!   room. A grant's payload goes to shared memory at once; nothing is
+//!   visible until the commit seals it, so a grant dropped uncommitted was
+//!   never visible.
+//! - The consumer keeps `tail` locally. When the header at `tail` is not
+//!   sealed, it loads `head`: counting nothing beyond `tail`, the ring is
+//!   empty; counting words, the header is read once more (the load of
+//!   `head` made the seal visible), and still unsealed it is `Corrupted`.
+//! - `create` zeroes the data words: a marker in every word.
+//! - A producer that died between sealing and publishing `head` leaves
+//!   records the consumer may already have popped (it follows seals, not
+//!   `head`); a new producer starts after every record sealed in sequence
+//!   from `head` and publishes `head` to cover them.
 //! - Wake-ups are those of [`crate::event`]: the consumer announces on `ready`
 //!   ([`Consumer::prepare_to_sleep`]); the producer checks after publishing
 //!   ([`Producer::wake_needed`]). `crate::linux::bytes` adds a blocking pop
@@ -66,16 +82,18 @@
 //!
 //! # Trust
 //! The peer may be another process writing anything at any time. Before
-//! copying anything, the consumer checks that `head - tail` is at most the
-//! capacity, that a padding record ends exactly at the end of the ring and
-//! is followed by a record, and that a record's length is at most
-//! [`max_record`] and its words lie between `tail` and `head` and before the
-//! end; anything else is [`Corrupted`], which leaves the ring as it is. It
-//! reads each header once into a local and copies only within the checked
-//! words: never an out-of-bounds read, a huge copy or a panic. A producer
-//! that sees `tail` ahead of `head`, or more than the capacity behind,
-//! reports [`Corrupted`] too. A hostile peer can make the other side read
-//! garbage bytes, never cause undefined behaviour or a hang.
+//! copying anything, the consumer checks that a padding is sealed for its
+//! position, ends exactly at the end of the ring and is followed by a record
+//! sealed for its own; that a record's length is at most [`max_record`] and
+//! its words lie before the end; and, when nothing is sealed, that `head`
+//! counts at most the capacity beyond `tail` (or up to a ring behind it, a
+//! producer that died before publishing). Anything else is [`Corrupted`],
+//! which leaves the ring as it is. It reads each header once into a local
+//! and copies only within the checked words: never an out-of-bounds read, a
+//! huge copy or a panic. A producer that sees `tail` ahead of `head`, or
+//! more than the capacity behind, reports [`Corrupted`] too. A hostile peer
+//! can make the other side read garbage bytes, never cause undefined
+//! behaviour or a hang.
 //!
 //! # Layout
 //! | offset | size         | what                                                       |
@@ -86,7 +104,7 @@
 //! | 256    | 128          | `tail`: `u32`, words consumed (consumer)                   |
 //! | 384    | 8            | `ready`: [`Event`] the consumer sleeps on                   |
 //! | 392    | 120          | `space`: [`Event`] a producer waiting for room sleeps on (the Linux handshake's blocking push) |
-//! | 512    | capacity x 8 | data words: record headers (`len: u32`, `kind: u32`, native-endian) and payload bytes |
+//! | 512    | capacity x 8 | data words: record headers (`len \| padding << 31: u32`, then the seal `position \| 1 << 31: u32`, native-endian) and payload bytes |
 
 mod consumer;
 mod producer;
@@ -106,7 +124,7 @@ use crate::layout::{ElementLayout, Kind, LINE};
 use crate::region::{Memory, ReadRegion, Region, Structure, required_size as region_size};
 use crate::storage::StaticMemory;
 use crate::sync::{
-    AtomicU32, Ordering, SlotWord, WORD_BYTES, WordCell, WordInt, const_fn_unless_loom,
+    AtomicU32, Ordering, SlotWord, WORD_BYTES, Word, WordCell, WordInt, const_fn_unless_loom,
     if_take_flag,
 };
 use crate::{AttachError, CreateError};
@@ -134,10 +152,17 @@ const SPACE: usize = 392;
 /// Byte offset of the first data word.
 const DATA: usize = 512;
 
-/// `kind` of a record header: a record.
-const RECORD: u32 = 0;
-/// `kind` of a record header: padding up to the end of the ring.
-const PADDING: u32 = 1;
+/// The bit of a header's first `u32` that marks padding up to the end of
+/// the ring; the other 31 bits hold the length.
+const PADDING: u32 = 1 << 31;
+/// The bit set in every seal: zeroes, and the marker (a zero header), are
+/// never a seal.
+const SEALED: u32 = 1 << 31;
+
+/// The seal of a header at `pos`: the position, with [`SEALED`] set.
+const fn seal_of(pos: u32) -> u32 {
+    pos | SEALED
+}
 
 /// The element layout the header records: 8-byte words.
 const ELEM: ElementLayout = ElementLayout::of::<[u8; WORD]>();
@@ -173,8 +198,15 @@ pub(crate) struct Ring<'a> {
     /// Words consumed, wrapping. Written only by the consumer (`Release`);
     /// in `head - capacity ..= head` unless the consumer is corrupt.
     tail: &'a AtomicU32,
-    /// `capacity * PER_WORD` shim words.
+    /// `capacity * PER_WORD` shim words, for payload: copied by the side
+    /// the protocol gives them to.
     data: &'a [SlotWord],
+    /// The same words as atomics, for record headers, which the consumer
+    /// polls while the producer writes them. In real builds these are the
+    /// very atomics of `data`; under loom a parallel set (see
+    /// [`LoomMemory`](crate::LoomMemory)), so that payload stays
+    /// causality-checked.
+    headers: &'a [Word],
     /// `capacity - 1`; the capacity is a power of two.
     mask: u32,
 }
@@ -229,6 +261,7 @@ impl<'a> Ring<'a> {
                 full: memory.u32_at(head + 4),
                 tail: memory.u32_at(tail),
                 data: memory.slot_words_at(data, capacity as usize * WORD),
+                headers: memory.words_at(data, capacity as usize * WORD),
                 mask: capacity - 1,
             }
         }
@@ -244,13 +277,14 @@ impl<'a> Ring<'a> {
         max_record(self.capacity())
     }
 
-    /// Resets positions and data to an empty ring.
+    /// Resets positions and data to an empty ring: all zeroes, the
+    /// [marker](Self::mark) in every word.
     pub(crate) fn init(&self) {
         self.head.store(0, Ordering::Relaxed);
         self.full.store(0, Ordering::Relaxed);
         self.tail.store(0, Ordering::Relaxed);
-        for word in self.data {
-            WordCell::set(word, 0);
+        for word in self.headers {
+            word.store(0, Ordering::Relaxed);
         }
     }
 
@@ -274,7 +308,9 @@ impl<'a> Ring<'a> {
     /// [`crate::inspect`] shows of a ring or a lane.
     pub(crate) fn inspect(&self, ready: &Event) -> (Counters, bool) {
         let counters = self.counters(ready);
-        let possible = self.distance(counters.published, counters.consumed).is_ok();
+        let possible = self
+            .published(counters.published, counters.consumed)
+            .is_ok();
         (counters, possible)
     }
 
@@ -298,6 +334,18 @@ impl<'a> Ring<'a> {
         }
     }
 
+    /// Words the shared `head` counts beyond `tail`, if possible: as
+    /// [`distance`](Self::distance), except that `tail` may be ahead of
+    /// `head` by up to a ring's worth (none counted then), because the
+    /// producer seals records before it publishes `head`, and the consumer
+    /// pops what is sealed.
+    fn published(&self, head: u32, tail: u32) -> Result<u32, Corrupted> {
+        match self.distance(head, tail) {
+            Err(Corrupted) if tail.wrapping_sub(head) <= self.capacity() => Ok(0),
+            counted => counted,
+        }
+    }
+
     /// Index in `data` of the first shim word of ring word `pos` (masked).
     fn index(&self, pos: u32) -> usize {
         (pos & self.mask) as usize * PER_WORD
@@ -308,37 +356,71 @@ impl<'a> Ring<'a> {
         self.capacity() - (pos & self.mask)
     }
 
-    /// The header at word `pos`: `(len, kind)`, read once.
-    fn header(&self, pos: u32) -> (u32, u32) {
+    /// Writes the header word at `pos`: `first` in bytes 0..4, `seal` in
+    /// bytes 4..8, the shim word holding the seal last, with `order`.
+    fn set_header(&self, pos: u32, first: u32, seal: u32, order: Ordering) {
         let mut raw = [0; WORD];
+        raw[..4].copy_from_slice(&first.to_ne_bytes());
+        raw[4..].copy_from_slice(&seal.to_ne_bytes());
         let at = self.index(pos);
-        for (chunk, word) in raw
-            .chunks_mut(WORD_BYTES)
-            .zip(&self.data[at..at + PER_WORD])
-        {
-            chunk.copy_from_slice(&WordCell::get(word).to_ne_bytes());
-        }
-        let [l0, l1, l2, l3, k0, k1, k2, k3] = raw;
-        (
-            u32::from_ne_bytes([l0, l1, l2, l3]),
-            u32::from_ne_bytes([k0, k1, k2, k3]),
-        )
-    }
-
-    /// Writes the header `(len, kind)` at word `pos`.
-    fn set_header(&self, pos: u32, len: u32, kind: u32) {
-        let mut raw = [0; WORD];
-        raw[..4].copy_from_slice(&len.to_ne_bytes());
-        raw[4..].copy_from_slice(&kind.to_ne_bytes());
-        let at = self.index(pos);
-        for (word, chunk) in self.data[at..at + PER_WORD]
+        for (i, (word, chunk)) in self.headers[at..at + PER_WORD]
             .iter()
             .zip(raw.chunks(WORD_BYTES))
+            .enumerate()
         {
             let mut bytes = [0; WORD_BYTES];
             bytes.copy_from_slice(chunk);
-            WordCell::set(word, WordInt::from_ne_bytes(bytes));
+            let order = if i + 1 == PER_WORD {
+                order
+            } else {
+                Ordering::Relaxed
+            };
+            word.store(WordInt::from_ne_bytes(bytes), order);
         }
+    }
+
+    /// Seals the record (or padding, `padding`) of `len` bytes at `pos`: its
+    /// header, with `Release` (pairs with the consumer's `Acquire` load in
+    /// [`sealed`](Self::sealed): the payload and the marker written before
+    /// are visible once the seal is).
+    fn seal(&self, pos: u32, len: u32, padding: bool) {
+        let kind = if padding { PADDING } else { 0 };
+        self.set_header(pos, len | kind, seal_of(pos), Ordering::Release);
+    }
+
+    /// Writes the marker at `pos`, the word after a record about to be
+    /// sealed: a zero header, never a seal, so that the consumer reaching
+    /// `pos` finds nothing published, never bytes an earlier lap left there.
+    /// Relaxed: the seal that follows releases it.
+    fn mark(&self, pos: u32) {
+        self.set_header(pos, 0, 0, Ordering::Relaxed);
+    }
+
+    /// The header at `pos` if it is sealed for `pos`: `(len, padding)`.
+    /// Reads the shim word holding the seal first, with `Acquire` (pairs
+    /// with [`seal`](Self::seal)'s `Release`: what the producer wrote
+    /// before sealing, the payload and the record after a padding, is
+    /// visible; without it a copy could see an older payload).
+    fn sealed(&self, pos: u32) -> Option<(u32, bool)> {
+        let mut raw = [0; WORD];
+        let at = self.index(pos);
+        for (i, (chunk, word)) in raw
+            .chunks_mut(WORD_BYTES)
+            .zip(&self.headers[at..at + PER_WORD])
+            .enumerate()
+            .rev()
+        {
+            let order = if i + 1 == PER_WORD {
+                Ordering::Acquire
+            } else {
+                Ordering::Relaxed
+            };
+            chunk.copy_from_slice(&word.load(order).to_ne_bytes());
+        }
+        let [l0, l1, l2, l3, s0, s1, s2, s3] = raw;
+        let first = u32::from_ne_bytes([l0, l1, l2, l3]);
+        (u32::from_ne_bytes([s0, s1, s2, s3]) == seal_of(pos))
+            .then_some((first & !PADDING, first & PADDING != 0))
     }
 
     /// The shim words of `payload_words` payload words after the header at
@@ -351,33 +433,34 @@ impl<'a> Ring<'a> {
         self.data.get(first..first + count).unwrap_or(&[])
     }
 
-    /// Validates what lies at `tail`, given `used` words published beyond
-    /// it: at most one padding record, then a record (see
-    /// [Trust](self#trust)). `Ok(None)` if nothing is published.
-    fn find(&self, tail: u32, used: u32) -> Result<Option<Found>, Corrupted> {
-        if used == 0 {
+    /// Validates what is sealed at `pos`: at most one padding, then a record
+    /// (see [Trust](self#trust)). `Ok(None)` if nothing is sealed there.
+    fn find(&self, pos: u32) -> Result<Option<Found>, Corrupted> {
+        let Some((mut len, padding)) = self.sealed(pos) else {
             return Ok(None);
-        }
-        let mut pos = tail;
+        };
+        let mut pos = pos;
         let mut skipped = 0;
-        let (mut len, mut kind) = self.header(pos);
-        if kind == PADDING {
+        if padding {
             let to_end = self.words_to_end(pos);
-            // Padding fills the rest of the ring exactly, and a record
-            // follows it in the same publication.
-            if u64::from(len) != u64::from(to_end - 1) * WORD as u64 || to_end >= used {
+            // Padding fills the rest of the ring exactly (never all of it),
+            // and the record after it was sealed before it.
+            if u64::from(len) != u64::from(to_end - 1) * WORD as u64 || to_end == self.capacity() {
                 return Err(Corrupted);
             }
             pos = pos.wrapping_add(to_end);
             skipped = to_end;
-            (len, kind) = self.header(pos);
+            len = match self.sealed(pos) {
+                Some((len, false)) => len,
+                _ => return Err(Corrupted),
+            };
         }
-        if kind != RECORD || len as usize > self.max_record() {
+        if len as usize > self.max_record() {
             return Err(Corrupted);
         }
         // At most half the ring: no overflow.
         let words = 1 + len.div_ceil(WORD as u32);
-        if words > used - skipped || words > self.words_to_end(pos) {
+        if words > self.words_to_end(pos) {
             return Err(Corrupted);
         }
         Ok(Some(Found {
@@ -516,7 +599,7 @@ impl<'a> RecordRing<'a> {
         // Pairs with the sides' `Release` stores: counters as published.
         let head = ring.head.load(Ordering::Acquire);
         let tail = ring.tail.load(Ordering::Acquire);
-        ring.distance(head, tail)
+        ring.published(head, tail)
             .map_err(|Corrupted| AttachError::Corrupted)?;
         Ok(RecordRing {
             ring,

@@ -2,7 +2,7 @@
 
 use core::{cell::Cell, fmt, marker::PhantomData};
 
-use super::{PADDING, RECORD, ReserveError, Ring, WORD};
+use super::{ReserveError, Ring, WORD};
 use crate::Corrupted;
 use crate::event::Event;
 use crate::payload;
@@ -38,13 +38,43 @@ impl<K> fmt::Debug for Producer<'_, K> {
     }
 }
 
+/// Where a producer taking over a ring starts: after the records a
+/// predecessor that died between sealing and publishing `head` left behind.
+/// The consumer may have popped past `head` already (resume at `tail`), and
+/// records sealed beyond it are the predecessor's: they are adopted, and
+/// `head` published to cover them. At most a ring's worth; a corrupt `head`
+/// is left for the first reserve to report.
+fn adopt(ring: &Ring<'_>, head: u32, tail: u32) -> u32 {
+    let mut start = if ring.published(head, tail) == Ok(0) {
+        tail
+    } else {
+        head
+    };
+    while ring
+        .distance(start, tail)
+        .is_ok_and(|used| used < ring.capacity())
+    {
+        match ring.find(start) {
+            Ok(Some(found)) => start = start.wrapping_add(found.release),
+            Ok(None) | Err(Corrupted) => break,
+        }
+    }
+    if start != head {
+        ring.head.store(start, Ordering::Release);
+    }
+    start
+}
+
 impl<'a, K> Producer<'a, K> {
     pub(crate) fn new(ring: Ring<'a>, ready: &'a Event, keeper: K) -> Self {
         // `Acquire` on its own counter too: a producer taking over from an
         // earlier one (a restarted process, a re-claimed lane) sees the
         // words its predecessor published as written.
         let head = ring.head.load(Ordering::Acquire);
+        // Pairs with the consumer's `Release` store of `tail`: `free` writes
+        // words on this cached value without loading it again.
         let tail = ring.tail.load(Ordering::Acquire);
+        let head = adopt(&ring, head, tail);
         Self {
             ring,
             ready,
@@ -84,7 +114,8 @@ impl<'a, K> Producer<'a, K> {
     /// the grant abandons it. One grant at a time (it borrows the producer).
     ///
     /// Takes `1 + ceil(len / 8)` words, plus padding to the end of the ring
-    /// when the record would straddle it.
+    /// when the record would straddle it, and needs one word more free: the
+    /// next record's header, which the commit marks as not yet published.
     ///
     /// # Errors
     /// [`ReserveError::TooLarge`] if `len` exceeds
@@ -119,7 +150,10 @@ impl<'a, K> Producer<'a, K> {
         let words = 1 + len.div_ceil(WORD) as u32;
         let to_end = self.ring.words_to_end(self.head);
         let pad = if words > to_end { to_end } else { 0 };
-        Ok((self.free(pad + words)? >= pad + words).then_some(pad))
+        // The word after the record gets the marker: it must not be the
+        // header at the consumer's `tail`.
+        let need = pad + words + 1;
+        Ok((self.free(need)? >= need).then_some(pad))
     }
 
     /// Reserves that found the ring full since it was created (wrapping): a
@@ -249,7 +283,7 @@ impl<K> Grant<'_, '_, K> {
     }
 
     /// Publishes the first `len` bytes as a record, with the padding before
-    /// it if any: one `Release` store of `head`.
+    /// it if any: the consumer sees both at once.
     ///
     /// # Panics
     /// If `len` exceeds the bytes reserved ([`len`](Self::len)).
@@ -269,19 +303,24 @@ impl<'p, 'a, K> Grant<'p, 'a, K> {
         );
         let producer = self.producer;
         let ring = &producer.ring;
+        let start = producer.head.wrapping_add(self.pad);
+        let next = start.wrapping_add(1 + len.div_ceil(WORD) as u32);
+        // In order: the marker where the consumer looks next, then the
+        // record's seal (`Release`: the payload and the marker are visible
+        // with it), then any padding's seal, last (`Release`: the record is
+        // visible with it), so the consumer sees both or neither.
+        ring.mark(next);
+        // At most the ring's largest record: fits in 31 bits.
+        ring.seal(start, len as u32, false);
         if self.pad > 0 {
             // Less than the capacity, at most 2^29 words: fits.
-            let pad_bytes = (self.pad - 1) * WORD as u32;
-            ring.set_header(producer.head, pad_bytes, PADDING);
+            ring.seal(producer.head, (self.pad - 1) * WORD as u32, true);
         }
-        let start = producer.head.wrapping_add(self.pad);
-        // At most the ring's largest record: fits.
-        ring.set_header(start, len as u32, RECORD);
-        let words = 1 + len.div_ceil(WORD) as u32;
-        producer.head = start.wrapping_add(words);
-        // Pairs with the consumer's `Acquire` load of `head`: the headers
-        // and payload written above are visible to it.
-        ring.head.store(producer.head, Ordering::Release);
+        producer.head = next;
+        // Pairs with the consumer's `Acquire` load of `head` (told empty from
+        // corrupt by it), `len` and a later producer's: the seals above are
+        // visible with it.
+        ring.head.store(next, Ordering::Release);
         producer
     }
 }

@@ -23,8 +23,24 @@ fn peer(shared: &Shared) -> Ring<'_> {
     ring
 }
 
-/// A record header: `(len, kind)`.
-type Header = (u32, u32);
+/// A record header as the peer writes it: `(len, padding)`.
+type Header = (u32, bool);
+
+/// A header word's two `u32`s as a hostile peer writes them: the length
+/// (bit 31 for padding) and the seal.
+type RawHeader = (u32, u32);
+
+impl Ring<'_> {
+    /// The header sealed at `pos`, if any.
+    fn header(&self, pos: u32) -> Option<Header> {
+        self.sealed(pos)
+    }
+
+    /// Seals `header` at `pos`, as a producer does.
+    fn put(&self, pos: u32, (len, padding): Header) {
+        self.seal(pos, len, padding);
+    }
+}
 
 /// A record of `len` bytes that differs for every `seed`.
 fn record(seed: u32, len: usize) -> Vec<u8> {
@@ -182,18 +198,62 @@ fn a_record_that_would_straddle_the_end_starts_after_padding() {
     rx.pop_vec::<56>().unwrap();
     // 7 words do not fit in 6: padding of 6 words, then the record at 0.
     tx.push(&record(1, 48)).unwrap();
-    assert_eq!(peer.header(10), (5 * 8, PADDING));
-    assert_eq!(peer.header(16), (48, RECORD));
+    assert_eq!(peer.header(10), Some((5 * 8, true)));
+    assert_eq!(peer.header(16), Some((48, false)));
+    assert_eq!(peer.header(23), None, "the marker after the record");
     assert_eq!(rx.used_words(), 6 + 7);
     assert_eq!(rx.pop_vec::<56>().unwrap().as_slice(), &record(1, 48)[..]);
-    // At word 7, 6 words fit before word 13; the next 6 do not fit in 3.
+    // At word 7 (position 23), 6 words fit before word 13; the next 6 do
+    // not fit in 3.
     tx.push(&[2; 40]).unwrap();
     tx.push(&[3; 40]).unwrap();
-    assert_eq!(peer.header(7), (40, RECORD));
-    assert_eq!(peer.header(13), (2 * 8, PADDING));
-    assert_eq!(peer.header(16), (40, RECORD));
+    // Seals name positions, not words: the second lap's.
+    assert_eq!(peer.header(7), None);
+    assert_eq!(peer.header(16 + 7), Some((40, false)));
+    assert_eq!(peer.header(16 + 13), Some((2 * 8, true)));
+    assert_eq!(peer.header(32), Some((40, false)));
     assert_eq!(rx.pop_vec::<56>().unwrap().as_slice(), &[2; 40]);
     assert_eq!(rx.pop_vec::<56>().unwrap().as_slice(), &[3; 40]);
+    assert!(rx.is_empty());
+}
+
+#[test]
+fn payload_left_from_an_earlier_lap_never_reads_as_a_record() {
+    // A record's payload holds, at position 3, what would be a header sealed
+    // for position 19, the same word a lap later. The marker each commit
+    // writes after its record overwrites it before the consumer looks there.
+    let shared = shared(16);
+    let (mut tx, mut rx) = RecordRing::create(shared.region(), 16).unwrap().split();
+    let mut forged = [0; 48];
+    forged[16 + 4..16 + 8].copy_from_slice(&seal_of(19).to_ne_bytes());
+    tx.push(&forged).unwrap();
+    let mut buf = [0; 56];
+    assert_eq!(rx.pop_into(&mut buf), Ok(48));
+    // Records up to position 19: at 7, 15 and 16.
+    for len in [56, 0, 16] {
+        tx.push(&[5; 56][..len]).unwrap();
+        assert_eq!(rx.pop_into(&mut buf), Ok(len));
+    }
+    assert_eq!(rx.pop_into(&mut buf), Err(PopError::Empty));
+    assert!(rx.is_empty());
+}
+
+#[test]
+fn a_new_producer_adopts_what_a_dead_one_sealed_but_never_counted() {
+    let shared = shared(16);
+    let (mut tx, mut rx) = RecordRing::create(shared.region(), 16).unwrap().split();
+    tx.push(b"first").unwrap();
+    tx.push(b"second").unwrap();
+    // The producer died between sealing and publishing `head`.
+    shared.poke(HEAD, 0);
+    let mut buf = [0; 56];
+    assert_eq!(rx.pop_into(&mut buf), Ok(5), "sealed: popped");
+    let mut tx = RecordRing::attach(shared.region()).unwrap().into_producer();
+    assert_eq!(rx.counters().published, 4, "adopted and published");
+    tx.push(b"third").unwrap();
+    for expected in [&b"second"[..], b"third"] {
+        assert_eq!(rx.pop_vec::<8>().unwrap().as_slice(), expected);
+    }
     assert!(rx.is_empty());
 }
 
@@ -247,18 +307,29 @@ fn the_consumer_reports_a_producer_claiming_too_many_words() {
     let shared = shared(8);
     let (mut tx, mut rx) = RecordRing::create(shared.region(), 8).unwrap().split();
     tx.push(b"kept").unwrap();
-    shared.poke(HEAD, 9);
+    // A sealed record is popped without looking at `head`.
+    shared.poke(HEAD, 99);
     let mut buf = [0; 24];
+    assert_eq!(rx.pop_into(&mut buf), Ok(4));
+    // Nothing sealed at word 2, and `head` claims more than the ring.
+    shared.poke(HEAD, 2 + 9);
     assert_eq!(rx.pop_into(&mut buf), Err(PopError::Corrupted));
     assert_eq!(rx.used_words(), 8);
     assert!(!rx.is_empty());
-    // A head behind the tail is as impossible.
-    shared.poke(HEAD, u32::MAX);
+    // Nothing sealed while `head` counts a record: as impossible.
+    shared.poke(HEAD, 2 + 2);
+    assert_eq!(rx.pop_into(&mut buf), Err(PopError::Corrupted));
+    // A `head` behind the tail by up to a ring is a producer that died
+    // between sealing and publishing `head`: nothing waiting. More is not.
+    shared.poke(HEAD, 0);
+    assert_eq!(rx.pop_into(&mut buf), Err(PopError::Empty));
+    shared.poke(HEAD, 2u32.wrapping_sub(9));
     assert_eq!(rx.pop_into(&mut buf), Err(PopError::Corrupted));
     // Once the peer behaves again, so does the ring.
     shared.poke(HEAD, 2);
-    assert_eq!(rx.pop_into(&mut buf), Ok(4));
-    assert_eq!(&buf[..4], b"kept");
+    assert!(rx.is_empty());
+    tx.push(b"again").unwrap();
+    assert_eq!(rx.pop_into(&mut buf), Ok(5));
 }
 
 #[test]
@@ -274,24 +345,55 @@ fn impossible_record_headers_are_corrupted_and_leave_the_ring_alone() {
     rx.pop_into(&mut buf).unwrap();
     assert_eq!(rx.used_words(), 0);
     tx.push(&record(9, 40)).unwrap();
-    assert_eq!(peer.header(12), (3 * 8, PADDING));
-    assert_eq!(peer.header(16), (40, RECORD));
+    assert_eq!(peer.header(12), Some((3 * 8, true)));
+    assert_eq!(peer.header(16), Some((40, false)));
     let head: u32 = 12 + 4 + 6;
-    // What the peer writes at word 12 (padding there) and word 16.
-    let cases: [(&str, Header, Header); 9] = [
-        ("padding too short", (2 * 8, PADDING), (40, RECORD)),
-        ("padding too long", (4 * 8, PADDING), (40, RECORD)),
-        ("padding length wraps", (u32::MAX, PADDING), (40, RECORD)),
-        ("padding twice", (3 * 8, PADDING), (15 * 8, PADDING)),
-        ("unknown kind", (3 * 8, 7), (40, RECORD)),
-        ("longer than the largest", (3 * 8, PADDING), (57, RECORD)),
-        ("past head", (3 * 8, PADDING), (41, RECORD)),
-        ("huge", (3 * 8, PADDING), (u32::MAX, RECORD)),
-        ("unknown kind after padding", (3 * 8, PADDING), (40, 2)),
+    let (sealed_12, sealed_16) = (seal_of(12), seal_of(16));
+    // What the peer writes at word 12 (padding there) and word 16: each
+    // header's first `u32` (length, and bit 31 for padding) and its seal.
+    let pad = |len: u32| len | PADDING;
+    let cases: [(&str, RawHeader, RawHeader); 9] = [
+        (
+            "padding too short",
+            (pad(2 * 8), sealed_12),
+            (40, sealed_16),
+        ),
+        ("padding too long", (pad(4 * 8), sealed_12), (40, sealed_16)),
+        (
+            "padding length huge",
+            (u32::MAX, sealed_12),
+            (40, sealed_16),
+        ),
+        (
+            "padding twice",
+            (pad(3 * 8), sealed_12),
+            (pad(15 * 8), sealed_16),
+        ),
+        (
+            "record not sealed after padding",
+            (pad(3 * 8), sealed_12),
+            (40, 0),
+        ),
+        (
+            "record sealed for another lap",
+            (pad(3 * 8), sealed_12),
+            (40, seal_of(32)),
+        ),
+        (
+            "padding sealed for another lap",
+            (pad(3 * 8), seal_of(28)),
+            (40, sealed_16),
+        ),
+        (
+            "longer than the largest",
+            (pad(3 * 8), sealed_12),
+            (57, sealed_16),
+        ),
+        ("huge", (pad(3 * 8), sealed_12), (u32::MAX >> 1, sealed_16)),
     ];
     for (what, first, second) in cases {
-        peer.set_header(12, first.0, first.1);
-        peer.set_header(16, second.0, second.1);
+        peer.set_header(12, first.0, first.1, Ordering::Relaxed);
+        peer.set_header(16, second.0, second.1, Ordering::Relaxed);
         assert_eq!(rx.pop_into(&mut buf), Err(PopError::Corrupted), "{what}");
         assert_eq!(rx.pop_vec::<64>(), Err(PopError::Corrupted), "{what}");
         assert_eq!(
@@ -300,35 +402,24 @@ fn impossible_record_headers_are_corrupted_and_leave_the_ring_alone() {
             "{what}: nothing released"
         );
     }
-    // Padding alone, with no record after it in the same publication.
-    peer.set_header(12, 3 * 8, PADDING);
-    peer.set_header(16, 40, RECORD);
-    shared.poke(HEAD, 16);
-    let mut fresh = RecordRing::attach(shared.region()).unwrap().into_consumer();
-    assert_eq!(
-        fresh.pop_into(&mut buf),
-        Err(PopError::Corrupted),
-        "lone padding"
-    );
-    shared.poke(HEAD, head);
+    peer.put(12, (3 * 8, true));
+    peer.put(16, (40, false));
     assert_eq!(rx.pop_into(&mut buf), Ok(40));
     assert_eq!(buf[..40], record(9, 40)[..]);
 }
 
 #[test]
-fn after_a_corrupt_header_the_consumer_reads_head_afresh() {
+fn a_corrupt_header_is_reported_until_the_peer_rewrites_it() {
     let shared = shared(16);
     let mut rx = RecordRing::create(shared.region(), 16)
         .unwrap()
         .into_consumer();
     let peer = peer(&shared);
-    peer.set_header(0, 1000, RECORD);
-    shared.poke(HEAD, 10);
+    peer.put(0, (1000, false));
     assert_eq!(rx.pop_vec::<8>(), Err(PopError::Corrupted));
-    // The peer behaves again: one empty record, `head` 1. A consumer still
-    // trusting the `head` it saw would take the zeroed words after it for
-    // records.
-    peer.set_header(0, 0, RECORD);
+    assert_eq!(rx.pop_vec::<8>(), Err(PopError::Corrupted));
+    // The peer behaves again: one empty record, `head` 1.
+    peer.put(0, (0, false));
     shared.poke(HEAD, 1);
     assert_eq!(rx.pop_vec::<8>().map(|r| r.len()), Ok(0));
     assert_eq!(rx.pop_vec::<8>(), Err(PopError::Empty));
@@ -344,8 +435,7 @@ fn a_record_straddling_the_end_is_corrupted() {
     // At word 3: 5 words to the end. A 24-byte record (4 words) fits; a
     // header claiming it is 6 words long, with head allowing it, straddles.
     tx.push(&[1; 24]).unwrap();
-    peer.set_header(3, 24 + 8 * 2 - 7, RECORD);
-    shared.poke(HEAD, 3 + 6);
+    peer.put(3, (24 + 8 * 2 - 7, false));
     assert_eq!(rx.pop_vec::<24>(), Err(PopError::Corrupted));
 }
 
@@ -385,7 +475,21 @@ fn garbage_counters_and_headers_never_reach_out_of_bounds() {
         match r % 4 {
             0 => shared.poke(HEAD, next()),
             1 => shared.poke(TAIL, next()),
-            _ => peer.set_header(next(), next() % 256, next() % 3),
+            // A header sealed for its position half the time.
+            _ => {
+                let pos = next();
+                let seal = if r & 1 << 20 == 0 {
+                    seal_of(pos)
+                } else {
+                    next()
+                };
+                peer.set_header(
+                    pos,
+                    (next() % 256) | (next() & PADDING),
+                    seal,
+                    Ordering::Relaxed,
+                );
+            }
         }
         let _ = tx.push(&buf[..(r >> 8) as usize % 57]);
         let _ = rx.pop_into(&mut buf);
@@ -606,7 +710,7 @@ fn errors_say_what_is_wrong() {
     );
     assert_eq!(
         std::format!("{tx:?} {rx:?}"),
-        "Producer { head: 0, cached_tail: 0, .. } Consumer { tail: 0, cached_head: 0, .. }"
+        "Producer { head: 0, cached_tail: 0, .. } Consumer { tail: 0, .. }"
     );
 }
 
@@ -615,11 +719,12 @@ fn a_reserve_that_finds_the_ring_full_is_counted_in_shared_memory() {
     let mut ring = StaticRecordRing::<8>::new();
     let (mut tx, _rx) = ring.split();
     assert_eq!(tx.full_count(), 0);
-    // 8 words: two of the largest records (24 bytes and a header word
-    // each) fill it.
+    // 8 words: one of the largest records (24 bytes and a header word) and
+    // one of 16 bytes fill it, with the word after them kept for the
+    // marker.
     tx.push(&[7; 24]).unwrap();
-    tx.push(&[7; 24]).unwrap();
-    assert_eq!(tx.push(&[7; 24]), Err(ReserveError::Full));
+    tx.push(&[7; 16]).unwrap();
+    assert_eq!(tx.push(&[]), Err(ReserveError::Full));
     assert_eq!(
         tx.push(&[0; 99]).map_err(|_| ()),
         Err(()),
@@ -631,6 +736,6 @@ fn a_reserve_that_finds_the_ring_full_is_counted_in_shared_memory() {
     let (tx, rx) = ring.split();
     assert_eq!(tx.full_count(), 1);
     let counters = rx.counters();
-    assert_eq!((counters.full, counters.used_words()), (1, 8));
+    assert_eq!((counters.full, counters.used_words()), (1, 7));
     assert_eq!(counters, tx.counters());
 }

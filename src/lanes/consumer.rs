@@ -223,7 +223,7 @@ impl<'a, K> LanesConsumer<'a, K> {
             match state & STATE_MASK {
                 CLOSING => true,
                 CLAIMED if !self.is_corrupt(lane) => {
-                    self.cursors[lane].available(&self.view.ring(lane)) != Ok(0)
+                    self.cursors[lane].ready(&self.view.ring(lane)) != Ok(false)
                 }
                 _ => false,
             }

@@ -150,7 +150,9 @@ impl Model {
         if len > max {
             return Err(ReserveError::TooLarge { len, max });
         }
-        let need = self.padding(len) + 1 + len.div_ceil(8) as u32;
+        // Padding, header and payload, and the word after them for the
+        // marker.
+        let need = self.padding(len) + 1 + len.div_ceil(8) as u32 + 1;
         if need > self.capacity - self.used() {
             return Err(ReserveError::Full);
         }

@@ -142,7 +142,8 @@ impl Model {
         let need = 1 + len.div_ceil(8) as u32;
         let to_end = words - lane.head % words;
         let taken = need + if need > to_end { to_end } else { 0 };
-        if taken > words - lane.head.wrapping_sub(lane.tail) {
+        // The record's words, and one more after it for the marker.
+        if taken >= words - lane.head.wrapping_sub(lane.tail) {
             return Err(ReserveError::Full);
         }
         lane.head = lane.head.wrapping_add(taken);
