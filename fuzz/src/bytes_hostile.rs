@@ -247,19 +247,23 @@ fn hostile_write(input: &mut Input<'_>, memory: &SharedMemory, capacity: u32) ->
         // A header at the consumer's position (or at the start of the next
         // lap, after a padding there): plausible or not, sealed or not.
         5 | 6 => {
-            let padding = if input.u8() % 4 == 0 { 1 << 31 } else { 0 };
+            let padding = if input.u8().is_multiple_of(4) {
+                1 << 31
+            } else {
+                0
+            };
             let len = match input.u8() % 6 {
                 0 => input.u32(),
                 1 => max + 1 + input.below(64) as u32,
                 2 => (capacity - tail % capacity - 1) * 8,
                 _ => input.below(max as usize + 1) as u32,
             };
-            let pos = if input.u8() % 4 == 0 {
+            let pos = if input.u8().is_multiple_of(4) {
                 tail.wrapping_add(capacity - tail % capacity)
             } else {
                 tail
             };
-            let valid = input.u8() % 4 != 0;
+            let valid = !input.u8().is_multiple_of(4);
             (
                 header_at(pos),
                 header(len | padding, seal(input, pos, valid)),
@@ -268,8 +272,8 @@ fn hostile_write(input: &mut Input<'_>, memory: &SharedMemory, capacity: u32) ->
         // A header anywhere in the data, sealed for its position or not.
         7 => {
             let pos = input.u32();
-            let len = input.u32() % (max + 16) | (input.u32() & 1 << 31);
-            let valid = input.u8() % 2 == 0;
+            let len = (input.u32() % (max + 16)) | (input.u32() & 1 << 31);
+            let valid = input.u8().is_multiple_of(2);
             (header_at(pos), header(len, seal(input, pos, valid)))
         }
         8 => {
