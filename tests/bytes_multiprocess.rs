@@ -200,7 +200,7 @@ fn hostile(counter: usize) {
             header(seen, len, seal);
             if (r >> 24).is_multiple_of(4) {
                 let pos = rng.next() as u32;
-                header(pos, rng.next() as u32 % (max + 9) | 1 << 31, sealed(pos));
+                header(pos, (rng.next() as u32 % (max + 9)) | 1 << 31, sealed(pos));
             }
         }
         at(counter).store(value, Ordering::Release);
