@@ -66,15 +66,15 @@
 //!
 //! # Protocol
 //! Each lane is a record ring (see [`crate::bytes`] for the orderings of
-//! `head` and `tail`). Around it:
+//! its seals, `head` and `tail`). Around it:
 //! - A claim's compare-and-swap is `Acquire` on success: it pairs with the
 //!   consumer's `Release` swap to `FREE`, after which the lane's `head` and
 //!   `tail` are final, so the new producer reads them as the consumer left
 //!   them.
 //! - Release swaps `CLAIMED` to `CLOSING` with `Release`, after the last
-//!   `head` store; the consumer loads the state with `Acquire` before it
-//!   loads `head`, so when it sees `CLOSING` and finds the lane empty, the
-//!   lane is drained for good and it frees it.
+//!   seal and `head` store; the consumer loads the state with `Acquire`
+//!   before it looks at the lane, so when it sees `CLOSING` and finds the
+//!   lane empty, the lane is drained for good and it frees it.
 //! - The doorbell is one [`Event`] for every producer: the consumer
 //!   announces before its last scan ([`LanesConsumer::prepare_to_sleep`]);
 //!   each producer checks it after each commit

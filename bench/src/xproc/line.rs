@@ -8,6 +8,13 @@
 //!   crossing the machine and back. A short run of it (the probe) goes
 //!   beside every run of every scenario, so that each figure can be judged
 //!   against the state the machine was in at the time.
+//! - `raw_line_56_rtt` (for reference): the pattern of a ring whose consumer
+//!   polls a sequence word beside the payload, at its limit: the ping is 7
+//!   payload words and a sequence word in one 64-byte line, the pong the same
+//!   in another; each side writes the payload (relaxed stores, as the rings
+//!   copy), then the sequence (`Release`), and spins on the other line's
+//!   sequence (`Acquire`), then reads and checks the payload. One line
+//!   transfer each way, carrying 56 bytes: what `spsc_rtt_56` can reach.
 //! - `raw_payload_rtt` (for reference): the same sequence line, plus the
 //!   64-byte ping and pong in lines of their own, written before the bump
 //!   and read (and checked) after it, as `spsc_rtt` carries them. The limit
@@ -190,6 +197,66 @@ pub fn payload_follow(
         let got = load_msg(&words[PING_WORDS..]);
         store_msg(&words[PONG_WORDS..], &answer("raw_payload_rtt", seq, &got));
         line.store(bump + 1, Ordering::Release);
+    }
+    Ok(Value::Null)
+}
+
+/// Payload words of `raw_line_56_rtt`: the sequence word fills the line.
+const LINE_PAYLOAD: usize = 7;
+
+/// Writes `payload` and then `seq` into the line at `words` (payload words
+/// relaxed, the sequence `Release`).
+fn send_line(words: &[AtomicU64], payload: &[u64; LINE_PAYLOAD], seq: u64) {
+    for (word, &value) in words.iter().zip(payload) {
+        word.store(value, Ordering::Relaxed);
+    }
+    words[LINE_PAYLOAD].store(seq, Ordering::Release);
+}
+
+/// Spins until the line at `words` holds `seq`, then reads its payload.
+fn receive_line(words: &[AtomicU64], seq: u64) -> [u64; LINE_PAYLOAD] {
+    while words[LINE_PAYLOAD].load(Ordering::Acquire) != seq {
+        hint::spin_loop();
+    }
+    let mut payload = [0; LINE_PAYLOAD];
+    for (value, word) in payload.iter_mut().zip(words) {
+        *value = word.load(Ordering::Relaxed);
+    }
+    payload
+}
+
+/// `raw_line_56_rtt`.
+pub fn raw_line_56(leader: &mut Leader, key: &'static str) -> Result<Outcome, Box<dyn Error>> {
+    let seg = segment("xproc-line-56")?;
+    let words = atomics(&seg);
+    leader.start(
+        &json!({ "scenario": key, "plan": rtt::FAST.to_json() }),
+        &[seg.as_fd()],
+    )?;
+    let latency = rtt::measure(rtt::FAST, |seq| {
+        send_line(&words[PING_WORDS..], &ping(seq), seq + 1);
+        let got = receive_line(&words[PONG_WORDS..], seq + 1);
+        check_pong(key, seq, &got);
+    });
+    leader.finish()?;
+    Ok(Outcome::Latency(latency))
+}
+
+/// The peer's half of `raw_line_56_rtt`.
+pub fn line_56_follow(
+    follower: &Follower,
+    cmd: &Value,
+    fds: Vec<OwnedFd>,
+) -> Result<Value, Box<dyn Error>> {
+    let plan = Plan::from_cmd(cmd)?;
+    let [fd] = take_fds(fds)?;
+    let seg = Segment::from_fd(fd)?;
+    let words = atomics(&seg);
+    follower.ready()?;
+    for seq in 0..plan.total() {
+        let got = receive_line(&words[PING_WORDS..], seq + 1);
+        let pong = answer("raw_line_56_rtt", seq, &got);
+        send_line(&words[PONG_WORDS..], &pong, seq + 1);
     }
     Ok(Value::Null)
 }

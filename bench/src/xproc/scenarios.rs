@@ -111,6 +111,14 @@ pub const GROUPS: &[Group] = &[
                 rtt::spsc_follow::<7>,
             ),
             Scenario::xproc(
+                "raw_line_56_rtt",
+                "raw 56-byte line rtt",
+                "raw56",
+                "ns",
+                line::raw_line_56,
+                line::line_56_follow,
+            ),
+            Scenario::xproc(
                 "raw_payload_rtt",
                 "raw seq + 64-byte payload rtt",
                 "rawp",
