@@ -60,24 +60,57 @@ pub(crate) fn store<T: Pod, W: WordCell>(dst: &[W], value: &T) {
 
 /// Copies `bytes` into the slot `dst` at byte `offset`, which the caller has
 /// checked to lie within the slot. Partly covered words are merged with what
-/// they hold, which only the writer of the slot changes.
+/// they hold, which only the writer of the slot changes; whole words are
+/// stored as they are, without a copy of variable length per word.
 #[inline]
 pub(crate) fn store_bytes<W: WordCell>(dst: &[W], offset: usize, bytes: &[u8]) {
-    let mut pos = offset;
+    let (mut index, start) = (offset / WORD_BYTES, offset % WORD_BYTES);
     let mut rest = bytes;
-    while !rest.is_empty() {
-        let (index, start) = (pos / WORD_BYTES, pos % WORD_BYTES);
+    if start != 0 {
         let take = rest.len().min(WORD_BYTES - start);
-        let Some(word) = dst.get(index) else { return };
-        let mut buf = if take == WORD_BYTES {
-            [0; WORD_BYTES]
-        } else {
-            word.get().to_ne_bytes()
-        };
-        buf[start..start + take].copy_from_slice(&rest[..take]);
-        word.set(WordInt::from_ne_bytes(buf));
-        pos += take;
+        merge(dst.get(index), start, &rest[..take]);
+        index += 1;
         rest = &rest[take..];
+    }
+    let mut chunks = rest.chunks_exact(WORD_BYTES);
+    let mut words = dst.get(index..).unwrap_or(&[]).iter();
+    // `chunks` first: once it runs out, `words` is not advanced, and its
+    // next word is the one the tail goes to.
+    for (chunk, word) in (&mut chunks).zip(&mut words) {
+        let mut buf = [0; WORD_BYTES];
+        buf.copy_from_slice(chunk);
+        word.set(WordInt::from_ne_bytes(buf));
+    }
+    let tail = chunks.remainder();
+    if !tail.is_empty() {
+        merge(words.next(), 0, tail);
+    }
+}
+
+/// Writes `bytes` at byte `start` of `word` (if there is one), keeping its
+/// other bytes.
+#[inline]
+fn merge<W: WordCell>(word: Option<&W>, start: usize, bytes: &[u8]) {
+    if let Some(word) = word {
+        let mut buf = word.get().to_ne_bytes();
+        buf[start..start + bytes.len()].copy_from_slice(bytes);
+        word.set(WordInt::from_ne_bytes(buf));
+    }
+}
+
+/// Copies the first `out.len()` bytes of `src` into `out`; whole words
+/// without a copy of variable length per word.
+#[inline]
+pub(crate) fn load_bytes<W: WordCell>(src: &[W], out: &mut [u8]) {
+    let mut chunks = out.chunks_exact_mut(WORD_BYTES);
+    let mut words = src.iter();
+    // `chunks` first, as in `store_bytes`.
+    for (chunk, word) in (&mut chunks).zip(&mut words) {
+        chunk.copy_from_slice(&word.get().to_ne_bytes());
+    }
+    let tail = chunks.into_remainder();
+    if let Some(word) = words.next().filter(|_| !tail.is_empty()) {
+        tail.copy_from_slice(&word.get().to_ne_bytes()[..tail.len()]);
     }
 }
 
@@ -168,6 +201,27 @@ mod tests {
         assert_eq!(got[..3], [0xaa; 3]);
         assert_eq!(got[3..10], [1, 2, 3, 4, 5, 6, 7]);
         assert_eq!(got[10..], [0xaa; 6]);
+    }
+
+    #[test]
+    fn byte_copies_of_every_offset_and_length_round_trip() {
+        let slot: [Word; 4] = core::array::from_fn(|_| Word::new(0));
+        let fill = [0x5au8; 32];
+        for offset in 0..32 {
+            for len in 0..=32 - offset {
+                store_bytes(&slot, 0, &fill);
+                let bytes: std::vec::Vec<u8> = (1..=len as u8).collect();
+                store_bytes(&slot, offset, &bytes);
+                let mut all = [0; 32];
+                load_bytes(&slot, &mut all);
+                assert_eq!(all[..offset], fill[..offset], "{offset}+{len}");
+                assert_eq!(all[offset..offset + len], bytes[..], "{offset}+{len}");
+                assert_eq!(all[offset + len..], fill[offset + len..], "{offset}+{len}");
+                let mut prefix = std::vec![0; offset + len];
+                load_bytes(&slot, &mut prefix);
+                assert_eq!(prefix[..], all[..offset + len]);
+            }
+        }
     }
 
     #[test]

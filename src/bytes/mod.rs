@@ -117,6 +117,7 @@ pub(crate) use consumer::Cursor;
 pub use producer::{Grant, OutOfBounds, Producer};
 
 use crate::Corrupted;
+use crate::payload;
 
 use crate::event::Event;
 use crate::header::Fingerprint;
@@ -124,8 +125,7 @@ use crate::layout::{ElementLayout, Kind, LINE};
 use crate::region::{Memory, ReadRegion, Region, Structure, required_size as region_size};
 use crate::storage::StaticMemory;
 use crate::sync::{
-    AtomicU32, Ordering, SlotWord, WORD_BYTES, Word, WordCell, WordInt, const_fn_unless_loom,
-    if_take_flag,
+    AtomicU32, Ordering, SlotWord, WORD_BYTES, Word, WordInt, const_fn_unless_loom, if_take_flag,
 };
 use crate::{AttachError, CreateError};
 
@@ -473,10 +473,7 @@ impl<'a> Ring<'a> {
     /// Copies the payload of `found` into `out`, which holds exactly
     /// `found.len` bytes: only the words that hold them.
     fn copy_out(&self, found: Found, out: &mut [u8]) {
-        let words = self.data.get(found.first..).unwrap_or(&[]);
-        for (chunk, word) in out.chunks_mut(WORD_BYTES).zip(words) {
-            chunk.copy_from_slice(&WordCell::get(word).to_ne_bytes()[..chunk.len()]);
-        }
+        payload::load_bytes(self.data.get(found.first..).unwrap_or(&[]), out);
     }
 }
 
