@@ -1,0 +1,263 @@
+//! Variable-length records through record rings: the streams that cross
+//! (each record's length and bytes derived from its stream and index), the
+//! ways to send and receive one, and the loop both processes run to move
+//! records each way through a pair of [`RecordRing`]s.
+//!
+//! [`RecordRing`]: ipc_primitives::bytes::RecordRing
+
+use core::fmt;
+
+use ipc_primitives::bytes::{self, Consumer, PopError, Producer, ReserveError};
+
+use crate::payloads::mix;
+use crate::watchdog::Watchdog;
+
+/// Words in every record ring and lane: few, so that records wrap the ring
+/// (behind padding) every few records and positions run many laps.
+pub(crate) const RING_WORDS: u32 = 64;
+
+/// The largest record such a ring takes: 248 bytes.
+pub(crate) const MAX_RECORD: usize = bytes::max_record(RING_WORDS);
+
+/// Record lengths, 0 to [`MAX_RECORD`].
+const LENGTHS: u64 = MAX_RECORD as u64 + 1;
+
+/// Steps through the lengths: coprime with [`LENGTHS`] (249 = 3 x 83), so
+/// every run of [`LENGTHS`] records holds each length once.
+const LENGTH_STEP: u64 = 97;
+
+/// A sequence of records, told apart by its bytes: a record of one stream
+/// is no record of another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stream {
+    /// Through the ring the creator fills.
+    Creator,
+    /// Through the ring the peer fills.
+    Peer,
+    /// Through this lane of the lane set.
+    Lane(usize),
+}
+
+impl Stream {
+    fn seed(self) -> u64 {
+        match self {
+            Self::Creator => 1,
+            Self::Peer => 2,
+            Self::Lane(lane) => 3 + lane as u64,
+        }
+    }
+
+    /// The length of record `index`: every length once in each run of
+    /// [`LENGTHS`] records, in an order that shifts from run to run.
+    pub(crate) fn len(self, index: u64) -> usize {
+        let shift = mix(self.seed() ^ ((index / LENGTHS) << 8));
+        // Below `LENGTHS`: fits.
+        ((index % LENGTHS * LENGTH_STEP + shift % LENGTHS) % LENGTHS) as usize
+    }
+
+    /// Record `index`, in the start of `buf`: little-endian words, each
+    /// mixed from the stream, the index and its place.
+    pub(crate) fn record(self, index: u64, buf: &mut [u8; MAX_RECORD]) -> &[u8] {
+        let record = &mut buf[..self.len(index)];
+        let seed = mix((self.seed() << 56) ^ index);
+        for (k, chunk) in (0..).zip(record.chunks_mut(8)) {
+            chunk.copy_from_slice(&mix(seed.wrapping_add(k)).to_le_bytes()[..chunk.len()]);
+        }
+        record
+    }
+
+    /// Checks that `got` is record `index`, byte for byte.
+    pub(crate) fn check(self, index: u64, got: &[u8]) -> Result<(), String> {
+        let mut buf = [0; MAX_RECORD];
+        let expected = self.record(index, &mut buf);
+        if got == expected {
+            return Ok(());
+        }
+        let mut other = [0; MAX_RECORD];
+        let what = match (index.saturating_sub(2)..index + 3)
+            .find(|&near| near != index && self.record(near, &mut other) == got)
+        {
+            Some(near) => format!("record #{near}: lost, repeated or reordered"),
+            None if got.len() != expected.len() => {
+                format!("{} bytes, {} expected", got.len(), expected.len())
+            }
+            None => {
+                let at = got.iter().zip(expected).take_while(|(a, b)| a == b).count();
+                let end = got.len().min(at + 16);
+                format!(
+                    "{} bytes as expected, garbled from byte {at}\n  got      {:02x?}\n  \
+                     expected {:02x?}",
+                    got.len(),
+                    &got[at..end],
+                    &expected[at..end]
+                )
+            }
+        };
+        Err(format!("record #{index} of {self}: {what}"))
+    }
+}
+
+impl fmt::Display for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Creator => f.write_str("the creator's ring"),
+            Self::Peer => f.write_str("the peer's ring"),
+            Self::Lane(lane) => write!(f, "lane {lane}"),
+        }
+    }
+}
+
+/// How a record is sent: each way in turn, by the record's index.
+#[derive(Debug, Clone, Copy)]
+enum Way {
+    /// `push`.
+    Push,
+    /// `reserve` of the length, one `write`, `commit`.
+    Whole,
+    /// `reserve` of the length, the second half written before the first,
+    /// `commit`.
+    Halves,
+    /// `reserve` of [`MAX_RECORD`], one `write`, `commit` of the length:
+    /// a grant larger than its record.
+    Larger,
+}
+
+impl Way {
+    fn of(index: u64) -> Self {
+        [Self::Push, Self::Whole, Self::Halves, Self::Larger][(index % 4) as usize]
+    }
+}
+
+/// Sends record `index` of `stream` if the ring has room for it, by the
+/// [`Way`] the index picks; returns whether it went.
+pub(crate) fn try_send<K>(
+    tx: &mut Producer<'_, K>,
+    stream: Stream,
+    index: u64,
+) -> Result<bool, String> {
+    let mut buf = [0; MAX_RECORD];
+    let record = stream.record(index, &mut buf);
+    let way = Way::of(index);
+    let fail = |err: &dyn fmt::Display| {
+        format!(
+            "send of record #{index} of {stream} ({} bytes, {way:?}): {err}",
+            record.len()
+        )
+    };
+    let reserve = match way {
+        Way::Push => {
+            return match tx.push(record) {
+                Ok(()) => Ok(true),
+                Err(ReserveError::Full) => Ok(false),
+                Err(err) => Err(fail(&err)),
+            };
+        }
+        Way::Whole | Way::Halves => record.len(),
+        Way::Larger => MAX_RECORD,
+    };
+    let mut grant = match tx.reserve(reserve) {
+        Ok(grant) => grant,
+        Err(ReserveError::Full) => return Ok(false),
+        Err(err) => return Err(fail(&err)),
+    };
+    let written = match way {
+        Way::Halves => {
+            let (first, second) = record.split_at(record.len() / 2);
+            grant
+                .write(first.len(), second)
+                .and_then(|()| grant.write(0, first))
+        }
+        _ => grant.write(0, record),
+    };
+    written.map_err(|err| fail(&err))?;
+    grant.commit(record.len());
+    Ok(true)
+}
+
+/// Receives record `index` of `stream` if one is waiting, checking it;
+/// returns whether one came. Turns between `pop_into`, `pop_vec` and
+/// `pop_with` by the index.
+fn try_receive<K>(rx: &mut Consumer<'_, K>, stream: Stream, index: u64) -> Result<bool, String> {
+    let mut buf = [0; MAX_RECORD];
+    let checked = match index % 3 {
+        0 => rx
+            .pop_into(&mut buf)
+            .map(|len| stream.check(index, &buf[..len])),
+        1 => rx
+            .pop_vec::<MAX_RECORD>()
+            .map(|record| stream.check(index, &record)),
+        _ => rx.pop_with(&mut buf, |record| stream.check(index, record)),
+    };
+    match checked {
+        Ok(verdict) => verdict.map(|()| true),
+        Err(PopError::Empty) => Ok(false),
+        Err(err) => Err(format!("pop of record #{index} of {stream}: {err}")),
+    }
+}
+
+/// One process's ends of the two record rings.
+#[derive(Debug)]
+pub(crate) struct Ends<'a> {
+    /// This process's ring, which it fills with `sent`.
+    pub(crate) tx: Producer<'a>,
+    pub(crate) sent: Stream,
+    /// The peer's ring, which this process drains of `received`.
+    pub(crate) rx: Consumer<'a>,
+    pub(crate) received: Stream,
+}
+
+/// What one process moved; every record received was checked.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    pub(crate) sent: u64,
+    pub(crate) received: u64,
+    /// Times the positions in this process's ring went round it (modulo
+    /// 2^26: positions wrap at 2^32 words).
+    pub(crate) laps: u32,
+}
+
+/// Moves `count` records each way, failing at the first record received
+/// that is not exactly the next one of its stream.
+///
+/// `peer_failed` is asked now and then while nothing moves (see
+/// [`Watchdog`]): `Some(why)` ends the exchange with that error.
+pub(crate) fn run(
+    ends: Ends<'_>,
+    count: u64,
+    mut peer_failed: impl FnMut() -> Option<String>,
+) -> Result<Tally, String> {
+    let Ends {
+        mut tx,
+        sent,
+        mut rx,
+        received,
+    } = ends;
+    for (capacity, ring) in [(tx.capacity(), sent), (rx.capacity(), received)] {
+        if capacity != RING_WORDS as usize {
+            return Err(format!(
+                "{ring} has {capacity} words, {RING_WORDS} expected"
+            ));
+        }
+    }
+    let mut tally = Tally::default();
+    let mut watchdog = Watchdog::new();
+    while tally.sent < count || tally.received < count {
+        let mut progress = false;
+        if tally.sent < count && try_send(&mut tx, sent, tally.sent)? {
+            tally.sent += 1;
+            progress = true;
+        }
+        if tally.received < count && try_receive(&mut rx, received, tally.received)? {
+            tally.received += 1;
+            progress = true;
+        }
+        watchdog.turn(progress, &mut peer_failed, || {
+            format!(
+                "sent {}, received {} of {count} records",
+                tally.sent, tally.received
+            )
+        })?;
+    }
+    tally.laps = tx.counters().published / RING_WORDS;
+    Ok(tally)
+}
