@@ -5,7 +5,7 @@
 
 use ipc_primitives::lanes::{Delivery, LaneState, Lanes, LanesConsumer, PopError};
 
-use crate::records::{MAX_RECORD, RING_WORDS, Stream, try_send};
+use crate::records::{Checker, MAX_RECORD, RING_WORDS, Sender, Stream};
 use crate::watchdog::Watchdog;
 
 /// Lanes in the set.
@@ -45,27 +45,26 @@ pub(crate) fn produce(
     check_shape(lanes.lanes(), lanes.capacity())?;
     let mut producers = Vec::with_capacity(CLAIMED);
     for _ in 0..CLAIMED {
-        producers.push(lanes.claim().ok_or("no free lane to claim")?);
+        let producer = lanes.claim().ok_or("no free lane to claim")?;
+        producers.push((Sender::new(Stream::Lane(producer.lane())), producer));
     }
-    let mut sent = [0; CLAIMED];
     let mut watchdog = Watchdog::new();
-    while sent.iter().any(|&count| count < per_lane) {
+    while producers.iter().any(|(sender, _)| sender.sent() < per_lane) {
         let mut progress = false;
-        for (producer, count) in producers.iter_mut().zip(&mut sent) {
-            let stream = Stream::Lane(producer.lane());
-            if *count < per_lane && try_send(&mut **producer, stream, *count)? {
-                *count += 1;
-                progress = true;
+        for (sender, producer) in &mut producers {
+            if sender.sent() < per_lane {
+                progress |= sender.try_send(producer)?;
             }
         }
         watchdog.turn(progress, &mut creator_gone, || {
+            let sent: Vec<_> = producers.iter().map(|(sender, _)| sender.sent()).collect();
             format!("sent {sent:?} of {per_lane} records per lane")
         })?;
     }
-    let claimed = core::array::from_fn(|k| producers[k].lane());
+    let claimed = core::array::from_fn(|k| producers[k].1.lane());
     // Released: the consumer delivers what is left, then frees the lanes.
     // It spins, so whether it needs waking does not matter.
-    for producer in producers {
+    for (_, producer) in producers {
         let _ = producer.release();
     }
     Ok(claimed)
@@ -83,19 +82,17 @@ pub(crate) fn consume(
     mut peer_failed: impl FnMut() -> Option<String>,
 ) -> Result<(), String> {
     check_shape(consumer.lanes(), consumer.capacity())?;
-    let mut received = [0; CLAIMED];
+    let mut checkers: [_; CLAIMED] = core::array::from_fn(|lane| Checker::new(Stream::Lane(lane)));
     let mut take = |lane: usize, record: &[u8]| -> Result<(), String> {
-        let count = received
+        let checker = checkers
             .get_mut(lane)
             .ok_or_else(|| format!("a record from lane {lane}, which the peer did not claim"))?;
-        if *count == per_lane {
+        if checker.received() == per_lane {
             return Err(format!(
                 "lane {lane} delivered more than {per_lane} records"
             ));
         }
-        Stream::Lane(lane).check(*count, record)?;
-        *count += 1;
-        Ok(())
+        checker.check_next(record)
     };
     let mut buf = [0; MAX_RECORD];
     let mut watchdog = Watchdog::new();

@@ -49,7 +49,7 @@ impl Stream {
 
     /// The length of record `index`: every length once in each run of
     /// [`LENGTHS`] records, in an order that shifts from run to run.
-    pub(crate) fn len(self, index: u64) -> usize {
+    fn len(self, index: u64) -> usize {
         let shift = mix(self.seed() ^ ((index / LENGTHS) << 8));
         // Below `LENGTHS`: fits.
         ((index % LENGTHS * LENGTH_STEP + shift % LENGTHS) % LENGTHS) as usize
@@ -57,7 +57,7 @@ impl Stream {
 
     /// Record `index`, in the start of `buf`: little-endian words, each
     /// mixed from the stream, the index and its place.
-    pub(crate) fn record(self, index: u64, buf: &mut [u8; MAX_RECORD]) -> &[u8] {
+    fn record(self, index: u64, buf: &mut [u8; MAX_RECORD]) -> &[u8] {
         let record = &mut buf[..self.len(index)];
         let seed = mix((self.seed() << 56) ^ index);
         for (k, chunk) in (0..).zip(record.chunks_mut(8)) {
@@ -67,7 +67,7 @@ impl Stream {
     }
 
     /// Checks that `got` is record `index`, byte for byte.
-    pub(crate) fn check(self, index: u64, got: &[u8]) -> Result<(), String> {
+    fn check(self, index: u64, got: &[u8]) -> Result<(), String> {
         let mut buf = [0; MAX_RECORD];
         let expected = self.record(index, &mut buf);
         if got == expected {
@@ -128,70 +128,137 @@ impl Way {
     }
 }
 
-/// Sends record `index` of `stream` if the ring has room for it, by the
-/// [`Way`] the index picks; returns whether it went.
-pub(crate) fn try_send<K>(
-    tx: &mut Producer<'_, K>,
+/// The sending end of a stream: the next record, made once and sent when
+/// the ring has room (so a sender waiting for room only polls the ring).
+#[derive(Debug)]
+pub(crate) struct Sender {
     stream: Stream,
-    index: u64,
-) -> Result<bool, String> {
-    let mut buf = [0; MAX_RECORD];
-    let record = stream.record(index, &mut buf);
-    let way = Way::of(index);
-    let fail = |err: &dyn fmt::Display| {
-        format!(
-            "send of record #{index} of {stream} ({} bytes, {way:?}): {err}",
-            record.len()
-        )
-    };
-    let reserve = match way {
-        Way::Push => {
-            return match tx.push(record) {
-                Ok(()) => Ok(true),
-                Err(ReserveError::Full) => Ok(false),
-                Err(err) => Err(fail(&err)),
-            };
-        }
-        Way::Whole | Way::Halves => record.len(),
-        Way::Larger => MAX_RECORD,
-    };
-    let mut grant = match tx.reserve(reserve) {
-        Ok(grant) => grant,
-        Err(ReserveError::Full) => return Ok(false),
-        Err(err) => return Err(fail(&err)),
-    };
-    let written = match way {
-        Way::Halves => {
-            let (first, second) = record.split_at(record.len() / 2);
-            grant
-                .write(first.len(), second)
-                .and_then(|()| grant.write(0, first))
-        }
-        _ => grant.write(0, record),
-    };
-    written.map_err(|err| fail(&err))?;
-    grant.commit(record.len());
-    Ok(true)
+    /// Records sent: the index of the one in `buf`.
+    sent: u64,
+    /// Record `sent`, in its first `len` bytes.
+    buf: [u8; MAX_RECORD],
+    len: usize,
 }
 
-/// Receives record `index` of `stream` if one is waiting, checking it;
-/// returns whether one came. Turns between `pop_into`, `pop_vec` and
-/// `pop_with` by the index.
-fn try_receive<K>(rx: &mut Consumer<'_, K>, stream: Stream, index: u64) -> Result<bool, String> {
-    let mut buf = [0; MAX_RECORD];
-    let checked = match index % 3 {
-        0 => rx
-            .pop_into(&mut buf)
-            .map(|len| stream.check(index, &buf[..len])),
-        1 => rx
-            .pop_vec::<MAX_RECORD>()
-            .map(|record| stream.check(index, &record)),
-        _ => rx.pop_with(&mut buf, |record| stream.check(index, record)),
-    };
-    match checked {
-        Ok(verdict) => verdict.map(|()| true),
-        Err(PopError::Empty) => Ok(false),
-        Err(err) => Err(format!("pop of record #{index} of {stream}: {err}")),
+impl Sender {
+    pub(crate) fn new(stream: Stream) -> Self {
+        let mut sender = Self {
+            stream,
+            sent: 0,
+            buf: [0; MAX_RECORD],
+            len: 0,
+        };
+        sender.len = stream.record(0, &mut sender.buf).len();
+        sender
+    }
+
+    /// Records sent so far.
+    pub(crate) fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// Sends the next record if the ring has room for it, by the [`Way`]
+    /// its index picks; returns whether it went.
+    pub(crate) fn try_send<K>(&mut self, tx: &mut Producer<'_, K>) -> Result<bool, String> {
+        let record = &self.buf[..self.len];
+        let way = Way::of(self.sent);
+        let fail = |err: &dyn fmt::Display| {
+            format!(
+                "send of record #{} of {} ({} bytes, {way:?}): {err}",
+                self.sent,
+                self.stream,
+                record.len()
+            )
+        };
+        let reserve = match way {
+            Way::Push => {
+                return match tx.push(record) {
+                    Ok(()) => Ok(self.next()),
+                    Err(ReserveError::Full) => Ok(false),
+                    Err(err) => Err(fail(&err)),
+                };
+            }
+            Way::Whole | Way::Halves => record.len(),
+            Way::Larger => MAX_RECORD,
+        };
+        let mut grant = match tx.reserve(reserve) {
+            Ok(grant) => grant,
+            Err(ReserveError::Full) => return Ok(false),
+            Err(err) => return Err(fail(&err)),
+        };
+        let written = match way {
+            Way::Halves => {
+                let (first, second) = record.split_at(record.len() / 2);
+                grant
+                    .write(first.len(), second)
+                    .and_then(|()| grant.write(0, first))
+            }
+            _ => grant.write(0, record),
+        };
+        written.map_err(|err| fail(&err))?;
+        grant.commit(record.len());
+        Ok(self.next())
+    }
+
+    /// Counts the record sent and makes the next; true.
+    fn next(&mut self) -> bool {
+        self.sent += 1;
+        self.len = self.stream.record(self.sent, &mut self.buf).len();
+        true
+    }
+}
+
+/// The receiving end of a stream: checks each record that arrives against
+/// the next one the stream sends.
+#[derive(Debug)]
+pub(crate) struct Checker {
+    stream: Stream,
+    /// Records received and checked.
+    received: u64,
+}
+
+impl Checker {
+    pub(crate) fn new(stream: Stream) -> Self {
+        Self {
+            stream,
+            received: 0,
+        }
+    }
+
+    /// Records received and checked so far.
+    pub(crate) fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// Checks that `got` is the next record of the stream, and counts it.
+    pub(crate) fn check_next(&mut self, got: &[u8]) -> Result<(), String> {
+        self.stream.check(self.received, got)?;
+        self.received += 1;
+        Ok(())
+    }
+
+    /// Receives the next record if one is waiting, checking it; returns
+    /// whether one came. Turns between `pop_into`, `pop_vec` and `pop_with`
+    /// by the record's index.
+    fn try_receive<K>(&mut self, rx: &mut Consumer<'_, K>) -> Result<bool, String> {
+        let mut buf = [0; MAX_RECORD];
+        let checked = match self.received % 3 {
+            0 => rx
+                .pop_into(&mut buf)
+                .map(|len| self.check_next(&buf[..len])),
+            1 => rx
+                .pop_vec::<MAX_RECORD>()
+                .map(|record| self.check_next(&record)),
+            _ => rx.pop_with(&mut buf, |record| self.check_next(record)),
+        };
+        match checked {
+            Ok(verdict) => verdict.map(|()| true),
+            Err(PopError::Empty) => Ok(false),
+            Err(err) => Err(format!(
+                "pop of record #{} of {}: {err}",
+                self.received, self.stream
+            )),
+        }
     }
 }
 
@@ -207,7 +274,7 @@ pub(crate) struct Ends<'a> {
 }
 
 /// What one process moved; every record received was checked.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Tally {
     pub(crate) sent: u64,
     pub(crate) received: u64,
@@ -239,25 +306,28 @@ pub(crate) fn run(
             ));
         }
     }
-    let mut tally = Tally::default();
+    let mut sender = Sender::new(sent);
+    let mut checker = Checker::new(received);
     let mut watchdog = Watchdog::new();
-    while tally.sent < count || tally.received < count {
+    while sender.sent() < count || checker.received() < count {
         let mut progress = false;
-        if tally.sent < count && try_send(&mut tx, sent, tally.sent)? {
-            tally.sent += 1;
-            progress = true;
+        if sender.sent() < count {
+            progress |= sender.try_send(&mut tx)?;
         }
-        if tally.received < count && try_receive(&mut rx, received, tally.received)? {
-            tally.received += 1;
-            progress = true;
+        if checker.received() < count {
+            progress |= checker.try_receive(&mut rx)?;
         }
         watchdog.turn(progress, &mut peer_failed, || {
             format!(
                 "sent {}, received {} of {count} records",
-                tally.sent, tally.received
+                sender.sent(),
+                checker.received()
             )
         })?;
     }
-    tally.laps = tx.counters().published / RING_WORDS;
-    Ok(tally)
+    Ok(Tally {
+        sent: sender.sent(),
+        received: checker.received(),
+        laps: tx.counters().published / RING_WORDS,
+    })
 }
