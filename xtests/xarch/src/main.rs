@@ -15,10 +15,11 @@
 //! MESSAGES`, which opens and attaches to them. Then both run the same
 //! loops with the roles mirrored, one after the other: [`exchange::run`]
 //! (`MESSAGES` values each way through the SPSC rings, the seqlocks read
-//! throughout), [`records::run`] (`MESSAGES / 4` records each way, of every
-//! length from 0 to 248 bytes, through record rings of 64 words), and the
-//! lanes ([`lanes::produce`] in the peer, [`lanes::consume`] in the
-//! creator: `MESSAGES / 8` records through each of two lanes):
+//! throughout), [`records::run`] (`MESSAGES / 4` records each way, one way
+//! at a time, of every length from 0 to 248 bytes, through record rings of
+//! 64 words), and the lanes ([`lanes::produce`] in the peer,
+//! [`lanes::consume`] in the creator: `MESSAGES / 8` records through each
+//! of two lanes):
 //!
 //! | segment         | structure                   | written by | read by |
 //! |-----------------|-----------------------------|------------|---------|
@@ -210,8 +211,8 @@ fn exchange_as_creator(
         Quote::NAME,
     );
     let count = messages / VALUES_PER_RECORD;
-    let tally = records::run(record_ends, count, &mut peer_failed)?;
-    report_records(me, &tally, Stream::Creator, Stream::Peer);
+    let laps = records::run(record_ends, count, &mut peer_failed)?;
+    report_records(me, count, laps, Stream::Creator, Stream::Peer);
     let per_lane = lanes::per_lane(count);
     lanes::consume(lane_consumer, per_lane, &mut peer_failed)?;
     println!(
@@ -289,8 +290,8 @@ fn peer(prefix: &str, creator_usize_bytes: usize, messages: u64) -> Result<()> {
         Pair::NAME,
     );
     let count = messages / VALUES_PER_RECORD;
-    let tally = records::run(record_ends, count, &mut creator_gone)?;
-    report_records(&me, &tally, Stream::Peer, Stream::Creator);
+    let laps = records::run(record_ends, count, &mut creator_gone)?;
+    report_records(&me, count, laps, Stream::Peer, Stream::Creator);
     let per_lane = lanes::per_lane(count);
     let claimed = lanes::produce(&lane_set, per_lane, &mut creator_gone)?;
     println!(
@@ -344,12 +345,12 @@ fn report(me: &str, tally: &Tally, sent: &str, received: &str, written: &str, re
     }
 }
 
-/// Prints what one side moved through the record rings.
-fn report_records(me: &str, tally: &records::Tally, sent: Stream, received: Stream) {
+/// Prints what one side moved through the record rings: `count` records
+/// each way, `laps` of its own ring.
+fn report_records(me: &str, count: u64, laps: u32, sent: Stream, received: Stream) {
     println!(
-        "[{me}] records: sent {} through {sent} (0 to {MAX_RECORD} bytes, push and \
-         reserve/write/commit, {} laps of its {RING_WORDS} words), received {} through \
-         {received} (pop_into, pop_vec and pop_with), every one bit-exact and in order",
-        tally.sent, tally.laps, tally.received
+        "[{me}] records: sent {count} through {sent} (0 to {MAX_RECORD} bytes, push and \
+         reserve/write/commit, {laps} laps of its {RING_WORDS} words), received {count} through \
+         {received} (pop_into, pop_vec and pop_with), every one bit-exact and in order"
     );
 }

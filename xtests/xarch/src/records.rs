@@ -273,18 +273,13 @@ pub(crate) struct Ends<'a> {
     pub(crate) received: Stream,
 }
 
-/// What one process moved; every record received was checked.
-#[derive(Debug)]
-pub(crate) struct Tally {
-    pub(crate) sent: u64,
-    pub(crate) received: u64,
-    /// Times the positions in this process's ring went round it (modulo
-    /// 2^26: positions wrap at 2^32 words).
-    pub(crate) laps: u32,
-}
-
-/// Moves `count` records each way, failing at the first record received
-/// that is not exactly the next one of its stream.
+/// Moves `count` records each way, one way at a time: first through the
+/// creator's ring, then through the peer's, so that the receiving process
+/// does nothing but poll the header the sender seals next (where a broken
+/// seal shows). Fails at the first record received that is not exactly the
+/// next one of its stream. Returns how many times the positions in this
+/// process's ring went round it (modulo 2^26: positions wrap at 2^32
+/// words).
 ///
 /// `peer_failed` is asked now and then while nothing moves (see
 /// [`Watchdog`]): `Some(why)` ends the exchange with that error.
@@ -292,7 +287,7 @@ pub(crate) fn run(
     ends: Ends<'_>,
     count: u64,
     mut peer_failed: impl FnMut() -> Option<String>,
-) -> Result<Tally, String> {
+) -> Result<u32, String> {
     let Ends {
         mut tx,
         sent,
@@ -306,28 +301,50 @@ pub(crate) fn run(
             ));
         }
     }
-    let mut sender = Sender::new(sent);
-    let mut checker = Checker::new(received);
+    if sent == Stream::Creator {
+        send(&mut tx, sent, count, &mut peer_failed)?;
+        receive(&mut rx, received, count, &mut peer_failed)?;
+    } else {
+        receive(&mut rx, received, count, &mut peer_failed)?;
+        send(&mut tx, sent, count, &mut peer_failed)?;
+    }
+    Ok(tx.counters().published / RING_WORDS)
+}
+
+/// Sends `count` records of `stream` through `tx`, spinning while the ring
+/// is full.
+fn send(
+    tx: &mut Producer<'_>,
+    stream: Stream,
+    count: u64,
+    peer_failed: &mut impl FnMut() -> Option<String>,
+) -> Result<(), String> {
+    let mut sender = Sender::new(stream);
     let mut watchdog = Watchdog::new();
-    while sender.sent() < count || checker.received() < count {
-        let mut progress = false;
-        if sender.sent() < count {
-            progress |= sender.try_send(&mut tx)?;
-        }
-        if checker.received() < count {
-            progress |= checker.try_receive(&mut rx)?;
-        }
-        watchdog.turn(progress, &mut peer_failed, || {
-            format!(
-                "sent {}, received {} of {count} records",
-                sender.sent(),
-                checker.received()
-            )
+    while sender.sent() < count {
+        let progress = sender.try_send(tx)?;
+        watchdog.turn(progress, peer_failed, || {
+            format!("sent {} of {count} records", sender.sent())
         })?;
     }
-    Ok(Tally {
-        sent: sender.sent(),
-        received: checker.received(),
-        laps: tx.counters().published / RING_WORDS,
-    })
+    Ok(())
+}
+
+/// Receives `count` records of `stream` from `rx`, checking each, spinning
+/// while the ring is empty.
+fn receive(
+    rx: &mut Consumer<'_>,
+    stream: Stream,
+    count: u64,
+    peer_failed: &mut impl FnMut() -> Option<String>,
+) -> Result<(), String> {
+    let mut checker = Checker::new(stream);
+    let mut watchdog = Watchdog::new();
+    while checker.received() < count {
+        let progress = checker.try_receive(rx)?;
+        watchdog.turn(progress, peer_failed, || {
+            format!("received {} of {count} records", checker.received())
+        })?;
+    }
+    Ok(())
 }
