@@ -14,8 +14,9 @@
 # Run from the repository root on an x86-64 Debian machine: `bash .ci/xarch.sh`
 # (called by .ci/run). Installs what it needs; idempotent. XARCH_MESSAGES sets
 # how many values cross each way per pair (default 1000000); a quarter as
-# many records cross each way, and through the lanes in all. About 1 to 5 s
-# a pair.
+# many records cross each way, and through the lanes in all. 0.5 to 5 s a
+# pair on 2 cores, the most when other work makes the two processes take
+# turns.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
