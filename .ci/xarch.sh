@@ -3,11 +3,20 @@
 # xtests/xarch share SPSC rings of [u64; 8] and of a u64/u32 record, and
 # seqlocks of [u64; 2] and of an f64 quote, through named POSIX shm; every
 # value crosses bit-exact, in both directions, and no seqlock read is torn.
-# A ring of [usize; 4] (16 bytes on i686, 32 on x86-64) must be refused.
+# Then records of every length from 0 to 248 bytes cross each way through
+# two record rings of 64 words (many laps, padding at every few records:
+# i686 seals each header with two 32-bit stores, x86-64 with one 64-bit
+# store), and through two lanes of a lane set that the attaching process
+# claims and the creator drains and frees; every record arrives bit-exact
+# and in order. A ring of [usize; 4] (16 bytes on i686, 32 on x86-64) must
+# be refused.
 #
 # Run from the repository root on an x86-64 Debian machine: `bash .ci/xarch.sh`
 # (called by .ci/run). Installs what it needs; idempotent. XARCH_MESSAGES sets
-# how many values cross each way per pair (default 1000000, about 1 s a pair).
+# how many values cross each way per pair (default 1000000); a quarter as
+# many records cross each way, and through the lanes in all. 0.5 to 5 s a
+# pair on 2 cores, the most when other work makes the two processes take
+# turns.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,16 +63,18 @@ bin64=$target_dir/$HOST/release/xarch
 bin32=$target_dir/$I686/release/xarch
 file "$bin64" "$bin32" 2>/dev/null || true
 
-step "i686 creates, x86-64 attaches ($MESSAGES values each way)"
+step "i686 creates, x86-64 attaches ($MESSAGES values each way, a quarter as many records each way and through the lanes)"
 "$bin32" create "$bin64" "$MESSAGES"
 
-step "x86-64 creates, i686 attaches ($MESSAGES values each way)"
+step "x86-64 creates, i686 attaches ($MESSAGES values each way, a quarter as many records each way and through the lanes)"
 "$bin64" create "$bin32" "$MESSAGES"
 
 # Controls: with equal widths the [usize; 4] ring must attach, so the refusals
-# above come from the width, not from the test.
+# above come from the width, not from the test; and records and lanes cross
+# between two processes of one width, so a failure above that does not show
+# here comes from the widths.
 step "control: i686 with i686, x86-64 with x86-64"
 "$bin32" create "$bin32" "$MESSAGES"
 "$bin64" create "$bin64" "$MESSAGES"
 
-step "passed: i686 and x86-64 share u64 and f64 payloads both ways; [usize; 4] refused across widths"
+step "passed: i686 and x86-64 share u64 and f64 payloads, record rings and lanes both ways; [usize; 4] refused across widths"

@@ -1,25 +1,20 @@
 //! The loop both processes run: push values into its ring, pop the peer's,
 //! write its seqlock, read the peer's, checking every value it receives.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ipc_primitives::seqlock::{Budget, Reader, Version, Writer};
 use ipc_primitives::spsc::{Consumer, PopError, Producer, PushError};
 
 use crate::payloads::Sample;
+use crate::watchdog::Watchdog;
 
 /// How long a seqlock read may wait for a writer mid-write: far longer than
 /// any preemption, so giving up means the writer is broken.
 const READ_LIMIT: Duration = Duration::from_secs(10);
 
-/// How long the loop may make no progress before it reports the peer stuck.
-const STALL_LIMIT: Duration = Duration::from_secs(60);
-
 /// Writes at idle turns, per value sent (see `run`).
 const IDLE_WRITES: u64 = 16;
-
-/// Idle iterations between two looks at the clock and the peer's health.
-const IDLE_CHECK: u32 = 1024;
 
 /// One process's ends of the four structures.
 #[derive(Debug)]
@@ -50,8 +45,8 @@ pub(crate) struct Tally {
 /// Moves `messages` values each way and reads the peer's seqlock at every
 /// turn, failing at the first value that is not exactly the one expected.
 ///
-/// `peer_failed` is asked now and then while nothing moves: `Some(why)` ends
-/// the exchange with that error.
+/// `peer_failed` is asked now and then while nothing moves (see
+/// [`Watchdog`]): `Some(why)` ends the exchange with that error.
 pub(crate) fn run<Out: Sample, In: Sample, Own: Sample, Theirs: Sample>(
     ends: Ends<'_, Out, In, Own, Theirs>,
     messages: u64,
@@ -64,8 +59,7 @@ pub(crate) fn run<Out: Sample, In: Sample, Own: Sample, Theirs: Sample>(
         reader,
     } = ends;
     let mut tally = Tally::default();
-    let mut idle = 0u32;
-    let mut idle_since = Instant::now();
+    let mut watchdog = Watchdog::new();
     while tally.pushed < messages || tally.popped < messages {
         let mut progress = false;
         if tally.pushed < messages {
@@ -104,26 +98,12 @@ pub(crate) fn run<Out: Sample, In: Sample, Own: Sample, Theirs: Sample>(
             tally.writes += 1;
         }
         check_read(&reader, &mut tally)?;
-        if progress {
-            idle = 0;
-        } else {
-            if idle == 0 {
-                idle_since = Instant::now();
-            }
-            idle += 1;
-            if idle.is_multiple_of(IDLE_CHECK) {
-                if let Some(why) = peer_failed() {
-                    return Err(why);
-                }
-                if idle_since.elapsed() > STALL_LIMIT {
-                    return Err(format!(
-                        "no progress for {STALL_LIMIT:?} (pushed {}, popped {} of {messages})",
-                        tally.pushed, tally.popped
-                    ));
-                }
-                std::thread::yield_now();
-            }
-        }
+        watchdog.turn(progress, &mut peer_failed, || {
+            format!(
+                "pushed {}, popped {} of {messages}",
+                tally.pushed, tally.popped
+            )
+        })?;
     }
     // Every read since the peer's first write ran beside the peer's loop, which
     // wrote at each of its pushes: a reader that saw one version only never

@@ -1,6 +1,7 @@
 //! Cross-architecture check: an i686 process and an x86-64 process share SPSC
-//! rings and seqlocks of `u64`- and `f64`-holding types through named POSIX
-//! shm, and a type whose size differs between them is refused.
+//! rings and seqlocks of `u64`- and `f64`-holding types, record rings and a
+//! lane set through named POSIX shm, and a type whose size differs between
+//! them is refused.
 //!
 //! Run by `.ci/xarch.sh`, which builds this binary for both targets and runs
 //! each as the creator with the other as the peer:
@@ -9,37 +10,55 @@
 //! xarch create PEER_EXE [MESSAGES]
 //! ```
 //!
-//! The creator makes five named segments (unlinked when it exits), creates a
-//! structure in each, then starts `PEER_EXE peer PREFIX USIZE_BYTES MESSAGES`,
-//! which opens and attaches to them. Then both run the same loop
-//! ([`exchange::run`]) with the roles mirrored:
+//! The creator makes eight named segments (unlinked when it exits), creates
+//! a structure in each, then starts `PEER_EXE peer PREFIX USIZE_BYTES
+//! MESSAGES`, which opens and attaches to them. Then both run the same
+//! loops with the roles mirrored, one after the other: [`exchange::run`]
+//! (`MESSAGES` values each way through the SPSC rings, the seqlocks read
+//! throughout), [`records::run`] (`MESSAGES / 4` records each way, one way
+//! at a time, of every length from 0 to 248 bytes, through record rings of
+//! 64 words), and the lanes ([`lanes::produce`] in the peer,
+//! [`lanes::consume`] in the creator: `MESSAGES / 8` records through each
+//! of two lanes):
 //!
-//! | segment  | structure                | written by | read by |
-//! |----------|--------------------------|------------|---------|
-//! | `block`  | `Spsc<[u64; 8]>`, 64     | creator    | peer    |
-//! | `record` | `Spsc<Record>`, 64       | peer       | creator |
-//! | `pair`   | `SeqLock<[u64; 2]>`      | creator    | peer    |
-//! | `quote`  | `SeqLock<Quote>` (`f64`) | peer       | creator |
-//! | `wide`   | `Spsc<[usize; 4]>`, 4    | creator    | (attach must fail across widths) |
+//! | segment         | structure                   | written by | read by |
+//! |-----------------|-----------------------------|------------|---------|
+//! | `block`         | `Spsc<[u64; 8]>`, 64        | creator    | peer    |
+//! | `record`        | `Spsc<Record>`, 64          | peer       | creator |
+//! | `pair`          | `SeqLock<[u64; 2]>`         | creator    | peer    |
+//! | `quote`         | `SeqLock<Quote>` (`f64`)    | peer       | creator |
+//! | `bytes-creator` | `RecordRing`, 64 words      | creator    | peer    |
+//! | `bytes-peer`    | `RecordRing`, 64 words      | peer       | creator |
+//! | `lanes`         | `Lanes`, 4 of 64 words      | peer (lanes 0 and 1) | creator |
+//! | `wide`          | `Spsc<[usize; 4]>`, 4       | creator    | (attach must fail across widths) |
 //!
 //! Every value popped must be byte for byte the next one in sequence; every
-//! seqlock read must be whole and be exactly the value its version wrote.
-//! Any mismatch ends both processes with a non-zero status and a message
-//! naming the value.
+//! seqlock read must be whole and be exactly the value its version wrote;
+//! every record must be byte for byte the next one of its ring or lane.
+//! Once the peer has exited, the lanes it released must be free. Any
+//! mismatch ends both processes with a non-zero status and a message naming
+//! the value.
 
 mod exchange;
+mod lanes;
 mod payloads;
+mod records;
+mod watchdog;
 
 use std::error::Error;
 use std::process::{Child, Command, ExitCode};
 
+use ipc_primitives::bytes::RecordRing;
+use ipc_primitives::lanes::{Lanes, LanesConsumer};
 use ipc_primitives::linux::shm::{CreateOptions, Liveness, Segment};
 use ipc_primitives::seqlock::SeqLock;
 use ipc_primitives::spsc::Spsc;
 use ipc_primitives::{AttachError, ElementLayout};
 
 use exchange::{Ends, Tally};
+use lanes::{CLAIMED, LANES};
 use payloads::{Block, Pair, Quote, Record, Sample, Wide};
+use records::{MAX_RECORD, RING_WORDS, Stream};
 
 /// Slots in each ring: few, so the two processes run in lockstep.
 const CAPACITY: u32 = 64;
@@ -51,6 +70,12 @@ const DEFAULT_MESSAGES: u64 = 100_000;
 /// (see [`exchange::run`]), and versions must stay below 2^31, the range of
 /// a 32-bit sequence.
 const MAX_MESSAGES: u64 = 1 << 26;
+
+/// Values per record: a record costs more than a value (up to 248 bytes
+/// through a ring that holds two or three), so a quarter as many cross,
+/// each way through the record rings and in all through the lanes: still
+/// tens of thousands of laps of each ring.
+const VALUES_PER_RECORD: u64 = 4;
 
 type Result<T, E = Box<dyn Error>> = core::result::Result<T, E>;
 
@@ -89,7 +114,8 @@ fn whoami(peer: bool) -> String {
 }
 
 /// The creator: makes the segments and structures, starts the peer, runs the
-/// exchange and waits for the peer's verdict.
+/// exchanges, waits for the peer's verdict and checks that its lanes were
+/// freed.
 fn create(peer_exe: &str, messages: u64) -> Result<()> {
     let me = whoami(false);
     if messages > MAX_MESSAGES {
@@ -112,6 +138,9 @@ fn create(peer_exe: &str, messages: u64) -> Result<()> {
     let pairs = segment("pair", SeqLock::<Pair>::required_size())?;
     let quotes = segment("quote", SeqLock::<Quote>::required_size())?;
     let wide = segment("wide", Spsc::<Wide>::required_size(4))?;
+    let bytes_out = segment("bytes-creator", RecordRing::required_size(RING_WORDS))?;
+    let bytes_in = segment("bytes-peer", RecordRing::required_size(RING_WORDS))?;
+    let lane_set = segment("lanes", Lanes::required_size(LANES, RING_WORDS))?;
     let ends = Ends {
         tx: Spsc::<Block>::create(blocks.region()?, CAPACITY)?.into_producer(),
         rx: Spsc::<Record>::create(records.region()?, CAPACITY)?.into_consumer(),
@@ -119,8 +148,16 @@ fn create(peer_exe: &str, messages: u64) -> Result<()> {
         reader: SeqLock::<Quote>::create(quotes.region()?)?.reader(),
     };
     let _wide = Spsc::<Wide>::create(wide.region()?, 4)?;
+    let record_ends = records::Ends {
+        tx: RecordRing::create(bytes_out.region()?, RING_WORDS)?.into_producer(),
+        sent: Stream::Creator,
+        rx: RecordRing::create(bytes_in.region()?, RING_WORDS)?.into_consumer(),
+        received: Stream::Peer,
+    };
+    let mut lane_consumer = Lanes::create(lane_set.region()?, LANES, RING_WORDS)?.into_consumer();
     println!(
         "[{me}] created rings of {} ({}) and {} ({}), seqlocks of {} and {}, \
+         two record rings of {RING_WORDS} words, {LANES} lanes of {RING_WORDS} words, \
          a ring of [usize; 4] ({}); starting peer {peer_exe}",
         Block::NAME,
         ElementLayout::of::<Block>(),
@@ -136,31 +173,54 @@ fn create(peer_exe: &str, messages: u64) -> Result<()> {
         .arg(messages.to_string())
         .spawn()
         .map_err(|err| format!("starting {peer_exe}: {err}"))?;
-    match exchange::run(ends, messages, || peer_failed(&mut child)) {
-        Ok(tally) => {
-            report(
-                &me,
-                &tally,
-                Block::NAME,
-                Record::NAME,
-                Pair::NAME,
-                Quote::NAME,
-            );
-            let status = child.wait()?;
-            if status.success() {
-                println!("[{me}] peer finished cleanly: pair passed");
-                Ok(())
-            } else {
-                Err(format!("peer failed ({status})").into())
-            }
-        }
-        Err(err) => {
-            // Ignore errors: the peer may have exited already.
-            let _ = child.kill();
-            let _ = child.wait();
-            Err(err.into())
-        }
+    let exchanged =
+        exchange_as_creator(&me, ends, record_ends, &mut lane_consumer, messages, || {
+            peer_failed(&mut child)
+        });
+    if let Err(err) = exchanged {
+        // Ignore errors: the peer may have exited already.
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(err.into());
     }
+    let status = child.wait()?;
+    if !status.success() {
+        return Err(format!("peer failed ({status})").into());
+    }
+    lanes::check_freed(&mut lane_consumer)?;
+    println!("[{me}] peer finished cleanly and the lanes it released are free: pair passed");
+    Ok(())
+}
+
+/// The creator's side of each exchange in turn, reporting each.
+fn exchange_as_creator(
+    me: &str,
+    ends: Ends<'_, Block, Record, Pair, Quote>,
+    record_ends: records::Ends<'_>,
+    lane_consumer: &mut LanesConsumer<'_>,
+    messages: u64,
+    mut peer_failed: impl FnMut() -> Option<String>,
+) -> Result<(), String> {
+    let tally = exchange::run(ends, messages, &mut peer_failed)?;
+    report(
+        me,
+        &tally,
+        Block::NAME,
+        Record::NAME,
+        Pair::NAME,
+        Quote::NAME,
+    );
+    let count = messages / VALUES_PER_RECORD;
+    let laps = records::run(record_ends, count, &mut peer_failed)?;
+    report_records(me, count, laps, Stream::Creator, Stream::Peer);
+    let per_lane = lanes::per_lane(count);
+    lanes::consume(lane_consumer, per_lane, &mut peer_failed)?;
+    println!(
+        "[{me}] lanes: received {per_lane} records from each of the {CLAIMED} lanes the peer \
+         claimed (pop_into and pop_with), each lane's in order and bit-exact, none from the \
+         other lanes"
+    );
+    Ok(())
 }
 
 /// Why the peer cannot finish, if it exited with a failure. A peer that
@@ -174,7 +234,7 @@ fn peer_failed(child: &mut Child) -> Option<String> {
 }
 
 /// The peer: opens the creator's segments, checks the element layouts it
-/// must refuse and accept, and runs the exchange with the roles mirrored.
+/// must refuse and accept, and runs the exchanges with the roles mirrored.
 fn peer(prefix: &str, creator_usize_bytes: usize, messages: u64) -> Result<()> {
     let me = whoami(true);
     println!(
@@ -194,6 +254,8 @@ fn peer(prefix: &str, creator_usize_bytes: usize, messages: u64) -> Result<()> {
         open("quote")?,
         open("wide")?,
     );
+    let (bytes_in, bytes_out, lane_set) =
+        (open("bytes-creator")?, open("bytes-peer")?, open("lanes")?);
     check_wide(&me, &wide, creator_usize_bytes)?;
     let ends = Ends {
         tx: Spsc::<Record>::attach(records.region()?)?.into_producer(),
@@ -201,16 +263,24 @@ fn peer(prefix: &str, creator_usize_bytes: usize, messages: u64) -> Result<()> {
         writer: SeqLock::<Quote>::attach(quotes.region()?)?.into_writer(),
         reader: SeqLock::<Pair>::attach(pairs.region()?)?.reader(),
     };
+    let record_ends = records::Ends {
+        tx: RecordRing::attach(bytes_out.region()?)?.into_producer(),
+        sent: Stream::Peer,
+        rx: RecordRing::attach(bytes_in.region()?)?.into_consumer(),
+        received: Stream::Creator,
+    };
+    let lane_set = Lanes::attach(lane_set.region()?)?;
     println!(
-        "[{me}] attached to the rings of {} and {} and the seqlocks of {} and {}",
+        "[{me}] attached to the rings of {} and {}, the seqlocks of {} and {}, the record rings \
+         and the lanes",
         Block::NAME,
         Record::NAME,
         Pair::NAME,
         Quote::NAME
     );
-    let creator_gone =
+    let mut creator_gone =
         || (blocks.creator_alive() == Liveness::Gone).then(|| "the creator died".to_owned());
-    let tally = exchange::run(ends, messages, creator_gone)?;
+    let tally = exchange::run(ends, messages, &mut creator_gone)?;
     report(
         &me,
         &tally,
@@ -218,6 +288,15 @@ fn peer(prefix: &str, creator_usize_bytes: usize, messages: u64) -> Result<()> {
         Block::NAME,
         Quote::NAME,
         Pair::NAME,
+    );
+    let count = messages / VALUES_PER_RECORD;
+    let laps = records::run(record_ends, count, &mut creator_gone)?;
+    report_records(&me, count, laps, Stream::Peer, Stream::Creator);
+    let per_lane = lanes::per_lane(count);
+    let claimed = lanes::produce(&lane_set, per_lane, &mut creator_gone)?;
+    println!(
+        "[{me}] lanes: claimed lanes {claimed:?} of {LANES}, sent {per_lane} records through \
+         each (push and reserve/write/commit), released them"
     );
     Ok(())
 }
@@ -264,4 +343,14 @@ fn report(me: &str, tally: &Tally, sent: &str, received: &str, written: &str, re
              a write in flight; on idle cores they overlap throughout"
         );
     }
+}
+
+/// Prints what one side moved through the record rings: `count` records
+/// each way, `laps` of its own ring.
+fn report_records(me: &str, count: u64, laps: u32, sent: Stream, received: Stream) {
+    println!(
+        "[{me}] records: sent {count} through {sent} (0 to {MAX_RECORD} bytes, push and \
+         reserve/write/commit, {laps} laps of its {RING_WORDS} words), received {count} through \
+         {received} (pop_into, pop_vec and pop_with), every one bit-exact and in order"
+    );
 }
