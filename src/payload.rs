@@ -51,10 +51,53 @@ impl<T: FromBytes + IntoBytes + Immutable> Pod for T {}
 /// bytes past the value are zeroed.
 #[inline]
 pub(crate) fn store<T: Pod, W: WordCell>(dst: &[W], value: &T) {
-    for (word, chunk) in dst.iter().zip(value.as_bytes().chunks(WORD_BYTES)) {
+    store_padded(dst, value.as_bytes());
+}
+
+/// Copies `bytes` into `dst` from its first byte, word by word; the bytes
+/// of the last word past them are zeroed. Nothing is read from `dst`, and
+/// no copy of variable length goes through memory.
+#[inline]
+pub(crate) fn store_padded<W: WordCell>(dst: &[W], bytes: &[u8]) {
+    let mut chunks = bytes.chunks_exact(WORD_BYTES);
+    let mut words = dst.iter();
+    // `chunks` first, as in `store_bytes`.
+    for (chunk, word) in (&mut chunks).zip(&mut words) {
+        word.set(word_of(chunk));
+    }
+    let tail = chunks.remainder().len();
+    if let Some(word) = words.next().filter(|_| tail != 0) {
+        word.set(padded(bytes, tail));
+    }
+}
+
+/// The word whose bytes are `chunk`, `WORD_BYTES` long.
+#[inline(always)]
+fn word_of(chunk: &[u8]) -> WordInt {
+    let mut buf = [0; WORD_BYTES];
+    buf.copy_from_slice(chunk);
+    WordInt::from_ne_bytes(buf)
+}
+
+/// The last `tail` bytes of `bytes` (1 to `WORD_BYTES - 1`) as a word, the
+/// rest zero: where `bytes` holds a whole word, its last word shifted, so no
+/// copy of variable length stalls the word's load.
+#[inline(always)]
+fn padded(bytes: &[u8], tail: usize) -> WordInt {
+    let len = bytes.len();
+    if len >= WORD_BYTES {
+        let last = word_of(&bytes[len - WORD_BYTES..]);
+        // 8 to 56 bits (8 to 24 for 4-byte words).
+        let shift = 8 * (WORD_BYTES - tail) as u32;
+        if cfg!(target_endian = "little") {
+            last >> shift
+        } else {
+            last << shift
+        }
+    } else {
         let mut buf = [0; WORD_BYTES];
-        buf[..chunk.len()].copy_from_slice(chunk);
-        word.set(WordInt::from_ne_bytes(buf));
+        buf[..tail].copy_from_slice(&bytes[len - tail..]);
+        WordInt::from_ne_bytes(buf)
     }
 }
 
@@ -77,9 +120,7 @@ pub(crate) fn store_bytes<W: WordCell>(dst: &[W], offset: usize, bytes: &[u8]) {
     // `chunks` first: once it runs out, `words` is not advanced, and its
     // next word is the one the tail goes to.
     for (chunk, word) in (&mut chunks).zip(&mut words) {
-        let mut buf = [0; WORD_BYTES];
-        buf.copy_from_slice(chunk);
-        word.set(WordInt::from_ne_bytes(buf));
+        word.set(word_of(chunk));
     }
     let tail = chunks.remainder();
     if !tail.is_empty() {
@@ -107,10 +148,14 @@ pub(crate) fn load_bytes<W: WordCell>(src: &[W], out: &mut [u8]) {
     // `chunks` first, as in `store_bytes`.
     for (chunk, word) in (&mut chunks).zip(&mut words) {
         chunk.copy_from_slice(&word.get().to_ne_bytes());
+        #[cfg(all(test, not(loom)))]
+        test_hook::after_word();
     }
     let tail = chunks.into_remainder();
     if let Some(word) = words.next().filter(|_| !tail.is_empty()) {
         tail.copy_from_slice(&word.get().to_ne_bytes()[..tail.len()]);
+        #[cfg(all(test, not(loom)))]
+        test_hook::after_word();
     }
 }
 
@@ -118,12 +163,7 @@ pub(crate) fn load_bytes<W: WordCell>(src: &[W], out: &mut [u8]) {
 #[inline]
 pub(crate) fn load<T: Pod, W: WordCell>(src: &[W]) -> T {
     let mut value = T::new_zeroed();
-    for (chunk, word) in value.as_mut_bytes().chunks_mut(WORD_BYTES).zip(src) {
-        let bytes = word.get().to_ne_bytes();
-        chunk.copy_from_slice(&bytes[..chunk.len()]);
-        #[cfg(all(test, not(loom)))]
-        test_hook::after_word();
-    }
+    load_bytes(src, value.as_mut_bytes());
     value
 }
 
@@ -221,6 +261,22 @@ mod tests {
                 load_bytes(&slot, &mut prefix);
                 assert_eq!(prefix[..], all[..offset + len]);
             }
+        }
+    }
+
+    #[test]
+    fn padded_stores_of_every_length_zero_the_rest_of_the_last_word() {
+        let slot: [Word; 4] = core::array::from_fn(|_| Word::new(0));
+        for len in 0..=32_usize {
+            store_bytes(&slot, 0, &[0xee; 32]);
+            let bytes: std::vec::Vec<u8> = (1..=len as u8).collect();
+            store_padded(&slot, &bytes);
+            let mut all = [0; 32];
+            load_bytes(&slot, &mut all);
+            let last = len.next_multiple_of(WORD_BYTES);
+            assert_eq!(all[..len], bytes[..], "{len}");
+            assert_eq!(all[len..last], std::vec![0; last - len][..], "{len}");
+            assert_eq!(all[last..], std::vec![0xee; 32 - last][..], "{len}");
         }
     }
 

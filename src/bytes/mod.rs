@@ -272,9 +272,10 @@ impl<'a> Ring<'a> {
         self.mask + 1
     }
 
-    /// The largest payload in bytes.
+    /// The largest payload in bytes: [`max_record`] of the capacity, which
+    /// the view was made for and so is valid.
     pub(crate) fn max_record(&self) -> usize {
-        max_record(self.capacity())
+        (self.capacity() as usize / 2 - 1) * WORD
     }
 
     /// Resets positions and data to an empty ring: all zeroes, the

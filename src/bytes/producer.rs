@@ -253,11 +253,12 @@ impl<K> Grant<'_, '_, K> {
         self.producer.head.wrapping_add(self.pad)
     }
 
-    /// Copies `bytes` to offset 0, which the caller checked fits.
+    /// Copies `bytes` (the whole record, which the caller checked fits) to
+    /// offset 0; the rest of its last word is zeroed.
     fn fill(&mut self, bytes: &[u8]) {
         let ring = &self.producer.ring;
         let payload = ring.payload(self.start(), self.len.div_ceil(WORD) as u32);
-        payload::store_bytes(payload, 0, bytes);
+        payload::store_padded(payload, bytes);
     }
 
     /// Writes `bytes` at byte `offset` of the record, leaving the rest as it
