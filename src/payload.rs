@@ -49,7 +49,7 @@ impl<T: FromBytes + IntoBytes + Immutable> Pod for T {}
 
 /// Copies `value` into `dst` (the words of one slot) word by word; the slot's
 /// bytes past the value are zeroed.
-#[inline]
+#[inline(always)]
 pub(crate) fn store<T: Pod, W: WordCell>(dst: &[W], value: &T) {
     store_padded(dst, value.as_bytes());
 }
@@ -57,7 +57,7 @@ pub(crate) fn store<T: Pod, W: WordCell>(dst: &[W], value: &T) {
 /// Copies `bytes` into `dst` from its first byte, word by word; the bytes
 /// of the last word past them are zeroed. Nothing is read from `dst`, and
 /// no copy of variable length goes through memory.
-#[inline]
+#[inline(always)]
 pub(crate) fn store_padded<W: WordCell>(dst: &[W], bytes: &[u8]) {
     let mut chunks = bytes.chunks_exact(WORD_BYTES);
     let mut words = dst.iter();
@@ -141,7 +141,7 @@ fn merge<W: WordCell>(word: Option<&W>, start: usize, bytes: &[u8]) {
 
 /// Copies the first `out.len()` bytes of `src` into `out`; whole words
 /// without a copy of variable length per word.
-#[inline]
+#[inline(always)]
 pub(crate) fn load_bytes<W: WordCell>(src: &[W], out: &mut [u8]) {
     let mut chunks = out.chunks_exact_mut(WORD_BYTES);
     let mut words = src.iter();
@@ -160,7 +160,7 @@ pub(crate) fn load_bytes<W: WordCell>(src: &[W], out: &mut [u8]) {
 }
 
 /// Copies the slot `src` out into a new `T` word by word.
-#[inline]
+#[inline(always)]
 pub(crate) fn load<T: Pod, W: WordCell>(src: &[W]) -> T {
     let mut value = T::new_zeroed();
     load_bytes(src, value.as_mut_bytes());

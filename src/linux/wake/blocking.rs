@@ -314,7 +314,7 @@ impl<T: Pod, K> Producer<'_, T, K> {
     /// pushed, but waking the consumer failed, and it may stay asleep until
     /// its timeout or the next wake: retry with `wakeup.wake(producer.event())`.
     #[doc(alias("write", "futex"))]
-    #[inline]
+    #[inline(always)]
     pub fn push_notify(
         &mut self,
         value: T,
