@@ -36,9 +36,10 @@
 //! followed by `ceil(len / 8)` payload words. The header's bytes 0..4 hold
 //! `len`, the payload's bytes, with bit 31 set for *padding*; bytes 4..8
 //! hold the *seal*, `position | 1 << 31`: a header is published when its
-//! seal names the position it is at. Zeroes are never a seal. A record never straddles the end of the ring: one
-//! that does not fit before the end is preceded by padding that fills the
-//! rest of the ring, and starts at word 0; both are published together.
+//! seal names the position it is at. Zeroes are never a seal. A record
+//! never straddles the end of the ring: one that does not fit before the
+//! end is preceded by padding that fills the rest of the ring, and starts
+//! at word 0; both are published together.
 //!
 //! The largest payload is [`max_record`] `= (capacity / 2 - 1) * 8` bytes
 //! (half the ring, with its header), enforced by [`Producer::reserve`]
@@ -496,10 +497,12 @@ struct Shape;
 // 1. `view` reaches `head` at 128..132, `full` at 132..136, `tail` at 256..260, `ready` at
 //    384..392, `space` at 392..400 and `capacity * 8` bytes of data words from `DATA` = 512:
 //    exactly `required_size` (8-byte elements, `SLOT_OVERHEAD` 0).
-// 2. Only through `u32_at`, `event_at` and `slot_words_at` (in `Ring::new`),
-//    at constant offsets aligned for their types, in bounds by 1.
+// 2. Only through `u32_at`, `event_at`, `slot_words_at` and `words_at` (in
+//    `Ring::new`), at constant offsets aligned for their types, in bounds by 1.
 // 3. The control words and the data lie in disjoint ranges; every data word
-//    is accessed as one `SlotWord` size, headers and payload alike.
+//    is accessed as atomics of one size, headers (`words_at`: `Word`) and
+//    payload (`slot_words_at`: `SlotWord`, which is `Word` outside loom)
+//    alike.
 // 4. `CONTROL` = `DATA` = 4 lines (`const_assert_eq!(DATA, 4 * LINE)`); a
 //    slot is one 8-byte word.
 // 5. Offsets are constants or `DATA + (position & mask) * 8`, with `mask`
