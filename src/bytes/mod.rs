@@ -802,7 +802,10 @@ pub struct Counters {
 
 impl Counters {
     /// Words in use: `published - consumed`, wrapping. More than the capacity
-    /// only if a side is corrupt.
+    /// only if a side is corrupt, or (wrapped below zero) for a while after a
+    /// producer died between sealing records and counting them in
+    /// `published`: the consumer pops what is sealed, and the next producer
+    /// counts them.
     #[must_use]
     pub fn used_words(&self) -> u32 {
         self.published.wrapping_sub(self.consumed)
