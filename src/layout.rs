@@ -58,7 +58,9 @@ pub const MAGIC: u32 = u32::from_le_bytes(*b"IPCP");
 /// optional type tag, and a creation sequence that lets an attacher detect a
 /// concurrent (re-)creation. Version 3 seals each record header of a
 /// [record ring](crate::bytes) and a [lane](crate::lanes) with its position.
-pub const ABI_VERSION: u32 = 3;
+/// Version 4 drops the stamps from the slots of [SPSC rings](crate::spsc)
+/// whose elements are larger than 56 bytes.
+pub const ABI_VERSION: u32 = 4;
 
 /// Which structure a region holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

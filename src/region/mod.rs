@@ -452,9 +452,9 @@ fn snapshot(memory: Memory<'_>) -> Result<Snapshot, AttachError> {
 ///    overlap, so every byte is always accessed as atomics of one size.
 /// 4. **Lines.** [`CONTROL`](Self::CONTROL) is a multiple of 128 and at
 ///    least 128. With the default [`size`](Self::size), every control word
-///    lies below it, and a slot (`elem.stride + SLOT_OVERHEAD` bytes) is a
-///    multiple of 8, so that the slots' words are aligned; a structure that
-///    overrides `size` states where its words lie and why they are aligned.
+///    lies below it, and a slot ([`slot_bytes`]) is a multiple of 8, so that
+///    the slots' words are aligned; a structure that overrides `size` states
+///    where its words lie and why they are aligned.
 /// 5. **Local geometry.** Every offset comes from `elem`, `capacity` and
 ///    constants, never from a value read from the region, which a peer may
 ///    have written.
@@ -467,8 +467,12 @@ pub(crate) unsafe trait Structure {
     /// Bytes before the slots: the header and the control lines, a multiple
     /// of 128.
     const CONTROL: usize;
-    /// Bytes each slot has beside the element's stride.
+    /// Bytes each slot has beside the element's stride, for an element whose
+    /// stride is at most [`OVERHEAD_UP_TO`](Self::OVERHEAD_UP_TO).
     const SLOT_OVERHEAD: usize;
+    /// The largest stride whose slots have [`SLOT_OVERHEAD`](Self::SLOT_OVERHEAD)
+    /// bytes beside it; a larger element's slot is its stride alone.
+    const OVERHEAD_UP_TO: u32 = u32::MAX;
     /// Whether a capacity is allowed.
     fn capacity_ok(capacity: u32) -> bool;
     /// The view of memory holding `capacity` slots of `elem`.
@@ -490,14 +494,23 @@ pub(crate) unsafe trait Structure {
     }
 }
 
+/// Bytes of one slot of `elem` in an `S`: the stride, and the structure's
+/// overhead if the stride is small enough to have it.
+pub(crate) const fn slot_bytes<S: Structure>(elem: ElementLayout) -> usize {
+    if elem.stride <= S::OVERHEAD_UP_TO {
+        elem.stride as usize + S::SLOT_OVERHEAD
+    } else {
+        elem.stride as usize
+    }
+}
+
 /// Bytes a region needs for an `S` of `capacity` slots of `elem`, if that fits
 /// in `usize`.
 pub(crate) const fn required_size<S: Structure>(
     elem: ElementLayout,
     capacity: u32,
 ) -> Option<usize> {
-    let slot = elem.stride as usize + S::SLOT_OVERHEAD;
-    match slot.checked_mul(capacity as usize) {
+    match slot_bytes::<S>(elem).checked_mul(capacity as usize) {
         Some(slots) => slots.checked_add(S::CONTROL),
         None => None,
     }

@@ -3,7 +3,7 @@
 use core::{cell::Cell, fmt, marker::PhantomData};
 
 use super::side::{self, Side};
-use super::{BlockingError, ChunkError, PopError, Ring, stamp};
+use super::{BlockingError, ChunkError, PopError, Ring};
 use crate::Corrupted;
 use crate::event::Event;
 use crate::payload::{self, Pod};
@@ -24,6 +24,9 @@ pub struct Consumer<'a, T, K = ()> {
     ring: Ring<'a, T>,
     /// Next counter value to read; the authoritative copy of the shared `tail`.
     tail: u32,
+    /// Unstamped rings: the producer's `head` when last read, validated
+    /// then; `tail ..= cached_head` are published.
+    cached_head: Cell<u32>,
     /// This handle's hold on its side's closed word.
     side: Side<'a>,
     /// Keeps the ring's memory alive (see [`Spsc`](super::Spsc)).
@@ -55,37 +58,52 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
         Self {
             ring,
             tail,
+            cached_head: Cell::new(tail),
             side: Side::open(ring.consumer_closed),
             keeper,
             _not_sync: PhantomData,
         }
     }
 
-    /// Whether the slot at `position` holds it: its stamp, `Acquire` (pairs
-    /// with the producer's `Release` stamp store, so the payload copied next
-    /// is the one stamped; without it the copy could see an older payload).
-    #[inline]
-    fn stamped(&self, position: u32) -> bool {
-        self.ring.stamp(position).load(Ordering::Acquire) == stamp(position)
-    }
-
-    /// Whether the element at `tail` is there: its stamp, and only when the
-    /// stamp says no, the producer's `head`.
+    /// Whether the element at `tail` is there. Stamped: its stamp, and only
+    /// when the stamp says no, the producer's `head`. Unstamped: the cached
+    /// `head`, reloaded when it counts nothing more.
     ///
     /// A stamp missing while `head` (`Acquire`, pairing with the producer's
     /// `Release`) counts the element can be a stale read of the stamp, so the
     /// stamp is read once more; missing again, the producer is corrupt.
     #[inline]
     fn ready(&self) -> Result<bool, Corrupted> {
-        if self.stamped(self.tail) {
+        if !self.ring.stamped {
+            return Ok(self.counted(1)? > 0);
+        }
+        if self.ring.holds(self.tail) {
             return Ok(true);
         }
         let head = self.ring.head.load(Ordering::Acquire);
         match self.ring.published(head, self.tail)? {
             0 => Ok(false),
-            _ if self.stamped(self.tail) => Ok(true),
+            _ if self.ring.holds(self.tail) => Ok(true),
             _ => Err(Corrupted),
         }
+    }
+
+    /// Unstamped rings: elements published from `tail` on, by the cached
+    /// `head`, which is reloaded (`Acquire`, pairing with the producer's
+    /// `Release` store after the payloads: the copies that follow see them)
+    /// only when it counts fewer than `want`.
+    #[inline]
+    fn counted(&self, want: u32) -> Result<u32, Corrupted> {
+        // At most a capacity: `cached_head - tail` was checked when cached,
+        // and `tail` has moved only over elements it counted.
+        let cached = self.cached_head.get().wrapping_sub(self.tail);
+        if cached >= want {
+            return Ok(cached);
+        }
+        let head = self.ring.head.load(Ordering::Acquire);
+        let published = self.ring.published(head, self.tail)?;
+        self.cached_head.set(head);
+        Ok(published)
     }
 
     /// Releases `count` slots to the producer. `Release`: pairs with the
@@ -172,14 +190,21 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
     }
 
     /// How many elements are there from `tail` on, counting up to `want`
-    /// (and no more than the capacity): their stamps, in order.
+    /// (and no more than the capacity): their stamps, in order, or the
+    /// cached `head`.
     fn waiting(&self, want: u32) -> Result<u32, Corrupted> {
-        if want == 0 || !self.ready()? {
+        if want == 0 {
+            return Ok(0);
+        }
+        if !self.ring.stamped {
+            return Ok(self.counted(want)?.min(want));
+        }
+        if !self.ready()? {
             return Ok(0);
         }
         let limit = want.min(self.ring.capacity());
         let mut count = 1;
-        while count < limit && self.stamped(self.tail.wrapping_add(count)) {
+        while count < limit && self.ring.holds(self.tail.wrapping_add(count)) {
             count += 1;
         }
         Ok(count)

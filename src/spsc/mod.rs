@@ -133,7 +133,7 @@ use crate::event::Event;
 use crate::header::Fingerprint;
 use crate::layout::{ElementLayout, Kind, LINE};
 use crate::payload::Pod;
-use crate::region::{Memory, Region, Structure, required_size};
+use crate::region::{Memory, Region, Structure, required_size, slot_bytes};
 use crate::storage::StaticMemory;
 use crate::sync::{AtomicU32, Ordering, SlotWord, WordCell, const_fn_unless_loom, if_take_flag};
 use crate::{AttachError, CreateError};
@@ -166,8 +166,11 @@ const PRODUCER_CLOSED: usize = 400;
 const CONSUMER_CLOSED: usize = 404;
 /// Byte offset of the first slot.
 const SLOTS: usize = 512;
-/// Bytes of a slot before its payload: the stamp and 4 unused bytes.
+/// Bytes of a stamped slot before its payload: the stamp and 4 unused bytes.
 const STAMP_BYTES: usize = 8;
+/// The largest stride whose slots are stamped: a stamp and such a payload
+/// share one 64-byte cache line. Larger elements take the index protocol.
+const STAMPED_STRIDE: u32 = 56;
 /// Set in every stamp, so that a slot never written (all zeroes) never looks
 /// published.
 const STAMPED: u32 = 1 << 31;
@@ -207,8 +210,11 @@ pub(crate) struct Ring<'a, T> {
     consumer_closed: &'a AtomicU32,
     /// The slots: `capacity` of `slot_bytes` each, from byte `SLOTS`.
     memory: Memory<'a>,
-    /// Bytes per slot: the stamp, then the element's stride.
+    /// Bytes per slot: the stamp (if `stamped`), then the element's stride.
     slot_bytes: usize,
+    /// Whether slots are stamped (elements up to [`STAMPED_STRIDE`]); if
+    /// not, the ring takes the index protocol (see [Protocol](self#protocol)).
+    stamped: bool,
     /// `capacity - 1`; capacity is a power of two.
     mask: u32,
     _t: PhantomData<T>,
@@ -258,6 +264,7 @@ unsafe impl<T: Pod> Structure for Shape<T> {
     const KIND: Kind = Kind::Spsc;
     const CONTROL: usize = SLOTS;
     const SLOT_OVERHEAD: usize = STAMP_BYTES;
+    const OVERHEAD_UP_TO: u32 = STAMPED_STRIDE;
 
     fn capacity_ok(capacity: u32) -> bool {
         capacity_ok(capacity)
@@ -276,7 +283,8 @@ unsafe impl<T: Pod> Structure for Shape<T> {
                 producer_closed: memory.u32_at(PRODUCER_CLOSED),
                 consumer_closed: memory.u32_at(CONSUMER_CLOSED),
                 memory,
-                slot_bytes: STAMP_BYTES + elem.stride as usize,
+                slot_bytes: slot_bytes::<Self>(elem),
+                stamped: elem.stride <= STAMPED_STRIDE,
                 mask: capacity - 1,
                 _t: PhantomData,
             }
@@ -296,7 +304,9 @@ unsafe impl<T: Pod> Structure for Shape<T> {
         Side::open(ring.producer_closed);
         Side::open(ring.consumer_closed);
         for index in 0..ring.capacity() {
-            ring.stamp(index).store(0, Ordering::Relaxed);
+            if let Some(stamp) = ring.stamp(index) {
+                stamp.store(0, Ordering::Relaxed);
+            }
             for word in ring.payload(index) {
                 word.set(0);
             }
@@ -315,26 +325,41 @@ impl<'a, T: Pod> Ring<'a, T> {
         SLOTS + (index & self.mask) as usize * self.slot_bytes
     }
 
-    /// The stamp of the slot for counter value `index` (masked): `0` never
-    /// written, else [`stamp`] of the position it last held.
+    /// The stamp of the slot for counter value `index` (masked), if slots
+    /// are stamped: `0` never written, else [`stamp`] of the position it
+    /// last held.
     #[inline]
-    fn stamp(&self, index: u32) -> &'a AtomicU32 {
+    fn stamp(&self, index: u32) -> Option<&'a AtomicU32> {
+        if !self.stamped {
+            return None;
+        }
         // SAFETY: the masked index is below `capacity`, so the slot lies
-        // within `required_size` (see the `Structure` impl); its stamp is its
-        // first `u32`, 8-aligned as every slot is (`slot_bytes` and `SLOTS`
-        // are multiples of 8).
-        unsafe { self.memory.u32_at(self.slot_offset(index)) }
+        // within `required_size` (see the `Structure` impl); a stamped slot's
+        // stamp is its first `u32`, 8-aligned as every slot is (`slot_bytes`
+        // and `SLOTS` are multiples of 8), and no payload word covers it.
+        Some(unsafe { self.memory.u32_at(self.slot_offset(index)) })
+    }
+
+    /// Whether the slot for `position` is stamped as holding it (`Acquire`,
+    /// pairing with the producer's `Release` store of the stamp, so the
+    /// payload copied next is the one stamped); never, for unstamped slots.
+    #[inline]
+    fn holds(&self, position: u32) -> bool {
+        self.stamp(position)
+            .is_some_and(|word| word.load(Ordering::Acquire) == stamp(position))
     }
 
     /// The payload words of the slot for counter value `index` (masked).
     #[inline]
     fn payload(&self, index: u32) -> &'a [SlotWord] {
-        let stride = self.slot_bytes - STAMP_BYTES;
-        // SAFETY: as for `stamp`: the payload is the slot's last `stride`
-        // bytes, 8-aligned, within the slot.
+        let stamp = if self.stamped { STAMP_BYTES } else { 0 };
+        // SAFETY: as for `stamp`: the payload is the slot's last
+        // `slot_bytes - stamp` bytes (the stride), 8-aligned, within the slot.
         unsafe {
-            self.memory
-                .slot_words_at(self.slot_offset(index) + STAMP_BYTES, stride)
+            self.memory.slot_words_at(
+                self.slot_offset(index) + stamp,
+                self.slot_bytes - stamp,
+            )
         }
     }
 
@@ -351,14 +376,14 @@ impl<'a, T: Pod> Ring<'a, T> {
     }
 
     /// Elements the shared `head` counts beyond `tail`, if possible: as
-    /// [`distance`](Self::distance), except that `tail` may be ahead of the
-    /// shared `head` by up to a ring's worth (none counted then), because the
-    /// producer stamps slots before it publishes `head`, and the consumer pops
-    /// what is stamped.
+    /// [`distance`](Self::distance), except that in a stamped ring `tail`
+    /// may be ahead of the shared `head` by up to a ring's worth (none
+    /// counted then), because the producer stamps slots before it publishes
+    /// `head`, and the consumer pops what is stamped.
     #[inline]
     fn published(&self, head: u32, tail: u32) -> Result<u32, Corrupted> {
         match self.distance(head, tail) {
-            Err(Corrupted) if tail.wrapping_sub(head) <= self.capacity() => Ok(0),
+            Err(Corrupted) if self.stamped && tail.wrapping_sub(head) <= self.capacity() => Ok(0),
             counted => counted,
         }
     }
@@ -591,7 +616,14 @@ mod assertions {
             Some(size) => size,
             None => 0,
         },
-        512 + 4 * (8 + 64)
+        512 + 4 * 64
+    );
+    const_assert_eq!(
+        match Spsc::<[u64; 7]>::required_size(4) {
+            Some(size) => size,
+            None => 0,
+        },
+        512 + 4 * (8 + 56)
     );
     const_assert_eq!(
         match Spsc::<[u8; 3]>::required_size(4) {

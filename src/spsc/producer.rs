@@ -63,7 +63,7 @@ fn adopt<T: Pod>(ring: &Ring<'_, T>, head: u32, tail: u32) -> u32 {
     while ring
         .distance(start, tail)
         .is_ok_and(|used| used < ring.capacity())
-        && ring.stamp(start).load(Ordering::Acquire) == stamp(start)
+        && ring.holds(start)
     {
         start = start.wrapping_add(1);
     }
@@ -122,11 +122,12 @@ impl<'a, T: Pod, K> Producer<'a, T, K> {
     /// consumer's `Acquire` load of the stamp, so whoever sees the stamp sees
     /// the payload stored before it; without it the consumer could copy a
     /// half-written slot.
+    /// Unstamped slots are published by `head` alone.
     #[inline]
     fn stamp(&self, position: u32) {
-        self.ring
-            .stamp(position)
-            .store(stamp(position), Ordering::Release);
+        if let Some(word) = self.ring.stamp(position) {
+            word.store(stamp(position), Ordering::Release);
+        }
     }
 
     /// A writer of the slot `offset` positions after `head` (which the
