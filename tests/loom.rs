@@ -4,6 +4,8 @@
 //! - SPSC, capacity 2, three elements, so the producer must find the ring full
 //!   and retry: with `try_push`/`try_pop`, with `push_slice`/`pop_slice`, and with
 //!   grants (one abandoned); the consumer gets exactly the values pushed, in order.
+//!   The first two, and the producer's takeover below, also with 64-byte
+//!   elements, whose slots have no stamps (the index protocol).
 //! - Seqlock: a writer writes `[1, 1]` then `[2, 2]` while a reader reads with few
 //!   attempts; any value returned is whole and matches its version.
 //! - SPSC, a producer taking over from another: a consumer that sees only the
@@ -34,14 +36,35 @@ use loom::thread;
 mod loom_support;
 use loom_support::{PerExecution, RETRIES, leak, model, model_bounded};
 
+/// What the generic models need of an element.
+trait Element: ipc_primitives::Pod + PartialEq + core::fmt::Debug + Send + Copy + 'static {}
+
+impl<T: ipc_primitives::Pod + PartialEq + core::fmt::Debug + Send + Copy + 'static> Element for T {}
+
+/// A 64-byte element, whose slots have no stamp: every word says `value`.
+fn wide(value: u64) -> [u64; 8] {
+    [value; 8]
+}
+
 #[test]
 fn spsc_single_push_pop_is_fifo() {
-    model(|| {
-        let ring = leak(StaticSpsc::<u64, 2>::new());
+    single_push_pop_is_fifo(u64::from);
+}
+
+/// The same through slots without stamps: elements over 56 bytes, which
+/// only `head` publishes.
+#[test]
+fn spsc_single_push_pop_is_fifo_without_stamps() {
+    single_push_pop_is_fifo(wide);
+}
+
+fn single_push_pop_is_fifo<T: Element>(make: fn(u64) -> T) {
+    model(move || {
+        let ring = leak(StaticSpsc::<T, 2>::new());
         let (mut tx, mut rx) = ring.split();
         let producer = thread::spawn(move || {
             for value in [11, 22, 33] {
-                let mut value = value;
+                let mut value = make(value);
                 let mut retries = 0;
                 loop {
                     match tx.try_push(value) {
@@ -60,7 +83,7 @@ fn spsc_single_push_pop_is_fifo() {
             loop {
                 match rx.try_pop() {
                     Ok(value) => {
-                        assert_eq!(value, expected);
+                        assert_eq!(value, make(expected));
                         break;
                     }
                     Err(PopError::Empty) => {}
@@ -78,11 +101,21 @@ fn spsc_single_push_pop_is_fifo() {
 
 #[test]
 fn spsc_batches_are_fifo() {
-    model(|| {
-        let ring = leak(StaticSpsc::<u64, 2>::new());
+    batches_are_fifo(u64::from);
+}
+
+/// The same through slots without stamps.
+#[test]
+fn spsc_batches_are_fifo_without_stamps() {
+    batches_are_fifo(wide);
+}
+
+fn batches_are_fifo<T: Element>(make: fn(u64) -> T) {
+    model(move || {
+        let ring = leak(StaticSpsc::<T, 2>::new());
         let (mut tx, mut rx) = ring.split();
         let producer = thread::spawn(move || {
-            let items = [11, 22, 33];
+            let items = [11, 22, 33].map(make);
             let mut sent = 0;
             let mut retries = 0;
             while sent < items.len() {
@@ -99,7 +132,7 @@ fn spsc_batches_are_fifo() {
         let mut got = Vec::new();
         let mut retries = 0;
         while got.len() < 3 {
-            let mut buf = [0; 2];
+            let mut buf = [make(0); 2];
             let n = rx.pop_slice(&mut buf).unwrap();
             got.extend_from_slice(&buf[..n]);
             if got.len() < 3 {
@@ -108,9 +141,9 @@ fn spsc_batches_are_fifo() {
                 thread::yield_now();
             }
         }
-        assert_eq!(got, [11, 22, 33]);
+        assert_eq!(got, [11, 22, 33].map(make));
         producer.join().unwrap();
-        assert_eq!(rx.pop_slice(&mut [0; 2]), Ok(0));
+        assert_eq!(rx.pop_slice(&mut [make(0); 2]), Ok(0));
     });
 }
 
@@ -205,20 +238,31 @@ fn seqlock_never_returns_a_torn_value() {
 /// causality of each element's copy.
 #[test]
 fn spsc_a_producer_taking_over_carries_its_predecessors_writes() {
-    model_bounded(2, || {
-        let size = Spsc::<u64>::required_size(2).unwrap();
+    producer_taking_over::<u64>(u64::from);
+}
+
+/// The same through slots without stamps, where the consumer learns of both
+/// elements through `head` alone.
+#[test]
+fn spsc_a_producer_taking_over_without_stamps_carries_its_predecessors_writes() {
+    producer_taking_over(wide);
+}
+
+fn producer_taking_over<T: Element>(make: fn(u64) -> T) {
+    model_bounded(2, move || {
+        let size = Spsc::<T>::required_size(2).unwrap();
         let guard = PerExecution::new(size);
         let mem = guard.0;
         let attached: &'static AtomicBool = leak(AtomicBool::new(false));
-        let mut rx = Spsc::<u64>::create(Region::loom(mem), 2)
+        let mut rx = Spsc::<T>::create(Region::loom(mem), 2)
             .unwrap()
             .into_consumer();
         let done: &'static AtomicBool = leak(AtomicBool::new(false));
         let first = thread::spawn(move || {
-            let mut tx = Spsc::<u64>::attach(Region::loom(mem))
+            let mut tx = Spsc::<T>::attach(Region::loom(mem))
                 .unwrap()
                 .into_producer();
-            tx.try_push(11).unwrap();
+            tx.try_push(make(11)).unwrap();
             drop(tx);
             done.store(true, Ordering::Relaxed);
         });
@@ -237,12 +281,12 @@ fn spsc_a_producer_taking_over_carries_its_predecessors_writes() {
                 attached.store(true, Ordering::Relaxed);
                 return false;
             }
-            let mut tx = Spsc::<u64>::attach(Region::loom(mem))
+            let mut tx = Spsc::<T>::attach(Region::loom(mem))
                 .unwrap()
                 .into_producer();
             attached.store(true, Ordering::Relaxed);
             // Take over after the first's element, if this producer sees it.
-            tx.len() == 1 && tx.try_push(22).is_ok()
+            tx.len() == 1 && tx.try_push(make(22)).is_ok()
         });
         // Pops once the second producer has attached (`attach` checks the
         // counters, which a pop moving `tail` under it would upset), and
@@ -268,7 +312,7 @@ fn spsc_a_producer_taking_over_carries_its_predecessors_writes() {
             while let Ok(value) = rx.try_pop() {
                 got.push(value);
             }
-            assert_eq!(got, [11, 22]);
+            assert_eq!(got, [make(11), make(22)]);
         } else {
             assert!(got.len() <= 1);
         }

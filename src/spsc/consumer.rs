@@ -13,8 +13,9 @@ use crate::sync::{self, Ordering};
 ///
 /// Pops copy out of the slot; nothing hands out a reference into memory the
 /// producer can write. A pop reads the slot's stamp and payload, one cache
-/// line for a small element, and the producer's `head` only when the stamp
-/// says nothing is there.
+/// line for an element of up to 56 bytes, and the producer's `head` only
+/// when the stamp says nothing is there; for larger elements, the slot and
+/// a cached `head`, reloaded when it counts nothing more.
 ///
 /// Aligned to its own 128-byte line: it writes its index on every operation,
 /// and two handles sharing a line (both kept in one struct, say) would bounce

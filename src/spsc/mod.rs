@@ -1,9 +1,10 @@
 //! A single-producer single-consumer ring of fixed-size elements.
 //!
 //! The fast path between two threads, an interrupt handler and a main loop, or
-//! two processes. The producer and consumer each keep their own index and a
-//! cached copy of the other's, so a push or pop touches the other side's cache
-//! line only when the cached copy says the ring looks full (or empty).
+//! two processes. Each side keeps its own index; the producer caches the
+//! consumer's and touches its cache line only when the ring looks full. A
+//! small element crosses in the cache line of its slot alone (see
+//! [Protocol](#protocol)).
 //!
 //! Two ways to have one:
 //! - [`StaticSpsc`]: the ring and its slots in one value, built by a `const fn`,
@@ -24,31 +25,44 @@
 //!
 //! # Protocol
 //! Element `i` (positions count pushes, `u32`, wrapping) lives in slot
-//! `i & (capacity - 1)`. The producer writes an element's payload, then the
-//! slot's stamp, `(i + 1) | 1 << 31`; the consumer pops position `i` once that
-//! stamp is there, so a small element crosses in the one cache line that
-//! holds its stamp and payload. Two shared counters, each written by one side
+//! `i & (capacity - 1)`. Two shared counters, each written by one side
 //! only, say who owns which slot: `head`, the elements published (the
 //! producer's), and `tail`, the elements popped (the consumer's). The slots
 //! of `tail .. head` belong to the consumer, the others to the producer. Each
 //! side keeps its own counter in its handle (the shared one is the copy it
 //! publishes); the producer caches `tail`, re-read only when the cache says
-//! the ring is full, and the consumer reads `head` only when the stamp it
-//! expects is missing, to tell an empty ring from a corrupt one. Payloads are
-//! copied in and out as relaxed atomic words.
+//! the ring is full. Payloads are copied in and out as relaxed atomic words.
+//!
+//! How the consumer learns that an element is there depends on its size,
+//! chosen by the element type (its stride, `size_of::<T>()` rounded up to
+//! 8), the same on every target:
+//! - **Stamped slots, for strides up to 56 bytes.** The producer writes an
+//!   element's payload, then the slot's stamp, `(i + 1) | 1 << 31`, then
+//!   `head`; the consumer pops position `i` once that stamp is there. A
+//!   stamp and such a payload share a 64-byte cache line, so the element
+//!   crosses in one line transfer. The consumer reads `head` only when the
+//!   stamp it expects is missing, to tell an empty ring from a corrupt one.
+//! - **The index protocol, for larger elements.** Slots are the payload
+//!   alone. The producer writes payloads, then `head`; the consumer caches
+//!   `head` and pops the slots behind it, reloading it only when the cache
+//!   counts fewer elements than it wants. An element of more than 56 bytes
+//!   spans two lines either way; without stamps the slots are dense (a
+//!   64-byte element fills one line) and the consumer never polls a line
+//!   the producer is writing, which doubles the throughput of 64-byte
+//!   elements (`bench`, `spsc_tput`).
 //!
 //! | access | ordering | pairs with | without it |
 //! |---|---|---|---|
-//! | producer stores a stamp | `Release` | the consumer's load of that stamp | the consumer could copy the slot before the payload stores reach it: a stale or torn element |
-//! | consumer loads a stamp | `Acquire` | the producer's store of it | as above |
-//! | producer publishes `head`, after the stamps | `Release` | the consumer's, `len`'s and `attach`'s loads of `head` | a consumer that finds `head` counting an element could still read its old stamp and call the ring corrupt |
+//! | producer stores a stamp (stamped slots) | `Release` | the consumer's load of that stamp | the consumer could copy the slot before the payload stores reach it: a stale or torn element |
+//! | consumer loads a stamp (stamped slots) | `Acquire` | the producer's store of it | as above |
+//! | producer publishes `head`, after the payloads (and stamps) | `Release` | the consumer's, `len`'s and `attach`'s loads of `head` | index protocol: the consumer could copy a slot before its payload arrived; stamped: a consumer that finds `head` counting an element could still read its old stamp and call the ring corrupt |
 //! | consumer loads `head` | `Acquire` | the producer's store of `head` | as above |
 //! | consumer publishes `tail` | `Release` | the producer's load of `tail` | the producer could overwrite a slot the consumer is still copying out |
 //! | producer loads `tail` | `Acquire` | the consumer's store of `tail` | as above |
 //! | a new side loads its own counter | `Acquire` | its predecessor's store of that counter | see below |
 //!
-//! When the stamp at `tail` is missing but `head` counts the element, the
-//! consumer reads the stamp once more: `head`'s `Acquire` load makes the
+//! In a stamped ring, when the stamp at `tail` is missing but `head` counts
+//! the element, the consumer reads the stamp once more: `head`'s `Acquire` load makes the
 //! stamp stored before it visible, so a stamp still missing means a corrupt
 //! producer, not a late one.
 //!
@@ -63,11 +77,13 @@
 //! acquires each element's own stamp, but keeps it for `len` and the stamps
 //! it adopts. A new producer also loads `tail` with `Acquire`: it frees slots
 //! on that cached value without loading it again.
-//! A producer that died between stamping slots and publishing `head` leaves
-//! elements the consumer may already have popped (it follows stamps, not
-//! `head`); a new producer starts after every slot stamped in sequence from
-//! `head` (or from `tail`, if the consumer is ahead), at most a ring's worth,
-//! and publishes `head` to match, so nothing is pushed twice or lost.
+//! A producer of stamped slots that died between stamping them and
+//! publishing `head` leaves elements the consumer may already have popped
+//! (it follows stamps, not `head`); a new producer starts after every slot
+//! stamped in sequence from `head` (or from `tail`, if the consumer is
+//! ahead), at most a ring's worth, and publishes `head` to match, so nothing
+//! is pushed twice or lost. In the index protocol nothing is popped before
+//! `head` counts it, and a new producer starts at `head`.
 //!
 //! Creating a ring zeroes the counters, stamps and slots with relaxed stores;
 //! the region's header, stored last with `Release` and loaded with `Acquire`
@@ -83,9 +99,11 @@
 //! # Trust
 //! The peer may be another process that writes anything into the ring at any
 //! time. Every index is masked; a consumer pops only a slot stamped with the
-//! position it expects, and reports [`Corrupted`] where the producer's `head`
-//! counts an element whose slot is not stamped, or more elements than slots;
-//! a producer that sees the consumer ahead of it reports [`Corrupted`]. A
+//! position it expects (or, in the index protocol, counted by a `head` it
+//! checked), and reports [`Corrupted`] where the producer's `head` counts an
+//! element whose slot is not stamped, or more elements than slots, and in
+//! the index protocol where `head` is behind `tail`; a producer that sees
+//! the consumer ahead of it reports [`Corrupted`]. A
 //! hostile producer can make the consumer read garbage *values* (any bit
 //! pattern is a valid payload), or find the ring empty, never cause
 //! undefined behaviour, a panic or a hang.
@@ -104,7 +122,8 @@
 //! | 392 | 8 | `space`: [`Event`] the producer sleeps on while the ring is full |
 //! | 400 | 4 | `producer_closed`: bit 0 set once the producer closed the ring; bits 1 to 31 number its openings (by `create` and by each new producer), so a replaced handle cannot close its successor's side (producer) |
 //! | 404 | 4 | `consumer_closed`: the same for the consumer (consumer) |
-//! | 512 | capacity × (8 + stride) | slots: a stamp (`u32`), 4 unused bytes, then the payload, `size_of::<T>()` rounded up to 8 |
+//! | 512 | capacity × (8 + stride) | stride up to 56: slots of a stamp (`u32`), 4 unused bytes, then the payload, `size_of::<T>()` rounded up to 8 |
+//! | 512 | capacity × stride | stride over 56: slots of the payload alone |
 //!
 //! A slot's stamp is `(position + 1) | 1 << 31` once the element at
 //! `position` is in it (0 before any), written last with `Release`. The
@@ -242,23 +261,26 @@ struct Shape<T>(PhantomData<T>);
 // 1. `view` reaches `head` at 128..132, `full` at 132..136, `tail` at
 //    256..260, `ready` at 384..392, `space` at 392..400, the closed flags
 //    at 400..404 and 404..408, and the slots at
-//    `SLOTS .. SLOTS + capacity * (STAMP_BYTES + stride)`, which is
-//    `required_size` (`SLOT_OVERHEAD` is `STAMP_BYTES`); `assertions` pins
-//    `SLOTS` and `required_size` for two element types.
+//    `SLOTS .. SLOTS + capacity * slot_bytes`, which is `required_size`
+//    (`slot_bytes` is `region::slot_bytes`: `STAMP_BYTES + stride` up to
+//    `STAMPED_STRIDE`, the stride alone above); `assertions` pins `SLOTS`
+//    and `required_size` for element types of both kinds.
 // 2. Only through `u32_at`, `event_at` and `slot_words_at`, at offsets that
 //    are aligned for their type (the control words' are constants; a slot's
 //    stamp and payload start at multiples of 8), in bounds by 1; no other
 //    reference.
-// 3. `head` and `full`, `tail`, `ready`, `space` and the flags, and each slot's stamp
-//    and payload occupy disjoint ranges; the 4 bytes after a stamp are never
-//    accessed.
+// 3. `head` and `full`, `tail`, `ready`, `space` and the flags, and each
+//    slot's stamp and payload occupy disjoint ranges; the 4 bytes after a
+//    stamp are never accessed. `stamped` and `slot_bytes` come from the same
+//    stride, so a slot has a stamp exactly when `Ring::stamp` reaches one:
+//    without stamps, the payload starts at the slot and no `u32` covers it.
 // 4. `CONTROL` = `SLOTS` = 4 lines (`const_assert_eq!(SLOTS, 4 * LINE)`);
 //    `elem` is `ElementLayout::of::<T>()` (`create`, `attach`,
 //    `StaticSpsc`), whose stride is a multiple of 8, as `STAMP_BYTES` is,
 //    or a header's layout with such a stride (`counters::inspect`).
 // 5. Offsets are constants or `SLOTS + (index & mask) * slot_bytes`, with
-//    `mask` and `slot_bytes` from the `capacity` and `elem` the view was made
-//    for (`Ring::slot_offset`), never re-read.
+//    `mask`, `slot_bytes` and `stamped` from the `capacity` and `elem` the
+//    view was made for (`Ring::slot_offset`), never re-read.
 unsafe impl<T: Pod> Structure for Shape<T> {
     type View<'a> = Ring<'a, T>;
     const KIND: Kind = Kind::Spsc;
@@ -356,10 +378,8 @@ impl<'a, T: Pod> Ring<'a, T> {
         // SAFETY: as for `stamp`: the payload is the slot's last
         // `slot_bytes - stamp` bytes (the stride), 8-aligned, within the slot.
         unsafe {
-            self.memory.slot_words_at(
-                self.slot_offset(index) + stamp,
-                self.slot_bytes - stamp,
-            )
+            self.memory
+                .slot_words_at(self.slot_offset(index) + stamp, self.slot_bytes - stamp)
         }
     }
 
@@ -500,7 +520,10 @@ impl<'a, T: Pod, K> Spsc<'a, T, K> {
 /// A ring and its slots in one value, for a `static` or a local.
 ///
 /// `N` must be a power of two up to [`MAX_CAPACITY`] (checked at compile time).
-/// Its bytes are those of a region holding a ring of capacity `N`. A new ring
+/// Its bytes are those of a region holding a ring of capacity `N`, with up
+/// to 7 bytes per slot to spare, and 8 more for elements over 56 bytes,
+/// whose slots have no stamp (the storage's size is a const expression of
+/// `N` that stable Rust cannot make depend on the element's size). A new ring
 /// is all zeroes, so a `static` one lives in `.bss` (no flash image, no copy at
 /// start-up); its header is written when it is first split or taken.
 ///

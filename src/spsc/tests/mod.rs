@@ -670,3 +670,4 @@ fn blocking_and_chunk_errors_print_and_chain_what_they_hold() {
 
 mod batches;
 mod close;
+mod unstamped;
