@@ -10,8 +10,9 @@
 //! - `spsc_rtt`, `spsc_rtt_56`, `spsc_rtt_8`: two of this crate's rings (one
 //!   each way, capacity [`RING_CAPACITY`]) in memfd segments, carrying
 //!   messages of 64, 56 and 8 bytes; both sides busy-poll `try_pop` with a
-//!   spin-loop hint between tries. A slot is an 8-byte stamp and the
-//!   payload: 16 bytes for 8, 64 (one line) for 56, 72 (two lines) for 64.
+//!   spin-loop hint between tries. Up to 56 bytes, a slot is an 8-byte
+//!   stamp and the payload: 16 bytes for 8, 64 (one line) for 56; a 64-byte
+//!   message takes the index protocol, its slot the payload alone.
 //! - `iceoryx2_rtt`: iceoryx2 publish-subscribe (`ipc::Service`), one
 //!   service each way, set up as iceoryx2's own benchmark does (history 0,
 //!   subscriber buffer 1, safe overflow, one publisher and one subscriber);
