@@ -75,7 +75,7 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
     /// stamp is read once more; missing again, the producer is corrupt.
     #[inline]
     fn ready(&self) -> Result<bool, Corrupted> {
-        if !self.ring.stamped {
+        if !self.ring.stamped() {
             return Ok(self.counted(1)? > 0);
         }
         if self.ring.holds(self.tail) {
@@ -197,7 +197,7 @@ impl<'a, T: Pod, K> Consumer<'a, T, K> {
         if want == 0 {
             return Ok(0);
         }
-        if !self.ring.stamped {
+        if !self.ring.stamped() {
             return Ok(self.counted(want)?.min(want));
         }
         if !self.ready()? {

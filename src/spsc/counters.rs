@@ -1,9 +1,10 @@
 //! What an operator sees of a ring: its counters, read without disturbing
 //! either side.
 
-use super::{Ring, Shape, side};
+use super::{Ring, STAMPED_STRIDE, Shape, side};
 use crate::AttachError;
 use crate::layout::ElementLayout;
+use crate::payload::Pod;
 use crate::region::ReadRegion;
 use crate::sync::Ordering;
 
@@ -80,7 +81,20 @@ pub(crate) fn inspect(
     region: ReadRegion<'_>,
     elem: ElementLayout,
 ) -> Result<(Counters, Option<u32>), AttachError> {
-    let (ring, ()) = region.attach::<Shape<u8>>(elem)?;
+    // A stand-in element type on the same side of `STAMPED_STRIDE` as the
+    // header's, so that the view's protocol is the ring's.
+    if elem.stride <= STAMPED_STRIDE {
+        inspect_as::<u8>(region, elem)
+    } else {
+        inspect_as::<[u8; STAMPED_STRIDE as usize + 1]>(region, elem)
+    }
+}
+
+fn inspect_as<T: Pod>(
+    region: ReadRegion<'_>,
+    elem: ElementLayout,
+) -> Result<(Counters, Option<u32>), AttachError> {
+    let (ring, ()) = region.attach::<Shape<T>>(elem)?;
     let counters = ring.counters();
     let fill = ring.published(counters.pushed, counters.popped).ok();
     Ok((counters, fill))

@@ -229,11 +229,9 @@ pub(crate) struct Ring<'a, T> {
     consumer_closed: &'a AtomicU32,
     /// The slots: `capacity` of `slot_bytes` each, from byte `SLOTS`.
     memory: Memory<'a>,
-    /// Bytes per slot: the stamp (if `stamped`), then the element's stride.
+    /// Bytes per slot: the stamp (if [`stamped`](Self::stamped)), then the
+    /// element's stride.
     slot_bytes: usize,
-    /// Whether slots are stamped (elements up to [`STAMPED_STRIDE`]); if
-    /// not, the ring takes the index protocol (see [Protocol](self#protocol)).
-    stamped: bool,
     /// `capacity - 1`; capacity is a power of two.
     mask: u32,
     _t: PhantomData<T>,
@@ -271,13 +269,16 @@ struct Shape<T>(PhantomData<T>);
 //    reference.
 // 3. `head` and `full`, `tail`, `ready`, `space` and the flags, and each
 //    slot's stamp and payload occupy disjoint ranges; the 4 bytes after a
-//    stamp are never accessed. `stamped` and `slot_bytes` come from the same
-//    stride, so a slot has a stamp exactly when `Ring::stamp` reaches one:
-//    without stamps, the payload starts at the slot and no `u32` covers it.
+//    stamp are never accessed. `Ring::stamped` (of `T`) and `slot_bytes` (of
+//    `elem`) agree, since `elem`'s stride is on the same side of
+//    `STAMPED_STRIDE` as `T`'s (see 4), so a slot has a stamp exactly when
+//    `Ring::stamp` reaches one: without stamps, the payload starts at the
+//    slot and no `u32` covers it.
 // 4. `CONTROL` = `SLOTS` = 4 lines (`const_assert_eq!(SLOTS, 4 * LINE)`);
 //    `elem` is `ElementLayout::of::<T>()` (`create`, `attach`,
 //    `StaticSpsc`), whose stride is a multiple of 8, as `STAMP_BYTES` is,
-//    or a header's layout with such a stride (`counters::inspect`).
+//    or a header's layout with such a stride, for a `T` chosen stamped
+//    exactly when that stride is (`counters::inspect`).
 // 5. Offsets are constants or `SLOTS + (index & mask) * slot_bytes`, with
 //    `mask`, `slot_bytes` and `stamped` from the `capacity` and `elem` the
 //    view was made for (`Ring::slot_offset`), never re-read.
@@ -306,7 +307,6 @@ unsafe impl<T: Pod> Structure for Shape<T> {
                 consumer_closed: memory.u32_at(CONSUMER_CLOSED),
                 memory,
                 slot_bytes: slot_bytes::<Self>(elem),
-                stamped: elem.stride <= STAMPED_STRIDE,
                 mask: capacity - 1,
                 _t: PhantomData,
             }
@@ -337,6 +337,14 @@ unsafe impl<T: Pod> Structure for Shape<T> {
 }
 
 impl<'a, T: Pod> Ring<'a, T> {
+    /// Whether slots are stamped (elements up to [`STAMPED_STRIDE`]); if
+    /// not, the ring takes the index protocol (see [Protocol](self#protocol)).
+    /// A constant of the element type, so each side's code has one protocol.
+    #[inline(always)]
+    const fn stamped(&self) -> bool {
+        ElementLayout::of::<T>().stride <= STAMPED_STRIDE
+    }
+
     fn capacity(&self) -> u32 {
         self.mask + 1
     }
@@ -352,7 +360,7 @@ impl<'a, T: Pod> Ring<'a, T> {
     /// last held.
     #[inline]
     fn stamp(&self, index: u32) -> Option<&'a AtomicU32> {
-        if !self.stamped {
+        if !self.stamped() {
             return None;
         }
         // SAFETY: the masked index is below `capacity`, so the slot lies
@@ -374,7 +382,7 @@ impl<'a, T: Pod> Ring<'a, T> {
     /// The payload words of the slot for counter value `index` (masked).
     #[inline]
     fn payload(&self, index: u32) -> &'a [SlotWord] {
-        let stamp = if self.stamped { STAMP_BYTES } else { 0 };
+        let stamp = if self.stamped() { STAMP_BYTES } else { 0 };
         // SAFETY: as for `stamp`: the payload is the slot's last
         // `slot_bytes - stamp` bytes (the stride), 8-aligned, within the slot.
         unsafe {
@@ -403,7 +411,7 @@ impl<'a, T: Pod> Ring<'a, T> {
     #[inline]
     fn published(&self, head: u32, tail: u32) -> Result<u32, Corrupted> {
         match self.distance(head, tail) {
-            Err(Corrupted) if self.stamped && tail.wrapping_sub(head) <= self.capacity() => Ok(0),
+            Err(Corrupted) if self.stamped() && tail.wrapping_sub(head) <= self.capacity() => Ok(0),
             counted => counted,
         }
     }

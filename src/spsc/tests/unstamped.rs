@@ -202,3 +202,22 @@ fn a_static_ring_of_wide_elements_has_region_bytes() {
         assert_eq!(ring_bytes, &mem.as_bytes()[fields]);
     }
 }
+
+#[test]
+fn inspection_reads_a_ring_without_stamps_by_its_own_rules() {
+    let shared = shared::<Wide>(4);
+    let (mut tx, mut rx) = Spsc::<Wide>::create(shared.region(), 4).unwrap().split();
+    tx.push_slice(&[wide(0), wide(1)]).unwrap();
+    assert_eq!(rx.try_pop(), Ok(wide(0)));
+    let look = || {
+        inspect(
+            crate::ReadRegion::from(shared.region()),
+            ElementLayout::of::<Wide>(),
+        )
+    };
+    let (counters, fill) = look().expect("the ring's own layout");
+    assert_eq!((counters.pushed, counters.popped, fill), (2, 1, Some(1)));
+    // A head behind the tail: possible in a stamped ring, not here.
+    poke_head(&shared, 0);
+    assert_eq!(look().expect("still attachable").1, None);
+}
