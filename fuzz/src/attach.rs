@@ -109,9 +109,12 @@ fn valid_spsc<T: Elem>(input: &mut Input<'_>, capacity: u32) -> (usize, Vec<u8>)
     let memory = SharedMemory::zeroed(size, Widths::ring::<T>());
     Spsc::<T>::create(memory.region(), capacity).expect("create");
     let head = input.u32();
-    let used = input.below(capacity as usize + 2) as u32;
+    // `tail` from a ring's worth and one ahead of `head` to as far behind:
+    // valid up to a ring's worth behind, and with stamps also ahead.
+    let behind = input.below(2 * capacity as usize + 3) as u32;
+    let tail = head.wrapping_sub(behind.wrapping_sub(capacity + 1));
     memory.poke(offsets::HEAD, &head.to_ne_bytes());
-    memory.poke(offsets::TAIL, &head.wrapping_sub(used).to_ne_bytes());
+    memory.poke(offsets::TAIL, &tail.to_ne_bytes());
     let slot_bytes = input.bytes(size - offsets::SLOTS);
     memory.poke(offsets::SLOTS, slot_bytes);
     (size, memory.snapshot(0, size))
