@@ -138,7 +138,7 @@ fn create(peer_exe: &str, messages: u64) -> Result<()> {
         let name = format!("{prefix}-{part}");
         Ok(options.create(&name, len.ok_or("structure too large")?)?)
     };
-    check_protocols()?;
+    let (block_slot, record_slot) = check_protocols()?;
     let blocks = segment("block", Spsc::<Block>::required_size(CAPACITY))?;
     let records = segment("record", Spsc::<Record>::required_size(CAPACITY))?;
     let pairs = segment("pair", SeqLock::<Pair>::required_size())?;
@@ -162,7 +162,8 @@ fn create(peer_exe: &str, messages: u64) -> Result<()> {
     };
     let mut lane_consumer = Lanes::create(lane_set.region()?, LANES, RING_WORDS)?.into_consumer();
     println!(
-        "[{me}] created rings of {} ({}, the index protocol) and {} ({}, stamped), \
+        "[{me}] created rings of {} ({}; {block_slot}-byte ring slots without stamps: \
+         the index protocol) and {} ({}; {record_slot}-byte ring slots, stamped), \
          seqlocks of {} and {}, two record rings of {RING_WORDS} words, \
          {LANES} lanes of {RING_WORDS} words, a ring of [usize; 4] ({}); starting peer {peer_exe}",
         Block::NAME,
@@ -311,26 +312,28 @@ fn peer(prefix: &str, creator_usize_bytes: usize, messages: u64) -> Result<()> {
 /// `ipc_primitives::spsc`).
 const STAMP_BYTES: usize = 8;
 
-/// Whether an SPSC ring of `T` has stamped slots, from its size: `None` if
-/// its slots are neither the stride alone nor a stamp and the stride.
-fn stamped<T: ipc_primitives::Pod>() -> Option<bool> {
+/// Bytes of each slot of an SPSC ring of `T`, from its size.
+fn ring_slot<T: ipc_primitives::Pod>() -> Option<usize> {
     let slots = Spsc::<T>::required_size(CAPACITY)? - Spsc::<T>::required_size(1)?;
-    let stride = ElementLayout::of::<T>().stride as usize;
-    match slots / (CAPACITY as usize - 1) {
-        slot if slot == stride => Some(false),
-        slot if slot == stride + STAMP_BYTES => Some(true),
-        _ => None,
-    }
+    Some(slots / (CAPACITY as usize - 1))
 }
 
-/// The rings must cross in both protocols: `block`'s by index, `record`'s
-/// by stamps.
-fn check_protocols() -> Result<()> {
-    match (stamped::<Block>(), stamped::<Record>()) {
-        (Some(false), Some(true)) => Ok(()),
+/// The rings must cross in both protocols: `block`'s by index (slots of the
+/// element's stride alone), `record`'s by stamps (a stamp, then the stride).
+/// Returns their slot sizes, to report.
+fn check_protocols() -> Result<(usize, usize)> {
+    let stride = |layout: ElementLayout| layout.stride as usize;
+    let block = stride(ElementLayout::of::<Block>());
+    let record = stride(ElementLayout::of::<Record>()) + STAMP_BYTES;
+    match (ring_slot::<Block>(), ring_slot::<Record>()) {
+        (Some(found_block), Some(found_record))
+            if (found_block, found_record) == (block, record) =>
+        {
+            Ok((block, record))
+        }
         found => Err(format!(
-            "the rings of {} and {} must take the index and the stamped protocol; \
-             stamped: {found:?}",
+            "the rings of {} and {} must take the index and the stamped protocol, with slots \
+             of {block} and {record} bytes; found {found:?}",
             Block::NAME,
             Record::NAME
         )
