@@ -10,9 +10,13 @@
 //! offset that misaligns the region, for mode 2 and 3), afresh for each kind.
 //!
 //! Every kind is then attached: `Spsc::<T>::attach` and `SeqLock::<T>::attach`
-//! for `T` in `[u8; 13]`, `[u32; 3]` and `u64`. Each result must equal what the
-//! documented layout says ([`expected_attach`], written independently of the
-//! crate): `Ok` exactly when the header, length and counters are valid, else
+//! for `T` in `[u8; 13]`, `[u32; 3]` and `u64`, and `Spsc::<T>::attach` for
+//! `[u64; 7]` (the largest element whose slots are stamped) and `[u8; 61]`
+//! (a ring of the index protocol: slots without stamps; templates include
+//! both). Each result must equal what the documented layout says
+//! ([`expected_attach`], written independently of the crate): with stamps,
+//! `tail` may run ahead of `head` by up to a ring's worth, without them it
+//! may not. `Ok` exactly when the header, length and counters are valid, else
 //! the first mismatch, typed. On `Ok` the header must also match the one the
 //! crate writes for a fresh structure of that capacity, and the attached
 //! structure is exercised (pop what is queued and compare with the slot bytes,
@@ -21,9 +25,11 @@
 
 use ipc_primitives::seqlock::{ReadError, SeqLock, Spins, Version};
 use ipc_primitives::spsc::{PopError, PushError, Spsc};
-use ipc_primitives::{Corrupted, ElementLayout, Region};
+use ipc_primitives::{Corrupted, Region};
 
-use crate::support::{Elem, Expect, Input, SharedMemory, Widths, expected_attach, offsets};
+use crate::support::{
+    Elem, Expect, Input, SharedMemory, Widths, expected_attach, offsets, spsc_slot, spsc_stamp,
+};
 
 /// Runs one input.
 pub fn run(data: &[u8]) {
@@ -42,6 +48,8 @@ pub fn run(data: &[u8]) {
     check_spsc::<[u8; 13]>(misalign, &bytes);
     check_spsc::<[u32; 3]>(misalign, &bytes);
     check_spsc::<u64>(misalign, &bytes);
+    check_spsc::<[u64; 7]>(misalign, &bytes);
+    check_spsc::<[u8; 61]>(misalign, &bytes);
     check_seqlock::<[u8; 13]>(misalign, &bytes);
     check_seqlock::<[u32; 3]>(misalign, &bytes);
     check_seqlock::<u64>(misalign, &bytes);
@@ -65,12 +73,14 @@ fn place(misalign: usize, bytes: &[u8], widths: Widths) -> SharedMemory {
 fn template(input: &mut Input<'_>) -> Vec<u8> {
     let which = input.u8();
     let capacity = 1u32 << (input.u8() % 8);
-    let (size, valid) = match which % 6 {
+    let (size, valid) = match which % 8 {
         0 => valid_spsc::<[u8; 13]>(input, capacity),
         1 => valid_spsc::<[u32; 3]>(input, capacity),
         2 => valid_spsc::<u64>(input, capacity),
-        3 => valid_seqlock::<[u8; 13]>(input),
-        4 => valid_seqlock::<[u32; 3]>(input),
+        3 => valid_spsc::<[u64; 7]>(input, capacity),
+        4 => valid_spsc::<[u8; 61]>(input, capacity),
+        5 => valid_seqlock::<[u8; 13]>(input),
+        6 => valid_seqlock::<[u32; 3]>(input),
         _ => valid_seqlock::<u64>(input),
     };
     // Usually the exact size; sometimes a little shorter or longer.
@@ -99,9 +109,12 @@ fn valid_spsc<T: Elem>(input: &mut Input<'_>, capacity: u32) -> (usize, Vec<u8>)
     let memory = SharedMemory::zeroed(size, Widths::ring::<T>());
     Spsc::<T>::create(memory.region(), capacity).expect("create");
     let head = input.u32();
-    let used = input.below(capacity as usize + 2) as u32;
+    // `tail` from a ring's worth and one ahead of `head` to as far behind:
+    // valid up to a ring's worth behind, and with stamps also ahead.
+    let behind = input.below(2 * capacity as usize + 3) as u32;
+    let tail = head.wrapping_sub(behind.wrapping_sub(capacity + 1));
     memory.poke(offsets::HEAD, &head.to_ne_bytes());
-    memory.poke(offsets::TAIL, &head.wrapping_sub(used).to_ne_bytes());
+    memory.poke(offsets::TAIL, &tail.to_ne_bytes());
     let slot_bytes = input.bytes(size - offsets::SLOTS);
     memory.poke(offsets::SLOTS, slot_bytes);
     (size, memory.snapshot(0, size))
@@ -165,23 +178,24 @@ fn check_spsc<T: Elem>(misalign: usize, bytes: &[u8]) {
     );
 
     // What is queued pops out as the slots' stamps and bytes say (the
-    // `# Layout` of `ipc_primitives::spsc`): the producer resumes after what
-    // is stamped and the consumer pops what is stamped.
+    // `# Layout` of `ipc_primitives::spsc`): with stamps, the producer
+    // resumes after what is stamped and the consumer pops what is stamped;
+    // without them (the index protocol), both go by `head`.
     let cap = capacity as usize;
     let (head, tail) = (u32_at(bytes, offsets::HEAD), u32_at(bytes, offsets::TAIL));
-    let slot = offsets::STAMP + ElementLayout::of::<T>().stride as usize;
+    let (slot, stamp) = (spsc_slot::<T>(), spsc_stamp::<T>());
     let slot_offset = |counter: u32| offsets::SLOTS + (counter as usize & (cap - 1)) * slot;
     let stamped = |position: u32| {
-        u32_at(bytes, slot_offset(position)) == (position.wrapping_add(1) | STAMPED)
+        stamp != 0 && u32_at(bytes, slot_offset(position)) == (position.wrapping_add(1) | STAMPED)
     };
-    // How many elements `head` counts beyond `tail` (none if `tail` is ahead
-    // by up to a ring's worth); `None` if impossible.
+    // How many elements `head` counts beyond `tail` (none if, with stamps,
+    // `tail` is ahead by up to a ring's worth); `None` if impossible.
     let counted = |head: u32, tail: u32| {
         let used = head.wrapping_sub(tail) as usize;
         if used <= cap {
             Some(used)
         } else {
-            (tail.wrapping_sub(head) as usize <= cap).then_some(0)
+            (stamp != 0 && tail.wrapping_sub(head) as usize <= cap).then_some(0)
         }
     };
     let mut start = if counted(head, tail) == Some(0) {
@@ -195,9 +209,13 @@ fn check_spsc<T: Elem>(misalign: usize, bytes: &[u8]) {
     let used = start.wrapping_sub(tail) as usize;
     let (mut tx, mut rx) = ring.split();
     assert_eq!((tx.len(), rx.len()), (used, used), "len after attach");
-    let visible = (0..cap as u32)
-        .take_while(|&k| stamped(tail.wrapping_add(k)))
-        .count();
+    let visible = if stamp == 0 {
+        used
+    } else {
+        (0..cap as u32)
+            .take_while(|&k| stamped(tail.wrapping_add(k)))
+            .count()
+    };
     let mut out = vec![T::make(0); cap + 1];
     let popped = rx.pop_slice(&mut out);
     if visible == 0 && used > 0 {
@@ -206,7 +224,7 @@ fn check_spsc<T: Elem>(misalign: usize, bytes: &[u8]) {
     }
     assert_eq!(popped, Ok(visible), "pop what is stamped");
     for (k, got) in out[..visible].iter().enumerate() {
-        let at = slot_offset(tail.wrapping_add(k as u32)) + offsets::STAMP;
+        let at = slot_offset(tail.wrapping_add(k as u32)) + stamp;
         assert_eq!(*got, value_at::<T>(bytes, at), "queued element {k}");
     }
     if visible < used {

@@ -1,14 +1,17 @@
 //! `spsc_hostile`: the `spsc_ops` operations on a ring whose shared bytes a
 //! hostile peer rewrites between operations.
 //!
-//! Input: one configuration byte (capacity 1 to 64, element `[u8; 13]` or
-//! `[u32; 3]`), then steps until the input runs out: a byte below
+//! Input: one configuration byte (capacity `1 << (byte % 7)`, 1 to 64; bits 3
+//! and 4 the element: `[u8; 13]`, `[u32; 3]` or `[u64; 7]`, whose slots are
+//! stamped, or `[u8; 61]`, whose ring takes the index protocol, with slots of
+//! payload alone), then steps until the input runs out: a byte below
 //! [`HOSTILE_TAG`] is a ring operation as in `spsc_ops` (including re-attaching
 //! the handles, which here also re-attaches one side only, or re-creates the
 //! ring as a restarting creator would, optionally with a rewrite between the
 //! attach or create and making the handles); a byte from it up rewrites bytes
 //! of the region: header fields, the `head` (offset 128) and `tail` (256)
-//! counters, the `ready` event (384), the slots (from 512) or anywhere.
+//! counters, the `ready` event (384), the slots (from 512: stamps and
+//! payloads, or payloads alone) or anywhere.
 //!
 //! The ring lives in [`SharedMemory`]: an allocation exactly as long as the
 //! region, so AddressSanitizer reports any access past its end. Checked:
@@ -24,15 +27,21 @@
 //!   everything agrees exactly with the `spsc_ops` model. Rewritten slot bytes
 //!   update the model (the consumer must pop exactly what memory holds);
 //!   rewritten counters or event words end exact checking until the ring is
-//!   re-created, after which the model is rebuilt from memory and checked again.
+//!   re-created, after which the model is rebuilt from memory and checked again;
+//! - a `head` rewritten under an exact model gives the next pop exactly what
+//!   the protocol of the ring's mode says ([`pop_after_head`]): with stamps, a
+//!   `head` up to a ring's worth behind `tail` is an empty ring, without them
+//!   it is corrupt, and a `head` counting an element makes the consumer pop
+//!   the slot as memory holds it, or, with stamps, find it unstamped.
 
-use ipc_primitives::ElementLayout;
 use ipc_primitives::spsc::{Consumer, PopError, Producer, Spsc};
 
 use crate::spsc_ops::{
     GrantWrite, MAX_OPS, Model, Op, check, decode_op, next_write, step, write_fits,
 };
-use crate::support::{Elem, Expect, Input, SharedMemory, Widths, expected_attach, offsets};
+use crate::support::{
+    Elem, Expect, Input, SharedMemory, Widths, expected_attach, offsets, spsc_slot, spsc_stamp,
+};
 
 /// Step tags from this value up are hostile rewrites; below it, ring operations.
 pub const HOSTILE_TAG: u8 = 0xa0;
@@ -42,16 +51,12 @@ pub fn run(data: &[u8]) {
     let mut input = Input::new(data);
     let config = input.u8();
     let capacity = 1u32 << (config % 7);
-    if config & 0x08 != 0 {
-        run_ring::<[u32; 3]>(capacity, &mut input);
-    } else {
-        run_ring::<[u8; 13]>(capacity, &mut input);
+    match (config >> 3) & 3 {
+        0 => run_ring::<[u8; 13]>(capacity, &mut input),
+        1 => run_ring::<[u32; 3]>(capacity, &mut input),
+        2 => run_ring::<[u64; 7]>(capacity, &mut input),
+        _ => run_ring::<[u8; 61]>(capacity, &mut input),
     }
-}
-
-/// Bytes one slot of `T` takes in the region: its stamp, then its payload.
-fn slot_size<T>() -> usize {
-    offsets::STAMP + ElementLayout::of::<T>().stride as usize
 }
 
 /// A model of the ring as memory now holds it, right after `Spsc::create`:
@@ -69,7 +74,7 @@ fn refresh_slots<T: Elem>(memory: &SharedMemory, model: &mut Model<T>) {
     let mut raw = vec![0; size];
     for (index, slot) in model.slots.iter_mut().enumerate() {
         memory.peek(
-            offsets::SLOTS + index * slot_size::<T>() + offsets::STAMP,
+            offsets::SLOTS + index * spsc_slot::<T>() + spsc_stamp::<T>(),
             &mut raw,
         );
         *slot = T::from_raw(&raw);
@@ -249,31 +254,73 @@ fn hostile_write<'a>(input: &mut Input<'a>, memory: &SharedMemory) -> (usize, Ve
 }
 
 /// One hostile rewrite, and what it does to the model: rewritten payloads are
-/// re-read; rewritten counters, event words or stamps end exact checking.
+/// re-read; rewritten counters, event words or stamps (if the ring has them)
+/// end exact checking. Returns the model as it was if the rewrite changed
+/// `head` alone while the model was exact, for [`pop_after_head`].
 fn hostile_step<T: Elem>(
     input: &mut Input<'_>,
     memory: &SharedMemory,
     model: &mut Option<Model<T>>,
-) {
+) -> Option<Model<T>> {
     let (offset, bytes) = hostile_write(input, memory);
     let before = memory.snapshot(offset, bytes.len());
     memory.poke(offset, &bytes);
     let after = memory.snapshot(offset, bytes.len());
+    let changed: Vec<usize> = (offset..offset + bytes.len())
+        .filter(|&at| before[at - offset] != after[at - offset])
+        .collect();
     // Header bytes matter only to the next `attach`, which is checked exactly.
-    if before == after || offset + bytes.len() <= offsets::HEAD {
-        return;
+    if changed.iter().all(|&at| at < offsets::HEAD) {
+        return None;
     }
-    let slot = slot_size::<T>();
-    let stamp_changed = (offset..offset + bytes.len())
-        .filter(|&at| at >= offsets::SLOTS)
-        .any(|at| {
-            (at - offsets::SLOTS) % slot < offsets::STAMP
-                && before[at - offset] != after[at - offset]
-        });
+    let (slot, stamp) = (spsc_slot::<T>(), spsc_stamp::<T>());
+    let stamp_changed = changed
+        .iter()
+        .any(|&at| at >= offsets::SLOTS && (at - offsets::SLOTS) % slot < stamp);
+    let head_only = changed
+        .iter()
+        .all(|&at| (offsets::HEAD..offsets::HEAD + 4).contains(&at));
     match model.as_mut() {
-        Some(exact) if offset >= offsets::SLOTS && !stamp_changed => refresh_slots(memory, exact),
-        _ => *model = None,
+        Some(exact) if offset >= offsets::SLOTS && !stamp_changed => {
+            refresh_slots(memory, exact);
+            None
+        }
+        _ if head_only => model.take(),
+        _ => {
+            *model = None;
+            None
+        }
     }
+}
+
+/// What the consumer's next `try_pop` returns after a peer rewrote `head` to
+/// `head` under `model` (exact until then), by the protocol of a ring with
+/// stamps (`stamped`) or without; `None` where that depends on when the
+/// consumer last read `head` (a ring without stamps, elements waiting).
+///
+/// In a ring with stamps the consumer pops a stamped slot without reading
+/// `head`, and the slot at `tail` is stamped exactly when an element waits.
+/// Otherwise it reads `head`: counting nothing, or (with stamps) trailing
+/// `tail` by up to a ring's worth, the ring is empty; counting up to a ring's
+/// worth, the element is the slot's bytes (without stamps), or missing its
+/// stamp, corrupt (with them); anything else is corrupt.
+pub fn pop_after_head<T: Elem>(
+    model: &Model<T>,
+    head: u32,
+    stamped: bool,
+) -> Option<Result<T, PopError>> {
+    if let Some(&front) = model.queue.front() {
+        return stamped.then_some(Ok(front));
+    }
+    let capacity = model.capacity as u32;
+    let counted = head.wrapping_sub(model.tail);
+    let trails = model.tail.wrapping_sub(head);
+    Some(match (counted, stamped) {
+        (0, _) => Err(PopError::Empty),
+        (1.., false) if counted <= capacity => Ok(model.slots[model.slot_index(model.tail)]),
+        (_, true) if trails <= capacity => Err(PopError::Empty),
+        _ => Err(PopError::Corrupted),
+    })
 }
 
 /// Whether either side's closed word has its closed bit set.
@@ -287,6 +334,7 @@ fn run_ring<T: Elem>(capacity: u32, input: &mut Input<'_>) {
     let size = Spsc::<T>::required_size(capacity).expect("a small ring");
     let memory = SharedMemory::zeroed(size, Widths::ring::<T>());
     let expect = Expect::spsc::<T>();
+    let stamped = spsc_stamp::<T>() != 0;
     let (mut tx, mut rx) = Spsc::<T>::create(memory.region(), capacity)
         .expect("create")
         .split();
@@ -298,7 +346,12 @@ fn run_ring<T: Elem>(capacity: u32, input: &mut Input<'_>) {
         steps += 1;
         let tag = input.u8();
         if tag >= HOSTILE_TAG {
-            hostile_step(input, &memory, &mut model);
+            if let Some(exact) = hostile_step(input, &memory, &mut model) {
+                let head = memory.peek_u32(offsets::HEAD);
+                if let Some(expected) = pop_after_head(&exact, head, stamped) {
+                    assert_eq!(rx.try_pop(), expected, "pop after head {head:#x}");
+                }
+            }
         } else {
             match decode_op(tag, input, tx.capacity() as usize) {
                 Op::Reattach => {

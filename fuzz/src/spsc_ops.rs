@@ -1,9 +1,13 @@
 //! `spsc_ops`: every ring operation, differentially against a `VecDeque` model.
 //!
-//! Input: one configuration byte (capacity 1 to 64, element type `[u8; 13]` or
-//! `[u32; 3]`, a `StaticSpsc` or a ring made by `Spsc::create` in a region of
-//! `Line`s, and for a region the counter value the ring starts from, so that
-//! counters wrap), then operations until the input runs out ([`next_op`]).
+//! Input: one configuration byte, then operations until the input runs out
+//! ([`next_op`]). The configuration byte gives the capacity (`1 << (byte %
+//! 7)`, 1 to 64), a `StaticSpsc` (bit 3 clear) or a ring made by
+//! `Spsc::create` in [`SharedMemory`] (bit 3 set), the element type (bits 4
+//! and 5: `[u8; 13]`, `[u32; 3]` or `[u64; 7]`, whose slots are stamped, or
+//! `[u8; 61]`, past the largest stamped stride, whose ring takes the index
+//! protocol), and for a region (bits 6 and 7) the counter value the ring
+//! starts from, so that counters wrap.
 //!
 //! Checked after every operation: every pop returns exactly the model's element;
 //! `Full` and `Empty` come exactly when the model is full or empty; `len`,
@@ -187,7 +191,8 @@ impl<T: Elem> Model<T> {
         self.capacity - self.queue.len()
     }
 
-    fn slot_index(&self, counter: u32) -> usize {
+    /// The slot holding counter value `counter`.
+    pub fn slot_index(&self, counter: u32) -> usize {
         counter as usize & (self.capacity - 1)
     }
 
@@ -490,24 +495,26 @@ pub fn run(data: &[u8]) {
     let config = input.u8();
     let capacity = 1u32 << (config % 7);
     let in_region = config & 0x08 != 0;
-    let u32s = config & 0x10 != 0;
+    match (config >> 4) & 3 {
+        0 => run_any::<[u8; 13]>(in_region, config, capacity, &mut input),
+        1 => run_any::<[u32; 3]>(in_region, config, capacity, &mut input),
+        2 => run_any::<[u64; 7]>(in_region, config, capacity, &mut input),
+        _ => run_any::<[u8; 61]>(in_region, config, capacity, &mut input),
+    }
+}
+
+/// Runs a ring of `T`: static, or in a region whose counters start where
+/// the configuration byte's top bits say.
+fn run_any<T: Elem>(in_region: bool, config: u8, capacity: u32, input: &mut Input<'_>) {
     if !in_region {
-        if u32s {
-            run_static_any::<[u32; 3]>(capacity, &mut input);
-        } else {
-            run_static_any::<[u8; 13]>(capacity, &mut input);
-        }
+        run_static_any::<T>(capacity, input);
         return;
     }
-    let start = match config >> 5 {
-        0 | 1 => 0,
-        2 | 3 => u32::MAX - u32::from(input.u8()),
-        4 => (1 << 31) - 128 + u32::from(input.u8()),
+    let start = match config >> 6 {
+        0 => 0,
+        1 => u32::MAX - u32::from(input.u8()),
+        2 => (1 << 31) - 128 + u32::from(input.u8()),
         _ => input.u32(),
     };
-    if u32s {
-        run_region::<[u32; 3]>(capacity, start, &mut input);
-    } else {
-        run_region::<[u8; 13]>(capacity, start, &mut input);
-    }
+    run_region::<T>(capacity, start, input);
 }

@@ -35,13 +35,33 @@ pub mod offsets {
     pub const CLOSED: usize = 400;
     /// A ring's first slot.
     pub const SLOTS: usize = 512;
-    /// Bytes of a ring's slot before its payload: the stamp (`u32`) and 4
+    /// Bytes of a stamped slot before its payload: the stamp (`u32`) and 4
     /// unused bytes.
     pub const STAMP: usize = 8;
+    /// The largest element stride whose SPSC slots are stamped; a larger
+    /// element's slot is its payload alone (the index protocol).
+    pub const STAMPED_STRIDE: usize = 56;
     /// A seqlock's sequence word (8 bytes).
     pub const SEQ: usize = 128;
     /// A seqlock's value.
     pub const VALUE: usize = 256;
+}
+
+/// Bytes of an SPSC ring's slot of `T` before its payload: [`offsets::STAMP`]
+/// if the ring stamps its slots (strides up to [`offsets::STAMPED_STRIDE`]),
+/// else none.
+pub fn spsc_stamp<T>() -> usize {
+    if ElementLayout::of::<T>().stride as usize <= offsets::STAMPED_STRIDE {
+        offsets::STAMP
+    } else {
+        0
+    }
+}
+
+/// Bytes of one slot of an SPSC ring of `T`: its stamp, if any, then its
+/// payload.
+pub fn spsc_slot<T>() -> usize {
+    spsc_stamp::<T>() + ElementLayout::of::<T>().stride as usize
 }
 
 /// Raw `Kind` values in a header (`Kind` is non-exhaustive, so it cannot be cast).
@@ -171,6 +191,23 @@ impl Elem for u64 {
     }
 }
 
+/// 56 bytes, alignment 8: the largest element an SPSC ring stamps (its slot,
+/// stamp and payload, is one 64-byte line).
+impl Elem for [u64; 7] {
+    fn make(n: u64) -> Self {
+        core::array::from_fn(|k| mix(n) ^ (k as u64).rotate_right(8))
+    }
+}
+
+/// 61 bytes, alignment 1: past the largest stamped stride, so an SPSC ring
+/// of it takes the index protocol; eight words, the last 5/8 used.
+impl Elem for [u8; 61] {
+    fn make(n: u64) -> Self {
+        let word = mix(n).to_le_bytes();
+        core::array::from_fn(|k| word[k % 8] ^ (k / 8) as u8)
+    }
+}
+
 /// Zeroed, 128-byte aligned memory that structures live in while the harness,
 /// playing a hostile peer, rewrites its bytes between operations.
 ///
@@ -227,9 +264,14 @@ pub enum Widths {
 }
 
 impl Widths {
-    /// The widths of an SPSC ring of `T`.
+    /// The widths of an SPSC ring of `T`: stamped slots, or (the index
+    /// protocol) slots of payload words alone.
     pub fn ring<T>() -> Self {
-        Self::slots::<T>(offsets::SLOTS)
+        if spsc_stamp::<T>() == 0 {
+            Self::WideFrom(offsets::SLOTS)
+        } else {
+            Self::slots::<T>(offsets::SLOTS)
+        }
     }
 
     /// The widths of stamped slots of `T` from offset `slots` on.
@@ -488,7 +530,8 @@ pub struct Expect {
     pub elem: ElementLayout,
     /// Size of the control block before the slots.
     pub control: usize,
-    /// Bytes each slot has beside the element's stride.
+    /// Bytes each slot has beside the element's stride (for a ring, its
+    /// stamp, if it has one).
     pub slot_overhead: usize,
     /// Whether the structure allows a capacity.
     pub capacity_ok: fn(u32) -> bool,
@@ -505,7 +548,7 @@ impl Expect {
             control: offsets::SLOTS,
             capacity_ok: |c| c.is_power_of_two() && c <= ipc_primitives::spsc::MAX_CAPACITY,
             ring_counters: true,
-            slot_overhead: offsets::STAMP,
+            slot_overhead: spsc_stamp::<T>(),
         }
     }
 
@@ -590,10 +633,12 @@ pub fn expected_attach(bytes: &[u8], aligned: bool, want: Expect) -> Result<u32,
         return Err(too_small(needed));
     }
     if want.ring_counters {
-        // `head` counts at most a ring's worth beyond `tail`, and trails it by
-        // at most a ring's worth (slots stamped before `head` is published).
+        // `head` counts at most a ring's worth beyond `tail`; in a ring with
+        // stamps it may also trail it by at most a ring's worth (slots stamped
+        // before `head` is published), never without them.
         let (head, tail) = (u32_at(offsets::HEAD), u32_at(offsets::TAIL));
-        if head.wrapping_sub(tail) > capacity && tail.wrapping_sub(head) > capacity {
+        let trails = want.slot_overhead != 0 && tail.wrapping_sub(head) <= capacity;
+        if head.wrapping_sub(tail) > capacity && !trails {
             return Err(AttachError::Corrupted);
         }
     }

@@ -8,8 +8,11 @@
 //! `Full`/`Empty` come exactly when the model is full/empty; `len`, `is_empty` and
 //! `free_slots` are checked after every operation. At random points the handles
 //! are dropped and re-made (`split` again, or `Spsc::attach` to the same region)
-//! and the ring must resume where it was. The seqlock is checked against "the
-//! last value written" and a write counter.
+//! and the ring must resume where it was. Each ring runs with elements whose
+//! slots are stamped (`u64`, `[u32; 3]`) and with `[u64; 8]`, past the largest
+//! stamped stride (56 bytes), whose ring takes the index protocol (slots
+//! without stamps, the consumer going by `head`). The seqlock is checked
+//! against "the last value written" and a write counter.
 #![cfg(not(loom))]
 
 #[path = "../../../tests/common/mod.rs"]
@@ -65,6 +68,14 @@ impl Elem for [u32; 3] {
             !(n as u32),
             (n as u32).wrapping_mul(0x9e37_79b9) ^ 0xa5a5_a5a5,
         ]
+    }
+}
+
+/// 64 bytes: past the largest stamped stride, so a ring of it takes the
+/// index protocol.
+impl Elem for [u64; 8] {
+    fn make(n: u64) -> Self {
+        core::array::from_fn(|k| u64::make(n) ^ ((k as u64) << 56))
     }
 }
 
@@ -365,6 +376,20 @@ proptest! {
     }
 
     #[test]
+    fn static_ring_of_unstamped_elements_matches_model(capacity in capacity(), ops in ops()) {
+        run_static_any::<[u64; 8]>(capacity, &ops)?;
+    }
+
+    #[test]
+    fn region_ring_of_unstamped_elements_matches_model(
+        capacity in capacity(),
+        start in start(),
+        ops in ops(),
+    ) {
+        run_region::<[u64; 8]>(capacity, start, &ops)?;
+    }
+
+    #[test]
     fn static_seqlock_matches_model(ops in seq_ops()) {
         let mut lock = StaticSeqLock::<[u32; 3]>::new();
         let mut model = SeqModel::default();
@@ -506,6 +531,39 @@ fn attach_validates_the_header() {
         Spsc::<u64>::attach(Region::new(mem.as_mut_bytes())).map(|_| ()),
         Err(AttachError::WrongMagic { found: 0xdead_beef })
     );
+}
+
+#[test]
+fn attach_allows_tail_ahead_of_head_only_with_stamps() {
+    // With stamps the consumer may have popped what a producer stamped but
+    // died before publishing: `tail` up to a ring's worth ahead is valid.
+    let mut mem = common::ring_memory::<[u64; 7]>(4);
+    Spsc::<[u64; 7]>::create(Region::new(mem.as_mut_bytes()), 4).expect("create");
+    common::set_ring_counters(&mut mem, 2, 6);
+    let ring = Spsc::<[u64; 7]>::attach(Region::new(mem.as_mut_bytes())).expect("attach");
+    let (tx, mut rx) = ring.split();
+    assert_eq!((tx.len(), rx.try_pop()), (0, Err(PopError::Empty)));
+    drop((tx, rx));
+    common::set_ring_counters(&mut mem, 2, 7);
+    assert_eq!(
+        Spsc::<[u64; 7]>::attach(Region::new(mem.as_mut_bytes())).map(|_| ()),
+        Err(AttachError::Corrupted)
+    );
+    // Without stamps (the index protocol) the consumer pops only what `head`
+    // counts: `tail` ahead of it at all is a corrupt peer.
+    let mut mem = common::ring_memory::<[u64; 8]>(4);
+    Spsc::<[u64; 8]>::create(Region::new(mem.as_mut_bytes()), 4).expect("create");
+    common::set_ring_counters(&mut mem, 2, 3);
+    assert_eq!(
+        Spsc::<[u64; 8]>::attach(Region::new(mem.as_mut_bytes())).map(|_| ()),
+        Err(AttachError::Corrupted)
+    );
+    common::set_ring_counters(&mut mem, 3, 2);
+    let (_, mut rx) = Spsc::<[u64; 8]>::attach(Region::new(mem.as_mut_bytes()))
+        .expect("attach")
+        .split();
+    assert_eq!(rx.try_pop(), Ok([0; 8]), "the zeroed slot that head counts");
+    assert_eq!(rx.try_pop(), Err(PopError::Empty));
 }
 
 #[test]

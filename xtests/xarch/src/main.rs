@@ -23,14 +23,19 @@
 //!
 //! | segment         | structure                   | written by | read by |
 //! |-----------------|-----------------------------|------------|---------|
-//! | `block`         | `Spsc<[u64; 8]>`, 64        | creator    | peer    |
-//! | `record`        | `Spsc<Record>`, 64          | peer       | creator |
+//! | `block`         | `Spsc<[u64; 8]>`, 64: the index protocol (64-byte slots, no stamps) | creator | peer |
+//! | `record`        | `Spsc<Record>`, 64: stamped slots (a stamp, then 40 bytes) | peer | creator |
 //! | `pair`          | `SeqLock<[u64; 2]>`         | creator    | peer    |
 //! | `quote`         | `SeqLock<Quote>` (`f64`)    | peer       | creator |
 //! | `bytes-creator` | `RecordRing`, 64 words      | creator    | peer    |
 //! | `bytes-peer`    | `RecordRing`, 64 words      | peer       | creator |
 //! | `lanes`         | `Lanes`, 4 of 64 words      | peer (lanes 0 and 1) | creator |
 //! | `wide`          | `Spsc<[usize; 4]>`, 4       | creator    | (attach must fail across widths) |
+//!
+//! With each architecture the creator in one run, both SPSC protocols
+//! cross both ways: elements up to 56 bytes have stamped slots, larger ones
+//! take the index protocol, and the creator checks from the rings' sizes
+//! that `block` and `record` still take one each ([`check_protocols`]).
 //!
 //! Every value popped must be byte for byte the next one in sequence; every
 //! seqlock read must be whole and be exactly the value its version wrote;
@@ -133,6 +138,7 @@ fn create(peer_exe: &str, messages: u64) -> Result<()> {
         let name = format!("{prefix}-{part}");
         Ok(options.create(&name, len.ok_or("structure too large")?)?)
     };
+    let (block_slot, record_slot) = check_protocols()?;
     let blocks = segment("block", Spsc::<Block>::required_size(CAPACITY))?;
     let records = segment("record", Spsc::<Record>::required_size(CAPACITY))?;
     let pairs = segment("pair", SeqLock::<Pair>::required_size())?;
@@ -156,9 +162,10 @@ fn create(peer_exe: &str, messages: u64) -> Result<()> {
     };
     let mut lane_consumer = Lanes::create(lane_set.region()?, LANES, RING_WORDS)?.into_consumer();
     println!(
-        "[{me}] created rings of {} ({}) and {} ({}), seqlocks of {} and {}, \
-         two record rings of {RING_WORDS} words, {LANES} lanes of {RING_WORDS} words, \
-         a ring of [usize; 4] ({}); starting peer {peer_exe}",
+        "[{me}] created rings of {} ({}; {block_slot}-byte ring slots without stamps: \
+         the index protocol) and {} ({}; {record_slot}-byte ring slots, stamped), \
+         seqlocks of {} and {}, two record rings of {RING_WORDS} words, \
+         {LANES} lanes of {RING_WORDS} words, a ring of [usize; 4] ({}); starting peer {peer_exe}",
         Block::NAME,
         ElementLayout::of::<Block>(),
         Record::NAME,
@@ -299,6 +306,39 @@ fn peer(prefix: &str, creator_usize_bytes: usize, messages: u64) -> Result<()> {
          each (push and reserve/write/commit), released them"
     );
     Ok(())
+}
+
+/// Bytes of a stamped slot before its payload (the `# Layout` of
+/// `ipc_primitives::spsc`).
+const STAMP_BYTES: usize = 8;
+
+/// Bytes of each slot of an SPSC ring of `T`, from its size.
+fn ring_slot<T: ipc_primitives::Pod>() -> Option<usize> {
+    let slots = Spsc::<T>::required_size(CAPACITY)? - Spsc::<T>::required_size(1)?;
+    Some(slots / (CAPACITY as usize - 1))
+}
+
+/// The rings must cross in both protocols: `block`'s by index (slots of the
+/// element's stride alone), `record`'s by stamps (a stamp, then the stride).
+/// Returns their slot sizes, to report.
+fn check_protocols() -> Result<(usize, usize)> {
+    let stride = |layout: ElementLayout| layout.stride as usize;
+    let block = stride(ElementLayout::of::<Block>());
+    let record = stride(ElementLayout::of::<Record>()) + STAMP_BYTES;
+    match (ring_slot::<Block>(), ring_slot::<Record>()) {
+        (Some(found_block), Some(found_record))
+            if (found_block, found_record) == (block, record) =>
+        {
+            Ok((block, record))
+        }
+        found => Err(format!(
+            "the rings of {} and {} must take the index and the stamped protocol, with slots \
+             of {block} and {record} bytes; found {found:?}",
+            Block::NAME,
+            Record::NAME
+        )
+        .into()),
+    }
 }
 
 /// Attaching to the creator's ring of `[usize; 4]` must succeed if and only

@@ -33,7 +33,8 @@ pub(crate) const fn mix(x: u64) -> u64 {
 }
 
 /// The README's 64-byte message: the index, six mixed words and a checksum
-/// of the seven before it.
+/// of the seven before it. Past 56 bytes: a ring of it takes the index
+/// protocol (slots without stamps).
 pub(crate) type Block = [u64; 8];
 
 impl Sample for Block {
@@ -57,7 +58,7 @@ impl Sample for Block {
 }
 
 /// A record of mixed widths: `u64` fields at offsets 0 and 32 around `u32`s,
-/// 40 bytes on both architectures.
+/// 40 bytes on both architectures: a ring of it has stamped slots.
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, Immutable)]
 #[repr(C)]
 pub(crate) struct Record {
