@@ -163,11 +163,7 @@ impl ElementLayout {
 
 impl fmt::Display for ElementLayout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}-byte elements in {}-byte slots",
-            self.size, self.stride
-        )
+        write!(f, "{}-byte elements (stride {})", self.size, self.stride)
     }
 }
 
@@ -217,7 +213,7 @@ mod tests {
         assert_eq!(std::format!("{}", Kind::SeqLock), "seqlock");
         assert_eq!(
             std::format!("{}", ElementLayout::of::<[u8; 13]>()),
-            "13-byte elements in 16-byte slots"
+            "13-byte elements (stride 16)"
         );
     }
 

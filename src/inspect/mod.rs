@@ -217,7 +217,7 @@ impl fmt::Display for Problem {
             Self::UnknownKind(kind) => write!(f, "header: unknown structure kind {kind}"),
             Self::Element(elem) => write!(
                 f,
-                "header: element of {} bytes in {}-byte slots (slots are the size rounded up to 8)",
+                "header: element of {} bytes with stride {} (a stride must be the size rounded up to 8)",
                 elem.size, elem.stride
             ),
             Self::Counters => f.write_str("counters claim more than the capacity"),

@@ -213,7 +213,7 @@ fn errors_display_what_is_wrong() {
                 expected: ElementLayout::of::<u64>(),
                 found: ElementLayout::of::<u32>(),
             },
-            "region holds 4-byte elements in 8-byte slots, expected 8-byte elements in 8-byte slots",
+            "region holds 4-byte elements (stride 8), expected 8-byte elements (stride 8)",
         ),
         (
             &AttachError::WrongByteOrder,

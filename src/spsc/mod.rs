@@ -207,9 +207,10 @@ const fn stamp(position: u32) -> u32 {
 /// memory.
 pub(crate) struct Ring<'a, T> {
     /// Elements ever pushed, wrapping. Written only by the producer (`Release`,
-    /// after the slots' stamps); in `tail ..= tail + capacity` unless the
-    /// producer is corrupt. The consumer reads it only when a slot's stamp
-    /// says nothing is there (and for `len`).
+    /// after the slots' payloads and stamps); in `tail ..= tail + capacity`
+    /// unless the producer is corrupt. The consumer reads it when a slot's
+    /// stamp says nothing is there, or, without stamps, when its cached copy
+    /// counts nothing more (and for `len`).
     head: &'a AtomicU32,
     /// Pushes that found the ring full, wrapping: a counter for operators.
     /// Written only by the producer.
