@@ -198,15 +198,23 @@ fn static_ring_resumes_where_the_last_split_stopped() {
 
 #[test]
 fn static_ring_has_region_bytes() {
-    let mut ring = StaticSpsc::<u64, 4>::new();
-    ring.split().0.try_push(0xfeed).unwrap();
-    let mut mem = memory::<u64>(4);
-    Spsc::<u64>::create(Region::new(mem.as_mut_bytes()), 4)
+    assert_static_ring_has_region_bytes::<u64, 4>(0xfeed);
+}
+
+/// A `StaticSpsc<T, N>` holding `value` has the bytes of a region ring
+/// holding it, in every field either writes.
+fn assert_static_ring_has_region_bytes<T: Pod + Copy, const N: usize>(value: T) {
+    let mut ring = StaticSpsc::<T, N>::new();
+    ring.split().0.try_push(value).unwrap();
+    let capacity = N as u32;
+    let mut mem = memory::<T>(capacity);
+    Spsc::<T>::create(Region::new(mem.as_mut_bytes()), capacity)
         .unwrap()
         .into_producer()
-        .try_push(0xfeed)
+        .try_push(value)
         .unwrap();
-    let size = Spsc::<u64>::required_size(4).unwrap();
+    let size = Spsc::<T>::required_size(capacity).unwrap();
+    assert!(size_of::<StaticSpsc<T, N>>() >= size);
     let base = (&raw const ring).cast::<u8>();
     for fields in [0..36, 128..132, 256..260, 384..392, 512..size] {
         // SAFETY: `ring` is a live value of at least `size` bytes laid out as

@@ -181,26 +181,7 @@ fn garbage_counters_and_payloads_never_index_out_of_bounds() {
 
 #[test]
 fn a_static_ring_of_wide_elements_has_region_bytes() {
-    let mut ring = StaticSpsc::<Wide, 4>::new();
-    ring.split().0.try_push(wide(5)).unwrap();
-    let mut mem = memory::<Wide>(4);
-    Spsc::<Wide>::create(Region::new(mem.as_mut_bytes()), 4)
-        .unwrap()
-        .into_producer()
-        .try_push(wide(5))
-        .unwrap();
-    let size = Spsc::<Wide>::required_size(4).unwrap();
-    assert!(size_of::<StaticSpsc<Wide, 4>>() >= size);
-    let base = (&raw const ring).cast::<u8>();
-    for fields in [0..36, 128..132, 256..260, 384..392, 512..size] {
-        // SAFETY: as in `static_ring_has_region_bytes`: `ring` is a live
-        // value of at least `size` bytes laid out as a region, each range
-        // written through the ring or zeroed at construction, and nothing
-        // writes `ring` while the slice lives.
-        let ring_bytes =
-            unsafe { core::slice::from_raw_parts(base.add(fields.start), fields.len()) };
-        assert_eq!(ring_bytes, &mem.as_bytes()[fields]);
-    }
+    assert_static_ring_has_region_bytes::<Wide, 4>(wide(5));
 }
 
 #[test]
