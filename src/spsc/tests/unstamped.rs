@@ -157,9 +157,11 @@ fn a_new_producer_starts_at_head() {
 }
 
 #[test]
-fn garbage_counters_and_payloads_never_index_out_of_bounds() {
+fn garbage_counters_never_index_out_of_bounds() {
+    // Counters only: the payload words are `u64` atomics, which `poke`'s
+    // `u32` would overlap (Miri cannot model mixed-size atomics); a payload
+    // is never interpreted, and the hostile fuzz target rewrites it whole.
     let shared = shared::<Wide>(8);
-    let size = Spsc::<Wide>::required_size(8).unwrap();
     let (mut tx, mut rx) = Spsc::<Wide>::create(shared.region(), 8).unwrap().split();
     let mut state = 0x2545_f491_u32;
     for _ in 0..10_000 {
@@ -168,7 +170,6 @@ fn garbage_counters_and_payloads_never_index_out_of_bounds() {
         state ^= state << 5;
         poke_head(&shared, state);
         poke_tail(&shared, state.rotate_left(7));
-        shared.poke(SLOTS + (state as usize % (size - SLOTS)) / 4 * 4, state);
         let _ = tx.try_push(wide(1));
         let _ = rx.try_pop();
         let _ = rx.peek();
