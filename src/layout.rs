@@ -59,8 +59,9 @@ pub const MAGIC: u32 = u32::from_le_bytes(*b"IPCP");
 /// concurrent (re-)creation. Version 3 seals each record header of a
 /// [record ring](crate::bytes) and a [lane](crate::lanes) with its position.
 /// Version 4 drops the stamps from the slots of [SPSC rings](crate::spsc)
-/// whose elements are larger than 56 bytes.
-pub const ABI_VERSION: u32 = 4;
+/// whose elements are larger than 56 bytes; version 5 does the same for
+/// [broadcast rings](crate::broadcast), which gain an `intent` word.
+pub const ABI_VERSION: u32 = 5;
 
 /// Which structure a region holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -159,7 +160,20 @@ impl ElementLayout {
             stride: size.next_multiple_of(8),
         }
     }
+
+    /// Whether slots of this element carry an 8-byte stamp beside it (the
+    /// [SPSC](crate::spsc) and [broadcast](crate::broadcast) rings): stamp and
+    /// element then share one 64-byte cache line, so a reader learns that a
+    /// slot is whole from the line it copies. Larger elements span two lines
+    /// whatever is added; their rings publish through a counter instead.
+    pub(crate) const fn stamped(self) -> bool {
+        self.stride <= STAMPED_STRIDE
+    }
 }
+
+/// The largest stride whose slots are [stamped](ElementLayout::stamped): an
+/// 8-byte stamp and such an element fill at most one 64-byte cache line.
+pub(crate) const STAMPED_STRIDE: u32 = 56;
 
 impl fmt::Display for ElementLayout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -163,8 +163,14 @@ pub(crate) fn load_bytes<W: WordCell>(src: &[W], out: &mut [u8]) {
 #[inline(always)]
 pub(crate) fn load<T: Pod, W: WordCell>(src: &[W]) -> T {
     let mut value = T::new_zeroed();
-    load_bytes(src, value.as_mut_bytes());
+    load_into(src, &mut value);
     value
+}
+
+/// Copies the slot `src` out into `value` word by word.
+#[inline(always)]
+pub(crate) fn load_into<T: Pod, W: WordCell>(src: &[W], value: &mut T) {
+    load_bytes(src, value.as_mut_bytes());
 }
 
 /// A hook the unit tests run after each word a copy-out loads, to change

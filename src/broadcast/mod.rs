@@ -52,6 +52,17 @@
 //! reports [`RecvError::Corrupted`] and resumes after the newest message.
 //!
 //! # Protocol
+//! Two protocols, chosen by the element's stride, as in the
+//! [SPSC ring](crate::spsc#protocol). Up to 56 bytes, each slot carries a
+//! stamp beside the message, in the same 64-byte line: a reader learns from
+//! the line it copies whether the copy is whole, so a message costs one line
+//! transfer. A larger message spans two lines whatever is added to it; its
+//! slots carry no stamp, and readers validate their copies against the
+//! writer's `intent` counter instead, once per batch (the way Aeron's
+//! broadcast buffer does): a reader that drains many messages loads one
+//! control line per batch rather than one stamp per message.
+//!
+//! ## Stamped slots (stride up to 56)
 //! Each slot has a `stamp`: `p + 1` once it holds message `p` whole, and
 //! `!(p + 1)` while message `p` is being written into it (never a whole
 //! stamp of a message of that slot, because the capacity is even).
@@ -85,10 +96,50 @@
 //!    rewritten, so step 1 runs once more, and a stamp still not `c + 1`
 //!    after it (with `published` not showing a lap) is `Corrupted`.
 //!
-//! At most two passes: every call returns after bounded work. Only relaxed
-//! loads and fences: a reader works on a read-only mapping. `published` is
-//! stored after every message (batches included), so that it always bounds
-//! the slot the writer may be rewriting.
+//! At most two passes. `published` is stored after every message (batches
+//! included), so that it always bounds the slot the writer may be
+//! rewriting. [`Reader::recv_slice`] receives message by message.
+//!
+//! ## Counted slots (stride above 56)
+//! The writer, for message `p`:
+//! 1. stores `intent = p + 1` with `Release`: a reader that sees it then
+//!    sees `published` at `p` or later (pairs with the reader's `Acquire`
+//!    fence after an `intent` load), so it can say how far it was lapped;
+//! 2. issues a `Release` fence: a reader whose copy saw any word stored
+//!    below then loads `intent` as `p + 1` or later (pairs with the reader's
+//!    `Acquire` fence after its copy);
+//! 3. stores the payload words, relaxed;
+//! 4. stores `published = p + 1` with `Release` (pairs with the reader's
+//!    `Acquire` fence after loading it: its copies of messages before
+//!    `p + 1` see their payloads);
+//! 5. as step 5 above.
+//!
+//! A reader at cursor `c` keeps `seen`, the last `published` it loaded (its
+//! own, like the cursor). In [`Reader::try_recv`] and
+//! [`Reader::recv_slice`]:
+//! 1. if `seen` counts nothing after `c`, it loads `published` (relaxed,
+//!    then an `Acquire` fence) into `seen`; the count is judged as above:
+//!    none is `Empty`, `capacity` or more a lap, behind `c` or more than
+//!    2^31 `Corrupted`;
+//! 2. it copies messages `c`, `c + 1`, ... as far as `seen` counts (one for
+//!    `try_recv`, as many as fit for `recv_slice`), issues an `Acquire`
+//!    fence and loads `intent` once. The slot of message `c` is rewritten
+//!    only for message `c + capacity`, whose intent is `c + capacity + 1`:
+//!    `intent - c` at most `capacity` means no copy was overwritten, and all
+//!    are received. More is a lap: after another `Acquire` fence,
+//!    `published` is at least `intent - 1`, so it shows the lap, and the
+//!    copies are dropped. An `intent` behind what `seen` counted, or a
+//!    `published` that does not show the lap `intent` showed, is
+//!    `Corrupted`.
+//!
+//! Two loads of shared control words per batch, three on a lap.
+//! Without stamps a joining reader reads only `published`: in the
+//! `capacity` messages after the count wraps past 2^32, a reader joining at
+//! [`Start::Oldest`] starts at message 0 of the new count, and in the first
+//! one a reader joining at [`Start::Newest`] waits for the next message.
+//!
+//! Every call returns after bounded work. Readers make only relaxed loads and
+//! fences: a reader works on a read-only mapping.
 //!
 //! # Sleeping
 //! A reader with nothing to read may sleep ([`Reader::recv_or_sleep`]; the
@@ -109,7 +160,8 @@
 //! to do that, or to write anything else, map the segment read-only.
 //!
 //! Readers trust nobody either: geometry is read once at attach; every slot
-//! index is masked; `published` is judged against the reader's own cursor; a
+//! index is masked; `published` and `intent` are judged against the reader's
+//! own cursor; a
 //! writer that stores anything anywhere yields garbage values (any bit
 //! pattern is a valid payload), `Lagged` with a count of at most 2^31, or
 //! `Corrupted`, never undefined behaviour, a panic, or an endless loop.
@@ -123,12 +175,17 @@
 //! | offset | size                   | what                                                      |
 //! |--------|------------------------|-----------------------------------------------------------|
 //! | 0      | 128                    | [header](crate::layout) (kind `Broadcast`)                |
-//! | 128    | 128                    | `published`: `u32`, messages published (writer)           |
+//! | 128    | 4                      | `published`: `u32`, messages published (writer)           |
+//! | 132    | 4                      | `intent`: `u32`, messages begun (writer; counted slots)   |
+//! | 136    | 120                    | unused                                                    |
 //! | 256    | 128                    | `doorbell`: [`Event`], readers that sleep announce here   |
-//! | 384    | capacity x (8 + slot)  | slots: `stamp: u32`, 4 unused bytes, then the message     |
+//! | 384    | capacity x (8 + slot)  | stamped slots: `stamp: u32`, 4 unused bytes, the message  |
+//! | 384    | capacity x slot        | counted slots: the message                                |
 //!
-//! `slot` is `size_of::<T>()` rounded up to 8; the capacity is a power of two
-//! from 2 to 2^30. Words are native-endian.
+//! `slot` is `size_of::<T>()` rounded up to 8 (the stride); slots are stamped
+//! up to a stride of 56, counted above. `intent` stays 0 in a ring of stamped
+//! slots. The capacity is a power of two from 2 to 2^30. Words are
+//! native-endian.
 
 mod reader;
 mod writer;
@@ -142,9 +199,9 @@ pub use crate::Corrupted;
 
 use crate::event::Event;
 use crate::header::Fingerprint;
-use crate::layout::{ElementLayout, Kind};
+use crate::layout::{ElementLayout, Kind, STAMPED_STRIDE};
 use crate::payload::Pod;
-use crate::region::{Memory, ReadRegion, Region, Structure, required_size};
+use crate::region::{Memory, ReadRegion, Region, Structure, required_size, slot_bytes};
 use crate::sync::{AtomicU32, Ordering, WORD_BYTES, Word, WordCell};
 use crate::{AttachError, CreateError};
 
@@ -158,14 +215,18 @@ pub const MAX_CAPACITY: u32 = 1 << 30;
 
 /// Byte offset of `published`.
 const PUBLISHED: usize = 128;
+/// Byte offset of `intent`, on `published`'s line: a reader that loaded
+/// `published` then finds `intent` in its cache unless the writer has begun
+/// another message since.
+const INTENT: usize = 132;
 /// Byte offset of the doorbell.
 const DOORBELL: usize = 256;
 /// Byte offset of the doorbell's epoch (see [`Event`]'s layout).
 const DOORBELL_EPOCH: usize = DOORBELL + 4;
 /// Byte offset of the first slot.
 const SLOTS: usize = 384;
-/// Bytes of a slot before its message: the stamp and 4 unused bytes, so the
-/// message starts 8-aligned.
+/// Bytes of a stamped slot before its message: the stamp and 4 unused bytes,
+/// so the message starts 8-aligned.
 const STAMP: usize = 8;
 
 /// A validated view of a broadcast ring: the region's memory, its shared
@@ -174,12 +235,16 @@ pub(crate) struct Ring<'a, T> {
     memory: Memory<'a>,
     /// Messages published, wrapping. Written only by the writer (`Release`).
     published: &'a AtomicU32,
+    /// Messages begun, wrapping: stored (`Release`) before each message's
+    /// payload in a ring of counted slots, never in one of stamped slots.
+    intent: &'a AtomicU32,
     /// Readers that sleep announce themselves here.
     doorbell: &'a Event,
     /// `capacity - 1`; the capacity is a power of two in
     /// `MIN_CAPACITY ..= MAX_CAPACITY`.
     mask: u32,
-    /// Bytes of a slot: `STAMP` plus the element's stride.
+    /// Bytes of a slot: `STAMP` (if [`stamped`](Self::stamped)) plus the
+    /// element's stride.
     slot: usize,
     /// The element's stride: bytes of a slot's message.
     stride: usize,
@@ -197,15 +262,28 @@ impl<T> Copy for Ring<'_, T> {}
 /// The ring as a kind of structure in a region.
 struct Shape<T>(PhantomData<T>);
 
-// SAFETY: `view` reaches `published` at 128 and the doorbell at 256 (within
-// `CONTROL` = 384), and each slot only through `Ring::stamp` and
-// `Ring::message`, at `SLOTS + index * slot` for a masked index below the
-// capacity: all within `required_size` (slots of `SLOT_OVERHEAD + stride`).
+// SAFETY: `Structure`'s conditions:
+// - `view` reaches `published` at 128..132, `intent` at 132..136 and the
+//   doorbell at 256..264 (within `CONTROL` = 384), and each slot only
+//   through `Ring::stamp` and `Ring::message`, at `SLOTS + index * slot` for
+//   a masked index below the capacity, with `slot` = `region::slot_bytes`
+//   (`STAMP + stride` up to `STAMPED_STRIDE`, the stride alone above): all
+//   within `required_size`; offsets come from `elem` and `capacity`, never
+//   from the region.
+// - Every offset is aligned for its type: the control words' are constants,
+//   and `SLOTS`, `STAMP` and the stride are multiples of 8.
+// - The ranges are disjoint: `Ring::stamped` (of `T`) and `slot_bytes` (of
+//   `elem`) agree, since `elem`'s stride is on the same side of
+//   `STAMPED_STRIDE` as `T`'s (`elem` is `ElementLayout::of::<T>()`, or for
+//   `inspect` a header's layout and a stand-in `T` chosen on its side), so
+//   a slot has a stamp exactly when `Ring::stamp` reaches one; without
+//   stamps the message starts at the slot and no `u32` covers it.
 unsafe impl<T: Pod> Structure for Shape<T> {
     type View<'a> = Ring<'a, T>;
     const KIND: Kind = Kind::Broadcast;
     const CONTROL: usize = SLOTS;
     const SLOT_OVERHEAD: usize = STAMP;
+    const OVERHEAD_UP_TO: u32 = STAMPED_STRIDE;
 
     fn capacity_ok(capacity: u32) -> bool {
         capacity.is_power_of_two() && (MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity)
@@ -218,9 +296,10 @@ unsafe impl<T: Pod> Structure for Shape<T> {
             Ring {
                 memory,
                 published: memory.u32_at(PUBLISHED),
+                intent: memory.u32_at(INTENT),
                 doorbell: memory.event_at(DOORBELL),
                 mask: capacity - 1,
-                slot: STAMP + elem.stride as usize,
+                slot: slot_bytes::<Self>(elem),
                 stride: elem.stride as usize,
                 _t: PhantomData,
             }
@@ -229,12 +308,15 @@ unsafe impl<T: Pod> Structure for Shape<T> {
 
     fn init(ring: &Ring<'_, T>) {
         ring.published.store(0, Ordering::Relaxed);
+        ring.intent.store(0, Ordering::Relaxed);
         ring.doorbell.reset();
         for index in 0..=ring.mask {
             // Slot `index` says it holds nothing: a whole stamp there is
             // `c + 1` for a position `c` of the slot, so congruent to
             // `index + 1`, never to `index` (the capacity is at least 2).
-            ring.stamp(index).store(index, Ordering::Relaxed);
+            if let Some(stamp) = ring.stamp(index) {
+                stamp.store(index, Ordering::Relaxed);
+            }
             for word in ring.message(index) {
                 word.set(0);
             }
@@ -243,6 +325,14 @@ unsafe impl<T: Pod> Structure for Shape<T> {
 }
 
 impl<'a, T: Pod> Ring<'a, T> {
+    /// Whether slots are stamped (elements up to [`STAMPED_STRIDE`]) or
+    /// counted (see [Protocol](self#protocol)). A constant of the element
+    /// type, so each side's code has one protocol.
+    #[inline(always)]
+    const fn stamped(&self) -> bool {
+        ElementLayout::of::<T>().stamped()
+    }
+
     fn capacity(&self) -> u32 {
         self.mask + 1
     }
@@ -253,13 +343,15 @@ impl<'a, T: Pod> Ring<'a, T> {
         SLOTS + (position & self.mask) as usize * self.slot
     }
 
-    /// The stamp of the slot of `position`.
+    /// The stamp of the slot of `position`, if slots are stamped.
     #[inline]
-    fn stamp(&self, position: u32) -> &'a AtomicU32 {
+    fn stamp(&self, position: u32) -> Option<&'a AtomicU32> {
         // SAFETY: the masked index is below the capacity, so the slot lies
         // within `required_size`, which the view's memory holds; `SLOTS` and
-        // `slot` are multiples of 8, so the stamp is aligned.
-        unsafe { self.memory.u32_at(self.slot_offset(position)) }
+        // `slot` are multiples of 8, so the stamp is aligned; stamped slots
+        // begin with their stamp (counted ones get none: no `u32` there).
+        self.stamped()
+            .then(|| unsafe { self.memory.u32_at(self.slot_offset(position)) })
     }
 
     /// The message words of the slot of `position`: atomics, because readers
@@ -267,12 +359,13 @@ impl<'a, T: Pod> Ring<'a, T> {
     #[inline]
     fn message(&self, position: u32) -> &'a [Word] {
         debug_assert!(self.stride.is_multiple_of(WORD_BYTES));
-        // SAFETY: as in `stamp`, for the `stride` bytes after the stamp's
-        // 8, which end where the slot does; the offset and `stride` are
+        let stamp = if self.stamped() { STAMP } else { 0 };
+        // SAFETY: as in `stamp`, for the `stride` bytes after the stamp (if
+        // any), which end where the slot does; the offset and `stride` are
         // multiples of 8.
         unsafe {
             self.memory
-                .words_at(self.slot_offset(position) + STAMP, self.stride)
+                .words_at(self.slot_offset(position) + stamp, self.stride)
         }
     }
 
@@ -305,7 +398,20 @@ pub(crate) fn inspect(
     region: ReadRegion<'_>,
     elem: ElementLayout,
 ) -> Result<(u32, u32), AttachError> {
-    let (ring, ()) = region.attach::<Shape<u8>>(elem)?;
+    // A stand-in element type on the same side of `STAMPED_STRIDE` as the
+    // header's, so that the view's slots are the ring's.
+    if elem.stamped() {
+        inspect_as::<u8>(region, elem)
+    } else {
+        inspect_as::<[u8; STAMPED_STRIDE as usize + 1]>(region, elem)
+    }
+}
+
+fn inspect_as<T: Pod>(
+    region: ReadRegion<'_>,
+    elem: ElementLayout,
+) -> Result<(u32, u32), AttachError> {
+    let (ring, ()) = region.attach::<Shape<T>>(elem)?;
     Ok((ring.published(), ring.wakes()))
 }
 
@@ -445,7 +551,7 @@ pub enum RecvError {
         missed: u64,
     },
     /// The writer broke the protocol (a stamp no writer writes, `published`
-    /// behind the reader), or the reader was stopped for more than 2^31
+    /// or `intent` behind the reader), or the reader was stopped for more than 2^31
     /// messages; see [`Corrupted`]. The reader resumes after the newest
     /// message.
     Corrupted,
@@ -531,7 +637,7 @@ mod assertions {
             Some(size) => size,
             None => 0,
         },
-        384 + 4 * (8 + 64)
+        384 + 4 * 64
     );
     const_assert_eq!(
         match Broadcast::<[u8; 3]>::required_size(2) {
@@ -539,6 +645,20 @@ mod assertions {
             None => 0,
         },
         384 + 2 * (8 + 8)
+    );
+    const_assert_eq!(
+        match Broadcast::<[u64; 7]>::required_size(2) {
+            Some(size) => size,
+            None => 0,
+        },
+        384 + 2 * (8 + 56)
+    );
+    const_assert_eq!(
+        match Broadcast::<[u8; 57]>::required_size(2) {
+            Some(size) => size,
+            None => 0,
+        },
+        384 + 2 * 64
     );
 
     assert_impl_all!(Writer<'static, u64>: Send);

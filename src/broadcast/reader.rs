@@ -5,7 +5,7 @@ use core::fmt;
 use super::{BlockingError, RecvError, Ring, Start};
 use crate::event::Event;
 use crate::payload::{self, Pod};
-use crate::sync::{self, Ordering, fence};
+use crate::sync::{self, AtomicU32, Ordering, fence};
 
 /// Receives every message the writer publishes, in order, from its own
 /// cursor. Any number of readers, in any number of processes; `Send`, `Sync`
@@ -23,6 +23,9 @@ pub struct Reader<'a, T, K = ()> {
     /// The position of the next message to receive, wrapping; this reader's
     /// own, never stored in shared memory.
     cursor: u32,
+    /// The last `published` loaded: with counted slots, messages up to it
+    /// are received without loading `published` again.
+    seen: u32,
     /// Where to resume after a lap.
     on_lag: Start,
     /// Whether the memory is writable, so that the reader may announce itself
@@ -40,6 +43,7 @@ impl<T, K: Clone> Clone for Reader<'_, T, K> {
         Self {
             ring: self.ring,
             cursor: self.cursor,
+            seen: self.seen,
             on_lag: self.on_lag,
             may_sleep: self.may_sleep,
             keeper: self.keeper.clone(),
@@ -59,30 +63,32 @@ impl<T, K> fmt::Debug for Reader<'_, T, K> {
 
 impl<'a, T: Pod, K> Reader<'a, T, K> {
     pub(super) fn new(ring: Ring<'a, T>, start: Start, may_sleep: bool, keeper: K) -> Self {
+        let published = ring.published();
         let mut reader = Self {
             ring,
-            cursor: 0,
+            cursor: published,
+            seen: published,
             on_lag: Start::Oldest,
             may_sleep,
             keeper,
         };
-        reader.cursor = reader.join(start);
+        reader.cursor = reader.join(start, published);
         reader
     }
 
-    /// Whether the slot of `position` holds message `position` whole, by its
-    /// stamp (relaxed, then an `Acquire` fence: the payload stores of a
-    /// whole message are then visible).
+    /// Whether the slot of `position` holds message `position` whole: by its
+    /// stamp, or, without stamps, by `published` (not wrapped to below it).
     #[inline]
-    fn holds(&self, position: u32) -> bool {
-        let stamp = self.ring.stamp(position).load(Ordering::Relaxed);
-        fence(Ordering::Acquire);
-        stamp == position.wrapping_add(1)
+    fn holds(&self, position: u32, published: u32) -> bool {
+        match self.ring.stamp(position) {
+            Some(stamp) => stamp_holds(stamp, position),
+            None => position < published,
+        }
     }
 
-    /// The cursor of a reader joining at `start`.
-    fn join(&self, start: Start) -> u32 {
-        let published = self.ring.published();
+    /// The cursor of a reader joining at `start`, `published` being what
+    /// the ring says now.
+    fn join(&self, start: Start, published: u32) -> u32 {
         let cap = self.ring.capacity();
         match start {
             Start::Next => published,
@@ -90,7 +96,7 @@ impl<'a, T: Pod, K> Reader<'a, T, K> {
             // fresh ring's slots hold stamps no message has).
             Start::Newest => {
                 let newest = published.wrapping_sub(1);
-                if self.holds(newest) {
+                if self.holds(newest, published) {
                     newest
                 } else {
                     published
@@ -101,7 +107,7 @@ impl<'a, T: Pod, K> Reader<'a, T, K> {
             // back there (its stamp says so) and the oldest is message 0.
             Start::Oldest => {
                 let oldest = published.wrapping_sub(cap - 1);
-                if published >= cap - 1 || self.holds(oldest) {
+                if published >= cap - 1 || self.holds(oldest, published) {
                     oldest
                 } else {
                     0
@@ -123,7 +129,9 @@ impl<'a, T: Pod, K> Reader<'a, T, K> {
 
     /// Receives the next message, if one was published.
     ///
-    /// Bounded: at most two looks at the slot and two at `published`.
+    /// Bounded: at most two looks at the slot and two at `published` (with
+    /// stamps), or one at `published` and two at `intent` (without; see
+    /// [Protocol](super#protocol)).
     ///
     /// # Errors
     /// [`RecvError::Empty`] if nothing new was published;
@@ -134,17 +142,78 @@ impl<'a, T: Pod, K> Reader<'a, T, K> {
     /// newest message.
     #[inline]
     pub fn try_recv(&mut self) -> Result<T, RecvError> {
+        let received = if self.ring.stamped() {
+            self.next_stamped()
+        } else {
+            self.counted().and_then(|_| {
+                let value = payload::load(self.ring.message(self.cursor));
+                self.validate(1).map(|()| value)
+            })
+        };
+        received.map_err(|miss| self.settle(miss))
+    }
+
+    /// Receives messages into `out`, in order, as many as were published
+    /// and fit; returns how many (at least 1, unless `out` is empty).
+    ///
+    /// Without stamps (elements over 56 bytes) the whole batch costs one look
+    /// at `published` and one at `intent`, however long it is: what a reader
+    /// that drains a busy ring should call. With stamps it receives message
+    /// by message, as [`try_recv`](Self::try_recv) does.
+    ///
+    /// # Errors
+    /// As for [`try_recv`](Self::try_recv), when no message could be
+    /// received. An error after some messages were received is returned by
+    /// the next call: nothing is skipped silently.
+    pub fn recv_slice(&mut self, out: &mut [T]) -> Result<usize, RecvError> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        let received = if self.ring.stamped() {
+            self.slice_stamped(out)
+        } else {
+            self.counted().and_then(|ahead| {
+                let count = out.len().min(ahead as usize);
+                let mut position = self.cursor;
+                for value in &mut out[..count] {
+                    payload::load_into(self.ring.message(position), value);
+                    position = position.wrapping_add(1);
+                }
+                // In range: `count` is at most `ahead`, a `u32`.
+                self.validate(count as u32).map(|()| count)
+            })
+        };
+        received.map_err(|miss| self.settle(miss))
+    }
+
+    /// Stamped slots: receives into `out` message by message, up to the
+    /// first miss, which is returned only if nothing was received.
+    fn slice_stamped(&mut self, out: &mut [T]) -> Result<usize, Miss> {
+        for (count, value) in out.iter_mut().enumerate() {
+            match self.next_stamped() {
+                Ok(received) => *value = received,
+                Err(miss) if count == 0 => return Err(miss),
+                Err(_) => return Ok(count),
+            }
+        }
+        Ok(out.len())
+    }
+
+    /// Stamped slots: the message at the cursor, which then moves past it.
+    #[inline]
+    fn next_stamped(&mut self) -> Result<T, Miss> {
         let cursor = self.cursor;
         let whole = cursor.wrapping_add(1);
         let mut last_pass = false;
         loop {
-            if self.holds(cursor) {
+            let stamp = self.ring.stamp(cursor);
+            if let Some(stamp) = stamp.filter(|stamp| stamp_holds(stamp, cursor)) {
                 let value = payload::load(self.ring.message(cursor));
                 // Orders the copy before the re-check (pairs with the writer's
                 // `Release` fence after its busy stamp): if the copy saw any
                 // word of a later message, the stamp reads busy or later.
                 fence(Ordering::Acquire);
-                if self.ring.stamp(cursor).load(Ordering::Relaxed) == whole {
+                if stamp.load(Ordering::Relaxed) == whole {
                     self.cursor = whole;
                     return Ok(value);
                 }
@@ -159,27 +228,82 @@ impl<'a, T: Pod, K> Reader<'a, T, K> {
             // message through its stamp may still load the `published` of
             // before it (never older: it saw that one stored).
             if ahead == 0 || ahead == u32::MAX {
-                return Err(RecvError::Empty);
+                return Err(Miss::Empty);
             }
-            if ahead > 1 << 31 {
-                // Behind the reader: no correct writer goes backwards.
-                self.cursor = published;
-                return Err(RecvError::Corrupted);
-            }
-            if ahead >= self.ring.capacity() {
-                return Err(self.lapped(published));
-            }
+            judge(ahead, self.ring.capacity(), published)?;
             if last_pass {
                 // Published and not being rewritten, yet not whole: no
                 // correct writer leaves a slot so.
-                self.cursor = published;
-                return Err(RecvError::Corrupted);
+                return Err(Miss::Corrupted { published });
             }
             // Published and not being rewritten: the stamp load above saw an
             // older value. `published` was stored after the stamp, and its
             // load was fenced, so the next look sees the whole stamp or a
             // later one.
             last_pass = true;
+        }
+    }
+
+    /// Counted slots: how many messages after the cursor are published (at
+    /// least 1), from `seen`, loading `published` into it only when `seen`
+    /// counts none.
+    #[inline]
+    fn counted(&mut self) -> Result<u32, Miss> {
+        if self.seen == self.cursor {
+            self.seen = self.ring.published();
+            if self.seen == self.cursor {
+                return Err(Miss::Empty);
+            }
+        }
+        let ahead = self.seen.wrapping_sub(self.cursor);
+        judge(ahead, self.ring.capacity(), self.seen)?;
+        Ok(ahead)
+    }
+
+    /// Counted slots: whether the `count` messages just copied from the
+    /// cursor on are whole, by one look at `intent`; if so the cursor moves
+    /// past them.
+    #[inline]
+    fn validate(&mut self, count: u32) -> Result<(), Miss> {
+        // Orders the copies before the `intent` load (pairs with the writer's
+        // `Release` fence after its `intent` store): if a copy saw any word
+        // of a later message, `intent` counts that message.
+        fence(Ordering::Acquire);
+        let begun = self
+            .ring
+            .intent
+            .load(Ordering::Relaxed)
+            .wrapping_sub(self.cursor);
+        let cap = self.ring.capacity();
+        if (count..=cap).contains(&begun) {
+            self.cursor = self.cursor.wrapping_add(count);
+            return Ok(());
+        }
+        // Overwritten, or a corrupt `intent`. After this fence (pairs with
+        // the writer's `Release` store of `intent`) `published` is at least
+        // `intent - 1`, so an honest writer's `published` shows the lap.
+        fence(Ordering::Acquire);
+        let published = self.ring.published();
+        self.seen = published;
+        let ahead = published.wrapping_sub(self.cursor);
+        if begun > cap && begun <= 1 << 31 && ahead >= cap {
+            judge(ahead, cap, published)
+        } else {
+            Err(Miss::Corrupted { published })
+        }
+    }
+
+    /// Moves the cursor past what a look found instead of a message, and
+    /// says what it was.
+    fn settle(&mut self, miss: Miss) -> RecvError {
+        match miss {
+            Miss::Empty => RecvError::Empty,
+            Miss::Lapped { published } => self.lapped(published),
+            Miss::Corrupted { published } => {
+                self.cursor = published;
+                self.seen = published;
+                RecvError::Corrupted
+            }
         }
     }
 
@@ -195,6 +319,7 @@ impl<'a, T: Pod, K> Reader<'a, T, K> {
         };
         let missed = resume.wrapping_sub(self.cursor);
         self.cursor = resume;
+        self.seen = published;
         RecvError::Lagged {
             missed: u64::from(missed),
         }
@@ -279,6 +404,42 @@ impl<'a, T: Pod, K> Reader<'a, T, K> {
     /// What keeps the ring's memory alive: `()` for borrowed memory.
     pub fn keeper(&self) -> &K {
         &self.keeper
+    }
+}
+
+/// Whether `stamp` says its slot holds message `position` whole (loaded
+/// relaxed, then an `Acquire` fence: the payload stores of a whole message
+/// are then visible).
+#[inline]
+fn stamp_holds(stamp: &AtomicU32, position: u32) -> bool {
+    let stamp = stamp.load(Ordering::Relaxed);
+    fence(Ordering::Acquire);
+    stamp == position.wrapping_add(1)
+}
+
+/// What a look found instead of a message, before the reader moves past it
+/// ([`Reader::settle`]): a batch that received some messages leaves a miss
+/// after them for the next call to find again.
+enum Miss {
+    /// Nothing new.
+    Empty,
+    /// Lapped: `published` is at least a capacity ahead of the cursor.
+    Lapped { published: u32 },
+    /// The writer broke the protocol; the reader resumes at `published`.
+    Corrupted { published: u32 },
+}
+
+/// Judges `published`, `ahead` of the cursor (not 0): a lap from `capacity`
+/// ahead; behind the cursor, or more than 2^31 ahead, corrupt.
+#[inline]
+fn judge(ahead: u32, capacity: u32, published: u32) -> Result<(), Miss> {
+    if ahead > 1 << 31 {
+        // Behind the reader: no correct writer goes backwards.
+        Err(Miss::Corrupted { published })
+    } else if ahead >= capacity {
+        Err(Miss::Lapped { published })
+    } else {
+        Ok(())
     }
 }
 

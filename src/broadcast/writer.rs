@@ -56,22 +56,40 @@ impl<'a, T: Pod, K> Writer<'a, T, K> {
     pub fn publish(&mut self, value: &T) {
         let position = self.position;
         let next = position.wrapping_add(1);
-        let stamp = self.ring.stamp(position);
-        // Busy. `Release`, so that a reader whose stamp load sees it (then
-        // fences) also sees `published` at `position`: a reader looking for
-        // an older message of this slot then finds itself lapped, not a
-        // corrupt ring.
-        stamp.store(!next, Ordering::Release);
-        // Orders the busy stamp before the message stores: a reader whose
-        // copy saw any of them re-reads the stamp as busy or later (pairs with
-        // the reader's `Acquire` fence after its copy). Without it a reader
-        // could accept a torn copy.
-        fence(Ordering::Release);
-        payload::store(self.ring.message(position), value);
-        // Whole: whoever sees this stamp (then fences) sees the message.
-        stamp.store(next, Ordering::Release);
-        // Published, after every message (not once per batch): `published`
-        // bounds the slot being rewritten, which is how readers tell a lap.
+        let message = self.ring.message(position);
+        match self.ring.stamp(position) {
+            Some(stamp) => {
+                // Busy. `Release`, so that a reader whose stamp load sees it
+                // (then fences) also sees `published` at `position`: a
+                // reader looking for an older message of this slot then
+                // finds itself lapped, not a corrupt ring.
+                stamp.store(!next, Ordering::Release);
+                // Orders the busy stamp before the message stores: a reader
+                // whose copy saw any of them re-reads the stamp as busy or
+                // later (pairs with the reader's `Acquire` fence after its
+                // copy). Without it a reader could accept a torn copy.
+                fence(Ordering::Release);
+                payload::store(message, value);
+                // Whole: whoever sees this stamp (then fences) sees the
+                // message.
+                stamp.store(next, Ordering::Release);
+            }
+            None => {
+                // Begun. `Release`, so that a reader whose `intent` load sees
+                // it (then fences) also sees `published` at `position`, and
+                // can count the messages it lost.
+                self.ring.intent.store(next, Ordering::Release);
+                // Orders `intent` before the message stores: a reader whose
+                // copy saw any of them loads `intent` as `next` or later
+                // (pairs with the reader's `Acquire` fence after its copy),
+                // so it drops the copy of the message this one overwrites.
+                fence(Ordering::Release);
+                payload::store(message, value);
+            }
+        }
+        // Published, after every message (not once per batch): with stamps,
+        // `published` bounds the slot being rewritten, which is how readers
+        // tell a lap; without, readers learn of the message only here.
         self.ring.published.store(next, Ordering::Release);
         self.position = next;
     }

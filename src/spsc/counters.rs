@@ -1,9 +1,9 @@
 //! What an operator sees of a ring: its counters, read without disturbing
 //! either side.
 
-use super::{Ring, STAMPED_STRIDE, Shape, side};
+use super::{Ring, Shape, side};
 use crate::AttachError;
-use crate::layout::ElementLayout;
+use crate::layout::{ElementLayout, STAMPED_STRIDE};
 use crate::payload::Pod;
 use crate::region::ReadRegion;
 use crate::sync::Ordering;
@@ -83,7 +83,7 @@ pub(crate) fn inspect(
 ) -> Result<(Counters, Option<u32>), AttachError> {
     // A stand-in element type on the same side of `STAMPED_STRIDE` as the
     // header's, so that the view's protocol is the ring's.
-    if elem.stride <= STAMPED_STRIDE {
+    if elem.stamped() {
         inspect_as::<u8>(region, elem)
     } else {
         inspect_as::<[u8; STAMPED_STRIDE as usize + 1]>(region, elem)

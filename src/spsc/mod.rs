@@ -150,7 +150,7 @@ use side::Side;
 use crate::Corrupted;
 use crate::event::Event;
 use crate::header::Fingerprint;
-use crate::layout::{ElementLayout, Kind, LINE};
+use crate::layout::{ElementLayout, Kind, LINE, STAMPED_STRIDE};
 use crate::payload::Pod;
 use crate::region::{Memory, Region, Structure, required_size, slot_bytes};
 use crate::storage::StaticMemory;
@@ -187,9 +187,6 @@ const CONSUMER_CLOSED: usize = 404;
 const SLOTS: usize = 512;
 /// Bytes of a stamped slot before its payload: the stamp and 4 unused bytes.
 const STAMP_BYTES: usize = 8;
-/// The largest stride whose slots are stamped: a stamp and such a payload
-/// share one 64-byte cache line. Larger elements take the index protocol.
-const STAMPED_STRIDE: u32 = 56;
 /// Set in every stamp, so that a slot never written (all zeroes) never looks
 /// published.
 const STAMPED: u32 = 1 << 31;
@@ -343,7 +340,7 @@ impl<'a, T: Pod> Ring<'a, T> {
     /// A constant of the element type, so each side's code has one protocol.
     #[inline(always)]
     const fn stamped(&self) -> bool {
-        ElementLayout::of::<T>().stride <= STAMPED_STRIDE
+        ElementLayout::of::<T>().stamped()
     }
 
     fn capacity(&self) -> u32 {
