@@ -40,12 +40,17 @@
 //! # Joining and losing messages
 //! A reader joins at a [`Start`]: the newest message published, the oldest
 //! still whole in the ring, or only what comes next. The ring holds
-//! `capacity` slots, and keeps the last `capacity - 1` messages whole (the
-//! writer may be rewriting the slot of the one after). A reader that falls
-//! further behind gets [`RecvError::Lagged`] with the exact number of
-//! messages it skips, and resumes at the oldest message still whole (or, as
-//! [`Reader::on_lag`] asks, at the newest, or at the next one). No loss is
-//! ever silent: every gap in what a reader receives is one `Lagged` result.
+//! `capacity` slots, and keeps the last [`retained`](Reader::retained)
+//! messages whole: `capacity - 1` with stamped slots (the writer may be
+//! rewriting the slot of the one after), and with counted slots (elements
+//! over 56 bytes) `capacity - k`, `k` = min(16, capacity / 2), the writer
+//! announcing `k` messages at a time (see [Protocol](#protocol)). A reader
+//! that falls further behind gets [`RecvError::Lagged`] with the exact number
+//! of messages it skips, and resumes at the oldest message still whole (or,
+//! as [`Reader::on_lag`] asks, at the newest, or at the next one). No loss
+//! is ever silent: every gap in what a reader receives is reported by
+//! `Lagged` results whose counts add up to it (one, unless the writer
+//! laps the reader again while it resumes).
 //!
 //! Positions are `u32` and wrap. A reader stopped for more than 2^31
 //! messages can no longer tell a lap from a writer that went backwards: it
@@ -225,6 +230,10 @@ const DOORBELL: usize = 256;
 const DOORBELL_EPOCH: usize = DOORBELL + 4;
 /// Byte offset of the first slot.
 const SLOTS: usize = 384;
+/// How many messages ahead a writer of counted slots announces in `intent`
+/// at most (half the capacity, if less): it stores `intent` once per this
+/// many messages, not once per message.
+const ANNOUNCE: u32 = 16;
 /// Bytes of a stamped slot before its message: the stamp and 4 unused bytes,
 /// so the message starts 8-aligned.
 const STAMP: usize = 8;
@@ -335,6 +344,41 @@ impl<'a, T: Pod> Ring<'a, T> {
 
     fn capacity(&self) -> u32 {
         self.mask + 1
+    }
+
+    /// How many messages a writer of counted slots announces at once: at
+    /// most [`ANNOUNCE`], and half the capacity, so that at least half the
+    /// ring is always whole.
+    fn announce(&self) -> u32 {
+        ANNOUNCE.min(self.capacity() / 2)
+    }
+
+    /// How many of the latest messages are always whole: all but the slot
+    /// the writer may be rewriting, or, with counted slots, all but those
+    /// it may have announced.
+    fn retained(&self) -> u32 {
+        if self.stamped() {
+            self.capacity() - 1
+        } else {
+            self.capacity() - self.announce()
+        }
+    }
+
+    /// The oldest message still whole when `published` was loaded (after an
+    /// `Acquire` fence): `capacity - 1` back (the writer may be rewriting
+    /// the slot of `published`), or, with counted slots, fewer as far as
+    /// `intent` announces messages past `published` (clamped to the ring,
+    /// so a corrupt `intent` yields a garbage position, nothing worse).
+    fn oldest(&self, published: u32) -> u32 {
+        let announced = if self.stamped() {
+            1
+        } else {
+            let intent = self.intent.load(Ordering::Relaxed);
+            intent.wrapping_sub(published).clamp(1, self.capacity() - 1)
+        };
+        published
+            .wrapping_sub(self.capacity())
+            .wrapping_add(announced)
     }
 
     /// Byte offset of the slot of `position`.
@@ -494,10 +538,15 @@ impl<'a, T: Pod> Broadcast<'a, T> {
 }
 
 impl<'a, T: Pod, K> Broadcast<'a, T, K> {
-    /// Number of slots (the ring keeps the last `capacity - 1` messages
-    /// whole).
+    /// Number of slots.
     pub fn capacity(&self) -> usize {
         self.ring.capacity() as usize
+    }
+
+    /// How many of the latest messages the ring always keeps whole (see
+    /// [`Reader::retained`]).
+    pub fn retained(&self) -> usize {
+        self.ring.retained() as usize
     }
 
     /// A reader joining at `start`, which may sleep.

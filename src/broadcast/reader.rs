@@ -89,7 +89,6 @@ impl<'a, T: Pod, K> Reader<'a, T, K> {
     /// The cursor of a reader joining at `start`, `published` being what
     /// the ring says now.
     fn join(&self, start: Start, published: u32) -> u32 {
-        let cap = self.ring.capacity();
         match start {
             Start::Next => published,
             // The newest, if one was ever published: its stamp says so (a
@@ -102,12 +101,13 @@ impl<'a, T: Pod, K> Reader<'a, T, K> {
                     published
                 }
             }
-            // `capacity - 1` back, unless fewer were ever published: before
-            // the first `capacity - 1` messages of a ring, there is nothing
-            // back there (its stamp says so) and the oldest is message 0.
+            // The oldest whole message, unless fewer were ever published:
+            // before that many messages of a ring, there is nothing back
+            // there (a stamp, or `published`, says so) and the oldest is
+            // message 0.
             Start::Oldest => {
-                let oldest = published.wrapping_sub(cap - 1);
-                if published >= cap - 1 || self.holds(oldest, published) {
+                let oldest = self.ring.oldest(published);
+                if published.wrapping_sub(oldest) <= published || self.holds(oldest, published) {
                     oldest
                 } else {
                     0
@@ -249,14 +249,18 @@ impl<'a, T: Pod, K> Reader<'a, T, K> {
     /// counts none.
     #[inline]
     fn counted(&mut self) -> Result<u32, Miss> {
-        if self.seen == self.cursor {
+        let cap = self.ring.capacity();
+        let mut ahead = self.seen.wrapping_sub(self.cursor);
+        // None known, or a lap: look again (a lap is then judged on the
+        // newest `published`).
+        if ahead == 0 || ahead >= cap {
             self.seen = self.ring.published();
-            if self.seen == self.cursor {
+            ahead = self.seen.wrapping_sub(self.cursor);
+            if ahead == 0 {
                 return Err(Miss::Empty);
             }
         }
-        let ahead = self.seen.wrapping_sub(self.cursor);
-        judge(ahead, self.ring.capacity(), self.seen)?;
+        judge(ahead, cap, self.seen)?;
         Ok(ahead)
     }
 
@@ -279,15 +283,19 @@ impl<'a, T: Pod, K> Reader<'a, T, K> {
             self.cursor = self.cursor.wrapping_add(count);
             return Ok(());
         }
-        // Overwritten, or a corrupt `intent`. After this fence (pairs with
-        // the writer's `Release` store of `intent`) `published` is at least
-        // `intent - 1`, so an honest writer's `published` shows the lap.
+        // Overwritten (or about to be: announced), or a corrupt `intent`.
+        // After this fence (pairs with the writer's `Release` store of
+        // `intent`) `published` is at least `intent - announce`.
         fence(Ordering::Acquire);
         let published = self.ring.published();
         self.seen = published;
         let ahead = published.wrapping_sub(self.cursor);
-        if begun > cap && begun <= 1 << 31 && ahead >= cap {
-            judge(ahead, cap, published)
+        // An honest writer announces at most `announce` messages past
+        // `published` (it may have published more since `intent` was
+        // loaded).
+        let shown = ahead <= 1 << 31 && ahead + self.ring.announce() >= begun;
+        if begun > cap && begun <= 1 << 31 && shown {
+            Err(Miss::Lapped { published })
         } else {
             Err(Miss::Corrupted { published })
         }
@@ -311,15 +319,19 @@ impl<'a, T: Pod, K> Reader<'a, T, K> {
     /// and says how many messages that skips.
     fn lapped(&mut self, published: u32) -> RecvError {
         let resume = match self.on_lag {
-            // The writer may be rewriting the slot of `published`; the
-            // `capacity - 1` messages before it are whole.
-            Start::Oldest => published.wrapping_sub(self.ring.capacity() - 1),
+            Start::Oldest => self.ring.oldest(published),
             Start::Newest => published.wrapping_sub(1),
             Start::Next => published,
         };
         let missed = resume.wrapping_sub(self.cursor);
-        self.cursor = resume;
         self.seen = published;
+        if missed == 0 || missed > 1 << 31 {
+            // Only from a corrupt `intent` (an honest one puts the oldest
+            // whole message past a lapped cursor).
+            self.cursor = published;
+            return RecvError::Corrupted;
+        }
+        self.cursor = resume;
         RecvError::Lagged {
             missed: u64::from(missed),
         }
@@ -401,6 +413,13 @@ impl<'a, T: Pod, K> Reader<'a, T, K> {
         self.ring.capacity() as usize
     }
 
+    /// How many of the latest messages the ring always keeps whole: a
+    /// reader at most this far behind is never lapped (see
+    /// [Joining and losing messages](super#joining-and-losing-messages)).
+    pub fn retained(&self) -> usize {
+        self.ring.retained() as usize
+    }
+
     /// What keeps the ring's memory alive: `()` for borrowed memory.
     pub fn keeper(&self) -> &K {
         &self.keeper
@@ -423,7 +442,8 @@ fn stamp_holds(stamp: &AtomicU32, position: u32) -> bool {
 enum Miss {
     /// Nothing new.
     Empty,
-    /// Lapped: `published` is at least a capacity ahead of the cursor.
+    /// Lapped: the message at the cursor is overwritten, or announced to
+    /// be; `published` is what the ring said then.
     Lapped { published: u32 },
     /// The writer broke the protocol; the reader resumes at `published`.
     Corrupted { published: u32 },

@@ -21,6 +21,9 @@ pub struct Writer<'a, T, K = ()> {
     /// Messages published, wrapping: the authoritative copy of the shared
     /// `published`, never read back from it.
     position: u32,
+    /// With counted slots, the last `intent` stored: messages up to it may
+    /// be written without storing `intent` again.
+    announced: u32,
     /// Keeps the ring's memory alive (see [`Broadcast`](super::Broadcast)).
     keeper: K,
     _not_sync: PhantomData<Cell<()>>,
@@ -43,6 +46,7 @@ impl<'a, T: Pod, K> Writer<'a, T, K> {
         Self {
             ring,
             position,
+            announced: position,
             keeper,
             _not_sync: PhantomData,
         }
@@ -75,15 +79,20 @@ impl<'a, T: Pod, K> Writer<'a, T, K> {
                 stamp.store(next, Ordering::Release);
             }
             None => {
-                // Begun. `Release`, so that a reader whose `intent` load sees
-                // it (then fences) also sees `published` at `position`, and
-                // can count the messages it lost.
-                self.ring.intent.store(next, Ordering::Release);
-                // Orders `intent` before the message stores: a reader whose
-                // copy saw any of them loads `intent` as `next` or later
-                // (pairs with the reader's `Acquire` fence after its copy),
-                // so it drops the copy of the message this one overwrites.
-                fence(Ordering::Release);
+                if self.announced == position {
+                    // Begun, with the next few. `Release`, so that a reader
+                    // whose `intent` load sees it (then fences) also sees
+                    // `published` at `position`, and can count the messages
+                    // it lost.
+                    self.announced = position.wrapping_add(self.ring.announce());
+                    self.ring.intent.store(self.announced, Ordering::Release);
+                    // Orders `intent` before the message stores of this
+                    // message and the next announced: a reader whose copy
+                    // saw any of them loads `intent` as this or later (pairs
+                    // with the reader's `Acquire` fence after its copy), so
+                    // it drops a copy of a message they overwrite.
+                    fence(Ordering::Release);
+                }
                 payload::store(message, value);
             }
         }
@@ -139,6 +148,12 @@ impl<'a, T: Pod, K> Writer<'a, T, K> {
     /// Number of slots.
     pub fn capacity(&self) -> usize {
         self.ring.capacity() as usize
+    }
+
+    /// How many of the latest messages the ring always keeps whole (see
+    /// [`Reader::retained`]).
+    pub fn retained(&self) -> usize {
+        self.ring.retained() as usize
     }
 
     /// What keeps the ring's memory alive: `()` for borrowed memory.

@@ -7,11 +7,13 @@
 //!   it reads read-only.
 //! - `broadcast_tput_r1`, `_r2`, `_r4`: the leader (core 0) publishes
 //!   [`MESSAGES`] 64-byte messages to 1, 2 or 4 reader processes, all on
-//!   core 1; every reader maps the ring read-only and checks every word of
-//!   every message, in order. The writer never waits for readers, so the
-//!   bench adds flow control outside the ring: each reader stores how many
-//!   messages it has received in a line of its own (another segment) every
-//!   [`ACK_EVERY`] messages, and the writer, before it would lap the
+//!   core 1; every reader maps the ring read-only, receives in batches of up
+//!   to [`BATCH`] (`recv_slice`, what a reader draining a busy ring calls)
+//!   and checks every word of every message, in order. The writer never
+//!   waits for readers, so the bench adds flow control outside the ring:
+//!   each reader stores how many messages it has received in a line of its
+//!   own (another segment) after each batch that passes a multiple of
+//!   [`ACK_EVERY`], and the writer, before it would lap the
 //!   slowest, re-reads those lines (spinning, then yielding, while it
 //!   must wait). A lap would be a failed run. A lone reader that finds the
 //!   ring empty spins a while before it yields; readers sharing the core
@@ -53,6 +55,8 @@ use crate::{
 const RTT_CAPACITY: u32 = 64;
 /// A reader stores its count after this many messages.
 const ACK_EVERY: u64 = 16;
+/// Messages a reader receives at most per `recv_slice`.
+const BATCH: usize = 64;
 /// Words between two readers' counts in the acknowledgement segment: a
 /// 128-byte line each.
 const ACK_STRIDE: usize = 16;
@@ -149,8 +153,8 @@ pub fn tput<const READERS: usize>(
         .collect();
     leader.start_all(cmds)?;
     let counts: Vec<&AtomicU64> = (0..READERS).map(|r| &acks[r * ACK_STRIDE]).collect();
-    // Never lap the slowest reader: the ring keeps `capacity - 1` whole.
-    let window = u64::from(capacity) - 1;
+    // Never lap the slowest reader: the ring keeps `retained` whole.
+    let window = tx.retained() as u64;
     let slowest = || {
         counts
             .iter()
@@ -196,22 +200,25 @@ pub fn tput_follow(
     let [ring_fd, acks_fd] = take_fds(fds)?;
     let ring_seg = Segment::from_fd_read_only(ring_fd)?;
     let acks_seg = Segment::from_fd(acks_fd)?;
-    let count = atomics(&acks_seg)
+    let count_line = atomics(&acks_seg)
         .get(reader * ACK_STRIDE)
         .ok_or("reader index out of range")?;
     let mut rx = read_only_reader(&ring_seg)?;
+    let mut batch = [Msg::default(); BATCH];
     let mut backoff = Backoff::default();
     follower.ready()?;
     let mut seq = 0;
     while seq < messages {
-        match rx.try_recv() {
-            Ok(msg) => {
-                if msg.iter().any(|&word| word != seq) {
-                    return Err(format!("{key}: message {seq} arrived as {msg:?}").into());
+        match rx.recv_slice(&mut batch) {
+            Ok(count) => {
+                for msg in &batch[..count] {
+                    if msg.iter().any(|&word| word != seq) {
+                        return Err(format!("{key}: message {seq} arrived as {msg:?}").into());
+                    }
+                    seq += 1;
                 }
-                seq += 1;
-                if seq % ACK_EVERY == 0 || seq == messages {
-                    count.store(seq, Ordering::Release);
+                if seq % ACK_EVERY < count as u64 || seq == messages {
+                    count_line.store(seq, Ordering::Release);
                 }
                 backoff.reset();
             }
