@@ -1,5 +1,6 @@
 //! Unit tests of the broadcast ring: joining, laps, wrapping positions, a
-//! writer rewriting a slot mid-copy, sleeping readers, and a hostile writer.
+//! writer rewriting a slot mid-copy, sleeping readers, and a hostile writer;
+//! `counted` has those of rings of elements over 56 bytes.
 
 use std::vec::Vec;
 
@@ -580,3 +581,5 @@ fn errors_say_what_is_wrong() {
     );
     assert_eq!((writer.keeper(), reader.keeper()), (&(), &()));
 }
+
+mod counted;
