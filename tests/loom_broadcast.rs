@@ -12,8 +12,17 @@
 //!   its whole-stamp and `published` `Release` stores, or any of the reader's
 //!   `Acquire` fences) makes the model return a torn or stale message or a
 //!   false `Corrupted`.
+//! - The same with 64-byte messages (counted slots: no stamps, copies
+//!   validated against the writer's `intent`), and with batches
+//!   (`recv_slice`) in both protocols: a counted batch is accepted or
+//!   dropped whole on one `intent` load. Removing the writer's `Release`
+//!   fence after `intent`, or the reader's `Acquire` fence before its
+//!   `intent` load, makes the counted models return a torn message;
+//!   weakening the writer's `intent` store to `Relaxed` makes them report an
+//!   honest writer `Corrupted`, and its `published` store, a stale message.
 //! - Joining: a reader joining at the newest or the oldest message while the
-//!   writer publishes gets whole messages in order, from where it joined.
+//!   writer publishes gets whole messages in order, from where it joined,
+//!   in both protocols.
 //! - Sleeping: two readers asleep on the doorbell (a futex modelled by a
 //!   mutex and a condition variable) are both woken by the writer's one wake.
 //!   A reader that withdrew its announcement on finding a message would hide
@@ -50,10 +59,22 @@ fn ring<T: ipc_primitives::Pod>(capacity: u32) -> Broadcast<'static, T> {
     Broadcast::create(Region::loom(memory::<T>(capacity)), capacity).unwrap()
 }
 
-/// Message `position`: both words `position + 1`, so a torn or stale copy
+/// Message `position`: every word `position + 1`, so a torn or stale copy
 /// (a zeroed slot, or a mix of two messages) shows.
-fn message(position: u32) -> [u64; 2] {
-    [u64::from(position) + 1; 2]
+fn message<const N: usize>(position: u32) -> [u64; N] {
+    [u64::from(position) + 1; N]
+}
+
+/// Two-word messages: stamped slots.
+const STAMPED: usize = 2;
+/// Eight-word (64-byte) messages: counted slots.
+const COUNTED: usize = 8;
+
+/// How a reader receives: one message per call, or up to this many.
+#[derive(Debug, Clone, Copy)]
+enum Receive {
+    One,
+    Batch(usize),
 }
 
 /// What a reader got: for each result, in order, and where it stands.
@@ -63,17 +84,35 @@ struct Tally {
     missed: u64,
 }
 
-/// One receive by `reader`, checked: a message must be whole and the one at
-/// the reader's position; a lap must skip exactly the distance it moved the
+/// One receive by `reader`, checked: every message must be whole and the one
+/// at its position; a lap must skip exactly the distance it moved the
 /// reader; `Corrupted` never comes from this writer. Returns whether it
 /// received or skipped anything.
-fn receive(reader: &mut Reader<'static, [u64; 2]>, tally: &mut Tally) -> bool {
+fn receive<const N: usize>(
+    reader: &mut Reader<'static, [u64; N]>,
+    how: Receive,
+    tally: &mut Tally,
+) -> bool {
     let position = reader.position();
-    match reader.try_recv() {
-        Ok(value) => {
-            assert_eq!(value, message(position), "torn or stale at {position}");
-            assert_eq!(reader.position(), position.wrapping_add(1));
-            tally.received += 1;
+    let got = match how {
+        Receive::One => reader.try_recv().map(|value| vec![value]),
+        Receive::Batch(len) => {
+            let mut out = vec![[0; N]; len];
+            reader.recv_slice(&mut out).map(|count| {
+                out.truncate(count);
+                out
+            })
+        }
+    };
+    match got {
+        Ok(values) => {
+            for (value, at) in values.iter().zip(position..) {
+                assert_eq!(*value, message(at), "torn or stale at {at}");
+            }
+            let count = values.len() as u32;
+            assert!(count >= 1);
+            assert_eq!(reader.position(), position.wrapping_add(count));
+            tally.received += u64::from(count);
             true
         }
         Err(RecvError::Lagged { missed }) => {
@@ -91,64 +130,92 @@ fn receive(reader: &mut Reader<'static, [u64; 2]>, tally: &mut Tally) -> bool {
 }
 
 /// Publishes messages `0..count`.
-fn publish(mut writer: Writer<'static, [u64; 2]>, count: u32) {
+fn publish<const N: usize>(mut writer: Writer<'static, [u64; N]>, count: u32) {
     for position in 0..count {
         writer.publish(&message(position));
     }
 }
 
-#[test]
-fn laps_are_counted_exactly_and_copies_are_never_torn() {
-    model(|| {
-        let ring = ring::<[u64; 2]>(2);
+/// A writer publishes three messages into two slots while a reader receives
+/// `how`: every message whole and in order, every gap counted.
+fn laps<const N: usize>(how: Receive) {
+    model(move || {
+        let ring = ring::<[u64; N]>(2);
         let mut reader = ring.reader(Start::Oldest);
         let writer = thread::spawn(move || publish(ring.into_writer(), 3));
         let mut tally = Tally::default();
         for _ in 0..ATTEMPTS {
-            if !receive(&mut reader, &mut tally) {
+            if !receive(&mut reader, how, &mut tally) {
                 thread::yield_now();
             }
         }
         writer.join().unwrap();
-        while receive(&mut reader, &mut tally) {}
-        assert_eq!(tally.received + tally.missed, 3, "{tally:?}");
+        while receive(&mut reader, how, &mut tally) {}
+        assert_eq!(tally.received + tally.missed, 3, "{how:?}: {tally:?}");
         assert_eq!(reader.position(), 3);
+    });
+}
+
+#[test]
+fn laps_are_counted_exactly_and_copies_are_never_torn() {
+    laps::<STAMPED>(Receive::One);
+}
+
+#[test]
+fn a_stamped_batch_receives_whole_messages_and_counts_laps() {
+    laps::<STAMPED>(Receive::Batch(2));
+}
+
+#[test]
+fn counted_slots_drop_every_copy_the_writer_overwrote() {
+    laps::<COUNTED>(Receive::One);
+}
+
+#[test]
+fn a_counted_batch_is_validated_whole_by_one_intent_load() {
+    laps::<COUNTED>(Receive::Batch(2));
+}
+
+/// A reader joining at `start` while the writer publishes messages 1 and 2
+/// starts where it joined and gets the rest.
+fn join<const N: usize>(start: Start) {
+    model(move || {
+        let mem = memory::<[u64; N]>(2);
+        let mut writer = Broadcast::<[u64; N]>::create(Region::loom(mem), 2)
+            .unwrap()
+            .into_writer();
+        writer.publish(&message(0));
+        let writing = thread::spawn(move || {
+            writer.publish(&message(1));
+            writer.publish(&message(2));
+        });
+        // Another mapping's reader, joining while the writer writes.
+        let mut reader = Broadcast::<[u64; N]>::attach(Region::loom(mem))
+            .unwrap()
+            .into_reader(start);
+        let joined = reader.position();
+        assert!(joined <= 2, "{start:?} joined at {joined}");
+        let mut tally = Tally::default();
+        for _ in 0..ATTEMPTS {
+            if !receive(&mut reader, Receive::One, &mut tally) {
+                thread::yield_now();
+            }
+        }
+        writing.join().unwrap();
+        while receive(&mut reader, Receive::One, &mut tally) {}
+        assert_eq!(
+            tally.received + tally.missed,
+            u64::from(3 - joined),
+            "{start:?}: {tally:?}"
+        );
     });
 }
 
 #[test]
 fn a_reader_joining_while_the_writer_publishes_starts_where_it_joined() {
     for start in [Start::Newest, Start::Oldest] {
-        model(move || {
-            let mem = memory::<[u64; 2]>(2);
-            let mut writer = Broadcast::<[u64; 2]>::create(Region::loom(mem), 2)
-                .unwrap()
-                .into_writer();
-            writer.publish(&message(0));
-            let writing = thread::spawn(move || {
-                writer.publish(&message(1));
-                writer.publish(&message(2));
-            });
-            // Another mapping's reader, joining while the writer writes.
-            let mut reader = Broadcast::<[u64; 2]>::attach(Region::loom(mem))
-                .unwrap()
-                .into_reader(start);
-            let joined = reader.position();
-            assert!(joined <= 2, "{start:?} joined at {joined}");
-            let mut tally = Tally::default();
-            for _ in 0..ATTEMPTS {
-                if !receive(&mut reader, &mut tally) {
-                    thread::yield_now();
-                }
-            }
-            writing.join().unwrap();
-            while receive(&mut reader, &mut tally) {}
-            assert_eq!(
-                tally.received + tally.missed,
-                u64::from(3 - joined),
-                "{start:?}: {tally:?}"
-            );
-        });
+        join::<STAMPED>(start);
+        join::<COUNTED>(start);
     }
 }
 

@@ -40,8 +40,14 @@ fn wides(range: core::ops::Range<u64>) -> Vec<Result<Wide, RecvError>> {
 
 #[test]
 fn counted_slots_hold_the_message_alone_and_intent_runs_ahead() {
-    assert_eq!(Broadcast::<[u8; 57]>::required_size(4), Some(SLOTS + 4 * 64));
-    assert_eq!(Broadcast::<[u8; 56]>::required_size(4), Some(SLOTS + 4 * 64));
+    assert_eq!(
+        Broadcast::<[u8; 57]>::required_size(4),
+        Some(SLOTS + 4 * 64)
+    );
+    assert_eq!(
+        Broadcast::<[u8; 56]>::required_size(4),
+        Some(SLOTS + 4 * 64)
+    );
     let mut mem = memory::<[u8; 61]>(4);
     {
         let mut writer = Broadcast::<[u8; 61]>::create(Region::new(mem.as_mut_bytes()), 4)
@@ -282,7 +288,8 @@ fn a_restarted_writer_of_counted_slots_continues_after_the_last_message() {
     let shared = shared::<Wide>(8);
     let ring = Broadcast::<Wide>::create(shared.region(), 8).unwrap();
     let mut reader = ring.reader(Start::Oldest);
-    ring.into_writer().publish_slice(&[wide(0), wide(1), wide(2)]);
+    ring.into_writer()
+        .publish_slice(&[wide(0), wide(1), wide(2)]);
     // The first writer died writing message 3, announced up to 8.
     shared.poke(INTENT, 8);
     assert_eq!(drain(&mut reader), wides(0..3));
@@ -327,7 +334,10 @@ fn an_intent_no_writer_stores_is_reported_corrupted() {
     // `published` behind the reader.
     let mut ahead = writer.reader(Start::Next);
     shared.poke(PUBLISHED, 1);
-    assert_eq!(ahead.recv_slice(&mut [wide(9); 2]), Err(RecvError::Corrupted));
+    assert_eq!(
+        ahead.recv_slice(&mut [wide(9); 2]),
+        Err(RecvError::Corrupted)
+    );
     assert_eq!(ahead.position(), 1);
     // A lap claimed from afar is counted, below 2^31.
     shared.poke(PUBLISHED, 1 + (1 << 31));
