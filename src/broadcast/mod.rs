@@ -578,8 +578,8 @@ pub enum Start {
     /// At the newest message published, if any: the first message received
     /// is the latest one.
     Newest,
-    /// At the oldest message still whole in the ring (up to `capacity - 1`
-    /// back).
+    /// At the oldest message still whole in the ring (at least
+    /// [`retained`](Reader::retained) back, once that many were published).
     Oldest,
     /// After everything published so far: only later messages are received.
     Next,

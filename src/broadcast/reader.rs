@@ -161,6 +161,28 @@ impl<'a, T: Pod, K> Reader<'a, T, K> {
     /// that drains a busy ring should call. With stamps it receives message
     /// by message, as [`try_recv`](Self::try_recv) does.
     ///
+    /// ```
+    /// use ipc_primitives::broadcast::{Broadcast, RecvError, Start};
+    /// use ipc_primitives::{Line, Region};
+    /// use zerocopy::IntoBytes;
+    ///
+    /// type Quote = [u64; 8]; // 64 bytes: counted slots
+    /// let len = Broadcast::<Quote>::required_size(64).ok_or("ring too large")?;
+    /// let mut memory = vec![Line::ZERO; Line::count_for(len)];
+    /// let mut writer = Broadcast::<Quote>::create(Region::new(memory.as_mut_bytes()), 64)?
+    ///     .into_writer();
+    /// let mut reader = writer.reader(Start::Oldest);
+    /// for tick in 0..10 {
+    ///     writer.publish(&[tick; 8]);
+    /// }
+    /// let mut batch = [[0; 8]; 8];
+    /// assert_eq!(reader.recv_slice(&mut batch), Ok(8));
+    /// assert_eq!(reader.recv_slice(&mut batch), Ok(2));
+    /// assert_eq!(batch[1], [9; 8]);
+    /// assert_eq!(reader.recv_slice(&mut batch), Err(RecvError::Empty));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// As for [`try_recv`](Self::try_recv), when no message could be
     /// received. An error after some messages were received is returned by

@@ -67,6 +67,8 @@ fn a_record_ring_a_broadcast_ring_and_a_seqlock_show_their_figures() {
     assert_eq!(counters.used_words(), 2, "a header and a payload word");
     assert_eq!(seen.problem(), None);
 
+    // Stamped slots (8-byte elements) and counted ones (64-byte elements),
+    // whose region is smaller: the look sizes slots as the ring does.
     let shared = Shared::new(Broadcast::<u64>::required_size(4).unwrap());
     let mut writer = Broadcast::<u64>::create(shared.region(), 4)
         .unwrap()
@@ -80,6 +82,22 @@ fn a_record_ring_a_broadcast_ring_and_a_seqlock_show_their_figures() {
         matches!(
             seen.figures(),
             Some(Figures::Broadcast { published: 6, .. })
+        ),
+        "{seen:?}"
+    );
+    let shared = Shared::new(Broadcast::<[u64; 8]>::required_size(4).unwrap());
+    let mut writer = Broadcast::<[u64; 8]>::create(shared.region(), 4)
+        .unwrap()
+        .into_writer();
+    for n in 0..7 {
+        writer.publish(&[n; 8]);
+    }
+    let seen = look(&shared);
+    assert_eq!(seen.problem(), None, "{seen:?}");
+    assert!(
+        matches!(
+            seen.figures(),
+            Some(Figures::Broadcast { published: 7, .. })
         ),
         "{seen:?}"
     );
