@@ -409,6 +409,7 @@ fn a_peer_writing_every_padding_byte_disturbs_nothing() {
         .unwrap()
         .into_writer();
     let mut reader = writer.reader(Start::Oldest);
+    // 132..136 is `intent`, unused with stamped slots.
     let mut padding = std::vec![36..128, 132..256, 264..384];
     for position in 0..4 {
         let unused = stamp_offset::<[u64; 2]>(4, position) + 4;
