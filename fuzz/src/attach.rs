@@ -10,10 +10,14 @@
 //! offset that misaligns the region, for mode 2 and 3), afresh for each kind.
 //!
 //! Every kind is then attached: `Spsc::<T>::attach` and `SeqLock::<T>::attach`
-//! for `T` in `[u8; 13]`, `[u32; 3]` and `u64`, and `Spsc::<T>::attach` for
+//! for `T` in `[u8; 13]`, `[u32; 3]` and `u64`, `Spsc::<T>::attach` for
 //! `[u64; 7]` (the largest element whose slots are stamped) and `[u8; 61]`
 //! (a ring of the index protocol: slots without stamps; templates include
-//! both). Each result must equal what the documented layout says
+//! both), and `Broadcast::<T>::attach` for `u64`, `[u64; 7]` (stamped slots)
+//! and `[u64; 8]` (counted slots, `384 + capacity * 64` bytes: a region
+//! that short is enough, one byte shorter is refused; templates include
+//! all three, with `published` and `intent` from the input). Each result
+//! must equal what the documented layout says
 //! ([`expected_attach`], written independently of the crate): with stamps,
 //! `tail` may run ahead of `head` by up to a ring's worth, without them it
 //! may not. `Ok` exactly when the header, length and counters are valid, else
@@ -21,12 +25,15 @@
 //! crate writes for a fresh structure of that capacity, and the attached
 //! structure is exercised (pop what is queued and compare with the slot bytes,
 //! fill, overflow and drain it; read the value and version, write and read
-//! back) to show it really is usable.
+//! back; publish to a broadcast ring and receive it all) to show it really
+//! is usable.
 
+use ipc_primitives::broadcast::{Broadcast, RecvError, Start};
 use ipc_primitives::seqlock::{ReadError, SeqLock, Spins, Version};
 use ipc_primitives::spsc::{PopError, PushError, Spsc};
 use ipc_primitives::{Corrupted, Region};
 
+use crate::broadcast::{self, announce, offsets as ring};
 use crate::support::{
     Elem, Expect, Input, SharedMemory, Widths, expected_attach, offsets, spsc_slot, spsc_stamp,
 };
@@ -53,6 +60,9 @@ pub fn run(data: &[u8]) {
     check_seqlock::<[u8; 13]>(misalign, &bytes);
     check_seqlock::<[u32; 3]>(misalign, &bytes);
     check_seqlock::<u64>(misalign, &bytes);
+    check_broadcast::<u64>(misalign, &bytes);
+    check_broadcast::<[u64; 7]>(misalign, &bytes);
+    check_broadcast::<[u64; 8]>(misalign, &bytes);
 }
 
 /// `bytes` in fresh memory of exactly their length (after `misalign` bytes),
@@ -73,7 +83,7 @@ fn place(misalign: usize, bytes: &[u8], widths: Widths) -> SharedMemory {
 fn template(input: &mut Input<'_>) -> Vec<u8> {
     let which = input.u8();
     let capacity = 1u32 << (input.u8() % 8);
-    let (size, valid) = match which % 8 {
+    let (size, valid) = match which % 11 {
         0 => valid_spsc::<[u8; 13]>(input, capacity),
         1 => valid_spsc::<[u32; 3]>(input, capacity),
         2 => valid_spsc::<u64>(input, capacity),
@@ -81,7 +91,10 @@ fn template(input: &mut Input<'_>) -> Vec<u8> {
         4 => valid_spsc::<[u8; 61]>(input, capacity),
         5 => valid_seqlock::<[u8; 13]>(input),
         6 => valid_seqlock::<[u32; 3]>(input),
-        _ => valid_seqlock::<u64>(input),
+        7 => valid_seqlock::<u64>(input),
+        8 => valid_broadcast::<u64>(input, capacity.max(2)),
+        9 => valid_broadcast::<[u64; 7]>(input, capacity.max(2)),
+        _ => valid_broadcast::<[u64; 8]>(input, capacity.max(2)),
     };
     // Usually the exact size; sometimes a little shorter or longer.
     let delta = if which & 0x80 != 0 {
@@ -117,6 +130,20 @@ fn valid_spsc<T: Elem>(input: &mut Input<'_>, capacity: u32) -> (usize, Vec<u8>)
     memory.poke(offsets::TAIL, &tail.to_ne_bytes());
     let slot_bytes = input.bytes(size - offsets::SLOTS);
     memory.poke(offsets::SLOTS, slot_bytes);
+    (size, memory.snapshot(0, size))
+}
+
+/// A broadcast ring made by the crate, with `published`, `intent` (up to a
+/// writer's announcement ahead) and the slots' bytes from the input.
+fn valid_broadcast<T: Elem>(input: &mut Input<'_>, capacity: u32) -> (usize, Vec<u8>) {
+    let memory = broadcast::memory::<T>(capacity);
+    let size = memory.size();
+    Broadcast::<T>::create(memory.region(), capacity).expect("create");
+    let published = input.u32();
+    let ahead = input.below(announce(capacity) as usize + 1) as u32;
+    memory.poke(ring::PUBLISHED, &published.to_ne_bytes());
+    memory.poke(ring::INTENT, &published.wrapping_add(ahead).to_ne_bytes());
+    memory.poke(ring::SLOTS, input.bytes(size - ring::SLOTS));
     (size, memory.snapshot(0, size))
 }
 
@@ -307,4 +334,63 @@ fn check_seqlock<T: Elem>(misalign: usize, bytes: &[u8]) {
         "read back a write"
     );
     assert_eq!(writer.version(), version);
+}
+
+fn check_broadcast<T: Elem>(misalign: usize, bytes: &[u8]) {
+    let memory = place(misalign, bytes, broadcast::widths::<T>());
+    let region: Region<'_> = memory.region_from(misalign);
+    let expected = expected_attach(bytes, misalign == 0, broadcast::expect::<T>());
+    let attached = Broadcast::<T>::attach(region);
+    let got = attached
+        .as_ref()
+        .map(|ring| ring.capacity() as u32)
+        .map_err(|e| *e);
+    assert_eq!(
+        got,
+        expected,
+        "Broadcast<{}>::attach",
+        core::any::type_name::<T>()
+    );
+    let Ok(ring) = attached else { return };
+    let capacity = ring.capacity();
+
+    let fresh = broadcast::memory::<T>(capacity as u32);
+    Broadcast::<T>::create(fresh.region(), capacity as u32).expect("create a twin");
+    assert_eq!(
+        fresh.snapshot(0, offsets::CREATION),
+        &bytes[..offsets::CREATION],
+        "header of an attached broadcast ring"
+    );
+
+    // Whatever the slots and `intent` hold, a reader from the oldest gets
+    // typed results, boundedly; the writer continues after `published`, and
+    // a reader joined after it receives the next `retained` messages whole
+    // in one batch.
+    let published = u32_at(bytes, ring::PUBLISHED);
+    let mut oldest = ring.reader(Start::Oldest);
+    let mut next = ring.reader(Start::Next);
+    let mut writer = ring.into_writer();
+    assert_eq!(
+        (writer.published(), next.position()),
+        (published, published)
+    );
+    for _ in 0..=capacity {
+        if oldest.try_recv() == Err(RecvError::Empty) {
+            break;
+        }
+    }
+    let retained = writer.retained();
+    for n in 1..=retained as u64 {
+        writer.publish(&T::make(n));
+    }
+    let mut out = vec![T::make(0); capacity];
+    assert_eq!(
+        next.recv_slice(&mut out),
+        Ok(retained),
+        "a batch after attach"
+    );
+    for (n, got) in out[..retained].iter().enumerate() {
+        assert_eq!(*got, T::make(n as u64 + 1), "message {n} after attach");
+    }
+    assert_eq!(next.try_recv(), Err(RecvError::Empty));
 }

@@ -1,23 +1,30 @@
 //! `broadcast`: every broadcast-ring operation against a model.
 //!
 //! Input: one configuration byte (capacity 2 to 64; element `[u8; 13]`,
-//! `[u32; 3]` or `u64`; a fresh ring, or one whose writer restarts a few
-//! messages below 2^32 with the last `capacity` messages whole in its slots,
-//! so that positions wrap), then operations until the input runs out:
-//! publish one or a batch, receive on one of four readers, join a reader at
-//! any `Start`, choose where it resumes after a lap, clone one, re-attach one
-//! through a read-only region, restart the writer, sleep (giving up, waking
-//! spuriously, or with a message published mid-sleep), ask the writer
-//! whether to wake, and re-create the ring.
+//! `[u32; 3]`, `u64` or `[u64; 7]` (the largest stamped stride), whose slots
+//! are stamped, or `[u8; 61]` or `[u64; 8]`, whose slots are counted; a
+//! fresh ring, or one whose writer restarts a few messages below 2^32 with
+//! the last `capacity` messages whole in its slots, so that positions wrap),
+//! then operations until the input runs out: publish one or a batch, receive
+//! one (`try_recv`) or a batch of any length, 0 included (`recv_slice`) on
+//! one of four readers, join a reader at any `Start`, choose where it
+//! resumes after a lap, clone one, re-attach one through a read-only region,
+//! restart the writer, sleep (giving up, waking spuriously, or with a
+//! message published mid-sleep), ask the writer whether to wake, and
+//! re-create the ring.
 //!
 //! The model is the list of every message published (absolute `u64`
-//! positions; the ring's are their low 32 bits) and each reader's position
-//! in it. Checked after every operation: every result equals the model's
-//! (a message, `Empty`, `Lagged` with its exact count, `ReadOnly`, the
-//! sleeper's error), and so do every reader's position, `published`,
-//! `pending`, `may_sleep`, the writer's position, wake-ups and the doorbell's
-//! announcement; every loop is bounded. `broadcast_hostile` reuses all of it
-//! with a peer rewriting the ring's bytes between operations.
+//! positions; the ring's are their low 32 bits), the writer's `intent` (its
+//! announcements, with counted slots) and each reader's position in it and
+//! the last `published` it saw. Checked after every operation: every result
+//! equals the model's (a message, the batch, `Empty`, `Lagged` with its
+//! exact count, `ReadOnly`, the sleeper's error), and so do every reader's
+//! position, `published`, `pending`, `may_sleep`, `retained`, the writer's
+//! position, wake-ups and the doorbell's announcement; every loop is bounded.
+//! Independently of the model: the honest writer's ring never reports
+//! `Corrupted`, and a reader at most `retained()` behind is never lapped.
+//! `broadcast_hostile` reuses all of it with a peer rewriting the ring's
+//! bytes between operations.
 
 use std::collections::BTreeMap;
 
@@ -41,12 +48,36 @@ pub const KIND_BROADCAST: u32 = 3;
 pub mod offsets {
     /// `published`.
     pub const PUBLISHED: usize = 128;
+    /// `intent`: messages the writer announced (counted slots).
+    pub const INTENT: usize = 132;
     /// The doorbell: `waiting`, then `epoch`.
     pub const DOORBELL: usize = 256;
     /// The first slot.
     pub const SLOTS: usize = 384;
-    /// Bytes of a slot before its message: the stamp and 4 unused bytes.
+    /// Bytes of a stamped slot before its message: the stamp and 4 unused
+    /// bytes.
     pub const STAMP: usize = 8;
+    /// The largest stride whose slots are stamped.
+    pub const STAMPED_STRIDE: usize = 56;
+    /// How many messages a writer of counted slots announces at once, at
+    /// most (and half the capacity).
+    pub const ANNOUNCE: u32 = 16;
+}
+
+/// Bytes of a slot of `T` before its message: a stamp up to the largest
+/// stamped stride, none above.
+pub fn stamp<T>() -> usize {
+    if ElementLayout::of::<T>().stride as usize <= offsets::STAMPED_STRIDE {
+        offsets::STAMP
+    } else {
+        0
+    }
+}
+
+/// Messages a writer of counted slots announces at once in a ring of
+/// `capacity`.
+pub fn announce(capacity: u32) -> u32 {
+    offsets::ANNOUNCE.min(capacity / 2)
 }
 
 /// What `Broadcast::<T>::attach` checks.
@@ -55,7 +86,7 @@ pub fn expect<T>() -> Expect {
         kind: KIND_BROADCAST,
         elem: ElementLayout::of::<T>(),
         control: offsets::SLOTS,
-        slot_overhead: offsets::STAMP,
+        slot_overhead: stamp::<T>(),
         capacity_ok: |c| c.is_power_of_two() && (MIN_CAPACITY..=MAX_CAPACITY).contains(&c),
         ring_counters: false,
     }
@@ -63,13 +94,23 @@ pub fn expect<T>() -> Expect {
 
 /// Bytes of one slot of `T`.
 pub fn slot_size<T>() -> usize {
-    offsets::STAMP + ElementLayout::of::<T>().stride as usize
+    stamp::<T>() + ElementLayout::of::<T>().stride as usize
+}
+
+/// The widths in which a ring of `T` is accessed: stamped slots, or
+/// message words alone.
+pub fn widths<T>() -> Widths {
+    if stamp::<T>() == 0 {
+        Widths::WideFrom(offsets::SLOTS)
+    } else {
+        Widths::slots::<T>(offsets::SLOTS)
+    }
 }
 
 /// Memory for a ring of `capacity` `T`s, exactly as long.
 pub fn memory<T>(capacity: u32) -> SharedMemory {
     let len = offsets::SLOTS + capacity as usize * slot_size::<T>();
-    SharedMemory::zeroed(len, Widths::slots::<T>(offsets::SLOTS))
+    SharedMemory::zeroed(len, widths::<T>())
 }
 
 /// Byte offset of the slot of `position`.
@@ -83,6 +124,8 @@ pub enum Op {
     Publish,
     PublishSlice(usize),
     Recv(usize),
+    /// `recv_slice` on a reader, into a slice of this length.
+    RecvSlice(usize, usize),
     Join(usize, Start),
     OnLag(usize, Start),
     Clone(usize, usize),
@@ -115,7 +158,8 @@ pub fn decode_op(tag: u8, input: &mut Input<'_>, capacity: u32) -> Op {
     match tag % 16 {
         0..=2 => Op::Publish,
         3 => Op::PublishSlice(input.below(2 * capacity as usize + 2)),
-        4..=7 => Op::Recv(reader(input)),
+        4..=6 => Op::Recv(reader(input)),
+        7 => Op::RecvSlice(reader(input), input.below(2 * capacity as usize + 2)),
         8 => Op::Join(reader(input), start_of(input.u8())),
         9 => Op::OnLag(reader(input), start_of(input.u8())),
         10 => Op::Clone(reader(input), reader(input)),
@@ -147,6 +191,8 @@ pub fn decode_op(tag: u8, input: &mut Input<'_>, capacity: u32) -> Op {
 pub enum Outcome<T> {
     Done,
     Received(Result<T, RecvError>),
+    /// What `recv_slice` received, or its error.
+    Sliced(Result<Vec<T>, RecvError>),
     Slept {
         got: Result<T, BlockingError<()>>,
         sleeps: u32,
@@ -189,6 +235,16 @@ impl<'m, T: Elem> Handles<'m, T> {
                 self.made += len as u64;
             }
             Op::Recv(i) => return Outcome::Received(self.readers[i].try_recv()),
+            Op::RecvSlice(i, len) => {
+                let mut out = vec![T::make(0); len];
+                let got = self.readers[i].recv_slice(&mut out).map(|count| {
+                    assert!(count <= len, "received {count} into {len}");
+                    assert!(count > 0 || len == 0, "Ok(0) for a slice of {len}");
+                    out.truncate(count);
+                    out
+                });
+                return Outcome::Sliced(got);
+            }
             Op::Join(i, start) => self.readers[i] = self.writer.reader(start),
             Op::OnLag(i, start) => self.readers[i] = self.readers[i].clone().on_lag(start),
             Op::Clone(i, j) => self.readers[j] = self.readers[i].clone(),
@@ -262,6 +318,12 @@ impl<'m, T: Elem> Handles<'m, T> {
                 Err(RecvError::Lagged { missed }) => lap(i, *missed),
                 Err(RecvError::Corrupted) => {}
             },
+            (Op::RecvSlice(i, _), Outcome::Sliced(got)) => match got {
+                Ok(values) => assert_eq!(moved(i) as usize, values.len()),
+                Err(RecvError::Empty) => assert_eq!(moved(i), 0),
+                Err(RecvError::Lagged { missed }) => lap(i, *missed),
+                Err(RecvError::Corrupted) => {}
+            },
             (Op::Sleep { reader, .. }, Outcome::Slept { got, .. }) => match got {
                 Err(BlockingError::ReadOnly) => assert!(!self.readers[reader].may_sleep()),
                 Err(BlockingError::Lagged { missed }) => lap(reader, *missed),
@@ -284,6 +346,9 @@ impl<'m, T: Elem> Handles<'m, T> {
 pub struct ModelReader {
     /// Absolute position of the next message due.
     pub cursor: u64,
+    /// The last `published` it loaded: with counted slots it receives up to
+    /// there before it loads `published` again.
+    pub seen: u64,
     pub on_lag: Start,
     pub may_sleep: bool,
 }
@@ -292,8 +357,16 @@ pub struct ModelReader {
 #[derive(Debug)]
 pub struct Model<T> {
     pub capacity: u32,
+    /// Whether slots are stamped (else counted).
+    pub stamped: bool,
     /// Messages published (absolute).
     pub published: u64,
+    /// `intent` as the ring holds it (absolute): with counted slots, the
+    /// last message the writer announced, plus one.
+    pub intent: u64,
+    /// The writer's own copy of its last announcement: a writer that
+    /// (re)starts announces afresh from `published`.
+    pub writer_intent: u64,
     /// The oldest message that ever existed.
     pub first: u64,
     /// Whether a reader announced itself and no wake consumed it.
@@ -305,17 +378,21 @@ pub struct Model<T> {
 }
 
 impl<T: Elem> Model<T> {
-    /// A ring with `published` messages, the oldest existing `first`, and
-    /// every reader joined at the oldest.
-    pub fn new(capacity: u32, published: u64, first: u64) -> Self {
+    /// A ring with `published` messages, the oldest existing `first`,
+    /// `intent` as given, and every reader joined at the oldest.
+    pub fn new(capacity: u32, stamped: bool, published: u64, first: u64, intent: u64) -> Self {
         let mut model = Self {
             capacity,
+            stamped,
             published,
+            intent,
+            writer_intent: published,
             first,
             announced: false,
             wakes: 0,
             readers: [ModelReader {
                 cursor: 0,
+                seen: published,
                 on_lag: Start::Oldest,
                 may_sleep: true,
             }; READERS],
@@ -332,15 +409,45 @@ impl<T: Elem> Model<T> {
         u64::from(self.capacity)
     }
 
+    /// How many of the latest messages are always whole: all but the slot
+    /// being rewritten (stamped), or all but those announced (counted).
+    pub fn retained(&self) -> u64 {
+        if self.stamped {
+            self.cap() - 1
+        } else {
+            self.cap() - u64::from(announce(self.capacity))
+        }
+    }
+
+    /// How far back from `published` the oldest whole message is: a ring's
+    /// worth less the slot being rewritten, or, with counted slots, less
+    /// the messages `intent` announces past `published` (at least one).
+    fn back(&self, published: u64) -> u64 {
+        let ahead = if self.stamped {
+            1
+        } else {
+            self.intent
+                .saturating_sub(published)
+                .clamp(1, self.cap() - 1)
+        };
+        self.cap() - ahead
+    }
+
     fn join(&self, start: Start) -> u64 {
+        let published = self.published;
+        // Without stamps a reader knows messages only from `published`: at
+        // a multiple of 2^32 it says none, and an oldest message before the
+        // count wrapped is message 0 of the new count (as documented).
+        let low = u64::from(published as u32);
         match start {
-            Start::Next => self.published,
-            Start::Newest if self.published > self.first => self.published - 1,
-            Start::Newest => self.published,
-            Start::Oldest => self
-                .published
-                .saturating_sub(self.cap() - 1)
+            Start::Next => published,
+            Start::Newest if published > self.first && (self.stamped || low != 0) => published - 1,
+            Start::Newest => published,
+            Start::Oldest if self.stamped => published
+                .saturating_sub(self.back(published))
                 .max(self.first),
+            Start::Oldest if self.back(published) > low => published - low,
+            Start::Oldest => published - self.back(published),
         }
     }
 
@@ -361,55 +468,112 @@ impl<T: Elem> Model<T> {
     }
 
     fn publish(&mut self) {
-        let slot_of = self.published;
-        self.rewritten.remove(&(slot_of.wrapping_sub(self.cap())));
+        let position = self.published;
+        if !self.stamped && self.writer_intent == position {
+            self.writer_intent = position + u64::from(announce(self.capacity));
+            self.intent = self.writer_intent;
+        }
+        self.rewritten.remove(&(position.wrapping_sub(self.cap())));
         self.published += 1;
     }
 
     fn recv(&mut self, i: usize) -> Result<T, RecvError> {
+        self.recv_batch(i, 1).map(|values| values[0])
+    }
+
+    /// `try_recv` (`len` 1) or `recv_slice` (`len` at least 1): the
+    /// messages received, at least one, or why none.
+    fn recv_batch(&mut self, i: usize, len: u64) -> Result<Vec<T>, RecvError> {
+        let cap = self.cap();
         let reader = self.readers[i];
-        if reader.cursor == self.published {
-            return Err(RecvError::Empty);
+        let cursor = reader.cursor;
+        if self.stamped {
+            // Message by message, each whole unless the writer went a whole
+            // ring past it; a miss after some messages is left for the next
+            // call.
+            let mut values = Vec::new();
+            let mut next = cursor;
+            while (values.len() as u64) < len
+                && next < self.published
+                && next + cap >= self.published
+            {
+                values.push(self.value(next));
+                next += 1;
+            }
+            if !values.is_empty() {
+                self.readers[i].cursor = next;
+                return Ok(values);
+            }
+            if cursor == self.published {
+                return Err(RecvError::Empty);
+            }
+            return Err(self.lapped(i, self.published));
         }
-        if reader.cursor + self.cap() >= self.published {
-            self.readers[i].cursor += 1;
-            return Ok(self.value(reader.cursor));
+        // Counted: up to what the reader last saw of `published`, loading it
+        // again only when that counts nothing, or a lap.
+        let mut seen = reader.seen;
+        if seen == cursor || seen - cursor >= cap {
+            seen = self.published;
+            self.readers[i].seen = seen;
+            if seen == cursor {
+                return Err(RecvError::Empty);
+            }
         }
+        if seen - cursor >= cap {
+            return Err(self.lapped(i, seen));
+        }
+        let count = len.min(seen - cursor);
+        // Whole unless the writer announced message `cursor + cap`, which
+        // rewrites the first one's slot.
+        if self.intent - cursor <= cap {
+            self.readers[i].cursor += count;
+            return Ok((cursor..cursor + count).map(|p| self.value(p)).collect());
+        }
+        Err(self.lapped(i, self.published))
+    }
+
+    /// A lap found with `published` loaded: the reader resumes as it chose.
+    fn lapped(&mut self, i: usize, published: u64) -> RecvError {
+        let reader = self.readers[i];
         let resume = match reader.on_lag {
-            Start::Oldest => self.published - (self.cap() - 1),
-            Start::Newest => self.published - 1,
-            Start::Next => self.published,
+            Start::Oldest => published - self.back(published),
+            Start::Newest => published - 1,
+            Start::Next => published,
         };
         self.readers[i].cursor = resume;
-        Err(RecvError::Lagged {
+        self.readers[i].seen = published;
+        RecvError::Lagged {
             missed: resume - reader.cursor,
-        })
+        }
     }
 
     /// Applies `op` (not `Recreate`) and returns what it must return.
     pub fn expect(&mut self, op: Op) -> Outcome<T> {
+        let reader = |cursor: u64, published: u64, may_sleep: bool| ModelReader {
+            cursor,
+            seen: published,
+            on_lag: Start::Oldest,
+            may_sleep,
+        };
         match op {
             Op::Publish => self.publish(),
             Op::PublishSlice(len) => (0..len).for_each(|_| self.publish()),
             Op::Recv(i) => return Outcome::Received(self.recv(i)),
+            Op::RecvSlice(_, 0) => return Outcome::Sliced(Ok(Vec::new())),
+            Op::RecvSlice(i, len) => return Outcome::Sliced(self.recv_batch(i, len as u64)),
             Op::Join(i, start) => {
-                self.readers[i] = ModelReader {
-                    cursor: self.join(start),
-                    on_lag: Start::Oldest,
-                    may_sleep: true,
-                }
+                self.readers[i] = reader(self.join(start), self.published, true);
             }
             Op::OnLag(i, start) => self.readers[i].on_lag = start,
             Op::Clone(i, j) => self.readers[j] = self.readers[i],
             Op::AttachReadOnly(i, start) => {
-                self.readers[i] = ModelReader {
-                    cursor: self.join(start),
-                    on_lag: Start::Oldest,
-                    may_sleep: false,
-                };
+                self.readers[i] = reader(self.join(start), self.published, false);
                 return Outcome::Attached(Ok(self.capacity));
             }
-            Op::RestartWriter => return Outcome::Attached(Ok(self.capacity)),
+            Op::RestartWriter => {
+                self.writer_intent = self.published;
+                return Outcome::Attached(Ok(self.capacity));
+            }
             Op::Sleep {
                 reader,
                 spins,
@@ -485,6 +649,7 @@ impl<T: Elem> Model<T> {
         assert_eq!(writer.published(), self.published as u32, "writer position");
         assert_eq!(writer.doorbell().epoch(), self.wakes, "wake-ups");
         assert_eq!(writer.capacity(), self.capacity as usize);
+        assert_eq!(writer.retained() as u64, self.retained(), "retained");
         for (i, (reader, m)) in handles.readers.iter().zip(&self.readers).enumerate() {
             assert_eq!(reader.position(), m.cursor as u32, "reader {i} position");
             assert_eq!(reader.published(), self.published as u32, "published");
@@ -495,64 +660,134 @@ impl<T: Elem> Model<T> {
             );
             assert_eq!(reader.may_sleep(), m.may_sleep, "reader {i} may sleep");
             assert_eq!(reader.wakes(), self.wakes, "reader {i} wake-ups");
+            assert_eq!(reader.retained() as u64, self.retained(), "retained");
         }
     }
 }
 
 /// A ring of `capacity` `T`s in `memory`, fresh or (with `restart`) as a
 /// writer restarting `restart` messages below 2^33 left it, with its last
-/// `capacity` messages whole in their slots; its handles and model.
+/// `capacity` messages whole in their slots (and, with counted slots, up to
+/// `announce` more announced); its handles and model.
 pub fn start<'m, T: Elem>(
     memory: &'m SharedMemory,
     capacity: u32,
     restart: Option<u32>,
 ) -> (Handles<'m, T>, Model<T>) {
+    let stamped = stamp::<T>() != 0;
     let ring = Broadcast::<T>::create(memory.region(), capacity).expect("create");
     let Some(behind) = restart else {
-        return (Handles::new(ring, 0), Model::new(capacity, 0, 0));
+        return (
+            Handles::new(ring, 0),
+            Model::new(capacity, stamped, 0, 0, 0),
+        );
     };
     let published = (1u64 << 33) - u64::from(behind);
     let first = published - u64::from(capacity);
+    let intent = if stamped {
+        0
+    } else {
+        published + u64::from(behind % (announce(capacity) + 1))
+    };
     memory.poke(offsets::PUBLISHED, &(published as u32).to_ne_bytes());
+    memory.poke(offsets::INTENT, &(intent as u32).to_ne_bytes());
     for position in first..published {
         let at = slot_offset::<T>(capacity, position);
-        memory.poke(at, &(position as u32).wrapping_add(1).to_ne_bytes());
-        memory.poke(at + offsets::STAMP, T::make(position).as_bytes());
+        if stamped {
+            memory.poke(at, &(position as u32).wrapping_add(1).to_ne_bytes());
+        }
+        memory.poke(at + stamp::<T>(), T::make(position).as_bytes());
     }
     let ring = Broadcast::<T>::attach(memory.region()).expect("attach after a restart");
     (
         Handles::new(ring, published),
-        Model::new(capacity, published, first),
+        Model::new(capacity, stamped, published, first, intent),
     )
 }
 
-/// Runs one input.
-pub fn run(data: &[u8]) {
+/// A run over a ring of any element type, which [`dispatch`] picks.
+pub trait RingRun {
+    /// Runs `input` on a ring of `capacity` `T`s, fresh or restarted (see
+    /// [`start`]).
+    fn run<T: Elem>(&self, capacity: u32, restart: Option<u32>, input: &mut Input<'_>);
+}
+
+/// Decodes the configuration byte of `data` (capacity, restart, element
+/// type) and runs `ring_run` on the rest.
+pub fn dispatch(data: &[u8], ring_run: &impl RingRun) {
     let mut input = Input::new(data);
     let config = input.u8();
     let capacity = MIN_CAPACITY << (config % 6);
     let restart = (config & 0x40 != 0).then(|| 1 + u32::from(input.u8()));
-    match (config >> 3) % 3 {
-        0 => run_ring::<[u8; 13]>(capacity, restart, &mut input),
-        1 => run_ring::<[u32; 3]>(capacity, restart, &mut input),
-        _ => run_ring::<u64>(capacity, restart, &mut input),
+    let input = &mut input;
+    match (config >> 3) & 7 {
+        0 | 6 => ring_run.run::<[u8; 13]>(capacity, restart, input),
+        1 | 7 => ring_run.run::<[u32; 3]>(capacity, restart, input),
+        2 => ring_run.run::<u64>(capacity, restart, input),
+        3 => ring_run.run::<[u64; 7]>(capacity, restart, input),
+        4 => ring_run.run::<[u8; 61]>(capacity, restart, input),
+        _ => ring_run.run::<[u64; 8]>(capacity, restart, input),
     }
 }
 
-fn run_ring<T: Elem>(capacity: u32, restart: Option<u32>, input: &mut Input<'_>) {
-    let memory = memory::<T>(capacity);
-    let (mut handles, mut model) = start::<T>(&memory, capacity, restart);
-    model.check(&handles);
-    let mut steps = 0;
-    while steps < MAX_OPS && !input.is_empty() {
-        steps += 1;
-        let op = decode_op(input.u8(), input, capacity);
-        if let Op::Recreate = op {
-            (handles, model) = start::<T>(&memory, capacity, None);
-        } else {
-            let got = handles.perform(op, &memory);
-            assert_eq!(got, model.expect(op), "{op:?}");
-        }
+/// Runs one input.
+pub fn run(data: &[u8]) {
+    dispatch(data, &Honest);
+}
+
+/// The honest writer's run: everything exactly as the model says.
+struct Honest;
+
+impl RingRun for Honest {
+    fn run<T: Elem>(&self, capacity: u32, restart: Option<u32>, input: &mut Input<'_>) {
+        let memory = memory::<T>(capacity);
+        let (mut handles, mut model) = start::<T>(&memory, capacity, restart);
         model.check(&handles);
+        let mut steps = 0;
+        while steps < MAX_OPS && !input.is_empty() {
+            steps += 1;
+            let op = decode_op(input.u8(), input, capacity);
+            if let Op::Recreate = op {
+                (handles, model) = start::<T>(&memory, capacity, None);
+            } else {
+                let pending: [u32; READERS] =
+                    core::array::from_fn(|i| handles.readers[i].pending());
+                let got = handles.perform(op, &memory);
+                honest_check(op, &got, &pending, handles.writer.retained());
+                assert_eq!(got, model.expect(op), "{op:?}");
+            }
+            model.check(&handles);
+        }
     }
+}
+
+/// What an honest writer's ring promises whatever the model says: never
+/// `Corrupted`, and no lap of a reader at most `retained` messages behind
+/// (`pending` before the operation).
+fn honest_check<T>(op: Op, got: &Outcome<T>, pending: &[u32; READERS], retained: usize) {
+    let (reader, lagged) = match (op, got) {
+        (Op::Recv(i), Outcome::Received(Err(err)))
+        | (Op::RecvSlice(i, _), Outcome::Sliced(Err(err))) => {
+            assert_ne!(
+                *err,
+                RecvError::Corrupted,
+                "an honest writer's ring corrupt"
+            );
+            (i, matches!(err, RecvError::Lagged { .. }))
+        }
+        (Op::Sleep { reader, .. }, Outcome::Slept { got: Err(err), .. }) => {
+            assert_ne!(
+                *err,
+                BlockingError::Corrupted,
+                "an honest writer's ring corrupt"
+            );
+            (reader, matches!(err, BlockingError::Lagged { .. }))
+        }
+        _ => return,
+    };
+    assert!(
+        !lagged || pending[reader] as usize > retained,
+        "reader {reader} lapped {} behind, retained {retained}",
+        pending[reader]
+    );
 }

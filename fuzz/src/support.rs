@@ -208,6 +208,14 @@ impl Elem for [u8; 61] {
     }
 }
 
+/// 64 bytes, alignment 8: a whole cache line, past the largest stamped
+/// stride (a broadcast ring of it has counted slots, message alone).
+impl Elem for [u64; 8] {
+    fn make(n: u64) -> Self {
+        core::array::from_fn(|k| mix(n).rotate_left(8 * k as u32) ^ k as u64)
+    }
+}
+
 /// Zeroed, 128-byte aligned memory that structures live in while the harness,
 /// playing a hostile peer, rewrites its bytes between operations.
 ///

@@ -1,16 +1,19 @@
 //! Property tests of the broadcast ring against a model: the list of every
 //! message published, and each reader's position in it.
 //!
-//! Random sequences of every operation (publish one or a batch, receive,
-//! join at each `Start`, change where a reader resumes after a lap, clone a
-//! reader, re-attach a reader read-only, restart the writer, sleep and wake)
-//! run against a ring of capacity 2 to 16, holding `u64`s or 12-byte
-//! elements, either fresh or restarted just below 2^32 messages with the
-//! last `capacity` of them in its slots, so that positions wrap. Every
-//! receive must return exactly the model's message, `Empty` or
-//! `Lagged { missed }` with the model's count; positions, `published`,
-//! `pending`, wake-ups and the doorbell's announcements are compared after
-//! every operation.
+//! Random sequences of every operation (publish one or a batch, receive one
+//! or a batch of any length, join at each `Start`, change where a reader
+//! resumes after a lap, clone a reader, re-attach a reader read-only,
+//! restart the writer, sleep and wake) run against a ring of capacity 2 to
+//! 64, holding `u64`s or 12-byte elements (stamped slots) or 64-byte ones
+//! (counted slots, validated by the writer's `intent`), either fresh or
+//! restarted just below 2^32 messages with the last `capacity` of them in
+//! its slots, so that positions wrap. Every receive must return exactly the
+//! model's messages, `Empty` or `Lagged { missed }` with the model's count;
+//! positions, `published`, `pending`, `retained`, wake-ups and the
+//! doorbell's announcements are compared after every operation. Apart from
+//! the model: no receive is ever `Corrupted`, and a reader at most
+//! `retained()` behind is never lapped.
 #![cfg(not(loom))]
 
 use core::fmt::Debug;
@@ -44,7 +47,15 @@ const READERS: usize = 3;
 
 /// Byte offsets of the documented layout (`ipc_primitives::broadcast`).
 const PUBLISHED: usize = 128;
+const INTENT: usize = 132;
 const SLOTS: usize = 384;
+/// Bytes of a stamped slot before its message.
+const STAMP: usize = 8;
+/// The largest stride whose slots are stamped.
+const STAMPED_STRIDE: u32 = 56;
+/// Messages a writer of counted slots announces at once, at most (and half
+/// the capacity).
+const ANNOUNCE: u64 = 16;
 
 /// An element type under test, with a distinct value for every position.
 trait Elem: Pod + Copy + PartialEq + Debug {
@@ -61,6 +72,13 @@ impl Elem for u64 {
 impl Elem for [u32; 3] {
     fn make(n: u64) -> Self {
         [n as u32, (n >> 32) as u32 ^ 0xa5a5_a5a5, !(n as u32)]
+    }
+}
+
+/// 64 bytes: a message of a whole line, so slots are counted.
+impl Elem for [u64; 8] {
+    fn make(n: u64) -> Self {
+        core::array::from_fn(|k| n.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (k as u64) << 56)
     }
 }
 
@@ -125,6 +143,8 @@ enum Op {
     Publish,
     PublishSlice(usize),
     Recv(usize),
+    /// `recv_slice` into a slice of this length (0 included).
+    RecvSlice(usize, usize),
     Join(usize, Start),
     OnLag(usize, Start),
     Clone(usize, usize),
@@ -146,7 +166,8 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => Just(Op::Publish),
         2 => (0usize..40).prop_map(Op::PublishSlice),
-        8 => reader.clone().prop_map(Op::Recv),
+        6 => reader.clone().prop_map(Op::Recv),
+        3 => (reader.clone(), 0usize..40).prop_map(|(i, len)| Op::RecvSlice(i, len)),
         2 => (reader.clone(), start()).prop_map(|(i, s)| Op::Join(i, s)),
         1 => (reader.clone(), start()).prop_map(|(i, s)| Op::OnLag(i, s)),
         1 => (reader.clone(), reader.clone()).prop_map(|(i, j)| Op::Clone(i, j)),
@@ -162,6 +183,9 @@ fn op() -> impl Strategy<Value = Op> {
 struct ModelReader {
     /// Absolute position of the next message due.
     cursor: u64,
+    /// The last `published` it loaded: with counted slots it receives up to
+    /// there before it loads `published` again.
+    seen: u64,
     on_lag: Start,
     may_sleep: bool,
 }
@@ -171,8 +195,15 @@ struct ModelReader {
 #[derive(Debug)]
 struct Model {
     capacity: u64,
+    /// Whether slots are stamped (else counted).
+    stamped: bool,
     /// Messages published (absolute).
     published: u64,
+    /// `intent` as the ring holds it (counted slots): the writer's last
+    /// announcement, one past the last message it may be writing.
+    intent: u64,
+    /// The writer's own copy of it: a restarted writer announces afresh.
+    writer_intent: u64,
     /// The oldest message that ever existed.
     first: u64,
     /// Whether a reader announced itself and no wake consumed it.
@@ -182,37 +213,123 @@ struct Model {
 }
 
 impl Model {
-    fn join(&self, start: Start) -> u64 {
-        match start {
-            Start::Next => self.published,
-            Start::Newest if self.published > self.first => self.published - 1,
-            Start::Newest => self.published,
-            Start::Oldest => self
-                .published
-                .saturating_sub(self.capacity - 1)
-                .max(self.first),
+    /// Messages a writer of counted slots announces at once.
+    fn announce(&self) -> u64 {
+        ANNOUNCE.min(self.capacity / 2)
+    }
+
+    /// How many of the latest messages are always whole.
+    fn retained(&self) -> u64 {
+        if self.stamped {
+            self.capacity - 1
+        } else {
+            self.capacity - self.announce()
         }
     }
 
-    /// A receive: a message still in its slot (single-threaded, every slot
-    /// holds the last message written to it whole), or a lap.
-    fn recv(&mut self, i: usize) -> Result<u64, RecvError> {
-        let reader = &mut self.readers[i];
-        if reader.cursor == self.published {
-            return Err(RecvError::Empty);
-        }
-        if reader.cursor + self.capacity >= self.published {
-            reader.cursor += 1;
-            return Ok(reader.cursor - 1);
-        }
-        let resume = match reader.on_lag {
-            Start::Oldest => self.published - (self.capacity - 1),
-            Start::Newest => self.published - 1,
-            Start::Next => self.published,
+    /// How far back from `published` the oldest whole message is: a ring
+    /// less the slot being rewritten, or less what `intent` announces.
+    fn back(&self, published: u64) -> u64 {
+        let ahead = if self.stamped {
+            1
+        } else {
+            self.intent
+                .saturating_sub(published)
+                .clamp(1, self.capacity - 1)
         };
-        let missed = resume - reader.cursor;
-        reader.cursor = resume;
-        Err(RecvError::Lagged { missed })
+        self.capacity - ahead
+    }
+
+    fn join(&self, start: Start) -> u64 {
+        let published = self.published;
+        // Without stamps only `published` says what exists: at a multiple
+        // of 2^32 it says nothing, and an oldest message from before the
+        // count wrapped is message 0 of the new count (as documented).
+        let low = u64::from(published as u32);
+        match start {
+            Start::Next => published,
+            Start::Newest if published > self.first && (self.stamped || low != 0) => published - 1,
+            Start::Newest => published,
+            Start::Oldest if self.stamped => published
+                .saturating_sub(self.back(published))
+                .max(self.first),
+            Start::Oldest if self.back(published) > low => published - low,
+            Start::Oldest => published - self.back(published),
+        }
+    }
+
+    fn publish(&mut self) -> u64 {
+        let position = self.published;
+        if !self.stamped && self.writer_intent == position {
+            self.writer_intent = position + self.announce();
+            self.intent = self.writer_intent;
+        }
+        self.published += 1;
+        position
+    }
+
+    /// A receive of one message.
+    fn recv(&mut self, i: usize) -> Result<u64, RecvError> {
+        self.recv_batch(i, 1).map(|(first, _)| first)
+    }
+
+    /// A receive of up to `len` (at least 1) messages: the first received
+    /// and how many, or why none. Single-threaded, a slot holds the last
+    /// message written to it whole.
+    fn recv_batch(&mut self, i: usize, len: u64) -> Result<(u64, u64), RecvError> {
+        let cap = self.capacity;
+        let reader = self.readers[i];
+        let cursor = reader.cursor;
+        if self.stamped {
+            // Message by message, each whole unless the writer went a whole
+            // ring past it; a miss after some is left for the next call.
+            let available = self.published.saturating_sub(cursor);
+            if available > 0 && cursor + cap >= self.published {
+                let count = len.min(available);
+                self.readers[i].cursor += count;
+                return Ok((cursor, count));
+            }
+            if available == 0 {
+                return Err(RecvError::Empty);
+            }
+            return Err(self.lapped(i, self.published));
+        }
+        // Counted: up to what the reader last saw of `published`, loading
+        // it again when that counts nothing, or a lap.
+        let mut seen = reader.seen;
+        if seen == cursor || seen - cursor >= cap {
+            seen = self.published;
+            self.readers[i].seen = seen;
+            if seen == cursor {
+                return Err(RecvError::Empty);
+            }
+        }
+        if seen - cursor >= cap {
+            return Err(self.lapped(i, seen));
+        }
+        // Whole unless the writer announced message `cursor + cap`, which
+        // rewrites the first one's slot.
+        if self.intent - cursor <= cap {
+            let count = len.min(seen - cursor);
+            self.readers[i].cursor += count;
+            return Ok((cursor, count));
+        }
+        Err(self.lapped(i, self.published))
+    }
+
+    /// A lap found with `published` loaded: the reader resumes as it chose.
+    fn lapped(&mut self, i: usize, published: u64) -> RecvError {
+        let reader = self.readers[i];
+        let resume = match reader.on_lag {
+            Start::Oldest => published - self.back(published),
+            Start::Newest => published - 1,
+            Start::Next => published,
+        };
+        self.readers[i].cursor = resume;
+        self.readers[i].seen = published;
+        RecvError::Lagged {
+            missed: resume - reader.cursor,
+        }
     }
 }
 
@@ -233,6 +350,7 @@ fn check_reader<T: Elem>(
     prop_assert_eq!(reader.may_sleep(), m.may_sleep);
     prop_assert_eq!(reader.wakes(), model.wakes);
     prop_assert_eq!(reader.capacity() as u64, model.capacity);
+    prop_assert_eq!(reader.retained() as u64, model.retained(), "retained");
     Ok(())
 }
 
@@ -242,33 +360,47 @@ fn run<T: Elem>(capacity: u32, restart: Option<u32>, ops: &[Op]) -> TestCaseResu
     let size = Broadcast::<T>::required_size(capacity).unwrap();
     let mut memory = Memory::new(size);
     let cap = u64::from(capacity);
-    let (published, first) = match restart {
-        None => (0, 0),
+    let stride = ipc_primitives::ElementLayout::of::<T>().stride;
+    let stamped = stride <= STAMPED_STRIDE;
+    let announce = ANNOUNCE.min(cap / 2);
+    // Restarted: with counted slots, the last writer may have stopped
+    // anywhere in an announcement.
+    let (published, first, intent) = match restart {
+        None => (0, 0, 0),
         Some(behind) => {
             let published = (1u64 << 32) * 2 - u64::from(behind);
-            (published, published - cap)
+            let intent = published + u64::from(behind) % (announce + 1);
+            (published, published - cap, if stamped { 0 } else { intent })
         }
     };
     Broadcast::<T>::create(memory.region(), capacity).unwrap();
     if restart.is_some() {
-        // What the last writer left: `published`, and its last `capacity`
-        // messages whole in their slots.
+        // What the last writer left: `published`, `intent`, and its last
+        // `capacity` messages whole in their slots.
         memory.write(PUBLISHED, &(published as u32).to_ne_bytes());
-        let slot = 8 + ipc_primitives::ElementLayout::of::<T>().stride as usize;
+        memory.write(INTENT, &(intent as u32).to_ne_bytes());
+        let stamp = if stamped { STAMP } else { 0 };
+        let slot = stamp + stride as usize;
         for position in first..published {
             let at = SLOTS + (position % cap) as usize * slot;
-            memory.write(at, &(position as u32).wrapping_add(1).to_ne_bytes());
-            memory.write(at + 8, T::make(position).as_bytes());
+            if stamped {
+                memory.write(at, &(position as u32).wrapping_add(1).to_ne_bytes());
+            }
+            memory.write(at + stamp, T::make(position).as_bytes());
         }
     }
     let mut model = Model {
         capacity: cap,
+        stamped,
         published,
+        intent,
+        writer_intent: published,
         first,
         announced: false,
         wakes: 0,
         readers: [ModelReader {
             cursor: 0,
+            seen: published,
             on_lag: Start::Oldest,
             may_sleep: true,
         }; READERS],
@@ -292,13 +424,33 @@ fn run<T: Elem>(capacity: u32, restart: Option<u32>, ops: &[Op]) -> TestCaseResu
                 writer.publish_slice(&values);
             }
             Op::Recv(i) => {
+                let pending = readers[i].pending();
+                let got = readers[i].try_recv();
+                honest(got.as_ref().err(), pending, &writer)?;
                 let expected = model.recv(i).map(T::make);
-                prop_assert_eq!(readers[i].try_recv(), expected, "reader {}", i);
+                prop_assert_eq!(got, expected, "reader {}", i);
+            }
+            Op::RecvSlice(i, len) => {
+                let pending = readers[i].pending();
+                let mut out = vec![T::make(u64::MAX); len];
+                let got = readers[i].recv_slice(&mut out);
+                honest(got.as_ref().err(), pending, &writer)?;
+                let expected = match len {
+                    0 => Ok(0),
+                    _ => model.recv_batch(i, len as u64).map(|(first, count)| {
+                        for (k, value) in out.iter().take(count as usize).enumerate() {
+                            assert_eq!(*value, T::make(first + k as u64), "message {k}");
+                        }
+                        count as usize
+                    }),
+                };
+                prop_assert_eq!(got, expected, "reader {} batch of {}", i, len);
             }
             Op::Join(i, start) => {
                 readers[i] = writer.reader(start);
                 model.readers[i] = ModelReader {
                     cursor: model.join(start),
+                    seen: model.published,
                     on_lag: Start::Oldest,
                     may_sleep: true,
                 };
@@ -316,6 +468,7 @@ fn run<T: Elem>(capacity: u32, restart: Option<u32>, ops: &[Op]) -> TestCaseResu
                 readers[i] = Broadcast::<T>::attach_reader(region, start).unwrap();
                 model.readers[i] = ModelReader {
                     cursor: model.join(start),
+                    seen: model.published,
                     on_lag: Start::Oldest,
                     may_sleep: false,
                 };
@@ -324,6 +477,7 @@ fn run<T: Elem>(capacity: u32, restart: Option<u32>, ops: &[Op]) -> TestCaseResu
                 writer = Broadcast::<T>::attach(memory.region())
                     .unwrap()
                     .into_writer();
+                model.writer_intent = model.published;
             }
             Op::SleepOnce(i) => {
                 let got = readers[i].recv_or_sleep(0, |_, _| Err("gave up"));
@@ -352,6 +506,7 @@ fn run<T: Elem>(capacity: u32, restart: Option<u32>, ops: &[Op]) -> TestCaseResu
         }
         prop_assert_eq!(writer.published(), model.published as u32);
         prop_assert_eq!(writer.doorbell().epoch(), model.wakes);
+        prop_assert_eq!(writer.retained() as u64, model.retained());
         for (i, (reader, m)) in readers.iter().zip(&model.readers).enumerate() {
             check_reader(reader, &model, m, i)?;
         }
@@ -369,15 +524,30 @@ fn run<T: Elem>(capacity: u32, restart: Option<u32>, ops: &[Op]) -> TestCaseResu
     Ok(())
 }
 
-/// The next message: the model's next position, made a `T`.
-fn next_value<T: Elem>(model: &mut Model) -> T {
-    let value = T::make(model.published);
-    model.published += 1;
-    value
+/// What an honest writer's ring promises, apart from the model: a receive
+/// that failed (`err`) by a reader `pending` behind is never `Corrupted`,
+/// nor a lap of a reader at most `retained()` behind.
+fn honest<T: Pod>(err: Option<&RecvError>, pending: u32, writer: &Writer<'_, T>) -> TestCaseResult {
+    prop_assert_ne!(err, Some(&RecvError::Corrupted));
+    if let Some(RecvError::Lagged { .. }) = err {
+        prop_assert!(
+            pending as usize > writer.retained(),
+            "lapped {} behind, retained {}",
+            pending,
+            writer.retained()
+        );
+    }
+    Ok(())
 }
 
+/// The next message: the model's next position, made a `T`.
+fn next_value<T: Elem>(model: &mut Model) -> T {
+    T::make(model.publish())
+}
+
+/// 2 to 64: counted rings of 32 and 64 announce the most (16) at once.
 fn capacity() -> impl Strategy<Value = u32> {
-    (1u32..5).prop_map(|log| 1 << log)
+    (1u32..7).prop_map(|log| 1 << log)
 }
 
 fn restart() -> impl Strategy<Value = Option<u32>> {
@@ -403,5 +573,14 @@ proptest! {
         ops in proptest::collection::vec(op(), 0..MAX_OPS),
     ) {
         run::<[u32; 3]>(capacity, restart, &ops)?;
+    }
+
+    #[test]
+    fn counted_slots_match_the_model(
+        capacity in capacity(),
+        restart in restart(),
+        ops in proptest::collection::vec(op(), 0..MAX_OPS),
+    ) {
+        run::<[u64; 8]>(capacity, restart, &ops)?;
     }
 }
