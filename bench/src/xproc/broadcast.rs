@@ -6,7 +6,8 @@
 //!   `spsc_rtt` (the same pings, pongs and checks). The peer maps the ring
 //!   it reads read-only.
 //! - `broadcast_tput_r1`, `_r2`, `_r4`: the leader (core 0) publishes
-//!   [`MESSAGES`] 64-byte messages to 1, 2 or 4 reader processes, all on
+//!   [`MESSAGES`] 64-byte messages through a ring of [`TPUT_CAPACITY`]
+//!   slots to 1, 2 or 4 reader processes, all on
 //!   core 1; every reader maps the ring read-only, receives in batches of up
 //!   to [`BATCH`] (`recv_slice`, what a reader draining a busy ring calls)
 //!   and checks every word of every message, in order. The writer never
@@ -47,12 +48,19 @@ use super::{
     rtt::{FAST, Plan, answer, check_pong, measure, ping},
 };
 use crate::{
-    inproc::{CAPACITY, MESSAGES},
+    inproc::MESSAGES,
     loops::{Backoff, Msg, message, monotonic_ns},
 };
 
 /// Slots of each round-trip ring.
 const RTT_CAPACITY: u32 = 64;
+/// Slots of the throughput ring: 4 times the SPSC scenarios' 1024. Readers
+/// that share a core take turns, and a turn lasts as long as the ring lets
+/// the writer run ahead: at 1024 slots, `perf` showed about a fifth of that
+/// core in task switches with 4 readers (`broadcast_tput_r4` 0.67 to 0.79
+/// of `spsc_tput`, against 0.78 to 1.0 at 4096). A publisher sizes its ring
+/// for its readers' scheduling so, too.
+const TPUT_CAPACITY: u32 = 4096;
 /// A reader stores its count after this many messages.
 const ACK_EVERY: u64 = 16;
 /// Messages a reader receives at most per `recv_slice`.
@@ -135,7 +143,7 @@ pub fn tput<const READERS: usize>(
     leader: &mut Leader,
     key: &'static str,
 ) -> Result<Outcome, Box<dyn Error>> {
-    let capacity = CAPACITY as u32;
+    let capacity = TPUT_CAPACITY;
     let seg = ring_segment("xproc-broadcast", capacity)?;
     let acks_seg = line::segment("xproc-acks")?;
     let acks = atomics(&acks_seg);
