@@ -11,10 +11,14 @@
 //!    starts: one sleeping in `recv_blocking_watching` (futex), one polling
 //!    on a `PROT_READ` mapping, and two that stop themselves after 300
 //!    messages and are continued once the writer is done. Every message a
-//!    reader receives is checked whole and the one due; every gap must be
-//!    one `Lagged` whose count is exact (received + missed = published, for
-//!    each reader). The stopped ones must report exactly
-//!    `published - (capacity - 1) - 300` missed (resuming at the oldest) and
+//!    reader receives is checked whole and the one due (the read-only one
+//!    drains in batches, `recv_slice`); every gap must be one `Lagged` whose
+//!    count is exact (received + missed = published, for each reader). The
+//!    messages are 64 bytes, so the ring's slots are counted (no stamps) and
+//!    it keeps at least `retained() = capacity - 16` whole (the writer
+//!    announces 16 messages at a time): the stopped ones must report exactly
+//!    `oldest - 300` missed, resuming at the oldest whole message (`oldest`:
+//!    the capacity before the next multiple of 16 from `published`), and
 //!    `published - 1 - 300` (resuming at the newest).
 //! 2. The writer's throughput with no reader, with a reader stopped by
 //!    `SIGSTOP`, and with a reader polling, interleaved: measured and
@@ -60,6 +64,10 @@ fn child() {
 
 /// Slots in the rings of these tests.
 const CAPACITY: u32 = 1024;
+/// Messages the writer of a ring of 64-byte messages and `CAPACITY` slots
+/// announces at a time (see `broadcast`'s Protocol): `capacity -
+/// retained()`.
+const ANNOUNCED: u64 = 16;
 /// Messages published before the self-stopping readers stop: fewer than the
 /// ring keeps whole, so nobody can be lapped before then.
 const BEFORE_STOP: u64 = 300;
@@ -183,15 +191,44 @@ impl Tally {
     }
 }
 
-/// Receives by polling until `count` have been received or skipped.
-fn poll_all<K>(reader: &mut Reader<'_, Msg, K>, tally: &mut Tally, count: u64) {
+/// Where a reader lapped by this file's writers resumes at [`Start::Oldest`]
+/// once `published` messages are out. The messages are 64 bytes, so the
+/// slots are counted: the writer (from position 0) announces
+/// [`ANNOUNCED`] messages at a time, so it has announced those up to the
+/// next multiple of it, whose slots it may be rewriting; the `CAPACITY`
+/// positions before that are whole: at least `retained`.
+fn oldest_whole(published: u64, retained: usize) -> u64 {
+    assert_eq!(u64::from(CAPACITY) - retained as u64, ANNOUNCED);
+    let oldest = published.next_multiple_of(ANNOUNCED) - u64::from(CAPACITY);
+    assert!(published - oldest >= retained as u64, "retained() holds");
+    oldest
+}
+
+/// Receives by polling until `count` have been received or skipped, one
+/// message per call (`batch` 1, `try_recv`) or up to `batch` (`recv_slice`).
+fn poll_all<K>(reader: &mut Reader<'_, Msg, K>, tally: &mut Tally, count: u64, batch: usize) {
+    let mut out = vec![Msg::default(); batch];
     let mut idle = 0_u32;
     while tally.stream.next < count {
         let position = reader.position();
-        match tally.take(position, reader.try_recv()) {
-            None => idle = 0,
-            Some(RecvError::Lagged { missed }) => tally.lagged(missed, reader.position()),
-            Some(RecvError::Empty) => {
+        let got = if batch == 1 {
+            reader.try_recv().map(|msg| {
+                out[0] = msg;
+                1
+            })
+        } else {
+            reader.recv_slice(&mut out)
+        };
+        match got {
+            Ok(received) => {
+                idle = 0;
+                for (msg, at) in out[..received].iter().zip(position..) {
+                    let taken = tally.take(at, Ok::<_, RecvError>(*msg));
+                    assert!(taken.is_none());
+                }
+            }
+            Err(RecvError::Lagged { missed }) => tally.lagged(missed, reader.position()),
+            Err(RecvError::Empty) => {
                 idle += 1;
                 if idle < 64 {
                     core::hint::spin_loop();
@@ -199,7 +236,7 @@ fn poll_all<K>(reader: &mut Reader<'_, Msg, K>, tally: &mut Tally, count: u64) {
                     std::thread::yield_now();
                 }
             }
-            Some(RecvError::Corrupted) => panic!("corrupted at {position}"),
+            Err(RecvError::Corrupted) => panic!("corrupted at {position}"),
         }
     }
 }
@@ -247,7 +284,7 @@ fn reader() {
             .expect("attach");
             let mut tally = Tally::new(&reader);
             println!("{READY}");
-            poll_all(&mut reader, &mut tally, count);
+            poll_all(&mut reader, &mut tally, count, 32);
             tally.report();
         }
         other => panic!("unknown mode {other}"),
@@ -278,7 +315,7 @@ fn stopped_reader() {
             .on_lag(on_lag);
     let mut tally = Tally::new(&reader);
     println!("{READY}");
-    poll_all(&mut reader, &mut tally, stop_at);
+    poll_all(&mut reader, &mut tally, stop_at, 1);
     assert_eq!(tally.missed, 0, "lapped before it stopped");
     report("stopping", stop_at);
     let me = Pid::from_raw(std::process::id() as i32).expect("a pid");
@@ -289,10 +326,9 @@ fn stopped_reader() {
     while u64::from(reader.published()) < count {
         std::thread::sleep(Duration::from_millis(1));
     }
-    poll_all(&mut reader, &mut tally, count);
-    let cap = u64::from(CAPACITY);
+    poll_all(&mut reader, &mut tally, count, 1);
     let expected = match on_lag {
-        Start::Oldest => count - (cap - 1) - stop_at,
+        Start::Oldest => oldest_whole(count, reader.retained()) - stop_at,
         _ => count - 1 - stop_at,
     };
     assert_eq!((tally.missed, tally.gaps), (expected, 1), "the lap's count");
@@ -387,12 +423,11 @@ fn readers_get_every_message_or_an_exact_count_of_the_missed() {
         for proc in [&oldest, &newest] {
             signal(proc, Signal::CONT);
         }
-        let cap = u64::from(CAPACITY);
         for (proc, what, missed) in [
             (
                 &mut oldest,
                 "stopped, resuming at the oldest",
-                Some(MESSAGES - (cap - 1) - BEFORE_STOP),
+                Some(oldest_whole(MESSAGES, writer.retained()) - BEFORE_STOP),
             ),
             (
                 &mut newest,
@@ -481,7 +516,11 @@ fn a_stopped_reader_does_not_slow_the_writer() {
             // Continued, it counts exactly what it missed.
             signal(&reader, Signal::CONT);
             let lines = reader.wait_success();
-            assert_eq!(result(&lines, "missed"), ROUND - (u64::from(CAPACITY) - 1));
+            let published = u64::from(writer.published());
+            assert_eq!(
+                result(&lines, "missed"),
+                oldest_whole(published, writer.retained()) - at
+            );
 
             let mut reader = Proc::spawn(
                 "reader",
