@@ -8,8 +8,11 @@
 # i686 seals each header with two 32-bit stores, x86-64 with one 64-bit
 # store), and through two lanes of a lane set that the attaching process
 # claims and the creator drains and frees; every record arrives bit-exact
-# and in order. A ring of [usize; 4] (16 bytes on i686, 32 on x86-64) must
-# be refused.
+# and in order. Then values cross each way through two broadcast rings, one
+# of [u64; 8] (counted slots, read through a read-only mapping) and one of
+# the record (stamped slots), received one by one and in batches, and a
+# burst laps each reader, whose count of the missed must be exact. A ring
+# of [usize; 4] (16 bytes on i686, 32 on x86-64) must be refused.
 #
 # Run from the repository root on an x86-64 Debian machine: `bash .ci/xarch.sh`
 # (called by .ci/run). Installs what it needs; idempotent. XARCH_MESSAGES sets
@@ -77,4 +80,4 @@ step "control: i686 with i686, x86-64 with x86-64"
 "$bin32" create "$bin32" "$MESSAGES"
 "$bin64" create "$bin64" "$MESSAGES"
 
-step "passed: i686 and x86-64 share u64 and f64 payloads, record rings and lanes both ways; [usize; 4] refused across widths"
+step "passed: i686 and x86-64 share u64 and f64 payloads, record rings, lanes and broadcast rings both ways; [usize; 4] refused across widths"

@@ -118,7 +118,7 @@ pub(crate) fn run<Out: Sample, In: Sample, Own: Sample, Theirs: Sample>(
 }
 
 /// Checks that the `index`-th value popped is value number `index`.
-fn check_popped<T: Sample>(value: &T, index: u64) -> Result<(), String> {
+pub(crate) fn check_popped<T: Sample>(value: &T, index: u64) -> Result<(), String> {
     if value.is(index) {
         return Ok(());
     }

@@ -1,7 +1,7 @@
 //! Cross-architecture check: an i686 process and an x86-64 process share SPSC
-//! rings and seqlocks of `u64`- and `f64`-holding types, record rings and a
-//! lane set through named POSIX shm, and a type whose size differs between
-//! them is refused.
+//! rings, broadcast rings and seqlocks of `u64`- and `f64`-holding types,
+//! record rings and a lane set through named POSIX shm, and a type whose
+//! size differs between them is refused.
 //!
 //! Run by `.ci/xarch.sh`, which builds this binary for both targets and runs
 //! each as the creator with the other as the peer:
@@ -10,7 +10,7 @@
 //! xarch create PEER_EXE [MESSAGES]
 //! ```
 //!
-//! The creator makes eight named segments (unlinked when it exits), creates
+//! The creator makes ten named segments (unlinked when it exits), creates
 //! a structure in each, then starts `PEER_EXE peer PREFIX USIZE_BYTES
 //! MESSAGES`, which opens and attaches to them. Then both run the same
 //! loops with the roles mirrored, one after the other: [`exchange::run`]
@@ -19,7 +19,10 @@
 //! at a time, of every length from 0 to 248 bytes, through record rings of
 //! 64 words), and the lanes ([`lanes::produce`] in the peer,
 //! [`lanes::consume`] in the creator: `MESSAGES / 8` records through each
-//! of two lanes):
+//! of two lanes), then [`broadcast::run`] (`MESSAGES` values each way
+//! through the broadcast rings, received by `try_recv` and `recv_slice` in
+//! turn, then a burst that laps each reader, whose count of the missed must
+//! be exact):
 //!
 //! | segment         | structure                   | written by | read by |
 //! |-----------------|-----------------------------|------------|---------|
@@ -30,12 +33,16 @@
 //! | `bytes-creator` | `RecordRing`, 64 words      | creator    | peer    |
 //! | `bytes-peer`    | `RecordRing`, 64 words      | peer       | creator |
 //! | `lanes`         | `Lanes`, 4 of 64 words      | peer (lanes 0 and 1) | creator |
+//! | `bcast-creator` | `Broadcast<[u64; 8]>`, 64: counted slots (64 bytes, no stamps) | creator | peer, read-only |
+//! | `bcast-peer`    | `Broadcast<Record>`, 64: stamped slots (a stamp, then 40 bytes) | peer | creator |
 //! | `wide`          | `Spsc<[usize; 4]>`, 4       | creator    | (attach must fail across widths) |
 //!
 //! With each architecture the creator in one run, both SPSC protocols
 //! cross both ways: elements up to 56 bytes have stamped slots, larger ones
 //! take the index protocol, and the creator checks from the rings' sizes
-//! that `block` and `record` still take one each ([`check_protocols`]).
+//! that `block` and `record` still take one each ([`check_protocols`]). The
+//! same holds for the broadcast rings' stamped and counted slots
+//! ([`check_broadcast_protocols`]).
 //!
 //! Every value popped must be byte for byte the next one in sequence; every
 //! seqlock read must be whole and be exactly the value its version wrote;
@@ -44,6 +51,7 @@
 //! mismatch ends both processes with a non-zero status and a message naming
 //! the value.
 
+mod broadcast;
 mod exchange;
 mod lanes;
 mod payloads;
@@ -53,9 +61,12 @@ mod watchdog;
 use std::error::Error;
 use std::process::{Child, Command, ExitCode};
 
+use ipc_primitives::broadcast::{
+    Broadcast, Reader as BroadcastReader, Start, Writer as BroadcastWriter,
+};
 use ipc_primitives::bytes::RecordRing;
 use ipc_primitives::lanes::{Lanes, LanesConsumer};
-use ipc_primitives::linux::shm::{CreateOptions, Liveness, Segment};
+use ipc_primitives::linux::shm::{CreateOptions, Liveness, OpenOptions, Segment};
 use ipc_primitives::seqlock::SeqLock;
 use ipc_primitives::spsc::Spsc;
 use ipc_primitives::{AttachError, ElementLayout};
@@ -139,6 +150,7 @@ fn create(peer_exe: &str, messages: u64) -> Result<()> {
         Ok(options.create(&name, len.ok_or("structure too large")?)?)
     };
     let (block_slot, record_slot) = check_protocols()?;
+    let (block_bcast_slot, record_bcast_slot) = check_broadcast_protocols()?;
     let blocks = segment("block", Spsc::<Block>::required_size(CAPACITY))?;
     let records = segment("record", Spsc::<Record>::required_size(CAPACITY))?;
     let pairs = segment("pair", SeqLock::<Pair>::required_size())?;
@@ -147,6 +159,8 @@ fn create(peer_exe: &str, messages: u64) -> Result<()> {
     let bytes_out = segment("bytes-creator", RecordRing::required_size(RING_WORDS))?;
     let bytes_in = segment("bytes-peer", RecordRing::required_size(RING_WORDS))?;
     let lane_set = segment("lanes", Lanes::required_size(LANES, RING_WORDS))?;
+    let bcast_out = segment("bcast-creator", Broadcast::<Block>::required_size(CAPACITY))?;
+    let bcast_in = segment("bcast-peer", Broadcast::<Record>::required_size(CAPACITY))?;
     let ends = Ends {
         tx: Spsc::<Block>::create(blocks.region()?, CAPACITY)?.into_producer(),
         rx: Spsc::<Record>::create(records.region()?, CAPACITY)?.into_consumer(),
@@ -161,17 +175,25 @@ fn create(peer_exe: &str, messages: u64) -> Result<()> {
         received: Stream::Peer,
     };
     let mut lane_consumer = Lanes::create(lane_set.region()?, LANES, RING_WORDS)?.into_consumer();
+    let bcast_ends = (
+        Broadcast::<Block>::create(bcast_out.region()?, CAPACITY)?.into_writer(),
+        Broadcast::<Record>::create(bcast_in.region()?, CAPACITY)?.into_reader(Start::Oldest),
+    );
     println!(
         "[{me}] created rings of {} ({}; {block_slot}-byte ring slots without stamps: \
          the index protocol) and {} ({}; {record_slot}-byte ring slots, stamped), \
          seqlocks of {} and {}, two record rings of {RING_WORDS} words, \
-         {LANES} lanes of {RING_WORDS} words, a ring of [usize; 4] ({}); starting peer {peer_exe}",
+         {LANES} lanes of {RING_WORDS} words, broadcast rings of {} ({block_bcast_slot}-byte \
+         counted slots, no stamps) and {} ({record_bcast_slot}-byte stamped slots), a ring of \
+         [usize; 4] ({}); starting peer {peer_exe}",
         Block::NAME,
         ElementLayout::of::<Block>(),
         Record::NAME,
         ElementLayout::of::<Record>(),
         Pair::NAME,
         Quote::NAME,
+        Block::NAME,
+        Record::NAME,
         ElementLayout::of::<Wide>(),
     );
     let mut child = Command::new(peer_exe)
@@ -180,10 +202,15 @@ fn create(peer_exe: &str, messages: u64) -> Result<()> {
         .arg(messages.to_string())
         .spawn()
         .map_err(|err| format!("starting {peer_exe}: {err}"))?;
-    let exchanged =
-        exchange_as_creator(&me, ends, record_ends, &mut lane_consumer, messages, || {
-            peer_failed(&mut child)
-        });
+    let exchanged = exchange_as_creator(
+        &me,
+        ends,
+        record_ends,
+        &mut lane_consumer,
+        bcast_ends,
+        messages,
+        || peer_failed(&mut child),
+    );
     if let Err(err) = exchanged {
         // Ignore errors: the peer may have exited already.
         let _ = child.kill();
@@ -205,6 +232,7 @@ fn exchange_as_creator(
     ends: Ends<'_, Block, Record, Pair, Quote>,
     record_ends: records::Ends<'_>,
     lane_consumer: &mut LanesConsumer<'_>,
+    (bcast_tx, bcast_rx): (BroadcastWriter<'_, Block>, BroadcastReader<'_, Record>),
     messages: u64,
     mut peer_failed: impl FnMut() -> Option<String>,
 ) -> Result<(), String> {
@@ -227,6 +255,8 @@ fn exchange_as_creator(
          claimed (pop_into and pop_with), each lane's in order and bit-exact, none from the \
          other lanes"
     );
+    let tally = broadcast::run(bcast_tx, bcast_rx, messages, &mut peer_failed)?;
+    report_broadcast(me, messages, &tally, Block::NAME, Record::NAME);
     Ok(())
 }
 
@@ -263,6 +293,15 @@ fn peer(prefix: &str, creator_usize_bytes: usize, messages: u64) -> Result<()> {
     );
     let (bytes_in, bytes_out, lane_set) =
         (open("bytes-creator")?, open("bytes-peer")?, open("lanes")?);
+    let bcast_out = open("bcast-peer")?;
+    // The creator's broadcast, read through a read-only mapping.
+    let bcast_in = {
+        let name = format!("{prefix}-bcast-creator");
+        OpenOptions::new()
+            .read_only(true)
+            .open(&name)
+            .map_err(|err| format!("{name}: {err}"))?
+    };
     check_wide(&me, &wide, creator_usize_bytes)?;
     let ends = Ends {
         tx: Spsc::<Record>::attach(records.region()?)?.into_producer(),
@@ -277,9 +316,11 @@ fn peer(prefix: &str, creator_usize_bytes: usize, messages: u64) -> Result<()> {
         received: Stream::Creator,
     };
     let lane_set = Lanes::attach(lane_set.region()?)?;
+    let bcast_tx = Broadcast::<Record>::attach(bcast_out.region()?)?.into_writer();
+    let bcast_rx = Broadcast::<Block>::attach_reader(bcast_in.read_region()?, Start::Oldest)?;
     println!(
         "[{me}] attached to the rings of {} and {}, the seqlocks of {} and {}, the record rings \
-         and the lanes",
+         and the lanes, the broadcast rings (the creator's read-only)",
         Block::NAME,
         Record::NAME,
         Pair::NAME,
@@ -305,6 +346,8 @@ fn peer(prefix: &str, creator_usize_bytes: usize, messages: u64) -> Result<()> {
         "[{me}] lanes: claimed lanes {claimed:?} of {LANES}, sent {per_lane} records through \
          each (push and reserve/write/commit), released them"
     );
+    let tally = broadcast::run(bcast_tx, bcast_rx, messages, &mut creator_gone)?;
+    report_broadcast(&me, messages, &tally, Record::NAME, Block::NAME);
     Ok(())
 }
 
@@ -334,6 +377,35 @@ fn check_protocols() -> Result<(usize, usize)> {
         found => Err(format!(
             "the rings of {} and {} must take the index and the stamped protocol, with slots \
              of {block} and {record} bytes; found {found:?}",
+            Block::NAME,
+            Record::NAME
+        )
+        .into()),
+    }
+}
+
+/// Bytes of each slot of a broadcast ring of `T`, from its size.
+fn broadcast_slot<T: ipc_primitives::Pod>() -> Option<usize> {
+    let slots = Broadcast::<T>::required_size(CAPACITY)? - Broadcast::<T>::required_size(2)?;
+    Some(slots / (CAPACITY as usize - 2))
+}
+
+/// The broadcast rings must cross in both protocols too: `bcast-creator`'s
+/// of `Block` with counted slots (the stride alone), `bcast-peer`'s of
+/// `Record` with stamped ones. Returns their slot sizes, to report.
+fn check_broadcast_protocols() -> Result<(usize, usize)> {
+    let stride = |layout: ElementLayout| layout.stride as usize;
+    let block = stride(ElementLayout::of::<Block>());
+    let record = stride(ElementLayout::of::<Record>()) + STAMP_BYTES;
+    match (broadcast_slot::<Block>(), broadcast_slot::<Record>()) {
+        (Some(found_block), Some(found_record))
+            if (found_block, found_record) == (block, record) =>
+        {
+            Ok((block, record))
+        }
+        found => Err(format!(
+            "the broadcast rings of {} and {} must take counted and stamped slots, of {block} \
+             and {record} bytes; found {found:?}",
             Block::NAME,
             Record::NAME
         )
@@ -383,6 +455,20 @@ fn report(me: &str, tally: &Tally, sent: &str, received: &str, written: &str, re
              a write in flight; on idle cores they overlap throughout"
         );
     }
+}
+
+/// Prints what one side moved through the broadcast rings.
+fn report_broadcast(me: &str, messages: u64, tally: &broadcast::Tally, sent: &str, received: &str) {
+    println!(
+        "[{me}] broadcast: published {messages} {sent} and a lapping burst; received {} \
+         {received} ({} by try_recv, {} by recv_slice), every one bit-exact and in order, then \
+         a lap: told of {} missed, then {} received, exactly the burst",
+        tally.one_by_one + tally.in_batches,
+        tally.one_by_one,
+        tally.in_batches,
+        tally.missed,
+        tally.after_lap
+    );
 }
 
 /// Prints what one side moved through the record rings: `count` records
