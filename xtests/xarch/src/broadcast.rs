@@ -71,7 +71,7 @@ pub(crate) fn run<Out: Sample, In: Sample>(
         if received < messages {
             // Alternate the two ways in, so both protocols take both.
             turn += 1;
-            let got = if turn % 2 == 0 {
+            let got = if turn.is_multiple_of(2) {
                 rx.try_recv().map(|value| {
                     batch[0] = value;
                     tally.one_by_one += 1;
