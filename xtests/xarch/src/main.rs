@@ -40,9 +40,8 @@
 //! With each architecture the creator in one run, both SPSC protocols
 //! cross both ways: elements up to 56 bytes have stamped slots, larger ones
 //! take the index protocol, and the creator checks from the rings' sizes
-//! that `block` and `record` still take one each ([`check_protocols`]). The
-//! same holds for the broadcast rings' stamped and counted slots
-//! ([`check_broadcast_protocols`]).
+//! that `block` and `record` still take one each ([`check_protocols`]), and
+//! the same of the broadcast rings' counted and stamped slots.
 //!
 //! Every value popped must be byte for byte the next one in sequence; every
 //! seqlock read must be whole and be exactly the value its version wrote;
@@ -149,8 +148,10 @@ fn create(peer_exe: &str, messages: u64) -> Result<()> {
         let name = format!("{prefix}-{part}");
         Ok(options.create(&name, len.ok_or("structure too large")?)?)
     };
-    let (block_slot, record_slot) = check_protocols()?;
-    let (block_bcast_slot, record_bcast_slot) = check_broadcast_protocols()?;
+    let [
+        (block_slot, record_slot),
+        (block_bcast_slot, record_bcast_slot),
+    ] = check_protocols()?;
     let blocks = segment("block", Spsc::<Block>::required_size(CAPACITY))?;
     let records = segment("record", Spsc::<Record>::required_size(CAPACITY))?;
     let pairs = segment("pair", SeqLock::<Pair>::required_size())?;
@@ -361,56 +362,43 @@ fn ring_slot<T: ipc_primitives::Pod>() -> Option<usize> {
     Some(slots / (CAPACITY as usize - 1))
 }
 
-/// The rings must cross in both protocols: `block`'s by index (slots of the
-/// element's stride alone), `record`'s by stamps (a stamp, then the stride).
-/// Returns their slot sizes, to report.
-fn check_protocols() -> Result<(usize, usize)> {
-    let stride = |layout: ElementLayout| layout.stride as usize;
-    let block = stride(ElementLayout::of::<Block>());
-    let record = stride(ElementLayout::of::<Record>()) + STAMP_BYTES;
-    match (ring_slot::<Block>(), ring_slot::<Record>()) {
-        (Some(found_block), Some(found_record))
-            if (found_block, found_record) == (block, record) =>
-        {
-            Ok((block, record))
-        }
-        found => Err(format!(
-            "the rings of {} and {} must take the index and the stamped protocol, with slots \
-             of {block} and {record} bytes; found {found:?}",
-            Block::NAME,
-            Record::NAME
-        )
-        .into()),
-    }
-}
-
 /// Bytes of each slot of a broadcast ring of `T`, from its size.
 fn broadcast_slot<T: ipc_primitives::Pod>() -> Option<usize> {
     let slots = Broadcast::<T>::required_size(CAPACITY)? - Broadcast::<T>::required_size(2)?;
     Some(slots / (CAPACITY as usize - 2))
 }
 
-/// The broadcast rings must cross in both protocols too: `bcast-creator`'s
-/// of `Block` with counted slots (the stride alone), `bcast-peer`'s of
-/// `Record` with stamped ones. Returns their slot sizes, to report.
-fn check_broadcast_protocols() -> Result<(usize, usize)> {
+/// The rings must cross in both protocols: `block`'s SPSC ring by index and
+/// its broadcast ring with counted slots (slots of the element's stride
+/// alone), `record`'s rings by stamps (a stamp, then the stride). Returns
+/// the slot sizes of the SPSC rings and of the broadcast rings, to report.
+fn check_protocols() -> Result<[(usize, usize); 2]> {
     let stride = |layout: ElementLayout| layout.stride as usize;
-    let block = stride(ElementLayout::of::<Block>());
-    let record = stride(ElementLayout::of::<Record>()) + STAMP_BYTES;
-    match (broadcast_slot::<Block>(), broadcast_slot::<Record>()) {
-        (Some(found_block), Some(found_record))
-            if (found_block, found_record) == (block, record) =>
-        {
-            Ok((block, record))
+    let expected = (
+        stride(ElementLayout::of::<Block>()),
+        stride(ElementLayout::of::<Record>()) + STAMP_BYTES,
+    );
+    let check = |what: &str, found: (Option<usize>, Option<usize>)| {
+        if found == (Some(expected.0), Some(expected.1)) {
+            Ok(expected)
+        } else {
+            Err(format!(
+                "the {what} of {} and {} must take slots without and with stamps, of {} and {} \
+                 bytes; found {found:?}",
+                Block::NAME,
+                Record::NAME,
+                expected.0,
+                expected.1
+            ))
         }
-        found => Err(format!(
-            "the broadcast rings of {} and {} must take counted and stamped slots, of {block} \
-             and {record} bytes; found {found:?}",
-            Block::NAME,
-            Record::NAME
-        )
-        .into()),
-    }
+    };
+    Ok([
+        check("rings", (ring_slot::<Block>(), ring_slot::<Record>()))?,
+        check(
+            "broadcast rings",
+            (broadcast_slot::<Block>(), broadcast_slot::<Record>()),
+        )?,
+    ])
 }
 
 /// Attaching to the creator's ring of `[usize; 4]` must succeed if and only
