@@ -18,6 +18,7 @@
 
 use core::fmt::Debug;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use ipc_primitives::broadcast::{BlockingError, Broadcast, Reader, RecvError, Start, Writer};
 use ipc_primitives::{Line, Pod, ReadRegion, Region};
@@ -109,22 +110,34 @@ impl Memory {
         // SAFETY: the bytes are owned by `self` (valid for reads and writes
         // and initialised while it is borrowed); this process reaches them
         // only through broadcast rings (one kind) and, while no ring handle
-        // is live, `write` below.
+        // is live, `store_u32` and `store_words` below.
         unsafe { Region::from_raw_parts(self.base, self.len()) }
     }
 
-    /// Writes `bytes` at `offset`, as the process that wrote the ring before
-    /// this one did. Only while no handle to a ring in the memory is live.
-    fn write(&mut self, offset: usize, bytes: &[u8]) {
-        assert!(offset + bytes.len() <= self.len());
-        // SAFETY: in bounds (asserted); `&mut self` and the callers'
-        // promise mean nothing else accesses the memory meanwhile.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                self.base.as_ptr().add(offset),
-                bytes.len(),
-            );
+    /// Stores `value` in the `u32` at `offset` (a control word or a stamp),
+    /// as the process that wrote the ring before this one did: atomically,
+    /// at the width the ring accesses it (Miri checks that).
+    fn store_u32(&mut self, offset: usize, value: u32) {
+        assert!(offset % 4 == 0 && offset + 4 <= self.len());
+        // SAFETY: in bounds and aligned (asserted; the base is 128-aligned);
+        // every access the ring makes to these bytes is a `u32` atomic one.
+        let word = unsafe { AtomicU32::from_ptr(self.base.as_ptr().add(offset).cast()) };
+        word.store(value, Ordering::Relaxed);
+    }
+
+    /// Stores `bytes` from `offset` (a slot's message), zero-padded to whole
+    /// 8-byte words, each as one `u64` atomic store: the width at which the
+    /// ring copies messages.
+    fn store_words(&mut self, offset: usize, bytes: &[u8]) {
+        assert!(offset % 8 == 0 && offset + bytes.len().next_multiple_of(8) <= self.len());
+        for (index, chunk) in bytes.chunks(8).enumerate() {
+            let mut word = [0; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            // SAFETY: in bounds and aligned (asserted); the ring accesses
+            // these bytes only as `u64` atomics.
+            let cell =
+                unsafe { AtomicU64::from_ptr(self.base.as_ptr().add(offset + 8 * index).cast()) };
+            cell.store(u64::from_ne_bytes(word), Ordering::Relaxed);
         }
     }
 }
@@ -377,16 +390,16 @@ fn run<T: Elem>(capacity: u32, restart: Option<u32>, ops: &[Op]) -> TestCaseResu
     if restart.is_some() {
         // What the last writer left: `published`, `intent`, and its last
         // `capacity` messages whole in their slots.
-        memory.write(PUBLISHED, &(published as u32).to_ne_bytes());
-        memory.write(INTENT, &(intent as u32).to_ne_bytes());
+        memory.store_u32(PUBLISHED, published as u32);
+        memory.store_u32(INTENT, intent as u32);
         let stamp = if stamped { STAMP } else { 0 };
         let slot = stamp + stride as usize;
         for position in first..published {
             let at = SLOTS + (position % cap) as usize * slot;
             if stamped {
-                memory.write(at, &(position as u32).wrapping_add(1).to_ne_bytes());
+                memory.store_u32(at, (position as u32).wrapping_add(1));
             }
-            memory.write(at + stamp, T::make(position).as_bytes());
+            memory.store_words(at + stamp, T::make(position).as_bytes());
         }
     }
     let mut model = Model {
