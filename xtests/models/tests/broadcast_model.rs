@@ -118,7 +118,7 @@ impl Memory {
     /// as the process that wrote the ring before this one did: atomically,
     /// at the width the ring accesses it (Miri checks that).
     fn store_u32(&mut self, offset: usize, value: u32) {
-        assert!(offset % 4 == 0 && offset + 4 <= self.len());
+        assert!(offset.is_multiple_of(4) && offset + 4 <= self.len());
         // SAFETY: in bounds and aligned (asserted; the base is 128-aligned);
         // every access the ring makes to these bytes is a `u32` atomic one.
         let word = unsafe { AtomicU32::from_ptr(self.base.as_ptr().add(offset).cast()) };
@@ -129,7 +129,7 @@ impl Memory {
     /// 8-byte words, each as one `u64` atomic store: the width at which the
     /// ring copies messages.
     fn store_words(&mut self, offset: usize, bytes: &[u8]) {
-        assert!(offset % 8 == 0 && offset + bytes.len().next_multiple_of(8) <= self.len());
+        assert!(offset.is_multiple_of(8) && offset + bytes.len().next_multiple_of(8) <= self.len());
         for (index, chunk) in bytes.chunks(8).enumerate() {
             let mut word = [0; 8];
             word[..chunk.len()].copy_from_slice(chunk);
