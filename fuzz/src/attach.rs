@@ -365,7 +365,9 @@ fn check_broadcast<T: Elem>(misalign: usize, bytes: &[u8]) {
     // Whatever the slots and `intent` hold, a reader from the oldest gets
     // typed results, boundedly; the writer continues after `published`, and
     // a reader joined after it receives the next `retained` messages whole
-    // in one batch.
+    // in one batch. A stamped reader trusts stamps: if the bytes already
+    // stamped the slot after those as holding the next message, it takes
+    // that garbage too (a hostile peer's garbage value, as documented).
     let published = u32_at(bytes, ring::PUBLISHED);
     let mut oldest = ring.reader(Start::Oldest);
     let mut next = ring.reader(Start::Next);
@@ -383,10 +385,14 @@ fn check_broadcast<T: Elem>(misalign: usize, bytes: &[u8]) {
     for n in 1..=retained as u64 {
         writer.publish(&T::make(n));
     }
+    let after = u64::from(published) + retained as u64;
+    let stamp = broadcast::slot_offset::<T>(capacity as u32, after);
+    let prestamped = broadcast::stamp::<T>() != 0
+        && u32_at(bytes, stamp) == (after as u32).wrapping_add(1);
     let mut out = vec![T::make(0); capacity];
     assert_eq!(
         next.recv_slice(&mut out),
-        Ok(retained),
+        Ok(retained + usize::from(prestamped)),
         "a batch after attach"
     );
     for (n, got) in out[..retained].iter().enumerate() {
