@@ -6,20 +6,21 @@
 //! how: `multiprocess/harness.rs` is shared); they print what the parent
 //! checks as `IPCP-RESULT` lines.
 //!
-//! 1. The parent writes 200,500 64-byte messages (sequence number, derived
-//!    words, checksum) into a named segment; four readers attach before it
-//!    starts: one sleeping in `recv_blocking_watching` (futex), one polling
-//!    on a `PROT_READ` mapping, and two that stop themselves after 300
-//!    messages and are continued once the writer is done. Every message a
-//!    reader receives is checked whole and the one due (the read-only one
-//!    drains in batches, `recv_slice`); every gap must be one `Lagged` whose
-//!    count is exact (received + missed = published, for each reader). The
-//!    messages are 64 bytes, so the ring's slots are counted (no stamps) and
-//!    it keeps at least `retained() = capacity - 16` whole (the writer
-//!    announces 16 messages at a time): the stopped ones must report exactly
-//!    `oldest - 300` missed, resuming at the oldest whole message (`oldest`:
-//!    the capacity before the next multiple of 16 from `published`), and
-//!    `published - 1 - 300` (resuming at the newest).
+//! 1. The parent writes 200,300 messages (sequence number, derived words,
+//!    checksum) into a named segment; four readers attach before it starts:
+//!    one sleeping in `recv_blocking_watching` (futex), one polling on a
+//!    `PROT_READ` mapping, and two that stop themselves after 300 messages
+//!    and are continued once the writer is done. Every message a reader
+//!    receives is checked whole and the one due (the read-only one drains in
+//!    batches, `recv_slice`); every gap must be one `Lagged` whose count is
+//!    exact (received + missed = published, for each reader). It runs twice:
+//!    with 64-byte messages, so the ring's slots are counted (no stamps) and
+//!    it keeps `retained() = capacity - 16` whole (the writer announces 16
+//!    messages at a time), and with 56-byte ones, in stamped slots, which
+//!    keep `capacity - 1`. The stopped readers must report exactly `oldest -
+//!    300` missed, resuming at the oldest whole message (`oldest`: the
+//!    capacity before the announced messages past `published`, at least one),
+//!    and `published - 1 - 300` (resuming at the newest).
 //! 2. The writer's throughput with no reader, with a reader stopped by
 //!    `SIGSTOP`, and with a reader polling, interleaved: measured and
 //!    printed, not asserted (the writer never reads reader state, so a
@@ -48,15 +49,65 @@ use ipc_primitives::linux::wake::{SpinThenBlock, WaitError};
 use rustix::process::{Pid, Signal, kill_process};
 
 use harness::{Accounting, Proc, READY, RESULT, ShmName, env, env_parse};
+use ipc_primitives::Pod;
 use message::{Msg, Stream, message};
+
+/// What a ring of these tests carries: the 64-byte [`Msg`] itself (counted
+/// slots), or [`Short`] (stamped slots).
+trait Wire: Pod + Copy + Default + core::fmt::Debug {
+    /// The value of `IPCP_WIRE` that names it to a child.
+    const NAME: &'static str;
+    /// Messages the writer announces at a time: `capacity - retained()`.
+    const ANNOUNCED: u64;
+    fn wrap(msg: &Msg) -> Self;
+    fn unwrap(&self) -> Msg;
+}
+
+impl Wire for Msg {
+    const NAME: &'static str = "counted";
+    const ANNOUNCED: u64 = 16;
+    fn wrap(msg: &Msg) -> Self {
+        *msg
+    }
+    fn unwrap(&self) -> Msg {
+        *self
+    }
+}
+
+/// A [`Msg`] in 56 bytes, small enough for stamped slots: every word but
+/// word 6, which is derived from the sequence number in word 0 and restored
+/// from it (the checksum in the last word still covers it).
+type Short = [u64; 7];
+
+impl Wire for Short {
+    const NAME: &'static str = "stamped";
+    const ANNOUNCED: u64 = 1;
+    fn wrap(msg: &Msg) -> Self {
+        [msg[0], msg[1], msg[2], msg[3], msg[4], msg[5], msg[7]]
+    }
+    fn unwrap(&self) -> Msg {
+        let mut msg = message(self[1], self[0]);
+        msg[..6].copy_from_slice(&self[..6]);
+        msg[7] = self[6];
+        msg
+    }
+}
 
 /// The entry point of every child: plays the role `IPCP_CHILD_ROLE` names,
 /// or does nothing when the test binary runs normally.
 #[test]
 fn child() {
     harness::run_child(|role| match role {
-        "reader" => reader(),
-        "stopped-reader" => stopped_reader(),
+        "reader" => match env("IPCP_WIRE").as_str() {
+            Msg::NAME => reader::<Msg>(),
+            Short::NAME => reader::<Short>(),
+            other => panic!("unknown IPCP_WIRE {other:?}"),
+        },
+        "stopped-reader" => match env("IPCP_WIRE").as_str() {
+            Msg::NAME => stopped_reader::<Msg>(),
+            Short::NAME => stopped_reader::<Short>(),
+            other => panic!("unknown IPCP_WIRE {other:?}"),
+        },
         "writer" => writer(),
         other => panic!("unknown child role {other:?}"),
     });
@@ -64,10 +115,6 @@ fn child() {
 
 /// Slots in the rings of these tests.
 const CAPACITY: u32 = 1024;
-/// Messages the writer of a ring of 64-byte messages and `CAPACITY` slots
-/// announces at a time (see `broadcast`'s Protocol): `capacity -
-/// retained()`.
-const ANNOUNCED: u64 = 16;
 /// Messages published before the self-stopping readers stop: fewer than the
 /// ring keeps whole, so nobody can be lapped before then.
 const BEFORE_STOP: u64 = 300;
@@ -109,13 +156,13 @@ fn result(lines: &[String], key: &str) -> u64 {
 
 /// The writer of a fresh ring in a new named segment, which it keeps alive;
 /// the name is unlinked when it drops.
-fn named_writer(name: &str) -> Writer<'static, Msg, Arc<Segment>> {
-    let len = Broadcast::<Msg>::required_size(CAPACITY).expect("ring size");
+fn named_writer<W: Wire>(name: &str) -> Writer<'static, W, Arc<Segment>> {
+    let len = Broadcast::<W>::required_size(CAPACITY).expect("ring size");
     let segment = CreateOptions::new()
         .unlink_on_drop(true)
         .create(name, len)
         .expect("create the named segment");
-    Broadcast::<Msg>::create(segment.into_region().expect("writable"), CAPACITY)
+    Broadcast::<W>::create(segment.into_region().expect("writable"), CAPACITY)
         .expect("create the ring")
         .into_writer()
 }
@@ -123,13 +170,13 @@ fn named_writer(name: &str) -> Writer<'static, Msg, Arc<Segment>> {
 /// Publishes the next `count` messages, waking sleepers, in bursts of 256
 /// with a short pause between them (time for readers to keep up, or to fall
 /// asleep).
-fn publish_paced<K>(writer: &mut Writer<'_, Msg, K>, count: u64) {
+fn publish_paced<W: Wire, K>(writer: &mut Writer<'_, W, K>, count: u64) {
     let mut burst = Vec::with_capacity(256);
     let end = u64::from(writer.published()) + count;
     while u64::from(writer.published()) < end {
         let from = u64::from(writer.published());
         burst.clear();
-        burst.extend((from..end.min(from + 256)).map(|seq| message(WRITER_ID, seq)));
+        burst.extend((from..end.min(from + 256)).map(|seq| W::wrap(&message(WRITER_ID, seq))));
         writer.publish_slice_notify(&burst).expect("futex wake");
         std::thread::sleep(Duration::from_micros(200));
     }
@@ -146,7 +193,7 @@ struct Tally {
 }
 
 impl Tally {
-    fn new<K>(reader: &Reader<'_, Msg, K>) -> Self {
+    fn new<W: Wire, K>(reader: &Reader<'_, W, K>) -> Self {
         let joined = u64::from(reader.position());
         let mut stream = Stream::new(WRITER_ID);
         stream.next = joined;
@@ -163,10 +210,10 @@ impl Tally {
     }
 
     /// Takes one receive's result; `Empty` and timeouts are the caller's.
-    fn take<T: core::fmt::Debug>(&mut self, position: u32, got: Result<Msg, T>) -> Option<T> {
+    fn take<W: Wire, T>(&mut self, position: u32, got: Result<W, T>) -> Option<T> {
         assert_eq!(u64::from(position), self.stream.next, "position");
         match got {
-            Ok(msg) => self.stream.accept(&msg),
+            Ok(msg) => self.stream.accept(&msg.unwrap()),
             Err(err) => return Some(err),
         }
         None
@@ -192,22 +239,28 @@ impl Tally {
 }
 
 /// Where a reader lapped by this file's writers resumes at [`Start::Oldest`]
-/// once `published` messages are out. The messages are 64 bytes, so the
-/// slots are counted: the writer (from position 0) announces
-/// [`ANNOUNCED`] messages at a time, so it has announced those up to the
-/// next multiple of it, whose slots it may be rewriting; the `CAPACITY`
+/// once `published` messages are out. The writer (from position 0)
+/// announces [`Wire::ANNOUNCED`] messages at a time, so it has announced
+/// those up to the next multiple of it, whose slots it may be rewriting, and
+/// at least the next one (a stamped writer's next slot); the `CAPACITY`
 /// positions before that are whole: at least `retained`.
-fn oldest_whole(published: u64, retained: usize) -> u64 {
-    assert_eq!(u64::from(CAPACITY) - retained as u64, ANNOUNCED);
-    let oldest = published.next_multiple_of(ANNOUNCED) - u64::from(CAPACITY);
+fn oldest_whole<W: Wire>(published: u64, retained: usize) -> u64 {
+    assert_eq!(u64::from(CAPACITY) - retained as u64, W::ANNOUNCED);
+    let announced = (published.next_multiple_of(W::ANNOUNCED) - published).max(1);
+    let oldest = published + announced - u64::from(CAPACITY);
     assert!(published - oldest >= retained as u64, "retained() holds");
     oldest
 }
 
 /// Receives by polling until `count` have been received or skipped, one
 /// message per call (`batch` 1, `try_recv`) or up to `batch` (`recv_slice`).
-fn poll_all<K>(reader: &mut Reader<'_, Msg, K>, tally: &mut Tally, count: u64, batch: usize) {
-    let mut out = vec![Msg::default(); batch];
+fn poll_all<W: Wire, K>(
+    reader: &mut Reader<'_, W, K>,
+    tally: &mut Tally,
+    count: u64,
+    batch: usize,
+) {
+    let mut out = vec![W::default(); batch];
     let mut idle = 0_u32;
     while tally.stream.next < count {
         let position = reader.position();
@@ -245,13 +298,13 @@ fn poll_all<K>(reader: &mut Reader<'_, Msg, K>, tally: &mut Tally, count: u64, b
 /// message, which receives `IPCP_COUNT` messages (or skips them, counted):
 /// `IPCP_MODE=blocking` sleeps in `recv_blocking_watching` on a writable
 /// mapping, `polling` polls on a read-only one.
-fn reader() {
+fn reader<W: Wire>() {
     let name = env("IPCP_SHM");
     let count: u64 = env_parse("IPCP_COUNT");
     match env("IPCP_MODE").as_str() {
         "blocking" => {
             let segment = Segment::open(&name).expect("open");
-            let mut reader = Broadcast::<Msg>::attach(segment.region().expect("region"))
+            let mut reader = Broadcast::<W>::attach(segment.region().expect("region"))
                 .expect("attach")
                 .into_reader(Start::Oldest);
             let mut tally = Tally::new(&reader);
@@ -277,7 +330,7 @@ fn reader() {
                 .open(&name)
                 .expect("open read-only");
             assert!(!segment.is_writable());
-            let mut reader = Broadcast::<Msg>::attach_reader(
+            let mut reader = Broadcast::<W>::attach_reader(
                 segment.read_region().expect("region"),
                 Start::Oldest,
             )
@@ -296,7 +349,7 @@ fn reader() {
 /// (`SIGSTOP`), and once continued receives the rest of `IPCP_COUNT`,
 /// resuming after the lap as `IPCP_ON_LAG` says; it checks the lap's count
 /// against what the writer published meanwhile.
-fn stopped_reader() {
+fn stopped_reader<W: Wire>() {
     let name = env("IPCP_SHM");
     let count: u64 = env_parse("IPCP_COUNT");
     let stop_at: u64 = env_parse("IPCP_STOP_AT");
@@ -310,7 +363,7 @@ fn stopped_reader() {
         .open(&name)
         .expect("open read-only");
     let mut reader =
-        Broadcast::<Msg>::attach_reader(segment.read_region().expect("region"), Start::Next)
+        Broadcast::<W>::attach_reader(segment.read_region().expect("region"), Start::Next)
             .expect("attach")
             .on_lag(on_lag);
     let mut tally = Tally::new(&reader);
@@ -328,7 +381,7 @@ fn stopped_reader() {
     }
     poll_all(&mut reader, &mut tally, count, 1);
     let expected = match on_lag {
-        Start::Oldest => oldest_whole(count, reader.retained()) - stop_at,
+        Start::Oldest => oldest_whole::<W>(count, reader.retained()) - stop_at,
         _ => count - 1 - stop_at,
     };
     assert_eq!((tally.missed, tally.gaps), (expected, 1), "the lap's count");
@@ -340,7 +393,7 @@ fn stopped_reader() {
 fn writer() {
     let count: u64 = env_parse("IPCP_COUNT");
     // The parent removes the name: this process dies holding it.
-    let mut writer = named_writer(&env("IPCP_SHM"));
+    let mut writer = named_writer::<Msg>(&env("IPCP_SHM"));
     println!("{READY}");
     // Starts once the reader sleeps (announces itself on the doorbell), so
     // that it joins before the first message.
@@ -385,13 +438,23 @@ fn signal(proc: &Proc, signal: Signal) {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn readers_get_every_message_or_an_exact_count_of_the_missed() {
+fn readers_of_counted_slots_get_every_message_or_an_exact_count_of_the_missed() {
+    every_message_or_an_exact_count::<Msg>();
+}
+
+#[test]
+fn readers_of_stamped_slots_get_every_message_or_an_exact_count_of_the_missed() {
+    every_message_or_an_exact_count::<Short>();
+}
+
+fn every_message_or_an_exact_count<W: Wire>() {
     accounted(|| {
         let name = ShmName::new("bcast");
-        let mut writer = named_writer(&name.0);
+        let mut writer = named_writer::<W>(&name.0);
         let vars = |mode: &str| {
             vec![
                 ("IPCP_SHM", name.0.clone()),
+                ("IPCP_WIRE", W::NAME.to_owned()),
                 ("IPCP_COUNT", MESSAGES.to_string()),
                 ("IPCP_MODE", mode.to_owned()),
             ]
@@ -399,6 +462,7 @@ fn readers_get_every_message_or_an_exact_count_of_the_missed() {
         let stopping = |on_lag: &str| {
             vec![
                 ("IPCP_SHM", name.0.clone()),
+                ("IPCP_WIRE", W::NAME.to_owned()),
                 ("IPCP_COUNT", MESSAGES.to_string()),
                 ("IPCP_STOP_AT", BEFORE_STOP.to_string()),
                 ("IPCP_ON_LAG", on_lag.to_owned()),
@@ -427,7 +491,7 @@ fn readers_get_every_message_or_an_exact_count_of_the_missed() {
             (
                 &mut oldest,
                 "stopped, resuming at the oldest",
-                Some(oldest_whole(MESSAGES, writer.retained()) - BEFORE_STOP),
+                Some(oldest_whole::<W>(MESSAGES, writer.retained()) - BEFORE_STOP),
             ),
             (
                 &mut newest,
@@ -458,7 +522,8 @@ fn readers_get_every_message_or_an_exact_count_of_the_missed() {
             );
         }
         eprintln!(
-            "{MESSAGES} messages published in {elapsed:.2?}, {} wake-ups",
+            "{MESSAGES} messages, {} slots, published in {elapsed:.2?}, {} wake-ups",
+            W::NAME,
             writer.doorbell().epoch()
         );
     });
@@ -489,7 +554,7 @@ fn median(mut rates: Vec<f64>) -> f64 {
 fn a_stopped_reader_does_not_slow_the_writer() {
     accounted(|| {
         let name = ShmName::new("bcast-tput");
-        let mut writer = named_writer(&name.0);
+        let mut writer = named_writer::<Msg>(&name.0);
         let (mut none, mut stopped, mut polling) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..3 {
             none.push(round(&mut writer));
@@ -499,6 +564,7 @@ fn a_stopped_reader_does_not_slow_the_writer() {
                 "stopped-reader",
                 &[
                     ("IPCP_SHM", name.0.clone()),
+                    ("IPCP_WIRE", Msg::NAME.to_owned()),
                     ("IPCP_COUNT", (at + ROUND).to_string()),
                     ("IPCP_STOP_AT", at.to_string()),
                     ("IPCP_ON_LAG", "oldest".to_owned()),
@@ -519,13 +585,14 @@ fn a_stopped_reader_does_not_slow_the_writer() {
             let published = u64::from(writer.published());
             assert_eq!(
                 result(&lines, "missed"),
-                oldest_whole(published, writer.retained()) - at
+                oldest_whole::<Msg>(published, writer.retained()) - at
             );
 
             let mut reader = Proc::spawn(
                 "reader",
                 &[
                     ("IPCP_SHM", name.0.clone()),
+                    ("IPCP_WIRE", Msg::NAME.to_owned()),
                     (
                         "IPCP_COUNT",
                         (u64::from(writer.published()) + ROUND).to_string(),
