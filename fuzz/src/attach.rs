@@ -387,8 +387,8 @@ fn check_broadcast<T: Elem>(misalign: usize, bytes: &[u8]) {
     }
     let after = u64::from(published) + retained as u64;
     let stamp = broadcast::slot_offset::<T>(capacity as u32, after);
-    let prestamped = broadcast::stamp::<T>() != 0
-        && u32_at(bytes, stamp) == (after as u32).wrapping_add(1);
+    let prestamped =
+        broadcast::stamp::<T>() != 0 && u32_at(bytes, stamp) == (after as u32).wrapping_add(1);
     let mut out = vec![T::make(0); capacity];
     assert_eq!(
         next.recv_slice(&mut out),
