@@ -363,18 +363,26 @@ fn check_broadcast<T: Elem>(misalign: usize, bytes: &[u8]) {
     );
 
     // Whatever the slots and `intent` hold, a reader from the oldest gets
-    // typed results, boundedly; the writer continues after `published`, and
-    // a reader joined after it receives the next `retained` messages whole
-    // in one batch. A stamped reader trusts stamps: if the bytes already
-    // stamped the slot after those as holding the next message, it takes
-    // that garbage too (a hostile peer's garbage value, as documented).
+    // typed results, boundedly; the writer continues after `published` (and
+    // after the message there if its stamp says it is whole: one a dead
+    // writer finished but did not publish), and a reader joined after it
+    // receives the next `retained` messages whole in one batch. A stamped
+    // reader trusts stamps: if the bytes already stamped the slot after those
+    // as holding the next message, it takes that garbage too (a hostile
+    // peer's garbage value, as documented).
+    let stamped = broadcast::stamp::<T>() != 0;
+    let whole_at = |position: u32| {
+        let at = broadcast::slot_offset::<T>(capacity as u32, u64::from(position));
+        stamped && u32_at(bytes, at) == position.wrapping_add(1)
+    };
     let published = u32_at(bytes, ring::PUBLISHED);
+    let continued = published.wrapping_add(u32::from(whole_at(published)));
     let mut oldest = ring.reader(Start::Oldest);
-    let mut next = ring.reader(Start::Next);
     let mut writer = ring.into_writer();
+    let mut next = writer.reader(Start::Next);
     assert_eq!(
         (writer.published(), next.position()),
-        (published, published)
+        (continued, continued)
     );
     for _ in 0..=capacity {
         if oldest.try_recv() == Err(RecvError::Empty) {
@@ -385,10 +393,7 @@ fn check_broadcast<T: Elem>(misalign: usize, bytes: &[u8]) {
     for n in 1..=retained as u64 {
         writer.publish(&T::make(n));
     }
-    let after = u64::from(published) + retained as u64;
-    let stamp = broadcast::slot_offset::<T>(capacity as u32, after);
-    let prestamped =
-        broadcast::stamp::<T>() != 0 && u32_at(bytes, stamp) == (after as u32).wrapping_add(1);
+    let prestamped = whole_at(continued.wrapping_add(retained as u32));
     let mut out = vec![T::make(0); capacity];
     assert_eq!(
         next.recv_slice(&mut out),

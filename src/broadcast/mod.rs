@@ -566,6 +566,10 @@ impl<'a, T: Pod, K> Broadcast<'a, T, K> {
     /// be one writer at a time across all processes (the creator, or a
     /// publisher restarting after one died); the ring cannot enforce it for
     /// other processes.
+    ///
+    /// A message the last writer stamped whole but died before publishing
+    /// is published first: readers follow stamps, so some may already have
+    /// received it.
     pub fn into_writer(self) -> Writer<'a, T, K> {
         Writer::new(self.ring, self.keeper)
     }

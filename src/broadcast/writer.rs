@@ -42,7 +42,21 @@ impl<'a, T: Pod, K> Writer<'a, T, K> {
         // Pairs with the last writer's `Release` stores: continue after the
         // last message it published. One it died writing (a busy stamp past
         // `published`) is simply written again.
-        let position = ring.published.load(Ordering::Acquire);
+        let mut position = ring.published.load(Ordering::Acquire);
+        // One it finished but died before publishing (its stamp whole, at
+        // `published`) is published now: readers follow stamps, so some may
+        // have received it, and writing another message at its position
+        // would be lost to them. At most one: each message is published
+        // before the next is begun. (Counted slots are read only as far as
+        // `published` counts.)
+        let next = position.wrapping_add(1);
+        if ring
+            .stamp(position)
+            .is_some_and(|stamp| stamp.load(Ordering::Relaxed) == next)
+        {
+            ring.published.store(next, Ordering::Release);
+            position = next;
+        }
         Self {
             ring,
             position,

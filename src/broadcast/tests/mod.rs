@@ -193,6 +193,30 @@ fn a_restarted_writer_continues_after_the_last_message() {
 }
 
 #[test]
+fn a_restarted_writer_publishes_the_message_its_predecessor_finished() {
+    let shared = shared::<u64>(4);
+    let ring = Broadcast::<u64>::create(shared.region(), 4).unwrap();
+    let (mut early, mut late) = (ring.reader(Start::Oldest), ring.reader(Start::Oldest));
+    {
+        let mut first = ring.into_writer();
+        first.publish_slice(&[1, 2, 3]);
+    }
+    // The first writer died after writing message 2 whole, before publishing
+    // it. A reader following stamps receives it all the same.
+    shared.poke(PUBLISHED, 2);
+    assert_eq!(drain(&mut early), [Ok(1), Ok(2), Ok(3)]);
+    let mut second = Broadcast::<u64>::attach(shared.region())
+        .unwrap()
+        .into_writer();
+    assert_eq!(second.published(), 3, "the finished message is published");
+    assert_eq!(shared.peek(PUBLISHED), 3);
+    // Not written again at position 2, where `early` would miss it.
+    second.publish(&4);
+    assert_eq!(drain(&mut early), [Ok(4)]);
+    assert_eq!(drain(&mut late), [Ok(1), Ok(2), Ok(3), Ok(4)]);
+}
+
+#[test]
 fn a_message_rewritten_mid_copy_is_never_returned_torn() {
     let mut mem = memory::<[u64; 2]>(2);
     let mut writer = Broadcast::<[u64; 2]>::create(Region::new(mem.as_mut_bytes()), 2)
