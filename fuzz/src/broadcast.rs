@@ -211,11 +211,14 @@ pub struct Handles<'m, T> {
 }
 
 impl<'m, T: Elem> Handles<'m, T> {
-    /// A new writer and readers (at the oldest) of the ring in `memory`.
+    /// A new writer (continuing after `made` messages) and readers of the
+    /// ring, joined after it at the oldest.
     pub fn new(ring: Broadcast<'m, T>, made: u64) -> Self {
+        let writer = ring.into_writer();
+        assert_eq!(u64::from(writer.published()), made % (1 << 32));
         Self {
-            readers: core::array::from_fn(|_| ring.reader(Start::Oldest)),
-            writer: ring.into_writer(),
+            readers: core::array::from_fn(|_| writer.reader(Start::Oldest)),
+            writer,
             made,
         }
     }
@@ -666,7 +669,8 @@ impl<T: Elem> Model<T> {
 }
 
 /// A ring of `capacity` `T`s in `memory`, fresh or (with `restart`) as a
-/// writer restarting `restart` messages below 2^33 left it, with its last
+/// writer restarting `restart` messages below 2^33 left it (with stamps and
+/// an odd `restart`, dead before publishing its last message), with its last
 /// `capacity` messages whole in their slots (and, with counted slots, up to
 /// `announce` more announced); its handles and model.
 pub fn start<'m, T: Elem>(
@@ -689,7 +693,13 @@ pub fn start<'m, T: Elem>(
     } else {
         published + u64::from(behind % (announce(capacity) + 1))
     };
-    memory.poke(offsets::PUBLISHED, &(published as u32).to_ne_bytes());
+    // With stamps, an odd `behind` has the last writer die between its last
+    // message's stamp and `published`: the new writer publishes that message.
+    let unpublished = u64::from(stamped && behind % 2 == 1);
+    memory.poke(
+        offsets::PUBLISHED,
+        &((published - unpublished) as u32).to_ne_bytes(),
+    );
     memory.poke(offsets::INTENT, &(intent as u32).to_ne_bytes());
     for position in first..published {
         let at = slot_offset::<T>(capacity, position);

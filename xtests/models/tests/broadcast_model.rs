@@ -8,7 +8,8 @@
 //! 64, holding `u64`s or 12-byte elements (stamped slots) or 64-byte ones
 //! (counted slots, validated by the writer's `intent`), either fresh or
 //! restarted just below 2^32 messages with the last `capacity` of them in
-//! its slots, so that positions wrap. Every receive must return exactly the
+//! its slots (with stamps, the last one sometimes stamped but not yet
+//! published, which the new writer publishes), so that positions wrap. Every receive must return exactly the
 //! model's messages, `Empty` or `Lagged { missed }` with the model's count;
 //! positions, `published`, `pending`, `retained`, wake-ups and the
 //! doorbell's announcements are compared after every operation. Apart from
@@ -387,10 +388,13 @@ fn run<T: Elem>(capacity: u32, restart: Option<u32>, ops: &[Op]) -> TestCaseResu
         }
     };
     Broadcast::<T>::create(memory.region(), capacity).unwrap();
-    if restart.is_some() {
+    if let Some(behind) = restart {
         // What the last writer left: `published`, `intent`, and its last
-        // `capacity` messages whole in their slots.
-        memory.store_u32(PUBLISHED, published as u32);
+        // `capacity` messages whole in their slots. With stamps, an odd
+        // `behind` has it die between the last one's stamp and `published`:
+        // the new writer publishes that message.
+        let unpublished = u64::from(stamped && behind % 2 == 1);
+        memory.store_u32(PUBLISHED, (published - unpublished) as u32);
         memory.store_u32(INTENT, intent as u32);
         let stamp = if stamped { STAMP } else { 0 };
         let slot = stamp + stride as usize;
@@ -418,14 +422,16 @@ fn run<T: Elem>(capacity: u32, restart: Option<u32>, ops: &[Op]) -> TestCaseResu
             may_sleep: true,
         }; READERS],
     };
-    let ring = Broadcast::<T>::attach(memory.region()).unwrap();
+    let mut writer: Writer<'_, T> = Broadcast::<T>::attach(memory.region())
+        .unwrap()
+        .into_writer();
+    prop_assert_eq!(u64::from(writer.published()), published % (1 << 32));
     let mut readers: [Reader<'_, T>; READERS] =
-        core::array::from_fn(|_| ring.reader(Start::Oldest));
+        core::array::from_fn(|_| writer.reader(Start::Oldest));
     let joined = model.join(Start::Oldest);
     for m in &mut model.readers {
         m.cursor = joined;
     }
-    let mut writer: Writer<'_, T> = ring.into_writer();
     for op in ops {
         match *op {
             Op::Publish => {
