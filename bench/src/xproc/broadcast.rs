@@ -3,8 +3,11 @@
 //!
 //! - `broadcast_rtt`: two rings of 64-byte messages, one each way, one
 //!   reader each, both sides busy-polling `try_recv`; otherwise as
-//!   `spsc_rtt` (the same pings, pongs and checks). The peer maps the ring
-//!   it reads read-only.
+//!   `spsc_rtt` (the same pings, pongs and checks, rings mapped read-write
+//!   on both sides).
+//! - `broadcast_rtt_ro`: the same, with the peer's reader on a read-only
+//!   mapping (`PROT_READ`) of the ring it reads, as a reader that must not
+//!   write would map it.
 //! - `broadcast_tput_r1`, `_r2`, `_r4`: the leader (core 0) publishes
 //!   [`MESSAGES`] 64-byte messages through a ring of [`TPUT_CAPACITY`]
 //!   slots to 1, 2 or 4 reader processes, all on
@@ -75,7 +78,8 @@ fn ring_segment(label: &str, capacity: u32) -> Result<Segment, Box<dyn Error>> {
     Ok(Segment::memfd(label, len)?)
 }
 
-/// A reader of the ring in `fd`, mapped read-only, from the first message.
+/// A read-only reader (`attach_reader`, which never writes) of the ring in
+/// `seg`, from the first message.
 fn read_only_reader(seg: &Segment) -> Result<Reader<'_, Msg>, Box<dyn Error>> {
     Ok(Broadcast::<Msg>::attach_reader(
         seg.read_region()?,
@@ -96,7 +100,10 @@ fn recv_spinning(key: &str, reader: &mut Reader<'_, Msg>) -> Msg {
     }
 }
 
-// ---- broadcast_rtt ----------------------------------------------------------
+// ---- broadcast_rtt, broadcast_rtt_ro ---------------------------------------
+
+/// The round trip whose peer maps the ring it reads read-only.
+const RTT_READ_ONLY: &str = "broadcast_rtt_ro";
 
 pub fn rtt(leader: &mut Leader, key: &'static str) -> Result<Outcome, Box<dyn Error>> {
     let ping_seg = ring_segment("xproc-ping", RTT_CAPACITY)?;
@@ -124,7 +131,11 @@ pub fn rtt_follow(
     let plan = Plan::from_cmd(cmd)?;
     let key = cmd["scenario"].as_str().unwrap_or_default();
     let [ping_fd, pong_fd] = take_fds(fds)?;
-    let ping_seg = Segment::from_fd_read_only(ping_fd)?;
+    let ping_seg = if key == RTT_READ_ONLY {
+        Segment::from_fd_read_only(ping_fd)?
+    } else {
+        Segment::from_fd(ping_fd)?
+    };
     let pong_seg = Segment::from_fd(pong_fd)?;
     let mut rx = read_only_reader(&ping_seg)?;
     let mut tx: Writer<'_, Msg> = Broadcast::<Msg>::attach(pong_seg.region()?)?.into_writer();

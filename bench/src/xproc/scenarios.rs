@@ -143,6 +143,14 @@ pub const GROUPS: &[Group] = &[
                 broadcast::rtt_follow,
             ),
             Scenario::xproc(
+                "broadcast_rtt_ro",
+                "broadcast busy-poll rtt, 64 B, read-only reader mapping",
+                "bcro",
+                "ns",
+                broadcast::rtt,
+                broadcast::rtt_follow,
+            ),
+            Scenario::xproc(
                 "varlen_rtt",
                 "record ring busy-poll rtt, 64 B",
                 "var",
