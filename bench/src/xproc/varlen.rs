@@ -3,7 +3,8 @@
 //!
 //! - `varlen_rtt`: two record rings (1024 words each), one each way,
 //!   carrying 64-byte records (the pings and pongs of `spsc_rtt`); both
-//!   sides busy-poll `pop_into` and check every word.
+//!   sides busy-poll `pop_into` into a buffer made once per message (a poll
+//!   that finds nothing writes nothing) and check every word.
 //! - `varlen_tput_64`, `varlen_tput_1k`: records of 64 bytes and 1 KiB
 //!   (each word holding the record's sequence number) from the leader
 //!   (`push`, spinning while full) to the peer (`pop_into` a buffer,
@@ -114,7 +115,11 @@ pub fn rtt(leader: &mut Leader, key: &'static str) -> Result<Outcome, Box<dyn Er
     let latency = measure(FAST, |seq| {
         let msg = ping::<8>(seq);
         push_spinning(|()| push_record(&mut tx, msg.as_bytes(), ()), ());
-        check_pong(key, seq, &pop_spinning(|| pop_words::<8>(&mut rx)));
+        // A buffer per message, made before the wait: a poll that finds the
+        // ring empty writes nothing, as `spsc_pop`'s do not.
+        let mut got = [0; 8];
+        pop_spinning(|| pop_record(&mut rx, got.as_mut_bytes()));
+        check_pong(key, seq, &got);
     });
     leader.finish()?;
     Ok(Outcome::Latency(latency))
@@ -133,7 +138,8 @@ pub fn rtt_follow(
     let mut tx = RecordRing::attach(pong_seg.region()?)?.into_producer();
     follower.ready()?;
     for seq in 0..plan.total() {
-        let got = pop_spinning(|| pop_words::<8>(&mut rx));
+        let mut got = [0; 8];
+        pop_spinning(|| pop_record(&mut rx, got.as_mut_bytes()));
         let pong = answer(key, seq, &got);
         push_spinning(|()| push_record(&mut tx, pong.as_bytes(), ()), ());
     }
