@@ -9,8 +9,9 @@
 //! (counted slots, validated by the writer's `intent`), either fresh or
 //! restarted just below 2^32 messages with the last `capacity` of them in
 //! its slots (with stamps, the last one sometimes stamped but not yet
-//! published, which the new writer publishes), so that positions wrap. Every receive must return exactly the
-//! model's messages, `Empty` or `Lagged { missed }` with the model's count;
+//! published, which the new writer publishes), so that positions wrap.
+//! Every receive must return exactly the model's messages, `Empty` or
+//! `Lagged { missed }` with the model's count;
 //! positions, `published`, `pending`, `retained`, wake-ups and the
 //! doorbell's announcements are compared after every operation. Apart from
 //! the model: no receive is ever `Corrupted`, and a reader at most
