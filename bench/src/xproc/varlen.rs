@@ -115,8 +115,8 @@ pub fn rtt(leader: &mut Leader, key: &'static str) -> Result<Outcome, Box<dyn Er
     let latency = measure(FAST, |seq| {
         let msg = ping::<8>(seq);
         push_spinning(|()| push_record(&mut tx, msg.as_bytes(), ()), ());
-        // A buffer per message, made before the wait: a poll that finds the
-        // ring empty writes nothing, as `spsc_pop`'s do not.
+        // A buffer per message, made before the wait, so that a poll finding
+        // the ring empty writes nothing, like `spsc_pop`'s.
         let mut got = [0; 8];
         pop_spinning(|| pop_record(&mut rx, got.as_mut_bytes()));
         check_pong(key, seq, &got);
