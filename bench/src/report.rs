@@ -86,13 +86,15 @@ pub fn print_table(metrics: &[Metric], scale: f64, scaled_unit: &str) {
 }
 
 /// Prints each metric's median, p99 and p999 (`-` where it has none), unit
-/// and runs, then the `extra` fields named in `columns` (header, key), which
-/// must be in ns. Rates in msg/s are shown in M msg/s.
+/// and runs, then the `extra` fields named in `columns` (header, key):
+/// whole numbers as they are, others with one decimal, or two below 10.
+/// Rates in msg/s are shown in M msg/s.
 pub fn print_percentile_table(metrics: &[Metric], columns: &[(&str, &str)]) {
     let width = metrics.iter().map(|m| m.label.len()).max().unwrap_or(0);
     let cell = |value: Option<f64>| match value {
         None => "-".to_owned(),
         Some(v) if v.fract() == 0.0 => format!("{v:.0}"),
+        Some(v) if v.abs() < 10.0 => format!("{v:.2}"),
         Some(v) => format!("{v:.1}"),
     };
     println!();

@@ -71,6 +71,13 @@ pub struct Latency {
     pub pct: Percentiles,
     /// Mean of a block of round trips timed as a whole.
     pub block_mean: f64,
+    /// Round trips in all, the warm-up's included.
+    pub round_trips: u64,
+    /// Times the two sides slept (their voluntary context switches, both
+    /// processes together) per round trip, over the whole run: 2 when every
+    /// wait of a blocking round trip slept, 0 when both sides spun. Set by
+    /// the round's leader around the scenario; `None` for the probe.
+    pub sleeps: Option<f64>,
 }
 
 /// One run of a producer's pushes.
@@ -119,7 +126,14 @@ pub struct Run {
 impl Latency {
     fn to_json(self) -> Value {
         let Percentiles { p50, p99, p999 } = self.pct;
-        json!({ "p50": p50, "p99": p99, "p999": p999, "block_mean": self.block_mean })
+        json!({
+            "p50": p50,
+            "p99": p99,
+            "p999": p999,
+            "block_mean": self.block_mean,
+            "round_trips": self.round_trips,
+            "sleeps": self.sleeps,
+        })
     }
 
     fn from_json(v: &Value) -> Result<Self, Box<dyn Error>> {
@@ -130,6 +144,8 @@ impl Latency {
                 p999: number(v, "p999")?,
             },
             block_mean: number(v, "block_mean")?,
+            round_trips: peer::field_u64(v, "round_trips")?,
+            sleeps: v["sleeps"].as_f64(),
         })
     }
 }
@@ -230,6 +246,8 @@ pub fn run(opts: &Options) -> Result<(), Box<dyn Error>> {
         &[
             ("block mean (ns)", "block_mean"),
             ("probe p50 (ns)", "probe_p50"),
+            ("sleeps/rtt", "sleeps_per_rtt"),
+            ("sleeps/rtt min", "sleeps_per_rtt_min"),
             ("failed runs", "failed_runs"),
         ],
     );
@@ -272,7 +290,10 @@ pub fn run(opts: &Options) -> Result<(), Box<dyn Error>> {
                 over runs of per-run p99 and p999; block_mean: median over runs of the mean \
                 of a block of round trips timed as a whole; probe_p50: median over runs of \
                 the p50 of the raw 1-line probe beside each run; per_run and probe_per_run: \
-                one figure per run, in round order (rounds: the round of each)",
+                one figure per run, in round order (rounds: the round of each); \
+                sleeps_per_rtt, its min and per_run: voluntary context switches of both \
+                processes during a run per round trip of it (2: every wait slept; 0: \
+                both sides spun)",
             "eventfd_rtt_payload": "64 bytes each way through a shared line, written before \
                 the signal and read after the wake-up",
             "targets": targets,
@@ -332,6 +353,14 @@ fn metric(scenario: &Scenario, runs: &[Run]) -> Metric {
         metric
             .extra
             .insert("block_mean_per_run".into(), json!(blocks));
+        let sleeps: Vec<f64> = latencies.iter().filter_map(|l| l.sleeps).collect();
+        if !sleeps.is_empty() {
+            let summary = Summary::of(&sleeps);
+            let extra = &mut metric.extra;
+            extra.insert("sleeps_per_rtt".into(), json!(summary.median));
+            extra.insert("sleeps_per_rtt_min".into(), json!(summary.min));
+            extra.insert("sleeps_per_rtt_per_run".into(), json!(sleeps));
+        }
     }
     let costs: Vec<Cost> = runs
         .iter()
@@ -399,4 +428,31 @@ fn load_average() -> String {
                 .join(" ")
         })
         .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Latency, Outcome, Percentiles};
+
+    #[test]
+    fn latencies_keep_their_sleeps_through_json() {
+        let latency = Latency {
+            pct: Percentiles {
+                p50: 140.0,
+                p99: 240.0,
+                p999: 400.0,
+            },
+            block_mean: 105.5,
+            round_trips: 22_500,
+            sleeps: Some(2.0),
+        };
+        for sleeps in [Some(2.0), None] {
+            let run = Outcome::Latency(Latency { sleeps, ..latency });
+            let Outcome::Latency(back) = Outcome::from_json(&run.to_json()).unwrap() else {
+                panic!("a latency came back as another outcome");
+            };
+            assert_eq!((back.sleeps, back.round_trips), (sleeps, 22_500));
+            assert_eq!(back.pct.p999, 400.0);
+        }
+    }
 }

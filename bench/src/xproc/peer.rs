@@ -69,6 +69,9 @@ pub struct Leader {
     peers: Vec<Peer>,
     /// Peers given a command in the run in progress.
     running: usize,
+    /// The times the peers of the last finished run slept, all together
+    /// (see [`voluntary_switches`]).
+    peer_sleeps: u64,
 }
 
 #[derive(Debug)]
@@ -133,6 +136,7 @@ impl Leader {
             watchdog: Watchdog::start(watched),
             peers,
             running: 0,
+            peer_sleeps: 0,
         })
     }
 
@@ -182,13 +186,25 @@ impl Leader {
     /// Waits for the `done` of every peer the run started, returns what
     /// each carries, in peer order, and disarms the watchdog.
     pub fn finish_all(&mut self) -> Result<Vec<Value>> {
-        let done = self.peers[..self.running]
+        let replies = self.peers[..self.running]
             .iter()
-            .map(|peer| reply(&peer.ctl, "done"))
+            .map(|peer| reply_with(&peer.ctl, "done"))
             .collect::<Result<Vec<_>>>()?;
         self.running = 0;
         self.watchdog.disarm();
+        self.peer_sleeps = 0;
+        let mut done = Vec::with_capacity(replies.len());
+        for mut msg in replies {
+            self.peer_sleeps += field_u64(&msg, "sleeps")?;
+            done.push(msg["done"].take());
+        }
         Ok(done)
+    }
+
+    /// The times the peers slept during the last finished run, all
+    /// together: their [`voluntary_switches`] while they followed it.
+    pub fn peer_sleeps(&self) -> u64 {
+        self.peer_sleeps
     }
 
     /// Tells every peer to exit and reaps them.
@@ -272,12 +288,14 @@ pub fn main(mut args: impl Iterator<Item = String>) -> Result<()> {
         if key == "quit" {
             return Ok(());
         }
+        let before = voluntary_switches()?;
         let result = match scenario_by_key(key).and_then(|s| s.follow) {
             Some(follow) => follow(&follower, &cmd, fds),
             None => Err(format!("no scenario `{key}` to follow").into()),
         };
+        let sleeps = voluntary_switches()? - before;
         let reply = match result {
-            Ok(done) => json!({ "done": done }),
+            Ok(done) => json!({ "done": done, "sleeps": sleeps }),
             Err(err) => {
                 eprintln!("error: xproc-peer: {key}: {err}");
                 json!({ "error": err.to_string() })
@@ -311,16 +329,35 @@ fn recv(ctl: &SeqpacketStream) -> Result<(Value, Vec<OwnedFd>), Closed> {
     Ok((msg, fds))
 }
 
-/// Waits for the peer's reply and returns its `field`, or the peer's error.
-fn reply(ctl: &SeqpacketStream, field: &str) -> Result<Value> {
-    let (mut msg, _) = recv(ctl).map_err(|Closed| "the peer hung up")?;
+/// Waits for the peer's reply and returns it whole if it has `field`, or
+/// the peer's error.
+fn reply_with(ctl: &SeqpacketStream, field: &str) -> Result<Value> {
+    let (msg, _) = recv(ctl).map_err(|Closed| "the peer hung up")?;
     if let Some(err) = msg.get("error") {
         return Err(format!("peer: {}", err.as_str().unwrap_or_default()).into());
     }
-    match msg.get_mut(field) {
-        Some(value) => Ok(value.take()),
-        None => Err(format!("expected `{field}` from the peer, got {msg}").into()),
+    if msg.get(field).is_none() {
+        return Err(format!("expected `{field}` from the peer, got {msg}").into());
     }
+    Ok(msg)
+}
+
+/// Waits for the peer's reply and returns its `field`, or the peer's error.
+fn reply(ctl: &SeqpacketStream, field: &str) -> Result<Value> {
+    Ok(reply_with(ctl, field)?[field].take())
+}
+
+/// The times the calling thread has slept since it started: its voluntary
+/// context switches, as `/proc/thread-self/status` counts them (a blocking
+/// read, a futex wait or a control-socket receive that found nothing
+/// waiting; a spin never does). Preemptions are not counted.
+pub fn voluntary_switches() -> Result<u64> {
+    let status = std::fs::read_to_string("/proc/thread-self/status")?;
+    let count = status
+        .lines()
+        .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
+        .ok_or("/proc/thread-self/status has no voluntary_ctxt_switches")?;
+    Ok(count.trim().parse()?)
 }
 
 /// The `N` fds a command must carry, in order.
@@ -334,4 +371,22 @@ pub fn field_u64(cmd: &Value, key: &str) -> Result<u64> {
     cmd[key]
         .as_u64()
         .ok_or_else(|| format!("command lacks `{key}`: {cmd}").into())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{thread, time::Duration};
+
+    use super::voluntary_switches;
+
+    #[test]
+    fn a_sleep_counts() {
+        let before = voluntary_switches().unwrap();
+        thread::sleep(Duration::from_millis(1));
+        let after = voluntary_switches().unwrap();
+        assert!(
+            after > before,
+            "a sleep was not counted: {before} then {after}"
+        );
+    }
 }

@@ -25,8 +25,8 @@ use std::{
 use serde_json::{Value, json};
 
 use super::{
-    Run, line,
-    peer::{LEADER_CORE, Leader},
+    Outcome, Run, line,
+    peer::{LEADER_CORE, Leader, voluntary_switches},
     scenarios::{self, Scenario},
     watchdog::RUN_TIMEOUT,
 };
@@ -211,7 +211,12 @@ fn lead(scenarios: &[&Scenario], rounds: usize, at: &mut Position) -> Result<(),
     while at.round <= rounds {
         let scenario = scenarios[at.index];
         let probe = line::probe(&mut leader)?;
-        let outcome = (scenario.lead)(&mut leader, scenario.key)?;
+        let before = voluntary_switches()?;
+        let mut outcome = (scenario.lead)(&mut leader, scenario.key)?;
+        if let Outcome::Latency(latency) = &mut outcome {
+            let slept = voluntary_switches()? - before + leader.peer_sleeps();
+            latency.sleeps = Some(slept as f64 / latency.round_trips.max(1) as f64);
+        }
         let run = Run {
             round: at.round,
             outcome,
