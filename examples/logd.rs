@@ -132,24 +132,22 @@ fn options<'a>(args: &[&'a str], valued: &[&str], switches: &[&str]) -> Result<O
 #[derive(Debug)]
 struct TooLong {
     record: u64,
-    err: PushBlockingError,
+    /// Bytes of its text.
+    text: usize,
 }
 
 impl fmt::Display for TooLong {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "record {} refused; the ones before were sent",
-            self.record
+            "record {} refused: {} bytes of text, more than the {MAX_TEXT} a record \
+             carries; the ones before were sent",
+            self.record, self.text
         )
     }
 }
 
-impl std::error::Error for TooLong {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.err)
-    }
-}
+impl std::error::Error for TooLong {}
 
 /// Text of generated record `n`, `len` bytes: `"<n> "` then letters.
 fn generated(n: u64, len: usize) -> Vec<u8> {
@@ -272,7 +270,10 @@ fn send(
         .reserve_blocking(len, SpinThenBlock::default(), None)
         .map_err(|err| -> Error {
             match err {
-                PushBlockingError::TooLarge { .. } => Box::new(TooLong { record: n, err }),
+                PushBlockingError::TooLarge { .. } => Box::new(TooLong {
+                    record: n,
+                    text: text.len(),
+                }),
                 err => err.into(),
             }
         })?;

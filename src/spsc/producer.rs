@@ -167,11 +167,19 @@ impl<'a, T: Pod, K> Producer<'a, T, K> {
     /// back.
     #[inline]
     pub fn try_push(&mut self, value: T) -> Result<(), PushError<T>> {
+        let pushed = self.push_uncounted(value);
+        if matches!(pushed, Err(PushError::Full(_))) {
+            self.count_full();
+        }
+        pushed
+    }
+
+    /// [`try_push`](Self::try_push) without counting a full ring: for the
+    /// retries of a blocking push, which counts one full ring per wait.
+    #[inline]
+    fn push_uncounted(&mut self, value: T) -> Result<(), PushError<T>> {
         match self.free(1) {
-            Ok(0) => {
-                self.count_full();
-                Err(PushError::Full(value))
-            }
+            Ok(0) => Err(PushError::Full(value)),
             Ok(_) => {
                 payload::store(self.ring.payload(self.head), &value);
                 self.stamp(self.head);
@@ -324,7 +332,9 @@ impl<'a, T: Pod, K> Producer<'a, T, K> {
 
     /// Pushes `value`, first trying once and retrying `spins` times, then
     /// sleeping through `sleep` until a slot frees: the mirror of
-    /// [`Consumer::pop_or_sleep`](super::Consumer::pop_or_sleep).
+    /// [`Consumer::pop_or_sleep`](super::Consumer::pop_or_sleep). A wait
+    /// counts one push that found the ring full
+    /// ([`full_count`](Self::full_count)), however many times it retries.
     ///
     /// # Errors
     /// [`BlockingError::Sleep`] with what `sleep` returned;
@@ -338,8 +348,13 @@ impl<'a, T: Pod, K> Producer<'a, T, K> {
         mut sleep: impl FnMut(&Event, u32) -> Result<(), E>,
     ) -> Result<(), (T, BlockingError<E>)> {
         let mut value = value;
-        for _ in 0..=spins {
-            match self.try_push(value) {
+        for attempt in 0..=spins {
+            let pushed = if attempt == 0 {
+                self.try_push(value)
+            } else {
+                self.push_uncounted(value)
+            };
+            match pushed {
                 Ok(()) => return Ok(()),
                 Err(PushError::Full(back)) => {
                     value = back;
@@ -351,7 +366,7 @@ impl<'a, T: Pod, K> Producer<'a, T, K> {
         loop {
             match self.prepare_to_sleep() {
                 Err(Corrupted) => return Err((value, BlockingError::Corrupted)),
-                Ok(None) => match self.try_push(value) {
+                Ok(None) => match self.push_uncounted(value) {
                     Ok(()) => return Ok(()),
                     Err(PushError::Full(back)) => value = back,
                     Err(PushError::Corrupted(back)) => {
@@ -426,9 +441,9 @@ impl<'a, T: Pod, K> Producer<'a, T, K> {
     }
 
     /// Closes the ring's producing side: the consumer sees
-    /// [`is_abandoned`](super::Consumer::is_abandoned) once it has popped
-    /// everything pushed, and its blocking pop ends with
-    /// [`BlockingError::Closed`]. Returns whether the consumer sleeps and
+    /// [`is_abandoned`](super::Consumer::is_abandoned) at once, can still pop
+    /// everything pushed before, and its blocking pop ends with
+    /// [`BlockingError::Closed`] once it has. Returns whether the consumer sleeps and
     /// must be woken (through [`peer_event`](Self::peer_event)) to learn it.
     /// Dropping the producer closes too, without that answer.
     #[must_use = "a true result: the consumer sleeps until woken"]

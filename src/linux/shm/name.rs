@@ -98,6 +98,11 @@ impl ShmDir {
             Errno::LOOP => ShmError::Symlink {
                 name: name.to_owned(),
             },
+            // open(2): a directory opened for writing.
+            Errno::ISDIR => ShmError::NotRegular {
+                name: name.to_owned(),
+                file_type: fs::FileType::Directory,
+            },
             errno => ShmError::named(name, "openat")(errno),
         })?;
         let stat = fs::fstat(&fd).map_err(ShmError::named(name, "fstat"))?;

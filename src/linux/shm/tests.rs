@@ -293,6 +293,22 @@ fn only_regular_files_are_opened_and_a_fifo_does_not_block() {
 }
 
 #[test]
+fn a_directory_is_not_regular_opened_either_way() {
+    let name = TestName::new();
+    let path = name.path();
+    std::fs::create_dir(&path).unwrap();
+    let not_regular = ShmError::NotRegular {
+        name: name.0.clone(),
+        file_type: FileType::Directory,
+    };
+    let read_write = Segment::open(&name.0).map(drop);
+    let read_only = OpenOptions::new().read_only(true).open(&name.0).map(drop);
+    std::fs::remove_dir(&path).unwrap();
+    assert_eq!(read_write, Err(not_regular.clone()));
+    assert_eq!(read_only, Err(not_regular));
+}
+
+#[test]
 fn segments_others_or_the_group_may_write_are_refused() {
     let name = TestName::new();
     let seg = Segment::create(&name.0, 4096).unwrap();

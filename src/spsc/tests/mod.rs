@@ -428,7 +428,7 @@ fn a_full_producer_sleeps_until_the_consumer_frees_a_slot() {
     });
     assert_eq!(pushed, Ok(()));
     assert_eq!(slept, 1);
-    assert!(tx.full_count() >= 2, "each full push is counted");
+    assert_eq!(tx.full_count(), 1, "one wait, one full ring");
     assert!(!rx.wake_needed(), "the announcement was consumed");
     assert_eq!((rx.try_pop(), rx.try_pop()), (Ok(2), Ok(3)));
     // A sleeper that gives up hands the value back and withdraws.
@@ -436,6 +436,23 @@ fn a_full_producer_sleeps_until_the_consumer_frees_a_slot() {
     let gave_up = tx.push_or_sleep(6, 0, |_, _| Err("timed out"));
     assert_eq!(gave_up, Err((6, BlockingError::Sleep("timed out"))));
     assert!(!rx.wake_needed());
+    assert_eq!(tx.full_count(), 2);
+}
+
+#[test]
+fn a_blocking_push_counts_one_full_ring_however_long_it_spins() {
+    let mut ring = StaticSpsc::<u32, 2>::new();
+    let (mut tx, _rx) = ring.split();
+    tx.push_slice(&[1, 2]).unwrap();
+    let gave_up = tx.push_or_sleep(3, 200, |_, _| Err("timed out"));
+    assert_eq!(gave_up, Err((3, BlockingError::Sleep("timed out"))));
+    assert_eq!(
+        tx.full_count(),
+        1,
+        "200 spins are one push that found the ring full"
+    );
+    assert_eq!(tx.try_push(4), Err(PushError::Full(4)));
+    assert_eq!(tx.full_count(), 2);
 }
 
 #[test]
