@@ -20,6 +20,16 @@
 //!   and read (and checked) after it, as `spsc_rtt` carries them. The limit
 //!   for any protocol that keeps its index apart from its payload: each way,
 //!   the reader fetches the index line, then the payload line.
+//! - `raw_record_rtt` (for reference): the pattern of the record ring at its
+//!   limit, with 64-byte records: each way, a ring of 512 words holds
+//!   records of a header word and 8 payload words, one after the other (a
+//!   record that would pass the end starts again at word 0), so a record
+//!   spans two lines and shares them with its neighbours, as in the record
+//!   ring. The writer stores the payload (relaxed), then the header
+//!   (`Release`), a seal unique to the message; the reader spins on the
+//!   header at its position (`Acquire`), then reads and checks the payload.
+//!   No `head`, `tail`, marker or length: what any ring of length-prefixed
+//!   records that polls its headers can reach with 64-byte records.
 
 use std::{
     error::Error,
@@ -257,6 +267,107 @@ pub fn line_56_follow(
         let got = receive_line(&words[PING_WORDS..], seq + 1);
         let pong = answer("raw_line_56_rtt", seq, &got);
         send_line(&words[PONG_WORDS..], &pong, seq + 1);
+    }
+    Ok(Value::Null)
+}
+
+/// Words of each ring of `raw_record_rtt`.
+const RECORD_RING: usize = 512;
+/// Words of a record of `raw_record_rtt`: a header, then 64 payload bytes.
+const RECORD: usize = 9;
+
+/// One direction of `raw_record_rtt`: a ring of records and a position.
+struct RecordLane<'a> {
+    words: &'a [AtomicU64],
+    pos: usize,
+}
+
+impl<'a> RecordLane<'a> {
+    fn new(words: &'a [AtomicU64]) -> Self {
+        Self {
+            words: &words[..RECORD_RING],
+            pos: 0,
+        }
+    }
+
+    /// The header that seals message `seq`: never a payload word of a ping
+    /// (below 2^63) or of a pong before it.
+    fn seal(seq: u64) -> u64 {
+        (seq + 1) | 1 << 63
+    }
+
+    /// Moves past the record at the position.
+    fn advance(&mut self) {
+        self.pos += RECORD;
+        if self.pos + RECORD > RECORD_RING {
+            self.pos = 0;
+        }
+    }
+
+    /// Writes message `seq`: its payload, then its header.
+    fn send(&mut self, seq: u64, msg: &Msg) {
+        let record = &self.words[self.pos..self.pos + RECORD];
+        for (word, &value) in record[1..].iter().zip(msg) {
+            word.store(value, Ordering::Relaxed);
+        }
+        record[0].store(Self::seal(seq), Ordering::Release);
+        self.advance();
+    }
+
+    /// Spins until message `seq` is sealed at the position, then reads it.
+    fn receive(&mut self, seq: u64) -> Msg {
+        let record = &self.words[self.pos..self.pos + RECORD];
+        while record[0].load(Ordering::Acquire) != Self::seal(seq) {
+            hint::spin_loop();
+        }
+        let mut msg = [0; 8];
+        for (value, word) in msg.iter_mut().zip(&record[1..]) {
+            *value = word.load(Ordering::Relaxed);
+        }
+        self.advance();
+        msg
+    }
+}
+
+/// The two rings of `raw_record_rtt` in `seg`: pings, then pongs.
+fn record_lanes(seg: &Segment) -> (RecordLane<'_>, RecordLane<'_>) {
+    let words = atomics(seg);
+    (
+        RecordLane::new(words),
+        RecordLane::new(&words[RECORD_RING..]),
+    )
+}
+
+/// `raw_record_rtt`.
+pub fn raw_record(leader: &mut Leader, key: &'static str) -> Result<Outcome, Box<dyn Error>> {
+    let seg = Segment::memfd("xproc-record", 2 * RECORD_RING * size_of::<u64>())?;
+    let (mut pings, mut pongs) = record_lanes(&seg);
+    leader.start(
+        &json!({ "scenario": key, "plan": rtt::FAST.to_json() }),
+        &[seg.as_fd()],
+    )?;
+    let latency = rtt::measure(rtt::FAST, |seq| {
+        pings.send(seq, &ping(seq));
+        check_pong(key, seq, &pongs.receive(seq));
+    });
+    leader.finish()?;
+    Ok(Outcome::Latency(latency))
+}
+
+/// The peer's half of `raw_record_rtt`.
+pub fn record_follow(
+    follower: &Follower,
+    cmd: &Value,
+    fds: Vec<OwnedFd>,
+) -> Result<Value, Box<dyn Error>> {
+    let plan = Plan::from_cmd(cmd)?;
+    let [fd] = take_fds(fds)?;
+    let seg = Segment::from_fd(fd)?;
+    let (mut pings, mut pongs) = record_lanes(&seg);
+    follower.ready()?;
+    for seq in 0..plan.total() {
+        let got = pings.receive(seq);
+        pongs.send(seq, &answer("raw_record_rtt", seq, &got));
     }
     Ok(Value::Null)
 }

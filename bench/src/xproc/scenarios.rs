@@ -151,6 +151,14 @@ pub const GROUPS: &[Group] = &[
                 broadcast::rtt_follow,
             ),
             Scenario::xproc(
+                "raw_record_rtt",
+                "raw 64-byte record rtt (header + payload)",
+                "rawr",
+                "ns",
+                line::raw_record,
+                line::record_follow,
+            ),
+            Scenario::xproc(
                 "varlen_rtt",
                 "record ring busy-poll rtt, 64 B",
                 "var",
