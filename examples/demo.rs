@@ -507,9 +507,7 @@ impl Outbox {
                 let segment = Segment::from_fd(fd).context("map the lanes")?;
                 let lanes = Lanes::attach(segment.into_region().context("map the lanes")?)
                     .context("attach the lanes")?;
-                let lane = lanes
-                    .claim_locked(&**lanes.keeper())
-                    .context("claim a lane")?;
+                let lane = lanes.claim_locked(lanes.keeper()).context("claim a lane")?;
                 Self::Lane(Box::new(
                     lane.ok_or(DemoError::Check("no free lane".into()))?,
                 ))

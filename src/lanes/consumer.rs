@@ -55,6 +55,12 @@ impl<K> fmt::Debug for LanesConsumer<'_, K> {
 }
 
 impl<'a, K> LanesConsumer<'a, K> {
+    /// The address of the lane set's first byte in this process.
+    #[cfg(all(feature = "linux", target_os = "linux", not(loom)))]
+    pub(crate) fn start(&self) -> usize {
+        self.view.start()
+    }
+
     /// The budget a new consumer has: records per lane per turn.
     pub const DEFAULT_BUDGET: u32 = 8;
 

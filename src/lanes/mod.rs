@@ -203,6 +203,12 @@ pub(crate) struct View<'a> {
 unsafe impl Send for View<'_> {}
 
 impl<'a> View<'a> {
+    /// The address of the lane set's first byte in this process.
+    #[cfg(all(feature = "linux", target_os = "linux", not(loom)))]
+    pub(crate) fn start(&self) -> usize {
+        self.memory.as_ptr().as_ptr().addr()
+    }
+
     /// Lane `lane`'s ring, `lane < self.lanes`.
     fn ring(&self, lane: usize) -> Ring<'a> {
         assert!(lane < self.lanes, "lane {lane} of {}", self.lanes);
@@ -406,6 +412,12 @@ impl<'a, K> Lanes<'a, K> {
     /// shows. Their `wakes` are the shared doorbell's.
     pub fn lane_counters(&self, lane: usize) -> Option<bytes::Counters> {
         (lane < self.view.lanes).then(|| self.view.ring(lane).counters(self.view.doorbell))
+    }
+
+    /// The address of the lane set's first byte in this process.
+    #[cfg(all(feature = "linux", target_os = "linux", not(loom)))]
+    pub(crate) fn start(&self) -> usize {
+        self.view.start()
     }
 
     /// Claims the first free lane: its producer, or `None` if every lane is

@@ -5,14 +5,19 @@
 //! # Liveness of a lane's owner
 //! [`Lanes::claim_locked`] opens the segment's file again (an open file
 //! description of the claim's own, through `/proc/self/fd`), write-locks
-//! byte `64 + lane` of it (`fcntl(F_OFD_SETLK)`) *before* it swaps the lane
+//! byte `at + 64 + lane` of it, where `at` is the lane set's byte offset in
+//! the segment, so that two lane sets of one segment (a
+//! [`Plan`](crate::parts::Plan)'s parts) never share a lock byte
+//! (`fcntl(F_OFD_SETLK)`), *before* it swaps the lane
 //! to `CLAIMED`, and keeps the lock until the lane is released (then it
 //! closes that description). The kernel drops the lock when the owner dies,
 //! whatever it was doing. So a lane that is `CLAIMED` while nobody holds its
 //! lock has a dead owner: [`LanesConsumer::reclaim_dead`] asks with one
 //! `fcntl(F_OFD_GETLK)` per claimed lane (it places no lock) and reclaims
-//! those. Bytes 0 and 1 of the file are the segment's own locks
-//! ([`crate::linux::shm`]'s liveness).
+//! those. Every producer must claim with `claim_locked`: a lane claimed
+//! with the core's [`Lanes::claim`] holds no lock and looks dead. Bytes 0
+//! and 1 of the file are the segment's own locks ([`crate::linux::shm`]'s
+//! liveness).
 //!
 //! A producer that can open the segment can also hold any lane's lock
 //! without owning the lane; that keeps the consumer from reclaiming it,
@@ -52,27 +57,50 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Instant;
 
 use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
 
 use crate::lanes::{
     BlockingError, Delivery, LaneProducer, LaneState, Lanes, LanesConsumer, PopError,
 };
 use crate::linux::SysError;
-use crate::linux::shm::lock;
+use crate::linux::shm::{Segment, lock};
 use crate::linux::wake::{SpinThenBlock, WaitError, Wakeup};
 
-/// Byte of the segment's file that lane 0's owner locks; lane `i` locks
-/// `LANE_LOCKS + i`.
-const LANE_LOCKS: libc::off_t = 64;
+/// Byte of the segment's file, counted from the lane set's first byte, that
+/// lane 0's owner locks; lane `i` locks the one `i` bytes after it.
+const LANE_LOCKS: usize = 64;
 
 /// How long a blocking pop sleeps at most before it scans every lane again,
 /// whatever the doorbell says: a producer can suppress wake-ups (see
 /// [Trust](crate::lanes#trust)).
 pub const RESCAN: Duration = Duration::from_millis(100);
 
-/// The lock byte of `lane`.
-fn lock_byte(lane: usize) -> libc::off_t {
-    // `lane` is below `MAX_LANES` (64): fits.
-    LANE_LOCKS + lane as libc::off_t
+/// The lock bytes of a lane set: its lanes' bytes of the segment's file.
+#[derive(Debug, Clone, Copy)]
+struct LockBytes {
+    /// The lane set's byte offset in the segment.
+    at: usize,
+}
+
+impl LockBytes {
+    /// The lock bytes of the lane set whose first byte is at address
+    /// `start` of this process, in `segment`'s mapping; `call` names the
+    /// caller in the error if the set is not in that mapping.
+    fn of(segment: &Segment, start: usize, call: &'static str) -> Result<Self, SysError> {
+        segment
+            .offset_of(start)
+            .map(|at| Self { at })
+            .ok_or(SysError::new(call, Errno::INVAL))
+    }
+
+    /// The lock byte of `lane`: `LANE_LOCKS + lane` bytes after the lane
+    /// set's first byte. Inside the set (its header alone is 128 bytes and
+    /// `lane` is below `MAX_LANES`, 64), so two sets in one segment never
+    /// share one, and never bytes 0 and 1 of the file, the segment's own.
+    fn lane(self, lane: usize) -> libc::off_t {
+        // Within the mapping's length, which fits `off_t`.
+        (self.at + LANE_LOCKS + lane) as libc::off_t
+    }
 }
 
 /// A claimed lane whose owner holds the lane's lock ([`LaneProducer`] through
@@ -128,25 +156,28 @@ impl<'a, K: Clone> Lanes<'a, K> {
     /// on its byte of `file` (the segment the lanes live in), taken through
     /// an open file description of the claim's own: `open` of
     /// `/proc/self/fd/<file>`, then per lane `fcntl(F_OFD_SETLK)` before the
-    /// claim. `None` if no lane is free.
+    /// claim. `None` if no lane is free. Each lane set in a segment has
+    /// lock bytes of its own (see [Liveness](self#liveness-of-a-lanes-owner)).
     ///
     /// # Errors
     /// A failed system call (the file cannot be opened again read-write,
-    /// e.g. a read-only segment).
+    /// e.g. a read-only segment); `EINVAL` (call `claim_locked`) if the lanes
+    /// do not lie in `segment`'s mapping.
     #[doc(alias("F_OFD_SETLK", "open"))]
-    pub fn claim_locked(&self, file: impl AsFd) -> Result<Option<LockedLane<'a, K>>, SysError> {
-        let lock = reopen(file.as_fd())?;
+    pub fn claim_locked(&self, segment: &Segment) -> Result<Option<LockedLane<'a, K>>, SysError> {
+        let bytes = LockBytes::of(segment, self.start(), "claim_locked")?;
+        let lock = reopen(segment.as_fd())?;
         for lane in 0..self.lanes() {
             if !matches!(self.state(lane), Some(LaneState::Free { .. })) {
                 continue;
             }
-            if !lock::try_write_lock(lock.as_fd(), lock_byte(lane))? {
+            if !lock::try_write_lock(lock.as_fd(), bytes.lane(lane))? {
                 // Another claim holds it (and will own the lane, or let go).
                 continue;
             }
             match self.claim_lane(lane) {
                 Some(lane) => return Ok(Some(LockedLane { lane, lock })),
-                None => lock::unlock(lock.as_fd(), lock_byte(lane))?,
+                None => lock::unlock(lock.as_fd(), bytes.lane(lane))?,
             }
         }
         Ok(None)
@@ -167,14 +198,22 @@ fn reopen(file: BorrowedFd<'_>) -> Result<OwnedFd, SysError> {
 impl<K> LanesConsumer<'_, K> {
     /// Reclaims every claimed lane whose lock nobody holds (its owner died,
     /// see [Liveness](self#liveness-of-a-lanes-owner)): one
-    /// `fcntl(F_OFD_GETLK)` on `file` (the segment) per claimed lane.
-    /// Returns how many were reclaimed; their committed records are then
-    /// delivered, and the lanes freed.
+    /// `fcntl(F_OFD_GETLK)` on `segment` per claimed lane. Returns how many
+    /// were reclaimed; their committed records are then delivered, and the
+    /// lanes freed.
+    ///
+    /// Every producer of the set must claim with
+    /// [`claim_locked`](Lanes::claim_locked): a lane claimed with the core's
+    /// [`claim`](Lanes::claim) holds no lock, so it looks dead here and is
+    /// reclaimed under its live owner.
     ///
     /// # Errors
-    /// A failed system call (lanes reclaimed before it stay reclaimed).
+    /// A failed system call (lanes reclaimed before it stay reclaimed);
+    /// `EINVAL` (call `reclaim_dead`) if the lanes do not lie in `segment`'s
+    /// mapping.
     #[doc(alias = "F_OFD_GETLK")]
-    pub fn reclaim_dead(&mut self, file: impl AsFd) -> Result<usize, SysError> {
+    pub fn reclaim_dead(&mut self, segment: &Segment) -> Result<usize, SysError> {
+        let bytes = LockBytes::of(segment, self.start(), "reclaim_dead")?;
         let mut reclaimed = 0;
         for lane in 0..self.lanes() {
             if !matches!(self.state(lane), Some(LaneState::Claimed { .. })) {
@@ -184,7 +223,7 @@ impl<K> LanesConsumer<'_, K> {
             // holds it until it has released the lane: if nobody holds it
             // now, the claim seen above is a dead owner's (or was released
             // meanwhile, and `reclaim` finds it no longer claimed).
-            if !lock::write_locked(file.as_fd(), lock_byte(lane))? && self.reclaim(lane) {
+            if !lock::write_locked(segment.as_fd(), bytes.lane(lane))? && self.reclaim(lane) {
                 reclaimed += 1;
             }
         }
@@ -248,10 +287,14 @@ mod tests {
     use core::error::Error;
     use std::thread;
 
-    use rustix::io::Errno;
-
     use super::*;
-    use crate::linux::shm::Segment;
+    use crate::layout::Kind;
+    use crate::parts::Plan;
+
+    /// The lock byte of `lane` of a lane set at the start of its segment.
+    fn lock_byte(lane: usize) -> libc::off_t {
+        LockBytes { at: 0 }.lane(lane)
+    }
 
     const TIMEOUT: Option<Duration> = Some(Duration::from_secs(10));
 
@@ -296,6 +339,46 @@ mod tests {
         assert_eq!(lock::write_locked(probe.as_fd(), lock_byte(0)), Ok(false));
         assert_eq!(rx.pop_into(&mut buf), Err(PopError::Empty));
         assert_eq!(rx.state(0), Some(LaneState::Free { generation: 1 }));
+    }
+
+    #[test]
+    fn two_lane_sets_in_one_segment_lock_bytes_of_their_own() {
+        let set = Lanes::required_size(1, 64).unwrap();
+        let mut plan = Plan::<2>::new();
+        plan.add(Kind::Lanes, set).unwrap();
+        plan.add(Kind::Lanes, set).unwrap();
+        let segment = Segment::memfd("lanes-test", plan.size().unwrap()).unwrap();
+        let mut parts = plan.create(segment.region().unwrap()).unwrap();
+        let a = Lanes::create(parts.next().unwrap(), 1, 64).unwrap();
+        let b = Lanes::create(parts.next().unwrap(), 1, 64).unwrap();
+        // Lane 0 of set A: its owner dies.
+        let LockedLane { lane, lock } = a.claim_locked(&segment).unwrap().unwrap();
+        core::mem::forget(lane);
+        drop(lock);
+        // Lane 0 of set B: its owner lives.
+        let live = b.claim_locked(&segment).unwrap().unwrap();
+        let (mut rx_a, mut rx_b) = (a.into_consumer(), b.into_consumer());
+        assert_eq!(rx_b.reclaim_dead(&segment), Ok(0), "B's owner lives");
+        assert_eq!(rx_a.reclaim_dead(&segment), Ok(1), "A's owner died");
+        assert_eq!(rx_a.state(0), Some(LaneState::Closing { generation: 1 }));
+        live.release(&Wakeup::Futex).unwrap();
+    }
+
+    #[test]
+    fn lanes_outside_the_segment_given_are_refused() {
+        let (ours, other) = (segment(1), segment(1));
+        let lanes = Lanes::create(ours.region().unwrap(), 1, 64).unwrap();
+        let refused = SysError::new("claim_locked", Errno::INVAL);
+        assert_eq!(
+            lanes.claim_locked(&other).map(|c| c.is_some()),
+            Err(refused)
+        );
+        assert_eq!(lanes.state(0), Some(LaneState::Free { generation: 0 }));
+        let mut rx = lanes.into_consumer();
+        assert_eq!(
+            rx.reclaim_dead(&other),
+            Err(SysError::new("reclaim_dead", Errno::INVAL))
+        );
     }
 
     #[test]

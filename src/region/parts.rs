@@ -99,10 +99,19 @@ impl<const N: usize> Plan<N> {
     /// Adds a part of `len` bytes (the structure's `required_size`) for a
     /// structure of `kind`, after the parts added before; returns its index.
     ///
+    /// The directory records `kind`; nothing checks that the structure made
+    /// in the part is of that kind (a peer's [`attach`](Self::attach) checks
+    /// the directory, the structure's own attach its header, and
+    /// [`crate::inspect`] reports a part holding another kind as corrupt).
+    ///
     /// # Errors
+    /// [`PlanError::Empty`] for a part of no bytes;
     /// [`PlanError::Full`] if the plan holds `N` (or [`MAX_PARTS`]) parts;
     /// [`PlanError::TooLarge`] if the region would pass 2^32 lines (512 GiB).
     pub fn add(&mut self, kind: Kind, len: usize) -> Result<usize, PlanError> {
+        if len == 0 {
+            return Err(PlanError::Empty);
+        }
         let max = N.min(MAX_PARTS);
         if self.parts.len() >= max {
             return Err(PlanError::Full { max });
@@ -544,6 +553,8 @@ pub enum PlanError {
     },
     /// The region would be larger than 2^32 lines (512 GiB).
     TooLarge,
+    /// A part of no bytes: every structure takes at least its header.
+    Empty,
 }
 
 impl fmt::Display for PlanError {
@@ -551,6 +562,7 @@ impl fmt::Display for PlanError {
         match self {
             Self::Full { max } => write!(f, "the plan already holds its {max} parts"),
             Self::TooLarge => f.write_str("the planned region would pass 512 GiB"),
+            Self::Empty => f.write_str("a part of 0 bytes: every structure takes its header"),
         }
     }
 }

@@ -514,6 +514,13 @@ impl Segment {
         self.map.len
     }
 
+    /// The byte offset in the segment of address `addr` of this process,
+    /// if the mapping holds it.
+    pub(crate) fn offset_of(&self, addr: usize) -> Option<usize> {
+        addr.checked_sub(self.map.ptr.as_ptr().addr())
+            .filter(|&offset| offset < self.map.len)
+    }
+
     /// Whether the process that created this segment still holds it (see
     /// [Liveness](self#liveness)): one `fcntl(F_OFD_GETLK)`
     /// ([fcntl(2)](https://man7.org/linux/man-pages/man2/fcntl.2.html)) for a

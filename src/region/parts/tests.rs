@@ -200,6 +200,23 @@ fn regions_too_small_or_empty_plans_are_refused() {
 }
 
 #[test]
+fn a_part_of_no_bytes_is_refused_and_the_plan_stays_as_it_was() {
+    let mut plan = Plan::<4>::new();
+    plan.add(Kind::SeqLock, 256).unwrap();
+    assert_eq!(plan.add(Kind::Spsc, 0), Err(PlanError::Empty));
+    assert_eq!(plan.len(), 1);
+    assert_eq!(
+        plan.add(Kind::Spsc, 1),
+        Ok(1),
+        "the next part takes its place"
+    );
+    assert_eq!(
+        std::format!("{}", PlanError::Empty),
+        "a part of 0 bytes: every structure takes its header"
+    );
+}
+
+#[test]
 fn plans_are_bounded() {
     let mut plan = Plan::<2>::new();
     plan.add(Kind::Spsc, 1).unwrap();
