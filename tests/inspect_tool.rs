@@ -346,7 +346,7 @@ fn a_laid_out_segment_shows_each_part_and_a_bad_entry_exits_2() {
         r#""published":5"#,
         r#""kind":"fan-in lanes""#,
         r#""lanes":2,"lane_words":16,"lane":[{"state":"Free { generation: 0 }""#,
-        r#"{"state":"Claimed { generation: 1 }","fill_words":"2 / 16""#,
+        r#"{"state":"Claimed { generation: 1, locked: false }","fill_words":"2 / 16""#,
     ] {
         assert!(doc.contains(field), "{field} in {doc}");
     }

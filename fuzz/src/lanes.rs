@@ -317,7 +317,10 @@ pub fn check(rx: &LanesConsumer<'_>, model: &Model) {
         let generation = lane.generation;
         let expected = match lane.state {
             State::Free => LaneState::Free { generation },
-            State::Claimed => LaneState::Claimed { generation },
+            State::Claimed => LaneState::Claimed {
+                generation,
+                locked: false,
+            },
             State::Closing => LaneState::Closing { generation },
         };
         assert_eq!(rx.state(index), Some(expected), "state of lane {index}");

@@ -302,11 +302,11 @@ fn hostile_step(
             input.u32().to_ne_bytes().to_vec(),
         ),
         2 => (TABLE + 4 * lane, input.u32().to_ne_bytes().to_vec()),
-        // A valid state of another generation: FREE, CLAIMED or CLOSING.
+        // A state of another generation: FREE, CLAIMED, CLOSING or LOCKED.
         3 => {
             let state = memory.peek_u32(TABLE + 4 * lane);
             let value = (state & !3).wrapping_add(u32::from(input.u8() % 3) << 2)
-                | u32::from(input.u8() % 3);
+                | u32::from(input.u8() % 4);
             (TABLE + 4 * lane, value.to_ne_bytes().to_vec())
         }
         4 => (

@@ -189,8 +189,7 @@ pub enum Problem {
     Element(ElementLayout),
     /// The counters claim more than the structure holds.
     Counters,
-    /// A lane's counters claim more than it holds, or its state word holds
-    /// no state.
+    /// A lane's counters claim more than it holds.
     Lane(u32),
     /// A part of a layout: its directory entry is impossible, or the part
     /// holds another kind than the directory lists.
@@ -258,15 +257,15 @@ enum Detail<'a> {
 }
 
 impl Detail<'_> {
-    /// The first lane whose counters or state word are impossible.
+    /// The first lane whose counters are impossible (every state word
+    /// decodes to a state).
     fn problem(&self) -> Option<Problem> {
         match self {
             #[cfg(any(loom, target_has_atomic = "32"))]
             Detail::Lanes(view) => (0..view.geometry().0)
                 .find(|&lane| {
-                    view.inspect_lane(lane).is_some_and(|(state, _, possible)| {
-                        !possible || matches!(state, LaneState::Unknown(_))
-                    })
+                    view.inspect_lane(lane)
+                        .is_some_and(|(_, _, possible)| !possible)
                 })
                 // Below `MAX_LANES`.
                 .map(|lane| Problem::Lane(lane as u32)),

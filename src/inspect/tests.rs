@@ -138,7 +138,13 @@ fn lanes_show_each_lanes_state_and_counters() {
         LaneState::Free { .. }
     ));
     let busy = seen.lane(1).unwrap();
-    assert!(matches!(busy.state, LaneState::Claimed { generation: 1 }));
+    assert!(matches!(
+        busy.state,
+        LaneState::Claimed {
+            generation: 1,
+            locked: false
+        }
+    ));
     assert_eq!(busy.counters.used_words(), 3);
     assert!(seen.lane(3).is_none());
     assert_eq!(seen.problem(), None);
@@ -282,8 +288,13 @@ fn impossible_counters_are_a_problem_with_the_figures_shown() {
 
     let shared = Shared::new(Lanes::required_size(2, 8).unwrap());
     Lanes::create(shared.region(), 2, 8).unwrap();
-    shared.poke(256 + 4, 3); // lane 1's state word: no state
+    // Lane 1's `head` (at 512 + 384) more than its 8 words ahead.
+    shared.poke(896, 9);
     assert_eq!(look(&shared).problem(), Some(&Problem::Lane(1)));
+    // Every state word is some state: `LOCKED`, generation 0.
+    shared.poke(896, 0);
+    shared.poke(256 + 4, 3);
+    assert_eq!(look(&shared).problem(), None);
 }
 
 #[test]

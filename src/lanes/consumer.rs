@@ -3,7 +3,7 @@
 use core::num::NonZeroU32;
 use core::{cell::Cell, fmt, marker::PhantomData};
 
-use super::{CLAIMED, CLOSING, FREE, LaneState, MAX_LANES, PopError, STATE_MASK, View};
+use super::{CLOSING, FREE, LOCKED, LaneState, MAX_LANES, PopError, STATE_MASK, View, is_claimed};
 use crate::Corrupted;
 use crate::bytes::{self, Cursor, Found};
 use crate::event::Event;
@@ -27,7 +27,7 @@ pub struct Delivery {
 /// memory. Every pop copies the record out; give it a buffer of
 /// [`max_record`](Self::max_record) bytes and every record fits.
 pub struct LanesConsumer<'a, K = ()> {
-    view: View<'a>,
+    pub(crate) view: View<'a>,
     keeper: K,
     /// This side's position in each lane (the first `lanes` are used).
     cursors: [Cursor; MAX_LANES],
@@ -55,12 +55,6 @@ impl<K> fmt::Debug for LanesConsumer<'_, K> {
 }
 
 impl<'a, K> LanesConsumer<'a, K> {
-    /// The address of the lane set's first byte in this process.
-    #[cfg(all(feature = "linux", target_os = "linux", not(loom)))]
-    pub(crate) fn start(&self) -> usize {
-        self.view.start()
-    }
-
     /// The budget a new consumer has: records per lane per turn.
     pub const DEFAULT_BUDGET: u32 = 8;
 
@@ -95,7 +89,7 @@ impl<'a, K> LanesConsumer<'a, K> {
         // so the `head` loaded after it is the lane's last.
         let state = self.view.state(lane).load(Ordering::Acquire);
         let closing = state & STATE_MASK == CLOSING;
-        if state & STATE_MASK != CLAIMED && !closing {
+        if !is_claimed(state) && !closing {
             return Ok(None);
         }
         let ring = self.view.ring(lane);
@@ -205,15 +199,26 @@ impl<'a, K> LanesConsumer<'a, K> {
     /// The lane set cannot tell a dead owner from a slow one: reclaiming a
     /// live owner's lane lets a new producer claim it beside the old one,
     /// which corrupts the lane (the consumer then quarantines it; no
-    /// undefined behaviour). On Linux, `reclaim_dead` asks the owners'
-    /// locks.
+    /// undefined behaviour). On Linux, `reclaim_dead` asks the locks of
+    /// owners that claimed holding one (and reclaims no other claim).
     pub fn reclaim(&mut self, lane: usize) -> bool {
+        self.reclaim_claim(lane, false)
+    }
+
+    /// [`reclaim`](Self::reclaim), of a `LOCKED` claim only if
+    /// `locked_only`.
+    pub(crate) fn reclaim_claim(&mut self, lane: usize, locked_only: bool) -> bool {
         if lane >= self.view.lanes {
             return false;
         }
         let word = self.view.state(lane);
         let state = word.load(Ordering::Acquire);
-        if state & STATE_MASK != CLAIMED {
+        let reclaimable = if locked_only {
+            state & STATE_MASK == LOCKED
+        } else {
+            is_claimed(state)
+        };
+        if !reclaimable {
             return false;
         }
         let closing = (state & !STATE_MASK) | CLOSING;
@@ -226,12 +231,12 @@ impl<'a, K> LanesConsumer<'a, K> {
     fn has_work(&mut self) -> bool {
         (0..self.view.lanes).any(|lane| {
             let state = self.view.state(lane).load(Ordering::Acquire);
-            match state & STATE_MASK {
-                CLOSING => true,
-                CLAIMED if !self.is_corrupt(lane) => {
-                    self.cursors[lane].ready(&self.view.ring(lane)) != Ok(false)
-                }
-                _ => false,
+            if state & STATE_MASK == CLOSING {
+                true
+            } else {
+                is_claimed(state)
+                    && !self.is_corrupt(lane)
+                    && self.cursors[lane].ready(&self.view.ring(lane)) != Ok(false)
             }
         })
     }

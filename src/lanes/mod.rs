@@ -41,11 +41,15 @@
 //! ```
 //!
 //! # Lanes
-//! Each lane has a state word: `FREE`, `CLAIMED` or `CLOSING`, with a
-//! generation counted up at each claim.
+//! Each lane has a state word: `FREE`, `CLAIMED`, `LOCKED` or `CLOSING`,
+//! with a generation counted up at each claim.
 //! - [`Lanes::claim`] swaps a `FREE` lane to `CLAIMED` (compare-and-swap, so
 //!   two producers never both win it); the new owner continues from the
 //!   lane's positions, which are equal once the lane was drained.
+//! - `LOCKED` is `CLAIMED` by an owner that holds a lock saying it is alive
+//!   (on Linux, `claim_locked`): only such a claim is ever reclaimed by
+//!   asking the lock (`reclaim_dead`). [`LaneState::Claimed`] shows both,
+//!   with `locked` telling them apart.
 //! - Releasing (dropping the [`LaneProducer`], or
 //!   [`release`](LaneProducer::release)) sets `CLOSING`; the consumer
 //!   delivers what is left and then sets `FREE`.
@@ -71,7 +75,7 @@
 //!   consumer's `Release` swap to `FREE`, after which the lane's `head` and
 //!   `tail` are final, so the new producer reads them as the consumer left
 //!   them.
-//! - Release swaps `CLAIMED` to `CLOSING` with `Release`, after the last
+//! - Release swaps `CLAIMED` (or `LOCKED`) to `CLOSING` with `Release`, after the last
 //!   seal and `head` store; the consumer loads the state with `Acquire`
 //!   before it looks at the lane, so when it sees `CLOSING` and finds the
 //!   lane empty, the lane is drained for good and it frees it.
@@ -89,7 +93,8 @@
 //! own, as a record ring's consumer does, and *quarantines* a lane it finds
 //! corrupt ([`PopError::Corrupted`] names it once; the lane is skipped
 //! afterwards until it is released or reclaimed, when its positions are
-//! reset). A state word holding no known state is skipped. A producer can
+//! reset). Every state word decodes to some state; a forged one makes the
+//! consumer read, skip or free that lane, nothing worse. A producer can
 //! suppress wake-ups (by clearing the doorbell): consumers of untrusted
 //! producers sleep with a timeout and scan again after it. Nothing a
 //! producer writes causes undefined behaviour, a panic, an out-of-bounds
@@ -100,7 +105,7 @@
 //! |------------------|--------------|------------------------------------------------------------|
 //! | 0                | 128          | [header](crate::layout): kind `Lanes`, element 8 bytes in 8-byte slots, capacity `lanes << 16 \| log2(words)` |
 //! | 128              | 128          | `doorbell`: [`Event`] the consumer sleeps on                |
-//! | 256              | 256          | lane table: one `u32` state per lane, [`MAX_LANES`] slots: bits 0-1 `FREE` 0, `CLAIMED` 1, `CLOSING` 2; bits 2-31 the generation |
+//! | 256              | 256          | lane table: one `u32` state per lane, [`MAX_LANES`] slots: bits 0-1 `FREE` 0, `CLAIMED` 1, `CLOSING` 2, `LOCKED` 3 (claimed, its owner holds a lock); bits 2-31 the generation |
 //! | 512 + i x stride | 128          | lane `i`'s `head`: `u32`, words published (its producer)   |
 //! | + 128            | 128          | lane `i`'s `tail`: `u32`, words consumed (the consumer)    |
 //! | + 256            | words x 8    | lane `i`'s data words, as in [`crate::bytes`]              |
@@ -145,8 +150,16 @@ const FREE: u32 = 0;
 const CLAIMED: u32 = 1;
 /// The producer is gone; the consumer drains the lane, then frees it.
 const CLOSING: u32 = 2;
+/// A producer owns the lane and holds a lock that says it is alive (see
+/// `crate::linux::lanes`): `CLAIMED`, reclaimable by asking the lock.
+const LOCKED: u32 = 3;
 /// One generation: bits 2-31.
 const GENERATION: u32 = 4;
+
+/// Whether state word `state` shows a claim, `CLAIMED` or `LOCKED`.
+const fn is_claimed(state: u32) -> bool {
+    matches!(state & STATE_MASK, CLAIMED | LOCKED)
+}
 
 /// The header's capacity field for `lanes` lanes of `words` words, if both
 /// are valid.
@@ -203,12 +216,6 @@ pub(crate) struct View<'a> {
 unsafe impl Send for View<'_> {}
 
 impl<'a> View<'a> {
-    /// The address of the lane set's first byte in this process.
-    #[cfg(all(feature = "linux", target_os = "linux", not(loom)))]
-    pub(crate) fn start(&self) -> usize {
-        self.memory.as_ptr().as_ptr().addr()
-    }
-
     /// Lane `lane`'s ring, `lane < self.lanes`.
     fn ring(&self, lane: usize) -> Ring<'a> {
         assert!(lane < self.lanes, "lane {lane} of {}", self.lanes);
@@ -218,6 +225,12 @@ impl<'a> View<'a> {
         // words are in bounds; each is aligned (lines of 128) and used with
         // one type only.
         unsafe { Ring::new(self.memory, base, base + LINE, base + 2 * LINE, self.words) }
+    }
+
+    /// The address of the lane set's first byte, and its length in bytes.
+    #[cfg(all(feature = "linux", target_os = "linux", not(loom)))]
+    pub(crate) fn span(&self) -> (usize, usize) {
+        (self.memory.as_ptr().as_ptr().addr(), self.memory.len())
     }
 
     /// Lanes, and words per lane.
@@ -317,7 +330,7 @@ pub(crate) fn inspect(region: ReadRegion<'_>) -> Result<View<'_>, AttachError> {
 /// `K` keeps the region's memory alive, as for
 /// [`Spsc`](crate::spsc::Spsc); every lane producer holds a clone.
 pub struct Lanes<'a, K = ()> {
-    view: View<'a>,
+    pub(crate) view: View<'a>,
     keeper: K,
 }
 
@@ -414,12 +427,6 @@ impl<'a, K> Lanes<'a, K> {
         (lane < self.view.lanes).then(|| self.view.ring(lane).counters(self.view.doorbell))
     }
 
-    /// The address of the lane set's first byte in this process.
-    #[cfg(all(feature = "linux", target_os = "linux", not(loom)))]
-    pub(crate) fn start(&self) -> usize {
-        self.view.start()
-    }
-
     /// Claims the first free lane: its producer, or `None` if every lane is
     /// taken.
     pub fn claim(&self) -> Option<LaneProducer<'a, K>>
@@ -435,6 +442,16 @@ impl<'a, K> Lanes<'a, K> {
     where
         K: Clone,
     {
+        self.claim_lane_as(lane, false)
+    }
+
+    /// Claims lane `lane` if it is free, as `LOCKED` if `locked` (the
+    /// caller already holds the lane's lock), else as `CLAIMED`.
+    pub(crate) fn claim_lane_as(&self, lane: usize, locked: bool) -> Option<LaneProducer<'a, K>>
+    where
+        K: Clone,
+    {
+        let mark = if locked { LOCKED } else { CLAIMED };
         if lane >= self.view.lanes {
             return None;
         }
@@ -443,7 +460,7 @@ impl<'a, K> Lanes<'a, K> {
         if seen & STATE_MASK != FREE {
             return None;
         }
-        let claimed = (seen & !STATE_MASK).wrapping_add(GENERATION) | CLAIMED;
+        let claimed = (seen & !STATE_MASK).wrapping_add(GENERATION) | mark;
         // `Acquire`: pairs with the consumer's `Release` swap to `FREE`, after
         // which the lane's positions are final.
         word.compare_exchange(seen, claimed, Ordering::Acquire, Ordering::Relaxed)
@@ -490,6 +507,10 @@ pub enum LaneState {
     Claimed {
         /// Claims of the lane so far, this one included.
         generation: u32,
+        /// Whether the owner claimed it holding a lock that says it is alive
+        /// (on Linux, `claim_locked`; state `LOCKED`): only such a lane is
+        /// reclaimed when the lock is free (`reclaim_dead`).
+        locked: bool,
     },
     /// The producer released the lane (or was reclaimed); the consumer
     /// drains it, then frees it.
@@ -497,8 +518,6 @@ pub enum LaneState {
         /// Claims of the lane so far.
         generation: u32,
     },
-    /// A value no lane set writes (a peer is faulty or hostile).
-    Unknown(u32),
 }
 
 impl LaneState {
@@ -506,9 +525,11 @@ impl LaneState {
         let generation = word >> 2;
         match word & STATE_MASK {
             FREE => Self::Free { generation },
-            CLAIMED => Self::Claimed { generation },
             CLOSING => Self::Closing { generation },
-            _ => Self::Unknown(word),
+            mark => Self::Claimed {
+                generation,
+                locked: mark == LOCKED,
+            },
         }
     }
 }

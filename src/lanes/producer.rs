@@ -21,7 +21,8 @@ pub struct LaneProducer<'a, K = ()> {
     producer: Producer<'a, K>,
     /// The lane's state word.
     state: &'a AtomicU32,
-    /// The value this claim stored in it: `CLAIMED` and its generation.
+    /// The value this claim stored in it: `CLAIMED` (or `LOCKED`) and its
+    /// generation.
     claimed: u32,
     lane: usize,
     /// The lane set's doorbell (also the producer's event).

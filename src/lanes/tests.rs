@@ -50,7 +50,13 @@ fn claims_take_distinct_free_lanes_and_count_generations() {
     assert_eq!((a.generation(), b.generation(), c.generation()), (1, 1, 1));
     assert!(lanes.claim().is_none(), "every lane is taken");
     assert!(lanes.claim_lane(1).is_none() && lanes.claim_lane(3).is_none());
-    assert_eq!(lanes.state(1), Some(LaneState::Claimed { generation: 1 }));
+    assert_eq!(
+        lanes.state(1),
+        Some(LaneState::Claimed {
+            generation: 1,
+            locked: false
+        })
+    );
     assert_eq!(lanes.state(3), None);
     drop(b);
     assert_eq!(lanes.state(1), Some(LaneState::Closing { generation: 1 }));
@@ -395,8 +401,20 @@ fn errors_and_states_say_what_they_are() {
         std::format!("{}", PopError::Corrupted { lane: 3 }),
         "lane 3 is corrupted: its producer is faulty or hostile"
     );
-    assert_eq!(LaneState::of(3), LaneState::Unknown(3));
-    assert_eq!(LaneState::of(9), LaneState::Claimed { generation: 2 });
+    assert_eq!(
+        LaneState::of(3),
+        LaneState::Claimed {
+            generation: 0,
+            locked: true
+        }
+    );
+    assert_eq!(
+        LaneState::of(9),
+        LaneState::Claimed {
+            generation: 2,
+            locked: false
+        }
+    );
     let shared = shared(1, 4);
     let lanes = Lanes::create(shared.region(), 1, 4).unwrap();
     let mut tx = lanes.claim().unwrap();
@@ -428,7 +446,10 @@ fn an_inspector_reads_each_lanes_counters_without_claiming_it() {
     assert!(inspector.lane_counters(2).is_none());
     assert_eq!(
         inspector.state(1),
-        Some(LaneState::Claimed { generation: 1 }),
+        Some(LaneState::Claimed {
+            generation: 1,
+            locked: false
+        }),
         "reading the counters claims nothing"
     );
 }

@@ -4,24 +4,29 @@
 //!
 //! # Liveness of a lane's owner
 //! [`Lanes::claim_locked`] opens the segment's file again (an open file
-//! description of the claim's own, through `/proc/self/fd`), write-locks
-//! byte `at + 64 + lane` of it, where `at` is the lane set's byte offset in
-//! the segment, so that two lane sets of one segment (a
-//! [`Plan`](crate::parts::Plan)'s parts) never share a lock byte
-//! (`fcntl(F_OFD_SETLK)`), *before* it swaps the lane
-//! to `CLAIMED`, and keeps the lock until the lane is released (then it
-//! closes that description). The kernel drops the lock when the owner dies,
-//! whatever it was doing. So a lane that is `CLAIMED` while nobody holds its
-//! lock has a dead owner: [`LanesConsumer::reclaim_dead`] asks with one
-//! `fcntl(F_OFD_GETLK)` per claimed lane (it places no lock) and reclaims
-//! those. Every producer must claim with `claim_locked`: a lane claimed
-//! with the core's [`Lanes::claim`] holds no lock and looks dead. Bytes 0
-//! and 1 of the file are the segment's own locks ([`crate::linux::shm`]'s
-//! liveness).
+//! description of the claim's own, through `/proc/self/fd`), write-locks the
+//! lane's lock byte (`fcntl(F_OFD_SETLK)`) *before* it swaps the lane to
+//! `LOCKED` (claimed by an owner holding its lock), and keeps the lock until
+//! the lane is released (then it closes that description). The kernel drops
+//! the lock when the owner dies, whatever it was doing. So a lane that is
+//! `LOCKED` while nobody holds its lock has a dead owner:
+//! [`LanesConsumer::reclaim_dead`] asks with one `fcntl(F_OFD_GETLK)` per
+//! such lane (it places no lock) and reclaims those. A lane claimed with the
+//! plain [`Lanes::claim`] (state `CLAIMED`) has no lock to ask, so
+//! `reclaim_dead` never reclaims it.
+//!
+//! Lane `i`'s lock byte is `offset + 64 + i`, where `offset` is where the
+//! lane set starts in the segment's file: inside the lane set's own header
+//! line, so lane sets laid out side by side in one segment
+//! ([`crate::parts`]) never share a lock byte, and never bytes 0 and 1, the
+//! segment's own locks ([`crate::linux::shm`]'s liveness). That is why both
+//! calls take the [`Segment`] whose region holds the lane set, and refuse
+//! another ([`LaneLockError::NotInSegment`]).
 //!
 //! A producer that can open the segment can also hold any lane's lock
-//! without owning the lane; that keeps the consumer from reclaiming it,
-//! nothing worse.
+//! without owning the lane, or mark a lane `CLAIMED` or `LOCKED`; that
+//! keeps the consumer from reclaiming it, or has it reclaim it, as for any
+//! forged state word (see [Trust](crate::lanes#trust)).
 //!
 //! ```
 //! use core::time::Duration;
@@ -57,7 +62,6 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Instant;
 
 use rustix::fs::{Mode, OFlags};
-use rustix::io::Errno;
 
 use crate::lanes::{
     BlockingError, Delivery, LaneProducer, LaneState, Lanes, LanesConsumer, PopError,
@@ -66,40 +70,82 @@ use crate::linux::SysError;
 use crate::linux::shm::{Segment, lock};
 use crate::linux::wake::{SpinThenBlock, WaitError, Wakeup};
 
-/// Byte of the segment's file, counted from the lane set's first byte, that
-/// lane 0's owner locks; lane `i` locks the one `i` bytes after it.
-const LANE_LOCKS: usize = 64;
+/// Byte of the segment's file that lane 0's owner locks, counted from the
+/// lane set's start; lane `i` locks `LANE_LOCKS + i`. Within the lane set's
+/// header line (128 bytes, `MAX_LANES` = 64 after this).
+const LANE_LOCKS: libc::off_t = 64;
 
 /// How long a blocking pop sleeps at most before it scans every lane again,
 /// whatever the doorbell says: a producer can suppress wake-ups (see
 /// [Trust](crate::lanes#trust)).
 pub const RESCAN: Duration = Duration::from_millis(100);
 
-/// The lock bytes of a lane set: its lanes' bytes of the segment's file.
+/// Why a lane's lock could not be taken or asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LaneLockError {
+    /// The lane set does not lie in the given segment's mapping (it was made
+    /// in another segment's region, or another mapping's of the same
+    /// object), so its lock bytes are unknown: pass the segment whose region
+    /// holds it.
+    NotInSegment,
+    /// A system call failed.
+    Sys(SysError),
+}
+
+impl From<SysError> for LaneLockError {
+    fn from(err: SysError) -> Self {
+        Self::Sys(err)
+    }
+}
+
+impl fmt::Display for LaneLockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotInSegment => f.write_str(
+                "the lane set is not in the given segment's mapping: \
+                 pass the segment whose region holds it",
+            ),
+            Self::Sys(err) => fmt::Display::fmt(err, f),
+        }
+    }
+}
+
+impl core::error::Error for LaneLockError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            // Transparent: its `Display` is the inner error's.
+            Self::Sys(err) => err.source(),
+            Self::NotInSegment => None,
+        }
+    }
+}
+
+/// The lock bytes of one lane set in one segment's file.
 #[derive(Debug, Clone, Copy)]
 struct LockBytes {
-    /// The lane set's byte offset in the segment.
-    at: usize,
+    /// Lane 0's byte: the lane set's offset in the file, plus `LANE_LOCKS`.
+    first: libc::off_t,
 }
 
 impl LockBytes {
-    /// The lock bytes of the lane set whose first byte is at address
-    /// `start` of this process, in `segment`'s mapping; `call` names the
-    /// caller in the error if the set is not in that mapping.
-    fn of(segment: &Segment, start: usize, call: &'static str) -> Result<Self, SysError> {
-        segment
-            .offset_of(start)
-            .map(|at| Self { at })
-            .ok_or(SysError::new(call, Errno::INVAL))
+    /// The lock bytes of the lane set at `span` (address and length, from
+    /// its view) in `segment`'s file.
+    fn of(segment: &Segment, (addr, len): (usize, usize)) -> Result<Self, LaneLockError> {
+        let offset = segment
+            .offset_of(addr, len)
+            .and_then(|offset| libc::off_t::try_from(offset).ok())
+            .ok_or(LaneLockError::NotInSegment)?;
+        Ok(Self {
+            // At most the mapping's length, far below `off_t::MAX`.
+            first: offset + LANE_LOCKS,
+        })
     }
 
-    /// The lock byte of `lane`: `LANE_LOCKS + lane` bytes after the lane
-    /// set's first byte. Inside the set (its header alone is 128 bytes and
-    /// `lane` is below `MAX_LANES`, 64), so two sets in one segment never
-    /// share one, and never bytes 0 and 1 of the file, the segment's own.
+    /// The lock byte of `lane`.
     fn lane(self, lane: usize) -> libc::off_t {
-        // Within the mapping's length, which fits `off_t`.
-        (self.at + LANE_LOCKS + lane) as libc::off_t
+        // `lane` is below `MAX_LANES` (64): fits.
+        self.first + lane as libc::off_t
     }
 }
 
@@ -152,20 +198,26 @@ impl<K> LockedLane<'_, K> {
 
 /// Claims that hold a lock, for a producer in a Linux process.
 impl<'a, K: Clone> Lanes<'a, K> {
-    /// Claims the first free lane, holding for the claim's life a write lock
-    /// on its byte of `file` (the segment the lanes live in), taken through
-    /// an open file description of the claim's own: `open` of
-    /// `/proc/self/fd/<file>`, then per lane `fcntl(F_OFD_SETLK)` before the
-    /// claim. `None` if no lane is free. Each lane set in a segment has
-    /// lock bytes of its own (see [Liveness](self#liveness-of-a-lanes-owner)).
+    /// Claims the first free lane as `LOCKED`, holding for the claim's life
+    /// a write lock on its [lock byte](self#liveness-of-a-lanes-owner) of
+    /// `segment`'s file (the segment whose region holds the lanes), taken
+    /// through an open file description of the claim's own: `open` of
+    /// `/proc/self/fd/<segment>`, then per lane `fcntl(F_OFD_SETLK)` before
+    /// the claim. `None` if no lane is free.
+    ///
+    /// Only such claims are reclaimed by [`LanesConsumer::reclaim_dead`];
+    /// a lane claimed with [`claim`](Lanes::claim) is never.
     ///
     /// # Errors
-    /// A failed system call (the file cannot be opened again read-write,
-    /// e.g. a read-only segment); `EINVAL` (call `claim_locked`) if the lanes
-    /// do not lie in `segment`'s mapping.
+    /// [`LaneLockError::NotInSegment`] if the lanes are not in `segment`'s
+    /// mapping; [`LaneLockError::Sys`] for a failed system call (the file
+    /// cannot be opened again read-write, e.g. a read-only segment).
     #[doc(alias("F_OFD_SETLK", "open"))]
-    pub fn claim_locked(&self, segment: &Segment) -> Result<Option<LockedLane<'a, K>>, SysError> {
-        let bytes = LockBytes::of(segment, self.start(), "claim_locked")?;
+    pub fn claim_locked(
+        &self,
+        segment: &Segment,
+    ) -> Result<Option<LockedLane<'a, K>>, LaneLockError> {
+        let bytes = LockBytes::of(segment, self.view.span())?;
         let lock = reopen(segment.as_fd())?;
         for lane in 0..self.lanes() {
             if !matches!(self.state(lane), Some(LaneState::Free { .. })) {
@@ -175,7 +227,7 @@ impl<'a, K: Clone> Lanes<'a, K> {
                 // Another claim holds it (and will own the lane, or let go).
                 continue;
             }
-            match self.claim_lane(lane) {
+            match self.claim_lane_as(lane, true) {
                 Some(lane) => return Ok(Some(LockedLane { lane, lock })),
                 None => lock::unlock(lock.as_fd(), bytes.lane(lane))?,
             }
@@ -196,34 +248,37 @@ fn reopen(file: BorrowedFd<'_>) -> Result<OwnedFd, SysError> {
 /// Reclaiming dead owners' lanes and blocking pops, for the consumer in a
 /// Linux process.
 impl<K> LanesConsumer<'_, K> {
-    /// Reclaims every claimed lane whose lock nobody holds (its owner died,
-    /// see [Liveness](self#liveness-of-a-lanes-owner)): one
-    /// `fcntl(F_OFD_GETLK)` on `segment` per claimed lane. Returns how many
-    /// were reclaimed; their committed records are then delivered, and the
-    /// lanes freed.
-    ///
-    /// Every producer of the set must claim with
-    /// [`claim_locked`](Lanes::claim_locked): a lane claimed with the core's
-    /// [`claim`](Lanes::claim) holds no lock, so it looks dead here and is
-    /// reclaimed under its live owner.
+    /// Reclaims every lane claimed with [`Lanes::claim_locked`] whose lock
+    /// nobody holds (its owner died, see
+    /// [Liveness](self#liveness-of-a-lanes-owner)): one `fcntl(F_OFD_GETLK)`
+    /// on `segment` (the segment whose region holds the lanes) per such lane.
+    /// Lanes claimed with the plain [`Lanes::claim`] hold no lock and are
+    /// never reclaimed here (see [`reclaim`](LanesConsumer::reclaim)).
+    /// Returns how many were reclaimed; their committed records are then
+    /// delivered, and the lanes freed.
     ///
     /// # Errors
-    /// A failed system call (lanes reclaimed before it stay reclaimed);
-    /// `EINVAL` (call `reclaim_dead`) if the lanes do not lie in `segment`'s
-    /// mapping.
+    /// [`LaneLockError::NotInSegment`] if the lanes are not in `segment`'s
+    /// mapping; [`LaneLockError::Sys`] for a failed system call (lanes
+    /// reclaimed before it stay reclaimed).
     #[doc(alias = "F_OFD_GETLK")]
-    pub fn reclaim_dead(&mut self, segment: &Segment) -> Result<usize, SysError> {
-        let bytes = LockBytes::of(segment, self.start(), "reclaim_dead")?;
+    pub fn reclaim_dead(&mut self, segment: &Segment) -> Result<usize, LaneLockError> {
+        let bytes = LockBytes::of(segment, self.view.span())?;
         let mut reclaimed = 0;
         for lane in 0..self.lanes() {
-            if !matches!(self.state(lane), Some(LaneState::Claimed { .. })) {
+            if !matches!(
+                self.state(lane),
+                Some(LaneState::Claimed { locked: true, .. })
+            ) {
                 continue;
             }
             // A live owner locked the byte before it claimed the lane and
             // holds it until it has released the lane: if nobody holds it
             // now, the claim seen above is a dead owner's (or was released
-            // meanwhile, and `reclaim` finds it no longer claimed).
-            if !lock::write_locked(segment.as_fd(), bytes.lane(lane))? && self.reclaim(lane) {
+            // meanwhile, and `reclaim_claim` finds it no longer claimed).
+            if !lock::write_locked(segment.as_fd(), bytes.lane(lane))?
+                && self.reclaim_claim(lane, true)
+            {
                 reclaimed += 1;
             }
         }
@@ -287,19 +342,95 @@ mod tests {
     use core::error::Error;
     use std::thread;
 
-    use super::*;
-    use crate::layout::Kind;
-    use crate::parts::Plan;
+    use rustix::io::Errno;
 
-    /// The lock byte of `lane` of a lane set at the start of its segment.
-    fn lock_byte(lane: usize) -> libc::off_t {
-        LockBytes { at: 0 }.lane(lane)
-    }
+    use super::*;
 
     const TIMEOUT: Option<Duration> = Some(Duration::from_secs(10));
 
     fn segment(lanes: usize) -> Segment {
         Segment::memfd("lanes-test", Lanes::required_size(lanes, 64).unwrap()).unwrap()
+    }
+
+    /// Lane `lane`'s lock byte for a lane set at the start of the file.
+    fn lock_byte(lane: usize) -> libc::off_t {
+        LockBytes { first: LANE_LOCKS }.lane(lane)
+    }
+
+    /// Kills `claim`'s owner as the kernel sees it: the lane stays claimed,
+    /// and its lock goes with its file description.
+    fn die(claim: LockedLane<'_>) {
+        let LockedLane { lane, lock } = claim;
+        core::mem::forget(lane);
+        drop(lock);
+    }
+
+    #[test]
+    fn two_lane_sets_in_one_segment_have_lock_bytes_of_their_own() {
+        use crate::Kind;
+        use crate::parts::Plan;
+        let mut plan = Plan::<2>::new();
+        let part = Lanes::required_size(2, 64).unwrap();
+        plan.add(Kind::Lanes, part).unwrap();
+        plan.add(Kind::Lanes, part).unwrap();
+        let segment = Segment::memfd("two-sets", plan.size().unwrap()).unwrap();
+        let mut parts = plan.create(segment.region().unwrap()).unwrap();
+        let a = Lanes::create(parts.next().unwrap(), 2, 64).unwrap();
+        let b = Lanes::create(parts.next().unwrap(), 2, 64).unwrap();
+        let dead_a = a.claim_locked(&segment).unwrap().unwrap();
+        let live_b = b.claim_locked(&segment).unwrap().unwrap();
+        assert_eq!((dead_a.lane(), live_b.lane()), (0, 0));
+        die(dead_a);
+        let mut rx = a.into_consumer();
+        // Set B's live owner holds its own byte, not set A's lane 0's.
+        assert_eq!(rx.reclaim_dead(&segment), Ok(1));
+        let mut rx_b = b.into_consumer();
+        assert_eq!(rx_b.reclaim_dead(&segment), Ok(0));
+        drop(live_b);
+    }
+
+    #[test]
+    fn lanes_outside_the_segment_are_refused() {
+        let segment = segment(1);
+        let lanes = Lanes::create(segment.region().unwrap(), 1, 64).unwrap();
+        let other = segment_from(&segment);
+        assert_eq!(
+            lanes.claim_locked(&other).unwrap_err(),
+            LaneLockError::NotInSegment
+        );
+        assert_eq!(lanes.state(0), Some(LaneState::Free { generation: 0 }));
+        let mut rx = lanes.into_consumer();
+        let err = rx.reclaim_dead(&other).unwrap_err();
+        assert_eq!(err, LaneLockError::NotInSegment);
+        assert!(err.to_string().contains("not in the given segment"));
+    }
+
+    /// Another mapping of `segment`'s object, as a peer's.
+    fn segment_from(segment: &Segment) -> Segment {
+        Segment::from_fd(segment.as_fd().try_clone_to_owned().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_live_plain_claim_is_never_reclaimed_by_asking_locks() {
+        let segment = segment(2);
+        let lanes = Lanes::create(segment.region().unwrap(), 2, 64).unwrap();
+        let mut live = lanes.claim().unwrap();
+        live.push(b"alive").unwrap();
+        assert_eq!(
+            lanes.state(0),
+            Some(LaneState::Claimed {
+                generation: 1,
+                locked: false
+            })
+        );
+        let mut rx = lanes.into_consumer();
+        assert_eq!(rx.reclaim_dead(&segment), Ok(0));
+        let mut buf = [0; 64];
+        assert_eq!(rx.pop_into(&mut buf), Ok(Delivery { lane: 0, len: 5 }));
+        assert_eq!(rx.pop_into(&mut buf), Err(PopError::Empty));
+        assert!(matches!(rx.state(0), Some(LaneState::Claimed { .. })));
+        live.push(b"still mine").unwrap();
+        assert_eq!(rx.pop_into(&mut buf), Ok(Delivery { lane: 0, len: 10 }));
     }
 
     #[test]
@@ -316,17 +447,21 @@ mod tests {
         alive.push(b"alive").unwrap();
         // The owner of lane 1 dies: its claim is never released, and the
         // kernel drops its lock with its file description.
-        let LockedLane { lane, lock } = dying;
-        let mut lane = lane;
-        lane.push(b"last words").unwrap();
-        core::mem::forget(lane);
-        drop(lock);
+        let mut dying = dying;
+        dying.push(b"last words").unwrap();
+        die(dying);
         let mut rx = lanes.into_consumer();
         // The consumer's own description (the segment's) sees both: claims
         // in this process lock through descriptions of their own.
         assert_eq!(rx.reclaim_dead(&segment), Ok(1));
         assert_eq!(rx.state(1), Some(LaneState::Closing { generation: 1 }));
-        assert_eq!(rx.state(0), Some(LaneState::Claimed { generation: 1 }));
+        assert_eq!(
+            rx.state(0),
+            Some(LaneState::Claimed {
+                generation: 1,
+                locked: true
+            })
+        );
         assert_eq!(rx.reclaim_dead(&segment), Ok(0));
         let mut buf = [0; 64];
         let mut got = Vec::new();
@@ -339,46 +474,6 @@ mod tests {
         assert_eq!(lock::write_locked(probe.as_fd(), lock_byte(0)), Ok(false));
         assert_eq!(rx.pop_into(&mut buf), Err(PopError::Empty));
         assert_eq!(rx.state(0), Some(LaneState::Free { generation: 1 }));
-    }
-
-    #[test]
-    fn two_lane_sets_in_one_segment_lock_bytes_of_their_own() {
-        let set = Lanes::required_size(1, 64).unwrap();
-        let mut plan = Plan::<2>::new();
-        plan.add(Kind::Lanes, set).unwrap();
-        plan.add(Kind::Lanes, set).unwrap();
-        let segment = Segment::memfd("lanes-test", plan.size().unwrap()).unwrap();
-        let mut parts = plan.create(segment.region().unwrap()).unwrap();
-        let a = Lanes::create(parts.next().unwrap(), 1, 64).unwrap();
-        let b = Lanes::create(parts.next().unwrap(), 1, 64).unwrap();
-        // Lane 0 of set A: its owner dies.
-        let LockedLane { lane, lock } = a.claim_locked(&segment).unwrap().unwrap();
-        core::mem::forget(lane);
-        drop(lock);
-        // Lane 0 of set B: its owner lives.
-        let live = b.claim_locked(&segment).unwrap().unwrap();
-        let (mut rx_a, mut rx_b) = (a.into_consumer(), b.into_consumer());
-        assert_eq!(rx_b.reclaim_dead(&segment), Ok(0), "B's owner lives");
-        assert_eq!(rx_a.reclaim_dead(&segment), Ok(1), "A's owner died");
-        assert_eq!(rx_a.state(0), Some(LaneState::Closing { generation: 1 }));
-        live.release(&Wakeup::Futex).unwrap();
-    }
-
-    #[test]
-    fn lanes_outside_the_segment_given_are_refused() {
-        let (ours, other) = (segment(1), segment(1));
-        let lanes = Lanes::create(ours.region().unwrap(), 1, 64).unwrap();
-        let refused = SysError::new("claim_locked", Errno::INVAL);
-        assert_eq!(
-            lanes.claim_locked(&other).map(|c| c.is_some()),
-            Err(refused)
-        );
-        assert_eq!(lanes.state(0), Some(LaneState::Free { generation: 0 }));
-        let mut rx = lanes.into_consumer();
-        assert_eq!(
-            rx.reclaim_dead(&other),
-            Err(SysError::new("reclaim_dead", Errno::INVAL))
-        );
     }
 
     #[test]

@@ -514,11 +514,11 @@ impl Segment {
         self.map.len
     }
 
-    /// The byte offset in the segment of address `addr` of this process,
-    /// if the mapping holds it.
-    pub(crate) fn offset_of(&self, addr: usize) -> Option<usize> {
-        addr.checked_sub(self.map.ptr.as_ptr().addr())
-            .filter(|&offset| offset < self.map.len)
+    /// Where the `len` bytes at address `addr` start in the object, if all
+    /// of them lie in this mapping (which maps the object from offset 0).
+    pub(crate) fn offset_of(&self, addr: usize, len: usize) -> Option<usize> {
+        let offset = addr.checked_sub(self.map.ptr.as_ptr().addr())?;
+        (offset.checked_add(len)? <= self.map.len).then_some(offset)
     }
 
     /// Whether the process that created this segment still holds it (see

@@ -211,7 +211,10 @@ fn check(rx: &LanesConsumer<'_>, model: &Model) -> TestCaseResult {
         let generation = lane.generation;
         let expected = match lane.state {
             State::Free => LaneState::Free { generation },
-            State::Claimed => LaneState::Claimed { generation },
+            State::Claimed => LaneState::Claimed {
+                generation,
+                locked: false,
+            },
             State::Closing => LaneState::Closing { generation },
         };
         prop_assert_eq!(rx.state(index), Some(expected), "lane {}", index);
