@@ -54,6 +54,7 @@
 | [`SysError`](crate::linux::SysError) | every system call | the call, and the errno | a leaf: prints both, no source |
 | [`ShmError`](crate::linux::shm::ShmError) | `linux::shm` | the segment's name, in every variant about a named segment | `Sys` transparent; `Named` and `InvalidName` contextual over a `SysError` and a [`NameError`](crate::linux::shm::NameError) |
 | [`EventFdError`](crate::linux::wake::EventFdError) | `EventFd::from_fd` | | `Sys` transparent |
+| [`LaneLockError`](crate::linux::lanes::LaneLockError) | `claim_locked`, `reclaim_dead` | | `NotInSegment` (the lane set is not in the segment given), or `Sys` transparent |
 | [`WaitError`](crate::linux::wake::WaitError) | `EventFd::wait`, `futex_wait`, `Wakeup::sleep`; `pop_blocking`, `push_blocking`, `recv_blocking`, `recv().await`, `send().await` (in a `BlockingError`) | | `TimedOut`, `PeerGone` (the other side exited or closed its end), or `Sys` (transparent) |
 | [`PushNotifyError<E>`](crate::linux::wake::PushNotifyError) | `push_notify` (`E` = `PushError<T>`), `push_slice_notify` (`E` = `Corrupted`) | how many were pushed | `Push(E)` transparent (nothing was pushed); `Wake` contextual over the failed `SysError` |
 | [`UdsError`](crate::linux::uds::UdsError) | socket operations | | `Sys` transparent |

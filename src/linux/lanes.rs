@@ -582,5 +582,8 @@ mod tests {
             PopError::Corrupted { lane: 2 }.to_string()
         );
         assert!(BlockingError::Sleep(WaitError::TimedOut).source().is_none());
+        let err = LaneLockError::from(sys);
+        assert_eq!(err.to_string(), sys.to_string());
+        assert!(err.source().is_none(), "transparent over a leaf");
     }
 }
