@@ -40,8 +40,8 @@
 //! | [`lanes::PopError`](crate::lanes::PopError) | `LanesConsumer::pop_into` | `Empty`, `TooSmall { lane, needed }`, or `Corrupted { lane }` (that lane is quarantined; the others go on) |
 //! | [`lanes::BlockingError<E>`](crate::lanes::BlockingError) | lanes' `pop_blocking` | as `lanes::PopError` without `Empty`, or `Sleep(E)` (transparent) |
 //! | [`ReadError`](crate::seqlock::ReadError) | seqlock reads | the writer stayed mid-write, died mid-write, or kept writing |
-//! | [`CreateError`](crate::CreateError) | every `create` | a capacity the structure refuses, or `Fit` (transparent) |
-//! | [`AttachError`](crate::AttachError) | every `attach` | the first field of the header that does not match, or `Fit` (transparent) |
+//! | [`CreateError`](crate::CreateError) | every `create` | a capacity the structure refuses, a plan's part planned for another kind (`PlannedFor`), or `Fit` (transparent) |
+//! | [`AttachError`](crate::AttachError) | every `attach` | a plan's part planned for another kind (`PlannedFor`), the first field of the header that does not match, or `Fit` (transparent) |
 //! | [`FitError`](crate::FitError) | inside the two above | the region is misaligned or too small |
 //! | [`PlanError`](crate::parts::PlanError) | a layout plan | too many parts, or too large |
 //! | [`TooLong`](crate::message::TooLong), [`BufferTooSmall`](crate::message::BufferTooSmall) | `Message` | a payload or buffer of the wrong length |

@@ -50,6 +50,14 @@ pub enum CreateError {
         /// The capacity asked for.
         capacity: u32,
     },
+    /// The region is a [`Plan`](crate::parts::Plan)'s part planned for
+    /// another kind of structure.
+    PlannedFor {
+        /// The kind the part was planned for.
+        planned: Kind,
+        /// The kind of structure being created.
+        kind: Kind,
+    },
 }
 
 impl fmt::Display for CreateError {
@@ -61,6 +69,12 @@ impl fmt::Display for CreateError {
                 "invalid capacity {capacity}: not one this structure accepts \
                  (its `create` says which)"
             ),
+            Self::PlannedFor { planned, kind } => {
+                write!(
+                    f,
+                    "the region is a part planned for structure kind \"{planned}\", not \"{kind}\""
+                )
+            }
         }
     }
 }
@@ -146,6 +160,14 @@ pub enum AttachError {
         /// The part as the directory lists it.
         found: PartInfo,
     },
+    /// The region is a [`Plan`](crate::parts::Plan)'s part planned for
+    /// another kind of structure.
+    PlannedFor {
+        /// The kind the part was planned for.
+        planned: Kind,
+        /// The kind asked for.
+        expected: Kind,
+    },
 }
 
 /// A part of a region laid out to hold several structures, as its directory
@@ -222,6 +244,10 @@ impl fmt::Display for AttachError {
             } => write!(
                 f,
                 "part {part} of the region is {found}, expected {expected}"
+            ),
+            Self::PlannedFor { planned, expected } => write!(
+                f,
+                "the region is a part planned for structure kind \"{planned}\", not \"{expected}\""
             ),
         }
     }

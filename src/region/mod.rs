@@ -64,6 +64,9 @@ pub struct Region<'a, K = ()> {
     /// The type tag a structure created here records, and one attached here
     /// must have ([`with_tag`](Region::with_tag)); 0 by default.
     tag: u64,
+    /// The kind a [`Plan`](crate::parts::Plan) planned this region for, if
+    /// it is a part of one: the only kind created or attached here.
+    planned: Option<Kind>,
 }
 
 impl<K> fmt::Debug for Region<'_, K> {
@@ -90,6 +93,7 @@ impl<'a> Region<'a> {
             memory,
             keeper: (),
             tag: 0,
+            planned: None,
         }
     }
 
@@ -133,6 +137,7 @@ impl<K> Region<'_, K> {
             memory: unsafe { Memory::new(ptr, len) },
             keeper,
             tag: 0,
+            planned: None,
         }
     }
 
@@ -150,6 +155,7 @@ impl<'a> Region<'a> {
             memory: Memory::loom(mem),
             keeper: (),
             tag: 0,
+            planned: None,
         }
     }
 }
@@ -214,6 +220,7 @@ impl<'a, K> Region<'a, K> {
             memory,
             keeper,
             tag: 0,
+            planned: None,
         }
     }
 
@@ -221,6 +228,14 @@ impl<'a, K> Region<'a, K> {
     /// size that overflows `usize`).
     fn fit(&self, needed: Option<usize>) -> Result<(), FitError> {
         fit(self.memory, needed)
+    }
+
+    /// The region as a part planned for `kind` (see [`Parts`](crate::parts::Parts)).
+    pub(crate) fn planned(self, kind: Kind) -> Self {
+        Self {
+            planned: Some(kind),
+            ..self
+        }
     }
 
     /// Creates an `S`: checks the capacity and the fit, then writes the header
@@ -243,6 +258,10 @@ impl<'a, K> Region<'a, K> {
             tag: self.tag,
             ..fp
         };
+        planned_for(self.planned, S::KIND).map_err(|planned| CreateError::PlannedFor {
+            planned,
+            kind: S::KIND,
+        })?;
         if !S::capacity_ok(fp.capacity) {
             return Err(CreateError::InvalidCapacity {
                 capacity: fp.capacity,
@@ -268,6 +287,10 @@ impl<'a, K> Region<'a, K> {
         self,
         elem: ElementLayout,
     ) -> Result<(S::View<'a>, K), AttachError> {
+        planned_for(self.planned, S::KIND).map_err(|planned| AttachError::PlannedFor {
+            planned,
+            expected: S::KIND,
+        })?;
         let capacity = snapshot(self.memory)?.validate(S::KIND, elem, self.tag, S::capacity_ok)?;
         self.fit(S::size(elem, capacity))?;
         // SAFETY: aligned, and holds every slot the header records (checked).
@@ -306,6 +329,8 @@ pub struct ReadRegion<'a, K = ()> {
     keeper: K,
     /// As for [`Region`].
     tag: u64,
+    /// As for [`Region`].
+    planned: Option<Kind>,
 }
 
 impl<K> fmt::Debug for ReadRegion<'_, K> {
@@ -322,6 +347,7 @@ impl<'a, K> From<Region<'a, K>> for ReadRegion<'a, K> {
             memory: region.memory,
             keeper: region.keeper,
             tag: region.tag,
+            planned: region.planned,
         }
     }
 }
@@ -342,6 +368,7 @@ impl<K> ReadRegion<'_, K> {
             memory: unsafe { Memory::new(ptr, len) },
             keeper,
             tag: 0,
+            planned: None,
         }
     }
 }
@@ -383,6 +410,15 @@ impl<'a, K> ReadRegion<'a, K> {
             memory,
             keeper,
             tag: 0,
+            planned: None,
+        }
+    }
+
+    /// The region as a part planned for `kind` (as [`Region::planned`]).
+    pub(crate) fn planned(self, kind: Kind) -> Self {
+        Self {
+            planned: Some(kind),
+            ..self
         }
     }
 
@@ -403,8 +439,18 @@ impl<'a, K> ReadRegion<'a, K> {
             memory: self.memory,
             keeper: self.keeper,
             tag: self.tag,
+            planned: self.planned,
         }
         .attach::<S>(elem)
+    }
+}
+
+/// `Ok` if a structure of `kind` may be made in a region `planned` for a
+/// kind (`None`: no plan's part); else the kind planned.
+fn planned_for(planned: Option<Kind>, kind: Kind) -> Result<(), Kind> {
+    match planned {
+        Some(planned) if planned != kind => Err(planned),
+        _ => Ok(()),
     }
 }
 

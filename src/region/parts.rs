@@ -99,10 +99,10 @@ impl<const N: usize> Plan<N> {
     /// Adds a part of `len` bytes (the structure's `required_size`) for a
     /// structure of `kind`, after the parts added before; returns its index.
     ///
-    /// The directory records `kind`; nothing checks that the structure made
-    /// in the part is of that kind (a peer's [`attach`](Self::attach) checks
-    /// the directory, the structure's own attach its header, and
-    /// [`crate::inspect`] reports a part holding another kind as corrupt).
+    /// The directory records `kind`, and the part handed out for it takes
+    /// only a structure of that kind: creating or attaching another there
+    /// is [`CreateError::PlannedFor`] or [`AttachError::PlannedFor`] (a
+    /// nested plan is a part of [`Kind::Layout`]).
     ///
     /// # Errors
     /// [`PlanError::Empty`] for a part of no bytes;
@@ -145,8 +145,9 @@ impl<const N: usize> Plan<N> {
         usize::try_from(lines).ok()?.checked_mul(LINE)
     }
 
-    /// Every part in place: after the directory, each after the one before.
-    fn placed(&self) -> heapless::Vec<PartInfo, N> {
+    /// Every part in place, with its kind: after the directory, each after
+    /// the one before.
+    fn placed(&self) -> heapless::Vec<(Kind, PartInfo), N> {
         // Within `u32`: `add` keeps the directory and all parts below 2^32
         // lines.
         let mut offset = directory_lines(self.parts.len()) as u32;
@@ -159,7 +160,7 @@ impl<const N: usize> Plan<N> {
                     len_lines,
                 };
                 offset += len_lines;
-                part
+                (kind, part)
             })
             .collect()
     }
@@ -185,6 +186,12 @@ impl<const N: usize> Plan<N> {
             capacity: self.count(),
             tag: 0,
         };
+        super::planned_for(region.planned, Kind::Layout).map_err(|planned| {
+            CreateError::PlannedFor {
+                planned,
+                kind: Kind::Layout,
+            }
+        })?;
         let needed = self.size().unwrap_or(usize::MAX);
         if needed > region.len() {
             return Err(FitError::TooSmall {
@@ -199,7 +206,7 @@ impl<const N: usize> Plan<N> {
         // directory, before any part is handed out.
         let directory = unsafe { Region::from_memory(memory, ()) };
         directory.create_with::<Directory>(fp, |view| {
-            for (index, part) in placed.iter().enumerate() {
+            for (index, (_, part)) in placed.iter().enumerate() {
                 // SAFETY: the directory was created with one entry per part.
                 unsafe { view.write(index, part) };
             }
@@ -219,6 +226,7 @@ impl<const N: usize> Plan<N> {
         &self,
         region: Region<'a, K>,
     ) -> Result<Parts<'a, K, N>, AttachError> {
+        layout_planned(region.planned)?;
         let (memory, keeper) = region.into_parts();
         let placed = self.check(memory)?;
         Ok(Parts::new(memory, keeper, placed))
@@ -233,6 +241,7 @@ impl<const N: usize> Plan<N> {
         &self,
         region: ReadRegion<'a, K>,
     ) -> Result<ReadParts<'a, K, N>, AttachError> {
+        layout_planned(region.planned)?;
         let (memory, keeper) = region.into_parts();
         let placed = self.check(memory)?;
         Ok(ReadParts(Parts::new(memory, keeper, placed)))
@@ -240,7 +249,7 @@ impl<const N: usize> Plan<N> {
 
     /// Validates the directory in `memory` against the plan, reading only;
     /// returns the parts as planned.
-    fn check(&self, memory: Memory<'_>) -> Result<heapless::Vec<PartInfo, N>, AttachError> {
+    fn check(&self, memory: Memory<'_>) -> Result<heapless::Vec<(Kind, PartInfo), N>, AttachError> {
         // SAFETY: `memory` was a region's, and is only read here, by the
         // directory, before any part is handed out.
         let directory = unsafe { ReadRegion::from_memory(memory, ()) };
@@ -252,7 +261,7 @@ impl<const N: usize> Plan<N> {
             });
         }
         let placed = self.placed();
-        for (index, expected) in placed.iter().enumerate() {
+        for (index, (_, expected)) in placed.iter().enumerate() {
             // SAFETY: the directory holds `view.count` entries, which equals
             // the number of parts planned (checked above).
             let found = unsafe { view.read(index) };
@@ -292,6 +301,15 @@ const DIRECTORY_ENTRY: ElementLayout = ElementLayout {
     size: ENTRY as u32,
     stride: ENTRY as u32,
 };
+
+/// `Ok` unless a region `planned` for a kind is a part planned for another
+/// kind than a layout (a plan nested in a part).
+fn layout_planned(planned: Option<Kind>) -> Result<(), AttachError> {
+    super::planned_for(planned, Kind::Layout).map_err(|planned| AttachError::PlannedFor {
+        planned,
+        expected: Kind::Layout,
+    })
+}
 
 /// The directory as a kind of structure.
 struct Directory;
@@ -380,7 +398,7 @@ unsafe impl Structure for Directory {
 pub struct Parts<'a, K, const N: usize> {
     memory: Memory<'a>,
     keeper: K,
-    parts: heapless::Vec<PartInfo, N>,
+    parts: heapless::Vec<(Kind, PartInfo), N>,
     next: usize,
 }
 
@@ -394,7 +412,7 @@ impl<K, const N: usize> fmt::Debug for Parts<'_, K, N> {
 }
 
 impl<'a, K: Clone, const N: usize> Parts<'a, K, N> {
-    fn new(memory: Memory<'a>, keeper: K, parts: heapless::Vec<PartInfo, N>) -> Self {
+    fn new(memory: Memory<'a>, keeper: K, parts: heapless::Vec<(Kind, PartInfo), N>) -> Self {
         Self {
             memory,
             keeper,
@@ -403,9 +421,9 @@ impl<'a, K: Clone, const N: usize> Parts<'a, K, N> {
         }
     }
 
-    /// The next part's memory, if any is left.
-    fn next_memory(&mut self) -> Option<(Memory<'a>, K)> {
-        let part = *self.parts.get(self.next)?;
+    /// The next part's memory and the kind planned for it, if any is left.
+    fn next_memory(&mut self) -> Option<(Memory<'a>, K, Kind)> {
+        let (kind, part) = *self.parts.get(self.next)?;
         self.next += 1;
         let offset = part.offset_lines as usize * LINE;
         let len = part.len_lines as usize * LINE;
@@ -415,7 +433,7 @@ impl<'a, K: Clone, const N: usize> Parts<'a, K, N> {
         // the memory's length; each index is handed out once (`next` only
         // grows), so no two parts, and no part and the directory, overlap.
         let memory = unsafe { self.memory.sub(offset, len) };
-        Some((memory, self.keeper.clone()))
+        Some((memory, self.keeper.clone(), kind))
     }
 }
 
@@ -423,10 +441,10 @@ impl<'a, K: Clone, const N: usize> Iterator for Parts<'a, K, N> {
     type Item = Region<'a, K>;
 
     fn next(&mut self) -> Option<Region<'a, K>> {
-        let (memory, keeper) = self.next_memory()?;
+        let (memory, keeper, kind) = self.next_memory()?;
         // SAFETY: a range of this region's memory handed out once (see
         // `next_memory`), kept alive by a clone of its keeper.
-        Some(unsafe { Region::from_memory(memory, keeper) })
+        Some(unsafe { Region::from_memory(memory, keeper) }.planned(kind))
     }
 }
 
@@ -444,9 +462,9 @@ impl<'a, K: Clone, const N: usize> Iterator for ReadParts<'a, K, N> {
     type Item = ReadRegion<'a, K>;
 
     fn next(&mut self) -> Option<ReadRegion<'a, K>> {
-        let (memory, keeper) = self.0.next_memory()?;
+        let (memory, keeper, kind) = self.0.next_memory()?;
         // SAFETY: as in `Parts::next`.
-        Some(unsafe { ReadRegion::from_memory(memory, keeper) })
+        Some(unsafe { ReadRegion::from_memory(memory, keeper) }.planned(kind))
     }
 }
 

@@ -4,6 +4,7 @@
 use std::vec::Vec;
 
 use super::*;
+use crate::broadcast::{Broadcast, Start};
 use crate::seqlock::SeqLock;
 use crate::spsc::Spsc;
 use crate::test_support::Shared;
@@ -32,7 +33,7 @@ fn a_plan_places_parts_after_the_directory_on_lines() {
     let placed = plan.placed();
     let at: Vec<_> = placed
         .iter()
-        .map(|part| (part.offset_lines, part.len_lines))
+        .map(|(_, part)| (part.offset_lines, part.len_lines))
         .collect();
     assert_eq!(at, [(2, 3), (5, 3), (8, 3), (11, 12)]);
     assert_eq!(Plan::<1>::new().size(), Some(LINE));
@@ -251,4 +252,79 @@ fn plans_are_bounded() {
         ),
         "part 1 of the region is kind 9 at line 0 for 3 lines, expected a seqlock at line 5 for 3 lines"
     );
+}
+
+#[test]
+fn a_part_takes_only_the_kind_it_was_planned_for() {
+    let plan = market();
+    let shared = Shared::new(plan.size().unwrap());
+    let mut parts = plan.create(shared.region()).unwrap();
+    // Part 0 was planned for a seqlock.
+    let err = Spsc::<u64>::create(parts.next().unwrap(), 2).unwrap_err();
+    assert_eq!(
+        err,
+        CreateError::PlannedFor {
+            planned: Kind::SeqLock,
+            kind: Kind::Spsc
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "the region is a part planned for structure kind \"seqlock\", not \"SPSC ring\""
+    );
+    for _ in 0..2 {
+        SeqLock::<Quote>::create(parts.next().unwrap()).unwrap();
+    }
+    Spsc::<u64>::create(parts.next().unwrap(), 64).unwrap();
+
+    // A peer attaching another kind in a part is refused before its header
+    // is read (part 0 holds no structure at all here).
+    let mut peer = plan.attach(shared.region()).unwrap();
+    let err = Spsc::<u64>::attach(peer.next().unwrap()).unwrap_err();
+    assert_eq!(
+        err,
+        AttachError::PlannedFor {
+            planned: Kind::SeqLock,
+            expected: Kind::Spsc
+        }
+    );
+    assert!(SeqLock::<Quote>::attach(peer.next().unwrap()).is_ok());
+    // So is a reader on a read-only part, and a plan nested in a part that
+    // was not planned as a layout.
+    let mut readers = plan.attach_read(shared.region().into()).unwrap();
+    let err = Broadcast::<u64>::attach_reader(readers.nth(1).unwrap(), Start::Newest).unwrap_err();
+    assert!(matches!(
+        err,
+        AttachError::PlannedFor {
+            planned: Kind::SeqLock,
+            ..
+        }
+    ));
+    let nested = Plan::<1>::new().create(peer.next().unwrap()).unwrap_err();
+    assert_eq!(
+        nested,
+        CreateError::PlannedFor {
+            planned: Kind::SeqLock,
+            kind: Kind::Layout
+        }
+    );
+}
+
+#[test]
+fn a_plan_nests_in_a_part_planned_as_a_layout() {
+    let mut inner = Plan::<1>::new();
+    inner
+        .add(Kind::Spsc, Spsc::<u64>::required_size(4).unwrap())
+        .unwrap();
+    let mut outer = Plan::<1>::new();
+    outer.add(Kind::Layout, inner.size().unwrap()).unwrap();
+    let shared = Shared::new(outer.size().unwrap());
+    let part = outer.create(shared.region()).unwrap().next().unwrap();
+    let ring = inner.create(part).unwrap().next().unwrap();
+    let mut tx = Spsc::<u64>::create(ring, 4).unwrap().into_producer();
+    tx.try_push(5).unwrap();
+    let part = outer.attach(shared.region()).unwrap().next().unwrap();
+    let ring = inner.attach(part).unwrap().next().unwrap();
+    let mut rx = Spsc::<u64>::attach(ring).unwrap().into_consumer();
+    assert_eq!(rx.try_pop(), Ok(5));
 }
