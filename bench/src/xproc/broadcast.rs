@@ -48,7 +48,7 @@ use super::{
     Outcome,
     line::{self, atomics},
     peer::{Follower, Leader, PeerCommand, field_u64, take_fds},
-    rtt::{FAST, Plan, answer, check_pong, measure, ping},
+    rtt::{self, FAST, answer, check_pong, ping},
 };
 use crate::{
     inproc::MESSAGES,
@@ -111,16 +111,12 @@ pub fn rtt(leader: &mut Leader, key: &'static str) -> Result<Outcome, Box<dyn Er
     let mut tx = Broadcast::<Msg>::create(ping_seg.region()?, RTT_CAPACITY)?.into_writer();
     let mut rx =
         Broadcast::<Msg>::create(pong_seg.region()?, RTT_CAPACITY)?.into_reader(Start::Oldest);
-    leader.start(
-        &json!({ "scenario": key, "plan": FAST.to_json() }),
-        &[ping_seg.as_fd(), pong_seg.as_fd()],
-    )?;
-    let latency = measure(FAST, |seq| {
+    let fds = [ping_seg.as_fd(), pong_seg.as_fd()];
+    rtt::lead(leader, key, FAST, &fds, |seq| {
         tx.publish(&ping(seq));
         check_pong(key, seq, &recv_spinning(key, &mut rx));
-    });
-    leader.finish()?;
-    Ok(Outcome::Latency(latency))
+    })
+    .map(Outcome::Latency)
 }
 
 pub fn rtt_follow(
@@ -128,7 +124,6 @@ pub fn rtt_follow(
     cmd: &Value,
     fds: Vec<OwnedFd>,
 ) -> Result<Value, Box<dyn Error>> {
-    let plan = Plan::from_cmd(cmd)?;
     let key = cmd["scenario"].as_str().unwrap_or_default();
     let [ping_fd, pong_fd] = take_fds(fds)?;
     let ping_seg = if key == RTT_READ_ONLY {
@@ -139,12 +134,11 @@ pub fn rtt_follow(
     let pong_seg = Segment::from_fd(pong_fd)?;
     let mut rx = read_only_reader(&ping_seg)?;
     let mut tx: Writer<'_, Msg> = Broadcast::<Msg>::attach(pong_seg.region()?)?.into_writer();
-    follower.ready()?;
-    for seq in 0..plan.total() {
+    rtt::follow(follower, cmd, |seq| {
         let got = recv_spinning(key, &mut rx);
         tx.publish(&answer(key, seq, &got));
-    }
-    Ok(Value::Null)
+        Ok(())
+    })
 }
 
 // ---- broadcast_tput_r1, _r2, _r4 ---------------------------------------------

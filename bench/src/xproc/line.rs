@@ -39,7 +39,7 @@ use std::{
 };
 
 use ipc_primitives::linux::shm::{Segment, ShmError};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{
     Latency, Outcome,
@@ -119,19 +119,13 @@ fn lead(leader: &mut Leader, plan: Plan) -> Result<Latency, Box<dyn Error>> {
     let seg = segment("xproc-line")?;
     let line = &atomics(&seg)[0];
     // The probe's key too: the peer follows both the same way.
-    leader.start(
-        &json!({ "scenario": "raw_line_rtt", "plan": plan.to_json() }),
-        &[seg.as_fd()],
-    )?;
-    let latency = rtt::measure(plan, |seq| {
+    rtt::lead(leader, "raw_line_rtt", plan, &[seg.as_fd()], |seq| {
         let ping = 2 * seq + 1;
         line.store(ping, Ordering::Release);
         while line.load(Ordering::Acquire) != ping + 1 {
             hint::spin_loop();
         }
-    });
-    leader.finish()?;
-    Ok(latency)
+    })
 }
 
 /// `raw_line_rtt`.
@@ -150,19 +144,22 @@ pub fn follow(
     cmd: &Value,
     fds: Vec<OwnedFd>,
 ) -> Result<Value, Box<dyn Error>> {
-    let plan = Plan::from_cmd(cmd)?;
-    let [fd] = take_fds(fds)?;
-    let seg = Segment::from_fd(fd)?;
+    let seg = peer_segment(fds)?;
     let line = &atomics(&seg)[0];
-    follower.ready()?;
-    for seq in 0..plan.total() {
+    rtt::follow(follower, cmd, |seq| {
         let ping = 2 * seq + 1;
         while line.load(Ordering::Acquire) != ping {
             hint::spin_loop();
         }
         line.store(ping + 1, Ordering::Release);
-    }
-    Ok(Value::Null)
+        Ok(())
+    })
+}
+
+/// The one segment a raw scenario's peer is handed.
+fn peer_segment(fds: Vec<OwnedFd>) -> Result<Segment, Box<dyn Error>> {
+    let [fd] = take_fds(fds)?;
+    Ok(Segment::from_fd(fd)?)
 }
 
 /// `raw_payload_rtt`.
@@ -170,11 +167,7 @@ pub fn raw_payload(leader: &mut Leader, key: &'static str) -> Result<Outcome, Bo
     let seg = segment("xproc-payload")?;
     let words = atomics(&seg);
     let line = &words[0];
-    leader.start(
-        &json!({ "scenario": key, "plan": rtt::FAST.to_json() }),
-        &[seg.as_fd()],
-    )?;
-    let latency = rtt::measure(rtt::FAST, |seq| {
+    rtt::lead(leader, key, rtt::FAST, &[seg.as_fd()], |seq| {
         let bump = 2 * seq + 1;
         store_msg(&words[PING_WORDS..], &ping::<8>(seq));
         line.store(bump, Ordering::Release);
@@ -182,9 +175,8 @@ pub fn raw_payload(leader: &mut Leader, key: &'static str) -> Result<Outcome, Bo
             hint::spin_loop();
         }
         check_pong(key, seq, &load_msg(&words[PONG_WORDS..]));
-    });
-    leader.finish()?;
-    Ok(Outcome::Latency(latency))
+    })
+    .map(Outcome::Latency)
 }
 
 /// The peer's half of `raw_payload_rtt`.
@@ -193,13 +185,10 @@ pub fn payload_follow(
     cmd: &Value,
     fds: Vec<OwnedFd>,
 ) -> Result<Value, Box<dyn Error>> {
-    let plan = Plan::from_cmd(cmd)?;
-    let [fd] = take_fds(fds)?;
-    let seg = Segment::from_fd(fd)?;
+    let seg = peer_segment(fds)?;
     let words = atomics(&seg);
     let line = &words[0];
-    follower.ready()?;
-    for seq in 0..plan.total() {
+    rtt::follow(follower, cmd, |seq| {
         let bump = 2 * seq + 1;
         while line.load(Ordering::Acquire) != bump {
             hint::spin_loop();
@@ -207,8 +196,8 @@ pub fn payload_follow(
         let got = load_msg(&words[PING_WORDS..]);
         store_msg(&words[PONG_WORDS..], &answer("raw_payload_rtt", seq, &got));
         line.store(bump + 1, Ordering::Release);
-    }
-    Ok(Value::Null)
+        Ok(())
+    })
 }
 
 /// Payload words of `raw_line_56_rtt`: the sequence word fills the line.
@@ -239,17 +228,12 @@ fn receive_line(words: &[AtomicU64], seq: u64) -> [u64; LINE_PAYLOAD] {
 pub fn raw_line_56(leader: &mut Leader, key: &'static str) -> Result<Outcome, Box<dyn Error>> {
     let seg = segment("xproc-line-56")?;
     let words = atomics(&seg);
-    leader.start(
-        &json!({ "scenario": key, "plan": rtt::FAST.to_json() }),
-        &[seg.as_fd()],
-    )?;
-    let latency = rtt::measure(rtt::FAST, |seq| {
+    rtt::lead(leader, key, rtt::FAST, &[seg.as_fd()], |seq| {
         send_line(&words[PING_WORDS..], &ping(seq), seq + 1);
         let got = receive_line(&words[PONG_WORDS..], seq + 1);
         check_pong(key, seq, &got);
-    });
-    leader.finish()?;
-    Ok(Outcome::Latency(latency))
+    })
+    .map(Outcome::Latency)
 }
 
 /// The peer's half of `raw_line_56_rtt`.
@@ -258,17 +242,14 @@ pub fn line_56_follow(
     cmd: &Value,
     fds: Vec<OwnedFd>,
 ) -> Result<Value, Box<dyn Error>> {
-    let plan = Plan::from_cmd(cmd)?;
-    let [fd] = take_fds(fds)?;
-    let seg = Segment::from_fd(fd)?;
+    let seg = peer_segment(fds)?;
     let words = atomics(&seg);
-    follower.ready()?;
-    for seq in 0..plan.total() {
+    rtt::follow(follower, cmd, |seq| {
         let got = receive_line(&words[PING_WORDS..], seq + 1);
         let pong = answer("raw_line_56_rtt", seq, &got);
         send_line(&words[PONG_WORDS..], &pong, seq + 1);
-    }
-    Ok(Value::Null)
+        Ok(())
+    })
 }
 
 /// Words of each ring of `raw_record_rtt`.
@@ -342,16 +323,11 @@ fn record_lanes(seg: &Segment) -> (RecordLane<'_>, RecordLane<'_>) {
 pub fn raw_record(leader: &mut Leader, key: &'static str) -> Result<Outcome, Box<dyn Error>> {
     let seg = Segment::memfd("xproc-record", 2 * RECORD_RING * size_of::<u64>())?;
     let (mut pings, mut pongs) = record_lanes(&seg);
-    leader.start(
-        &json!({ "scenario": key, "plan": rtt::FAST.to_json() }),
-        &[seg.as_fd()],
-    )?;
-    let latency = rtt::measure(rtt::FAST, |seq| {
+    rtt::lead(leader, key, rtt::FAST, &[seg.as_fd()], |seq| {
         pings.send(seq, &ping(seq));
         check_pong(key, seq, &pongs.receive(seq));
-    });
-    leader.finish()?;
-    Ok(Outcome::Latency(latency))
+    })
+    .map(Outcome::Latency)
 }
 
 /// The peer's half of `raw_record_rtt`.
@@ -360,14 +336,11 @@ pub fn record_follow(
     cmd: &Value,
     fds: Vec<OwnedFd>,
 ) -> Result<Value, Box<dyn Error>> {
-    let plan = Plan::from_cmd(cmd)?;
-    let [fd] = take_fds(fds)?;
-    let seg = Segment::from_fd(fd)?;
+    let seg = peer_segment(fds)?;
     let (mut pings, mut pongs) = record_lanes(&seg);
-    follower.ready()?;
-    for seq in 0..plan.total() {
+    rtt::follow(follower, cmd, |seq| {
         let got = pings.receive(seq);
         pongs.send(seq, &answer("raw_record_rtt", seq, &got));
-    }
-    Ok(Value::Null)
+        Ok(())
+    })
 }

@@ -49,7 +49,7 @@ use std::{
     hint,
     io::{Read, Write},
     os::{
-        fd::{AsFd, OwnedFd},
+        fd::{AsFd, BorrowedFd, OwnedFd},
         unix::net::UnixStream,
     },
     sync::Arc,
@@ -174,6 +174,39 @@ pub fn measure(plan: Plan, mut round_trip: impl FnMut(u64)) -> Latency {
     }
 }
 
+/// The leader's half of a round-trip scenario: starts the peer on `key`
+/// with `plan`, handing it `fds`, times `round_trip(seq)` over the plan
+/// ([`measure`]) and waits for the peer to finish.
+pub fn lead(
+    leader: &mut Leader,
+    key: &str,
+    plan: Plan,
+    fds: &[BorrowedFd<'_>],
+    round_trip: impl FnMut(u64),
+) -> Result<Latency, Box<dyn Error>> {
+    leader.start(&json!({ "scenario": key, "plan": plan.to_json() }), fds)?;
+    let latency = measure(plan, round_trip);
+    leader.finish()?;
+    Ok(latency)
+}
+
+/// The peer's half of a round-trip scenario whose command is `cmd`: reports
+/// ready, then answers each round trip of the command's plan through
+/// `answer_one(seq)`.
+#[inline(always)]
+pub fn follow(
+    follower: &Follower,
+    cmd: &Value,
+    mut answer_one: impl FnMut(u64) -> Result<(), Box<dyn Error>>,
+) -> Result<Value, Box<dyn Error>> {
+    let plan = Plan::from_cmd(cmd)?;
+    follower.ready()?;
+    for seq in 0..plan.total() {
+        answer_one(seq)?;
+    }
+    Ok(Value::Null)
+}
+
 /// The ping with sequence number `seq`.
 #[inline(always)]
 pub fn ping<const W: usize>(seq: u64) -> Words<W> {
@@ -229,16 +262,12 @@ pub fn spsc<const W: usize>(
     let pong_seg = ring_segment::<Words<W>>("xproc-pong")?;
     let mut tx = Spsc::<Words<W>>::create(ping_seg.region()?, RING_CAPACITY)?.into_producer();
     let mut rx = Spsc::<Words<W>>::create(pong_seg.region()?, RING_CAPACITY)?.into_consumer();
-    leader.start(
-        &json!({ "scenario": key, "plan": FAST.to_json() }),
-        &[ping_seg.as_fd(), pong_seg.as_fd()],
-    )?;
-    let latency = measure(FAST, |seq| {
+    let fds = [ping_seg.as_fd(), pong_seg.as_fd()];
+    lead(leader, key, FAST, &fds, |seq| {
         push_spinning(|msg| spsc_push(&mut tx, msg), ping::<W>(seq));
         check_pong(key, seq, &pop_spinning(|| spsc_pop(&mut rx)));
-    });
-    leader.finish()?;
-    Ok(Outcome::Latency(latency))
+    })
+    .map(Outcome::Latency)
 }
 
 pub fn spsc_follow<const W: usize>(
@@ -246,18 +275,16 @@ pub fn spsc_follow<const W: usize>(
     cmd: &Value,
     fds: Vec<OwnedFd>,
 ) -> Result<Value, Box<dyn Error>> {
-    let plan = Plan::from_cmd(cmd)?;
     let key = cmd["scenario"].as_str().unwrap_or_default();
     let [ping_fd, pong_fd] = take_fds(fds)?;
     let (ping_seg, pong_seg) = (Segment::from_fd(ping_fd)?, Segment::from_fd(pong_fd)?);
     let mut rx = Spsc::<Words<W>>::attach(ping_seg.region()?)?.into_consumer();
     let mut tx = Spsc::<Words<W>>::attach(pong_seg.region()?)?.into_producer();
-    follower.ready()?;
-    for seq in 0..plan.total() {
+    follow(follower, cmd, |seq| {
         let got = pop_spinning(|| spsc_pop(&mut rx));
         push_spinning(|msg| spsc_push(&mut tx, msg), answer(key, seq, &got));
-    }
-    Ok(Value::Null)
+        Ok(())
+    })
 }
 
 // ---- iceoryx2_rtt -----------------------------------------------------------
@@ -373,20 +400,14 @@ pub fn iceoryx2_follow(
 
 pub fn uds(leader: &mut Leader, key: &'static str) -> Result<Outcome, Box<dyn Error>> {
     let (mut mine, theirs) = UnixStream::pair()?;
-    leader.start(
-        &json!({ "scenario": key, "plan": SLOW.to_json() }),
-        &[theirs.as_fd()],
-    )?;
-    drop(theirs);
-    let latency = measure(SLOW, |seq| {
+    lead(leader, key, SLOW, &[theirs.as_fd()], |seq| {
         mine.write_all(ping::<8>(seq).as_bytes())
             .expect("uds_rtt: write");
         let mut got = [0; 8];
         mine.read_exact(got.as_mut_bytes()).expect("uds_rtt: read");
         check_pong(key, seq, &got);
-    });
-    leader.finish()?;
-    Ok(Outcome::Latency(latency))
+    })
+    .map(Outcome::Latency)
 }
 
 pub fn uds_follow(
@@ -394,16 +415,14 @@ pub fn uds_follow(
     cmd: &Value,
     fds: Vec<OwnedFd>,
 ) -> Result<Value, Box<dyn Error>> {
-    let plan = Plan::from_cmd(cmd)?;
     let [fd] = take_fds(fds)?;
     let mut socket = UnixStream::from(fd);
-    follower.ready()?;
-    for seq in 0..plan.total() {
+    follow(follower, cmd, |seq| {
         let mut got = [0; 8];
         socket.read_exact(got.as_mut_bytes())?;
         socket.write_all(answer("uds_rtt", seq, &got).as_bytes())?;
-    }
-    Ok(Value::Null)
+        Ok(())
+    })
 }
 
 // ---- eventfd_rtt ---------------------------------------------------------------
@@ -431,18 +450,14 @@ pub fn eventfd(leader: &mut Leader, key: &'static str) -> Result<Outcome, Box<dy
     let seg = line::segment("xproc-eventfd")?;
     let words = atomics(&seg);
     let (ping_fd, pong_fd) = (blocking_eventfd()?, blocking_eventfd()?);
-    leader.start(
-        &json!({ "scenario": key, "plan": SLOW.to_json() }),
-        &[seg.as_fd(), ping_fd.as_fd(), pong_fd.as_fd()],
-    )?;
-    let latency = measure(SLOW, |seq| {
+    let fds = [seg.as_fd(), ping_fd.as_fd(), pong_fd.as_fd()];
+    lead(leader, key, SLOW, &fds, |seq| {
         store_msg(&words[PING_WORDS..], &ping(seq));
         signal(&ping_fd);
         wait(&pong_fd);
         check_pong(key, seq, &load_msg(&words[PONG_WORDS..]));
-    });
-    leader.finish()?;
-    Ok(Outcome::Latency(latency))
+    })
+    .map(Outcome::Latency)
 }
 
 pub fn eventfd_follow(
@@ -450,18 +465,16 @@ pub fn eventfd_follow(
     cmd: &Value,
     fds: Vec<OwnedFd>,
 ) -> Result<Value, Box<dyn Error>> {
-    let plan = Plan::from_cmd(cmd)?;
     let [seg_fd, ping_fd, pong_fd] = take_fds(fds)?;
     let seg = Segment::from_fd(seg_fd)?;
     let words = atomics(&seg);
-    follower.ready()?;
-    for seq in 0..plan.total() {
+    follow(follower, cmd, |seq| {
         wait(&ping_fd);
         let got = load_msg(&words[PING_WORDS..]);
         store_msg(&words[PONG_WORDS..], &answer("eventfd_rtt", seq, &got));
         signal(&pong_fd);
-    }
-    Ok(Value::Null)
+        Ok(())
+    })
 }
 
 // ---- spsc_blocking_rtt, spsc_blocking_spin_rtt, spsc_futex_blocking_rtt -------

@@ -34,7 +34,7 @@ use zerocopy::IntoBytes;
 use super::{
     Outcome,
     peer::{Follower, Leader, field_u64, take_fds},
-    rtt::{FAST, Plan, answer, check_pong, measure, ping},
+    rtt::{self, FAST, answer, check_pong, ping},
     tput::{self, rate},
 };
 use crate::{
@@ -108,11 +108,8 @@ pub fn rtt(leader: &mut Leader, key: &'static str) -> Result<Outcome, Box<dyn Er
     let pong_seg = ring_segment("xproc-pong", RTT_WORDS)?;
     let mut tx = RecordRing::create(ping_seg.region()?, RTT_WORDS)?.into_producer();
     let mut rx = RecordRing::create(pong_seg.region()?, RTT_WORDS)?.into_consumer();
-    leader.start(
-        &json!({ "scenario": key, "plan": FAST.to_json() }),
-        &[ping_seg.as_fd(), pong_seg.as_fd()],
-    )?;
-    let latency = measure(FAST, |seq| {
+    let fds = [ping_seg.as_fd(), pong_seg.as_fd()];
+    rtt::lead(leader, key, FAST, &fds, |seq| {
         let msg = ping::<8>(seq);
         push_spinning(|()| push_record(&mut tx, msg.as_bytes(), ()), ());
         // A buffer per message, made before the wait, so that a poll finding
@@ -120,9 +117,8 @@ pub fn rtt(leader: &mut Leader, key: &'static str) -> Result<Outcome, Box<dyn Er
         let mut got = [0; 8];
         pop_spinning(|| pop_record(&mut rx, got.as_mut_bytes()));
         check_pong(key, seq, &got);
-    });
-    leader.finish()?;
-    Ok(Outcome::Latency(latency))
+    })
+    .map(Outcome::Latency)
 }
 
 pub fn rtt_follow(
@@ -130,20 +126,18 @@ pub fn rtt_follow(
     cmd: &Value,
     fds: Vec<OwnedFd>,
 ) -> Result<Value, Box<dyn Error>> {
-    let plan = Plan::from_cmd(cmd)?;
     let key = cmd["scenario"].as_str().unwrap_or_default();
     let [ping_fd, pong_fd] = take_fds(fds)?;
     let (ping_seg, pong_seg) = (Segment::from_fd(ping_fd)?, Segment::from_fd(pong_fd)?);
     let mut rx = RecordRing::attach(ping_seg.region()?)?.into_consumer();
     let mut tx = RecordRing::attach(pong_seg.region()?)?.into_producer();
-    follower.ready()?;
-    for seq in 0..plan.total() {
+    rtt::follow(follower, cmd, |seq| {
         let mut got = [0; 8];
         pop_spinning(|| pop_record(&mut rx, got.as_mut_bytes()));
         let pong = answer(key, seq, &got);
         push_spinning(|()| push_record(&mut tx, pong.as_bytes(), ()), ());
-    }
-    Ok(Value::Null)
+        Ok(())
+    })
 }
 
 // ---- varlen_tput_64, varlen_tput_1k ------------------------------------------------
