@@ -33,7 +33,7 @@ impl Cursor {
     /// `Release` store after sealing) counts words beyond `tail` can be a
     /// stale read of the header, so it is read once more; missing again, the
     /// producer is corrupt.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn next(&self, ring: &Ring<'_>) -> Result<Found, PopError> {
         if let Some(found) = ring.find(self.tail)? {
             return Ok(found);
@@ -46,7 +46,7 @@ impl Cursor {
     }
 
     /// Whether a record is waiting, validated as [`next`](Self::next) does.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn ready(&self, ring: &Ring<'_>) -> Result<bool, Corrupted> {
         match self.next(ring) {
             Ok(_) => Ok(true),
@@ -57,7 +57,7 @@ impl Cursor {
 
     /// Takes `found`, the record [`next`](Self::next) returned: copies it
     /// into `out` (exactly `found.len` bytes) and releases its words.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn take(&mut self, ring: &Ring<'_>, found: Found, out: &mut [u8]) {
         ring.copy_out(found, out);
         self.tail = self.tail.wrapping_add(found.release);
@@ -69,7 +69,7 @@ impl Cursor {
     /// Pops the next record into the slice `dest(len)` returns for its
     /// length `len`, which must be exactly `len` bytes (`None`: too small,
     /// and the record stays). Everything is validated before the copy.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn pop<'b>(
         &mut self,
         ring: &Ring<'_>,
@@ -143,7 +143,7 @@ impl<'a, K> Consumer<'a, K> {
     /// (the record stays) if `buf` is shorter than the record;
     /// [`PopError::Corrupted`] if the producer's counter or the record's
     /// header is impossible.
-    #[inline]
+    #[inline(always)]
     pub fn pop_into(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
         self.cursor.pop(&self.ring, |len| buf.get_mut(..len))
     }

@@ -93,7 +93,7 @@ impl<'a, K> Producer<'a, K> {
 
     /// Free words, re-reading the consumer's counter only if the cached one
     /// shows fewer than `want`.
-    #[inline]
+    #[inline(always)]
     fn free(&mut self, want: u32) -> Result<u32, Corrupted> {
         let cap = self.ring.capacity();
         let free = cap - self.head.wrapping_sub(self.cached_tail);
@@ -122,7 +122,7 @@ impl<'a, K> Producer<'a, K> {
     /// [`max_record`](Self::max_record) (it never fits);
     /// [`ReserveError::Full`] if the consumer has not freed enough room yet;
     /// [`ReserveError::Corrupted`] if the consumer's counter is impossible.
-    #[inline]
+    #[inline(always)]
     pub fn reserve(&mut self, len: usize) -> Result<Grant<'_, 'a, K>, ReserveError> {
         match self.room(len)? {
             Some(pad) => Ok(Grant {
@@ -140,7 +140,7 @@ impl<'a, K> Producer<'a, K> {
     /// The padding a record of `len` bytes needs before it if it fits now,
     /// `None` if the ring is too full; counts nothing (a blocking push asks
     /// again and again while it waits).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn room(&mut self, len: usize) -> Result<Option<u32>, ReserveError> {
         let max = self.ring.max_record();
         if len > max {
@@ -172,7 +172,7 @@ impl<'a, K> Producer<'a, K> {
     ///
     /// # Errors
     /// As for [`reserve`](Self::reserve); nothing was sent.
-    #[inline]
+    #[inline(always)]
     pub fn push(&mut self, record: &[u8]) -> Result<(), ReserveError> {
         let mut grant = self.reserve(record.len())?;
         grant.fill(record);
@@ -196,7 +196,7 @@ impl<'a, K> Producer<'a, K> {
     /// [`spsc::Producer::wake_needed`](crate::spsc::Producer::wake_needed);
     /// on Linux `push_notify` does both). The announcement is consumed, so
     /// each sleep costs one wake.
-    #[inline]
+    #[inline(always)]
     #[must_use = "a true result consumed the announcement: the consumer sleeps until woken"]
     pub fn wake_needed(&self) -> bool {
         self.ready.needs_wake()
