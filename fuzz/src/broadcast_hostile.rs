@@ -215,7 +215,7 @@ impl RingRun for Hostile {
             match model.as_mut() {
                 Some(exact) => {
                     assert_eq!(got, exact.expect(op), "{op:?}");
-                    exact.check(&handles);
+                    exact.check(&handles.writer, &handles.readers);
                 }
                 None => handles.loose_check(op, &before, &got),
             }
