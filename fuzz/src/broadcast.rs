@@ -26,20 +26,21 @@
 //! `broadcast_hostile` reuses all of it with a peer rewriting the ring's
 //! bytes between operations.
 
+use ipc_primitives::ElementLayout;
 use ipc_primitives::broadcast::{
-    BlockingError, Broadcast, MAX_CAPACITY, MIN_CAPACITY, Reader, RecvError, Start, Writer,
+    BlockingError, Broadcast, MAX_CAPACITY, MIN_CAPACITY, RecvError, Start,
 };
-use ipc_primitives::{ElementLayout, ReadRegion};
 
-pub use crate::models::broadcast::{Model, Op, Outcome, announce};
+pub use crate::models::broadcast::{Model, Op, Outcome, announce, honest_check};
 use crate::support::{Elem, Expect, Input, SharedMemory, Widths};
+
+/// The handles under test, [`READERS`] readers.
+pub type Handles<'m, T> = crate::models::broadcast::Handles<'m, T, READERS>;
 
 /// Readers kept at once.
 pub const READERS: usize = 4;
 /// Operations per input, at most.
 pub const MAX_OPS: usize = 4000;
-/// Sleeps a sleeping receive is allowed before its sleeper gives up.
-const MAX_SLEEPS: u32 = 3;
 /// Raw `Kind::Broadcast`.
 pub const KIND_BROADCAST: u32 = 3;
 
@@ -150,145 +151,49 @@ pub fn decode_op(tag: u8, input: &mut Input<'_>, capacity: u32) -> Op {
     }
 }
 
-/// The handles under test.
-pub struct Handles<'m, T> {
-    pub writer: Writer<'m, T>,
-    pub readers: [Reader<'m, T>; READERS],
-    /// Messages published (absolute): the next message is `T::make(made)`.
-    pub made: u64,
-}
-
-impl<'m, T: Elem> Handles<'m, T> {
-    /// A new writer (continuing after `made` messages) and readers of the
-    /// ring, joined after it at the oldest.
-    pub fn new(ring: Broadcast<'m, T>, made: u64) -> Self {
-        let writer = ring.into_writer();
-        assert_eq!(u64::from(writer.published()), made % (1 << 32));
-        Self {
-            readers: core::array::from_fn(|_| writer.reader(Start::Oldest)),
-            writer,
-            made,
-        }
-    }
-
-    fn publish(&mut self) {
-        self.writer.publish(&T::make(self.made));
-        self.made += 1;
-    }
-
-    /// Runs `op` (not `Recreate`, which the caller does).
-    pub fn perform(&mut self, op: Op, memory: &'m SharedMemory) -> Outcome<T> {
-        match op {
-            Op::Publish => self.publish(),
-            Op::PublishSlice(len) => {
-                let values: Vec<T> = (0..len as u64).map(|k| T::make(self.made + k)).collect();
-                self.writer.publish_slice(&values);
-                self.made += len as u64;
-            }
-            Op::Recv(i) => return Outcome::Received(self.readers[i].try_recv()),
-            Op::RecvSlice(i, len) => {
-                let mut out = vec![T::make(0); len];
-                let got = self.readers[i].recv_slice(&mut out).map(|count| {
-                    assert!(count <= len, "received {count} into {len}");
-                    assert!(count > 0 || len == 0, "Ok(0) for a slice of {len}");
-                    out.truncate(count);
-                    out
-                });
-                return Outcome::Sliced(got);
-            }
-            Op::Join(i, start) => self.readers[i] = self.writer.reader(start),
-            Op::OnLag(i, start) => self.readers[i] = self.readers[i].clone().on_lag(start),
-            Op::Clone(i, j) => self.readers[j] = self.readers[i].clone(),
-            Op::AttachReadOnly(i, start) => {
-                let region = ReadRegion::from(memory.region());
-                let attached = Broadcast::<T>::attach_reader(region, start);
-                let found = attached
-                    .as_ref()
-                    .map(|r| r.capacity() as u32)
-                    .map_err(|e| *e);
-                if let Ok(reader) = attached {
-                    self.readers[i] = reader;
-                }
-                return Outcome::Attached(found);
-            }
-            Op::RestartWriter => {
-                let attached = Broadcast::<T>::attach(memory.region());
-                let found = attached
-                    .as_ref()
-                    .map(|r| r.capacity() as u32)
-                    .map_err(|e| *e);
-                if let Ok(ring) = attached {
-                    self.writer = ring.into_writer();
-                }
-                return Outcome::Attached(found);
-            }
-            Op::Sleep {
-                reader,
-                spins,
-                sleeps,
-                publish,
-            } => {
-                let mut calls = 0;
-                let (writer, made) = (&mut self.writer, &mut self.made);
-                let got = self.readers[reader].recv_or_sleep(spins, |event, epoch| {
-                    calls += 1;
-                    assert!(calls <= MAX_SLEEPS + 1, "slept after the sleeper gave up");
-                    let _ = (event, epoch);
-                    if publish && calls == 1 {
-                        writer.publish(&T::make(*made));
-                        *made += 1;
-                        let _ = writer.wake_needed();
-                        return Ok(());
-                    }
-                    if calls > sleeps { Err(()) } else { Ok(()) }
-                });
-                return Outcome::Slept { got, sleeps: calls };
-            }
-            Op::WakeNeeded => return Outcome::WakeNeeded(self.writer.wake_needed()),
-            Op::Recreate => unreachable!("the caller re-creates the ring"),
-        }
-        Outcome::Done
-    }
-
-    /// What must hold whatever memory holds: no reader's counts are out of
-    /// range, and each call's result fits what it did to the reader.
-    pub fn loose_check(&self, op: Op, before: &[u32; READERS], outcome: &Outcome<T>) {
-        let moved = |i: usize| self.readers[i].position().wrapping_sub(before[i]);
-        let lap = |i: usize, missed: u64| {
-            assert!((1..=1 << 31).contains(&missed), "missed {missed}");
-            assert_eq!(
-                u64::from(moved(i)),
-                missed,
-                "a lap's count is the distance moved"
-            );
-        };
-        match (op, outcome) {
-            (Op::Recv(i), Outcome::Received(got)) => match got {
-                Ok(_) => assert_eq!(moved(i), 1),
-                Err(RecvError::Empty) => assert_eq!(moved(i), 0),
-                Err(RecvError::Lagged { missed }) => lap(i, *missed),
-                Err(RecvError::Corrupted) => {}
-            },
-            (Op::RecvSlice(i, _), Outcome::Sliced(got)) => match got {
-                Ok(values) => assert_eq!(moved(i) as usize, values.len()),
-                Err(RecvError::Empty) => assert_eq!(moved(i), 0),
-                Err(RecvError::Lagged { missed }) => lap(i, *missed),
-                Err(RecvError::Corrupted) => {}
-            },
-            (Op::Sleep { reader, .. }, Outcome::Slept { got, .. }) => match got {
-                Err(BlockingError::ReadOnly) => assert!(!self.readers[reader].may_sleep()),
-                Err(BlockingError::Lagged { missed }) => lap(reader, *missed),
-                _ => {}
-            },
+/// What must hold whatever memory holds: no reader's counts are out of
+/// range, and each call's result fits what it did to the reader.
+pub fn loose_check<T: Elem>(
+    handles: &Handles<'_, T>,
+    op: Op,
+    before: &[u32; READERS],
+    outcome: &Outcome<T>,
+) {
+    let moved = |i: usize| handles.readers[i].position().wrapping_sub(before[i]);
+    let lap = |i: usize, missed: u64| {
+        assert!((1..=1 << 31).contains(&missed), "missed {missed}");
+        assert_eq!(
+            u64::from(moved(i)),
+            missed,
+            "a lap's count is the distance moved"
+        );
+    };
+    match (op, outcome) {
+        (Op::Recv(i), Outcome::Received(got)) => match got {
+            Ok(_) => assert_eq!(moved(i), 1),
+            Err(RecvError::Empty) => assert_eq!(moved(i), 0),
+            Err(RecvError::Lagged { missed }) => lap(i, *missed),
+            Err(RecvError::Corrupted) => {}
+        },
+        (Op::RecvSlice(i, _), Outcome::Sliced(got)) => match got {
+            Ok(values) => assert_eq!(moved(i) as usize, values.len()),
+            Err(RecvError::Empty) => assert_eq!(moved(i), 0),
+            Err(RecvError::Lagged { missed }) => lap(i, *missed),
+            Err(RecvError::Corrupted) => {}
+        },
+        (Op::Sleep { reader, .. }, Outcome::Slept { got, .. }) => match got {
+            Err(BlockingError::ReadOnly) => assert!(!handles.readers[reader].may_sleep()),
+            Err(BlockingError::Lagged { missed }) => lap(reader, *missed),
             _ => {}
-        }
-        for reader in &self.readers {
-            assert_eq!(
-                reader.pending(),
-                reader.published().wrapping_sub(reader.position())
-            );
-            assert!(reader.capacity().is_power_of_two());
-        }
+        },
+        _ => {}
+    }
+    for reader in &handles.readers {
+        assert_eq!(
+            reader.pending(),
+            reader.published().wrapping_sub(reader.position())
+        );
+        assert!(reader.capacity().is_power_of_two());
     }
 }
 
@@ -386,42 +291,11 @@ impl RingRun for Honest {
             } else {
                 let pending: [u32; READERS] =
                     core::array::from_fn(|i| handles.readers[i].pending());
-                let got = handles.perform(op, &memory);
+                let got = handles.perform(op, || memory.region());
                 honest_check(op, &got, &pending, handles.writer.retained());
                 assert_eq!(got, model.expect(op), "{op:?}");
             }
             model.check(&handles.writer, &handles.readers);
         }
     }
-}
-
-/// What an honest writer's ring promises whatever the model says: never
-/// `Corrupted`, and no lap of a reader at most `retained` messages behind
-/// (`pending` before the operation).
-fn honest_check<T>(op: Op, got: &Outcome<T>, pending: &[u32; READERS], retained: usize) {
-    let (reader, lagged) = match (op, got) {
-        (Op::Recv(i), Outcome::Received(Err(err)))
-        | (Op::RecvSlice(i, _), Outcome::Sliced(Err(err))) => {
-            assert_ne!(
-                *err,
-                RecvError::Corrupted,
-                "an honest writer's ring corrupt"
-            );
-            (i, matches!(err, RecvError::Lagged { .. }))
-        }
-        (Op::Sleep { reader, .. }, Outcome::Slept { got: Err(err), .. }) => {
-            assert_ne!(
-                *err,
-                BlockingError::Corrupted,
-                "an honest writer's ring corrupt"
-            );
-            (reader, matches!(err, BlockingError::Lagged { .. }))
-        }
-        _ => return,
-    };
-    assert!(
-        !lagged || pending[reader] as usize > retained,
-        "reader {reader} lapped {} behind, retained {retained}",
-        pending[reader]
-    );
 }

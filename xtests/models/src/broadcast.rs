@@ -2,13 +2,19 @@
 //! (absolute `u64` positions; the ring's are their low 32 bits), the
 //! writer's `intent` (its announcements, with counted slots), each reader's
 //! position in it and the last `published` it saw, and the doorbell.
+//! [`Handles`] runs the same operations on a ring, [`honest_check`] checks
+//! what an honest writer's ring promises apart from the model.
 
 use std::collections::BTreeMap;
 
-use ipc_primitives::AttachError;
-use ipc_primitives::broadcast::{BlockingError, Reader, RecvError, Start, Writer};
+use ipc_primitives::broadcast::{BlockingError, Broadcast, Reader, RecvError, Start, Writer};
+use ipc_primitives::{AttachError, ReadRegion, Region};
 
 use super::Elem;
+
+/// Sleeps a sleeping receive ([`Op::Sleep`]) may take before its sleeper
+/// gives up, at most.
+pub const MAX_SLEEPS: u32 = 3;
 
 /// How many messages a writer of counted slots announces at once, at most
 /// (and half the capacity).
@@ -408,4 +414,153 @@ impl<T: Elem> Model<T> {
             );
         }
     }
+}
+
+/// The handles under test.
+pub struct Handles<'m, T, const N: usize> {
+    /// The writer.
+    pub writer: Writer<'m, T>,
+    /// The readers, in the model's order.
+    pub readers: [Reader<'m, T>; N],
+    /// Messages published (absolute): the next message is `T::make(made)`.
+    pub made: u64,
+}
+
+impl<'m, T: Elem, const N: usize> Handles<'m, T, N> {
+    /// A new writer (continuing after `made` messages) and readers of the
+    /// ring, joined after it at the oldest.
+    ///
+    /// # Panics
+    ///
+    /// If the ring's `published` is not `made`'s low 32 bits.
+    pub fn new(ring: Broadcast<'m, T>, made: u64) -> Self {
+        let writer = ring.into_writer();
+        assert_eq!(u64::from(writer.published()), made % (1 << 32));
+        Self {
+            readers: core::array::from_fn(|_| writer.reader(Start::Oldest)),
+            writer,
+            made,
+        }
+    }
+
+    fn publish(&mut self) {
+        self.writer.publish(&T::make(self.made));
+        self.made += 1;
+    }
+
+    /// Runs `op` (not `Recreate`, which the caller does); `region` maps the
+    /// ring again, for re-attachments.
+    ///
+    /// # Panics
+    ///
+    /// On `Recreate`, a batch receive that reports more than it was given
+    /// room for (or nothing, given room), or a sleep after the sleeper gave
+    /// up.
+    pub fn perform(&mut self, op: Op, region: impl Fn() -> Region<'m>) -> Outcome<T> {
+        match op {
+            Op::Publish => self.publish(),
+            Op::PublishSlice(len) => {
+                let values: Vec<T> = (0..len as u64).map(|k| T::make(self.made + k)).collect();
+                self.writer.publish_slice(&values);
+                self.made += len as u64;
+            }
+            Op::Recv(i) => return Outcome::Received(self.readers[i].try_recv()),
+            Op::RecvSlice(i, len) => {
+                let mut out = vec![T::make(0); len];
+                let got = self.readers[i].recv_slice(&mut out).map(|count| {
+                    assert!(count <= len, "received {count} into {len}");
+                    assert!(count > 0 || len == 0, "Ok(0) for a slice of {len}");
+                    out.truncate(count);
+                    out
+                });
+                return Outcome::Sliced(got);
+            }
+            Op::Join(i, start) => self.readers[i] = self.writer.reader(start),
+            Op::OnLag(i, start) => self.readers[i] = self.readers[i].clone().on_lag(start),
+            Op::Clone(i, j) => self.readers[j] = self.readers[i].clone(),
+            Op::AttachReadOnly(i, start) => {
+                let region = ReadRegion::from(region());
+                let attached = Broadcast::<T>::attach_reader(region, start);
+                let found = attached
+                    .as_ref()
+                    .map(|r| r.capacity() as u32)
+                    .map_err(|e| *e);
+                if let Ok(reader) = attached {
+                    self.readers[i] = reader;
+                }
+                return Outcome::Attached(found);
+            }
+            Op::RestartWriter => {
+                let attached = Broadcast::<T>::attach(region());
+                let found = attached
+                    .as_ref()
+                    .map(|r| r.capacity() as u32)
+                    .map_err(|e| *e);
+                if let Ok(ring) = attached {
+                    self.writer = ring.into_writer();
+                }
+                return Outcome::Attached(found);
+            }
+            Op::Sleep {
+                reader,
+                spins,
+                sleeps,
+                publish,
+            } => {
+                let mut calls = 0;
+                let (writer, made) = (&mut self.writer, &mut self.made);
+                let got = self.readers[reader].recv_or_sleep(spins, |event, epoch| {
+                    calls += 1;
+                    assert!(calls <= MAX_SLEEPS + 1, "slept after the sleeper gave up");
+                    let _ = (event, epoch);
+                    if publish && calls == 1 {
+                        writer.publish(&T::make(*made));
+                        *made += 1;
+                        let _ = writer.wake_needed();
+                        return Ok(());
+                    }
+                    if calls > sleeps { Err(()) } else { Ok(()) }
+                });
+                return Outcome::Slept { got, sleeps: calls };
+            }
+            Op::WakeNeeded => return Outcome::WakeNeeded(self.writer.wake_needed()),
+            Op::Recreate => unreachable!("the caller re-creates the ring"),
+        }
+        Outcome::Done
+    }
+}
+
+/// What an honest writer's ring promises whatever the model says: never
+/// `Corrupted`, and no lap of a reader at most `retained` messages behind
+/// (`pending` before the operation).
+///
+/// # Panics
+///
+/// On a broken promise.
+pub fn honest_check<T>(op: Op, got: &Outcome<T>, pending: &[u32], retained: usize) {
+    let (reader, lagged) = match (op, got) {
+        (Op::Recv(i), Outcome::Received(Err(err)))
+        | (Op::RecvSlice(i, _), Outcome::Sliced(Err(err))) => {
+            assert_ne!(
+                *err,
+                RecvError::Corrupted,
+                "an honest writer's ring corrupt"
+            );
+            (i, matches!(err, RecvError::Lagged { .. }))
+        }
+        (Op::Sleep { reader, .. }, Outcome::Slept { got: Err(err), .. }) => {
+            assert_ne!(
+                *err,
+                BlockingError::Corrupted,
+                "an honest writer's ring corrupt"
+            );
+            (reader, matches!(err, BlockingError::Lagged { .. }))
+        }
+        _ => return,
+    };
+    assert!(
+        !lagged || pending[reader] as usize > retained,
+        "reader {reader} lapped {} behind, retained {retained}",
+        pending[reader]
+    );
 }

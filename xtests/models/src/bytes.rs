@@ -60,10 +60,7 @@ impl Model {
     /// A record of `len` bytes never made before.
     pub fn fresh(&mut self, len: usize) -> Vec<u8> {
         self.made = self.made.wrapping_add(1);
-        let seed = self.made.wrapping_mul(0x9e37_79b9);
-        (0..len)
-            .map(|i| (seed >> (i % 4 * 8)) as u8 ^ (i / 4) as u8)
-            .collect()
+        super::record(self.made, len)
     }
 
     /// Words of padding a record of `len` bytes needs before it now.

@@ -33,6 +33,15 @@ pub trait Elem: Pod + Copy + PartialEq + Debug {
     }
 }
 
+/// Record `n` of `len` bytes, for the record rings: from 4 bytes on, each
+/// `n` has its own.
+fn record(n: u32, len: usize) -> Vec<u8> {
+    let seed = n.wrapping_mul(0x9e37_79b9);
+    (0..len)
+        .map(|i| (seed >> (i % 4 * 8)) as u8 ^ (i / 4) as u8)
+        .collect()
+}
+
 /// Spreads `n` over every bit: multiplying by an odd constant is a bijection.
 fn mix(n: u64) -> u64 {
     n.wrapping_mul(0x9e37_79b9_7f4a_7c15)

@@ -23,10 +23,10 @@
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use ipc_primitives::broadcast::{Broadcast, Reader, RecvError, Start, Writer};
-use ipc_primitives::{Line, Pod, ReadRegion, Region};
+use ipc_primitives::broadcast::{Broadcast, RecvError, Start};
+use ipc_primitives::{Line, Region};
 use models::Elem;
-use models::broadcast::{Model, Op, Outcome, announce};
+use models::broadcast::{Handles, MAX_SLEEPS, Model, Op, Outcome, announce, honest_check};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseResult;
 use zerocopy::IntoBytes;
@@ -50,9 +50,6 @@ const MAX_OPS: usize = if cfg!(miri) { 40 } else { 300 };
 
 /// Readers the model keeps at once.
 const READERS: usize = 3;
-
-/// Sleeps a sleeping receive is allowed before its sleeper gives up.
-const MAX_SLEEPS: u32 = 3;
 
 /// Byte offsets of the documented layout (`ipc_primitives::broadcast`).
 const PUBLISHED: usize = 128;
@@ -165,112 +162,6 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// Runs `op` (not `Recreate`) on the ring's handles; `made` counts the
-/// messages published (the next is `T::make(made)`).
-fn perform<'m, T: Elem>(
-    op: Op,
-    memory: &'m Memory,
-    writer: &mut Writer<'m, T>,
-    readers: &mut [Reader<'m, T>; READERS],
-    made: &mut u64,
-) -> Outcome<T> {
-    match op {
-        Op::Publish => {
-            writer.publish(&T::make(*made));
-            *made += 1;
-        }
-        Op::PublishSlice(len) => {
-            let values: Vec<T> = (0..len as u64).map(|k| T::make(*made + k)).collect();
-            writer.publish_slice(&values);
-            *made += len as u64;
-        }
-        Op::Recv(i) => return Outcome::Received(readers[i].try_recv()),
-        Op::RecvSlice(i, len) => {
-            let mut out = vec![T::make(u64::MAX); len];
-            let got = readers[i].recv_slice(&mut out).map(|count| {
-                assert!(count <= len, "received {count} into {len}");
-                assert!(count > 0 || len == 0, "Ok(0) for a slice of {len}");
-                out.truncate(count);
-                out
-            });
-            return Outcome::Sliced(got);
-        }
-        Op::Join(i, start) => readers[i] = writer.reader(start),
-        Op::OnLag(i, start) => readers[i] = readers[i].clone().on_lag(start),
-        Op::Clone(i, j) => readers[j] = readers[i].clone(),
-        Op::AttachReadOnly(i, start) => {
-            let region = ReadRegion::from(memory.region());
-            let attached = Broadcast::<T>::attach_reader(region, start);
-            let found = attached
-                .as_ref()
-                .map(|r| r.capacity() as u32)
-                .map_err(|e| *e);
-            if let Ok(reader) = attached {
-                readers[i] = reader;
-            }
-            return Outcome::Attached(found);
-        }
-        Op::RestartWriter => {
-            let attached = Broadcast::<T>::attach(memory.region());
-            let found = attached
-                .as_ref()
-                .map(|r| r.capacity() as u32)
-                .map_err(|e| *e);
-            if let Ok(ring) = attached {
-                *writer = ring.into_writer();
-            }
-            return Outcome::Attached(found);
-        }
-        Op::Sleep {
-            reader,
-            spins,
-            sleeps,
-            publish,
-        } => {
-            let mut calls = 0;
-            let got = readers[reader].recv_or_sleep(spins, |_, _| {
-                calls += 1;
-                assert!(calls <= MAX_SLEEPS + 1, "slept after the sleeper gave up");
-                if publish && calls == 1 {
-                    writer.publish(&T::make(*made));
-                    *made += 1;
-                    let _ = writer.wake_needed();
-                    return Ok(());
-                }
-                if calls > sleeps { Err(()) } else { Ok(()) }
-            });
-            return Outcome::Slept { got, sleeps: calls };
-        }
-        Op::WakeNeeded => return Outcome::WakeNeeded(writer.wake_needed()),
-        Op::Recreate => unreachable!("never generated"),
-    }
-    Outcome::Done
-}
-
-/// The error a receive or sleep failed with, if any.
-fn failure<T>(outcome: &Outcome<T>) -> Option<RecvError> {
-    match outcome {
-        Outcome::Received(Err(err)) | Outcome::Sliced(Err(err)) => Some(*err),
-        Outcome::Slept { got: Err(err), .. } => match err {
-            ipc_primitives::broadcast::BlockingError::Lagged { missed } => {
-                Some(RecvError::Lagged { missed: *missed })
-            }
-            ipc_primitives::broadcast::BlockingError::Corrupted => Some(RecvError::Corrupted),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-/// The reader `op` receives on, if it does.
-fn receiver(op: Op) -> Option<usize> {
-    match op {
-        Op::Recv(i) | Op::RecvSlice(i, _) => Some(i),
-        Op::Sleep { reader, .. } => Some(reader),
-        _ => None,
-    }
-}
-
 /// Runs `ops` on a ring of `capacity` `T`s, fresh or (with `restart`)
 /// restarted after `2^33 - restart` messages.
 fn run<T: Elem>(capacity: u32, restart: Option<u32>, ops: &[Op]) -> TestCaseResult {
@@ -310,25 +201,19 @@ fn run<T: Elem>(capacity: u32, restart: Option<u32>, ops: &[Op]) -> TestCaseResu
         }
     }
     let mut model = Model::<T>::new(capacity, stamped, published, first, intent, READERS);
-    let mut writer: Writer<'_, T> = Broadcast::<T>::attach(memory.region())
-        .unwrap()
-        .into_writer();
-    prop_assert_eq!(u64::from(writer.published()), published % (1 << 32));
-    let mut readers: [Reader<'_, T>; READERS] =
-        core::array::from_fn(|_| writer.reader(Start::Oldest));
-    let mut made = published;
-    model.check(&writer, &readers);
+    // Checks that the ring's `published` is `published`'s low 32 bits.
+    let ring = Broadcast::<T>::attach(memory.region()).unwrap();
+    let mut handles = Handles::<T, READERS>::new(ring, published);
+    model.check(&handles.writer, &handles.readers);
     for &op in ops {
-        let pending = receiver(op).map(|i| readers[i].pending());
-        let got = perform(op, &memory, &mut writer, &mut readers, &mut made);
-        if let Some(pending) = pending {
-            honest(failure(&got).as_ref(), pending, &writer)?;
-        }
+        let pending: [u32; READERS] = core::array::from_fn(|i| handles.readers[i].pending());
+        let got = handles.perform(op, || memory.region());
+        honest_check(op, &got, &pending, handles.writer.retained());
         prop_assert_eq!(got, model.expect(op), "{:?}", op);
-        model.check(&writer, &readers);
+        model.check(&handles.writer, &handles.readers);
     }
     // Whatever is left comes out as the model says, boundedly.
-    for (i, reader) in readers.iter_mut().enumerate() {
+    for (i, reader) in handles.readers.iter_mut().enumerate() {
         for _ in 0..=cap + 1 {
             let expected = model.expect(Op::Recv(i));
             prop_assert_eq!(
@@ -341,22 +226,6 @@ fn run<T: Elem>(capacity: u32, restart: Option<u32>, ops: &[Op]) -> TestCaseResu
                 break;
             }
         }
-    }
-    Ok(())
-}
-
-/// What an honest writer's ring promises, apart from the model: a receive
-/// that failed (`err`) by a reader `pending` behind is never `Corrupted`,
-/// nor a lap of a reader at most `retained()` behind.
-fn honest<T: Pod>(err: Option<&RecvError>, pending: u32, writer: &Writer<'_, T>) -> TestCaseResult {
-    prop_assert_ne!(err, Some(&RecvError::Corrupted));
-    if let Some(RecvError::Lagged { .. }) = err {
-        prop_assert!(
-            pending as usize > writer.retained(),
-            "lapped {} behind, retained {}",
-            pending,
-            writer.retained()
-        );
     }
     Ok(())
 }
