@@ -4,13 +4,19 @@
 //! Each target's logic lives once, in `fuzz/src/<target>.rs`, behind
 //! `run(data: &[u8])`; the cargo-fuzz wrappers in `fuzz/fuzz_targets/` call it,
 //! and this file includes the same files with `#[path]` (the root crate cannot
-//! depend on the fuzz crate). For each target it runs every file in
+//! depend on the fuzz crate), and, as `crate::models`, the reference models
+//! they use, which the fuzz crate takes from `xtests/models`. For each target it runs every file in
 //! `fuzz/corpus/<target>/` and every `fuzz/regressions/<target>-*` file, and
 //! reports each input that fails by name. A few built-in inputs run too, and
 //! they are all that runs under Miri, which cannot read files.
 #![cfg(not(loom))]
 // The included modules are public in the fuzz crate, which calls into them.
 #![allow(unreachable_pub)]
+
+// Items only the property tests use are unused here.
+#[allow(dead_code)]
+#[path = "../xtests/models/src/lib.rs"]
+mod models;
 
 #[path = "../fuzz/src/support.rs"]
 mod support;

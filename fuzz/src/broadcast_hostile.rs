@@ -32,8 +32,8 @@
 //!   capacity, ends exact checking until the ring is re-created.
 
 use crate::broadcast::{
-    Handles, MAX_OPS, Model, Op, Outcome, READERS, RingRun, decode_op, dispatch, expect, memory,
-    offsets, slot_offset, slot_size, stamp, start,
+    Handles, MAX_OPS, Model, Op, Outcome, READERS, RingRun, decode_op, dispatch, expect,
+    loose_check, memory, offsets, slot_offset, slot_size, stamp, start,
 };
 use crate::support::{Elem, Input, SharedMemory, expected_attach, offsets as header};
 
@@ -198,7 +198,7 @@ impl RingRun for Hostile {
             let expected = attach
                 .then(|| expected_attach(&memory.snapshot(0, memory.size()), true, expect::<T>()));
             let before: [u32; READERS] = core::array::from_fn(|i| handles.readers[i].position());
-            let got = handles.perform(op, &memory);
+            let got = handles.perform(op, || memory.region());
             if stamp::<T>() == 0 {
                 let intent = memory.peek_u32(offsets::INTENT);
                 intent_check(op, &got, &before, intent, capacity);
@@ -215,9 +215,9 @@ impl RingRun for Hostile {
             match model.as_mut() {
                 Some(exact) => {
                     assert_eq!(got, exact.expect(op), "{op:?}");
-                    exact.check(&handles);
+                    exact.check(&handles.writer, &handles.readers);
                 }
-                None => handles.loose_check(op, &before, &got),
+                None => loose_check(&handles, op, &before, &got),
             }
         }
         // Whatever is left comes out, boundedly, as messages or typed errors.

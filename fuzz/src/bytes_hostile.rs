@@ -31,7 +31,8 @@
 use ipc_primitives::bytes::{Consumer, PopError, Producer, RecordRing, ReserveError, max_record};
 use ipc_primitives::{AttachError, ElementLayout};
 
-use crate::bytes::{DATA, MAX_OPS, Model, Op, VEC, check, decode_op, next_write, step, write_fits};
+use crate::bytes::{MAX_OPS, Op, VEC, decode_op, next_write, step};
+use crate::models::bytes::{DATA, Model, check, write_fits};
 use crate::support::{Expect, Input, SharedMemory, Widths, expected_attach, offsets};
 
 /// Step tags from this value up are hostile rewrites; below it, ring

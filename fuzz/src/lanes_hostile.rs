@@ -30,9 +30,8 @@ use ipc_primitives::bytes::{ReserveError, max_record};
 use ipc_primitives::lanes::{Delivery, Lanes, LanesConsumer, PopError};
 use ipc_primitives::{AttachError, ElementLayout, FitError};
 
-use crate::lanes::{
-    FIRST_LANE, MAX_OPS, Model, Op, SLOTS, Slot, check, decode_op, lane_stride, step, widths,
-};
+use crate::lanes::{FIRST_LANE, MAX_OPS, decode_op, lane_stride, widths};
+use crate::models::lanes::{Model, Op, SLOTS, Slot, check, step};
 use crate::support::{Expect, Input, SharedMemory, expected_attach, offsets};
 
 /// Step tags from this value up are hostile rewrites.
@@ -129,9 +128,7 @@ pub fn run(data: &[u8]) {
                         }
                         rx = attached.into_consumer();
                         if let Some(model) = model.as_mut() {
-                            model.next = 0;
-                            model.taken = 0;
-                            model.budget = 8;
+                            model.reattach();
                         }
                     }
                 }

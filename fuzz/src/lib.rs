@@ -5,8 +5,13 @@
 //! violated property. The files in `fuzz_targets/` are one-line wrappers, and
 //! `tests/fuzz_regressions.rs` in the root crate includes these same files with
 //! `#[path]` to replay the corpora and saved crashes under `cargo test`, so
-//! this code may only use `ipc-primitives`, `zerocopy`, `core` and `std`.
-//! `hello` needs the crate's `linux` feature, which the fuzz crate enables.
+//! this code may only use `ipc-primitives`, `zerocopy`, `core`, `std` and
+//! the reference models, as `crate::models` (that file includes
+//! `xtests/models/src/lib.rs` the same way). `hello` needs the crate's
+//! `linux` feature, which the fuzz crate enables.
+
+/// The reference models the targets check against (`xtests/models`).
+pub use models;
 
 pub mod attach;
 pub mod broadcast;

@@ -36,9 +36,8 @@
 
 use ipc_primitives::spsc::{Consumer, PopError, Producer, Spsc};
 
-use crate::spsc_ops::{
-    GrantWrite, MAX_OPS, Model, Op, check, decode_op, next_write, step, write_fits,
-};
+use crate::models::spsc::{Model, check, write_fits};
+use crate::spsc_ops::{GrantWrite, MAX_OPS, Op, decode_op, next_write, step};
 use crate::support::{
     Elem, Expect, Input, SharedMemory, Widths, expected_attach, offsets, spsc_slot, spsc_stamp,
 };

@@ -4,9 +4,10 @@
 //! committed or abandoned) run against a `StaticSpsc` and against a ring placed in
 //! a region, with capacities 1 to 16 so slot indices wrap all the time, and with
 //! the region's counters started near `u32::MAX` so they wrap too. Each result is
-//! compared with a `VecDeque`: every pop returns exactly the model's element, and
-//! `Full`/`Empty` come exactly when the model is full/empty; `len`, `is_empty` and
-//! `free_slots` are checked after every operation. At random points the handles
+//! compared with the model (`models::spsc`): every pop returns exactly the
+//! model's element, and `Full`/`Empty` come exactly when the model is
+//! full/empty; `len`, `is_empty`, `free_slots` and the event's epoch are checked
+//! after every operation, and a region's shared counters at every re-attachment. At random points the handles
 //! are dropped and re-made (`split` again, or `Spsc::attach` to the same region)
 //! and the ring must resume where it was. Each ring runs with elements whose
 //! slots are stamped (`u64`, `[u32; 3]`) and with `[u64; 8]`, past the largest
@@ -18,14 +19,13 @@
 #[path = "../../../tests/common/mod.rs"]
 mod common;
 
-use core::fmt::Debug;
-use std::collections::VecDeque;
-
 use ipc_primitives::seqlock::{Reader, SeqLock, Spins, StaticSeqLock, Writer};
 use ipc_primitives::spsc::{
     Consumer, OutOfBounds, PopError, Producer, PushError, Spsc, StaticSpsc,
 };
-use ipc_primitives::{AttachError, FitError, Kind, Line, Pod, Region};
+use ipc_primitives::{AttachError, FitError, Kind, Line, Region};
+use models::Elem;
+use models::spsc::{Model, check};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseResult;
 use zerocopy::IntoBytes;
@@ -46,38 +46,6 @@ fn config() -> ProptestConfig {
 
 /// Longest operation sequence generated.
 const MAX_OPS: usize = if cfg!(miri) { 40 } else { 300 };
-
-/// An element type under test, with a distinct value for every counter value.
-trait Elem: Pod + Copy + PartialEq + Debug {
-    fn make(n: u64) -> Self;
-}
-
-impl Elem for u64 {
-    fn make(n: u64) -> Self {
-        // Multiplying by an odd constant is a bijection: distinct values, and
-        // every byte of them varies.
-        n.wrapping_mul(0x9e37_79b9_7f4a_7c15)
-    }
-}
-
-/// 12 bytes: a slot of two words whose second word is half used.
-impl Elem for [u32; 3] {
-    fn make(n: u64) -> Self {
-        [
-            n as u32,
-            !(n as u32),
-            (n as u32).wrapping_mul(0x9e37_79b9) ^ 0xa5a5_a5a5,
-        ]
-    }
-}
-
-/// 64 bytes: past the largest stamped stride, so a ring of it takes the
-/// index protocol.
-impl Elem for [u64; 8] {
-    fn make(n: u64) -> Self {
-        core::array::from_fn(|k| u64::make(n) ^ ((k as u64) << 56))
-    }
-}
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -128,46 +96,6 @@ fn start() -> impl Strategy<Value = u32> {
     ]
 }
 
-/// What the ring should hold.
-struct Model<T> {
-    queue: VecDeque<T>,
-    capacity: usize,
-    /// Values handed out so far; `T::make(0)` is never pushed.
-    made: u64,
-}
-
-impl<T: Elem> Model<T> {
-    fn new(capacity: usize) -> Self {
-        Self {
-            queue: VecDeque::new(),
-            capacity,
-            made: 0,
-        }
-    }
-
-    fn fresh(&mut self) -> T {
-        self.made += 1;
-        T::make(self.made)
-    }
-
-    fn free(&self) -> usize {
-        self.capacity - self.queue.len()
-    }
-}
-
-/// Checks everything both handles report against the model.
-fn check<T: Elem>(tx: &Producer<'_, T>, rx: &Consumer<'_, T>, model: &Model<T>) -> TestCaseResult {
-    let len = model.queue.len();
-    prop_assert_eq!(tx.len(), len, "producer len");
-    prop_assert_eq!(rx.len(), len, "consumer len");
-    prop_assert_eq!(tx.is_empty(), len == 0);
-    prop_assert_eq!(rx.is_empty(), len == 0);
-    prop_assert_eq!(tx.free_slots(), model.free());
-    prop_assert_eq!(tx.capacity() as usize, model.capacity);
-    prop_assert_eq!(rx.capacity() as usize, model.capacity);
-    Ok(())
-}
-
 /// Applies one operation (not `Reattach`) to the ring and the model.
 fn step<T: Elem>(
     op: &Op,
@@ -182,25 +110,24 @@ fn step<T: Elem>(
                 prop_assert_eq!(tx.try_push(value), Err(PushError::Full(value)));
             } else {
                 prop_assert_eq!(tx.try_push(value), Ok(()));
-                model.queue.push_back(value);
+                model.push(value);
             }
         }
         Op::PushSlice(len) => {
             let items: Vec<T> = (0..len).map(|_| model.fresh()).collect();
             let expected = len.min(model.free());
             prop_assert_eq!(tx.push_slice(&items), Ok(expected));
-            model.queue.extend(&items[..expected]);
+            for &item in &items[..expected] {
+                model.push(item);
+            }
         }
-        Op::Pop => match model.queue.pop_front() {
-            Some(expected) => prop_assert_eq!(rx.try_pop(), Ok(expected)),
-            None => prop_assert_eq!(rx.try_pop(), Err(PopError::Empty)),
-        },
+        Op::Pop => prop_assert_eq!(rx.try_pop(), model.pop().ok_or(PopError::Empty)),
         Op::PopSlice(len) => {
             let sentinel = T::make(0);
             let mut out = vec![sentinel; len];
             let expected = len.min(model.queue.len());
             prop_assert_eq!(rx.pop_slice(&mut out), Ok(expected));
-            let popped: Vec<T> = model.queue.drain(..expected).collect();
+            let popped: Vec<T> = (0..expected).filter_map(|_| model.pop()).collect();
             prop_assert_eq!(&out[..expected], &popped[..]);
             prop_assert!(
                 out[expected..].iter().all(|v| *v == sentinel),
@@ -232,7 +159,7 @@ fn step<T: Elem>(
                     }
                 }
                 grant.commit();
-                model.queue.push_back(value);
+                model.push(value);
             }
         }
         Op::Abandon { write } => {
@@ -244,12 +171,15 @@ fn step<T: Elem>(
                 let mut grant = tx.grant().expect("a slot is free");
                 if write {
                     grant.write(&never);
+                    // In the slot, never published.
+                    *model.next_slot() = never;
                 }
             }
         }
         Op::Reattach => unreachable!("handled by the caller"),
     }
-    check(tx, rx, model)
+    check(tx, rx, model);
+    Ok(())
 }
 
 /// Runs one segment of operations (between re-attachments) on fresh handles.
@@ -260,7 +190,7 @@ fn run_segment<T: Elem>(
     model: &mut Model<T>,
 ) -> TestCaseResult {
     // New handles resume exactly where the old ones stopped.
-    check(&tx, &rx, model)?;
+    check(&tx, &rx, model);
     for op in segment {
         step(op, &mut tx, &mut rx, model)?;
     }
@@ -270,7 +200,7 @@ fn run_segment<T: Elem>(
 /// Pops everything left and compares it with the model.
 fn drain<T: Elem>(mut rx: Consumer<'_, T>, model: &mut Model<T>) -> TestCaseResult {
     let mut out = vec![T::make(0); model.capacity + 1];
-    let left: Vec<T> = model.queue.drain(..).collect();
+    let left: Vec<T> = core::iter::from_fn(|| model.pop()).collect();
     prop_assert_eq!(rx.pop_slice(&mut out), Ok(left.len()));
     prop_assert_eq!(&out[..left.len()], &left[..]);
     prop_assert_eq!(rx.try_pop(), Err(PopError::Empty));
@@ -283,7 +213,7 @@ fn is_reattach(op: &Op) -> bool {
 
 fn run_static<T: Elem, const N: usize>(ops: &[Op]) -> TestCaseResult {
     let mut ring = StaticSpsc::<T, N>::new();
-    let mut model = Model::new(N);
+    let mut model = Model::new(N, 0);
     for segment in ops.split(is_reattach) {
         let (tx, rx) = ring.split();
         run_segment(segment, tx, rx, &mut model)?;
@@ -326,7 +256,7 @@ fn attach<T: Elem>(
 
 fn run_region<T: Elem>(capacity: u32, start: u32, ops: &[Op]) -> TestCaseResult {
     let mut mem = common::ring_memory::<T>(capacity);
-    let mut model = Model::new(capacity as usize);
+    let mut model = Model::new(capacity as usize, start);
     if start != 0 {
         Spsc::<T>::create(Region::new(mem.as_mut_bytes()), capacity).expect("create");
         common::set_ring_counters(&mut mem, start, start);
@@ -341,8 +271,7 @@ fn run_region<T: Elem>(capacity: u32, start: u32, ops: &[Op]) -> TestCaseResult 
             attach(&mut mem, capacity, round)?
         };
         run_segment(segment, tx, rx, &mut model)?;
-        let (head, tail) = common::ring_counters(&mem);
-        prop_assert_eq!(head.wrapping_sub(tail) as usize, model.queue.len());
+        prop_assert_eq!(common::ring_counters(&mem), (model.head, model.tail));
     }
     let (_, rx) = attach(&mut mem, capacity, 0)?;
     drain(rx, &mut model)
