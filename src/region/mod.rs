@@ -258,10 +258,7 @@ impl<'a, K> Region<'a, K> {
             tag: self.tag,
             ..fp
         };
-        planned_for(self.planned, S::KIND).map_err(|planned| CreateError::PlannedFor {
-            planned,
-            kind: S::KIND,
-        })?;
+        create_as_planned(self.planned, S::KIND)?;
         if !S::capacity_ok(fp.capacity) {
             return Err(CreateError::InvalidCapacity {
                 capacity: fp.capacity,
@@ -287,10 +284,7 @@ impl<'a, K> Region<'a, K> {
         self,
         elem: ElementLayout,
     ) -> Result<(S::View<'a>, K), AttachError> {
-        planned_for(self.planned, S::KIND).map_err(|planned| AttachError::PlannedFor {
-            planned,
-            expected: S::KIND,
-        })?;
+        attach_as_planned(self.planned, S::KIND)?;
         let capacity = snapshot(self.memory)?.validate(S::KIND, elem, self.tag, S::capacity_ok)?;
         self.fit(S::size(elem, capacity))?;
         // SAFETY: aligned, and holds every slot the header records (checked).
@@ -445,11 +439,20 @@ impl<'a, K> ReadRegion<'a, K> {
     }
 }
 
-/// `Ok` if a structure of `kind` may be made in a region `planned` for a
-/// kind (`None`: no plan's part); else the kind planned.
-fn planned_for(planned: Option<Kind>, kind: Kind) -> Result<(), Kind> {
+/// `Ok` if a structure of `kind` may be created in a region `planned` for a
+/// kind (`None`: no plan's part), else [`CreateError::PlannedFor`].
+fn create_as_planned(planned: Option<Kind>, kind: Kind) -> Result<(), CreateError> {
     match planned {
-        Some(planned) if planned != kind => Err(planned),
+        Some(planned) if planned != kind => Err(CreateError::PlannedFor { planned, kind }),
+        _ => Ok(()),
+    }
+}
+
+/// `Ok` if a structure of `expected` kind may be attached in a region
+/// `planned` for a kind, else [`AttachError::PlannedFor`].
+fn attach_as_planned(planned: Option<Kind>, expected: Kind) -> Result<(), AttachError> {
+    match planned {
+        Some(planned) if planned != expected => Err(AttachError::PlannedFor { planned, expected }),
         _ => Ok(()),
     }
 }

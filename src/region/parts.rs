@@ -186,12 +186,7 @@ impl<const N: usize> Plan<N> {
             capacity: self.count(),
             tag: 0,
         };
-        super::planned_for(region.planned, Kind::Layout).map_err(|planned| {
-            CreateError::PlannedFor {
-                planned,
-                kind: Kind::Layout,
-            }
-        })?;
+        super::create_as_planned(region.planned, Kind::Layout)?;
         let needed = self.size().unwrap_or(usize::MAX);
         if needed > region.len() {
             return Err(FitError::TooSmall {
@@ -226,7 +221,7 @@ impl<const N: usize> Plan<N> {
         &self,
         region: Region<'a, K>,
     ) -> Result<Parts<'a, K, N>, AttachError> {
-        layout_planned(region.planned)?;
+        super::attach_as_planned(region.planned, Kind::Layout)?;
         let (memory, keeper) = region.into_parts();
         let placed = self.check(memory)?;
         Ok(Parts::new(memory, keeper, placed))
@@ -241,7 +236,7 @@ impl<const N: usize> Plan<N> {
         &self,
         region: ReadRegion<'a, K>,
     ) -> Result<ReadParts<'a, K, N>, AttachError> {
-        layout_planned(region.planned)?;
+        super::attach_as_planned(region.planned, Kind::Layout)?;
         let (memory, keeper) = region.into_parts();
         let placed = self.check(memory)?;
         Ok(ReadParts(Parts::new(memory, keeper, placed)))
@@ -301,15 +296,6 @@ const DIRECTORY_ENTRY: ElementLayout = ElementLayout {
     size: ENTRY as u32,
     stride: ENTRY as u32,
 };
-
-/// `Ok` unless a region `planned` for a kind is a part planned for another
-/// kind than a layout (a plan nested in a part).
-fn layout_planned(planned: Option<Kind>) -> Result<(), AttachError> {
-    super::planned_for(planned, Kind::Layout).map_err(|planned| AttachError::PlannedFor {
-        planned,
-        expected: Kind::Layout,
-    })
-}
 
 /// The directory as a kind of structure.
 struct Directory;
