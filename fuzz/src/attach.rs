@@ -16,7 +16,9 @@
 //! both), and `Broadcast::<T>::attach` for `u64`, `[u64; 7]` (stamped slots)
 //! and `[u64; 8]` (counted slots, `384 + capacity * 64` bytes: a region
 //! that short is enough, one byte shorter is refused; templates include
-//! all three, with `published` and `intent` from the input). Each result
+//! all three, with `published` and `intent` from the input), and a
+//! [`Plan`] of three parts (templates: a plan the crate created, with a ring
+//! and a broadcast ring in their parts). Each result
 //! must equal what the documented layout says
 //! ([`expected_attach`], written independently of the crate): with stamps,
 //! `tail` may run ahead of `head` by up to a ring's worth, without them it
@@ -26,12 +28,17 @@
 //! structure is exercised (pop what is queued and compare with the slot bytes,
 //! fill, overflow and drain it; read the value and version, write and read
 //! back; publish to a broadcast ring and receive it all) to show it really
-//! is usable.
+//! is usable. An attached plan hands out exactly the parts it planned, each
+//! of which refuses a structure of another kind, and in which a ring or a
+//! broadcast ring attaches as it would in a region of its own.
 
 use ipc_primitives::broadcast::{Broadcast, RecvError, Start};
+use ipc_primitives::parts::{MAX_PARTS, Plan};
 use ipc_primitives::seqlock::{ReadError, SeqLock, Spins, Version};
 use ipc_primitives::spsc::{PopError, PushError, Spsc};
-use ipc_primitives::{Corrupted, Region};
+use ipc_primitives::{
+    AttachError, Corrupted, ElementLayout, FitError, Kind, PartInfo, ReadRegion, Region,
+};
 
 use crate::broadcast::{self, announce, offsets as ring};
 use crate::support::{
@@ -63,6 +70,7 @@ pub fn run(data: &[u8]) {
     check_broadcast::<u64>(misalign, &bytes);
     check_broadcast::<[u64; 7]>(misalign, &bytes);
     check_broadcast::<[u64; 8]>(misalign, &bytes);
+    check_plan(misalign, &bytes);
 }
 
 /// `bytes` in fresh memory of exactly their length (after `misalign` bytes),
@@ -83,7 +91,7 @@ fn place(misalign: usize, bytes: &[u8], widths: Widths) -> SharedMemory {
 fn template(input: &mut Input<'_>) -> Vec<u8> {
     let which = input.u8();
     let capacity = 1u32 << (input.u8() % 8);
-    let (size, valid) = match which % 11 {
+    let (size, valid) = match which % 12 {
         0 => valid_spsc::<[u8; 13]>(input, capacity),
         1 => valid_spsc::<[u32; 3]>(input, capacity),
         2 => valid_spsc::<u64>(input, capacity),
@@ -94,7 +102,8 @@ fn template(input: &mut Input<'_>) -> Vec<u8> {
         7 => valid_seqlock::<u64>(input),
         8 => valid_broadcast::<u64>(input, capacity.max(2)),
         9 => valid_broadcast::<[u64; 7]>(input, capacity.max(2)),
-        _ => valid_broadcast::<[u64; 8]>(input, capacity.max(2)),
+        10 => valid_broadcast::<[u64; 8]>(input, capacity.max(2)),
+        _ => valid_plan(input),
     };
     // Usually the exact size; sometimes a little shorter or longer.
     let delta = if which & 0x80 != 0 {
@@ -144,6 +153,23 @@ fn valid_broadcast<T: Elem>(input: &mut Input<'_>, capacity: u32) -> (usize, Vec
     memory.poke(ring::PUBLISHED, &published.to_ne_bytes());
     memory.poke(ring::INTENT, &published.wrapping_add(ahead).to_ne_bytes());
     memory.poke(ring::SLOTS, input.bytes(size - ring::SLOTS));
+    (size, memory.snapshot(0, size))
+}
+
+/// A plan created by the crate, with a ring and a broadcast ring created in
+/// their parts, the ring's counters and slots from the input.
+fn valid_plan(input: &mut Input<'_>) -> (usize, Vec<u8>) {
+    let plan = plan();
+    let size = plan.size().expect("a small plan");
+    let memory = SharedMemory::zeroed(size, Widths::WideFrom(usize::MAX));
+    let mut parts = plan.create(memory.region()).expect("create the plan");
+    let ring = parts.next().expect("the ring's part");
+    Spsc::<u64>::create(ring, RING).expect("create the ring");
+    let broadcast = parts.nth(1).expect("the broadcast's part");
+    Broadcast::<u64>::create(broadcast, BROADCAST).expect("create the broadcast");
+    let ring_at = planned_parts()[0].offset_lines as usize * LINE;
+    memory.poke(ring_at + offsets::HEAD, &input.u32().to_ne_bytes());
+    memory.poke(ring_at + offsets::TAIL, &input.u32().to_ne_bytes());
     (size, memory.snapshot(0, size))
 }
 
@@ -404,4 +430,158 @@ fn check_broadcast<T: Elem>(misalign: usize, bytes: &[u8]) {
         assert_eq!(*got, T::make(n as u64 + 1), "message {n} after attach");
     }
     assert_eq!(next.try_recv(), Err(RecvError::Empty));
+}
+
+/// Capacities of the ring and the broadcast ring in [`plan`].
+const RING: u32 = 8;
+const BROADCAST: u32 = 4;
+
+/// Bytes of a line, the unit of a plan's offsets and lengths.
+const LINE: usize = 128;
+
+/// The plan [`check_plan`] attaches: a ring of `u64`, a seqlock of `u64` and
+/// a broadcast ring of `u64`.
+fn plan() -> Plan<3> {
+    let mut plan = Plan::new();
+    for (kind, len) in [
+        (Kind::Spsc, Spsc::<u64>::required_size(RING)),
+        (Kind::SeqLock, SeqLock::<u64>::required_size()),
+        (Kind::Broadcast, Broadcast::<u64>::required_size(BROADCAST)),
+    ] {
+        plan.add(kind, len.expect("a small part"))
+            .expect("room for 3 parts");
+    }
+    plan
+}
+
+/// The directory entries [`plan`] must have, from the documented layout
+/// (`ipc_primitives::parts`): the directory's lines (a 128-byte header and 16
+/// bytes per entry), then each part on lines of its own.
+fn planned_parts() -> [PartInfo; 3] {
+    let lens = [
+        Spsc::<u64>::required_size(RING),
+        SeqLock::<u64>::required_size(),
+        Broadcast::<u64>::required_size(BROADCAST),
+    ];
+    let kinds = [Kind::Spsc, Kind::SeqLock, Kind::Broadcast];
+    let mut offset = (LINE + 3 * 16).div_ceil(LINE) as u32;
+    core::array::from_fn(|i| {
+        let len_lines = lens[i].expect("a small part").div_ceil(LINE) as u32;
+        let part = PartInfo {
+            kind: kinds[i] as u32,
+            offset_lines: offset,
+            len_lines,
+        };
+        offset += len_lines;
+        part
+    })
+}
+
+/// What attaching [`plan`] to `bytes` must return, from the documented
+/// layout: the directory's header as any structure's (kind `Layout`, 16-byte
+/// entries, capacity the number of parts), then the count, each entry in
+/// order, and the region's length.
+fn expected_plan(bytes: &[u8], aligned: bool) -> Result<(), AttachError> {
+    let directory = Expect {
+        kind: Kind::Layout as u32,
+        elem: ElementLayout {
+            size: 16,
+            stride: 16,
+        },
+        control: LINE,
+        slot_overhead: 0,
+        capacity_ok: |count| (1..=MAX_PARTS as u32).contains(&count),
+        ring_counters: false,
+    };
+    let count = expected_attach(bytes, aligned, directory)?;
+    if count != 3 {
+        return Err(AttachError::WrongPartCount {
+            expected: 3,
+            found: count,
+        });
+    }
+    let planned = planned_parts();
+    for (part, expected) in planned.iter().enumerate() {
+        let at = LINE + 16 * part;
+        let found = PartInfo {
+            kind: u32_at(bytes, at),
+            offset_lines: u32_at(bytes, at + 4),
+            len_lines: u32_at(bytes, at + 8),
+        };
+        if found != *expected {
+            return Err(AttachError::WrongPart {
+                part: part as u32,
+                expected: *expected,
+                found,
+            });
+        }
+    }
+    let last = planned[2];
+    let needed = (last.offset_lines + last.len_lines) as usize * LINE;
+    if needed > bytes.len() {
+        return Err(AttachError::Fit(FitError::TooSmall {
+            needed,
+            actual: bytes.len(),
+        }));
+    }
+    Ok(())
+}
+
+fn check_plan(misalign: usize, bytes: &[u8]) {
+    // Only `u32` words: the directory's, and the ring's and broadcast
+    // ring's headers and counters, all that attaching them reads.
+    let memory = place(misalign, bytes, Widths::WideFrom(usize::MAX));
+    let plan = plan();
+    let expected = expected_plan(bytes, misalign == 0);
+    let read = plan.attach_read(ReadRegion::from(memory.region_from(misalign)));
+    let got = read.as_ref().map(|_| ()).map_err(|e| *e);
+    assert_eq!(got, expected, "Plan::attach_read");
+    let attached = plan.attach(memory.region_from(misalign));
+    let got = attached.as_ref().map(|_| ()).map_err(|e| *e);
+    assert_eq!(got, expected, "Plan::attach");
+    let (Ok(mut parts), Ok(mut read_parts)) = (attached, read) else {
+        return;
+    };
+
+    // The parts come from the plan, never from the directory, each once,
+    // and each takes only its kind.
+    let planned = planned_parts();
+    let part_bytes = |part: usize| {
+        let at = planned[part].offset_lines as usize * LINE;
+        &bytes[at..at + planned[part].len_lines as usize * LINE]
+    };
+    let refused = |planned, expected| Err(AttachError::PlannedFor { planned, expected });
+    let ring = parts.next().expect("the ring's part");
+    assert_eq!(
+        Spsc::<u64>::attach(ring).map(|ring| ring.capacity()),
+        expected_attach(part_bytes(0), true, Expect::spsc::<u64>()),
+        "the ring in its part"
+    );
+    let lock = parts.next().expect("the seqlock's part");
+    assert_eq!(
+        Spsc::<u64>::attach(lock).map(|_| ()),
+        refused(Kind::SeqLock, Kind::Spsc),
+        "a seqlock's part refuses a ring"
+    );
+    let ticks = parts.next().expect("the broadcast's part");
+    assert_eq!(
+        SeqLock::<u64>::attach(ticks).map(|_| ()),
+        refused(Kind::Broadcast, Kind::SeqLock),
+        "a broadcast's part refuses a seqlock"
+    );
+    assert!(parts.next().is_none(), "each part is handed out once");
+
+    let ring = read_parts.next().expect("the ring's part, read-only");
+    assert_eq!(
+        Broadcast::<u64>::attach_reader(ring, Start::Next).map(|_| ()),
+        refused(Kind::Spsc, Kind::Broadcast),
+        "a ring's part refuses a broadcast reader"
+    );
+    let ticks = read_parts.nth(1).expect("the broadcast's part, read-only");
+    assert_eq!(
+        Broadcast::<u64>::attach_reader(ticks, Start::Next).map(|reader| reader.capacity() as u32),
+        expected_attach(part_bytes(2), true, broadcast::expect::<u64>()),
+        "the broadcast ring in its part, read-only"
+    );
+    assert!(read_parts.next().is_none(), "each part is handed out once");
 }
