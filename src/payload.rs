@@ -59,7 +59,17 @@ pub(crate) fn store<T: Pod, W: WordCell>(dst: &[W], value: &T) {
 /// no copy of variable length goes through memory.
 #[inline(always)]
 pub(crate) fn store_padded<W: WordCell>(dst: &[W], bytes: &[u8]) {
-    let mut chunks = bytes.chunks_exact(WORD_BYTES);
+    // Whole blocks first, as in `load_bytes`.
+    let (mut whole, mut dst) = (bytes, dst);
+    while whole.len() >= BLOCK * WORD_BYTES && dst.len() >= BLOCK {
+        let (block, rest) = whole.split_at(BLOCK * WORD_BYTES);
+        let (words, more) = dst.split_at(BLOCK);
+        for (chunk, word) in block.chunks_exact(WORD_BYTES).zip(words) {
+            word.set(word_of(chunk));
+        }
+        (whole, dst) = (rest, more);
+    }
+    let mut chunks = whole.chunks_exact(WORD_BYTES);
     let mut words = dst.iter();
     // `chunks` first, as in `store_bytes`.
     for (chunk, word) in (&mut chunks).zip(&mut words) {
@@ -139,10 +149,28 @@ fn merge<W: WordCell>(word: Option<&W>, start: usize, bytes: &[u8]) {
     }
 }
 
+/// Words copied at a time, unrolled, by [`load_bytes`] and [`store_padded`]:
+/// a copy of variable length (a record's) otherwise stays a loop of one word
+/// per turn, which cost the record ring's pop about 4 ns in 64 bytes and its
+/// 64-byte throughput about a fifth.
+const BLOCK: usize = 8;
+
 /// Copies the first `out.len()` bytes of `src` into `out`; whole words
 /// without a copy of variable length per word.
 #[inline(always)]
 pub(crate) fn load_bytes<W: WordCell>(src: &[W], out: &mut [u8]) {
+    // Whole blocks of `BLOCK` words, then word by word.
+    let (mut out, mut src) = (out, src);
+    while out.len() >= BLOCK * WORD_BYTES && src.len() >= BLOCK {
+        let (block, rest) = core::mem::take(&mut out).split_at_mut(BLOCK * WORD_BYTES);
+        let (words, more) = src.split_at(BLOCK);
+        for (chunk, word) in block.chunks_exact_mut(WORD_BYTES).zip(words) {
+            chunk.copy_from_slice(&word.get().to_ne_bytes());
+            #[cfg(all(test, not(loom)))]
+            test_hook::after_word();
+        }
+        (out, src) = (rest, more);
+    }
     let mut chunks = out.chunks_exact_mut(WORD_BYTES);
     let mut words = src.iter();
     // `chunks` first, as in `store_bytes`.
@@ -272,17 +300,23 @@ mod tests {
 
     #[test]
     fn padded_stores_of_every_length_zero_the_rest_of_the_last_word() {
-        let slot: [Word; 4] = core::array::from_fn(|_| Word::new(0));
-        for len in 0..=32_usize {
-            store_bytes(&slot, 0, &[0xee; 32]);
+        // Two blocks of `BLOCK` words and two words more.
+        const WORDS: usize = 2 * BLOCK + 2;
+        const SPAN: usize = WORDS * WORD_BYTES;
+        let slot: [Word; WORDS] = core::array::from_fn(|_| Word::new(0));
+        for len in (0..=SPAN).step_by(if cfg!(miri) { 3 } else { 1 }) {
+            store_bytes(&slot, 0, &[0xee; SPAN]);
             let bytes: std::vec::Vec<u8> = (1..=len as u8).collect();
             store_padded(&slot, &bytes);
-            let mut all = [0; 32];
+            let mut all = [0; SPAN];
             load_bytes(&slot, &mut all);
             let last = len.next_multiple_of(WORD_BYTES);
             assert_eq!(all[..len], bytes[..], "{len}");
             assert_eq!(all[len..last], std::vec![0; last - len][..], "{len}");
-            assert_eq!(all[last..], std::vec![0xee; 32 - last][..], "{len}");
+            assert_eq!(all[last..], std::vec![0xee; SPAN - last][..], "{len}");
+            let mut prefix = std::vec![0; len];
+            load_bytes(&slot, &mut prefix);
+            assert_eq!(prefix[..], bytes[..], "a load of {len} bytes");
         }
     }
 
